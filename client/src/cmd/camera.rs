@@ -1,0 +1,71 @@
+//! `custos camera add|list|remove`.
+
+use clap::Subcommand;
+use custos_client::time::format_ms;
+use custos_client::{Camera, Client};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum CameraCmd {
+    /// Register a camera; its recorder starts at once.
+    Add {
+        /// Camera id (letters, digits, '-', '_', '.').
+        id: String,
+        /// rtsp://user:pass@host/stream, file:///path/clip.mp4 or test://[pattern].
+        #[arg(long)]
+        source: String,
+        /// Human-readable name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List cameras.
+    List,
+    /// Stop recording a camera. Its footage stays under retention.
+    Remove { id: String },
+}
+
+pub fn camera_json(c: &Camera) -> serde_json::Value {
+    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms)})
+}
+
+pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        CameraCmd::Add { id, source, name } => {
+            let c = client.add_camera(&id, &source, &name).await?;
+            if as_json {
+                super::print_json(&camera_json(&c));
+            } else {
+                println!("camera {} added; node {} records it", c.id, c.recorder);
+            }
+        }
+        CameraCmd::List => {
+            let cams = client.list_cameras().await?;
+            if as_json {
+                super::print_json(&json!(cams.iter().map(camera_json).collect::<Vec<_>>()));
+            } else if cams.is_empty() {
+                println!("no cameras; add one with `custos camera add ID --source URL`");
+            } else {
+                println!("{:<24} {:<8} {:<24} {:<24} SOURCE", "ID", "RECORDER", "NAME", "ADDED");
+                for c in &cams {
+                    println!(
+                        "{:<24} {:<8} {:<24} {:<24} {}",
+                        c.id,
+                        c.recorder,
+                        c.name,
+                        format_ms(c.added_ms),
+                        c.source
+                    );
+                }
+            }
+        }
+        CameraCmd::Remove { id } => {
+            client.remove_camera(&id).await?;
+            if as_json {
+                super::print_json(&json!({"removed": id}));
+            } else {
+                println!("camera {id} no longer recorded; its footage stays under retention");
+            }
+        }
+    }
+    Ok(())
+}

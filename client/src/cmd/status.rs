@@ -1,0 +1,36 @@
+//! `custos status`.
+
+use custos_client::time::format_ms;
+use custos_client::Client;
+use serde_json::json;
+
+pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    if as_json {
+        super::print_json(&json!({
+            "node_id": s.node_id, "raft_role": s.raft_role, "raft_term": s.raft_term,
+            "last_applied_index": s.last_applied_index, "segments": s.segments, "version": s.version,
+            "cameras": s.cameras.iter().map(|c| json!({
+                "id": c.id, "state": c.state,
+                "last_segment_end": (c.last_segment_end_ms > 0).then(|| format_ms(c.last_segment_end_ms)),
+                "last_error": (!c.last_error.is_empty()).then_some(&c.last_error),
+            })).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    println!(
+        "node {} ({}), raft {} in term {}, applied index {}",
+        s.node_id, s.version, s.raft_role, s.raft_term, s.last_applied_index
+    );
+    println!("{} segments in the catalog", s.segments);
+    println!("{:<24} {:<13} {:<26} LAST ERROR", "CAMERA", "STATE", "LAST SEGMENT END");
+    for c in &s.cameras {
+        let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };
+        println!("{:<24} {:<13} {:<26} {}", c.id, c.state, last, c.last_error);
+    }
+    let blind: Vec<_> = s.cameras.iter().filter(|c| c.state != "recording").map(|c| c.id.as_str()).collect();
+    if !blind.is_empty() {
+        println!("NOT RECORDING NOW: {}", blind.join(", "));
+    }
+    Ok(())
+}

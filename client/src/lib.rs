@@ -1,0 +1,186 @@
+//! # custos-client
+//!
+//! [`Client`] wraps the `custos.v1` gRPC API for the `custos` command line, tests and
+//! benchmarks. It speaks domain-neutral proto types; the CLI formats them.
+
+pub mod time;
+
+use custos_proto::v1 as pb;
+use custos_proto::v1::footage_client::FootageClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+pub use pb::{Camera, CameraState, FetchSummary, Segment, StatusResponse};
+
+/// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach custos-node at {addr}: {detail}. Is the node running, and is --addr (CUSTOS_ADDR) right?")]
+    Connect { addr: String, detail: String },
+    #[error("{}", describe(.0))]
+    Rpc(Status),
+    #[error("the token is not a valid header value")]
+    BadToken,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        ClientError::Rpc(s)
+    }
+}
+
+impl ClientError {
+    /// The gRPC code, if the server answered.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Rpc(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+}
+
+fn describe(s: &Status) -> String {
+    use tonic::Code;
+    let kind = match s.code() {
+        Code::InvalidArgument => "invalid request",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::Unauthenticated => "not authenticated",
+        Code::PermissionDenied => "not allowed",
+        Code::DataLoss => "INTEGRITY FAILURE",
+        Code::Unavailable => "unavailable",
+        _ => "server error",
+    };
+    format!("{kind}: {}", s.message())
+}
+
+/// A connection to one node, carrying a bearer token.
+#[derive(Clone)]
+pub struct Client {
+    inner: FootageClient<Channel>,
+    auth: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Client {
+    /// Connects to `addr` (`http://host:port`; a bare `host:port` is accepted).
+    pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        let addr = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+        let endpoint = Endpoint::from_shared(addr.clone())
+            .map_err(|e| ClientError::Connect { addr: addr.clone(), detail: e.to_string() })?;
+        let channel = endpoint
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect { addr: addr.clone(), detail: source_chain(&e) })?;
+        let auth = match token {
+            Some(t) => Some(format!("Bearer {}", t.trim()).parse().map_err(|_| ClientError::BadToken)?),
+            None => None,
+        };
+        Ok(Client { inner: FootageClient::new(channel).max_decoding_message_size(8 << 20), auth })
+    }
+
+    fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Some(a) = &self.auth {
+            r.metadata_mut().insert("authorization", a.clone());
+        }
+        r
+    }
+
+    /// Every camera.
+    pub async fn list_cameras(&self) -> Result<Vec<Camera>, ClientError> {
+        Ok(self.inner.clone().list_cameras(self.req(pb::ListCamerasRequest {})).await?.into_inner().cameras)
+    }
+
+    /// Registers a camera.
+    pub async fn add_camera(&self, id: &str, source: &str, name: &str) -> Result<Camera, ClientError> {
+        let r = pb::AddCameraRequest { id: id.into(), source: source.into(), name: name.into() };
+        Ok(self.inner.clone().add_camera(self.req(r)).await?.into_inner())
+    }
+
+    /// Stops recording a camera.
+    pub async fn remove_camera(&self, id: &str) -> Result<(), ClientError> {
+        self.inner.clone().remove_camera(self.req(pb::RemoveCameraRequest { id: id.into() })).await?;
+        Ok(())
+    }
+
+    /// Segments overlapping `[from_ms, to_ms)`; the flag is true when the list was cut short.
+    pub async fn search(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        purpose: &str,
+    ) -> Result<(Vec<Segment>, bool), ClientError> {
+        let r = pb::SearchRequest { camera: camera.into(), from_ms, to_ms, purpose: purpose.into(), limit: 0 };
+        let resp = self.inner.clone().search(self.req(r)).await?.into_inner();
+        Ok((resp.segments, resp.truncated))
+    }
+
+    /// Streams verified footage into `out`. `progress` sees the summary first, then every
+    /// segment header and the running byte count. Returns the segments written.
+    pub async fn fetch<W: std::io::Write>(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        purpose: &str,
+        out: &mut W,
+        mut progress: impl FnMut(FetchEvent<'_>),
+    ) -> Result<Vec<Segment>, ClientError> {
+        use pb::fetch_chunk::Item;
+        let r = pb::FetchRequest { camera: camera.into(), from_ms, to_ms, purpose: purpose.into() };
+        let mut stream = self.inner.clone().fetch(self.req(r)).await?.into_inner();
+        let mut segments = Vec::new();
+        let mut written = 0u64;
+        while let Some(chunk) = stream.message().await? {
+            match chunk.item {
+                Some(Item::Summary(s)) => progress(FetchEvent::Summary(&s)),
+                Some(Item::Segment(s)) => {
+                    progress(FetchEvent::Segment(&s));
+                    segments.push(s);
+                }
+                Some(Item::Data(d)) => {
+                    out.write_all(&d)?;
+                    written += d.len() as u64;
+                    progress(FetchEvent::Bytes(written));
+                }
+                None => {}
+            }
+        }
+        Ok(segments)
+    }
+
+    /// Node status.
+    pub async fn status(&self) -> Result<StatusResponse, ClientError> {
+        Ok(self.inner.clone().status(self.req(pb::StatusRequest {})).await?.into_inner())
+    }
+}
+
+/// Progress of a fetch.
+#[derive(Debug)]
+pub enum FetchEvent<'a> {
+    Summary(&'a FetchSummary),
+    Segment(&'a Segment),
+    Bytes(u64),
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,43 @@
+//! `custos`: the command line for security staff, IT and investigators.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "custos", version, about = "Custos client: cameras, search and verified footage retrieval")]
+pub struct Cli {
+    /// Node address.
+    #[arg(long, global = true, env = "CUSTOS_ADDR", default_value = custos_client::DEFAULT_ADDR)]
+    pub addr: String,
+    /// Bearer token (prefer the CUSTOS_TOKEN environment variable: flags show up in `ps`).
+    #[arg(long, global = true, env = "CUSTOS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Register, list and remove cameras.
+    #[command(subcommand)]
+    Camera(cmd::camera::CameraCmd),
+    /// List the segments of a camera in a time range.
+    Search(cmd::footage::SearchArgs),
+    /// Download verified footage of a camera's time range as one MPEG-TS file.
+    Fetch(cmd::footage::FetchArgs),
+    /// Node status: Raft role, segments, cameras and their recording state.
+    Status,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = cmd::dispatch(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,206 @@
+//! `NodeConfig`: the one TOML file a node reads at start, with defaults and validation.
+//!
+//! Every field is documented in `docs/config.md`. Unknown fields are refused so a typo
+//! never silently falls back to a default. [`NodeConfig::validate`] names the field that
+//! is wrong and says what would be right.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the config file `custos-node init` writes into the data directory.
+pub const CONFIG_FILE_NAME: &str = "custos.toml";
+
+/// Shortest segment a node may be configured to cut, in milliseconds.
+pub const SEGMENT_TARGET_MS_MIN: u64 = 1_000;
+/// Longest segment a node may be configured to cut, in milliseconds.
+pub const SEGMENT_TARGET_MS_MAX: u64 = 60_000;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("config field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Field { field: field.into(), problem: problem.into() }
+}
+
+/// A camera listed in the config. On start the node registers every seed camera that
+/// the catalog does not know yet; afterwards cameras are managed with `custos camera`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCamera {
+    /// Stable camera id: letters, digits, `-`, `_` and `.`, at most 64 characters.
+    pub id: String,
+    /// `rtsp://…`, `file://…` or `test://[pattern]`.
+    pub source: String,
+    /// Human-readable name ("Pharmacy entrance").
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The node's configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id in the cluster (written by `init`, never changed afterwards).
+    pub node_id: u64,
+    /// Address the gRPC API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where blobs, the catalog and keys live. Relative paths are taken from the
+    /// directory that holds the config file.
+    #[serde(default)]
+    pub data_dir: PathBuf,
+    /// Target segment length in milliseconds; segments are cut at the first keyframe
+    /// at or after it.
+    #[serde(default = "default_segment_target_ms")]
+    pub segment_target_ms: u64,
+    /// age recipients every blob is encrypted to (the cluster archive key, plus any
+    /// offline recovery key).
+    pub archive_recipients: Vec<String>,
+    /// File holding the age identity that decrypts blobs for playback.
+    #[serde(default = "default_identity_file")]
+    pub archive_identity_file: PathBuf,
+    /// Cameras to register at start if the catalog does not have them yet.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<SeedCamera>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7400))
+}
+fn default_segment_target_ms() -> u64 {
+    4_000
+}
+fn default_identity_file() -> PathBuf {
+    PathBuf::from("keys/archive.age")
+}
+
+impl NodeConfig {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut cfg: NodeConfig = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        if cfg.data_dir.as_os_str().is_empty() {
+            cfg.data_dir = base.to_path_buf();
+        } else if cfg.data_dir.is_relative() {
+            cfg.data_dir = base.join(&cfg.data_dir);
+        }
+        cfg.validate()
+    }
+
+    /// Checks every field and returns the config, or the first field that is wrong.
+    pub fn validate(self) -> Result<NodeConfig, ConfigError> {
+        if self.node_id == 0 {
+            return Err(field("node_id", "must be at least 1 (0 is reserved)"));
+        }
+        if !(SEGMENT_TARGET_MS_MIN..=SEGMENT_TARGET_MS_MAX).contains(&self.segment_target_ms) {
+            return Err(field(
+                "segment_target_ms",
+                format!(
+                    "{} is outside {SEGMENT_TARGET_MS_MIN}..={SEGMENT_TARGET_MS_MAX} milliseconds",
+                    self.segment_target_ms
+                ),
+            ));
+        }
+        if self.archive_recipients.is_empty() {
+            return Err(field(
+                "archive_recipients",
+                "at least one age recipient is needed; `custos-node init` writes the cluster's",
+            ));
+        }
+        for (i, r) in self.archive_recipients.iter().enumerate() {
+            if r.parse::<age::x25519::Recipient>().is_err() {
+                return Err(field(
+                    format!("archive_recipients[{i}]"),
+                    format!("{r:?} is not an age X25519 recipient (age1…)"),
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, cam) in self.cameras.iter().enumerate() {
+            crate::ingest::validate_camera_id(&cam.id).map_err(|p| field(format!("camera[{i}].id"), p))?;
+            crate::ingest::Source::parse(&cam.source).map_err(|p| field(format!("camera[{i}].source"), p))?;
+            if !seen.insert(cam.id.as_str()) {
+                return Err(field(format!("camera[{i}].id"), format!("{:?} is listed twice", cam.id)));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Absolute path of the archive identity file.
+    pub fn identity_path(&self) -> PathBuf {
+        if self.archive_identity_file.is_absolute() {
+            self.archive_identity_file.clone()
+        } else {
+            self.data_dir.join(&self.archive_identity_file)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> NodeConfig {
+        let id = age::x25519::Identity::generate();
+        NodeConfig {
+            node_id: 1,
+            listen: default_listen(),
+            data_dir: PathBuf::from("/tmp/x"),
+            segment_target_ms: 4000,
+            archive_recipients: vec![id.to_public().to_string()],
+            archive_identity_file: default_identity_file(),
+            cameras: vec![],
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut c = base();
+        c.segment_target_ms = 10;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("segment_target_ms"), "{e}");
+
+        let mut c = base();
+        c.archive_recipients = vec!["nope".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("archive_recipients[0]"), "{e}");
+
+        let mut c = base();
+        c.cameras = vec![SeedCamera { id: "a b".into(), source: "test://".into(), name: String::new() }];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("camera[0].id"), "{e}");
+
+        let mut c = base();
+        c.cameras = vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new() }];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("camera[0].source"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let r = age::x25519::Identity::generate().to_public().to_string();
+        std::fs::write(&p, format!("node_id = 1\narchive_recipients = [\"{r}\"]\nsegmnt_target_ms = 4000\n")).unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("segmnt_target_ms"), "{e}");
+        std::fs::write(&p, format!("node_id = 1\narchive_recipients = [\"{r}\"]\n")).unwrap();
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.data_dir, dir.path());
+        assert_eq!(c.segment_target_ms, 4000);
+    }
+}

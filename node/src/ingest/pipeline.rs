@@ -1,0 +1,381 @@
+//! GStreamer pipelines, one per camera, and the supervisor thread that keeps each one
+//! running: connect, record, detect failure or silence, back off, reconnect.
+//!
+//! GStreamer's streaming threads hand each access unit to the [`Segmenter`]; a closed
+//! segment is written as MPEG-TS and sent over a bounded channel with `blocking_send`,
+//! so a slow consumer slows the pipeline instead of growing memory. Nothing here runs on
+//! the async reactor.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::mpsc;
+
+use super::mpegts::{mux_segment, Frame, StreamType};
+use super::segmenter::{AccessUnit, Cut, Segmenter};
+use super::{CameraStates, RawSegment, Source, State};
+use crate::meta::Codec;
+
+/// A pipeline that has produced no frame for this long after starting is given up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Shortest silence that marks a recording camera down (the real limit is the larger of
+/// this and three segment targets).
+pub const STALL_TIMEOUT_MIN: Duration = Duration::from_secs(8);
+/// Reconnect back-off: first wait, and the cap it doubles up to.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// A run longer than this resets the back-off.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// A camera without a keyframe for this many targets gets a forced cut.
+const MAX_SEGMENT_TARGETS: u64 = 8;
+
+/// Everything a camera's supervisor needs.
+pub struct CameraTask {
+    pub camera: String,
+    pub source: Source,
+    pub segment_target_ms: u64,
+    pub tx: mpsc::Sender<RawSegment>,
+    pub states: CameraStates,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// State shared between the appsink callback and the supervisor for one run.
+struct Session {
+    camera: String,
+    segmenter: Segmenter,
+    codec: Option<Codec>,
+    /// (wall-clock ns, pipeline PTS ns) of the first frame of this run.
+    anchor: Option<(u64, u64)>,
+    tx: mpsc::Sender<RawSegment>,
+}
+
+fn wall_now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+impl Session {
+    fn wall_ns(&self, pts_ns: u64) -> u64 {
+        let (wall, pts0) = self.anchor.expect("anchored before the first cut");
+        if pts_ns >= pts0 {
+            wall + (pts_ns - pts0)
+        } else {
+            wall.saturating_sub(pts0 - pts_ns)
+        }
+    }
+
+    /// Muxes a cut into a [`RawSegment`].
+    fn package(&self, cut: Cut) -> Option<RawSegment> {
+        let codec = self.codec?;
+        let to_90k = |ns: u64| self.wall_ns(ns) / 100_000 * 9 + (self.wall_ns(ns) % 100_000) * 9 / 100_000;
+        let frames: Vec<Frame<'_>> = cut
+            .units
+            .iter()
+            .map(|u| Frame {
+                pts_90k: to_90k(u.pts_ns),
+                dts_90k: u.dts_ns.map(to_90k),
+                keyframe: u.keyframe,
+                data: &u.data,
+            })
+            .collect();
+        let st = match codec {
+            Codec::H264 => StreamType::H264,
+            Codec::H265 => StreamType::H265,
+        };
+        Some(RawSegment {
+            camera: self.camera.clone(),
+            start_ms: (self.wall_ns(cut.start_ns) / 1_000_000) as i64,
+            end_ms: (self.wall_ns(cut.end_ns) / 1_000_000) as i64,
+            codec,
+            forced_cut: cut.forced,
+            data: mux_segment(st, &frames),
+        })
+    }
+
+    /// Sends a segment downstream, blocking while the channel is full.
+    fn emit(&self, cut: Cut) -> Result<(), gst::FlowError> {
+        if let Some(seg) = self.package(cut) {
+            if seg.end_ms > seg.start_ms {
+                self.tx.blocking_send(seg).map_err(|_| gst::FlowError::Flushing)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element {factory:?} is missing; run ops/setup.sh to install the plugins"))
+}
+
+/// Links a freshly exposed source pad to depay/parse → appsink, by its caps.
+fn link_dynamic_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, sink: &gst::Element) -> Result<(), String> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let s = caps.structure(0).ok_or("pad without caps")?;
+    let (depay, parse) = match s.name().as_str() {
+        "application/x-rtp" => match s.get::<&str>("encoding-name").unwrap_or("") {
+            "H264" => (Some("rtph264depay"), "h264parse"),
+            "H265" => (Some("rtph265depay"), "h265parse"),
+            _ => (None, ""),
+        },
+        "video/x-h264" => (None, "h264parse"),
+        "video/x-h265" => (None, "h265parse"),
+        _ => (None, ""),
+    };
+    if parse.is_empty() {
+        // Audio or metadata tracks: consume and ignore them.
+        let fake = make("fakesink")?;
+        fake.set_property("sync", false);
+        pipeline.add(&fake).map_err(|e| e.to_string())?;
+        fake.sync_state_with_parent().map_err(|e| e.to_string())?;
+        pad.link(&fake.static_pad("sink").ok_or("fakesink without pad")?).map_err(|e| format!("{e:?}"))?;
+        return Ok(());
+    }
+    if sink.static_pad("sink").is_some_and(|p| p.is_linked()) {
+        return Ok(()); // A second video track: record only the first.
+    }
+    let parser = make(parse)?;
+    parser.set_property("config-interval", -1i32);
+    let filter = make("capsfilter")?;
+    let caps_name = if parse == "h264parse" { "video/x-h264" } else { "video/x-h265" };
+    filter.set_property(
+        "caps",
+        gst::Caps::builder(caps_name).field("stream-format", "byte-stream").field("alignment", "au").build(),
+    );
+    let mut chain = Vec::new();
+    if let Some(d) = depay {
+        chain.push(make(d)?);
+    }
+    chain.push(parser);
+    chain.push(filter);
+    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    let mut all: Vec<&gst::Element> = chain.iter().collect();
+    all.push(sink);
+    gst::Element::link_many(&all).map_err(|e| e.to_string())?;
+    for e in &chain {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    pad.link(&chain[0].static_pad("sink").ok_or("element without sink pad")?).map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}
+
+/// Builds the pipeline for a source; returns it with its appsink.
+fn build(source: &Source) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+    let pipeline = gst::Pipeline::new();
+    let appsink = gst_app::AppSink::builder().sync(matches!(source, Source::File(_))).max_buffers(64).build();
+    pipeline.add(appsink.upcast_ref::<gst::Element>()).map_err(|e| e.to_string())?;
+    let sink_el: gst::Element = appsink.clone().upcast();
+    match source {
+        Source::Rtsp(url) => {
+            let src = gst::ElementFactory::make("rtspsrc")
+                .property("location", url.as_str())
+                .property("latency", 200u32)
+                .property("tcp-timeout", 5_000_000u64)
+                .build()
+                .map_err(|_| "GStreamer element rtspsrc is missing; run ops/setup.sh".to_string())?;
+            src.set_property_from_str("protocols", "tcp");
+            pipeline.add(&src).map_err(|e| e.to_string())?;
+            let (p, s) = (pipeline.downgrade(), sink_el.clone());
+            src.connect_pad_added(move |_, pad| {
+                if let Some(p) = p.upgrade() {
+                    if let Err(e) = link_dynamic_pad(&p, pad, &s) {
+                        tracing::warn!(error = %e, "cannot link RTSP stream");
+                    }
+                }
+            });
+        }
+        Source::File(path) => {
+            let src = make("filesrc")?;
+            src.set_property("location", path.to_string_lossy().as_ref());
+            let parsebin = make("parsebin")?;
+            pipeline.add_many([&src, &parsebin]).map_err(|e| e.to_string())?;
+            src.link(&parsebin).map_err(|e| e.to_string())?;
+            let (p, s) = (pipeline.downgrade(), sink_el.clone());
+            parsebin.connect_pad_added(move |_, pad| {
+                if let Some(p) = p.upgrade() {
+                    if let Err(e) = link_dynamic_pad(&p, pad, &s) {
+                        tracing::warn!(error = %e, "cannot link file stream");
+                    }
+                }
+            });
+        }
+        Source::Test { pattern } => {
+            let desc = format!(
+                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,format=I420,width=640,height=360,framerate=25/1 \
+                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=50 bitrate=1000 \
+                 ! h264parse config-interval=-1 \
+                 ! capsfilter caps=video/x-h264,stream-format=byte-stream,alignment=au"
+            );
+            let bin = gst::parse::bin_from_description(&desc, true)
+                .map_err(|e| format!("test source: {e}; run ops/setup.sh to install the GStreamer plugins"))?;
+            pipeline.add(&bin).map_err(|e| e.to_string())?;
+            bin.link(&sink_el).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok((pipeline, appsink))
+}
+
+fn install_callbacks(
+    appsink: &gst_app::AppSink,
+    session: Arc<Mutex<Session>>,
+    last_frame: Arc<AtomicU64>,
+    epoch: Instant,
+) {
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let Some(pts) = buffer.pts() else { return Ok(gst::FlowSuccess::Ok) };
+                let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let au = AccessUnit {
+                    pts_ns: pts.nseconds(),
+                    dts_ns: buffer.dts().map(|d| d.nseconds()),
+                    keyframe,
+                    data: map.as_slice().to_vec(),
+                };
+                last_frame.store(epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+                let mut s = session.lock().expect("session lock");
+                if s.codec.is_none() {
+                    s.codec = sample.caps().and_then(|c| c.structure(0)).and_then(|st| match st.name().as_str() {
+                        "video/x-h264" => Some(Codec::H264),
+                        "video/x-h265" => Some(Codec::H265),
+                        _ => None,
+                    });
+                }
+                if s.anchor.is_none() {
+                    s.anchor = Some((wall_now_ns(), au.pts_ns));
+                }
+                if let Some(cut) = s.segmenter.push(au) {
+                    if cut.forced {
+                        tracing::warn!(camera = %s.camera, "no keyframe within {MAX_SEGMENT_TARGETS} segment targets; cut without one (check the camera's GOP setting)");
+                    }
+                    s.emit(cut)?;
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// How one run of a pipeline ended.
+enum RunEnd {
+    Stopped,
+    EndOfStream,
+    Failed(String),
+}
+
+fn run_once(task: &CameraTask, healthy: &mut bool) -> RunEnd {
+    let (pipeline, appsink) = match build(&task.source) {
+        Ok(p) => p,
+        Err(e) => return RunEnd::Failed(e),
+    };
+    let target_ns = task.segment_target_ms * 1_000_000;
+    let session = Arc::new(Mutex::new(Session {
+        camera: task.camera.clone(),
+        segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
+        codec: None,
+        anchor: None,
+        tx: task.tx.clone(),
+    }));
+    let epoch = Instant::now();
+    let last_frame = Arc::new(AtomicU64::new(0));
+    install_callbacks(&appsink, session.clone(), last_frame.clone(), epoch);
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let stall = STALL_TIMEOUT_MIN.max(Duration::from_millis(task.segment_target_ms * 3));
+    let end = if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        RunEnd::Failed(format!("cannot start pipeline: {e}"))
+    } else {
+        let mut recording = false;
+        loop {
+            if task.stop.load(Ordering::Relaxed) {
+                break RunEnd::Stopped;
+            }
+            if let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(200),
+                &[gst::MessageType::Error, gst::MessageType::Eos],
+            ) {
+                match msg.view() {
+                    gst::MessageView::Eos(_) => break RunEnd::EndOfStream,
+                    gst::MessageView::Error(e) => {
+                        let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+                        break RunEnd::Failed(format!("{}{}", e.error(), detail.lines().next().unwrap_or("")));
+                    }
+                    _ => {}
+                }
+            }
+            let last = last_frame.load(Ordering::Relaxed);
+            let now = epoch.elapsed().as_millis() as u64;
+            if last == 0 {
+                if epoch.elapsed() > CONNECT_TIMEOUT {
+                    break RunEnd::Failed(format!("no video within {} s of starting", CONNECT_TIMEOUT.as_secs()));
+                }
+            } else {
+                if !recording {
+                    recording = true;
+                    task.states.set(&task.camera, State::Recording, None);
+                    tracing::info!(camera = %task.camera, "camera recording");
+                }
+                if now.saturating_sub(last) > stall.as_millis() as u64 {
+                    break RunEnd::Failed(format!("no video for {} s", stall.as_secs()));
+                }
+                if epoch.elapsed() > HEALTHY_RUN {
+                    *healthy = true;
+                }
+            }
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    // Streaming threads have stopped: whatever the segmenter holds is the tail of this run.
+    let mut s = session.lock().expect("session lock");
+    if let Some(cut) = s.segmenter.finish() {
+        let _ = s.emit(cut);
+    }
+    end
+}
+
+/// The supervisor loop for one camera; returns when `task.stop` is set or a file ends.
+pub fn supervise(task: CameraTask) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if task.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        task.states.set(&task.camera, State::Connecting, None);
+        let mut healthy = false;
+        match run_once(&task, &mut healthy) {
+            RunEnd::Stopped => break,
+            RunEnd::EndOfStream if matches!(task.source, Source::File(_)) => {
+                tracing::info!(camera = %task.camera, "file source ended");
+                task.states.set(&task.camera, State::Ended, None);
+                return;
+            }
+            RunEnd::EndOfStream => {
+                tracing::warn!(camera = %task.camera, "camera ended its stream; reconnecting");
+                task.states.set(&task.camera, State::Down, Some("stream ended".into()));
+            }
+            RunEnd::Failed(e) => {
+                tracing::warn!(camera = %task.camera, error = %e, retry_in_ms = backoff.as_millis() as u64, "camera down");
+                task.states.set(&task.camera, State::Down, Some(e));
+            }
+        }
+        if healthy {
+            backoff = BACKOFF_MIN;
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if task.stop.load(Ordering::Relaxed) {
+                task.states.remove(&task.camera);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    task.states.remove(&task.camera);
+}

@@ -1,0 +1,245 @@
+//! # custos-node
+//!
+//! The Custos recorder and storage daemon. A segment's life, and the module that owns
+//! each step:
+//!
+//! | step | module |
+//! |---|---|
+//! | camera → access units → keyframe-cut MPEG-TS segments | [`ingest`] |
+//! | BLAKE3 + age sealing, write-once blob store, pending records | [`segment`] |
+//! | seal/store on the blocking pool, batched catalog commits, crash recovery | [`recorder`] |
+//! | Raft (openraft) over RocksDB: log, state machine, catalog reads | [`meta`] |
+//! | gRPC API: cameras, search, verified fetch, status | [`server`] |
+//!
+//! [`run`] starts the pieces in that order and stops them in reverse when the shutdown
+//! signal fires.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod init;
+pub mod meta;
+pub mod recorder;
+pub mod segment;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+
+pub use config::NodeConfig;
+pub use error::{Error, Result};
+
+use crate::meta::{Camera, Command, Meta, User};
+use crate::recorder::{RecorderStats, SealContext};
+use crate::segment::pending::PendingDir;
+use crate::segment::{BlobStore, Keys};
+
+/// How often the supervisor re-reads the camera assignments even without a change signal.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the last segments to commit.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A shutdown signal: `true` once shutdown has begun.
+pub type Shutdown = watch::Receiver<bool>;
+
+async fn wait_shutdown(mut s: Shutdown) {
+    while !*s.borrow() {
+        if s.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the node until `shutdown` fires, then stops every part in reverse order.
+pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
+    let clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    let data = config.data_dir.clone();
+    tracing::info!(node_id = config.node_id, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
+
+    let identity_path = config.identity_path();
+    let identity =
+        std::fs::read_to_string(&identity_path).map_err(|e| Error::io("read archive identity", &identity_path, e))?;
+    let keys = Arc::new(Keys::new(&config.archive_recipients, &identity)?);
+
+    let blob_root = data.join("blobs");
+    let (store, swept) = tokio::task::spawn_blocking(move || BlobStore::open(&blob_root))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let store = Arc::new(store);
+    tracing::info!(swept_temp_files = swept, "blob store open");
+    let pending = Arc::new(PendingDir::open(&data.join("pending"))?);
+
+    let meta = Meta::start(config.node_id, &data, config.listen.to_string(), clock.clone()).await?;
+    tracing::info!(term = meta.raft.metrics().borrow().current_term, "metadata group ready; this node leads it");
+
+    bootstrap_admin(&meta, &data).await?;
+    seed_cameras(&meta, &config).await?;
+    let rec = recorder::recover(&meta, store.clone(), pending.clone()).await?;
+    if rec != recorder::Recovery::default() {
+        tracing::info!(
+            recommitted = rec.recommitted,
+            already_committed = rec.already_committed,
+            dropped_unacknowledged = rec.dropped,
+            "recovered segments left by the last stop"
+        );
+    }
+
+    // Write path: sealers (one per camera) → committer.
+    let stats = Arc::new(RecorderStats::default());
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (commit_tx, commit_rx) = mpsc::channel(recorder::COMMIT_QUEUE);
+    let committer = tokio::spawn(recorder::run_committer(
+        commit_rx,
+        meta.clone(),
+        pending.clone(),
+        stopping.clone(),
+        stats.clone(),
+    ));
+    let seal_ctx = Arc::new(SealContext {
+        node_id: config.node_id,
+        keys: keys.clone(),
+        store: store.clone(),
+        pending: pending.clone(),
+    });
+
+    // Ingest: a supervisor thread owns the pipelines; an async task feeds it assignments.
+    let states = ingest::CameraStates::default();
+    let handle = tokio::runtime::Handle::current();
+    let (ctx2, stats2) = (seal_ctx.clone(), stats.clone());
+    let commit_tx2 = commit_tx.clone();
+    let on_new_camera = Box::new(move |_camera: &str| {
+        let (tx, rx) = mpsc::channel(ingest::SEGMENT_QUEUE_PER_CAMERA);
+        handle.spawn(recorder::run_sealer(rx, ctx2.clone(), commit_tx2.clone(), stats2.clone()));
+        tx
+    });
+    drop(commit_tx);
+    let mut supervisor =
+        ingest::Supervisor::new(config.segment_target_ms, states.clone(), on_new_camera).map_err(Error::Internal)?;
+    let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
+    let supervisor_thread = std::thread::Builder::new()
+        .name("ingest-supervisor".into())
+        .spawn(move || {
+            while let Ok(Some(wanted)) = assign_rx.recv() {
+                supervisor.reconcile(&wanted);
+            }
+            supervisor.stop_all();
+        })
+        .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
+    let cameras_changed = Arc::new(Notify::new());
+    let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
+
+    // API.
+    let services = server::Services { meta: meta.clone(), store, keys, states, stats: stats.clone(), cameras_changed };
+    tracing::info!(listen = %config.listen, "serving the client API");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(services.footage())
+        .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
+    let served = server.await;
+    tracing::info!("shutting down: API closed");
+
+    // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
+    let _ = assigner.await;
+    let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;
+    tracing::info!("cameras stopped; committing the last segments");
+    let drain = async {
+        let _ = committer.await;
+    };
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_ok();
+    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    if !drained {
+        tracing::warn!("last segments did not commit in time; they stay pending and commit at next start");
+    }
+    meta.shutdown().await;
+    tracing::info!(
+        sealed = stats.segments_sealed.load(std::sync::atomic::Ordering::Relaxed),
+        committed = stats.segments_committed.load(std::sync::atomic::Ordering::Relaxed),
+        "custos-node stopped"
+    );
+    served.map_err(|e| Error::Internal(format!("API server: {e}")))
+}
+
+/// Sends the set of cameras this node should record to the supervisor whenever it may
+/// have changed; sends `None` at shutdown.
+async fn assign_cameras(
+    meta: Meta,
+    tx: std::sync::mpsc::Sender<Option<BTreeMap<String, String>>>,
+    changed: Arc<Notify>,
+    shutdown: Shutdown,
+) {
+    let node = meta.node_id;
+    let mut stop = std::pin::pin!(wait_shutdown(shutdown));
+    loop {
+        match meta.read(|c| c.cameras()).await {
+            Ok(cams) => {
+                let wanted: BTreeMap<String, String> =
+                    cams.into_iter().filter(|c| c.recorder == node).map(|c| (c.id, c.source)).collect();
+                // Sent even when unchanged: reconciling also restarts a dead pipeline thread.
+                if tx.send(Some(wanted)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read camera assignments"),
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
+    let _ = tx.send(None);
+}
+
+/// Commits the administrator that `init` prepared, once, then forgets the file.
+async fn bootstrap_admin(meta: &Meta, data: &std::path::Path) -> Result<()> {
+    let path = data.join(init::BOOTSTRAP_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let boot: init::Bootstrap =
+        serde_json::from_str(&text).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&boot.token_blake3, &mut hash)
+        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    if meta.read(|c| c.user_count()).await? == 0 {
+        meta.propose(Command::PutUser {
+            user: User { name: boot.name.clone(), role: "admin".into(), created_ms: 0 },
+            token_hash: hash,
+        })
+        .await?;
+        tracing::info!(user = %boot.name, "first administrator committed");
+    }
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+    Ok(())
+}
+
+/// Registers the config's seed cameras that the catalog does not know yet.
+async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
+    for seed in &config.cameras {
+        let id = seed.id.clone();
+        if meta.read(move |c| c.camera(&id)).await?.is_some() {
+            continue;
+        }
+        let cam = Camera {
+            id: seed.id.clone(),
+            name: seed.name.clone(),
+            source: seed.source.clone(),
+            recorder: meta.node_id,
+            added_ms: 0,
+        };
+        meta.propose(Command::AddCamera(cam)).await?;
+        tracing::info!(camera = %seed.id, "seed camera registered");
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! `custos-node`: flags, tracing, config, then `custos_node::run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use custos_node::config::{NodeConfig, SeedCamera, CONFIG_FILE_NAME};
+use custos_node::init::{init, InitOptions};
+
+#[derive(Parser)]
+#[command(name = "custos-node", version, about = "Custos recorder and storage node")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a data directory: archive key, config file and the first admin token.
+    Init {
+        /// Data directory to create.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address the client API listens on.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: SocketAddr,
+        /// This node's id.
+        #[arg(long, default_value_t = 1)]
+        node_id: u64,
+        /// Target segment length in milliseconds.
+        #[arg(long, default_value_t = 4000)]
+        segment_target_ms: u64,
+        /// Seed camera as ID=SOURCE (repeatable), e.g. lobby=test://ball.
+        #[arg(long = "camera", value_name = "ID=SOURCE")]
+        cameras: Vec<String>,
+        /// Print everything init created as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node until Ctrl-C or SIGTERM.
+    Run {
+        /// Data directory made by `init` (reads DIR/custos.toml).
+        #[arg(long, value_name = "DIR", conflicts_with = "config")]
+        data: Option<PathBuf>,
+        /// Config file to read instead.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json } => {
+            let cameras = cameras
+                .iter()
+                .map(|c| {
+                    let (id, source) =
+                        c.split_once('=').with_context(|| format!("--camera {c:?}: expected ID=SOURCE"))?;
+                    Ok(SeedCamera { id: id.into(), source: source.into(), name: String::new() })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let r = init(&InitOptions { data_dir: data, listen, node_id, segment_target_ms, cameras })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("Initialised node {} in {}", r.node_id, r.data_dir.display());
+                println!("  config:            {}", r.config_file.display());
+                println!("  archive recipient: {}", r.archive_recipient);
+                println!(
+                    "  archive identity:  {} (keep it secret; it decrypts all footage)",
+                    r.archive_identity_file.display()
+                );
+                println!("  client API:        {}", r.listen);
+                println!("Start it with: custos-node run --data {}", r.data_dir.display());
+                println!("The administrator token is shown only now; store it safely:");
+                println!("{}", r.admin_token);
+            }
+            Ok(())
+        }
+        Cmd::Run { data, config } => {
+            let path = match (data, config) {
+                (_, Some(c)) => c,
+                (Some(d), None) => d.join(CONFIG_FILE_NAME),
+                (None, None) => bail!("say which node to run: --data DIR or --config FILE"),
+            };
+            let config = NodeConfig::load(&path)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,openraft=warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("custos").build()?;
+            rt.block_on(async move {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutdown requested; press Ctrl-C again to stop at once");
+                    let _ = tx.send(true);
+                    wait_for_signal().await;
+                    tracing::warn!("second signal: stopping immediately");
+                    std::process::exit(130);
+                });
+                custos_node::run(config, rx).await
+            })?;
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

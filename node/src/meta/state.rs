@@ -1,0 +1,452 @@
+//! The state machine: applies committed commands to the catalog column families, serves
+//! reads of the applied state ([`Catalog`]), and builds and installs snapshots.
+//!
+//! Each entry is applied as one RocksDB `WriteBatch` that also records the applied log
+//! id, so the catalog and the applied index never disagree. All RocksDB work runs on the
+//! blocking pool.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    AnyError, BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
+    StoredMembership,
+};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
+
+use super::db::{cf, segment_key, time_key, CF_CAMERAS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS};
+use super::types::{decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TypeConfig, User};
+use crate::segment::Hash;
+
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_MEMBERSHIP: &[u8] = b"membership";
+const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
+const SNAPSHOT_META_FILE: &str = "current.meta";
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+type Membership = StoredMembership<NodeId, BasicNode>;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking state-machine task panicked")
+}
+
+fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string()))
+}
+
+/// Read access to the applied catalog. Cheap to clone; every method blocks briefly on
+/// RocksDB, so async callers wrap calls in `spawn_blocking`.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    db: Arc<DB>,
+}
+
+impl Catalog {
+    fn get<T: serde::de::DeserializeOwned>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
+        match self.db.get_cf(cf(&self.db, cf_name), key)? {
+            None => Ok(None),
+            Some(b) => decode(&b).map(Some).map_err(crate::Error::Internal),
+        }
+    }
+
+    /// Every camera, active or retired, in id order.
+    pub fn cameras(&self) -> crate::Result<Vec<Camera>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_CAMERAS), IteratorMode::Start) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// One camera.
+    pub fn camera(&self, id: &str) -> crate::Result<Option<Camera>> {
+        self.get(CF_CAMERAS, id.as_bytes())
+    }
+
+    /// Segments of `camera` overlapping `[from_ms, to_ms)`, in time order, at most
+    /// `limit`. The second value is true when more matched.
+    pub fn search(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, bool)> {
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut out = Vec::new();
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        // The segment that starts before `from_ms` may still run into the range.
+        let seek = segment_key(camera, from_ms);
+        let mut rev = self.db.iterator_cf(c, IteratorMode::From(&seek, rocksdb::Direction::Reverse));
+        if let Some(kv) = rev.next() {
+            let (k, v) = kv?;
+            if k.starts_with(&prefix) && k[..] < seek[..] {
+                let r: SegmentRecord = decode(&v).map_err(crate::Error::Internal)?;
+                if r.end_ms > from_ms {
+                    out.push(r);
+                }
+            }
+        }
+        let mut opts = ReadOptions::default();
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&time_key(to_ms));
+        opts.set_iterate_upper_bound(upper);
+        for kv in self.db.iterator_cf_opt(c, opts, IteratorMode::From(&seek, rocksdb::Direction::Forward)) {
+            let (_, v) = kv?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok((out, false))
+    }
+
+    /// True if the catalog has a segment of `camera` starting at `start_ms`.
+    pub fn has_segment(&self, camera: &str, start_ms: i64) -> crate::Result<bool> {
+        Ok(self.db.get_pinned_cf(cf(&self.db, CF_SEGMENTS), segment_key(camera, start_ms))?.is_some())
+    }
+
+    /// The latest segment of a camera.
+    pub fn last_segment(&self, camera: &str) -> crate::Result<Option<SegmentRecord>> {
+        let seek = segment_key(camera, i64::MAX);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        let mut it =
+            self.db.iterator_cf(cf(&self.db, CF_SEGMENTS), IteratorMode::From(&seek, rocksdb::Direction::Reverse));
+        match it.next() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                if k.starts_with(&prefix) {
+                    return decode(&v).map(Some).map_err(crate::Error::Internal);
+                }
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Number of committed segments.
+    pub fn segment_count(&self) -> crate::Result<u64> {
+        Ok(self.get::<u64>(CF_SM, KEY_SEGMENT_COUNT)?.unwrap_or(0))
+    }
+
+    /// The user a token hash belongs to.
+    pub fn user_by_token(&self, token_hash: &Hash) -> crate::Result<Option<User>> {
+        match self.get::<String>(CF_TOKENS, token_hash)? {
+            None => Ok(None),
+            Some(name) => self.get(CF_USERS, name.as_bytes()),
+        }
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> crate::Result<usize> {
+        Ok(self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start).count())
+    }
+}
+
+/// Applies one command into `batch`. Pure with respect to the database state it reads.
+fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: &mut u64) -> Response {
+    match &req.command {
+        Command::AddCamera(cam) => {
+            let c = cf(db, CF_CAMERAS);
+            match db.get_cf(c, cam.id.as_bytes()) {
+                Ok(Some(_)) => Response::Rejected(format!("camera {:?} already exists", cam.id)),
+                Ok(None) => {
+                    let mut cam = cam.clone();
+                    cam.added_ms = req.time_ms;
+                    batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
+                    Response::Ok
+                }
+                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+            }
+        }
+        Command::RemoveCamera { id } => {
+            let c = cf(db, CF_CAMERAS);
+            match db.get_cf(c, id.as_bytes()) {
+                Ok(Some(_)) => {
+                    batch.delete_cf(c, id.as_bytes());
+                    Response::Ok
+                }
+                Ok(None) => Response::Rejected(format!("camera {id:?} does not exist")),
+                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+            }
+        }
+        Command::CommitSegments(segs) => {
+            let c = cf(db, CF_SEGMENTS);
+            let (mut new, mut duplicate) = (0u32, 0u32);
+            for s in segs {
+                let k = segment_key(&s.camera, s.start_ms);
+                if matches!(db.get_pinned_cf(c, &k), Ok(Some(_))) {
+                    duplicate += 1;
+                } else {
+                    batch.put_cf(c, k, encode(s));
+                    new += 1;
+                }
+            }
+            *segment_count += u64::from(new);
+            Response::Committed { new, duplicate }
+        }
+        Command::PutUser { user, token_hash } => {
+            let mut u = user.clone();
+            u.created_ms = req.time_ms;
+            batch.put_cf(cf(db, CF_USERS), u.name.as_bytes(), encode(&u));
+            batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&u.name));
+            Response::Ok
+        }
+    }
+}
+
+/// The Raft state machine over the catalog column families.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    db: Arc<DB>,
+    snapshot_dir: PathBuf,
+}
+
+impl StateMachine {
+    /// A state machine over an opened database, keeping snapshots in `snapshot_dir`.
+    pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(snapshot_dir)?;
+        Ok(StateMachine { db, snapshot_dir: snapshot_dir.to_path_buf() })
+    }
+
+    /// Read access to the applied state.
+    pub fn catalog(&self) -> Catalog {
+        Catalog { db: self.db.clone() }
+    }
+
+    fn read_applied(db: &DB) -> Result<(Option<LogId<NodeId>>, Membership), String> {
+        let c = cf(db, CF_SM);
+        let applied = match db.get_cf(c, KEY_APPLIED).map_err(|e| e.to_string())? {
+            Some(b) => decode(&b)?,
+            None => None,
+        };
+        let membership = match db.get_cf(c, KEY_MEMBERSHIP).map_err(|e| e.to_string())? {
+            Some(b) => decode(&b)?,
+            None => Membership::default(),
+        };
+        Ok((applied, membership))
+    }
+
+    fn apply_blocking(db: &DB, entries: Vec<Entry<TypeConfig>>) -> StorageResult<Vec<Response>> {
+        let mut out = Vec::with_capacity(entries.len());
+        let mut count: u64 = match db.get_cf(cf(db, CF_SM), KEY_SEGMENT_COUNT).map_err(io_err)? {
+            Some(b) => decode(&b).map_err(io_err)?,
+            None => 0,
+        };
+        for e in entries {
+            let mut batch = WriteBatch::default();
+            let sm = cf(db, CF_SM);
+            batch.put_cf(sm, KEY_APPLIED, encode(&Some(e.log_id)));
+            let resp = match &e.payload {
+                EntryPayload::Blank => Response::Ok,
+                EntryPayload::Normal(req) => {
+                    let before = count;
+                    let r = apply_command(db, &mut batch, req, &mut count);
+                    if count != before {
+                        batch.put_cf(sm, KEY_SEGMENT_COUNT, encode(&count));
+                    }
+                    r
+                }
+                EntryPayload::Membership(m) => {
+                    batch.put_cf(sm, KEY_MEMBERSHIP, encode(&Membership::new(Some(e.log_id), m.clone())));
+                    Response::Ok
+                }
+            };
+            db.write(batch).map_err(|err| StorageIOError::apply(e.log_id, &err))?;
+            out.push(resp);
+        }
+        Ok(out)
+    }
+
+    /// Writes every state-machine key of a consistent RocksDB snapshot to `path`.
+    /// Frame: cf index (u8), key length (u32 LE), key, value length (u32 LE), value.
+    fn write_snapshot_file(db: &DB, path: &Path) -> Result<(Option<LogId<NodeId>>, Membership), String> {
+        let snap = db.snapshot();
+        let (applied, membership) = {
+            let c = cf(db, CF_SM);
+            let a = snap.get_cf(c, KEY_APPLIED).map_err(|e| e.to_string())?;
+            let m = snap.get_cf(c, KEY_MEMBERSHIP).map_err(|e| e.to_string())?;
+            (a.map(|b| decode(&b)).transpose()?.flatten(), m.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+        };
+        let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+        let mut w = std::io::BufWriter::new(f);
+        for (i, name) in STATE_CFS.iter().enumerate() {
+            for kv in snap.iterator_cf(cf(db, name), IteratorMode::Start) {
+                let (k, v) = kv.map_err(|e| e.to_string())?;
+                w.write_all(&[i as u8]).map_err(|e| e.to_string())?;
+                w.write_all(&(k.len() as u32).to_le_bytes()).map_err(|e| e.to_string())?;
+                w.write_all(&k).map_err(|e| e.to_string())?;
+                w.write_all(&(v.len() as u32).to_le_bytes()).map_err(|e| e.to_string())?;
+                w.write_all(&v).map_err(|e| e.to_string())?;
+            }
+        }
+        let f = w.into_inner().map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        Ok((applied, membership))
+    }
+
+    /// Replaces the state machine with the contents of a snapshot file.
+    fn load_snapshot_file(db: &DB, mut r: impl Read) -> Result<(), String> {
+        let mut batch = WriteBatch::default();
+        for name in STATE_CFS {
+            for kv in db.iterator_cf(cf(db, name), IteratorMode::Start) {
+                let (k, _) = kv.map_err(|e| e.to_string())?;
+                batch.delete_cf(cf(db, name), k);
+            }
+        }
+        let mut tag = [0u8; 1];
+        loop {
+            match r.read_exact(&mut tag) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.to_string()),
+            }
+            let name = STATE_CFS
+                .get(tag[0] as usize)
+                .ok_or_else(|| format!("snapshot names unknown column family {}", tag[0]))?;
+            let mut read_chunk = || -> Result<Vec<u8>, String> {
+                let mut len = [0u8; 4];
+                r.read_exact(&mut len).map_err(|e| e.to_string())?;
+                let mut b = vec![0u8; u32::from_le_bytes(len) as usize];
+                r.read_exact(&mut b).map_err(|e| e.to_string())?;
+                Ok(b)
+            };
+            let k = read_chunk()?;
+            let v = read_chunk()?;
+            batch.put_cf(cf(db, name), k, v);
+        }
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(true);
+        db.write_opt(batch, &o).map_err(|e| e.to_string())
+    }
+
+    fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.snapshot_dir.join(format!("{id}.snap"))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let db = self.db.clone();
+        let dir = self.snapshot_dir.clone();
+        let tmp = dir.join("building.tmp");
+        let tmp2 = tmp.clone();
+        let (applied, membership) = blocking(move || Self::write_snapshot_file(&db, &tmp2))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::error(e)))?;
+        let id = match applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, std::process::id()),
+            None => format!("empty-{}", std::process::id()),
+        };
+        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id: id.clone() };
+        let path = self.snapshot_path(&id);
+        let meta_bytes = encode(&meta);
+        let dir2 = dir.clone();
+        let path2 = path.clone();
+        blocking(move || -> std::io::Result<()> {
+            std::fs::rename(&tmp, &path2)?;
+            crate::segment::store::write_file_atomic(&dir2.join(SNAPSHOT_META_FILE), &meta_bytes)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            // Keep only the current snapshot.
+            for e in std::fs::read_dir(&dir2)?.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "snap") && p != path2 {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(f) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, Membership)> {
+        let db = self.db.clone();
+        blocking(move || Self::read_applied(&db))
+            .await
+            .map_err(|e| StorageIOError::read_state_machine(AnyError::error(e)).into())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let db = self.db.clone();
+        blocking(move || Self::apply_blocking(&db, entries)).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
+        let p = self.snapshot_dir.join("receiving.tmp");
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> StorageResult<()> {
+        use tokio::io::AsyncSeekExt;
+        let mut f = *snapshot;
+        f.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let std_file = f.into_std().await;
+        let db = self.db.clone();
+        let meta2 = meta.clone();
+        let dest = self.snapshot_path(&meta.snapshot_id);
+        let dir = self.snapshot_dir.clone();
+        blocking(move || -> Result<(), String> {
+            Self::load_snapshot_file(&db, std::io::BufReader::new(&std_file))?;
+            let mut b = WriteBatch::default();
+            b.put_cf(cf(&db, CF_SM), KEY_APPLIED, encode(&meta2.last_log_id));
+            b.put_cf(cf(&db, CF_SM), KEY_MEMBERSHIP, encode(&meta2.last_membership));
+            db.write(b).map_err(|e| e.to_string())?;
+            std::fs::rename(dir.join("receiving.tmp"), &dest).map_err(|e| e.to_string())?;
+            crate::segment::store::write_file_atomic(&dir.join(SNAPSHOT_META_FILE), &encode(&meta2))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let meta_path = self.snapshot_dir.join(SNAPSHOT_META_FILE);
+        let meta: SnapshotMeta<NodeId, BasicNode> = match tokio::fs::read(&meta_path).await {
+            Ok(b) => decode(&b).map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageIOError::read_snapshot(None, &e).into()),
+        };
+        match tokio::fs::File::open(self.snapshot_path(&meta.snapshot_id)).await {
+            Ok(f) => Ok(Some(Snapshot { meta, snapshot: Box::new(f) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageIOError::read_snapshot(Some(meta.signature()), &e).into()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Segments at rest: sealing (hash + age), the write-once blob store, and the pending
+//! records that let a node re-propose a durable but uncommitted segment after a crash.
+
+pub mod pending;
+pub mod seal;
+pub mod store;
+
+pub use seal::{Hash, Keys, Sealed};
+pub use store::BlobStore;

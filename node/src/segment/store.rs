@@ -1,0 +1,137 @@
+//! The write-once blob store: one file per sealed segment, addressed by its content hash.
+//!
+//! A blob is written to `tmp/`, fsynced, renamed to `<2 hex>/<2 hex>/<content hash>`,
+//! and the directory is fsynced, so a blob either exists whole or not at all. Files are
+//! made read-only once in place; nothing here overwrites a blob. Whatever a crash left in
+//! `tmp/` is swept when the store opens. Every function blocks on the filesystem.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::seal::Hash;
+use crate::error::{Error, Result};
+
+/// Blobs on this node's disk.
+#[derive(Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    next_tmp: AtomicU64,
+}
+
+/// fsyncs a directory so a rename or create inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync dir.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| Error::Internal(format!("{} has no parent", path.display())))?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
+    sync_dir(dir)
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store under `root` and sweeps temp files a crash
+    /// may have left. Returns the store and how many temp files were removed.
+    pub fn open(root: &Path) -> Result<(BlobStore, usize)> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(|e| Error::io("create directory", &tmp, e))?;
+        let mut swept = 0;
+        for entry in fs::read_dir(&tmp).map_err(|e| Error::io("list", &tmp, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &tmp, e))?;
+            fs::remove_file(entry.path()).map_err(|e| Error::io("remove temp file", entry.path(), e))?;
+            swept += 1;
+        }
+        if swept > 0 {
+            sync_dir(&tmp)?;
+        }
+        Ok((BlobStore { root: root.to_path_buf(), tmp, next_tmp: AtomicU64::new(0) }, swept))
+    }
+
+    /// Where the blob for `content_hash` lives.
+    pub fn path_of(&self, content_hash: &Hash) -> PathBuf {
+        let h = hex::encode(content_hash);
+        self.root.join(&h[0..2]).join(&h[2..4]).join(h)
+    }
+
+    /// Stores `ciphertext` under `content_hash` durably. If a blob with that content
+    /// hash is already stored, it is kept as it is and its bytes' BLAKE3 is returned
+    /// (age encryption is randomised, so the stored ciphertext may differ from this one).
+    pub fn put(&self, content_hash: &Hash, ciphertext: &[u8]) -> Result<Hash> {
+        let dest = self.path_of(content_hash);
+        if dest.exists() {
+            let existing = fs::read(&dest).map_err(|e| Error::io("read", &dest, e))?;
+            return Ok(*blake3::hash(&existing).as_bytes());
+        }
+        let dir = dest.parent().expect("blob path has a parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
+            sync_dir(&self.root)?;
+        }
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.tmp.join(format!("{}.{n}", hex::encode(&content_hash[..8])));
+        {
+            let mut f =
+                OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+            f.write_all(ciphertext).map_err(|e| Error::io("write", &tmp, e))?;
+            f.set_permissions(fs::Permissions::from_mode(0o440)).map_err(|e| Error::io("chmod", &tmp, e))?;
+            f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        }
+        fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+        sync_dir(dir)?;
+        Ok(*blake3::hash(ciphertext).as_bytes())
+    }
+
+    /// Reads a blob, or `None` if this node does not hold it.
+    pub fn get(&self, content_hash: &Hash) -> Result<Option<Vec<u8>>> {
+        let p = self.path_of(content_hash);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &p, e)),
+        }
+    }
+
+    /// True if the blob is on this node's disk.
+    pub fn contains(&self, content_hash: &Hash) -> bool {
+        self.path_of(content_hash).exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_once_and_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, swept) = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(swept, 0);
+        let h = *blake3::hash(b"plain").as_bytes();
+        let bh = s.put(&h, b"cipher-1").unwrap();
+        assert_eq!(bh, *blake3::hash(b"cipher-1").as_bytes());
+        // A second put of the same content keeps the first blob and reports its hash.
+        assert_eq!(s.put(&h, b"cipher-2").unwrap(), bh);
+        assert_eq!(s.get(&h).unwrap().unwrap(), b"cipher-1");
+        let mode = fs::metadata(s.path_of(&h)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o222, 0, "blobs are read-only");
+
+        fs::write(dir.path().join("tmp/leftover.0"), b"half").unwrap();
+        drop(s);
+        let (s, swept) = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(swept, 1);
+        assert!(s.contains(&h));
+        assert!(s.get(&[0u8; 32]).unwrap().is_none());
+    }
+}

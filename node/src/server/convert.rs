@@ -1,0 +1,30 @@
+//! Conversions between generated proto types and domain types. Domain code never sees
+//! prost structs; this module is the only place both meet.
+
+use custos_proto::v1 as pb;
+
+use crate::meta::{Camera, SegmentRecord};
+
+pub fn camera(c: &Camera) -> pb::Camera {
+    pb::Camera {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        source: crate::ingest::redact(&c.source),
+        recorder: c.recorder,
+        added_ms: c.added_ms,
+    }
+}
+
+pub fn segment(s: &SegmentRecord) -> pb::Segment {
+    pb::Segment {
+        camera: s.camera.clone(),
+        start_ms: s.start_ms,
+        end_ms: s.end_ms,
+        bytes: s.bytes,
+        blob_bytes: s.blob_bytes,
+        content_hash: s.content_hash.to_vec(),
+        blob_hash: s.blob_hash.to_vec(),
+        codec: s.codec.as_str().to_string(),
+        replicas: s.replicas.clone(),
+    }
+}

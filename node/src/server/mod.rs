@@ -1,0 +1,303 @@
+//! The tonic services. Each handler authenticates, validates its arguments (saying
+//! precisely what is wrong), calls domain code, and converts the result in `convert`.
+
+mod convert;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use custos_proto::v1 as pb;
+use custos_proto::v1::footage_server::{Footage, FootageServer};
+use tokio::sync::{mpsc, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::ingest::{validate_camera_id, CameraStates, Source};
+use crate::meta::{Camera, Command, Meta, SegmentRecord, User};
+use crate::recorder::RecorderStats;
+use crate::segment::{BlobStore, Keys};
+
+/// Most segments one search returns.
+pub const SEARCH_LIMIT_MAX: usize = 10_000;
+/// Most segments one fetch streams (six hours of 4-second segments); longer ranges are
+/// fetched in parts.
+pub const FETCH_SEGMENTS_MAX: usize = 5_400;
+/// Size of the data messages a fetch streams.
+pub const FETCH_CHUNK_BYTES: usize = 256 * 1024;
+/// Messages a fetch may have queued for a slow client (bounds memory per fetch).
+pub const FETCH_QUEUE: usize = 8;
+/// Widest time range a footage request may span.
+pub const RANGE_MAX_MS: i64 = 366 * 24 * 3600 * 1000;
+/// Longest purpose text.
+pub const PURPOSE_MAX_LEN: usize = 1_000;
+
+/// Shared handles the services use.
+#[derive(Clone)]
+pub struct Services {
+    pub meta: Meta,
+    pub store: Arc<BlobStore>,
+    pub keys: Arc<Keys>,
+    pub states: CameraStates,
+    pub stats: Arc<RecorderStats>,
+    /// Woken when the camera set changes, so the supervisor reconciles at once.
+    pub cameras_changed: Arc<Notify>,
+}
+
+impl Services {
+    /// The gRPC service.
+    pub fn footage(self) -> FootageServer<Self> {
+        FootageServer::new(self)
+    }
+
+    async fn authenticate<T>(&self, req: &Request<T>) -> Result<User, Status> {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("no token: pass --token or set CUSTOS_TOKEN"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
+        let hash = *blake3::hash(token.trim().as_bytes()).as_bytes();
+        self.meta
+            .read(move |c| c.user_by_token(&hash))
+            .await?
+            .ok_or_else(|| Status::unauthenticated("token not recognised: it is wrong, expired or revoked"))
+    }
+
+    /// Checks a camera exists (registered now, or with footage from before its removal).
+    async fn known_camera(&self, id: &str) -> Result<(), Status> {
+        validate_camera_id(id).map_err(Status::invalid_argument)?;
+        let id2 = id.to_string();
+        let known = self.meta.read(move |c| Ok(c.camera(&id2)?.is_some() || c.last_segment(&id2)?.is_some())).await?;
+        if known {
+            Ok(())
+        } else {
+            Err(Error::NotFound { what: "camera", id: id.to_string() }.into())
+        }
+    }
+}
+
+/// RFC 3339 rendering of a millisecond timestamp, for messages.
+pub fn fmt_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Validates a footage request's time range and purpose.
+pub fn validate_range(from_ms: i64, to_ms: i64, purpose: &str) -> Result<(), Status> {
+    if from_ms <= 0 || to_ms <= 0 {
+        return Err(Status::invalid_argument("both --from and --to are required: open-ended time ranges are refused"));
+    }
+    if from_ms >= to_ms {
+        return Err(Status::invalid_argument(format!(
+            "time range is inverted or empty: from ({}) must be before to ({})",
+            fmt_ms(from_ms),
+            fmt_ms(to_ms)
+        )));
+    }
+    if to_ms - from_ms > RANGE_MAX_MS {
+        return Err(Status::invalid_argument("time range spans more than 366 days; narrow it"));
+    }
+    let p = purpose.trim();
+    if p.is_empty() {
+        return Err(Status::invalid_argument(
+            "a purpose is required for every footage access (for example \"incident 2024-113, fall in ward 3\")",
+        ));
+    }
+    if p.len() > PURPOSE_MAX_LEN {
+        return Err(Status::invalid_argument(format!("purpose is longer than {PURPOSE_MAX_LEN} bytes")));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Footage for Services {
+    async fn list_cameras(
+        &self,
+        req: Request<pb::ListCamerasRequest>,
+    ) -> Result<Response<pb::ListCamerasResponse>, Status> {
+        self.authenticate(&req).await?;
+        let cams = self.meta.read(|c| c.cameras()).await?;
+        Ok(Response::new(pb::ListCamerasResponse { cameras: cams.iter().map(convert::camera).collect() }))
+    }
+
+    async fn add_camera(&self, req: Request<pb::AddCameraRequest>) -> Result<Response<pb::Camera>, Status> {
+        let user = self.authenticate(&req).await?;
+        let r = req.into_inner();
+        validate_camera_id(&r.id).map_err(Status::invalid_argument)?;
+        Source::parse(&r.source).map_err(Status::invalid_argument)?;
+        if r.name.len() > 200 {
+            return Err(Status::invalid_argument("camera name is longer than 200 bytes"));
+        }
+        let cam = Camera { id: r.id.clone(), name: r.name, source: r.source, recorder: self.meta.node_id, added_ms: 0 };
+        match self.meta.propose(Command::AddCamera(cam)).await? {
+            crate::meta::Response::Ok => {}
+            crate::meta::Response::Rejected(_) => return Err(Error::AlreadyExists { what: "camera", id: r.id }.into()),
+            other => return Err(Error::Internal(format!("unexpected response {other:?}")).into()),
+        }
+        tracing::info!(camera = %r.id, user = %user.name, "camera added");
+        self.cameras_changed.notify_one();
+        let id = r.id.clone();
+        let cam = self
+            .meta
+            .read(move |c| c.camera(&id))
+            .await?
+            .ok_or_else(|| Status::internal("camera vanished after commit"))?;
+        Ok(Response::new(convert::camera(&cam)))
+    }
+
+    async fn remove_camera(
+        &self,
+        req: Request<pb::RemoveCameraRequest>,
+    ) -> Result<Response<pb::RemoveCameraResponse>, Status> {
+        let user = self.authenticate(&req).await?;
+        let id = req.into_inner().id;
+        validate_camera_id(&id).map_err(Status::invalid_argument)?;
+        match self.meta.propose(Command::RemoveCamera { id: id.clone() }).await? {
+            crate::meta::Response::Ok => {}
+            _ => return Err(Error::NotFound { what: "camera", id }.into()),
+        }
+        tracing::info!(camera = %id, user = %user.name, "camera removed; its footage stays under retention");
+        self.cameras_changed.notify_one();
+        Ok(Response::new(pb::RemoveCameraResponse {}))
+    }
+
+    async fn search(&self, req: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {
+        let user = self.authenticate(&req).await?;
+        let r = req.into_inner();
+        validate_range(r.from_ms, r.to_ms, &r.purpose)?;
+        self.known_camera(&r.camera).await?;
+        let limit = if r.limit == 0 { SEARCH_LIMIT_MAX } else { (r.limit as usize).min(SEARCH_LIMIT_MAX) };
+        let cam = r.camera.clone();
+        let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, limit)).await?;
+        tracing::info!(user = %user.name, camera = %r.camera, from_ms = r.from_ms, to_ms = r.to_ms, purpose = %r.purpose.trim(), found = segs.len(), "search");
+        Ok(Response::new(pb::SearchResponse { segments: segs.iter().map(convert::segment).collect(), truncated }))
+    }
+
+    type FetchStream = ReceiverStream<Result<pb::FetchChunk, Status>>;
+
+    async fn fetch(&self, req: Request<pb::FetchRequest>) -> Result<Response<Self::FetchStream>, Status> {
+        let user = self.authenticate(&req).await?;
+        let r = req.into_inner();
+        validate_range(r.from_ms, r.to_ms, &r.purpose)?;
+        self.known_camera(&r.camera).await?;
+        let cam = r.camera.clone();
+        let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)).await?;
+        if truncated {
+            return Err(Status::invalid_argument(format!(
+                "the range holds more than {FETCH_SEGMENTS_MAX} segments; fetch it in shorter parts"
+            )));
+        }
+        if segs.is_empty() {
+            return Err(Status::not_found(format!("camera {} has no footage between those times", r.camera)));
+        }
+        tracing::info!(user = %user.name, camera = %r.camera, from_ms = r.from_ms, to_ms = r.to_ms, purpose = %r.purpose.trim(), segments = segs.len(), "fetch");
+        let (tx, rx) = mpsc::channel(FETCH_QUEUE);
+        let (store, keys) = (self.store.clone(), self.keys.clone());
+        tokio::spawn(stream_segments(segs, store, keys, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        self.authenticate(&req).await?;
+        let m = self.meta.raft.metrics().borrow().clone();
+        let node_id = self.meta.node_id;
+        let (cams, segments, last): (Vec<Camera>, u64, BTreeMap<String, i64>) = self
+            .meta
+            .read(move |c| {
+                let cams = c.cameras()?;
+                let mut last = BTreeMap::new();
+                for cam in &cams {
+                    if let Some(s) = c.last_segment(&cam.id)? {
+                        last.insert(cam.id.clone(), s.end_ms);
+                    }
+                }
+                Ok((cams, c.segment_count()?, last))
+            })
+            .await?;
+        let cameras = cams
+            .iter()
+            .map(|c| {
+                let (state, err) = if c.recorder != node_id {
+                    ("not-assigned".to_string(), None)
+                } else {
+                    match self.states.get(&c.id) {
+                        Some((s, e)) => (s.as_str().to_string(), e),
+                        None => ("connecting".to_string(), None),
+                    }
+                };
+                pb::CameraState {
+                    id: c.id.clone(),
+                    state,
+                    last_segment_end_ms: last.get(&c.id).copied().unwrap_or(0),
+                    last_error: err.unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::StatusResponse {
+            node_id,
+            raft_role: format!("{:?}", m.state).to_lowercase(),
+            raft_term: m.current_term,
+            last_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            segments,
+            cameras,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+}
+
+/// Reads, verifies and streams segments in order. A segment that fails verification ends
+/// the stream with DataLoss naming it; none of its bytes are sent.
+async fn stream_segments(
+    segs: Vec<SegmentRecord>,
+    store: Arc<BlobStore>,
+    keys: Arc<Keys>,
+    tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
+) {
+    use pb::fetch_chunk::Item;
+    let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.bytes).sum() };
+    if tx.send(Ok(pb::FetchChunk { item: Some(Item::Summary(summary)) })).await.is_err() {
+        return;
+    }
+    for seg in segs {
+        let (store2, keys2, seg2) = (store.clone(), keys.clone(), seg.clone());
+        let opened = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Error> {
+            let blob = store2.get(&seg2.content_hash)?.ok_or_else(|| Error::MissingBlob {
+                camera: seg2.camera.clone(),
+                start_ms: seg2.start_ms,
+                hash: hex::encode(seg2.content_hash),
+            })?;
+            keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
+                camera: seg2.camera.clone(),
+                start_ms: seg2.start_ms,
+                detail,
+            })
+        })
+        .await;
+        let plain = match opened {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "fetch stopped: segment failed verification");
+                let _ = tx.send(Err(e.into_status())).await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                return;
+            }
+        };
+        if tx.send(Ok(pb::FetchChunk { item: Some(Item::Segment(convert::segment(&seg))) })).await.is_err() {
+            return; // client went away
+        }
+        for chunk in plain.chunks(FETCH_CHUNK_BYTES) {
+            if tx.send(Ok(pb::FetchChunk { item: Some(Item::Data(chunk.to_vec())) })).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Harness for black-box tests: real `custos-node` processes, a real RTSP camera
+//! (`custos-test-camera`), and the `custos_client` library talking gRPC to them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use custos_client::Client;
+
+/// Path of a binary built in the same profile as this test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run the tests through ops/test.sh or `cargo nextest run --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running RTSP test camera; killed on drop.
+pub struct TestCamera {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+}
+
+impl TestCamera {
+    /// Starts a camera on `port` (0 = any) serving H.264.
+    pub fn start(port: u16) -> TestCamera {
+        Self::start_with(port, &[])
+    }
+
+    pub fn start_with(port: u16, extra: &[&str]) -> TestCamera {
+        let mut child = Command::new(bin("custos-test-camera"))
+            .args(["--port", &port.to_string(), "--path", "/cam"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn custos-test-camera");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("camera ready line");
+        let url = line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("camera said {line:?}")).to_string();
+        let port = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+        TestCamera { child, url, port }
+    }
+
+    /// Kills the camera abruptly, as a power cut would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestCamera {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A node's data directory and, while running, its process.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub token: String,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Node {
+    /// Runs `custos-node init` with the given seed cameras (`id=source`).
+    pub fn init(cameras: &[String], segment_target_ms: u64) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(bin("custos-node"));
+        cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--segment-target-ms",
+            &segment_target_ms.to_string(),
+            "--json",
+        ]);
+        for c in cameras {
+            cmd.args(["--camera", c]);
+        }
+        let out = cmd.output().expect("custos-node init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("init --json prints JSON");
+        Node {
+            dir,
+            addr: format!("http://127.0.0.1:{port}"),
+            token: v["admin_token"].as_str().unwrap().to_string(),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the node and waits until its API answers.
+    pub async fn start(&mut self) -> Client {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap();
+        let child = Command::new(bin("custos-node"))
+            .arg("run")
+            .arg("--data")
+            .arg(self.data())
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn custos-node");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = Client::connect(&self.addr, Some(&self.token)).await {
+                if c.status().await.is_ok() {
+                    return c;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("custos-node exited with {status} at start:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "custos-node did not answer within 30 s:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The node's latest log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap_or_default()
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGINT, then waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on a child we own; no memory is touched.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let status = c.wait().unwrap();
+            assert!(status.success(), "custos-node did not stop cleanly ({status}):\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `secs`.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Wall-clock now in ms.
+pub fn now_ms() -> i64 {
+    custos_client::time::now_ms()
+}
+
+/// Demuxes and parses an MPEG-TS file with GStreamer (tsdemux ! h264parse) and returns
+/// (frames, first PTS, last PTS) in nanoseconds.
+pub fn demux_h264(path: &Path) -> (usize, u64, u64) {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let desc = format!("filesrc location={} ! tsdemux ! h264parse ! appsink name=sink sync=false", path.display());
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut frames, mut first, mut last) = (0usize, u64::MAX, 0u64);
+    while let Ok(sample) = sink.pull_sample() {
+        let pts = sample.buffer().unwrap().pts().expect("every demuxed frame has a PTS").nseconds();
+        frames += 1;
+        first = first.min(pts);
+        last = last.max(pts);
+    }
+    let bus = pipeline.bus().unwrap();
+    let err = bus.pop_filtered(&[gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(err.is_none(), "GStreamer could not demux {}: {err:?}", path.display());
+    (frames, first, last)
+}
