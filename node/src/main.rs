@@ -100,7 +100,15 @@ fn main() -> anyhow::Result<()> {
                     wait_for_signal().await;
                     tracing::info!("shutdown requested; press Ctrl-C again to stop at once");
                     let _ = tx.send(true);
-                    wait_for_signal().await;
+                    // A terminal signals the whole process group, and a wrapper script may
+                    // forward the same Ctrl-C: repeats within a second are the same request.
+                    let first = std::time::Instant::now();
+                    loop {
+                        wait_for_signal().await;
+                        if first.elapsed() > std::time::Duration::from_secs(1) {
+                            break;
+                        }
+                    }
                     tracing::warn!("second signal: stopping immediately");
                     std::process::exit(130);
                 });

@@ -193,10 +193,15 @@ pub fn now_ms() -> i64 {
 /// Demuxes and parses an MPEG-TS file with GStreamer (tsdemux ! h264parse) and returns
 /// (frames, first PTS, last PTS) in nanoseconds.
 pub fn demux_h264(path: &Path) -> (usize, u64, u64) {
+    demux(path, "h264parse")
+}
+
+/// Like [`demux_h264`] with another parser (`h265parse`).
+pub fn demux(path: &Path, parser: &str) -> (usize, u64, u64) {
     use gstreamer as gst;
     use gstreamer::prelude::*;
     gst::init().unwrap();
-    let desc = format!("filesrc location={} ! tsdemux ! h264parse ! appsink name=sink sync=false", path.display());
+    let desc = format!("filesrc location={} ! tsdemux ! {parser} ! appsink name=sink sync=false", path.display());
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();

@@ -110,9 +110,15 @@ impl State {
     }
 }
 
+/// Camera id → (state, last error).
+type StateMap = BTreeMap<String, (State, Option<String>)>;
+
+/// Gives the channel a newly started camera's segments go to.
+pub type SegmentSink = Box<dyn Fn(&str) -> mpsc::Sender<RawSegment> + Send>;
+
 /// Live state of every camera this node records, shared with the API.
 #[derive(Debug, Clone, Default)]
-pub struct CameraStates(Arc<Mutex<BTreeMap<String, (State, Option<String>)>>>);
+pub struct CameraStates(Arc<Mutex<StateMap>>);
 
 impl CameraStates {
     fn set(&self, camera: &str, state: State, error: Option<String>) {
@@ -141,16 +147,12 @@ pub struct Supervisor {
     states: CameraStates,
     running: BTreeMap<String, Running>,
     /// Where each camera's segments go; the receiver half is handed to the recorder.
-    on_new_camera: Box<dyn Fn(&str) -> mpsc::Sender<RawSegment> + Send>,
+    on_new_camera: SegmentSink,
 }
 
 impl Supervisor {
     /// Initialises GStreamer. `on_new_camera` returns the channel a new camera's segments go to.
-    pub fn new(
-        segment_target_ms: u64,
-        states: CameraStates,
-        on_new_camera: Box<dyn Fn(&str) -> mpsc::Sender<RawSegment> + Send>,
-    ) -> Result<Supervisor, String> {
+    pub fn new(segment_target_ms: u64, states: CameraStates, on_new_camera: SegmentSink) -> Result<Supervisor, String> {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
         Ok(Supervisor { segment_target_ms, states, running: BTreeMap::new(), on_new_camera })
     }

@@ -5,6 +5,10 @@
 //! id, so the catalog and the applied index never disagree. All RocksDB work runs on the
 //! blocking pool.
 
+// openraft's trait methods return its StorageError (over 200 bytes); the blocking helpers
+// return the same type so `?` flows through unchanged.
+#![allow(clippy::result_large_err)]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -178,9 +182,10 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::CommitSegments(segs) => {
             let c = cf(db, CF_SEGMENTS);
             let (mut new, mut duplicate) = (0u32, 0u32);
+            let mut in_batch = std::collections::HashSet::new();
             for s in segs {
                 let k = segment_key(&s.camera, s.start_ms);
-                if matches!(db.get_pinned_cf(c, &k), Ok(Some(_))) {
+                if !in_batch.insert(k.clone()) || matches!(db.get_pinned_cf(c, &k), Ok(Some(_))) {
                     duplicate += 1;
                 } else {
                     batch.put_cf(c, k, encode(s));

@@ -120,7 +120,7 @@ mod tests {
 
     fn keys() -> Keys {
         let id = generate_identity();
-        Keys::new(&[id.recipient.clone()], &format!("# key\n{}\n", id.secret)).unwrap()
+        Keys::new(std::slice::from_ref(&id.recipient), &format!("# key\n{}\n", id.secret)).unwrap()
     }
 
     #[test]

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (release build) and prints their figures. Benchmarks print ratios
+# against a baseline measured in the same run; copy the figures to docs/benchmarks.md.
+#
+#   ops/bench.sh            full runs
+#   ops/bench.sh --smoke    a quick pass that only checks the benchmarks still run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+smoke="${1:-}"
+ops/setup.sh --release
+
+echo "== P1: seal + store + commit vs raw BLAKE3 + ChaCha20-Poly1305 + write + fsync"
+cargo bench --locked --bench seal_store_commit -- $smoke
+
+echo "== Peak RSS of a node recording 16 test:// cameras"
+secs=60
+[ "$smoke" = "--smoke" ] && secs=10
+dir="$(mktemp -d)"
+trap 'kill -INT "${pid:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+cams=()
+patterns=(smpte ball snow checkers-8 circular gamut pinwheel spokes)
+for i in $(seq 1 16); do cams+=(--camera "cam$i=test://${patterns[$((i % 8))]}"); done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+target/release/custos-node init --data "$dir/node" --listen "127.0.0.1:$port" "${cams[@]}" --json > "$dir/init.json"
+RUST_LOG=warn target/release/custos-node run --data "$dir/node" 2> "$dir/node.log" &
+pid=$!
+sleep "$secs"
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$dir/init.json")
+segs=$(CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$token" target/release/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])')
+kill -INT "$pid"; wait "$pid" || true
+echo "16 cameras for ${secs} s: ${segs} segments committed, peak RSS $((hwm / 1024)) MiB, RSS at end $((rss / 1024)) MiB"

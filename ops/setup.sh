@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every system package Custos needs to build, run its demo and run its tests,
+# then builds. Idempotent: packages already installed are not fetched again.
+#
+#   ops/setup.sh             debug build of everything, tests included (what ops/test.sh uses)
+#   ops/setup.sh --release   release build of the binaries (what ops/demo.sh uses)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # Toolchain pieces: RocksDB is C++ built from source, bindgen needs libclang, tonic needs protoc.
+  g++ make clang libclang-dev pkg-config protobuf-compiler
+  # GStreamer 1.22 development files, the RTSP server library, and the plugins ingest uses:
+  # rtspsrc/depayloaders/parsers (good, bad), x264enc (ugly), x265enc (bad), tsdemux (bad).
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+if [ "${1:-}" = "--release" ]; then
+  cargo build --release --locked --workspace --bins
+else
+  cargo build --locked --workspace --all-targets
+fi
