@@ -44,9 +44,17 @@ stop() {
 }
 trap stop INT TERM
 
+admin_token="$(cat "$data/demo-admin.token")"
 for _ in $(seq 1 100); do
-  CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$(cat "$data/demo-admin.token")" "$bin/custos" status > /dev/null 2>&1 && break
+  CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$admin_token" "$bin/custos" status > /dev/null 2>&1 && break
   sleep 0.2
+done
+# Footage is for security staff and the audit log for auditors; administrators see neither.
+for who in security auditor; do
+  if [ ! -f "$data/demo-$who.token" ]; then
+    ( umask 077; CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$admin_token" \
+        "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
+  fi
 done
 
 cat <<EOT
@@ -56,13 +64,21 @@ cat <<EOT
  In another terminal, try:
 
    export CUSTOS_ADDR=http://127.0.0.1:$port
-   export CUSTOS_TOKEN=\$(cat $data/demo-admin.token)
+   # as security staff: footage, always with a purpose
+   export CUSTOS_TOKEN=\$(cat $data/demo-security.token)
    $bin/custos camera list
    $bin/custos status
-   $bin/custos search --camera lobby --from -2m --to now --purpose "demo: look around"
+   $bin/custos search --camera lobby --from -2m --to now --purpose "demo: look around the lobby"
    $bin/custos fetch --camera entrance --from -1m --to now --purpose "demo: export a clip" -o entrance.ts
    gst-play-1.0 entrance.ts        # or: vlc entrance.ts / ffplay entrance.ts
-   $bin/custos camera add garage --source test://checkers-8 --name "Car park"
+
+   # as an auditor: who looked at what, and is the log intact
+   CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
+   CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit verify
+
+   # as the administrator: cameras and users
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos camera add garage --source test://checkers-8 --name "Car park"
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user list
 
  Press Ctrl-C here to stop.
 ================================================================================

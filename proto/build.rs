@@ -1,6 +1,9 @@
 //! Generates the tonic code for the `.proto` files; no other logic lives here.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(&["proto/custos/v1/footage.proto"], &["proto"])?;
+    tonic_prost_build::configure().compile_protos(
+        &["proto/custos/v1/footage.proto", "proto/custos/v1/admin.proto", "proto/custos/v1/audit.proto"],
+        &["proto"],
+    )?;
     Ok(())
 }

@@ -28,7 +28,7 @@ fn rocksdb_storage_passes_the_openraft_suite() {
 fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(Request { time_ms: 1_700_000_000_000, command }),
+        payload: EntryPayload::Normal(Request { time_ms: 1_700_000_000_000, command, audit: None }),
     }
 }
 
@@ -51,7 +51,14 @@ async fn snapshot_installs_an_identical_catalog_and_commits_are_idempotent() {
     let a_dir = tempfile::tempdir().unwrap();
     let a_db = db::open(&a_dir.path().join("catalog")).unwrap();
     let mut a = StateMachine::new(a_db, &a_dir.path().join("snapshots")).unwrap();
-    let cam = Camera { id: "ward-3".into(), name: "Ward 3".into(), source: "test://".into(), recorder: 1, added_ms: 0 };
+    let cam = Camera {
+        id: "ward-3".into(),
+        name: "Ward 3".into(),
+        source: "test://".into(),
+        recorder: 1,
+        added_ms: 0,
+        sensitive: true,
+    };
     let batch: Vec<_> = (0..50).map(|i| segment("ward-3", 1_000_000 + i * 4_000)).collect();
     let resp = a
         .apply(vec![

@@ -42,7 +42,7 @@ async fn h265_rtsp_and_file_sources_record_without_transcoding() {
 
     let cam = TestCamera::start_with(0, &["--codec", "h265", "--width", "320", "--height", "240", "--keyint", "25"]);
     let mut node = Node::init(&[format!("theatre={}", cam.url), format!("replay=file://{}", clip.display())], 1_000);
-    let c = node.start().await;
+    let c = node.start_as_security().await;
     let t0 = now_ms() - 60_000;
 
     let segs = wait_for(60, "H.265 segments", || async {

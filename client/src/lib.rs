@@ -6,12 +6,14 @@
 pub mod time;
 
 use custos_proto::v1 as pb;
+use custos_proto::v1::admin_client::AdminClient;
+use custos_proto::v1::audit_client::AuditClient;
 use custos_proto::v1::footage_client::FootageClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-pub use pb::{Camera, CameraState, FetchSummary, Segment, StatusResponse};
+pub use pb::{AuditEntry, Camera, CameraState, FetchSummary, Segment, StatusResponse, Token, TokenIssued, User};
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
@@ -64,6 +66,8 @@ fn describe(s: &Status) -> String {
 #[derive(Clone)]
 pub struct Client {
     inner: FootageClient<Channel>,
+    admin: AdminClient<Channel>,
+    audit: AuditClient<Channel>,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -82,7 +86,12 @@ impl Client {
             Some(t) => Some(format!("Bearer {}", t.trim()).parse().map_err(|_| ClientError::BadToken)?),
             None => None,
         };
-        Ok(Client { inner: FootageClient::new(channel).max_decoding_message_size(8 << 20), auth })
+        Ok(Client {
+            inner: FootageClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+            admin: AdminClient::new(channel.clone()),
+            audit: AuditClient::new(channel),
+            auth,
+        })
     }
 
     fn req<T>(&self, msg: T) -> Request<T> {
@@ -100,7 +109,18 @@ impl Client {
 
     /// Registers a camera.
     pub async fn add_camera(&self, id: &str, source: &str, name: &str) -> Result<Camera, ClientError> {
-        let r = pb::AddCameraRequest { id: id.into(), source: source.into(), name: name.into() };
+        self.add_camera_with(id, source, name, false).await
+    }
+
+    /// Registers a camera, possibly in a sensitive zone.
+    pub async fn add_camera_with(
+        &self,
+        id: &str,
+        source: &str,
+        name: &str,
+        sensitive: bool,
+    ) -> Result<Camera, ClientError> {
+        let r = pb::AddCameraRequest { id: id.into(), source: source.into(), name: name.into(), sensitive };
         Ok(self.inner.clone().add_camera(self.req(r)).await?.into_inner())
     }
 
@@ -162,6 +182,78 @@ impl Client {
         Ok(self.inner.clone().status(self.req(pb::StatusRequest {})).await?.into_inner())
     }
 }
+
+impl Client {
+    /// Creates a user; returns their first token.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: &str,
+        case_id: Option<&str>,
+        ttl_days: u32,
+    ) -> Result<TokenIssued, ClientError> {
+        let r = pb::AddUserRequest {
+            name: name.into(),
+            role: role.into(),
+            case_id: case_id.unwrap_or_default().into(),
+            ttl_days,
+        };
+        Ok(self.admin.clone().add_user(self.req(r)).await?.into_inner())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
+        Ok(self.admin.clone().list_users(self.req(pb::ListUsersRequest {})).await?.into_inner().users)
+    }
+
+    pub async fn disable_user(&self, name: &str) -> Result<(), ClientError> {
+        self.admin.clone().disable_user(self.req(pb::DisableUserRequest { name: name.into() })).await?;
+        Ok(())
+    }
+
+    pub async fn issue_token(&self, user: &str, ttl_days: u32) -> Result<TokenIssued, ClientError> {
+        Ok(self
+            .admin
+            .clone()
+            .issue_token(self.req(pb::IssueTokenRequest { user: user.into(), ttl_days }))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<Token>, ClientError> {
+        let r = pb::ListTokensRequest { user: user.unwrap_or_default().into() };
+        Ok(self.admin.clone().list_tokens(self.req(r)).await?.into_inner().tokens)
+    }
+
+    /// Revokes a token by id (or by the token itself).
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.admin.clone().revoke_token(self.req(pb::RevokeTokenRequest { id: id.into() })).await?;
+        Ok(())
+    }
+
+    pub async fn grant_camera(&self, user: &str, camera: &str, grant: bool) -> Result<(), ClientError> {
+        let r = pb::GrantCameraRequest { user: user.into(), camera: camera.into(), grant };
+        self.admin.clone().grant_camera(self.req(r)).await?;
+        Ok(())
+    }
+
+    pub async fn set_camera_sensitive(&self, camera: &str, sensitive: bool) -> Result<(), ClientError> {
+        let r = pb::SetCameraSensitiveRequest { camera: camera.into(), sensitive };
+        self.admin.clone().set_camera_sensitive(self.req(r)).await?;
+        Ok(())
+    }
+
+    /// Audit entries matching `filter`, in sequence order.
+    pub async fn audit_log(&self, filter: pb::AuditLogRequest) -> Result<Vec<AuditEntry>, ClientError> {
+        let mut stream = self.audit.clone().log(self.req(filter)).await?.into_inner();
+        let mut out = Vec::new();
+        while let Some(e) = stream.message().await? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+pub use pb::AuditLogRequest;
 
 /// Progress of a fetch.
 #[derive(Debug)]

@@ -31,6 +31,15 @@ pub enum Cmd {
     Fetch(cmd::footage::FetchArgs),
     /// Node status: Raft role, segments, cameras and their recording state.
     Status,
+    /// Users, roles and grants (administrators).
+    #[command(subcommand)]
+    User(cmd::user::UserCmd),
+    /// Tokens: issue, list, revoke (administrators).
+    #[command(subcommand)]
+    Token(cmd::user::TokenCmd),
+    /// The hash-chained audit log (auditors).
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
 }
 
 #[tokio::main(flavor = "current_thread")]

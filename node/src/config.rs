@@ -44,6 +44,9 @@ pub struct SeedCamera {
     /// Human-readable name ("Pharmacy entrance").
     #[serde(default)]
     pub name: String,
+    /// Sensitive zone (operating theatre, ward): viewing needs an explicit grant.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// The node's configuration file.
@@ -180,12 +183,14 @@ mod tests {
         assert!(e.contains("archive_recipients[0]"), "{e}");
 
         let mut c = base();
-        c.cameras = vec![SeedCamera { id: "a b".into(), source: "test://".into(), name: String::new() }];
+        c.cameras =
+            vec![SeedCamera { id: "a b".into(), source: "test://".into(), name: String::new(), sensitive: false }];
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("camera[0].id"), "{e}");
 
         let mut c = base();
-        c.cameras = vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new() }];
+        c.cameras =
+            vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new(), sensitive: false }];
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("camera[0].source"), "{e}");
     }

@@ -9,11 +9,15 @@
 //! | BLAKE3 + age sealing, write-once blob store, pending records | [`segment`] |
 //! | seal/store on the blocking pool, batched catalog commits, crash recovery | [`recorder`] |
 //! | Raft (openraft) over RocksDB: log, state machine, catalog reads | [`meta`] |
-//! | gRPC API: cameras, search, verified fetch, status | [`server`] |
+//! | users, roles, tokens, the authorisation table | [`access`] |
+//! | the hash-chained audit log | [`audit`] |
+//! | gRPC API: cameras, search, verified fetch, status, admin, audit | [`server`] |
 //!
 //! [`run`] starts the pieces in that order and stops them in reverse when the shutdown
 //! signal fires.
 
+pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -81,7 +85,7 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let meta = Meta::start(config.node_id, &data, config.listen.to_string(), clock.clone()).await?;
     tracing::info!(term = meta.raft.metrics().borrow().current_term, "metadata group ready; this node leads it");
 
-    bootstrap_admin(&meta, &data).await?;
+    bootstrap_admin(&meta, &data, &clock).await?;
     seed_cameras(&meta, &config).await?;
     let rec = recorder::recover(&meta, store.clone(), pending.clone()).await?;
     if rec != recorder::Recovery::default() {
@@ -138,11 +142,21 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
 
     // API.
-    let services = server::Services { meta: meta.clone(), store, keys, states, stats: stats.clone(), cameras_changed };
+    let services = server::Services {
+        meta: meta.clone(),
+        store,
+        keys,
+        states,
+        stats: stats.clone(),
+        cameras_changed,
+        clock: clock.clone(),
+    };
     tracing::info!(listen = %config.listen, "serving the client API");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
-        .add_service(services.footage())
+        .add_service(services.clone().footage())
+        .add_service(services.clone().admin())
+        .add_service(services.audit_service())
         .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
     let served = server.await;
     tracing::info!("shutting down: API closed");
@@ -200,7 +214,7 @@ async fn assign_cameras(
 }
 
 /// Commits the administrator that `init` prepared, once, then forgets the file.
-async fn bootstrap_admin(meta: &Meta, data: &std::path::Path) -> Result<()> {
+async fn bootstrap_admin(meta: &Meta, data: &std::path::Path, clock: &clock::SharedClock) -> Result<()> {
     let path = data.join(init::BOOTSTRAP_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -213,11 +227,30 @@ async fn bootstrap_admin(meta: &Meta, data: &std::path::Path) -> Result<()> {
     hex::decode_to_slice(&boot.token_blake3, &mut hash)
         .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
     if meta.read(|c| c.user_count()).await? == 0 {
-        meta.propose(Command::PutUser {
-            user: User { name: boot.name.clone(), role: "admin".into(), created_ms: 0 },
-            token_hash: hash,
-        })
-        .await?;
+        let now = clock.now_ms();
+        let user = User {
+            name: boot.name.clone(),
+            role: access::Role::Admin,
+            case: None,
+            disabled: false,
+            grants: vec![],
+            created_ms: 0,
+        };
+        let token = meta::TokenRecord {
+            id: hex::encode(&hash[..6]),
+            user: boot.name.clone(),
+            created_ms: 0,
+            expires_ms: now + access::TOKEN_TTL_DEFAULT_MS,
+            revoked: false,
+        };
+        let ev = audit::AuditEvent {
+            user: "-".into(),
+            action: "user-add".into(),
+            outcome: "ok".into(),
+            detail: format!("first administrator {} created by custos-node init", boot.name),
+            ..Default::default()
+        };
+        meta.propose_audited(Command::CreateUser { user, token_hash: hash, token }, ev).await?;
         tracing::info!(user = %boot.name, "first administrator committed");
     }
     std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
@@ -237,6 +270,7 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
             source: seed.source.clone(),
             recorder: meta.node_id,
             added_ms: 0,
+            sensitive: seed.sensitive,
         };
         meta.propose(Command::AddCamera(cam)).await?;
         tracing::info!(camera = %seed.id, "seed camera registered");

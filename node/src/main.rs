@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
                 .map(|c| {
                     let (id, source) =
                         c.split_once('=').with_context(|| format!("--camera {c:?}: expected ID=SOURCE"))?;
-                    Ok(SeedCamera { id: id.into(), source: source.into(), name: String::new() })
+                    Ok(SeedCamera { id: id.into(), source: source.into(), name: String::new(), sensitive: false })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let r = init(&InitOptions { data_dir: data, listen, node_id, segment_target_ms, cameras })?;

@@ -139,6 +139,20 @@ impl Node {
         }
     }
 
+    /// Creates a user with `role` through the admin API and connects as them.
+    pub async fn user(&self, name: &str, role: &str, case: Option<&str>) -> Client {
+        let admin = Client::connect(&self.addr, Some(&self.token)).await.unwrap();
+        let t = admin.add_user(name, role, case, 0).await.unwrap_or_else(|e| panic!("adding {name}: {e}"));
+        Client::connect(&self.addr, Some(&t.token)).await.unwrap()
+    }
+
+    /// Starts the node and connects as a new security user (who may view footage).
+    pub async fn start_as_security(&mut self) -> Client {
+        self.start().await;
+        let n = self.starts;
+        self.user(&format!("guard{n}"), "security", None).await
+    }
+
     /// The node's latest log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap_or_default()

@@ -17,6 +17,15 @@ pub enum CameraCmd {
         /// Human-readable name.
         #[arg(long, default_value = "")]
         name: String,
+        /// Sensitive zone (operating theatre, ward): viewing needs an explicit grant.
+        #[arg(long)]
+        sensitive: bool,
+    },
+    /// Mark a camera as in a sensitive zone (--off to clear).
+    Sensitive {
+        id: String,
+        #[arg(long)]
+        off: bool,
     },
     /// List cameras.
     List,
@@ -25,13 +34,23 @@ pub enum CameraCmd {
 }
 
 pub fn camera_json(c: &Camera) -> serde_json::Value {
-    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms)})
+    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms), "sensitive": c.sensitive})
 }
 
 pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
-        CameraCmd::Add { id, source, name } => {
-            let c = client.add_camera(&id, &source, &name).await?;
+        CameraCmd::Sensitive { id, off } => {
+            client.set_camera_sensitive(&id, !off).await?;
+            if as_json {
+                super::print_json(&json!({"camera": id, "sensitive": !off}));
+            } else if off {
+                println!("camera {id} is no longer sensitive");
+            } else {
+                println!("camera {id} is sensitive: only users granted it may view it");
+            }
+        }
+        CameraCmd::Add { id, source, name, sensitive } => {
+            let c = client.add_camera_with(&id, &source, &name, sensitive).await?;
             if as_json {
                 super::print_json(&camera_json(&c));
             } else {

@@ -1,8 +1,10 @@
 //! One module per subcommand group.
 
+pub mod audit;
 pub mod camera;
 pub mod footage;
 pub mod status;
+pub mod user;
 
 use custos_client::Client;
 
@@ -20,5 +22,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Search(a) => footage::search(&client, a, cli.json).await,
         Cmd::Fetch(a) => footage::fetch(&client, a, cli.json).await,
         Cmd::Status => status::run(&client, cli.json).await,
+        Cmd::User(c) => user::run_user(&client, c, cli.json).await,
+        Cmd::Token(c) => user::run_token(&client, c, cli.json).await,
+        Cmd::Audit(c) => audit::run(&client, c, cli.json).await,
     }
 }

@@ -2,8 +2,15 @@
 //!
 //! Access units arrive in decode order. Everything before the first keyframe is dropped
 //! (it cannot be decoded on its own). A segment closes at the first keyframe at or after
-//! the target duration, so each segment starts with a keyframe and the next segment's
-//! first frame is this one's exclusive end: consecutive segments have no gap.
+//! the target duration (less [`TOLERANCE_DIVISOR`]'s share, so a keyframe that timestamp
+//! jitter puts a hair early still closes it), so each segment starts with a keyframe and
+//! the next segment's first frame is this one's exclusive end: consecutive segments have
+//! no gap.
+
+/// A keyframe up to `target / TOLERANCE_DIVISOR` before the target closes the segment.
+/// Without it, a camera whose keyframe interval equals the target cuts at twice the
+/// target whenever network jitter makes a keyframe arrive a microsecond early.
+pub const TOLERANCE_DIVISOR: u64 = 20;
 
 /// One encoded frame (access unit), Annex-B byte stream with parameter sets repeated
 /// before every keyframe.
@@ -68,7 +75,7 @@ impl Segmenter {
             }
         }
         let elapsed = au.pts_ns.saturating_sub(start);
-        let cut = if au.keyframe && elapsed >= self.target_ns {
+        let cut = if au.keyframe && elapsed + self.target_ns / TOLERANCE_DIVISOR >= self.target_ns {
             Some(false)
         } else if elapsed >= self.max_ns {
             Some(true)
@@ -128,6 +135,23 @@ mod tests {
         assert_eq!(cuts[2].end_ns, 12_000_000_000 + 40_000_000);
         let frames: usize = cuts.iter().map(|c| c.units.len()).sum();
         assert_eq!(frames, 300);
+    }
+
+    #[test]
+    fn keyframe_a_hair_early_still_closes_the_segment() {
+        // Regression: GOP = target = 2 s with RTP jitter produced 4 s segments.
+        let mut s = Segmenter::new(2_000_000_000, 16_000_000_000);
+        s.push(au(0, true));
+        for i in 1..50u64 {
+            assert!(s.push(au(i * 40, false)).is_none());
+        }
+        let jittered = AccessUnit { pts_ns: 1_999_999_000, dts_ns: None, keyframe: true, data: vec![0] };
+        let cut = s.push(jittered).expect("the early keyframe closes the segment");
+        assert_eq!(cut.end_ns, 1_999_999_000);
+        // Far too early is not "a hair": a keyframe at half the target does not cut.
+        let mut s = Segmenter::new(2_000_000_000, 16_000_000_000);
+        s.push(au(0, true));
+        assert!(s.push(au(1_000, true)).is_none());
     }
 
     #[test]

@@ -28,11 +28,13 @@ pub const CF_CAMERAS: &str = "cameras";
 pub const CF_SEGMENTS: &str = "segments";
 /// Users by name.
 pub const CF_USERS: &str = "users";
-/// User name by token hash.
+/// Token records by token hash.
 pub const CF_TOKENS: &str = "tokens";
+/// Audit entries by big-endian sequence number.
+pub const CF_AUDIT: &str = "audit";
 
 /// Column families that make up the state machine (and so its snapshots).
-pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS];
+pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT];
 
 /// Opens (creating if needed) the database. Blocks.
 pub fn open(path: &Path) -> Result<Arc<DB>> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
-pub use types::{Camera, Codec, Command, NodeId, Request, Response, SegmentRecord, TypeConfig, User};
+pub use types::{Camera, Codec, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -85,7 +85,16 @@ impl Meta {
     /// Proposes `command` stamped with this (leader) node's clock and waits for it to be
     /// committed and applied.
     pub async fn propose(&self, command: Command) -> Result<Response> {
-        let req = Request { time_ms: self.clock.now_ms(), command };
+        self.submit(Request { time_ms: self.clock.now_ms(), command, audit: None }).await
+    }
+
+    /// Like [`Meta::propose`], appending `audit` to the audit log in the same entry (with
+    /// the command's outcome).
+    pub async fn propose_audited(&self, command: Command, audit: crate::audit::AuditEvent) -> Result<Response> {
+        self.submit(Request { time_ms: self.clock.now_ms(), command, audit: Some(audit) }).await
+    }
+
+    async fn submit(&self, req: Request) -> Result<Response> {
         match self.raft.client_write(req).await {
             Ok(r) => Ok(r.data),
             Err(e) => Err(Error::Unavailable(format!("could not commit to the metadata group: {e}"))),

@@ -20,13 +20,17 @@ use openraft::{
 };
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
-use super::db::{cf, segment_key, time_key, CF_CAMERAS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS};
-use super::types::{decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TypeConfig, User};
+use super::db::{cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS};
+use super::types::{
+    decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
+};
+use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
 
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
+const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -138,17 +142,85 @@ impl Catalog {
         Ok(self.get::<u64>(CF_SM, KEY_SEGMENT_COUNT)?.unwrap_or(0))
     }
 
-    /// The user a token hash belongs to.
-    pub fn user_by_token(&self, token_hash: &Hash) -> crate::Result<Option<User>> {
-        match self.get::<String>(CF_TOKENS, token_hash)? {
-            None => Ok(None),
-            Some(name) => self.get(CF_USERS, name.as_bytes()),
+    /// The token stored under `token_hash` and its user.
+    pub fn token(&self, token_hash: &Hash) -> crate::Result<Option<(TokenRecord, User)>> {
+        let Some(t) = self.get::<TokenRecord>(CF_TOKENS, token_hash)? else { return Ok(None) };
+        Ok(self.user(&t.user)?.map(|u| (t, u)))
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> crate::Result<Option<User>> {
+        self.get(CF_USERS, name.as_bytes())
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> crate::Result<Vec<User>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
         }
+        Ok(out)
+    }
+
+    /// Every token record (never the secrets, which are not stored).
+    pub fn tokens(&self) -> crate::Result<Vec<TokenRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_TOKENS), IteratorMode::Start) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
     }
 
     /// Number of users.
     pub fn user_count(&self) -> crate::Result<usize> {
         Ok(self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start).count())
+    }
+
+    /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
+    pub fn audit_head(&self) -> crate::Result<(u64, Hash)> {
+        Ok(self.get::<(u64, Hash)>(CF_SM, KEY_AUDIT_HEAD)?.unwrap_or((0, GENESIS)))
+    }
+
+    /// Audit entries with `seq > after_seq`, oldest first, at most `limit`.
+    pub fn audit_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<(u64, AuditRecord)>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_AUDIT), IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let seq =
+                u64::from_be_bytes(k[..8].try_into().map_err(|_| crate::Error::Internal("bad audit key".into()))?);
+            out.push((seq, decode(&v).map_err(crate::Error::Internal)?));
+        }
+        Ok(out)
+    }
+}
+
+fn get_decoded<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<T>, String> {
+    match db.get_cf(cf(db, cf_name), key).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(b) => decode(&b).map(Some),
+    }
+}
+
+/// Reads a user for a command that modifies it.
+fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
+    match get_decoded::<User>(db, CF_USERS, name.as_bytes()) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(Response::Rejected(format!("user {name:?} does not exist"))),
+        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
+    }
+}
+
+fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
+    match get_decoded::<Camera>(db, CF_CAMERAS, id.as_bytes()) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(Response::Rejected(format!("camera {id:?} does not exist"))),
+        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
     }
 }
 
@@ -195,14 +267,93 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             *segment_count += u64::from(new);
             Response::Committed { new, duplicate }
         }
-        Command::PutUser { user, token_hash } => {
+        Command::CreateUser { user, token_hash, token } => {
+            match get_decoded::<User>(db, CF_USERS, user.name.as_bytes()) {
+                Ok(Some(_)) => return Response::Rejected(format!("user {:?} already exists", user.name)),
+                Ok(None) => {}
+                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            }
             let mut u = user.clone();
             u.created_ms = req.time_ms;
+            let mut t = token.clone();
+            t.created_ms = req.time_ms;
             batch.put_cf(cf(db, CF_USERS), u.name.as_bytes(), encode(&u));
-            batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&u.name));
+            batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
             Response::Ok
         }
+        Command::DisableUser { name } => match user_for_update(db, name) {
+            Ok(mut u) => {
+                u.disabled = true;
+                batch.put_cf(cf(db, CF_USERS), name.as_bytes(), encode(&u));
+                Response::Ok
+            }
+            Err(r) => r,
+        },
+        Command::IssueToken { token_hash, token } => match user_for_update(db, &token.user) {
+            Ok(u) if u.disabled => Response::Rejected(format!("user {:?} is disabled", u.name)),
+            Ok(_) => {
+                let mut t = token.clone();
+                t.created_ms = req.time_ms;
+                batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
+                Response::Ok
+            }
+            Err(r) => r,
+        },
+        Command::RevokeToken { id } => {
+            let c = cf(db, CF_TOKENS);
+            for kv in db.iterator_cf(c, IteratorMode::Start) {
+                let Ok((k, v)) = kv else { return Response::Rejected("catalog read failed".into()) };
+                let Ok(mut t) = decode::<TokenRecord>(&v) else { continue };
+                if t.id == *id {
+                    t.revoked = true;
+                    batch.put_cf(c, k, encode(&t));
+                    return Response::Ok;
+                }
+            }
+            Response::Rejected(format!("no token with id {id:?}"))
+        }
+        Command::GrantCamera { user, camera, grant } => {
+            if let Err(r) = camera_for_update(db, camera) {
+                return r;
+            }
+            match user_for_update(db, user) {
+                Ok(mut u) => {
+                    u.grants.retain(|g| g != camera);
+                    if *grant {
+                        u.grants.push(camera.clone());
+                        u.grants.sort();
+                    }
+                    batch.put_cf(cf(db, CF_USERS), user.as_bytes(), encode(&u));
+                    Response::Ok
+                }
+                Err(r) => r,
+            }
+        }
+        Command::SetSensitive { camera, sensitive } => match camera_for_update(db, camera) {
+            Ok(mut c) => {
+                c.sensitive = *sensitive;
+                batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+                Response::Ok
+            }
+            Err(r) => r,
+        },
+        Command::Audit => Response::Ok,
     }
+}
+
+/// Appends `req`'s audit event, if any, after the command produced `resp`.
+fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, head: &mut (u64, Hash)) {
+    let Some(ev) = &req.audit else { return };
+    let mut ev = ev.clone();
+    if let Response::Rejected(why) = resp {
+        ev.outcome = "rejected".into();
+        ev.reason = why.clone();
+    }
+    let seq = head.0 + 1;
+    let rec = seal_entry(seq, req.time_ms, ev, &head.1);
+    batch.put_cf(cf(db, CF_AUDIT), seq.to_be_bytes(), encode(&rec));
+    *head = (seq, rec.hash);
+    batch.put_cf(cf(db, CF_SM), KEY_AUDIT_HEAD, encode(&*head));
 }
 
 /// The Raft state machine over the catalog column families.
@@ -239,10 +390,8 @@ impl StateMachine {
 
     fn apply_blocking(db: &DB, entries: Vec<Entry<TypeConfig>>) -> StorageResult<Vec<Response>> {
         let mut out = Vec::with_capacity(entries.len());
-        let mut count: u64 = match db.get_cf(cf(db, CF_SM), KEY_SEGMENT_COUNT).map_err(io_err)? {
-            Some(b) => decode(&b).map_err(io_err)?,
-            None => 0,
-        };
+        let mut count: u64 = get_decoded(db, CF_SM, KEY_SEGMENT_COUNT).map_err(io_err)?.unwrap_or(0);
+        let mut head: (u64, Hash) = get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(io_err)?.unwrap_or((0, GENESIS));
         for e in entries {
             let mut batch = WriteBatch::default();
             let sm = cf(db, CF_SM);
@@ -255,6 +404,7 @@ impl StateMachine {
                     if count != before {
                         batch.put_cf(sm, KEY_SEGMENT_COUNT, encode(&count));
                     }
+                    apply_audit(db, &mut batch, req, &r, &mut head);
                     r
                 }
                 EntryPayload::Membership(m) => {

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Role;
+use crate::audit::AuditEvent;
 use crate::segment::Hash;
 
 /// Raft node id.
@@ -38,6 +40,8 @@ pub struct Camera {
     pub recorder: NodeId,
     /// Leader time when it was added.
     pub added_ms: i64,
+    /// In a sensitive zone (operating theatre, ward): viewing needs an explicit grant.
+    pub sensitive: bool,
 }
 
 /// One committed segment: where it is, what it hashes to, who holds it.
@@ -62,13 +66,29 @@ pub struct SegmentRecord {
     pub replicas: Vec<NodeId>,
 }
 
-/// A user and the BLAKE3 of their bearer token. Roles arrive with the access issue;
-/// until then every user is an administrator of the single node.
+/// A person who can call the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
-    pub role: String,
+    pub role: Role,
+    /// The case an investigator may read; `None` for every other role.
+    pub case: Option<String>,
+    /// Disabled users are refused everywhere at once (departing staff).
+    pub disabled: bool,
+    /// Sensitive cameras this user may view.
+    pub grants: Vec<String>,
     pub created_ms: i64,
+}
+
+/// A bearer token, stored under the BLAKE3 of its secret; the secret itself is never kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id (first 12 hex digits of the hash) for listing and revoking.
+    pub id: String,
+    pub user: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub revoked: bool,
 }
 
 /// What a Raft entry asks the state machine to do.
@@ -81,8 +101,20 @@ pub enum Command {
     /// Catalog a batch of durable segments. Records already present are skipped, so a
     /// batch re-proposed after a crash is harmless.
     CommitSegments(Vec<SegmentRecord>),
-    /// Create a user with a token hash.
-    PutUser { user: User, token_hash: Hash },
+    /// Create a user together with a first token.
+    CreateUser { user: User, token_hash: Hash, token: TokenRecord },
+    /// Refuse a user from now on (their tokens stop working).
+    DisableUser { name: String },
+    /// Give an existing user another token.
+    IssueToken { token_hash: Hash, token: TokenRecord },
+    /// Revoke a token by its public id.
+    RevokeToken { id: String },
+    /// Allow (or stop allowing) a user to view a sensitive camera.
+    GrantCamera { user: String, camera: String, grant: bool },
+    /// Mark a camera as in a sensitive zone, or not.
+    SetSensitive { camera: String, sensitive: bool },
+    /// Only append the request's audit event (footage accesses, denials).
+    Audit,
 }
 
 /// A Raft entry's payload: a command stamped with the leader's clock.
@@ -92,6 +124,8 @@ pub struct Request {
     /// time-based decision in `apply` uses this, never the applying node's clock.
     pub time_ms: i64,
     pub command: Command,
+    /// Audit event appended in the same entry, after the command's outcome is known.
+    pub audit: Option<AuditEvent>,
 }
 
 /// What applying a command produced.
@@ -111,7 +145,13 @@ impl std::fmt::Display for Request {
             Command::AddCamera(c) => write!(f, "add-camera {}", c.id),
             Command::RemoveCamera { id } => write!(f, "remove-camera {id}"),
             Command::CommitSegments(s) => write!(f, "commit-segments x{}", s.len()),
-            Command::PutUser { user, .. } => write!(f, "put-user {}", user.name),
+            Command::CreateUser { user, .. } => write!(f, "create-user {}", user.name),
+            Command::DisableUser { name } => write!(f, "disable-user {name}"),
+            Command::IssueToken { token, .. } => write!(f, "issue-token {} for {}", token.id, token.user),
+            Command::RevokeToken { id } => write!(f, "revoke-token {id}"),
+            Command::GrantCamera { user, camera, grant } => write!(f, "grant-camera {user} {camera} {grant}"),
+            Command::SetSensitive { camera, sensitive } => write!(f, "set-sensitive {camera} {sensitive}"),
+            Command::Audit => write!(f, "audit"),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use custos_proto::v1 as pb;
 
-use crate::meta::{Camera, SegmentRecord};
+use crate::meta::{Camera, SegmentRecord, TokenRecord, User};
 
 pub fn camera(c: &Camera) -> pb::Camera {
     pb::Camera {
@@ -12,6 +12,7 @@ pub fn camera(c: &Camera) -> pb::Camera {
         source: crate::ingest::redact(&c.source),
         recorder: c.recorder,
         added_ms: c.added_ms,
+        sensitive: c.sensitive,
     }
 }
 
@@ -26,5 +27,26 @@ pub fn segment(s: &SegmentRecord) -> pb::Segment {
         blob_hash: s.blob_hash.to_vec(),
         codec: s.codec.as_str().to_string(),
         replicas: s.replicas.clone(),
+    }
+}
+
+pub fn user(u: &User) -> pb::User {
+    pb::User {
+        name: u.name.clone(),
+        role: u.role.as_str().into(),
+        case_id: u.case.clone().unwrap_or_default(),
+        disabled: u.disabled,
+        grants: u.grants.clone(),
+        created_ms: u.created_ms,
+    }
+}
+
+pub fn token(t: &TokenRecord) -> pb::Token {
+    pb::Token {
+        id: t.id.clone(),
+        user: t.user.clone(),
+        created_ms: t.created_ms,
+        expires_ms: t.expires_ms,
+        revoked: t.revoked,
     }
 }

@@ -1,7 +1,10 @@
 //! The tonic services. Each handler authenticates, validates its arguments (saying
 //! precisely what is wrong), calls domain code, and converts the result in `convert`.
 
+mod admin;
+mod audit_svc;
 mod convert;
+mod guard;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +15,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use self::guard::FootageRequest;
+use crate::access::Action;
+use crate::clock::SharedClock;
 use crate::error::Error;
 use crate::ingest::{validate_camera_id, CameraStates, Source};
-use crate::meta::{Camera, Command, Meta, SegmentRecord, User};
+use crate::meta::{Camera, Command, Meta, SegmentRecord};
 use crate::recorder::RecorderStats;
 use crate::segment::{BlobStore, Keys};
 
@@ -29,8 +35,6 @@ pub const FETCH_CHUNK_BYTES: usize = 256 * 1024;
 pub const FETCH_QUEUE: usize = 8;
 /// Widest time range a footage request may span.
 pub const RANGE_MAX_MS: i64 = 366 * 24 * 3600 * 1000;
-/// Longest purpose text.
-pub const PURPOSE_MAX_LEN: usize = 1_000;
 
 /// Shared handles the services use.
 #[derive(Clone)]
@@ -42,41 +46,23 @@ pub struct Services {
     pub stats: Arc<RecorderStats>,
     /// Woken when the camera set changes, so the supervisor reconciles at once.
     pub cameras_changed: Arc<Notify>,
+    pub clock: SharedClock,
 }
 
 impl Services {
-    /// The gRPC service.
+    /// The footage service.
     pub fn footage(self) -> FootageServer<Self> {
         FootageServer::new(self)
     }
 
-    async fn authenticate<T>(&self, req: &Request<T>) -> Result<User, Status> {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("no token: pass --token or set CUSTOS_TOKEN"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
-        let hash = *blake3::hash(token.trim().as_bytes()).as_bytes();
-        self.meta
-            .read(move |c| c.user_by_token(&hash))
-            .await?
-            .ok_or_else(|| Status::unauthenticated("token not recognised: it is wrong, expired or revoked"))
+    /// The admin service.
+    pub fn admin(self) -> custos_proto::v1::admin_server::AdminServer<Self> {
+        custos_proto::v1::admin_server::AdminServer::new(self)
     }
 
-    /// Checks a camera exists (registered now, or with footage from before its removal).
-    async fn known_camera(&self, id: &str) -> Result<(), Status> {
-        validate_camera_id(id).map_err(Status::invalid_argument)?;
-        let id2 = id.to_string();
-        let known = self.meta.read(move |c| Ok(c.camera(&id2)?.is_some() || c.last_segment(&id2)?.is_some())).await?;
-        if known {
-            Ok(())
-        } else {
-            Err(Error::NotFound { what: "camera", id: id.to_string() }.into())
-        }
+    /// The audit service.
+    pub fn audit_service(self) -> custos_proto::v1::audit_server::AuditServer<Self> {
+        custos_proto::v1::audit_server::AuditServer::new(self)
     }
 }
 
@@ -88,8 +74,8 @@ pub fn fmt_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Validates a footage request's time range and purpose.
-pub fn validate_range(from_ms: i64, to_ms: i64, purpose: &str) -> Result<(), Status> {
+/// Validates a footage request's time range.
+pub fn validate_range(from_ms: i64, to_ms: i64) -> Result<(), Status> {
     if from_ms <= 0 || to_ms <= 0 {
         return Err(Status::invalid_argument("both --from and --to are required: open-ended time ranges are refused"));
     }
@@ -103,15 +89,6 @@ pub fn validate_range(from_ms: i64, to_ms: i64, purpose: &str) -> Result<(), Sta
     if to_ms - from_ms > RANGE_MAX_MS {
         return Err(Status::invalid_argument("time range spans more than 366 days; narrow it"));
     }
-    let p = purpose.trim();
-    if p.is_empty() {
-        return Err(Status::invalid_argument(
-            "a purpose is required for every footage access (for example \"incident 2024-113, fall in ward 3\")",
-        ));
-    }
-    if p.len() > PURPOSE_MAX_LEN {
-        return Err(Status::invalid_argument(format!("purpose is longer than {PURPOSE_MAX_LEN} bytes")));
-    }
     Ok(())
 }
 
@@ -121,26 +98,30 @@ impl Footage for Services {
         &self,
         req: Request<pb::ListCamerasRequest>,
     ) -> Result<Response<pb::ListCamerasResponse>, Status> {
-        self.authenticate(&req).await?;
+        self.guard(&req, Action::ListCameras, false).await?;
         let cams = self.meta.read(|c| c.cameras()).await?;
         Ok(Response::new(pb::ListCamerasResponse { cameras: cams.iter().map(convert::camera).collect() }))
     }
 
     async fn add_camera(&self, req: Request<pb::AddCameraRequest>) -> Result<Response<pb::Camera>, Status> {
-        let user = self.authenticate(&req).await?;
+        let caller = self.guard(&req, Action::ManageCameras, false).await?;
         let r = req.into_inner();
         validate_camera_id(&r.id).map_err(Status::invalid_argument)?;
         Source::parse(&r.source).map_err(Status::invalid_argument)?;
         if r.name.len() > 200 {
             return Err(Status::invalid_argument("camera name is longer than 200 bytes"));
         }
-        let cam = Camera { id: r.id.clone(), name: r.name, source: r.source, recorder: self.meta.node_id, added_ms: 0 };
-        match self.meta.propose(Command::AddCamera(cam)).await? {
-            crate::meta::Response::Ok => {}
-            crate::meta::Response::Rejected(_) => return Err(Error::AlreadyExists { what: "camera", id: r.id }.into()),
-            other => return Err(Error::Internal(format!("unexpected response {other:?}")).into()),
-        }
-        tracing::info!(camera = %r.id, user = %user.name, "camera added");
+        let detail = format!("camera {} source={} sensitive={}", r.id, crate::ingest::redact(&r.source), r.sensitive);
+        let cam = Camera {
+            id: r.id.clone(),
+            name: r.name,
+            source: r.source,
+            recorder: self.meta.node_id,
+            added_ms: 0,
+            sensitive: r.sensitive,
+        };
+        self.admin_change(&caller, "camera-add", detail, Command::AddCamera(cam)).await?;
+        tracing::info!(camera = %r.id, user = %caller.who.name, "camera added");
         self.cameras_changed.notify_one();
         let id = r.id.clone();
         let cam = self
@@ -155,37 +136,33 @@ impl Footage for Services {
         &self,
         req: Request<pb::RemoveCameraRequest>,
     ) -> Result<Response<pb::RemoveCameraResponse>, Status> {
-        let user = self.authenticate(&req).await?;
+        let caller = self.guard(&req, Action::ManageCameras, false).await?;
         let id = req.into_inner().id;
         validate_camera_id(&id).map_err(Status::invalid_argument)?;
-        match self.meta.propose(Command::RemoveCamera { id: id.clone() }).await? {
-            crate::meta::Response::Ok => {}
-            _ => return Err(Error::NotFound { what: "camera", id }.into()),
-        }
-        tracing::info!(camera = %id, user = %user.name, "camera removed; its footage stays under retention");
+        self.admin_change(&caller, "camera-remove", format!("camera {id}"), Command::RemoveCamera { id: id.clone() })
+            .await?;
+        tracing::info!(camera = %id, user = %caller.who.name, "camera removed; its footage stays under retention");
         self.cameras_changed.notify_one();
         Ok(Response::new(pb::RemoveCameraResponse {}))
     }
 
     async fn search(&self, req: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {
-        let user = self.authenticate(&req).await?;
-        let r = req.into_inner();
-        validate_range(r.from_ms, r.to_ms, &r.purpose)?;
-        self.known_camera(&r.camera).await?;
+        let r = req.get_ref().clone();
+        let f = FootageRequest { camera: &r.camera, from_ms: r.from_ms, to_ms: r.to_ms, purpose: &r.purpose };
+        let caller = self.guard_footage(&req, Action::SearchFootage, f).await?;
         let limit = if r.limit == 0 { SEARCH_LIMIT_MAX } else { (r.limit as usize).min(SEARCH_LIMIT_MAX) };
         let cam = r.camera.clone();
         let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, limit)).await?;
-        tracing::info!(user = %user.name, camera = %r.camera, from_ms = r.from_ms, to_ms = r.to_ms, purpose = %r.purpose.trim(), found = segs.len(), "search");
+        tracing::info!(user = %caller.who.name, camera = %r.camera, found = segs.len(), "search");
         Ok(Response::new(pb::SearchResponse { segments: segs.iter().map(convert::segment).collect(), truncated }))
     }
 
     type FetchStream = ReceiverStream<Result<pb::FetchChunk, Status>>;
 
     async fn fetch(&self, req: Request<pb::FetchRequest>) -> Result<Response<Self::FetchStream>, Status> {
-        let user = self.authenticate(&req).await?;
-        let r = req.into_inner();
-        validate_range(r.from_ms, r.to_ms, &r.purpose)?;
-        self.known_camera(&r.camera).await?;
+        let r = req.get_ref().clone();
+        let f = FootageRequest { camera: &r.camera, from_ms: r.from_ms, to_ms: r.to_ms, purpose: &r.purpose };
+        let caller = self.guard_footage(&req, Action::FetchFootage, f).await?;
         let cam = r.camera.clone();
         let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)).await?;
         if truncated {
@@ -196,7 +173,7 @@ impl Footage for Services {
         if segs.is_empty() {
             return Err(Status::not_found(format!("camera {} has no footage between those times", r.camera)));
         }
-        tracing::info!(user = %user.name, camera = %r.camera, from_ms = r.from_ms, to_ms = r.to_ms, purpose = %r.purpose.trim(), segments = segs.len(), "fetch");
+        tracing::info!(user = %caller.who.name, camera = %r.camera, segments = segs.len(), "fetch");
         let (tx, rx) = mpsc::channel(FETCH_QUEUE);
         let (store, keys) = (self.store.clone(), self.keys.clone());
         tokio::spawn(stream_segments(segs, store, keys, tx));
@@ -204,7 +181,7 @@ impl Footage for Services {
     }
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
-        self.authenticate(&req).await?;
+        self.guard(&req, Action::ViewStatus, false).await?;
         let m = self.meta.raft.metrics().borrow().clone();
         let node_id = self.meta.node_id;
         let (cams, segments, last): (Vec<Camera>, u64, BTreeMap<String, i64>) = self

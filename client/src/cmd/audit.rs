@@ -1,0 +1,181 @@
+//! `custos audit log` and `custos audit verify` (auditors).
+
+use clap::Subcommand;
+use custos_client::time::{format_ms, now_ms, parse_time_ms};
+use custos_client::{AuditEntry, AuditLogRequest, Client};
+use custos_evidence::{verify_chain, AuditBody, Hash};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Show audit entries, oldest first.
+    Log {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        camera: Option<String>,
+        /// search, fetch, user-add, token-revoke, camera-add, …
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
+        /// Comma-separated values with a header row.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// Fetch the whole chain and recompute every link here; reports the first break.
+    Verify,
+}
+
+fn to_hash(b: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    if b.len() == 32 {
+        h.copy_from_slice(b);
+    }
+    h
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt_time(ms: Option<i64>) -> String {
+    ms.map(format_ms).unwrap_or_default()
+}
+
+pub async fn run(client: &Client, cmd: AuditCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        AuditCmd::Log { user, camera, action, from, to, limit, csv } => {
+            let now = now_ms();
+            let t = |s: Option<String>| -> anyhow::Result<i64> {
+                s.map(|s| parse_time_ms(&s, now).map_err(anyhow::Error::msg)).transpose().map(|v| v.unwrap_or(0))
+            };
+            let filter = AuditLogRequest {
+                after_seq: 0,
+                user: user.unwrap_or_default(),
+                camera: camera.unwrap_or_default(),
+                action: action.unwrap_or_default(),
+                from_ms: t(from)?,
+                to_ms: t(to)?,
+                limit,
+            };
+            let entries = client.audit_log(filter).await?;
+            print_entries(&entries, as_json, csv)
+        }
+        AuditCmd::Verify => {
+            let entries = client.audit_log(AuditLogRequest::default()).await?;
+            let hashes: Vec<Hash> = entries.iter().map(|e| to_hash(&e.hash)).collect();
+            match verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h))) {
+                Ok((n, head)) => {
+                    if as_json {
+                        super::print_json(&json!({"intact": true, "entries": n, "head": hex::encode(head)}));
+                    } else {
+                        println!("audit chain intact: {n} entries verified, head {}", hex::encode(head));
+                    }
+                    Ok(())
+                }
+                Err(b) => {
+                    if as_json {
+                        super::print_json(
+                            &json!({"intact": false, "entries": entries.len(), "first_break": b.seq, "problem": b.problem}),
+                        );
+                    }
+                    anyhow::bail!("AUDIT CHAIN BROKEN at entry {} of {}: {}", b.seq, entries.len(), b.problem)
+                }
+            }
+        }
+    }
+}
+
+fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Result<()> {
+    let bodies: Vec<Option<AuditBody>> = entries.iter().map(|e| serde_json::from_slice(&e.body).ok()).collect();
+    if as_json {
+        let v: Vec<serde_json::Value> = entries
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| {
+                let mut v: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or(json!({"unreadable": true}));
+                v["hash"] = json!(hex::encode(&e.hash));
+                if let Some(b) = b {
+                    v["time"] = json!(format_ms(b.time_ms));
+                }
+                v
+            })
+            .collect();
+        super::print_json(&json!(v));
+        return Ok(());
+    }
+    if csv {
+        println!("seq,time,user,role,action,outcome,reason,purpose,cameras,from,to,client,detail");
+    } else {
+        println!(
+            "{:<6} {:<25} {:<14} {:<13} {:<16} {:<15} DETAILS",
+            "SEQ", "TIME", "USER", "ROLE", "ACTION", "OUTCOME"
+        );
+    }
+    for (e, b) in entries.iter().zip(&bodies) {
+        let Some(b) = b else {
+            println!("{} <unreadable entry>", e.seq);
+            continue;
+        };
+        let ev = &b.event;
+        if csv {
+            let fields = [
+                b.seq.to_string(),
+                format_ms(b.time_ms),
+                ev.user.clone(),
+                ev.role.clone(),
+                ev.action.clone(),
+                ev.outcome.clone(),
+                ev.reason.clone(),
+                ev.purpose.clone(),
+                ev.cameras.join(" "),
+                opt_time(ev.from_ms),
+                opt_time(ev.to_ms),
+                ev.client.clone(),
+                ev.detail.clone(),
+            ];
+            println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        } else {
+            let mut details = Vec::new();
+            if !ev.cameras.is_empty() {
+                details.push(format!(
+                    "cameras={} {}..{}",
+                    ev.cameras.join(","),
+                    opt_time(ev.from_ms),
+                    opt_time(ev.to_ms)
+                ));
+            }
+            if !ev.purpose.is_empty() {
+                details.push(format!("purpose={:?}", ev.purpose));
+            }
+            if !ev.detail.is_empty() {
+                details.push(ev.detail.clone());
+            }
+            if !ev.reason.is_empty() {
+                details.push(format!("reason={:?}", ev.reason));
+            }
+            details.push(format!("from {}", ev.client));
+            println!(
+                "{:<6} {:<25} {:<14} {:<13} {:<16} {:<15} {}",
+                b.seq,
+                format_ms(b.time_ms),
+                ev.user,
+                ev.role,
+                ev.action,
+                ev.outcome,
+                details.join("; ")
+            );
+        }
+    }
+    Ok(())
+}

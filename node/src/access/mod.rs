@@ -1,0 +1,221 @@
+//! Who may do what: roles, actions, and the one table that relates them.
+//!
+//! Every RPC names the [`Action`] it performs and asks [`authorize`]; nothing else grants
+//! access. Footage of a sensitive camera additionally needs an explicit grant, operators
+//! only see recent footage, and investigators only their own case's exports.
+
+use serde::{Deserialize, Serialize};
+
+/// How far back an operator may view footage.
+pub const OPERATOR_RECENT_MS: i64 = 24 * 3600 * 1000;
+/// Default lifetime of a new token.
+pub const TOKEN_TTL_DEFAULT_MS: i64 = 90 * 24 * 3600 * 1000;
+/// Longest lifetime a token may be given.
+pub const TOKEN_TTL_MAX_MS: i64 = 366 * 24 * 3600 * 1000;
+/// Shortest purpose text that counts as a reason (R4: who, when and for what purpose).
+pub const PURPOSE_MIN_CHARS: usize = 8;
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Monitoring-room staff: recent footage, incident holds.
+    Operator,
+    /// Security office: search, view, holds, export requests.
+    Security,
+    /// Leadership: approves exports and hold releases.
+    Approver,
+    /// Reads the audit log and reports; never footage.
+    Auditor,
+    /// IT: users, cameras, nodes, policies; never footage, never deletion.
+    Admin,
+    /// Police or court: downloads approved exports of their own case only.
+    Investigator,
+}
+
+impl Role {
+    /// Every role, for listings and tests.
+    pub const ALL: [Role; 6] =
+        [Role::Operator, Role::Security, Role::Approver, Role::Auditor, Role::Admin, Role::Investigator];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Security => "security",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+            Role::Investigator => "investigator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, String> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("unknown role {s:?}; roles are operator, security, approver, auditor, admin, investigator")
+        })
+    }
+}
+
+/// Something a caller asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Action {
+    ListCameras,
+    ViewStatus,
+    SearchFootage,
+    FetchFootage,
+    ManageCameras,
+    ManageUsers,
+    ReadAudit,
+}
+
+impl Action {
+    /// Every action, for the matrix test.
+    pub const ALL: [Action; 7] = [
+        Action::ListCameras,
+        Action::ViewStatus,
+        Action::SearchFootage,
+        Action::FetchFootage,
+        Action::ManageCameras,
+        Action::ManageUsers,
+        Action::ReadAudit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ListCameras => "list-cameras",
+            Action::ViewStatus => "view-status",
+            Action::SearchFootage => "search",
+            Action::FetchFootage => "fetch",
+            Action::ManageCameras => "manage-cameras",
+            Action::ManageUsers => "manage-users",
+            Action::ReadAudit => "read-audit",
+        }
+    }
+
+    /// True for actions that reveal footage (they need a purpose and are audited before
+    /// anything is served).
+    pub fn reads_footage(self) -> bool {
+        matches!(self, Action::SearchFootage | Action::FetchFootage)
+    }
+}
+
+/// The authorisation table: may `role` perform `action` at all?
+pub fn role_allows(role: Role, action: Action) -> bool {
+    use Action::*;
+    use Role::*;
+    match action {
+        ListCameras => matches!(role, Operator | Security | Approver | Auditor | Admin),
+        ViewStatus => matches!(role, Operator | Security | Approver | Auditor | Admin),
+        SearchFootage | FetchFootage => matches!(role, Operator | Security),
+        ManageCameras | ManageUsers => matches!(role, Admin),
+        ReadAudit => matches!(role, Auditor),
+    }
+}
+
+/// What a footage request touches, for the checks beyond the role table.
+#[derive(Debug, Clone)]
+pub struct FootageScope<'a> {
+    pub camera: &'a str,
+    pub sensitive: bool,
+    pub from_ms: i64,
+}
+
+/// The caller as authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    /// Sensitive cameras this user may view.
+    pub grants: Vec<String>,
+    /// The one case an investigator belongs to.
+    pub case: Option<String>,
+}
+
+/// Decides whether `who` may perform `action` (on `scope` for footage) at `now_ms`.
+/// The error says why not, in words an operator can act on.
+pub fn authorize(who: &Principal, action: Action, scope: Option<&FootageScope<'_>>, now_ms: i64) -> Result<(), String> {
+    if !role_allows(who.role, action) {
+        return Err(format!("role {} may not {}", who.role.as_str(), action.as_str()));
+    }
+    if let Some(s) = scope {
+        if s.sensitive && !who.grants.iter().any(|g| g == s.camera) {
+            return Err(format!(
+                "camera {} is in a sensitive zone; viewing it needs an explicit grant (custos user grant {} --camera {})",
+                s.camera, who.name, s.camera
+            ));
+        }
+        if who.role == Role::Operator && s.from_ms < now_ms - OPERATOR_RECENT_MS {
+            return Err("operators may view the last 24 hours only; ask security staff for older footage".into());
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a purpose says something: at least [`PURPOSE_MIN_CHARS`] characters and
+/// not just repeated or filler text.
+pub fn validate_purpose(purpose: &str) -> Result<(), String> {
+    let p = purpose.trim();
+    let hint = "for example --purpose \"incident 2026-113: fall in ward 3, 08:10\"";
+    if p.is_empty() {
+        return Err(format!("a purpose is required for every footage access; {hint}"));
+    }
+    if p.chars().count() < PURPOSE_MIN_CHARS {
+        return Err(format!("purpose {p:?} is too short to say why (at least {PURPOSE_MIN_CHARS} characters); {hint}"));
+    }
+    let distinct: std::collections::BTreeSet<char> =
+        p.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    let filler = ["test", "testing", "asdf", "none", "n/a", "purpose", "xxx", "because"];
+    if distinct.len() < 4 || filler.contains(&p.to_lowercase().as_str()) {
+        return Err(format!("purpose {p:?} does not say why the footage is needed; {hint}"));
+    }
+    if p.len() > 1000 {
+        return Err("purpose is longer than 1000 bytes".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(role: Role) -> Principal {
+        Principal { name: "u".into(), role, grants: vec!["theatre-1".into()], case: None }
+    }
+
+    #[test]
+    fn footage_is_for_operators_and_security_only() {
+        for role in Role::ALL {
+            let ok = role_allows(role, Action::FetchFootage);
+            assert_eq!(ok, matches!(role, Role::Operator | Role::Security), "{role:?}");
+        }
+        assert!(!role_allows(Role::Admin, Action::SearchFootage));
+        assert!(!role_allows(Role::Auditor, Action::FetchFootage));
+        assert!(role_allows(Role::Auditor, Action::ReadAudit));
+        assert!(!role_allows(Role::Admin, Action::ReadAudit));
+    }
+
+    #[test]
+    fn sensitive_cameras_need_a_grant_and_operators_see_recent_only() {
+        let now = 1_000_000_000_000;
+        let open = FootageScope { camera: "lobby", sensitive: false, from_ms: now - 1000 };
+        let theatre = FootageScope { camera: "theatre-1", sensitive: true, from_ms: now - 1000 };
+        let ward = FootageScope { camera: "ward-2", sensitive: true, from_ms: now - 1000 };
+        let s = who(Role::Security);
+        assert!(authorize(&s, Action::FetchFootage, Some(&open), now).is_ok());
+        assert!(authorize(&s, Action::FetchFootage, Some(&theatre), now).is_ok());
+        let e = authorize(&s, Action::FetchFootage, Some(&ward), now).unwrap_err();
+        assert!(e.contains("grant"), "{e}");
+        let old = FootageScope { camera: "lobby", sensitive: false, from_ms: now - 2 * OPERATOR_RECENT_MS };
+        assert!(authorize(&who(Role::Operator), Action::FetchFootage, Some(&old), now)
+            .unwrap_err()
+            .contains("24 hours"));
+        assert!(authorize(&s, Action::FetchFootage, Some(&old), now).is_ok());
+    }
+
+    #[test]
+    fn purposes_must_say_something() {
+        assert!(validate_purpose("incident 2026-113, fall in ward 3").is_ok());
+        for bad in ["", "   ", "x", "testing", "aaaaaaaaaaaa", "asdf"] {
+            assert!(validate_purpose(bad).is_err(), "{bad:?}");
+        }
+    }
+}
