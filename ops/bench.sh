@@ -28,6 +28,6 @@ sleep "$secs"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$dir/init.json")
-segs=$(CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$token" target/release/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])')
+segs=$(CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_CA="$dir/node/keys/ca.pem" CUSTOS_TOKEN="$token" target/release/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])')
 kill -INT "$pid"; wait "$pid" || true
 echo "16 cameras for ${secs} s: ${segs} segments committed, peak RSS $((hwm / 1024)) MiB, RSS at end $((rss / 1024)) MiB"

@@ -45,14 +45,15 @@ stop() {
 trap stop INT TERM
 
 admin_token="$(cat "$data/demo-admin.token")"
+export CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_CA="$data/keys/ca.pem"
 for _ in $(seq 1 100); do
-  CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$admin_token" "$bin/custos" status > /dev/null 2>&1 && break
+  CUSTOS_TOKEN="$admin_token" "$bin/custos" status > /dev/null 2>&1 && break
   sleep 0.2
 done
 # Footage is for security staff and the audit log for auditors; administrators see neither.
 for who in security auditor; do
   if [ ! -f "$data/demo-$who.token" ]; then
-    ( umask 077; CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_TOKEN="$admin_token" \
+    ( umask 077; CUSTOS_TOKEN="$admin_token" \
         "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
   fi
 done
@@ -63,7 +64,7 @@ cat <<EOT
  Custos is recording 4 cameras into $data
  In another terminal, try:
 
-   export CUSTOS_ADDR=http://127.0.0.1:$port
+   export CUSTOS_ADDR=127.0.0.1:$port CUSTOS_CA=$data/keys/ca.pem   # TLS, verified against the cluster CA
    # as security staff: footage, always with a purpose
    export CUSTOS_TOKEN=\$(cat $data/demo-security.token)
    $bin/custos camera list

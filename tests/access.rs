@@ -148,7 +148,7 @@ async fn revocation_grants_and_audit_entries() {
 
     // Revoking a token refuses it at once; the user's other tokens still work.
     let second = admin.issue_token("guard", 1).await.unwrap();
-    let guard2 = Client::connect(&node.addr, Some(&second.token)).await.unwrap();
+    let guard2 = node.connect(Some(&second.token)).await.unwrap();
     guard2.list_cameras().await.unwrap();
     admin.revoke_token(&second.token_id).await.unwrap();
     let e = guard2.list_cameras().await.unwrap_err();
@@ -165,7 +165,7 @@ async fn revocation_grants_and_audit_entries() {
     assert_eq!(admin.disable_user("nobody").await.unwrap_err().code(), Some(Code::NotFound));
 
     // Unauthenticated attempts and admin actions are in the log too.
-    let anon = Client::connect(&node.addr, Some("cst_forged")).await.unwrap();
+    let anon = node.connect(Some("cst_forged")).await.unwrap();
     assert_eq!(anon.search("lobby", now - 1000, now, PURPOSE).await.unwrap_err().code(), Some(Code::Unauthenticated));
     let all = audit_bodies(&auditor, AuditLogRequest::default()).await;
     assert!(all.iter().any(|b| b.event.outcome == "unauthenticated" && b.event.user == "-"));
@@ -180,7 +180,12 @@ async fn revocation_grants_and_audit_entries() {
 }
 
 fn cli(node: &Node, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(bin("custos")).args(["--addr", &node.addr, "--token", token]).args(args).output().unwrap()
+    Command::new(bin("custos"))
+        .args(["--addr", &node.addr, "--token", token, "--ca"])
+        .arg(&node.ca_file)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// `custos user add` prints the token alone on its last line; an audit record altered on
@@ -222,5 +227,37 @@ async fn cli_token_line_and_audit_tamper_detection() {
     assert!(!bad.status.success(), "verify must fail on a tampered chain");
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("BROKEN at entry 3") && err.contains("altered"), "{err}");
+    node.stop();
+}
+
+/// The client API is TLS: plaintext and a wrong CA are refused, and the CLI says how to
+/// pass the CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_api_requires_tls_and_verifies_the_node() {
+    let mut node = Node::init(&[], 4_000);
+    node.start().await;
+    node.connect(Some(&node.token)).await.unwrap().list_cameras().await.unwrap();
+
+    let plain = match Client::connect(&node.addr, Some(&node.token), &custos_client::Transport::Plaintext).await {
+        Ok(c) => c.list_cameras().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(plain.is_err(), "plaintext must not reach a TLS node");
+
+    let other = Node::init(&[], 4_000);
+    let wrong_ca = custos_client::Transport::Tls { ca_pem: std::fs::read(&other.ca_file).unwrap() };
+    let res = match Client::connect(&node.addr, Some(&node.token), &wrong_ca).await {
+        Ok(c) => c.list_cameras().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(res.is_err(), "a node whose certificate is not from the expected CA is refused");
+
+    let out = Command::new(bin("custos"))
+        .args(["--addr", &node.addr, "--token", &node.token, "camera", "list"])
+        .env_remove("CUSTOS_CA")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca"), "{}", String::from_utf8_lossy(&out.stderr));
     node.stop();
 }

@@ -88,17 +88,17 @@ async fn rtsp_recording_fetch_bad_requests_and_tamper_detection() {
     let err = c.fetch("door", from, to, "   ", &mut Vec::new(), |_| {}).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     assert!(err.to_string().contains("purpose"), "{err}");
-    let admin = Client::connect(&node.addr, Some(&node.token)).await.unwrap();
+    let admin = node.connect(Some(&node.token)).await.unwrap();
     let err = admin.add_camera("bad/id", "test://", "").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     let err = admin.add_camera("x", "ftp://nowhere", "").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     let err = admin.add_camera("door", "test://", "").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
-    let anon = Client::connect(&node.addr, Some("cst_not-a-real-token")).await.unwrap();
+    let anon = node.connect(Some("cst_not-a-real-token")).await.unwrap();
     let err = anon.search("door", from, to, PURPOSE).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
-    let anon = Client::connect(&node.addr, None).await.unwrap();
+    let anon = node.connect(None).await.unwrap();
     assert_eq!(anon.list_cameras().await.unwrap_err().code(), Some(Code::Unauthenticated));
 
     // Flip one byte in the third segment's blob.

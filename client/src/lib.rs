@@ -16,7 +16,16 @@ use tonic::{Request, Status};
 pub use pb::{AuditEntry, Camera, CameraState, FetchSummary, Segment, StatusResponse, Token, TokenIssued, User};
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
-pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7400";
+
+/// How to reach a node.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// TLS, verifying the node's certificate against this cluster CA (PEM).
+    Tls { ca_pem: Vec<u8> },
+    /// No TLS: only for nodes started with `insecure_plaintext`.
+    Plaintext,
+}
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +36,8 @@ pub enum ClientError {
     Rpc(Status),
     #[error("the token is not a valid header value")]
     BadToken,
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -72,16 +83,39 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (`http://host:port`; a bare `host:port` is accepted).
-    pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
-        let addr = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(addr.clone())
-            .map_err(|e| ClientError::Connect { addr: addr.clone(), detail: e.to_string() })?;
+    /// Connects to `addr` (`host:port`, or a URL whose scheme must match `transport`).
+    pub async fn connect(addr: &str, token: Option<&str>, transport: &Transport) -> Result<Client, ClientError> {
+        let (scheme, rest) = match addr.split_once("://") {
+            Some((s, r)) => (Some(s), r),
+            None => (None, addr),
+        };
+        let url = match (transport, scheme) {
+            (Transport::Tls { .. }, None | Some("https")) => format!("https://{rest}"),
+            (Transport::Plaintext, None | Some("http")) => format!("http://{rest}"),
+            (Transport::Tls { .. }, Some("http")) => {
+                return Err(ClientError::Usage(format!(
+                    "{addr} is plaintext: use https://, or --insecure for a development node"
+                )))
+            }
+            (Transport::Plaintext, Some("https")) => {
+                return Err(ClientError::Usage(format!("{addr} is https but --insecure asks for plaintext")))
+            }
+            (_, Some(s)) => return Err(ClientError::Usage(format!("unsupported scheme {s}:// in {addr}"))),
+        };
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| ClientError::Connect { addr: url.clone(), detail: e.to_string() })?;
+        if let Transport::Tls { ca_pem } = transport {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| ClientError::Connect { addr: url.clone(), detail: e.to_string() })?;
+        }
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect()
             .await
-            .map_err(|e| ClientError::Connect { addr: addr.clone(), detail: source_chain(&e) })?;
+            .map_err(|e| ClientError::Connect { addr: url.clone(), detail: source_chain(&e) })?;
         let auth = match token {
             Some(t) => Some(format!("Bearer {}", t.trim()).parse().map_err(|_| ClientError::BadToken)?),
             None => None,

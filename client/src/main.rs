@@ -13,6 +13,12 @@ pub struct Cli {
     /// Bearer token (prefer the CUSTOS_TOKEN environment variable: flags show up in `ps`).
     #[arg(long, global = true, env = "CUSTOS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Cluster CA certificate (PEM) the node is verified against; a node's is DATA/keys/ca.pem.
+    #[arg(long, global = true, env = "CUSTOS_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Talk to a node without TLS (only nodes started with insecure_plaintext; development only).
+    #[arg(long, global = true, env = "CUSTOS_INSECURE", conflicts_with = "ca")]
+    pub insecure: bool,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,

@@ -72,9 +72,28 @@ pub struct NodeConfig {
     /// File holding the age identity that decrypts blobs for playback.
     #[serde(default = "default_identity_file")]
     pub archive_identity_file: PathBuf,
+    /// Serve the client API without TLS. For local development only: tokens and footage
+    /// then cross the network in the clear.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+    /// TLS for the client API. Required unless `insecure_plaintext` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Cameras to register at start if the catalog does not have them yet.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
+}
+
+/// Certificate files for the client API (paths relative to the data directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// This node's certificate (PEM), signed by the cluster CA.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// The cluster CA certificate (PEM), which clients verify the node against.
+    pub ca_file: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {
@@ -132,6 +151,16 @@ impl NodeConfig {
                 ));
             }
         }
+        match (&self.tls, self.insecure_plaintext) {
+            (None, false) => {
+                return Err(field(
+                    "tls",
+                    "the client API needs a [tls] section (custos-node init writes one); set insecure_plaintext = true only for local development",
+                ))
+            }
+            (Some(_), true) => return Err(field("insecure_plaintext", "cannot be true while a [tls] section is present; choose one")),
+            _ => {}
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
             crate::ingest::validate_camera_id(&cam.id).map_err(|p| field(format!("camera[{i}].id"), p))?;
@@ -141,6 +170,15 @@ impl NodeConfig {
             }
         }
         Ok(self)
+    }
+
+    /// A path from the config, resolved against the data directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data_dir.join(p)
+        }
     }
 
     /// Absolute path of the archive identity file.
@@ -166,6 +204,8 @@ mod tests {
             segment_target_ms: 4000,
             archive_recipients: vec![id.to_public().to_string()],
             archive_identity_file: default_identity_file(),
+            tls: None,
+            insecure_plaintext: true,
             cameras: vec![],
         }
     }
@@ -200,10 +240,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         let r = age::x25519::Identity::generate().to_public().to_string();
-        std::fs::write(&p, format!("node_id = 1\narchive_recipients = [\"{r}\"]\nsegmnt_target_ms = 4000\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "node_id = 1\ninsecure_plaintext = true\narchive_recipients = [\"{r}\"]\nsegmnt_target_ms = 4000\n"
+            ),
+        )
+        .unwrap();
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("segmnt_target_ms"), "{e}");
         std::fs::write(&p, format!("node_id = 1\narchive_recipients = [\"{r}\"]\n")).unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("`tls`"), "plaintext is never the default: {e}");
+        std::fs::write(&p, format!("node_id = 1\ninsecure_plaintext = true\narchive_recipients = [\"{r}\"]\n"))
+            .unwrap();
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.data_dir, dir.path());
         assert_eq!(c.segment_target_ms, 4000);

@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub node_id: u64,
     pub segment_target_ms: u64,
     pub cameras: Vec<SeedCamera>,
+    /// Serve the client API without TLS (local development only).
+    pub insecure_plaintext: bool,
 }
 
 /// Everything `init` created, as printed by `--json`.
@@ -34,6 +36,11 @@ pub struct InitReport {
     pub listen: SocketAddr,
     pub archive_recipient: String,
     pub archive_identity_file: PathBuf,
+    /// The cluster CA that clients verify this node against (`--ca` / `CUSTOS_CA`);
+    /// absent when the node serves plaintext.
+    pub ca_file: Option<PathBuf>,
+    /// Names and addresses the node's certificate is valid for.
+    pub tls_names: Vec<String>,
     pub admin_user: String,
     /// Shown once; only its BLAKE3 is stored.
     pub admin_token: String,
@@ -84,6 +91,23 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         ),
     )?;
 
+    let (tls, tls_names) = if opts.insecure_plaintext {
+        (None, vec![])
+    } else {
+        let pki = crate::tls::create_pki(opts.node_id, opts.listen)?;
+        let k = dir.join("keys");
+        write_private(&k.join("ca.key"), &pki.ca_key_pem)?;
+        write_private(&k.join("node.key"), &pki.node_key_pem)?;
+        crate::segment::store::write_file_atomic(&k.join("ca.pem"), pki.ca_cert_pem.as_bytes())?;
+        crate::segment::store::write_file_atomic(&k.join("node.pem"), pki.node_cert_pem.as_bytes())?;
+        let tls = crate::config::TlsConfig {
+            cert_file: PathBuf::from("keys/node.pem"),
+            key_file: PathBuf::from("keys/node.key"),
+            ca_file: PathBuf::from("keys/ca.pem"),
+        };
+        (Some(tls), pki.node_names)
+    };
+
     let token = new_token();
     let boot = Bootstrap { name: "admin".into(), token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string() };
     write_private(&dir.join(BOOTSTRAP_FILE), &serde_json::to_string(&boot).expect("json"))?;
@@ -95,6 +119,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         segment_target_ms: opts.segment_target_ms,
         archive_recipients: vec![id.recipient.clone()],
         archive_identity_file: identity_rel.clone(),
+        insecure_plaintext: opts.insecure_plaintext,
+        tls: tls.clone(),
         cameras: opts.cameras.clone(),
     };
     let mut probe = cfg.clone();
@@ -109,6 +135,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     Ok(InitReport {
         config_file: dir.join(CONFIG_FILE_NAME),
         archive_identity_file: dir.join(identity_rel),
+        ca_file: tls.map(|t| dir.join(t.ca_file)),
+        tls_names,
         data_dir: dir,
         node_id: opts.node_id,
         listen: opts.listen,

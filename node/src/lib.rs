@@ -27,6 +27,7 @@ pub mod meta;
 pub mod recorder;
 pub mod segment;
 pub mod server;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -153,7 +154,20 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     };
     tracing::info!(listen = %config.listen, "serving the client API");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            let p = config.resolve(p);
+            std::fs::read(&p).map_err(|e| Error::io("read TLS file", p, e))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
+    } else {
+        tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only");
+    }
+    let server = builder
         .add_service(services.clone().footage())
         .add_service(services.clone().admin())
         .add_service(services.audit_service())

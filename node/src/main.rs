@@ -37,6 +37,9 @@ enum Cmd {
         /// Print everything init created as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Serve the client API without TLS. Local development only.
+        #[arg(long)]
+        insecure_plaintext: bool,
     },
     /// Run the node until Ctrl-C or SIGTERM.
     Run {
@@ -52,7 +55,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json } => {
+        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json, insecure_plaintext } => {
             let cameras = cameras
                 .iter()
                 .map(|c| {
@@ -61,7 +64,8 @@ fn main() -> anyhow::Result<()> {
                     Ok(SeedCamera { id: id.into(), source: source.into(), name: String::new(), sensitive: false })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let r = init(&InitOptions { data_dir: data, listen, node_id, segment_target_ms, cameras })?;
+            let r =
+                init(&InitOptions { data_dir: data, listen, node_id, segment_target_ms, cameras, insecure_plaintext })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -72,7 +76,14 @@ fn main() -> anyhow::Result<()> {
                     "  archive identity:  {} (keep it secret; it decrypts all footage)",
                     r.archive_identity_file.display()
                 );
-                println!("  client API:        {}", r.listen);
+                match &r.ca_file {
+                    Some(ca) => println!(
+                        "  client API:        https://{} (clients verify it with --ca {})",
+                        r.listen,
+                        ca.display()
+                    ),
+                    None => println!("  client API:        http://{} WITHOUT TLS (local development only)", r.listen),
+                }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());
                 println!("The administrator token is shown only now; store it safely:");
                 println!("{}", r.admin_token);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use custos_client::Client;
+use custos_client::{Client, Transport};
 
 /// Path of a binary built in the same profile as this test.
 pub fn bin(name: &str) -> PathBuf {
@@ -74,6 +74,8 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub addr: String,
     pub token: String,
+    /// The cluster CA the node's certificate is verified against.
+    pub ca_file: PathBuf,
     child: Option<Child>,
     starts: u32,
 }
@@ -99,8 +101,9 @@ impl Node {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("init --json prints JSON");
         Node {
             dir,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("127.0.0.1:{port}"),
             token: v["admin_token"].as_str().unwrap().to_string(),
+            ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
             child: None,
             starts: 0,
         }
@@ -126,7 +129,7 @@ impl Node {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(c) = Client::connect(&self.addr, Some(&self.token)).await {
+            if let Ok(c) = self.connect(Some(&self.token)).await {
                 if c.status().await.is_ok() {
                     return c;
                 }
@@ -139,11 +142,17 @@ impl Node {
         }
     }
 
+    /// Connects over TLS, verifying the node against its cluster CA.
+    pub async fn connect(&self, token: Option<&str>) -> Result<Client, custos_client::ClientError> {
+        let ca_pem = std::fs::read(&self.ca_file).unwrap();
+        Client::connect(&self.addr, token, &Transport::Tls { ca_pem }).await
+    }
+
     /// Creates a user with `role` through the admin API and connects as them.
     pub async fn user(&self, name: &str, role: &str, case: Option<&str>) -> Client {
-        let admin = Client::connect(&self.addr, Some(&self.token)).await.unwrap();
+        let admin = self.connect(Some(&self.token)).await.unwrap();
         let t = admin.add_user(name, role, case, 0).await.unwrap_or_else(|e| panic!("adding {name}: {e}"));
-        Client::connect(&self.addr, Some(&t.token)).await.unwrap()
+        self.connect(Some(&t.token)).await.unwrap()
     }
 
     /// Starts the node and connects as a new security user (who may view footage).

@@ -6,7 +6,8 @@ pub mod footage;
 pub mod status;
 pub mod user;
 
-use custos_client::Client;
+use anyhow::Context;
+use custos_client::{Client, Transport};
 
 use crate::{Cli, Cmd};
 
@@ -16,7 +17,19 @@ pub fn print_json(v: &serde_json::Value) {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::connect(&cli.addr, cli.token.as_deref()).await?;
+    let transport = match (&cli.ca, cli.insecure) {
+        (_, true) => Transport::Plaintext,
+        (Some(path), false) => {
+            let ca_pem =
+                std::fs::read(path).with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            Transport::Tls { ca_pem }
+        }
+        (None, false) => anyhow::bail!(
+            "the node's certificate must be checked: pass --ca FILE or set CUSTOS_CA (DATA/keys/ca.pem on the node), \
+             or --insecure for a development node without TLS"
+        ),
+    };
+    let client = Client::connect(&cli.addr, cli.token.as_deref(), &transport).await?;
     match cli.cmd {
         Cmd::Camera(c) => camera::run(&client, c, cli.json).await,
         Cmd::Search(a) => footage::search(&client, a, cli.json).await,
