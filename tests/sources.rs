@@ -66,9 +66,15 @@ async fn h265_rtsp_and_file_sources_record_without_transcoding() {
     })
     .await;
     assert_eq!(st.state, "ended");
-    let (segs, _) = c.search("replay", t0, now_ms() + 60_000, PURPOSE).await.unwrap();
+    // `ended` is the camera's state; its last segment may still be sealing and committing.
+    let segs = wait_for(20, "the whole clip committed", || async {
+        let s = c.search("replay", t0, now_ms() + 60_000, PURPOSE).await.ok()?.0;
+        let secs: i64 = s.iter().map(|s| s.end_ms - s.start_ms).sum();
+        (secs >= 5_500).then_some(s)
+    })
+    .await;
     let secs: i64 = segs.iter().map(|s| s.end_ms - s.start_ms).sum();
-    assert!((5_500..=6_500).contains(&secs), "6 s clip recorded as {secs} ms over {} segments", segs.len());
+    assert!(secs <= 6_500, "6 s clip recorded as {secs} ms over {} segments", segs.len());
     assert!(segs.iter().all(|s| s.codec == "h264"));
     node.stop();
 }
