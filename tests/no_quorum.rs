@@ -1,0 +1,102 @@
+//! Audit before data: when the metadata group cannot commit (no quorum), a fetch serves
+//! nothing, even though the catalog and the blobs are readable. In process, against the
+//! real services, RocksDB and Raft.
+
+use std::sync::Arc;
+
+use custos_node::access::Role;
+use custos_node::clock::SystemClock;
+use custos_node::ingest::{CameraStates, RawSegment};
+use custos_node::meta::{Camera, Codec, Command, Meta, TokenRecord, User};
+use custos_node::recorder::{seal_and_store, RecorderStats, SealContext};
+use custos_node::segment::pending::PendingDir;
+use custos_node::segment::{seal, BlobStore, Keys};
+use custos_node::server::Services;
+use custos_proto::v1 as pb;
+use custos_proto::v1::footage_server::Footage;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = seal::generate_identity();
+    let keys = Arc::new(Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap());
+    let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
+    let store = Arc::new(store);
+    let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
+    let clock = Arc::new(SystemClock);
+    let meta = Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone()).await.unwrap();
+
+    // A camera, one committed segment, and a security user.
+    let now = custos_client::time::now_ms();
+    let cam = Camera {
+        id: "pharmacy".into(),
+        name: String::new(),
+        source: "test://".into(),
+        recorder: 1,
+        added_ms: 0,
+        sensitive: false,
+    };
+    meta.propose(Command::AddCamera(cam)).await.unwrap();
+    let ctx = SealContext { node_id: 1, keys: keys.clone(), store: store.clone(), pending };
+    let raw = RawSegment {
+        camera: "pharmacy".into(),
+        start_ms: now - 10_000,
+        end_ms: now - 6_000,
+        codec: Codec::H264,
+        forced_cut: false,
+        data: vec![7; 10_000],
+    };
+    let rec = seal_and_store(&ctx, &raw).unwrap();
+    meta.propose(Command::CommitSegments(vec![rec])).await.unwrap();
+    let token = "cst_no_quorum_test_token";
+    let hash = *blake3::hash(token.as_bytes()).as_bytes();
+    let user =
+        User { name: "guard".into(), role: Role::Security, case: None, disabled: false, grants: vec![], created_ms: 0 };
+    let tok = TokenRecord {
+        id: hex::encode(&hash[..6]),
+        user: "guard".into(),
+        created_ms: 0,
+        expires_ms: now + 3_600_000,
+        revoked: false,
+    };
+    meta.propose(Command::CreateUser { user, token_hash: hash, token: tok }).await.unwrap();
+
+    let svc = Services {
+        meta: meta.clone(),
+        store,
+        keys,
+        states: CameraStates::default(),
+        stats: Arc::new(RecorderStats::default()),
+        cameras_changed: Arc::new(tokio::sync::Notify::new()),
+        clock,
+    };
+    let request = || {
+        let mut r = tonic::Request::new(pb::FetchRequest {
+            camera: "pharmacy".into(),
+            from_ms: now - 60_000,
+            to_ms: now,
+            purpose: "incident 2026-099: missing medication".into(),
+        });
+        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+
+    // With a working group the fetch streams the segment.
+    let mut stream = svc.fetch(request()).await.unwrap().into_inner();
+    let mut bytes = 0;
+    while let Some(item) = tokio_stream::StreamExt::next(&mut stream).await {
+        if let Some(pb::fetch_chunk::Item::Data(d)) = item.unwrap().item {
+            bytes += d.len();
+        }
+    }
+    assert_eq!(bytes, 10_000);
+    let entries_before = meta.catalog.audit_head().unwrap().0;
+
+    // The group can no longer commit: the fetch is refused and nothing is served.
+    meta.shutdown().await;
+    let err = svc.fetch(request()).await.err().expect("no stream without an audit entry");
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("audit"), "{}", err.message());
+    assert_eq!(meta.catalog.audit_head().unwrap().0, entries_before, "nothing was appended either");
+}
