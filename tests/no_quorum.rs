@@ -2,15 +2,15 @@
 //! nothing, even though the catalog and the blobs are readable. In process, against the
 //! real services, RocksDB and Raft.
 
+mod common;
+
 use std::sync::Arc;
 
 use custos_node::access::Role;
 use custos_node::clock::SystemClock;
 use custos_node::ingest::{CameraStates, RawSegment};
 use custos_node::meta::{Camera, Codec, Command, Meta, TokenRecord, User};
-use custos_node::recorder::{seal_and_store, RecorderStats, SealContext};
-use custos_node::segment::pending::PendingDir;
-use custos_node::segment::{seal, BlobStore, Keys};
+use custos_node::recorder::{seal_and_store, RecorderStats};
 use custos_node::server::Services;
 use custos_proto::v1 as pb;
 use custos_proto::v1::footage_server::Footage;
@@ -19,11 +19,8 @@ use tonic::Code;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let id = seal::generate_identity();
-    let keys = Arc::new(Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap());
-    let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
-    let store = Arc::new(store);
-    let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
+    let ctx = common::write_path(dir.path());
+    let (keys, store) = (ctx.keys.clone(), ctx.store.clone());
     let clock = Arc::new(SystemClock);
     let meta = Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone()).await.unwrap();
 
@@ -38,7 +35,6 @@ async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
         sensitive: false,
     };
     meta.propose(Command::AddCamera(cam)).await.unwrap();
-    let ctx = SealContext { node_id: 1, keys: keys.clone(), store: store.clone(), pending };
     let raw = RawSegment {
         camera: "pharmacy".into(),
         start_ms: now - 10_000,
@@ -95,7 +91,7 @@ async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
 
     // The group can no longer commit: the fetch is refused and nothing is served.
     meta.shutdown().await;
-    let err = svc.fetch(request()).await.err().expect("no stream without an audit entry");
+    let Err(err) = svc.fetch(request()).await else { panic!("no stream without an audit entry") };
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     assert!(err.message().contains("audit"), "{}", err.message());
     assert_eq!(meta.catalog.audit_head().unwrap().0, entries_before, "nothing was appended either");

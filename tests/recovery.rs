@@ -2,14 +2,14 @@
 //! committed when the node died is committed at the next start; a pending record whose
 //! blob never became durable (never acknowledged) is dropped.
 
+mod common;
+
 use std::sync::Arc;
 
 use custos_node::clock::SystemClock;
 use custos_node::ingest::RawSegment;
 use custos_node::meta::{Codec, Meta};
-use custos_node::recorder::{recover, seal_and_store, Recovery, SealContext};
-use custos_node::segment::pending::PendingDir;
-use custos_node::segment::{seal, BlobStore, Keys};
+use custos_node::recorder::{recover, seal_and_store, Recovery};
 
 fn raw(start_ms: i64, fill: u8) -> RawSegment {
     RawSegment {
@@ -25,12 +25,8 @@ fn raw(start_ms: i64, fill: u8) -> RawSegment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_uncommitted_segments_are_recommitted_and_torn_ones_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let id = seal::generate_identity();
-    let keys = Arc::new(Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap());
-    let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
-    let store = Arc::new(store);
-    let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
-    let ctx = SealContext { node_id: 1, keys: keys.clone(), store: store.clone(), pending: pending.clone() };
+    let ctx = common::write_path(dir.path());
+    let (keys, store, pending) = (ctx.keys.clone(), ctx.store.clone(), ctx.pending.clone());
 
     // A: pending record and blob durable, then the node died before the commit.
     let a = seal_and_store(&ctx, &raw(1_000_000, 1)).unwrap();

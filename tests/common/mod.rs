@@ -241,3 +241,19 @@ pub fn demux(path: &Path, parser: &str) -> (usize, u64, u64) {
     assert!(err.is_none(), "GStreamer could not demux {}: {err:?}", path.display());
     (frames, first, last)
 }
+
+/// An in-process write path (keys, blob store, pending records) under `dir`, for tests
+/// that drive the recorder without a node process.
+pub fn write_path(dir: &Path) -> custos_node::recorder::SealContext {
+    use std::sync::Arc;
+    let id = custos_node::segment::seal::generate_identity();
+    let keys = custos_node::segment::Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap();
+    let (store, _) = custos_node::segment::BlobStore::open(&dir.join("blobs")).unwrap();
+    let pending = custos_node::segment::pending::PendingDir::open(&dir.join("pending")).unwrap();
+    custos_node::recorder::SealContext {
+        node_id: 1,
+        keys: Arc::new(keys),
+        store: Arc::new(store),
+        pending: Arc::new(pending),
+    }
+}
