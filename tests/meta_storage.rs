@@ -98,6 +98,25 @@ async fn snapshot_installs_an_identical_catalog_and_commits_are_idempotent() {
     assert_eq!(b.catalog().segment_count().unwrap(), 51);
     assert_eq!(b.catalog().cameras().unwrap(), a.catalog().cameras().unwrap());
     let current = b.get_current_snapshot().await.unwrap().expect("installed snapshot is current");
+
+    // The 30-day floor holds at apply time too: a hand-made command cannot lower it.
+    use custos_node::meta::Response;
+    use custos_node::retention::Policy;
+    let low = Policy { min_days: 29, max_days: 29 };
+    let ok = Policy { min_days: 30, max_days: 90 };
+    let resp = b
+        .apply(vec![
+            entry(5, Command::SetPolicy { camera: None, policy: low }),
+            entry(6, Command::SetPolicy { camera: Some("ward-3".into()), policy: low }),
+            entry(7, Command::SetPolicy { camera: Some("ward-3".into()), policy: ok }),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(&resp[0], Response::Rejected(w) if w.contains("floor of 30")), "{resp:?}");
+    assert!(matches!(&resp[1], Response::Rejected(w) if w.contains("floor of 30")), "{resp:?}");
+    assert_eq!(resp[2], Response::Ok);
+    assert_eq!(b.catalog().policy_for("ward-3").unwrap(), ok);
+    assert_eq!(b.catalog().policy_for("lobby").unwrap(), Policy::default());
     assert_eq!(current.meta.snapshot_id, snap.meta.snapshot_id);
 
     // Range search: the segment that starts before `from` but runs into it is included.

@@ -13,7 +13,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-pub use pb::{AuditEntry, Camera, CameraState, FetchSummary, Segment, StatusResponse, Token, TokenIssued, User};
+pub use pb::{
+    AuditEntry, Camera, CameraState, FetchSummary, Policy, Segment, StatusResponse, Token, TokenIssued, User,
+};
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7400";
@@ -273,6 +275,19 @@ impl Client {
     pub async fn set_camera_sensitive(&self, camera: &str, sensitive: bool) -> Result<(), ClientError> {
         let r = pb::SetCameraSensitiveRequest { camera: camera.into(), sensitive };
         self.admin.clone().set_camera_sensitive(self.req(r)).await?;
+        Ok(())
+    }
+
+    /// The default retention policy and every camera's own.
+    pub async fn list_policies(&self) -> Result<(Policy, Vec<Policy>), ClientError> {
+        let r = self.admin.clone().list_policies(self.req(pb::ListPoliciesRequest {})).await?.into_inner();
+        Ok((r.default_policy.unwrap_or_default(), r.cameras))
+    }
+
+    /// Sets a camera's policy, or the default with `camera = None`.
+    pub async fn set_policy(&self, camera: Option<&str>, min_days: u32, max_days: u32) -> Result<(), ClientError> {
+        let policy = Policy { camera: camera.unwrap_or_default().into(), min_days, max_days };
+        self.admin.clone().set_policy(self.req(pb::SetPolicyRequest { policy: Some(policy) })).await?;
         Ok(())
     }
 

@@ -43,6 +43,9 @@ pub enum Cmd {
     /// Tokens: issue, list, revoke (administrators).
     #[command(subcommand)]
     Token(cmd::user::TokenCmd),
+    /// Retention policies: at least 30 days, never lower.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCmd),
     /// The hash-chained audit log (auditors).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),

@@ -10,6 +10,7 @@
 //! | seal/store on the blocking pool, batched catalog commits, crash recovery | [`recorder`] |
 //! | Raft (openraft) over RocksDB: log, state machine, catalog reads | [`meta`] |
 //! | users, roles, tokens, the authorisation table | [`access`] |
+//! | retention policies and the 30-day floor (pure rules) | [`retention`] |
 //! | the hash-chained audit log | [`audit`] |
 //! | gRPC API: cameras, search, verified fetch, status, admin, audit | [`server`] |
 //!
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod init;
 pub mod meta;
 pub mod recorder;
+pub mod retention;
 pub mod segment;
 pub mod server;
 pub mod tls;

@@ -65,11 +65,13 @@ pub enum Action {
     ManageCameras,
     ManageUsers,
     ReadAudit,
+    ViewPolicies,
+    ManagePolicies,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -77,6 +79,8 @@ impl Action {
         Action::ManageCameras,
         Action::ManageUsers,
         Action::ReadAudit,
+        Action::ViewPolicies,
+        Action::ManagePolicies,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +92,8 @@ impl Action {
             Action::ManageCameras => "manage-cameras",
             Action::ManageUsers => "manage-users",
             Action::ReadAudit => "read-audit",
+            Action::ViewPolicies => "view-policies",
+            Action::ManagePolicies => "policy-set",
         }
     }
 
@@ -103,10 +109,9 @@ pub fn role_allows(role: Role, action: Action) -> bool {
     use Action::*;
     use Role::*;
     match action {
-        ListCameras => matches!(role, Operator | Security | Approver | Auditor | Admin),
-        ViewStatus => matches!(role, Operator | Security | Approver | Auditor | Admin),
+        ListCameras | ViewStatus | ViewPolicies => matches!(role, Operator | Security | Approver | Auditor | Admin),
         SearchFootage | FetchFootage => matches!(role, Operator | Security),
-        ManageCameras | ManageUsers => matches!(role, Admin),
+        ManageCameras | ManageUsers | ManagePolicies => matches!(role, Admin),
         ReadAudit => matches!(role, Auditor),
     }
 }

@@ -32,9 +32,11 @@ pub const CF_USERS: &str = "users";
 pub const CF_TOKENS: &str = "tokens";
 /// Audit entries by big-endian sequence number.
 pub const CF_AUDIT: &str = "audit";
+/// Retention policies by camera id; the empty key holds the default.
+pub const CF_POLICIES: &str = "policies";
 
 /// Column families that make up the state machine (and so its snapshots).
-pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT];
+pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES];
 
 /// Opens (creating if needed) the database. Blocks.
 pub fn open(path: &Path) -> Result<Arc<DB>> {

@@ -20,7 +20,9 @@ use openraft::{
 };
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
-use super::db::{cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS};
+use super::db::{
+    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_POLICIES, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+};
 use super::types::{
     decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
 };
@@ -176,6 +178,30 @@ impl Catalog {
     /// Number of users.
     pub fn user_count(&self) -> crate::Result<usize> {
         Ok(self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start).count())
+    }
+
+    /// The default retention policy and each camera's own, if set.
+    pub fn policies(&self) -> crate::Result<(crate::retention::Policy, Vec<(String, crate::retention::Policy)>)> {
+        let mut default = crate::retention::Policy::default();
+        let mut per_camera = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_POLICIES), IteratorMode::Start) {
+            let (k, v) = kv?;
+            let p: crate::retention::Policy = decode(&v).map_err(crate::Error::Internal)?;
+            if k.is_empty() {
+                default = p;
+            } else {
+                per_camera.push((String::from_utf8_lossy(&k).into_owned(), p));
+            }
+        }
+        Ok((default, per_camera))
+    }
+
+    /// The policy that governs a camera: its own, or the default.
+    pub fn policy_for(&self, camera: &str) -> crate::Result<crate::retention::Policy> {
+        match self.get(CF_POLICIES, camera.as_bytes())? {
+            Some(p) => Ok(p),
+            None => Ok(self.get(CF_POLICIES, b"")?.unwrap_or_default()),
+        }
     }
 
     /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
@@ -337,6 +363,19 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
             Err(r) => r,
         },
+        Command::SetPolicy { camera, policy } => {
+            // The floor is enforced here too: no command, however it was made, lowers it.
+            if let Err(why) = policy.validated() {
+                return Response::Rejected(why);
+            }
+            if let Some(c) = camera {
+                if let Err(r) = camera_for_update(db, c) {
+                    return r;
+                }
+            }
+            batch.put_cf(cf(db, CF_POLICIES), camera.as_deref().unwrap_or("").as_bytes(), encode(policy));
+            Response::Ok
+        }
         Command::Audit => Response::Ok,
     }
 }

@@ -113,6 +113,9 @@ pub enum Command {
     GrantCamera { user: String, camera: String, grant: bool },
     /// Mark a camera as in a sensitive zone, or not.
     SetSensitive { camera: String, sensitive: bool },
+    /// Set the retention policy of one camera, or the default (`camera: None`).
+    /// Re-checked against the floor when applied.
+    SetPolicy { camera: Option<String>, policy: crate::retention::Policy },
     /// Only append the request's audit event (footage accesses, denials).
     Audit,
 }
@@ -151,6 +154,7 @@ impl std::fmt::Display for Request {
             Command::RevokeToken { id } => write!(f, "revoke-token {id}"),
             Command::GrantCamera { user, camera, grant } => write!(f, "grant-camera {user} {camera} {grant}"),
             Command::SetSensitive { camera, sensitive } => write!(f, "set-sensitive {camera} {sensitive}"),
+            Command::SetPolicy { camera, policy } => write!(f, "set-policy {camera:?} {policy:?}"),
             Command::Audit => write!(f, "audit"),
         }
     }

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, Services};
 use crate::access::{Action, Role, TOKEN_TTL_DEFAULT_MS, TOKEN_TTL_MAX_MS};
 use crate::meta::{Command, TokenRecord, User};
+use crate::retention::Policy;
 
 /// Longest user name.
 pub const USER_NAME_MAX_LEN: usize = 64;
@@ -169,5 +170,36 @@ impl Admin for Services {
         )
         .await?;
         Ok(Response::new(pb::SetCameraSensitiveResponse {}))
+    }
+
+    async fn list_policies(
+        &self,
+        req: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        self.guard(&req, Action::ViewPolicies, false).await?;
+        let (default, cams) = self.meta.read(|c| c.policies()).await?;
+        let p =
+            |camera: &str, p: &Policy| pb::Policy { camera: camera.into(), min_days: p.min_days, max_days: p.max_days };
+        Ok(Response::new(pb::ListPoliciesResponse {
+            default_policy: Some(p("", &default)),
+            cameras: cams.iter().map(|(c, pol)| p(c, pol)).collect(),
+        }))
+    }
+
+    async fn set_policy(&self, req: Request<pb::SetPolicyRequest>) -> Result<Response<pb::SetPolicyResponse>, Status> {
+        let caller = self.guard(&req, Action::ManagePolicies, false).await?;
+        let r = req.into_inner().policy.ok_or_else(|| Status::invalid_argument("policy is required"))?;
+        let policy = Policy::new(r.min_days, r.max_days).map_err(Status::invalid_argument)?;
+        let camera = if r.camera.is_empty() {
+            None
+        } else {
+            crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
+            Some(r.camera.clone())
+        };
+        let scope = camera.as_deref().map(|c| format!("camera {c}")).unwrap_or_else(|| "default".into());
+        let detail = format!("{scope} min_days={} max_days={}", policy.min_days, policy.max_days);
+        self.admin_change(&caller, Action::ManagePolicies.as_str(), detail, Command::SetPolicy { camera, policy })
+            .await?;
+        Ok(Response::new(pb::SetPolicyResponse {}))
     }
 }
