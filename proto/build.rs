@@ -2,7 +2,12 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure().compile_protos(
-        &["proto/custos/v1/footage.proto", "proto/custos/v1/admin.proto", "proto/custos/v1/audit.proto"],
+        &[
+            "proto/custos/v1/footage.proto",
+            "proto/custos/v1/admin.proto",
+            "proto/custos/v1/audit.proto",
+            "proto/custos/v1/holds.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

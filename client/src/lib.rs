@@ -9,12 +9,13 @@ use custos_proto::v1 as pb;
 use custos_proto::v1::admin_client::AdminClient;
 use custos_proto::v1::audit_client::AuditClient;
 use custos_proto::v1::footage_client::FootageClient;
+use custos_proto::v1::holds_client::HoldsClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 pub use pb::{
-    AuditEntry, Camera, CameraState, FetchSummary, Policy, Segment, StatusResponse, Token, TokenIssued, User,
+    AuditEntry, Camera, CameraState, FetchSummary, Hold, Policy, Segment, StatusResponse, Token, TokenIssued, User,
 };
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
@@ -81,6 +82,7 @@ pub struct Client {
     inner: FootageClient<Channel>,
     admin: AdminClient<Channel>,
     audit: AuditClient<Channel>,
+    holds: HoldsClient<Channel>,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -125,7 +127,8 @@ impl Client {
         Ok(Client {
             inner: FootageClient::new(channel.clone()).max_decoding_message_size(8 << 20),
             admin: AdminClient::new(channel.clone()),
-            audit: AuditClient::new(channel),
+            audit: AuditClient::new(channel.clone()),
+            holds: HoldsClient::new(channel),
             auth,
         })
     }
@@ -289,6 +292,40 @@ impl Client {
         let policy = Policy { camera: camera.unwrap_or_default().into(), min_days, max_days };
         self.admin.clone().set_policy(self.req(pb::SetPolicyRequest { policy: Some(policy) })).await?;
         Ok(())
+    }
+
+    /// Places a hold; `to_ms = None` holds everything from `from_ms` on.
+    pub async fn place_hold(
+        &self,
+        case_id: &str,
+        cameras: &[String],
+        from_ms: i64,
+        to_ms: Option<i64>,
+        reason: &str,
+    ) -> Result<Hold, ClientError> {
+        let r = pb::PlaceHoldRequest {
+            case_id: case_id.into(),
+            cameras: cameras.to_vec(),
+            from_ms,
+            to_ms: to_ms.unwrap_or(0),
+            reason: reason.into(),
+        };
+        Ok(self.holds.clone().place_hold(self.req(r)).await?.into_inner())
+    }
+
+    /// Active holds (all with `all`).
+    pub async fn list_holds(&self, all: bool) -> Result<Vec<Hold>, ClientError> {
+        Ok(self.holds.clone().list_holds(self.req(pb::ListHoldsRequest { all })).await?.into_inner().holds)
+    }
+
+    /// Approves releasing a hold; the second different approver releases it.
+    pub async fn approve_release(&self, id: &str) -> Result<Hold, ClientError> {
+        Ok(self
+            .holds
+            .clone()
+            .approve_release(self.req(pb::ApproveReleaseRequest { id: id.into() }))
+            .await?
+            .into_inner())
     }
 
     /// Audit entries matching `filter`, in sequence order.

@@ -43,6 +43,9 @@ pub enum Cmd {
     /// Tokens: issue, list, revoke (administrators).
     #[command(subcommand)]
     Token(cmd::user::TokenCmd),
+    /// Legal and incident holds: keep footage past every expiry until two people release it.
+    #[command(subcommand)]
+    Hold(cmd::hold::HoldCmd),
     /// Retention policies: at least 30 days, never lower.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),

@@ -172,6 +172,7 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let server = builder
         .add_service(services.clone().footage())
         .add_service(services.clone().admin())
+        .add_service(services.clone().holds())
         .add_service(services.audit_service())
         .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
     let served = server.await;

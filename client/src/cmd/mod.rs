@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod camera;
 pub mod footage;
+pub mod hold;
 pub mod policy;
 pub mod status;
 pub mod user;
@@ -40,5 +41,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Token(c) => user::run_token(&client, c, cli.json).await,
         Cmd::Audit(c) => audit::run(&client, c, cli.json).await,
         Cmd::Policy(c) => policy::run(&client, c, cli.json).await,
+        Cmd::Hold(c) => hold::run(&client, c, cli.json).await,
     }
 }

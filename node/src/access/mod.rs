@@ -67,11 +67,14 @@ pub enum Action {
     ReadAudit,
     ViewPolicies,
     ManagePolicies,
+    PlaceHold,
+    ViewHolds,
+    ApproveHoldRelease,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 12] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -81,6 +84,9 @@ impl Action {
         Action::ReadAudit,
         Action::ViewPolicies,
         Action::ManagePolicies,
+        Action::PlaceHold,
+        Action::ViewHolds,
+        Action::ApproveHoldRelease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +100,9 @@ impl Action {
             Action::ReadAudit => "read-audit",
             Action::ViewPolicies => "view-policies",
             Action::ManagePolicies => "policy-set",
+            Action::PlaceHold => "hold-place",
+            Action::ViewHolds => "hold-list",
+            Action::ApproveHoldRelease => "hold-release",
         }
     }
 
@@ -113,6 +122,11 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         SearchFootage | FetchFootage => matches!(role, Operator | Security),
         ManageCameras | ManageUsers | ManagePolicies => matches!(role, Admin),
         ReadAudit => matches!(role, Auditor),
+        // Operators place incident holds; security places case holds.
+        PlaceHold => matches!(role, Operator | Security),
+        ViewHolds => matches!(role, Operator | Security | Approver | Auditor),
+        // Two different people must approve a release (retention::hold).
+        ApproveHoldRelease => matches!(role, Security | Approver),
     }
 }
 

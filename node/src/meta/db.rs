@@ -34,9 +34,11 @@ pub const CF_TOKENS: &str = "tokens";
 pub const CF_AUDIT: &str = "audit";
 /// Retention policies by camera id; the empty key holds the default.
 pub const CF_POLICIES: &str = "policies";
+/// Holds by id.
+pub const CF_HOLDS: &str = "holds";
 
 /// Column families that make up the state machine (and so its snapshots).
-pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES];
+pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES, CF_HOLDS];
 
 /// Opens (creating if needed) the database. Blocks.
 pub fn open(path: &Path) -> Result<Arc<DB>> {

@@ -21,7 +21,8 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_POLICIES, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_POLICIES, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS,
+    STATE_CFS,
 };
 use super::types::{
     decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
@@ -33,6 +34,7 @@ const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
 const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
+const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -194,6 +196,21 @@ impl Catalog {
             }
         }
         Ok((default, per_camera))
+    }
+
+    /// Every hold, oldest first.
+    pub fn holds(&self) -> crate::Result<Vec<crate::retention::Hold>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_HOLDS), IteratorMode::Start) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// One hold.
+    pub fn hold(&self, id: &str) -> crate::Result<Option<crate::retention::Hold>> {
+        self.get(CF_HOLDS, id.as_bytes())
     }
 
     /// The policy that governs a camera: its own, or the default.
@@ -375,6 +392,34 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
             batch.put_cf(cf(db, CF_POLICIES), camera.as_deref().unwrap_or("").as_bytes(), encode(policy));
             Response::Ok
+        }
+        Command::PlaceHold(h) => {
+            let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
+                Ok(v) => v.unwrap_or(0) + 1,
+                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            };
+            let mut h = h.clone();
+            h.id = format!("H-{seq:06}");
+            h.placed_ms = req.time_ms;
+            h.release_approvals.clear();
+            h.released_ms = None;
+            batch.put_cf(cf(db, CF_SM), KEY_HOLD_SEQ, encode(&seq));
+            batch.put_cf(cf(db, CF_HOLDS), h.id.as_bytes(), encode(&h));
+            Response::Created(h.id)
+        }
+        Command::ApproveHoldRelease { id, user } => {
+            let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Response::Rejected(format!("hold {id} does not exist")),
+                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            };
+            match h.approve_release(user, req.time_ms) {
+                Ok(_) => {
+                    batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
+                    Response::Ok
+                }
+                Err(why) => Response::Rejected(why),
+            }
         }
         Command::Audit => Response::Ok,
     }

@@ -116,6 +116,10 @@ pub enum Command {
     /// Set the retention policy of one camera, or the default (`camera: None`).
     /// Re-checked against the floor when applied.
     SetPolicy { camera: Option<String>, policy: crate::retention::Policy },
+    /// Place a hold; the state machine assigns its id.
+    PlaceHold(crate::retention::Hold),
+    /// One user's approval to release a hold; the second different user releases it.
+    ApproveHoldRelease { id: String, user: String },
     /// Only append the request's audit event (footage accesses, denials).
     Audit,
 }
@@ -140,6 +144,8 @@ pub enum Response {
     Committed { new: u32, duplicate: u32 },
     /// The command was valid Raft input but the state refused it (e.g. a duplicate id).
     Rejected(String),
+    /// Something was created under this id.
+    Created(String),
 }
 
 impl std::fmt::Display for Request {
@@ -155,6 +161,8 @@ impl std::fmt::Display for Request {
             Command::GrantCamera { user, camera, grant } => write!(f, "grant-camera {user} {camera} {grant}"),
             Command::SetSensitive { camera, sensitive } => write!(f, "set-sensitive {camera} {sensitive}"),
             Command::SetPolicy { camera, policy } => write!(f, "set-policy {camera:?} {policy:?}"),
+            Command::PlaceHold(h) => write!(f, "place-hold case {}", h.case_id),
+            Command::ApproveHoldRelease { id, user } => write!(f, "approve-hold-release {id} by {user}"),
             Command::Audit => write!(f, "audit"),
         }
     }

@@ -5,7 +5,11 @@
 //! the Raft command is applied, so neither a role, a config file nor a hand-made command
 //! can lower it.
 
+pub mod hold;
+
 use serde::{Deserialize, Serialize};
+
+pub use hold::Hold;
 
 /// Days no footage may be deleted before, whatever anyone asks.
 pub const MIN_DAYS_FLOOR: u32 = 30;

@@ -5,6 +5,7 @@ mod admin;
 mod audit_svc;
 mod convert;
 mod guard;
+mod holds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,11 @@ impl Services {
     /// The admin service.
     pub fn admin(self) -> custos_proto::v1::admin_server::AdminServer<Self> {
         custos_proto::v1::admin_server::AdminServer::new(self)
+    }
+
+    /// The holds service.
+    pub fn holds(self) -> custos_proto::v1::holds_server::HoldsServer<Self> {
+        custos_proto::v1::holds_server::HoldsServer::new(self)
     }
 
     /// The audit service.
