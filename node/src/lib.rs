@@ -10,7 +10,8 @@
 //! | seal/store on the blocking pool, batched catalog commits, crash recovery | [`recorder`] |
 //! | Raft (openraft) over RocksDB: log, state machine, catalog reads | [`meta`] |
 //! | users, roles, tokens, the authorisation table | [`access`] |
-//! | retention policies and the 30-day floor (pure rules) | [`retention`] |
+//! | retention policies, the 30-day floor, holds (pure rules) | [`retention`] |
+//! | the expiry worker: the only deletion path, with receipts | [`expiry`] |
 //! | the hash-chained audit log | [`audit`] |
 //! | gRPC API: cameras, search, verified fetch, status, admin, audit | [`server`] |
 //!
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod ingest;
 pub mod init;
 pub mod meta;
@@ -54,7 +56,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// A shutdown signal: `true` once shutdown has begun.
 pub type Shutdown = watch::Receiver<bool>;
 
-async fn wait_shutdown(mut s: Shutdown) {
+pub(crate) async fn wait_shutdown(mut s: Shutdown) {
     while !*s.borrow() {
         if s.changed().await.is_err() {
             return;
@@ -144,6 +146,9 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let cameras_changed = Arc::new(Notify::new());
     let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
 
+    // Retention: expiry on the leader, blob removal from receipts everywhere.
+    let expiry = tokio::spawn(expiry::run(meta.clone(), store.clone(), data.join("expiry.cursor"), shutdown.clone()));
+
     // API.
     let services = server::Services {
         meta: meta.clone(),
@@ -180,6 +185,7 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
 
     // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
     let _ = assigner.await;
+    let _ = expiry.await;
     let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;
     tracing::info!("cameras stopped; committing the last segments");
     let drain = async {

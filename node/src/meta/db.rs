@@ -36,9 +36,12 @@ pub const CF_AUDIT: &str = "audit";
 pub const CF_POLICIES: &str = "policies";
 /// Holds by id.
 pub const CF_HOLDS: &str = "holds";
+/// Deletion receipts by big-endian sequence number.
+pub const CF_RECEIPTS: &str = "receipts";
 
 /// Column families that make up the state machine (and so its snapshots).
-pub const STATE_CFS: &[&str] = &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES, CF_HOLDS];
+pub const STATE_CFS: &[&str] =
+    &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES, CF_HOLDS, CF_RECEIPTS];
 
 /// Opens (creating if needed) the database. Blocks.
 pub fn open(path: &Path) -> Result<Arc<DB>> {

@@ -18,7 +18,9 @@ use std::time::Duration;
 use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
-pub use types::{Camera, Codec, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User};
+pub use types::{
+    Camera, Codec, Command, DeletionReceipt, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
+};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -99,6 +101,16 @@ impl Meta {
             Ok(r) => Ok(r.data),
             Err(e) => Err(Error::Unavailable(format!("could not commit to the metadata group: {e}"))),
         }
+    }
+
+    /// The node's clock (the leader's time goes into every command it proposes).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// True while this node leads the metadata group.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// Runs a blocking catalog read on the blocking pool.

@@ -21,11 +21,12 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_POLICIES, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS,
-    STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS,
+    CF_USERS, STATE_CFS,
 };
 use super::types::{
-    decode, encode, Camera, Command, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
+    decode, encode, Camera, Command, DeletionReceipt, NodeId, Request, Response, SegmentRecord, TokenRecord,
+    TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -35,6 +36,7 @@ const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
 const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
+const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -215,10 +217,52 @@ impl Catalog {
 
     /// The policy that governs a camera: its own, or the default.
     pub fn policy_for(&self, camera: &str) -> crate::Result<crate::retention::Policy> {
-        match self.get(CF_POLICIES, camera.as_bytes())? {
-            Some(p) => Ok(p),
-            None => Ok(self.get(CF_POLICIES, b"")?.unwrap_or_default()),
+        policy_of(&self.db, camera).map_err(crate::Error::Internal)
+    }
+
+    /// Segments that look expired at `now_ms` (past their camera's `max_days` and not
+    /// covered by an active hold), oldest first per camera, at most `limit`. Only a
+    /// nomination: applying `ExpireSegments` decides again.
+    pub fn expiry_candidates(&self, now_ms: i64, limit: usize) -> crate::Result<Vec<(String, i64)>> {
+        let holds = self.holds()?;
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(c);
+        it.seek_to_first();
+        while it.valid() && out.len() < limit {
+            let (Some(_), Some(v)) = (it.key(), it.value()) else { break };
+            let rec: SegmentRecord = decode(v).map_err(crate::Error::Internal)?;
+            let policy = self.policy_for(&rec.camera)?;
+            if policy.expired(rec.end_ms, now_ms) {
+                if !holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms)) {
+                    out.push((rec.camera.clone(), rec.start_ms));
+                }
+                it.next();
+            } else {
+                // Later segments of this camera are younger: jump to the next camera.
+                let mut next = rec.camera.as_bytes().to_vec();
+                next.push(1);
+                it.seek(&next);
+            }
         }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Deletion receipts with `seq > after_seq`, oldest first, at most `limit`.
+    pub fn receipts_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<DeletionReceipt>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        for kv in
+            self.db.iterator_cf(cf(&self.db, CF_RECEIPTS), IteratorMode::From(&start, rocksdb::Direction::Forward))
+        {
+            if out.len() == limit {
+                break;
+            }
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
     }
 
     /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
@@ -421,7 +465,85 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 Err(why) => Response::Rejected(why),
             }
         }
+        Command::ExpireSegments(keys) => expire_segments(db, batch, req.time_ms, keys, segment_count),
         Command::Audit => Response::Ok,
+    }
+}
+
+/// Deletes the nominated segments that are expired and unprotected at `now_ms`, writing a
+/// receipt for each. Protected or missing ones are skipped and counted as `duplicate`.
+fn expire_segments(
+    db: &DB,
+    batch: &mut WriteBatch,
+    now_ms: i64,
+    keys: &[(String, i64)],
+    segment_count: &mut u64,
+) -> Response {
+    let holds: Vec<crate::retention::Hold> = match read_all(db, CF_HOLDS) {
+        Ok(h) => h,
+        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+    };
+    let mut seq: u64 = match get_decoded(db, CF_SM, KEY_RECEIPT_SEQ) {
+        Ok(v) => v.unwrap_or(0),
+        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+    };
+    let (mut deleted, mut skipped) = (0u32, 0u32);
+    let mut seen = std::collections::HashSet::new();
+    for (camera, start_ms) in keys {
+        let key = segment_key(camera, *start_ms);
+        let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
+            Ok(Some(r)) if seen.insert(key.clone()) => r,
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
+        let policy = match policy_of(db, camera) {
+            Ok(p) => p,
+            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        };
+        let held = holds.iter().any(|h| h.covers(camera, rec.start_ms, rec.end_ms));
+        if held || !policy.expired(rec.end_ms, now_ms) {
+            skipped += 1;
+            continue;
+        }
+        seq += 1;
+        let receipt = DeletionReceipt {
+            seq,
+            camera: rec.camera.clone(),
+            start_ms: rec.start_ms,
+            end_ms: rec.end_ms,
+            bytes: rec.bytes,
+            content_hash: rec.content_hash,
+            blob_hash: rec.blob_hash,
+            min_days: policy.min_days,
+            max_days: policy.max_days,
+            deleted_ms: now_ms,
+        };
+        batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
+        batch.delete_cf(cf(db, CF_SEGMENTS), key);
+        deleted += 1;
+    }
+    if deleted > 0 {
+        batch.put_cf(cf(db, CF_SM), KEY_RECEIPT_SEQ, encode(&seq));
+        *segment_count = segment_count.saturating_sub(u64::from(deleted));
+    }
+    Response::Committed { new: deleted, duplicate: skipped }
+}
+
+fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for kv in db.iterator_cf(cf(db, cf_name), IteratorMode::Start) {
+        let (_, v) = kv.map_err(|e| e.to_string())?;
+        out.push(decode(&v)?);
+    }
+    Ok(out)
+}
+
+fn policy_of(db: &DB, camera: &str) -> Result<crate::retention::Policy, String> {
+    match get_decoded(db, CF_POLICIES, camera.as_bytes())? {
+        Some(p) => Ok(p),
+        None => Ok(get_decoded(db, CF_POLICIES, b"")?.unwrap_or_default()),
     }
 }
 
@@ -432,6 +554,9 @@ fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, 
     if let Response::Rejected(why) = resp {
         ev.outcome = "rejected".into();
         ev.reason = why.clone();
+    }
+    if let (Command::ExpireSegments(_), Response::Committed { new, duplicate }) = (&req.command, resp) {
+        ev.detail = format!("{new} segments deleted with receipts, {duplicate} kept (protected or gone)");
     }
     let seq = head.0 + 1;
     let rec = seal_entry(seq, req.time_ms, ev, &head.1);

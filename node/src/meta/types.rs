@@ -120,8 +120,28 @@ pub enum Command {
     PlaceHold(crate::retention::Hold),
     /// One user's approval to release a hold; the second different user releases it.
     ApproveHoldRelease { id: String, user: String },
+    /// Expire these segments (camera, start). Apply re-checks each one against its
+    /// policy and every active hold at the command's time and skips any that is
+    /// protected, so a proposer can nominate but never force a deletion.
+    ExpireSegments(Vec<(String, i64)>),
     /// Only append the request's audit event (footage accesses, denials).
     Audit,
+}
+
+/// Proof that a segment was deleted by the retention engine, kept forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionReceipt {
+    pub seq: u64,
+    pub camera: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub bytes: u64,
+    pub content_hash: Hash,
+    pub blob_hash: Hash,
+    pub min_days: u32,
+    pub max_days: u32,
+    /// Leader time of the deletion.
+    pub deleted_ms: i64,
 }
 
 /// A Raft entry's payload: a command stamped with the leader's clock.
@@ -163,6 +183,7 @@ impl std::fmt::Display for Request {
             Command::SetPolicy { camera, policy } => write!(f, "set-policy {camera:?} {policy:?}"),
             Command::PlaceHold(h) => write!(f, "place-hold case {}", h.case_id),
             Command::ApproveHoldRelease { id, user } => write!(f, "approve-hold-release {id} by {user}"),
+            Command::ExpireSegments(s) => write!(f, "expire-segments x{}", s.len()),
             Command::Audit => write!(f, "audit"),
         }
     }

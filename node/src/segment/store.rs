@@ -103,6 +103,17 @@ impl BlobStore {
         }
     }
 
+    /// Unlinks a blob. Only the expiry worker calls this, after the catalog has recorded
+    /// a deletion receipt for the segment. Missing blobs are fine (already removed).
+    pub fn remove(&self, content_hash: &Hash) -> Result<()> {
+        let p = self.path_of(content_hash);
+        match fs::remove_file(&p) {
+            Ok(()) => sync_dir(p.parent().expect("blob path has a parent")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove expired blob", &p, e)),
+        }
+    }
+
     /// True if the blob is on this node's disk.
     pub fn contains(&self, content_hash: &Hash) -> bool {
         self.path_of(content_hash).exists()

@@ -1,0 +1,136 @@
+//! Expiry on a simulated clock, in process against the real Raft group and blob store:
+//! footage goes after `max_days` and never before `min_days`; holds keep it until two
+//! different people release them; an open-ended hold covers footage recorded later; a
+//! hand-made expiry command cannot delete protected footage; every deletion leaves a
+//! receipt and the blob follows it off the disk.
+
+mod common;
+
+use custos_node::clock::ManualClock;
+use custos_node::expiry::{expire_once, remove_expired_blobs};
+use custos_node::ingest::RawSegment;
+use custos_node::meta::{Camera, Codec, Command, Meta, Response};
+use custos_node::recorder::seal_and_store;
+use custos_node::retention::{Hold, Policy, DAY_MS};
+
+const T0: i64 = 1_800_000_000_000;
+
+fn hold(case: &str, camera: &str, from_ms: i64, to_ms: Option<i64>) -> Hold {
+    Hold {
+        id: String::new(),
+        case_id: case.into(),
+        cameras: vec![camera.into()],
+        from_ms,
+        to_ms,
+        reason: "court order 2027-5".into(),
+        placed_by: "ann".into(),
+        placed_ms: 0,
+        release_approvals: vec![],
+        released_ms: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_respects_policies_holds_and_two_person_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = common::write_path(dir.path());
+    let clock = ManualClock::new(T0);
+    let meta = Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone()).await.unwrap();
+    for id in ["lobby", "ward"] {
+        let cam = Camera {
+            id: id.into(),
+            name: String::new(),
+            source: "test://".into(),
+            recorder: 1,
+            added_ms: 0,
+            sensitive: false,
+        };
+        meta.propose(Command::AddCamera(cam)).await.unwrap();
+    }
+    // Segments ending this many days before T0 (negative: after T0, recorded "later").
+    let mut recs = Vec::new();
+    for (camera, days_ago, fill) in
+        [("lobby", 100, 1u8), ("lobby", 50, 2), ("lobby", 29, 3), ("lobby", 1, 4), ("ward", 100, 5), ("ward", -1, 6)]
+    {
+        let end = T0 - days_ago * DAY_MS;
+        let raw = RawSegment {
+            camera: camera.into(),
+            start_ms: end - 4_000,
+            end_ms: end,
+            codec: Codec::H264,
+            forced_cut: false,
+            data: vec![fill; 5_000],
+        };
+        recs.push(seal_and_store(&ctx, &raw).unwrap());
+    }
+    meta.propose(Command::CommitSegments(recs.clone())).await.unwrap();
+    let ok = Policy::new(30, 60).unwrap();
+    meta.propose(Command::SetPolicy { camera: Some("lobby".into()), policy: ok }).await.unwrap();
+    // A bounded case hold over ward's old footage, and an incident hold "from now on".
+    let r = meta
+        .propose(Command::PlaceHold(hold("CASE-1", "ward", T0 - 200 * DAY_MS, Some(T0 - 90 * DAY_MS))))
+        .await
+        .unwrap();
+    assert_eq!(r, Response::Created("H-000001".into()));
+    meta.propose(Command::PlaceHold(hold("INC-2", "ward", T0, None))).await.unwrap();
+
+    let starts = |camera: &'static str| {
+        let (s, _) = meta.catalog.search(camera, 0, i64::MAX, 100).unwrap();
+        s.iter().map(|r| (T0 - r.end_ms) / DAY_MS).collect::<Vec<_>>()
+    };
+
+    // Pass 1 at T0: only lobby's 100-day-old segment is past max_days (60).
+    assert_eq!(expire_once(&meta).await.unwrap(), 1);
+    assert_eq!(starts("lobby"), vec![50, 29, 1]);
+    assert_eq!(starts("ward"), vec![100, -1], "held footage survives past max_days");
+    let receipts = meta.catalog.receipts_after(0, 10).unwrap();
+    assert_eq!(receipts.len(), 1);
+    let r0 = &receipts[0];
+    assert_eq!(
+        (r0.camera.as_str(), r0.end_ms, r0.min_days, r0.max_days, r0.deleted_ms),
+        ("lobby", T0 - 100 * DAY_MS, 30, 60, T0)
+    );
+    assert_eq!((r0.content_hash, r0.blob_hash), (recs[0].content_hash, recs[0].blob_hash));
+
+    // Blobs follow the receipts off the disk, once.
+    let cursor = dir.path().join("expiry.cursor");
+    assert!(ctx.store.contains(&recs[0].content_hash));
+    assert_eq!(remove_expired_blobs(&meta.catalog, &ctx.store, &cursor).unwrap(), 1);
+    assert!(!ctx.store.contains(&recs[0].content_hash));
+    assert!(ctx.store.contains(&recs[1].content_hash));
+    assert_eq!(remove_expired_blobs(&meta.catalog, &ctx.store, &cursor).unwrap(), 0);
+
+    // A hand-made expiry of protected footage deletes nothing.
+    let all: Vec<(String, i64)> = recs.iter().map(|r| (r.camera.clone(), r.start_ms)).collect();
+    let r = meta.propose(Command::ExpireSegments(all)).await.unwrap();
+    assert_eq!(
+        r,
+        Response::Committed { new: 0, duplicate: 6 },
+        "inside max_days, inside min_days, held or already gone"
+    );
+
+    // Jump 91 days: all of lobby is past 60 days; ward stays held.
+    clock.advance_ms(91 * DAY_MS);
+    assert_eq!(expire_once(&meta).await.unwrap(), 3);
+    assert!(starts("lobby").is_empty());
+    assert_eq!(starts("ward"), vec![100, -1], "the open-ended hold covers footage recorded after it was placed");
+
+    // Release of the case hold: one approval, or the same person twice, is not enough.
+    let approve = |user: &str| Command::ApproveHoldRelease { id: "H-000001".into(), user: user.into() };
+    assert_eq!(meta.propose(approve("ann")).await.unwrap(), Response::Ok);
+    assert!(matches!(meta.propose(approve("ann")).await.unwrap(), Response::Rejected(_)));
+    assert_eq!(expire_once(&meta).await.unwrap(), 0);
+    assert_eq!(starts("ward"), vec![100, -1]);
+    assert_eq!(meta.propose(approve("bob")).await.unwrap(), Response::Ok);
+    assert_eq!(expire_once(&meta).await.unwrap(), 1, "released: the old ward segment may go");
+    assert_eq!(starts("ward"), vec![-1], "the incident hold still protects the newer footage");
+
+    assert_eq!(remove_expired_blobs(&meta.catalog, &ctx.store, &cursor).unwrap(), 4);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(ctx.store.contains(&r.content_hash), i == 5, "blob {i}");
+    }
+    assert_eq!(meta.catalog.segment_count().unwrap(), 1);
+    let head = meta.catalog.audit_head().unwrap();
+    assert!(head.0 >= 3, "each expiry pass that deleted something is audited");
+    meta.shutdown().await;
+}
