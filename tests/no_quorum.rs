@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use custos_node::access::Role;
 use custos_node::clock::SystemClock;
-use custos_node::ingest::{CameraStates, RawSegment};
-use custos_node::meta::{Camera, Codec, Command, Meta, TokenRecord, User};
-use custos_node::recorder::{seal_and_store, RecorderStats};
-use custos_node::server::Services;
+use custos_node::ingest::RawSegment;
+use custos_node::meta::{Camera, Codec, Command, Meta};
+use custos_node::recorder::seal_and_store;
 use custos_proto::v1 as pb;
 use custos_proto::v1::footage_server::Footage;
 use tonic::Code;
@@ -20,8 +19,7 @@ use tonic::Code;
 async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = common::write_path(dir.path());
-    let (keys, store) = (ctx.keys.clone(), ctx.store.clone());
-    let clock = Arc::new(SystemClock);
+    let clock: custos_node::clock::SharedClock = Arc::new(SystemClock);
     let meta = Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone()).await.unwrap();
 
     // A camera, one committed segment, and a security user.
@@ -45,28 +43,8 @@ async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
     };
     let rec = seal_and_store(&ctx, &raw).unwrap();
     meta.propose(Command::CommitSegments(vec![rec])).await.unwrap();
-    let token = "cst_no_quorum_test_token";
-    let hash = *blake3::hash(token.as_bytes()).as_bytes();
-    let user =
-        User { name: "guard".into(), role: Role::Security, case: None, disabled: false, grants: vec![], created_ms: 0 };
-    let tok = TokenRecord {
-        id: hex::encode(&hash[..6]),
-        user: "guard".into(),
-        created_ms: 0,
-        expires_ms: now + 3_600_000,
-        revoked: false,
-    };
-    meta.propose(Command::CreateUser { user, token_hash: hash, token: tok }).await.unwrap();
-
-    let svc = Services {
-        meta: meta.clone(),
-        store,
-        keys,
-        states: CameraStates::default(),
-        stats: Arc::new(RecorderStats::default()),
-        cameras_changed: Arc::new(tokio::sync::Notify::new()),
-        clock,
-    };
+    let token = common::add_user(&meta, "guard", Role::Security, now + 3_600_000).await;
+    let svc = common::services(&meta, &ctx, clock);
     let request = || {
         let mut r = tonic::Request::new(pb::FetchRequest {
             camera: "pharmacy".into(),
@@ -74,7 +52,7 @@ async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
             to_ms: now,
             purpose: "incident 2026-099: missing medication".into(),
         });
-        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r.metadata_mut().insert("authorization", format!("Bearer {}", token).parse().unwrap());
         r
     };
 

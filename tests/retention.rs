@@ -132,5 +132,25 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     assert_eq!(meta.catalog.segment_count().unwrap(), 1);
     let head = meta.catalog.audit_head().unwrap();
     assert!(head.0 >= 3, "each expiry pass that deleted something is audited");
+
+    // Auditors read the receipts through the API; other roles cannot.
+    let svc = common::services(&meta, &ctx, clock.clone());
+    let auditor = common::add_user(&meta, "audrey", custos_node::access::Role::Auditor, T0 + 365 * DAY_MS).await;
+    let security = common::add_user(&meta, "guard", custos_node::access::Role::Security, T0 + 365 * DAY_MS).await;
+    use custos_proto::v1::audit_server::Audit;
+    let ask = |token: &str, camera: &str| {
+        let mut r =
+            tonic::Request::new(custos_proto::v1::ReceiptsRequest { after_seq: 0, camera: camera.into(), limit: 0 });
+        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    let got = svc.receipts(ask(&auditor, "")).await.unwrap().into_inner().receipts;
+    assert_eq!(got.len(), 5);
+    let ward = svc.receipts(ask(&auditor, "ward")).await.unwrap().into_inner().receipts;
+    assert_eq!(ward.len(), 1);
+    assert_eq!(ward[0].content_hash, recs[4].content_hash.to_vec());
+    assert_eq!((ward[0].min_days, ward[0].max_days), (30, 30));
+    let denied = svc.receipts(ask(&security, "")).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     meta.shutdown().await;
 }

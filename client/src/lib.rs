@@ -328,6 +328,12 @@ impl Client {
             .into_inner())
     }
 
+    /// Deletion receipts, oldest first (optionally of one camera).
+    pub async fn receipts(&self, camera: Option<&str>) -> Result<Vec<pb::DeletionReceipt>, ClientError> {
+        let r = pb::ReceiptsRequest { after_seq: 0, camera: camera.unwrap_or_default().into(), limit: 0 };
+        Ok(self.audit.clone().receipts(self.req(r)).await?.into_inner().receipts)
+    }
+
     /// Audit entries matching `filter`, in sequence order.
     pub async fn audit_log(&self, filter: pb::AuditLogRequest) -> Result<Vec<AuditEntry>, ClientError> {
         let mut stream = self.audit.clone().log(self.req(filter)).await?.into_inner();

@@ -257,3 +257,37 @@ pub fn write_path(dir: &Path) -> custos_node::recorder::SealContext {
         pending: Arc::new(pending),
     }
 }
+
+/// The node's gRPC services over an in-process Raft group and write path.
+pub fn services(
+    meta: &custos_node::meta::Meta,
+    ctx: &custos_node::recorder::SealContext,
+    clock: custos_node::clock::SharedClock,
+) -> custos_node::server::Services {
+    use std::sync::Arc;
+    custos_node::server::Services {
+        meta: meta.clone(),
+        store: ctx.store.clone(),
+        keys: ctx.keys.clone(),
+        states: custos_node::ingest::CameraStates::default(),
+        stats: Arc::new(custos_node::recorder::RecorderStats::default()),
+        cameras_changed: Arc::new(tokio::sync::Notify::new()),
+        clock,
+    }
+}
+
+/// Commits a user with a token valid until `expires_ms`; returns the token.
+pub async fn add_user(
+    meta: &custos_node::meta::Meta,
+    name: &str,
+    role: custos_node::access::Role,
+    expires_ms: i64,
+) -> String {
+    use custos_node::meta::{Command, TokenRecord, User};
+    let token = format!("cst_test_{name}");
+    let hash = *blake3::hash(token.as_bytes()).as_bytes();
+    let user = User { name: name.into(), role, case: None, disabled: false, grants: vec![], created_ms: 0 };
+    let rec = TokenRecord { id: hex::encode(&hash[..6]), user: name.into(), created_ms: 0, expires_ms, revoked: false };
+    meta.propose(Command::CreateUser { user, token_hash: hash, token: rec }).await.unwrap();
+    token
+}

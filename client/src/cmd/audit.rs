@@ -30,6 +30,13 @@ pub enum AuditCmd {
     },
     /// Fetch the whole chain and recompute every link here; reports the first break.
     Verify,
+    /// Deletion receipts: every segment retention removed, with its hashes and policy.
+    Receipts {
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
 }
 
 fn to_hash(b: &[u8]) -> Hash {
@@ -70,6 +77,58 @@ pub async fn run(client: &Client, cmd: AuditCmd, as_json: bool) -> anyhow::Resul
             };
             let entries = client.audit_log(filter).await?;
             print_entries(&entries, as_json, csv)
+        }
+        AuditCmd::Receipts { camera, csv } => {
+            let rs = client.receipts(camera.as_deref()).await?;
+            if as_json {
+                let v: Vec<_> = rs
+                    .iter()
+                    .map(|r| json!({
+                        "seq": r.seq, "camera": r.camera, "start": format_ms(r.start_ms), "end": format_ms(r.end_ms),
+                        "bytes": r.bytes, "content_blake3": hex::encode(&r.content_hash), "blob_blake3": hex::encode(&r.blob_hash),
+                        "min_days": r.min_days, "max_days": r.max_days, "deleted": format_ms(r.deleted_ms),
+                    }))
+                    .collect();
+                super::print_json(&json!(v));
+            } else if csv {
+                println!("seq,camera,start,end,bytes,content_blake3,blob_blake3,min_days,max_days,deleted");
+                for r in &rs {
+                    let f = [
+                        r.seq.to_string(),
+                        r.camera.clone(),
+                        format_ms(r.start_ms),
+                        format_ms(r.end_ms),
+                        r.bytes.to_string(),
+                        hex::encode(&r.content_hash),
+                        hex::encode(&r.blob_hash),
+                        r.min_days.to_string(),
+                        r.max_days.to_string(),
+                        format_ms(r.deleted_ms),
+                    ];
+                    println!("{}", f.iter().map(|x| csv_field(x)).collect::<Vec<_>>().join(","));
+                }
+            } else if rs.is_empty() {
+                println!("no footage has been deleted by retention");
+            } else {
+                println!(
+                    "{:<6} {:<16} {:<25} {:<25} {:<9} {:<25} CONTENT BLAKE3",
+                    "SEQ", "CAMERA", "START", "END", "POLICY", "DELETED"
+                );
+                for r in &rs {
+                    let policy = format!("{}/{}d", r.min_days, r.max_days);
+                    println!(
+                        "{:<6} {:<16} {:<25} {:<25} {:<9} {:<25} {}",
+                        r.seq,
+                        r.camera,
+                        format_ms(r.start_ms),
+                        format_ms(r.end_ms),
+                        policy,
+                        format_ms(r.deleted_ms),
+                        &hex::encode(&r.content_hash)[..16]
+                    );
+                }
+            }
+            Ok(())
         }
         AuditCmd::Verify => {
             let entries = client.audit_log(AuditLogRequest::default()).await?;

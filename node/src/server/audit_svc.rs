@@ -12,6 +12,8 @@ use crate::audit::AuditBody;
 
 /// Entries read from RocksDB per step of the stream.
 const AUDIT_PAGE: usize = 512;
+/// Most receipts one call returns.
+pub const RECEIPTS_MAX: usize = 10_000;
 
 fn matches(r: &pb::AuditLogRequest, body: &AuditBody) -> bool {
     let e = &body.event;
@@ -68,5 +70,46 @@ impl Audit for Services {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn receipts(&self, req: Request<pb::ReceiptsRequest>) -> Result<Response<pb::ReceiptsResponse>, Status> {
+        self.guard(&req, Action::ReadAudit, true).await?;
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { RECEIPTS_MAX } else { (r.limit as usize).min(RECEIPTS_MAX) };
+        let camera = r.camera.clone();
+        let receipts = self
+            .meta
+            .read(move |c| {
+                let mut out = Vec::new();
+                let mut after = r.after_seq;
+                loop {
+                    let page = c.receipts_after(after, AUDIT_PAGE)?;
+                    let Some(last) = page.last().map(|x| x.seq) else { return Ok(out) };
+                    after = last;
+                    for x in page.into_iter().filter(|x| camera.is_empty() || x.camera == camera) {
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                        out.push(x);
+                    }
+                }
+            })
+            .await?;
+        let receipts = receipts
+            .iter()
+            .map(|x| pb::DeletionReceipt {
+                seq: x.seq,
+                camera: x.camera.clone(),
+                start_ms: x.start_ms,
+                end_ms: x.end_ms,
+                bytes: x.bytes,
+                content_hash: x.content_hash.to_vec(),
+                blob_hash: x.blob_hash.to_vec(),
+                min_days: x.min_days,
+                max_days: x.max_days,
+                deleted_ms: x.deleted_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::ReceiptsResponse { receipts }))
     }
 }
