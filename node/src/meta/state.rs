@@ -229,10 +229,19 @@ impl Catalog {
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator_cf(c);
         it.seek_to_first();
+        // The policy of the camera being scanned (segments are grouped by camera).
+        let mut current: Option<(String, crate::retention::Policy)> = None;
         while it.valid() && out.len() < limit {
             let (Some(_), Some(v)) = (it.key(), it.value()) else { break };
             let rec: SegmentRecord = decode(v).map_err(crate::Error::Internal)?;
-            let policy = self.policy_for(&rec.camera)?;
+            let policy = match &current {
+                Some((camera, p)) if *camera == rec.camera => *p,
+                _ => {
+                    let p = self.policy_for(&rec.camera)?;
+                    current = Some((rec.camera.clone(), p));
+                    p
+                }
+            };
             if policy.expired(rec.end_ms, now_ms) {
                 if !holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms)) {
                     out.push((rec.camera.clone(), rec.start_ms));
@@ -489,6 +498,7 @@ fn expire_segments(
     };
     let (mut deleted, mut skipped) = (0u32, 0u32);
     let mut seen = std::collections::HashSet::new();
+    let mut policies = std::collections::HashMap::new();
     for (camera, start_ms) in keys {
         let key = segment_key(camera, *start_ms);
         let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
@@ -498,9 +508,12 @@ fn expire_segments(
                 continue;
             }
         };
-        let policy = match policy_of(db, camera) {
-            Ok(p) => p,
-            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        let policy = match policies.get(camera) {
+            Some(p) => *p,
+            None => match policy_of(db, camera) {
+                Ok(p) => *policies.entry(camera.clone()).or_insert(p),
+                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            },
         };
         let held = holds.iter().any(|h| h.covers(camera, rec.start_ms, rec.end_ms));
         if held || !policy.expired(rec.end_ms, now_ms) {
