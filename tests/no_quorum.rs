@@ -9,7 +9,7 @@ use std::sync::Arc;
 use custos_node::access::Role;
 use custos_node::clock::SystemClock;
 use custos_node::ingest::RawSegment;
-use custos_node::meta::{Camera, Codec, Command, Meta};
+use custos_node::meta::{Codec, Command, Meta};
 use custos_node::recorder::seal_and_store;
 use custos_proto::v1 as pb;
 use custos_proto::v1::footage_server::Footage;
@@ -24,15 +24,7 @@ async fn without_a_commit_for_the_audit_entry_nothing_is_served() {
 
     // A camera, one committed segment, and a security user.
     let now = custos_client::time::now_ms();
-    let cam = Camera {
-        id: "pharmacy".into(),
-        name: String::new(),
-        source: "test://".into(),
-        recorder: 1,
-        added_ms: 0,
-        sensitive: false,
-    };
-    meta.propose(Command::AddCamera(cam)).await.unwrap();
+    common::add_camera(&meta, "pharmacy").await;
     let raw = RawSegment {
         camera: "pharmacy".into(),
         start_ms: now - 10_000,

@@ -9,7 +9,7 @@ mod common;
 use custos_node::clock::ManualClock;
 use custos_node::expiry::{expire_once, remove_expired_blobs};
 use custos_node::ingest::RawSegment;
-use custos_node::meta::{Camera, Codec, Command, Meta, Response};
+use custos_node::meta::{Codec, Command, Meta, Response};
 use custos_node::recorder::seal_and_store;
 use custos_node::retention::{Hold, Policy, DAY_MS};
 
@@ -37,15 +37,7 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     let clock = ManualClock::new(T0);
     let meta = Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone()).await.unwrap();
     for id in ["lobby", "ward"] {
-        let cam = Camera {
-            id: id.into(),
-            name: String::new(),
-            source: "test://".into(),
-            recorder: 1,
-            added_ms: 0,
-            sensitive: false,
-        };
-        meta.propose(Command::AddCamera(cam)).await.unwrap();
+        common::add_camera(&meta, id).await;
     }
     // Segments ending this many days before T0 (negative: after T0, recorded "later").
     let mut recs = Vec::new();

@@ -291,3 +291,16 @@ pub async fn add_user(
     meta.propose(Command::CreateUser { user, token_hash: hash, token: rec }).await.unwrap();
     token
 }
+
+/// Registers a `test://` camera recorded by node 1.
+pub async fn add_camera(meta: &custos_node::meta::Meta, id: &str) {
+    let cam = custos_node::meta::Camera {
+        id: id.into(),
+        name: String::new(),
+        source: "test://".into(),
+        recorder: 1,
+        added_ms: 0,
+        sensitive: false,
+    };
+    meta.propose(custos_node::meta::Command::AddCamera(cam)).await.unwrap();
+}

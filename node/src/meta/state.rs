@@ -67,12 +67,7 @@ impl Catalog {
 
     /// Every camera, active or retired, in id order.
     pub fn cameras(&self) -> crate::Result<Vec<Camera>> {
-        let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, CF_CAMERAS), IteratorMode::Start) {
-            let (_, v) = kv?;
-            out.push(decode(&v).map_err(crate::Error::Internal)?);
-        }
-        Ok(out)
+        read_all(&self.db, CF_CAMERAS).map_err(crate::Error::Internal)
     }
 
     /// One camera.
@@ -161,22 +156,12 @@ impl Catalog {
 
     /// Every user, by name.
     pub fn users(&self) -> crate::Result<Vec<User>> {
-        let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start) {
-            let (_, v) = kv?;
-            out.push(decode(&v).map_err(crate::Error::Internal)?);
-        }
-        Ok(out)
+        read_all(&self.db, CF_USERS).map_err(crate::Error::Internal)
     }
 
     /// Every token record (never the secrets, which are not stored).
     pub fn tokens(&self) -> crate::Result<Vec<TokenRecord>> {
-        let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, CF_TOKENS), IteratorMode::Start) {
-            let (_, v) = kv?;
-            out.push(decode(&v).map_err(crate::Error::Internal)?);
-        }
-        Ok(out)
+        read_all(&self.db, CF_TOKENS).map_err(crate::Error::Internal)
     }
 
     /// Number of users.
@@ -202,12 +187,7 @@ impl Catalog {
 
     /// Every hold, oldest first.
     pub fn holds(&self) -> crate::Result<Vec<crate::retention::Hold>> {
-        let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, CF_HOLDS), IteratorMode::Start) {
-            let (_, v) = kv?;
-            out.push(decode(&v).map_err(crate::Error::Internal)?);
-        }
-        Ok(out)
+        read_all(&self.db, CF_HOLDS).map_err(crate::Error::Internal)
     }
 
     /// One hold.
