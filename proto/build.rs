@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/custos/v1/admin.proto",
             "proto/custos/v1/audit.proto",
             "proto/custos/v1/holds.proto",
+            "proto/custos/v1/cluster.proto",
+            "proto/custos/v1/peer.proto",
         ],
         &["proto"],
     )?;

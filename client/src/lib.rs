@@ -8,6 +8,7 @@ pub mod time;
 use custos_proto::v1 as pb;
 use custos_proto::v1::admin_client::AdminClient;
 use custos_proto::v1::audit_client::AuditClient;
+use custos_proto::v1::cluster_client::ClusterClient;
 use custos_proto::v1::footage_client::FootageClient;
 use custos_proto::v1::holds_client::HoldsClient;
 use tonic::metadata::MetadataValue;
@@ -15,7 +16,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 pub use pb::{
-    AuditEntry, Camera, CameraState, FetchSummary, Hold, Policy, Segment, StatusResponse, Token, TokenIssued, User,
+    AuditEntry, Camera, CameraState, CreateJoinTokenResponse, FetchSummary, Hold, ListNodesResponse, NodeInfo, Policy,
+    Segment, StatusResponse, Token, TokenIssued, User,
 };
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
@@ -83,6 +85,7 @@ pub struct Client {
     admin: AdminClient<Channel>,
     audit: AuditClient<Channel>,
     holds: HoldsClient<Channel>,
+    cluster: ClusterClient<Channel>,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -128,7 +131,8 @@ impl Client {
             inner: FootageClient::new(channel.clone()).max_decoding_message_size(8 << 20),
             admin: AdminClient::new(channel.clone()),
             audit: AuditClient::new(channel.clone()),
-            holds: HoldsClient::new(channel),
+            holds: HoldsClient::new(channel.clone()),
+            cluster: ClusterClient::new(channel),
             auth,
         })
     }
@@ -219,6 +223,22 @@ impl Client {
     /// Node status.
     pub async fn status(&self) -> Result<StatusResponse, ClientError> {
         Ok(self.inner.clone().status(self.req(pb::StatusRequest {})).await?.into_inner())
+    }
+
+    /// Every node with campus, Raft role, health and disk.
+    pub async fn list_nodes(&self) -> Result<ListNodesResponse, ClientError> {
+        Ok(self.cluster.clone().list_nodes(self.req(pb::ListNodesRequest {})).await?.into_inner())
+    }
+
+    /// A single-use join token (`ttl_s` 0: the server's default).
+    pub async fn join_token(&self, ttl_s: u64) -> Result<CreateJoinTokenResponse, ClientError> {
+        Ok(self.cluster.clone().create_join_token(self.req(pb::CreateJoinTokenRequest { ttl_s })).await?.into_inner())
+    }
+
+    /// Retires a node.
+    pub async fn remove_node(&self, id: u64) -> Result<(), ClientError> {
+        self.cluster.clone().remove_node(self.req(pb::RemoveNodeRequest { id })).await?;
+        Ok(())
     }
 }
 

@@ -37,6 +37,11 @@ pub enum Cmd {
     Fetch(cmd::footage::FetchArgs),
     /// Node status: Raft role, segments, cameras and their recording state.
     Status,
+    /// The cluster's nodes: campus, Raft role, health, disk and cameras.
+    Nodes,
+    /// Cluster membership: join tokens, retiring nodes (administrators).
+    #[command(subcommand)]
+    Node(cmd::node::NodeCmd),
     /// Users, roles and grants (administrators).
     #[command(subcommand)]
     User(cmd::user::UserCmd),

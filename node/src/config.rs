@@ -79,6 +79,28 @@ pub struct NodeConfig {
     /// TLS for the client API. Required unless `insecure_plaintext` is set.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The site this node stands in. Replicas go to other campuses first, and a failed
+    /// recorder's cameras move within its campus first.
+    #[serde(default = "default_campus")]
+    pub campus: String,
+    /// Address other nodes and clients reach this node on, when it differs from `listen`
+    /// (for instance when `listen` is 0.0.0.0).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Copies of every segment the cluster keeps, the recorder's own included.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: usize,
+    /// Free space (MiB) below which this node takes no new replicas.
+    #[serde(default = "default_free_space_floor_mib")]
+    pub free_space_floor_mib: u64,
+    /// A node down this long (seconds) no longer counts as holding its copies; repair
+    /// makes new ones elsewhere. A retired node's copies are replaced at once.
+    #[serde(default = "default_repair_after_down_s")]
+    pub repair_after_down_s: u64,
+    /// Raft entries between catalog snapshots (0: the built-in 20,000). Snapshots seed
+    /// nodes that join late and let the log be trimmed.
+    #[serde(default)]
+    pub raft_snapshot_every: u64,
     /// Cameras to register at start if the catalog does not have them yet.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
@@ -98,6 +120,18 @@ pub struct TlsConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7400))
+}
+fn default_campus() -> String {
+    "main".into()
+}
+fn default_replication_factor() -> usize {
+    crate::cluster::REPLICATION_FACTOR_DEFAULT
+}
+fn default_free_space_floor_mib() -> u64 {
+    1024
+}
+fn default_repair_after_down_s() -> u64 {
+    600
 }
 fn default_segment_target_ms() -> u64 {
     4_000
@@ -161,6 +195,18 @@ impl NodeConfig {
             (Some(_), true) => return Err(field("insecure_plaintext", "cannot be true while a [tls] section is present; choose one")),
             _ => {}
         }
+        crate::server::peer::validate_campus(&self.campus).map_err(|p| field("campus", p))?;
+        if !(1..=5).contains(&self.replication_factor) {
+            return Err(field("replication_factor", format!("{} is outside 1..=5", self.replication_factor)));
+        }
+        if self.repair_after_down_s < 5 {
+            return Err(field("repair_after_down_s", "must be at least 5 seconds"));
+        }
+        if let Some(a) = &self.advertise {
+            if a.parse::<SocketAddr>().is_err() {
+                return Err(field("advertise", format!("{a:?} is not an IP:port address")));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
             crate::ingest::validate_camera_id(&cam.id).map_err(|p| field(format!("camera[{i}].id"), p))?;
@@ -170,6 +216,11 @@ impl NodeConfig {
             }
         }
         Ok(self)
+    }
+
+    /// The address this node is reached on.
+    pub fn advertise_addr(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
     }
 
     /// A path from the config, resolved against the data directory.
@@ -206,6 +257,12 @@ mod tests {
             archive_identity_file: default_identity_file(),
             tls: None,
             insecure_plaintext: true,
+            campus: default_campus(),
+            advertise: None,
+            replication_factor: 2,
+            free_space_floor_mib: 1024,
+            repair_after_down_s: 600,
+            raft_snapshot_every: 0,
             cameras: vec![],
         }
     }

@@ -1,5 +1,7 @@
-//! `custos-node init`: creates a data directory with the cluster's archive key, a
-//! default config and a first administrator token (shown once, stored only as a hash).
+//! `custos-node init` founds a cluster: it creates a data directory with the cluster's
+//! archive key, CA, a default config and a first administrator token (shown once, stored
+//! only as a hash). `custos-node join` creates the data directory of a node that joins
+//! an existing cluster with a single-use join token.
 
 use std::fs;
 use std::io::Write;
@@ -25,6 +27,7 @@ pub struct InitOptions {
     pub cameras: Vec<SeedCamera>,
     /// Serve the client API without TLS (local development only).
     pub insecure_plaintext: bool,
+    pub campus: String,
 }
 
 /// Everything `init` created, as printed by `--json`.
@@ -121,16 +124,15 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         archive_identity_file: identity_rel.clone(),
         insecure_plaintext: opts.insecure_plaintext,
         tls: tls.clone(),
+        campus: opts.campus.clone(),
+        advertise: None,
+        replication_factor: crate::cluster::REPLICATION_FACTOR_DEFAULT,
+        free_space_floor_mib: 1024,
+        repair_after_down_s: 600,
+        raft_snapshot_every: 0,
         cameras: opts.cameras.clone(),
     };
-    let mut probe = cfg.clone();
-    probe.data_dir = dir.clone();
-    probe.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let text = format!(
-        "# Custos node configuration; every field is described in docs/config.md.\n{}",
-        toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?
-    );
-    crate::segment::store::write_file_atomic(&dir.join(CONFIG_FILE_NAME), text.as_bytes())?;
+    write_config(&dir, cfg)?;
 
     Ok(InitReport {
         config_file: dir.join(CONFIG_FILE_NAME),
@@ -143,5 +145,113 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         archive_recipient: id.recipient,
         admin_user: boot.name,
         admin_token: token,
+    })
+}
+
+fn write_config(dir: &Path, cfg: NodeConfig) -> Result<()> {
+    let mut probe = cfg.clone();
+    probe.data_dir = dir.to_path_buf();
+    probe.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let text = format!(
+        "# Custos node configuration; every field is described in docs/config.md.\n{}",
+        toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    crate::segment::store::write_file_atomic(&dir.join(CONFIG_FILE_NAME), text.as_bytes())
+}
+
+/// Options for `join`.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub data_dir: PathBuf,
+    pub campus: String,
+    pub listen: SocketAddr,
+    /// Client API address of any node of the cluster.
+    pub cluster: String,
+    pub token: String,
+}
+
+/// What `join` created, as printed by `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinReport {
+    pub data_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub node_id: u64,
+    pub campus: String,
+    pub listen: SocketAddr,
+    pub ca_file: PathBuf,
+}
+
+/// Joins the cluster at `opts.cluster`: verifies it against the CA fingerprint in the
+/// token, trades the token for a node id and certificate, and writes the data directory.
+pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
+    use custos_proto::v1::join_client::JoinClient;
+    let dir = &opts.data_dir;
+    if dir.join(CONFIG_FILE_NAME).exists() {
+        return Err(Error::AlreadyExists { what: "node data directory (custos.toml)", id: dir.display().to_string() });
+    }
+    crate::server::peer::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
+    let (_, fingerprint) = crate::server::peer::parse_join_token(&opts.token).map_err(Error::InvalidArgument)?;
+    let (addr, fp) = (opts.cluster.clone(), fingerprint.clone());
+    let ca_pem = tokio::task::spawn_blocking(move || crate::tls::discover_ca(&addr, &fp))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca_pem))
+        .domain_name(crate::cluster::peers::host_of(&opts.cluster));
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", opts.cluster))
+        .map_err(|e| Error::InvalidArgument(format!("--cluster {:?}: {e}", opts.cluster)))?
+        .tls_config(tls)
+        .map_err(|e| Error::Internal(format!("TLS: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot connect to the cluster at {}: {e}", opts.cluster)))?;
+    let reply = JoinClient::new(channel)
+        .join(custos_proto::v1::JoinRequest {
+            token: opts.token.clone(),
+            campus: opts.campus.clone(),
+            addr: opts.listen.to_string(),
+        })
+        .await
+        .map_err(|s| Error::InvalidArgument(format!("the cluster refused to admit this node: {}", s.message())))?
+        .into_inner();
+
+    fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
+    let k = dir.join("keys");
+    write_private(&k.join("archive.age"), &reply.archive_identity)?;
+    write_private(&k.join("ca.key"), &reply.ca_key_pem)?;
+    write_private(&k.join("node.key"), &reply.key_pem)?;
+    crate::segment::store::write_file_atomic(&k.join("ca.pem"), reply.ca_pem.as_bytes())?;
+    crate::segment::store::write_file_atomic(&k.join("node.pem"), reply.cert_pem.as_bytes())?;
+    let tls = crate::config::TlsConfig {
+        cert_file: PathBuf::from("keys/node.pem"),
+        key_file: PathBuf::from("keys/node.key"),
+        ca_file: PathBuf::from("keys/ca.pem"),
+    };
+    let cfg = NodeConfig {
+        node_id: reply.node_id,
+        listen: opts.listen,
+        data_dir: PathBuf::new(),
+        segment_target_ms: u64::from(reply.segment_target_ms),
+        archive_recipients: reply.archive_recipients,
+        archive_identity_file: PathBuf::from("keys/archive.age"),
+        insecure_plaintext: false,
+        tls: Some(tls),
+        campus: opts.campus.clone(),
+        advertise: None,
+        replication_factor: crate::cluster::REPLICATION_FACTOR_DEFAULT,
+        free_space_floor_mib: 1024,
+        repair_after_down_s: 600,
+        raft_snapshot_every: 0,
+        cameras: vec![],
+    };
+    write_config(&dir, cfg)?;
+    Ok(JoinReport {
+        config_file: dir.join(CONFIG_FILE_NAME),
+        ca_file: k.join("ca.pem"),
+        data_dir: dir,
+        node_id: reply.node_id,
+        campus: opts.campus.clone(),
+        listen: opts.listen,
     })
 }

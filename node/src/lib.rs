@@ -9,6 +9,7 @@
 //! | BLAKE3 + age sealing, write-once blob store, pending records | [`segment`] |
 //! | seal/store on the blocking pool, batched catalog commits, crash recovery | [`recorder`] |
 //! | Raft (openraft) over RocksDB: log, state machine, catalog reads | [`meta`] |
+//! | peers over mutual TLS, placement, replication, failover, repair | [`cluster`] |
 //! | users, roles, tokens, the authorisation table | [`access`] |
 //! | retention policies, the 30-day floor, holds (pure rules) | [`retention`] |
 //! | the expiry worker: the only deletion path, with receipts | [`expiry`] |
@@ -21,6 +22,7 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod expiry;
@@ -68,7 +70,8 @@ pub(crate) async fn wait_shutdown(mut s: Shutdown) {
 pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let clock: clock::SharedClock = Arc::new(clock::SystemClock);
     let data = config.data_dir.clone();
-    tracing::info!(node_id = config.node_id, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
+    let advertise = config.advertise_addr();
+    tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -87,11 +90,119 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     tracing::info!(swept_temp_files = swept, "blob store open");
     let pending = Arc::new(PendingDir::open(&data.join("pending"))?);
 
-    let meta = Meta::start(config.node_id, &data, config.listen.to_string(), clock.clone()).await?;
-    tracing::info!(term = meta.raft.metrics().borrow().current_term, "metadata group ready; this node leads it");
+    // TLS: the same certificate serves clients and authenticates this node to peers.
+    let read = |p: &std::path::Path| {
+        let p = config.resolve(p);
+        std::fs::read_to_string(&p).map_err(|e| Error::io("read TLS file", p, e))
+    };
+    let (tls_files, pki) = match &config.tls {
+        Some(tls) => {
+            let files = (read(&tls.cert_file)?, read(&tls.key_file)?, read(&tls.ca_file)?);
+            let ca_key = tls.ca_file.with_file_name("ca.key");
+            let pki = read(&ca_key).ok().map(|k| server::ClusterPki { ca_pem: files.2.clone(), ca_key_pem: k });
+            (Some(files), pki)
+        }
+        None => (None, None),
+    };
+    let peers = cluster::peers::Peers::new(tls_files.as_ref().map(|(cert, key, ca)| cluster::peers::PeerTls {
+        ca_pem: ca.clone(),
+        cert_pem: cert.clone(),
+        key_pem: key.clone(),
+    }));
 
-    bootstrap_admin(&meta, &data, &clock).await?;
-    seed_cameras(&meta, &config).await?;
+    let meta = Meta::open(config.node_id, &data, clock.clone(), peers.clone(), config.raft_snapshot_every).await?;
+    let health = cluster::health::Health::new(config.node_id, &data);
+    let replicator = cluster::replicate::Replicator {
+        meta: meta.clone(),
+        peers: peers.clone(),
+        health: health.clone(),
+        factor: config.replication_factor,
+        free_floor: config.free_space_floor_mib * 1024 * 1024,
+    };
+    let repair_stats = Arc::new(cluster::leader::RepairStats::new());
+    let stats = Arc::new(RecorderStats::default());
+    let states = ingest::CameraStates::default();
+    let cameras_changed = meta.catalog.cameras_changed();
+
+    // API and peer services start before Raft has a leader: the leader must reach this
+    // node to bring it up to date.
+    let services = server::Services {
+        meta: meta.clone(),
+        store: store.clone(),
+        keys: keys.clone(),
+        states: states.clone(),
+        stats: stats.clone(),
+        cameras_changed: cameras_changed.clone(),
+        clock: clock.clone(),
+        health: health.clone(),
+        replicator: replicator.clone(),
+        repair_stats: repair_stats.clone(),
+        cluster: Arc::new(server::ClusterInfo {
+            campus: config.campus.clone(),
+            pki,
+            archive_recipients: config.archive_recipients.clone(),
+            archive_identity: identity.clone(),
+            segment_target_ms: config.segment_target_ms,
+        }),
+    };
+    tracing::info!(listen = %config.listen, "serving the client API and the peer service");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key, ca)) = &tls_files {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        // Clients authenticate with tokens; nodes also present certificates, which the
+        // peer service requires. A certificate from another CA fails the handshake.
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(identity)
+            .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+            .client_auth_optional(true);
+        builder = builder.tls_config(tls).map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
+    } else {
+        tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only; this node cannot join a cluster");
+    }
+    let server = builder
+        .add_service(services.clone().footage())
+        .add_service(services.clone().admin())
+        .add_service(services.clone().holds())
+        .add_service(services.clone().cluster_service())
+        .add_service(services.clone().peer_service())
+        .add_service(services.clone().join_service())
+        .add_service(services.audit_service())
+        .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
+    let server = tokio::spawn(server);
+
+    let started = async {
+        if data.join(init::BOOTSTRAP_FILE).exists() {
+            meta.bootstrap(advertise.clone()).await?;
+        }
+        let mut waited = 0u64;
+        loop {
+            match meta.wait_for_leader(Duration::from_secs(10)).await {
+                Ok(leader) => {
+                    tracing::info!(leader, term = meta.raft.metrics().borrow().current_term, "metadata group ready");
+                    break;
+                }
+                Err(_) if !*shutdown.borrow() => {
+                    waited += 10;
+                    tracing::warn!(waited_s = waited, "no leader yet: waiting for the cluster to reach this node (is it a member? are most nodes up?)");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        register_founder(&meta, &config, &data).await?;
+        bootstrap_admin(&meta, &data, &clock).await?;
+        seed_cameras(&meta, &config).await?;
+        Ok::<(), Error>(())
+    };
+    let ready = tokio::select! {
+        r = started => r,
+        _ = wait_shutdown(shutdown.clone()) => Err(Error::Unavailable("shut down before the node was ready".into())),
+    };
+    if let Err(e) = ready {
+        meta.shutdown().await;
+        let _ = server.await;
+        return Err(e);
+    }
     let rec = recorder::recover(&meta, store.clone(), pending.clone()).await?;
     if rec != recorder::Recovery::default() {
         tracing::info!(
@@ -102,8 +213,20 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
         );
     }
 
-    // Write path: sealers (one per camera) → committer.
-    let stats = Arc::new(RecorderStats::default());
+    // Cluster duties: pings everywhere; membership, failover and repair on the leader.
+    let pinger = tokio::spawn(health.clone().run(meta.clone(), peers.clone(), shutdown.clone()));
+    let duties = cluster::leader::LeaderDuties {
+        meta: meta.clone(),
+        health: health.clone(),
+        replicator: replicator.clone(),
+        store: store.clone(),
+        stats: repair_stats,
+        repair_after_down: Duration::from_secs(config.repair_after_down_s),
+        cameras_changed: cameras_changed.clone(),
+    };
+    let leader_loop = tokio::spawn(duties.run(shutdown.clone()));
+
+    // Write path: sealers (one per camera) → replicas → committer.
     let stopping = Arc::new(AtomicBool::new(false));
     let (commit_tx, commit_rx) = mpsc::channel(recorder::COMMIT_QUEUE);
     let committer = tokio::spawn(recorder::run_committer(
@@ -121,13 +244,19 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     });
 
     // Ingest: a supervisor thread owns the pipelines; an async task feeds it assignments.
-    let states = ingest::CameraStates::default();
     let handle = tokio::runtime::Handle::current();
     let (ctx2, stats2) = (seal_ctx.clone(), stats.clone());
     let commit_tx2 = commit_tx.clone();
+    let replicator2 = replicator.clone();
     let on_new_camera = Box::new(move |_camera: &str| {
         let (tx, rx) = mpsc::channel(ingest::SEGMENT_QUEUE_PER_CAMERA);
-        handle.spawn(recorder::run_sealer(rx, ctx2.clone(), commit_tx2.clone(), stats2.clone()));
+        handle.spawn(recorder::run_sealer(
+            rx,
+            ctx2.clone(),
+            Some(replicator2.clone()),
+            commit_tx2.clone(),
+            stats2.clone(),
+        ));
         tx
     });
     drop(commit_tx);
@@ -143,49 +272,19 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
             supervisor.stop_all();
         })
         .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
-    let cameras_changed = Arc::new(Notify::new());
     let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
 
     // Retention: expiry on the leader, blob removal from receipts everywhere.
     let expiry = tokio::spawn(expiry::run(meta.clone(), store.clone(), data.join("expiry.cursor"), shutdown.clone()));
 
-    // API.
-    let services = server::Services {
-        meta: meta.clone(),
-        store,
-        keys,
-        states,
-        stats: stats.clone(),
-        cameras_changed,
-        clock: clock.clone(),
-    };
-    tracing::info!(listen = %config.listen, "serving the client API");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        let read = |p: &std::path::Path| {
-            let p = config.resolve(p);
-            std::fs::read(&p).map_err(|e| Error::io("read TLS file", p, e))
-        };
-        let identity = tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?);
-        builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
-    } else {
-        tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only");
-    }
-    let server = builder
-        .add_service(services.clone().footage())
-        .add_service(services.clone().admin())
-        .add_service(services.clone().holds())
-        .add_service(services.audit_service())
-        .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
-    let served = server.await;
+    let served = server.await.map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!("shutting down: API closed");
 
     // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
     let _ = assigner.await;
     let _ = expiry.await;
+    let _ = pinger.await;
+    let _ = leader_loop.await;
     let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;
     tracing::info!("cameras stopped; committing the last segments");
     let drain = async {
@@ -203,6 +302,26 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
         "custos-node stopped"
     );
     served.map_err(|e| Error::Internal(format!("API server: {e}")))
+}
+
+/// Registers the founding node in the catalog's node list, once.
+async fn register_founder(meta: &Meta, config: &NodeConfig, data: &std::path::Path) -> Result<()> {
+    if !data.join(init::BOOTSTRAP_FILE).exists() || !meta.read(|c| c.nodes()).await?.is_empty() {
+        return Ok(());
+    }
+    let cmd = Command::RegisterNode {
+        campus: config.campus.clone(),
+        addr: config.advertise_addr(),
+        token_hash: None,
+        founder: Some(config.node_id),
+    };
+    match meta.propose(cmd).await? {
+        meta::Response::Created(_) => {
+            tracing::info!(node = config.node_id, campus = %config.campus, "founding node registered");
+            Ok(())
+        }
+        other => Err(Error::Internal(format!("registering the founding node: {other:?}"))),
+    }
 }
 
 /// Sends the set of cameras this node should record to the supervisor whenever it may

@@ -37,9 +37,38 @@ enum Cmd {
         /// Print everything init created as one JSON object.
         #[arg(long)]
         json: bool,
-        /// Serve the client API without TLS. Local development only.
+        /// Serve the client API without TLS. Local development only (a plaintext node
+        /// cannot form a cluster).
         #[arg(long)]
         insecure_plaintext: bool,
+        /// The site this node stands in (replicas go to other campuses first).
+        #[arg(long, default_value = "main")]
+        campus: String,
+    },
+    /// Create the data directory of a node joining an existing cluster.
+    ///
+    /// An administrator prints a single-use token with `custos node join-token`. The
+    /// token names the cluster's CA, so this command verifies the cluster before it
+    /// sends the token. Start the node afterwards with `custos-node run --data DIR`.
+    Join {
+        /// Data directory to create.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The site this node stands in.
+        #[arg(long)]
+        campus: String,
+        /// Address this node will listen on; other nodes reach it there.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Client API address (host:port) of any node of the cluster.
+        #[arg(long, value_name = "ADDR")]
+        cluster: String,
+        /// The join token (`custos node join-token`).
+        #[arg(long, env = "CUSTOS_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Print what join created as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the node until Ctrl-C or SIGTERM.
     Run {
@@ -55,7 +84,26 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json, insecure_plaintext } => {
+        Cmd::Join { data, campus, listen, cluster, token, json } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let r = rt.block_on(custos_node::init::join(&custos_node::init::JoinOptions {
+                data_dir: data,
+                campus,
+                listen,
+                cluster,
+                token,
+            }))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("Joined the cluster as node {} (campus {}) in {}", r.node_id, r.campus, r.data_dir.display());
+                println!("  config:     {}", r.config_file.display());
+                println!("  cluster CA: {}", r.ca_file.display());
+                println!("Start it with: custos-node run --data {}", r.data_dir.display());
+            }
+            Ok(())
+        }
+        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json, insecure_plaintext, campus } => {
             let cameras = cameras
                 .iter()
                 .map(|c| {
@@ -64,8 +112,15 @@ fn main() -> anyhow::Result<()> {
                     Ok(SeedCamera { id: id.into(), source: source.into(), name: String::new(), sensitive: false })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let r =
-                init(&InitOptions { data_dir: data, listen, node_id, segment_target_ms, cameras, insecure_plaintext })?;
+            let r = init(&InitOptions {
+                data_dir: data,
+                listen,
+                node_id,
+                segment_target_ms,
+                cameras,
+                insecure_plaintext,
+                campus,
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -100,7 +155,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,openraft=warn".into()),
+                        .unwrap_or_else(|_| "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off".into()),
                 )
                 .with_writer(std::io::stderr)
                 .init();

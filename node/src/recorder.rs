@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::cluster::replicate::Replicator;
 use crate::error::Result;
 use crate::ingest::RawSegment;
 use crate::meta::{Command, Meta, Response, SegmentRecord};
@@ -45,10 +46,17 @@ pub struct RecorderStats {
     pub segments_committed: AtomicU64,
     pub segments_failed: AtomicU64,
     pub commit_batches: AtomicU64,
+    /// Segments committed with fewer copies than the replication factor.
+    pub segments_under_replicated: AtomicU64,
 }
 
 /// Seals a segment and makes it durable: pending record first, then the blob. Blocks.
 pub fn seal_and_store(ctx: &SealContext, seg: &RawSegment) -> Result<SegmentRecord> {
+    seal_and_store_blob(ctx, seg).map(|(rec, _)| rec)
+}
+
+/// [`seal_and_store`], also returning the stored sealed blob (for replication).
+pub fn seal_and_store_blob(ctx: &SealContext, seg: &RawSegment) -> Result<(SegmentRecord, Vec<u8>)> {
     let sealed = ctx.keys.seal(&seg.data)?;
     let mut rec = SegmentRecord {
         camera: seg.camera.clone(),
@@ -61,30 +69,42 @@ pub fn seal_and_store(ctx: &SealContext, seg: &RawSegment) -> Result<SegmentReco
         codec: seg.codec,
         replicas: vec![ctx.node_id],
     };
+    let mut blob = sealed.ciphertext;
     if let Some(existing) = ctx.store.get(&rec.content_hash)? {
         // Same content already stored (age output is randomised): record the stored copy.
         rec.blob_hash = *blake3::hash(&existing).as_bytes();
         rec.blob_bytes = existing.len() as u64;
+        blob = existing;
     }
     ctx.pending.put(&rec)?;
-    ctx.store.put(&rec.content_hash, &sealed.ciphertext)?;
-    Ok(rec)
+    ctx.store.put(&rec.content_hash, &blob)?;
+    Ok((rec, blob))
 }
 
-/// Takes one camera's segments, seals and stores them, and passes the records on.
+/// Takes one camera's segments, seals and stores them, pushes them to their replicas
+/// (when a `replicator` is given), and passes the records on.
 pub async fn run_sealer(
     mut rx: mpsc::Receiver<RawSegment>,
     ctx: Arc<SealContext>,
+    replicator: Option<Replicator>,
     commit_tx: mpsc::Sender<SegmentRecord>,
     stats: Arc<RecorderStats>,
 ) {
     while let Some(seg) = rx.recv().await {
         let ctx2 = ctx.clone();
         let (camera, start_ms) = (seg.camera.clone(), seg.start_ms);
-        let res = tokio::task::spawn_blocking(move || seal_and_store(&ctx2, &seg)).await;
+        let res = tokio::task::spawn_blocking(move || seal_and_store_blob(&ctx2, &seg)).await;
         match res {
-            Ok(Ok(rec)) => {
+            Ok(Ok((mut rec, blob))) => {
                 stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = &replicator {
+                    if let Err(e) = r.replicate(&mut rec, Arc::new(blob)).await {
+                        tracing::warn!(%camera, start_ms, error = %e, "replication incomplete; repair will add the missing copies");
+                    }
+                    if rec.replicas.len() < r.factor {
+                        stats.segments_under_replicated.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 if commit_tx.send(rec).await.is_err() {
                     tracing::warn!(%camera, start_ms, "committer stopped; the segment stays pending and is committed at next start");
                 }

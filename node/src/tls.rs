@@ -1,13 +1,27 @@
 //! The cluster's certificate authority and node certificates.
 //!
 //! `custos-node init` creates a CA (`keys/ca.pem`, `keys/ca.key`) and a certificate for
-//! the node signed by it (`keys/node.pem`, `keys/node.key`), valid for `localhost`,
-//! `127.0.0.1`, the machine's host name and the listen address. Clients verify the node
-//! against `ca.pem`; the cluster issue uses the same CA for mutual TLS between nodes.
+//! the node signed by it (`keys/node.pem` holds the node certificate followed by the CA
+//! certificate, `keys/node.key` its key). Certificates are valid for `localhost`,
+//! `127.0.0.1`, the machine's host name and the listen address, for both server and
+//! client authentication: the same certificate serves clients and authenticates the
+//! node to its peers (mutual TLS).
+//!
+//! Every node keeps the CA key so that any of them can admit a new node; a node is
+//! trusted with the archive identity, which already decrypts all footage, so the CA key
+//! adds no new exposure.
+//!
+//! Joining: the join token carries a fingerprint of the CA certificate. The joining
+//! node completes a TLS handshake without verification only to read the certificate
+//! chain the cluster presents, keeps the certificate whose fingerprint matches the
+//! token, and then talks to the cluster over TLS verified against it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+};
 
 use crate::error::{Error, Result};
 
@@ -15,6 +29,7 @@ use crate::error::{Error, Result};
 pub struct NewPki {
     pub ca_cert_pem: String,
     pub ca_key_pem: String,
+    /// The node certificate followed by the CA certificate.
     pub node_cert_pem: String,
     pub node_key_pem: String,
     /// Names and addresses the node certificate is valid for.
@@ -30,35 +45,239 @@ fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
 }
 
-/// Creates a cluster CA and a certificate for node `node_id` listening on `listen`.
-pub fn create_pki(node_id: u64, listen: SocketAddr) -> Result<NewPki> {
-    let ca_key = KeyPair::generate().map_err(pki_err)?;
+/// The CA's distinguished name and constraints. Re-deriving the issuer from these and
+/// the CA key yields certificates that chain to the original CA certificate.
+fn ca_params() -> Result<CertificateParams> {
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
     ca.distinguished_name.push(DnType::CommonName, "Custos cluster CA");
     ca.distinguished_name.push(DnType::OrganizationName, "Custos");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca_cert = ca.self_signed(&ca_key).map_err(pki_err)?;
+    Ok(ca)
+}
 
+/// Names a node certificate covers for a node reachable at `host`.
+fn node_names(host: Option<std::net::IpAddr>, host_name_extra: Option<&str>) -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     if let Some(h) = host_name() {
         names.push(h);
     }
-    let ip = listen.ip();
-    if !ip.is_unspecified() && !ip.is_loopback() {
-        names.push(ip.to_string());
+    if let Some(ip) = host {
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            names.push(ip.to_string());
+        }
     }
+    if let Some(h) = host_name_extra {
+        if !names.iter().any(|n| n == h) {
+            names.push(h.to_string());
+        }
+    }
+    names
+}
+
+fn sign_node(
+    node_id: u64,
+    names: &[String],
+    (ca, ca_pem): (&Certificate, &str),
+    ca_key: &KeyPair,
+) -> Result<(String, String)> {
     let node_key = KeyPair::generate().map_err(pki_err)?;
-    let mut node = CertificateParams::new(names.clone()).map_err(pki_err)?;
+    let mut node = CertificateParams::new(names.to_vec()).map_err(pki_err)?;
     node.distinguished_name.push(DnType::CommonName, format!("custos node {node_id}"));
     node.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    let node_cert = node.signed_by(&node_key, &ca_cert, &ca_key).map_err(pki_err)?;
+    let cert = node.signed_by(&node_key, ca, ca_key).map_err(pki_err)?;
+    Ok((format!("{}{}", cert.pem(), ca_pem), node_key.serialize_pem()))
+}
+
+/// Creates a cluster CA and a certificate for node `node_id` listening on `listen`.
+pub fn create_pki(node_id: u64, listen: SocketAddr) -> Result<NewPki> {
+    let ca_key = KeyPair::generate().map_err(pki_err)?;
+    let ca_cert = ca_params()?.self_signed(&ca_key).map_err(pki_err)?;
+    let names = node_names(Some(listen.ip()), None);
+    let (node_cert_pem, node_key_pem) = sign_node(node_id, &names, (&ca_cert, &ca_cert.pem()), &ca_key)?;
     Ok(NewPki {
         ca_cert_pem: ca_cert.pem(),
         ca_key_pem: ca_key.serialize_pem(),
-        node_cert_pem: node_cert.pem(),
-        node_key_pem: node_key.serialize_pem(),
+        node_cert_pem,
+        node_key_pem,
         node_names: names,
     })
+}
+
+/// Issues a certificate for a joining node reachable at `addr` (`host:port`), signed by
+/// the cluster CA (`ca_pem`, whose key is `ca_key_pem`). Returns the chain PEM (node
+/// certificate, then `ca_pem`) and the key PEM.
+pub fn issue_node_cert(ca_pem: &str, ca_key_pem: &str, node_id: u64, addr: &str) -> Result<(String, String)> {
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(pki_err)?;
+    let ca = ca_params()?.self_signed(&ca_key).map_err(pki_err)?;
+    let host = addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(addr);
+    let ip = host.parse().ok();
+    let extra = if ip.is_none() { Some(host) } else { None };
+    sign_node(node_id, &node_names(ip, extra), (&ca, ca_pem), &ca_key)
+}
+
+/// Fingerprint of a CA certificate as carried in join tokens: the first 16 bytes of the
+/// BLAKE3 of its DER encoding, in hex.
+pub fn ca_fingerprint(ca_der: &[u8]) -> String {
+    hex::encode(&blake3::hash(ca_der).as_bytes()[..16])
+}
+
+/// DER of the first certificate in a PEM text.
+pub fn first_cert_der(pem: &str) -> Result<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .collect();
+    base64_decode(&body).ok_or_else(|| Error::InvalidArgument("no certificate in PEM text".into()))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let n = chunk.len() * 6 / 8;
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= u32::from(c) << (16 - 8 * i);
+        }
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((acc >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// PEM text of one DER certificate.
+pub fn der_to_pem(der: &[u8]) -> String {
+    let b64 = base64_encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// Accepts any server certificate. Used only to read the chain a cluster presents
+/// during join discovery; nothing secret is sent over that connection.
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Connects to `addr`, completes a TLS handshake, and returns the PEM of the presented
+/// certificate whose fingerprint is `fingerprint`. Blocks.
+pub fn discover_ca(addr: &str, fingerprint: &str) -> Result<String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost".to_string())
+        .map_err(|e| Error::Internal(format!("TLS server name: {e}")))?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+    let unreachable = |e: std::io::Error| Error::Unavailable(format!("cannot reach the cluster at {addr}: {e}"));
+    let mut sock = std::net::TcpStream::connect(addr).map_err(unreachable)?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(unreachable)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(|e| {
+            Error::Unavailable(format!(
+                "TLS handshake with {addr} failed: {e}. Is it a custos-node client API address, served with TLS?"
+            ))
+        })?;
+    }
+    let chain = conn.peer_certificates().unwrap_or_default();
+    for der in chain {
+        if ca_fingerprint(der) == fingerprint {
+            return Ok(der_to_pem(der));
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "the node at {addr} does not present the cluster CA named in the join token (fingerprint {fingerprint}); \
+         check the address, or ask for a token from this cluster"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trip_and_issued_certs_chain_to_the_ca() {
+        let pki = create_pki(1, "127.0.0.1:7400".parse().unwrap()).unwrap();
+        let der = first_cert_der(&pki.ca_cert_pem).unwrap();
+        assert_eq!(der_to_pem(&der), pki.ca_cert_pem.replace("\r\n", "\n"));
+        // node.pem carries the CA after the node certificate.
+        assert!(pki.node_cert_pem.ends_with(&pki.ca_cert_pem));
+        let (chain, _key) = issue_node_cert(&pki.ca_cert_pem, &pki.ca_key_pem, 2, "10.1.2.3:7400").unwrap();
+        assert!(chain.ends_with(&pki.ca_cert_pem));
+        assert_eq!(ca_fingerprint(&der).len(), 32);
+    }
 }

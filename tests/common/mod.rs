@@ -83,6 +83,11 @@ pub struct Node {
 impl Node {
     /// Runs `custos-node init` with the given seed cameras (`id=source`).
     pub fn init(cameras: &[String], segment_target_ms: u64) -> Node {
+        Self::init_with(cameras, segment_target_ms, &[])
+    }
+
+    /// `init` with extra flags (e.g. `--campus east`).
+    pub fn init_with(cameras: &[String], segment_target_ms: u64, extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cmd = Command::new(bin("custos-node"));
@@ -93,6 +98,7 @@ impl Node {
             &segment_target_ms.to_string(),
             "--json",
         ]);
+        cmd.args(extra);
         for c in cameras {
             cmd.args(["--camera", c]);
         }
@@ -111,6 +117,66 @@ impl Node {
 
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Runs `custos-node join` against `via` (any running member) with a fresh join
+    /// token, in campus `campus`. The new node shares the cluster's admin token.
+    pub async fn join(via: &Node, campus: &str) -> Node {
+        let admin = via.connect(Some(&via.token)).await.unwrap();
+        let token = admin.join_token(0).await.unwrap().token;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let out = Command::new(bin("custos-node"))
+            .arg("join")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(["--campus", campus, "--listen", &format!("127.0.0.1:{port}"), "--cluster", &via.addr])
+            .args(["--token", &token, "--json"])
+            .output()
+            .expect("custos-node join");
+        assert!(out.status.success(), "join failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("join --json prints JSON");
+        Node {
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+            token: via.token.clone(),
+            ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Appends settings to the node's config file.
+    pub fn configure(&self, toml_lines: &str) {
+        use std::io::Write;
+        let p = self.data().join("custos.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        // Top-level keys must come before the first table.
+        let (head, tables) = match text.find("\n[") {
+            Some(i) => text.split_at(i + 1),
+            None => (text.as_str(), ""),
+        };
+        let mut f = std::fs::File::create(&p).unwrap();
+        write!(f, "{head}{toml_lines}\n{tables}").unwrap();
+    }
+
+    /// The node's id from its config file.
+    pub fn node_id(&self) -> u64 {
+        let text = std::fs::read_to_string(self.data().join("custos.toml")).unwrap();
+        text.lines().find_map(|l| l.strip_prefix("node_id = ")).unwrap().trim().parse().unwrap()
+    }
+
+    /// Sends a signal to the running node (SIGSTOP, SIGCONT, ...).
+    pub fn signal(&self, sig: i32) {
+        let c = self.child.as_ref().expect("node is running");
+        // SAFETY: kill(2) on a child we own; no memory is touched.
+        unsafe { libc::kill(c.id() as i32, sig) };
+    }
+
+    /// True if this node holds blob `content_hash` on disk.
+    pub fn holds_blob(&self, content_hash: &[u8]) -> bool {
+        let h = hex::encode(content_hash);
+        self.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h).exists()
     }
 
     /// Starts the node and waits until its API answers.
@@ -265,6 +331,7 @@ pub fn services(
     clock: custos_node::clock::SharedClock,
 ) -> custos_node::server::Services {
     use std::sync::Arc;
+    let health = custos_node::cluster::health::Health::new(meta.node_id, &std::env::temp_dir());
     custos_node::server::Services {
         meta: meta.clone(),
         store: ctx.store.clone(),
@@ -273,6 +340,22 @@ pub fn services(
         stats: Arc::new(custos_node::recorder::RecorderStats::default()),
         cameras_changed: Arc::new(tokio::sync::Notify::new()),
         clock,
+        health: health.clone(),
+        replicator: custos_node::cluster::replicate::Replicator {
+            meta: meta.clone(),
+            peers: meta.peers().clone(),
+            health,
+            factor: 1,
+            free_floor: 0,
+        },
+        repair_stats: Arc::new(custos_node::cluster::leader::RepairStats::new()),
+        cluster: Arc::new(custos_node::server::ClusterInfo {
+            campus: "main".into(),
+            pki: None,
+            archive_recipients: vec![],
+            archive_identity: String::new(),
+            segment_target_ms: 4000,
+        }),
     }
 }
 

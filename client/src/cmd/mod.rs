@@ -4,6 +4,7 @@ pub mod audit;
 pub mod camera;
 pub mod footage;
 pub mod hold;
+pub mod node;
 pub mod policy;
 pub mod status;
 pub mod user;
@@ -37,6 +38,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Search(a) => footage::search(&client, a, cli.json).await,
         Cmd::Fetch(a) => footage::fetch(&client, a, cli.json).await,
         Cmd::Status => status::run(&client, cli.json).await,
+        Cmd::Nodes => node::list(&client, cli.json).await,
+        Cmd::Node(c) => node::run(&client, c, cli.json).await,
         Cmd::User(c) => user::run_user(&client, c, cli.json).await,
         Cmd::Token(c) => user::run_token(&client, c, cli.json).await,
         Cmd::Audit(c) => audit::run(&client, c, cli.json).await,

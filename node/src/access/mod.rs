@@ -70,11 +70,12 @@ pub enum Action {
     PlaceHold,
     ViewHolds,
     ApproveHoldRelease,
+    ManageNodes,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -87,6 +88,7 @@ impl Action {
         Action::PlaceHold,
         Action::ViewHolds,
         Action::ApproveHoldRelease,
+        Action::ManageNodes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +105,7 @@ impl Action {
             Action::PlaceHold => "hold-place",
             Action::ViewHolds => "hold-list",
             Action::ApproveHoldRelease => "hold-release",
+            Action::ManageNodes => "manage-nodes",
         }
     }
 
@@ -120,7 +123,7 @@ pub fn role_allows(role: Role, action: Action) -> bool {
     match action {
         ListCameras | ViewStatus | ViewPolicies => matches!(role, Operator | Security | Approver | Auditor | Admin),
         SearchFootage | FetchFootage => matches!(role, Operator | Security),
-        ManageCameras | ManageUsers | ManagePolicies => matches!(role, Admin),
+        ManageCameras | ManageUsers | ManagePolicies | ManageNodes => matches!(role, Admin),
         ReadAudit => matches!(role, Auditor),
         // Operators place incident holds; security places case holds.
         PlaceHold => matches!(role, Operator | Security),

@@ -39,9 +39,25 @@ pub const CF_HOLDS: &str = "holds";
 /// Deletion receipts by big-endian sequence number.
 pub const CF_RECEIPTS: &str = "receipts";
 
+/// Cluster members by big-endian node id.
+pub const CF_NODES: &str = "nodes";
+/// Join tokens by token hash.
+pub const CF_JOIN_TOKENS: &str = "join_tokens";
+
 /// Column families that make up the state machine (and so its snapshots).
-pub const STATE_CFS: &[&str] =
-    &[CF_SM, CF_CAMERAS, CF_SEGMENTS, CF_USERS, CF_TOKENS, CF_AUDIT, CF_POLICIES, CF_HOLDS, CF_RECEIPTS];
+pub const STATE_CFS: &[&str] = &[
+    CF_SM,
+    CF_CAMERAS,
+    CF_SEGMENTS,
+    CF_USERS,
+    CF_TOKENS,
+    CF_AUDIT,
+    CF_POLICIES,
+    CF_HOLDS,
+    CF_RECEIPTS,
+    CF_NODES,
+    CF_JOIN_TOKENS,
+];
 
 /// Opens (creating if needed) the database. Blocks.
 pub fn open(path: &Path) -> Result<Arc<DB>> {

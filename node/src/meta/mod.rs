@@ -1,12 +1,13 @@
 //! Metadata: the Raft group (openraft 0.9) whose state machine holds the catalog.
 //!
-//! [`Meta::start`] opens RocksDB, starts Raft, initialises a fresh single-node group and
-//! waits until this node leads it. [`Meta::propose`] stamps a command with the leader's
-//! clock and returns once it is committed and applied.
+//! [`Meta::open`] opens RocksDB and starts Raft over the peer network; the founding
+//! node then calls [`Meta::bootstrap`] once, and every node waits for a leader with
+//! [`Meta::wait_for_leader`]. [`Meta::propose`] commits a command: on the leader
+//! directly, elsewhere by forwarding it to the leader (`Peer.Propose`), which stamps it
+//! with its clock. Either way it returns once the command is committed and applied.
 
 pub mod db;
 pub mod log_store;
-pub mod network;
 pub mod state;
 pub mod types;
 
@@ -19,18 +20,23 @@ use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
 pub use types::{
-    Camera, Codec, Command, DeletionReceipt, NodeId, Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
+    Camera, Codec, Command, DeletionReceipt, JoinTokenRecord, NodeId, NodeRecord, Request, Response, SegmentRecord,
+    TokenRecord, TypeConfig, User,
 };
 
+use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
+use crate::cluster::peers::Peers;
 use crate::error::{Error, Result};
 
 /// Raft entries between snapshots. The state machine lives in RocksDB, so a snapshot is
 /// only needed to purge the log and to seed new members.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
 
-/// How long start-up waits for this node to become leader of its group.
-pub const LEADER_WAIT: Duration = Duration::from_secs(20);
+/// How long a write waits for a leader to be elected before giving up.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a forwarded write may take on the leader.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The running metadata group on this node.
 #[derive(Clone)]
@@ -39,6 +45,7 @@ pub struct Meta {
     pub catalog: Catalog,
     pub node_id: NodeId,
     clock: SharedClock,
+    peers: Peers,
 }
 
 impl std::fmt::Debug for Meta {
@@ -48,8 +55,16 @@ impl std::fmt::Debug for Meta {
 }
 
 impl Meta {
-    /// Opens the catalog under `dir` and starts Raft.
-    pub async fn start(node_id: NodeId, dir: &Path, advertise: String, clock: SharedClock) -> Result<Meta> {
+    /// Opens the catalog under `dir` and starts Raft. Does not wait for a leader.
+    /// `snapshot_every`: Raft entries between snapshots (0: [`SNAPSHOT_EVERY_ENTRIES`]).
+    pub async fn open(
+        node_id: NodeId,
+        dir: &Path,
+        clock: SharedClock,
+        peers: Peers,
+        snapshot_every: u64,
+    ) -> Result<Meta> {
+        let snapshot_every = if snapshot_every == 0 { SNAPSHOT_EVERY_ENTRIES } else { snapshot_every };
         let db_path = dir.join("catalog");
         let db = tokio::task::spawn_blocking(move || db::open(&db_path))
             .await
@@ -63,25 +78,54 @@ impl Meta {
             heartbeat_interval: 250,
             election_timeout_min: 1_000,
             election_timeout_max: 2_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-            max_in_snapshot_log_to_keep: 1_000,
+            // Entries carry up to 512 segment records; keep one append under a few MB.
+            max_payload_entries: 64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+            max_in_snapshot_log_to_keep: (snapshot_every / 20).min(1_000),
             ..Default::default()
         }
         .validate()
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
-        let raft = Raft::new(node_id, Arc::new(config), network::SingleNodeNetwork, log, sm)
+        let network = crate::cluster::network::NetworkFactory { peers: peers.clone() };
+        let raft = Raft::new(node_id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| Error::Internal(format!("starting raft: {e}")))?;
-        if !raft.is_initialized().await.map_err(|e| Error::Internal(e.to_string()))? {
-            tracing::info!(node_id, "initialising a new single-node metadata group");
-            let members = BTreeMap::from([(node_id, BasicNode { addr: advertise })]);
-            raft.initialize(members).await.map_err(|e| Error::Internal(format!("initialising raft: {e}")))?;
-        }
-        raft.wait(Some(LEADER_WAIT))
+        Ok(Meta { raft, catalog, node_id, clock, peers })
+    }
+
+    /// Opens, founds and leads a single-node group with no peers: for in-process tests,
+    /// tools and benchmarks.
+    pub async fn start(node_id: NodeId, dir: &Path, advertise: String, clock: SharedClock) -> Result<Meta> {
+        let meta = Meta::open(node_id, dir, clock, Peers::new(None), 0).await?;
+        meta.bootstrap(advertise).await?;
+        meta.raft
+            .wait(Some(Duration::from_secs(20)))
             .state(ServerState::Leader, "become leader")
             .await
             .map_err(|e| Error::Unavailable(format!("this node did not become leader: {e}")))?;
-        Ok(Meta { raft, catalog, node_id, clock })
+        Ok(meta)
+    }
+
+    /// Founds a new group with this node as its only member, unless the group already
+    /// exists (a restart). Only the node made by `custos-node init` does this.
+    pub async fn bootstrap(&self, advertise: String) -> Result<()> {
+        if !self.raft.is_initialized().await.map_err(|e| Error::Internal(e.to_string()))? {
+            tracing::info!(node_id = self.node_id, "founding a new metadata group");
+            let members = BTreeMap::from([(self.node_id, BasicNode { addr: advertise })]);
+            self.raft.initialize(members).await.map_err(|e| Error::Internal(format!("initialising raft: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the group has a leader this node knows of.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
+        let m = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map_err(|e| Error::Unavailable(format!("no leader of the metadata group is known yet: {e}")))?;
+        Ok(m.current_leader.unwrap_or_default())
     }
 
     /// Proposes `command` stamped with this (leader) node's clock and waits for it to be
@@ -92,20 +136,63 @@ impl Meta {
 
     /// Like [`Meta::propose`], appending `audit` to the audit log in the same entry (with
     /// the command's outcome).
-    pub async fn propose_audited(&self, command: Command, audit: crate::audit::AuditEvent) -> Result<Response> {
+    pub async fn propose_audited(&self, command: Command, audit: AuditEvent) -> Result<Response> {
         self.submit(Request { time_ms: self.clock.now_ms(), command, audit: Some(audit) }).await
     }
 
     async fn submit(&self, req: Request) -> Result<Response> {
-        match self.raft.client_write(req).await {
-            Ok(r) => Ok(r.data),
-            Err(e) => Err(Error::Unavailable(format!("could not commit to the metadata group: {e}"))),
+        use openraft::error::{ClientWriteError, RaftError};
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            match self.raft.client_write(req.clone()).await {
+                Ok(r) => return Ok(r.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let Some(node) = f.leader_node {
+                        return self.forward(&node.addr, &req).await;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::Unavailable(
+                            "no leader: the metadata group has no quorum (are most nodes down?)".into(),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(Error::Unavailable(format!("could not commit to the metadata group: {e}"))),
+            }
         }
+    }
+
+    /// Sends a write to the leader at `addr`, which stamps it with its own clock.
+    async fn forward(&self, addr: &str, req: &Request) -> Result<Response> {
+        let mut client = self.peers.client(addr)?;
+        let body = types::encode(&(&req.command, &req.audit));
+        let mut r = tonic::Request::new(custos_proto::v1::ProposeRequest { payload: body });
+        r.set_timeout(FORWARD_TIMEOUT);
+        let reply = client
+            .propose(r)
+            .await
+            .map_err(|s| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {}", s.message())))?;
+        let res: std::result::Result<Response, String> =
+            types::decode(&reply.into_inner().payload).map_err(Error::Internal)?;
+        res.map_err(Error::Unavailable)
+    }
+
+    /// Commits a write a follower forwarded (`Peer.Propose`), stamped with this node's
+    /// clock. Refused unless this node leads: the follower then retries.
+    pub async fn submit_forwarded(&self, payload: &[u8]) -> std::result::Result<Response, String> {
+        let (command, audit): (Command, Option<AuditEvent>) = types::decode(payload)?;
+        let req = Request { time_ms: self.clock.now_ms(), command, audit };
+        self.raft.client_write(req).await.map(|r| r.data).map_err(|e| format!("the leader could not commit: {e}"))
     }
 
     /// The node's clock (the leader's time goes into every command it proposes).
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The peer channels this node uses.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     /// True while this node leads the metadata group.

@@ -21,12 +21,12 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS,
-    CF_USERS, STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
+    CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
 };
 use super::types::{
-    decode, encode, Camera, Command, DeletionReceipt, NodeId, Request, Response, SegmentRecord, TokenRecord,
-    TypeConfig, User,
+    decode, encode, Camera, Command, DeletionReceipt, JoinTokenRecord, NodeId, NodeRecord, Request, Response,
+    SegmentRecord, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -55,9 +55,16 @@ fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     db: Arc<DB>,
+    cameras_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Catalog {
+    /// Notified whenever an applied entry changes a camera (added, removed, moved), so
+    /// the recorder reconciles at once on every node, not only the one that proposed.
+    pub fn cameras_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.cameras_changed.clone()
+    }
+
     fn get<T: serde::de::DeserializeOwned>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
         match self.db.get_cf(cf(&self.db, cf_name), key)? {
             None => Ok(None),
@@ -252,6 +259,51 @@ impl Catalog {
             out.push(decode(&v).map_err(crate::Error::Internal)?);
         }
         Ok(out)
+    }
+
+    /// Every node, active or retired, by id.
+    pub fn nodes(&self) -> crate::Result<Vec<NodeRecord>> {
+        read_all(&self.db, CF_NODES).map_err(crate::Error::Internal)
+    }
+
+    /// One node.
+    pub fn node(&self, id: NodeId) -> crate::Result<Option<NodeRecord>> {
+        self.get(CF_NODES, &id.to_be_bytes())
+    }
+
+    /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
+    /// order after `after` (exclusive), at most `limit`, plus the key to resume from.
+    pub fn under_replicated(
+        &self,
+        healthy: &std::collections::BTreeSet<NodeId>,
+        factor: usize,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SEGMENTS));
+        match &after {
+            Some(k) => {
+                it.seek(k);
+                if it.key() == Some(&k[..]) {
+                    it.next();
+                }
+            }
+            None => it.seek_to_first(),
+        }
+        let mut last = None;
+        while it.valid() && out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let rec: SegmentRecord = decode(v).map_err(crate::Error::Internal)?;
+            if rec.replicas.iter().filter(|r| healthy.contains(r)).count() < factor {
+                out.push(rec);
+            }
+            last = Some(k.to_vec());
+            it.next();
+        }
+        it.status()?;
+        let resume = if it.valid() { last } else { None };
+        Ok((out, resume))
     }
 
     /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
@@ -456,7 +508,117 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         }
         Command::ExpireSegments(keys) => expire_segments(db, batch, req.time_ms, keys, segment_count),
         Command::Audit => Response::Ok,
+        Command::CreateJoinToken { token_hash, token } => {
+            let mut t = token.clone();
+            t.created_ms = req.time_ms;
+            t.used_by = None;
+            batch.put_cf(cf(db, CF_JOIN_TOKENS), token_hash, encode(&t));
+            Response::Ok
+        }
+        Command::RegisterNode { campus, addr, token_hash, founder } => {
+            register_node(db, batch, req.time_ms, (campus, addr), token_hash, *founder)
+        }
+        Command::RetireNode { id } => match get_decoded::<NodeRecord>(db, CF_NODES, &id.to_be_bytes()) {
+            Ok(Some(mut n)) if !n.retired => {
+                let active = read_all::<NodeRecord>(db, CF_NODES).map(|v| v.iter().filter(|n| !n.retired).count());
+                if active.unwrap_or(0) <= 1 {
+                    return Response::Rejected("the last active node cannot be retired".into());
+                }
+                n.retired = true;
+                batch.put_cf(cf(db, CF_NODES), id.to_be_bytes(), encode(&n));
+                Response::Ok
+            }
+            Ok(Some(_)) => Response::Rejected(format!("node {id} is already retired")),
+            Ok(None) => Response::Rejected(format!("node {id} does not exist")),
+            Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+        },
+        Command::AssignCamera { camera, recorder } => {
+            match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {
+                Ok(Some(n)) if !n.retired => {}
+                _ => return Response::Rejected(format!("node {recorder} is not an active member")),
+            }
+            match camera_for_update(db, camera) {
+                Ok(mut c) => {
+                    c.recorder = *recorder;
+                    batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+                    Response::Ok
+                }
+                Err(r) => r,
+            }
+        }
+        Command::AddReplicas(adds) => {
+            let c = cf(db, CF_SEGMENTS);
+            let mut updated: std::collections::HashMap<Vec<u8>, SegmentRecord> = std::collections::HashMap::new();
+            let (mut new, mut skipped) = (0u32, 0u32);
+            for (camera, start_ms, node) in adds {
+                let k = segment_key(camera, *start_ms);
+                let rec = match updated.remove(&k) {
+                    Some(r) => Some(r),
+                    None => get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k).ok().flatten(),
+                };
+                let Some(mut rec) = rec else {
+                    skipped += 1; // expired meanwhile
+                    continue;
+                };
+                if rec.replicas.contains(node) {
+                    skipped += 1;
+                } else {
+                    rec.replicas.push(*node);
+                    new += 1;
+                }
+                updated.insert(k, rec);
+            }
+            for (k, rec) in updated {
+                batch.put_cf(c, k, encode(&rec));
+            }
+            Response::Committed { new, duplicate: skipped }
+        }
     }
+}
+
+/// Adds a node under the next free id, consuming its join token.
+fn register_node(
+    db: &DB,
+    batch: &mut WriteBatch,
+    now_ms: i64,
+    (campus, addr): (&str, &str),
+    token_hash: &Option<Hash>,
+    founder: Option<NodeId>,
+) -> Response {
+    let nodes: Vec<NodeRecord> = match read_all(db, CF_NODES) {
+        Ok(n) => n,
+        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+    };
+    if let Some(n) = nodes.iter().find(|n| n.addr == addr && !n.retired) {
+        return Response::Rejected(format!("node {} already uses address {addr}", n.id));
+    }
+    let next = match founder {
+        Some(id) if nodes.is_empty() && token_hash.is_none() => id,
+        Some(_) => return Response::Rejected("the cluster already has its founding node".into()),
+        None => nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1,
+    };
+    match token_hash {
+        None if founder.is_some() => {}
+        None => return Response::Rejected("a join token is required to add a node".into()),
+        Some(h) => match get_decoded::<JoinTokenRecord>(db, CF_JOIN_TOKENS, h) {
+            Ok(Some(t)) if t.used_by.is_some() => {
+                return Response::Rejected("this join token was already used; ask for a new one".into())
+            }
+            Ok(Some(t)) if t.expires_ms <= now_ms => {
+                return Response::Rejected("this join token has expired; ask for a new one".into())
+            }
+            Ok(Some(mut t)) => {
+                t.used_by = Some(next);
+                batch.put_cf(cf(db, CF_JOIN_TOKENS), h, encode(&t));
+            }
+            Ok(None) => return Response::Rejected("unknown join token".into()),
+            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        },
+    }
+    let id = next;
+    let rec = NodeRecord { id, campus: campus.to_string(), addr: addr.to_string(), joined_ms: now_ms, retired: false };
+    batch.put_cf(cf(db, CF_NODES), id.to_be_bytes(), encode(&rec));
+    Response::Created(id.to_string())
 }
 
 /// Deletes the nominated segments that are expired and unprotected at `now_ms`, writing a
@@ -563,18 +725,19 @@ fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, 
 pub struct StateMachine {
     db: Arc<DB>,
     snapshot_dir: PathBuf,
+    cameras_changed: Arc<tokio::sync::Notify>,
 }
 
 impl StateMachine {
     /// A state machine over an opened database, keeping snapshots in `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(snapshot_dir)?;
-        Ok(StateMachine { db, snapshot_dir: snapshot_dir.to_path_buf() })
+        Ok(StateMachine { db, snapshot_dir: snapshot_dir.to_path_buf(), cameras_changed: Arc::default() })
     }
 
     /// Read access to the applied state.
     pub fn catalog(&self) -> Catalog {
-        Catalog { db: self.db.clone() }
+        Catalog { db: self.db.clone(), cameras_changed: self.cameras_changed.clone() }
     }
 
     fn read_applied(db: &DB) -> Result<(Option<LogId<NodeId>>, Membership), String> {
@@ -743,8 +906,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
+        let touches_cameras = entries.iter().any(|e| {
+            matches!(
+                &e.payload,
+                EntryPayload::Normal(Request {
+                    command: Command::AddCamera(_) | Command::RemoveCamera { .. } | Command::AssignCamera { .. },
+                    ..
+                })
+            )
+        });
         let db = self.db.clone();
-        blocking(move || Self::apply_blocking(&db, entries)).await
+        let out = blocking(move || Self::apply_blocking(&db, entries)).await;
+        if touches_cameras {
+            self.cameras_changed.notify_one();
+        }
+        out
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -790,7 +966,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)).into())
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)))?;
+        self.cameras_changed.notify_one();
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {

@@ -91,6 +91,29 @@ pub struct TokenRecord {
     pub revoked: bool,
 }
 
+/// A cluster member as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: NodeId,
+    /// Site the node stands in; replicas go to other campuses first.
+    pub campus: String,
+    /// `host:port` other nodes and clients reach it on.
+    pub addr: String,
+    pub joined_ms: i64,
+    /// Retired nodes have left the Raft group; their ids are never reused.
+    pub retired: bool,
+}
+
+/// A single-use join token, stored under the BLAKE3 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    pub created_by: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    /// The node that used it; a used token is refused.
+    pub used_by: Option<NodeId>,
+}
+
 /// What a Raft entry asks the state machine to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -126,6 +149,18 @@ pub enum Command {
     ExpireSegments(Vec<(String, i64)>),
     /// Only append the request's audit event (footage accesses, denials).
     Audit,
+    /// Record a join token an administrator created.
+    CreateJoinToken { token_hash: Hash, token: JoinTokenRecord },
+    /// Add a node. The state machine assigns the next id. `token_hash` must name an
+    /// unused, unexpired join token, except for the founding node of an empty cluster,
+    /// which registers itself under its own id (`founder`).
+    RegisterNode { campus: String, addr: String, token_hash: Option<Hash>, founder: Option<NodeId> },
+    /// Retire a node: it leaves the group and its id is never reused.
+    RetireNode { id: NodeId },
+    /// Move a camera to another recorder (failover, rebalancing, retirement).
+    AssignCamera { camera: String, recorder: NodeId },
+    /// Add replicas to committed segments (repair): (camera, start, node).
+    AddReplicas(Vec<(String, i64, NodeId)>),
 }
 
 /// Proof that a segment was deleted by the retention engine, kept forever.
@@ -185,6 +220,11 @@ impl std::fmt::Display for Request {
             Command::ApproveHoldRelease { id, user } => write!(f, "approve-hold-release {id} by {user}"),
             Command::ExpireSegments(s) => write!(f, "expire-segments x{}", s.len()),
             Command::Audit => write!(f, "audit"),
+            Command::CreateJoinToken { .. } => write!(f, "create-join-token"),
+            Command::RegisterNode { campus, addr, .. } => write!(f, "register-node {addr} campus {campus}"),
+            Command::RetireNode { id } => write!(f, "retire-node {id}"),
+            Command::AssignCamera { camera, recorder } => write!(f, "assign-camera {camera} to {recorder}"),
+            Command::AddReplicas(r) => write!(f, "add-replicas x{}", r.len()),
         }
     }
 }

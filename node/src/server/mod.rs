@@ -3,9 +3,11 @@
 
 mod admin;
 mod audit_svc;
+mod cluster_svc;
 mod convert;
 mod guard;
 mod holds;
+pub mod peer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,9 @@ use tonic::{Request, Response, Status};
 use self::guard::FootageRequest;
 use crate::access::Action;
 use crate::clock::SharedClock;
+use crate::cluster::health::Health;
+use crate::cluster::leader::RepairStats;
+use crate::cluster::replicate::Replicator;
 use crate::error::Error;
 use crate::ingest::{validate_camera_id, CameraStates, Source};
 use crate::meta::{Camera, Command, Meta, SegmentRecord};
@@ -48,6 +53,35 @@ pub struct Services {
     /// Woken when the camera set changes, so the supervisor reconciles at once.
     pub cameras_changed: Arc<Notify>,
     pub clock: SharedClock,
+    pub health: Health,
+    pub replicator: Replicator,
+    pub repair_stats: Arc<RepairStats>,
+    pub cluster: Arc<ClusterInfo>,
+}
+
+/// What this node hands a joining node, and says about itself.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub campus: String,
+    /// The cluster CA; absent when the node serves plaintext (and so cannot cluster).
+    pub pki: Option<ClusterPki>,
+    pub archive_recipients: Vec<String>,
+    /// The archive identity file's text.
+    pub archive_identity: String,
+    pub segment_target_ms: u64,
+}
+
+/// The cluster CA certificate and key (PEM).
+#[derive(Clone)]
+pub struct ClusterPki {
+    pub ca_pem: String,
+    pub ca_key_pem: String,
+}
+
+impl std::fmt::Debug for ClusterPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterPki { .. }")
+    }
 }
 
 impl Services {
@@ -69,6 +103,24 @@ impl Services {
     /// The audit service.
     pub fn audit_service(self) -> custos_proto::v1::audit_server::AuditServer<Self> {
         custos_proto::v1::audit_server::AuditServer::new(self)
+    }
+
+    /// The cluster service (nodes, join tokens).
+    pub fn cluster_service(self) -> custos_proto::v1::cluster_server::ClusterServer<Self> {
+        custos_proto::v1::cluster_server::ClusterServer::new(self)
+    }
+
+    /// The node-to-node service.
+    pub fn peer_service(self) -> custos_proto::v1::peer_server::PeerServer<Self> {
+        use crate::cluster::peers::PEER_MESSAGE_MAX;
+        custos_proto::v1::peer_server::PeerServer::new(self)
+            .max_decoding_message_size(PEER_MESSAGE_MAX)
+            .max_encoding_message_size(PEER_MESSAGE_MAX)
+    }
+
+    /// The join service.
+    pub fn join_service(self) -> custos_proto::v1::join_server::JoinServer<Self> {
+        custos_proto::v1::join_server::JoinServer::new(self)
     }
 }
 
@@ -181,8 +233,8 @@ impl Footage for Services {
         }
         tracing::info!(user = %caller.who.name, camera = %r.camera, segments = segs.len(), "fetch");
         let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-        let (store, keys) = (self.store.clone(), self.keys.clone());
-        tokio::spawn(stream_segments(segs, store, keys, tx));
+        let (store, keys, replicator) = (self.store.clone(), self.keys.clone(), self.replicator.clone());
+        tokio::spawn(stream_segments(segs, store, keys, replicator, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -234,12 +286,67 @@ impl Footage for Services {
     }
 }
 
+/// Reads and verifies one segment's plaintext: from this node's copy, or, when that is
+/// missing or fails verification, from another replica.
+async fn open_segment(
+    seg: &SegmentRecord,
+    store: &Arc<BlobStore>,
+    keys: &Arc<Keys>,
+    replicator: &Replicator,
+) -> Result<Vec<u8>, Error> {
+    let (store2, keys2, seg2) = (store.clone(), keys.clone(), seg.clone());
+    let local = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Error> {
+        let blob = store2.get(&seg2.content_hash)?.ok_or_else(|| Error::MissingBlob {
+            camera: seg2.camera.clone(),
+            start_ms: seg2.start_ms,
+            hash: hex::encode(seg2.content_hash),
+        })?;
+        keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
+            camera: seg2.camera.clone(),
+            start_ms: seg2.start_ms,
+            detail,
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    let local_err = match local {
+        Ok(p) => return Ok(p),
+        Err(e @ Error::CorruptBlob { .. }) => {
+            tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "local copy failed verification; reading another replica");
+            e
+        }
+        Err(e @ Error::MissingBlob { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    if !seg.replicas.iter().any(|&r| r != replicator.health.me()) {
+        return Err(local_err);
+    }
+    let blob = match replicator.fetch_remote(seg).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "no replica could serve the segment");
+            return Err(local_err);
+        }
+    };
+    let (keys2, seg2) = (keys.clone(), seg.clone());
+    tokio::task::spawn_blocking(move || {
+        keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
+            camera: seg2.camera.clone(),
+            start_ms: seg2.start_ms,
+            detail,
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
 /// Reads, verifies and streams segments in order. A segment that fails verification ends
 /// the stream with DataLoss naming it; none of its bytes are sent.
 async fn stream_segments(
     segs: Vec<SegmentRecord>,
     store: Arc<BlobStore>,
     keys: Arc<Keys>,
+    replicator: Replicator,
     tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
 ) {
     use pb::fetch_chunk::Item;
@@ -248,29 +355,11 @@ async fn stream_segments(
         return;
     }
     for seg in segs {
-        let (store2, keys2, seg2) = (store.clone(), keys.clone(), seg.clone());
-        let opened = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Error> {
-            let blob = store2.get(&seg2.content_hash)?.ok_or_else(|| Error::MissingBlob {
-                camera: seg2.camera.clone(),
-                start_ms: seg2.start_ms,
-                hash: hex::encode(seg2.content_hash),
-            })?;
-            keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
-                camera: seg2.camera.clone(),
-                start_ms: seg2.start_ms,
-                detail,
-            })
-        })
-        .await;
-        let plain = match opened {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
+        let plain = match open_segment(&seg, &store, &keys, &replicator).await {
+            Ok(p) => p,
+            Err(e) => {
                 tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "fetch stopped: segment failed verification");
                 let _ = tx.send(Err(e.into_status())).await;
-                return;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(Status::internal(e.to_string()))).await;
                 return;
             }
         };

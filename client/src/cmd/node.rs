@@ -1,0 +1,97 @@
+//! `custos nodes` and `custos node join-token|remove`.
+
+use clap::Subcommand;
+use custos_client::time::format_ms;
+use custos_client::Client;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Print a single-use token that lets one new node join:
+    /// `custos-node join --data DIR --campus NAME --listen ADDR --cluster ADDR --token T`.
+    JoinToken {
+        /// Lifetime in seconds (default one hour, at most seven days).
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+    },
+    /// Retire a node: it leaves the Raft group, its cameras move to live nodes and its
+    /// copies are made again elsewhere.
+    Remove {
+        /// Node id (see `custos nodes`).
+        id: u64,
+    },
+    /// Same as `custos nodes`.
+    List,
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.1}", b as f64 / (1u64 << 30) as f64)
+}
+
+pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
+    let r = client.list_nodes().await?;
+    let under = (r.under_replicated != u64::MAX).then_some(r.under_replicated);
+    if as_json {
+        super::print_json(&json!({
+            "leader": r.leader,
+            "replication_factor": r.replication_factor,
+            "under_replicated": under,
+            "nodes": r.nodes.iter().map(|n| json!({
+                "id": n.id, "campus": n.campus, "addr": n.addr, "raft_role": n.raft_role, "health": n.health,
+                "last_seen_ago_ms": (n.last_seen_ago_ms != u64::MAX).then_some(n.last_seen_ago_ms),
+                "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes,
+                "cameras": n.cameras, "joined": format_ms(n.joined_ms),
+            })).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    println!(
+        "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7}",
+        "ID", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE GiB", "CAMERAS"
+    );
+    for n in &r.nodes {
+        println!(
+            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7}",
+            n.id,
+            n.campus,
+            n.addr,
+            n.raft_role,
+            n.health,
+            format!("{}/{}", gib(n.disk_free_bytes), gib(n.disk_total_bytes)),
+            n.cameras
+        );
+    }
+    match under {
+        Some(u) => println!("replication factor {}; {u} segments under-replicated", r.replication_factor),
+        None => println!(
+            "replication factor {}; under-replicated count: ask the leader (node {})",
+            r.replication_factor, r.leader
+        ),
+    }
+    Ok(())
+}
+
+pub async fn run(client: &Client, cmd: NodeCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        NodeCmd::List => list(client, as_json).await,
+        NodeCmd::JoinToken { ttl } => {
+            let t = client.join_token(ttl).await?;
+            if as_json {
+                super::print_json(&json!({"token": t.token, "expires": format_ms(t.expires_ms)}));
+            } else {
+                println!("{}", t.token);
+                eprintln!("single use, valid until {}", format_ms(t.expires_ms));
+            }
+            Ok(())
+        }
+        NodeCmd::Remove { id } => {
+            client.remove_node(id).await?;
+            if as_json {
+                super::print_json(&json!({"retired": id}));
+            } else {
+                println!("node {id} retired; its cameras move and its copies are repaired (watch `custos nodes`)");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Who is alive. Every node pings every other active member twice a second and keeps the
+//! answers: when each last answered, its campus and its disk. Placement, failover,
+//! repair and `custos nodes` read this table; a node counts itself alive.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::peers::Peers;
+use crate::meta::{Meta, NodeId};
+
+/// How often each peer is pinged.
+pub const PING_EVERY: Duration = Duration::from_millis(500);
+/// How long one ping may take.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// A node that has not answered for this long is down (placement skips it, failover
+/// moves its cameras).
+pub const DOWN_AFTER: Duration = Duration::from_millis(2_000);
+
+/// What is known of one node.
+#[derive(Debug, Clone, Default)]
+pub struct PeerHealth {
+    pub last_ok: Option<Instant>,
+    pub disk_free: u64,
+    pub disk_total: u64,
+}
+
+/// The shared health table.
+#[derive(Debug, Clone)]
+pub struct Health {
+    me: NodeId,
+    data_dir: PathBuf,
+    started: Instant,
+    table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
+}
+
+/// Free and total bytes of the filesystem holding `path`.
+pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let frsize = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+impl Health {
+    pub fn new(me: NodeId, data_dir: &Path) -> Health {
+        Health { me, data_dir: data_dir.to_path_buf(), started: Instant::now(), table: Arc::default() }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's own disk figures.
+    pub fn own_disk(&self) -> (u64, u64) {
+        disk_usage(&self.data_dir).unwrap_or((0, 0))
+    }
+
+    /// What is known of `id` (this node's own entry is always fresh).
+    pub fn get(&self, id: NodeId) -> PeerHealth {
+        if id == self.me {
+            let (disk_free, disk_total) = self.own_disk();
+            return PeerHealth { last_ok: Some(Instant::now()), disk_free, disk_total };
+        }
+        self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
+    }
+
+    /// True if `id` answered within [`DOWN_AFTER`], or this node started too recently to
+    /// know (so a restarted leader does not fail over a whole cluster at once).
+    pub fn alive(&self, id: NodeId) -> bool {
+        self.alive_within(id, DOWN_AFTER)
+    }
+
+    /// True if `id` answered within `within` (or this node has not been up that long).
+    pub fn alive_within(&self, id: NodeId, within: Duration) -> bool {
+        if id == self.me {
+            return true;
+        }
+        match self.get(id).last_ok {
+            Some(t) => t.elapsed() <= within,
+            None => self.started.elapsed() <= within,
+        }
+    }
+
+    /// The subset of `ids` that is alive.
+    pub fn alive_set(&self, ids: impl IntoIterator<Item = NodeId>) -> BTreeSet<NodeId> {
+        ids.into_iter().filter(|&i| self.alive(i)).collect()
+    }
+
+    fn record(&self, id: NodeId, free: u64, total: u64) {
+        let mut t = self.table.write().expect("health table poisoned");
+        t.insert(id, PeerHealth { last_ok: Some(Instant::now()), disk_free: free, disk_total: total });
+    }
+
+    /// Pings every other active member until `shutdown`.
+    pub async fn run(self, meta: Meta, peers: Peers, shutdown: crate::Shutdown) {
+        let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        loop {
+            let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
+            for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
+                let (h, peers, me) = (self.clone(), peers.clone(), self.me);
+                tokio::spawn(async move {
+                    let Ok(mut c) = peers.client(&n.addr) else { return };
+                    let mut req = tonic::Request::new(custos_proto::v1::PingRequest { from: me });
+                    req.set_timeout(PING_TIMEOUT);
+                    if let Ok(r) = c.ping(req).await {
+                        let r = r.into_inner();
+                        if r.node_id == n.id {
+                            h.record(n.id, r.disk_free_bytes, r.disk_total_bytes);
+                        } else {
+                            tracing::warn!(expected = n.id, answered = r.node_id, addr = %n.addr, "a different node answers at this address");
+                        }
+                    }
+                });
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(PING_EVERY) => {}
+            }
+        }
+    }
+}

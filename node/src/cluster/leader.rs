@@ -1,0 +1,252 @@
+//! What the leader does for the cluster, in one loop: keep the Raft membership in step
+//! with the catalog's node list, move cameras off nodes that stopped answering, and copy
+//! segments back up to the replication factor.
+//!
+//! Every decision goes through a Raft command, so a new leader picks up where the last
+//! one stopped. Membership changes are made one at a time and retried on the next tick
+//! when openraft reports one still in progress.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers};
+
+use super::health::Health;
+use super::placement;
+use super::replicate::{push_blob, Replicator};
+use crate::audit::AuditEvent;
+use crate::meta::{Camera, Command, Meta, NodeId, NodeRecord};
+use crate::segment::BlobStore;
+
+/// How often the leader loop runs.
+pub const TICK: Duration = Duration::from_millis(500);
+/// How often a repair pass starts.
+pub const REPAIR_EVERY: Duration = Duration::from_secs(3);
+/// Segments examined per repair tick (bounds the work per pass).
+pub const REPAIR_SCAN: usize = 20_000;
+/// Segments copied per repair tick.
+pub const REPAIR_BATCH: usize = 64;
+/// A learner is promoted once it is this close to the leader's log.
+pub const PROMOTE_LAG: u64 = 100;
+
+/// Figures the leader publishes for `custos status` and `custos nodes`.
+#[derive(Debug, Default)]
+pub struct RepairStats {
+    /// Under-replicated segments found in the last complete pass (`u64::MAX`: none yet).
+    pub under_replicated: AtomicU64,
+    /// Copies made since this node started.
+    pub copies_made: AtomicU64,
+}
+
+impl RepairStats {
+    pub fn new() -> Self {
+        RepairStats { under_replicated: AtomicU64::new(u64::MAX), copies_made: AtomicU64::new(0) }
+    }
+}
+
+/// The leader's loop. Does nothing while this node follows.
+pub struct LeaderDuties {
+    pub meta: Meta,
+    pub health: Health,
+    pub replicator: Replicator,
+    pub store: Arc<BlobStore>,
+    pub stats: Arc<RepairStats>,
+    /// Down this long, a node's copies no longer count and are replaced.
+    pub repair_after_down: Duration,
+    pub cameras_changed: Arc<tokio::sync::Notify>,
+}
+
+impl LeaderDuties {
+    pub async fn run(self, shutdown: crate::Shutdown) {
+        let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        let mut cursor: Option<Vec<u8>> = None;
+        let mut pass_count = 0u64;
+        let mut last_repair = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            if !self.meta.is_leader() {
+                continue;
+            }
+            let nodes = match self.meta.read(|c| c.nodes()).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the node list");
+                    continue;
+                }
+            };
+            self.reconcile_membership(&nodes).await;
+            self.fail_over_cameras(&nodes).await;
+            if last_repair.elapsed() >= REPAIR_EVERY {
+                last_repair = tokio::time::Instant::now();
+                self.repair_tick(&nodes, &mut cursor, &mut pass_count).await;
+            }
+        }
+    }
+
+    async fn reconcile_membership(&self, nodes: &[NodeRecord]) {
+        let m = self.meta.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let change = nodes.iter().find_map(|n| {
+            if n.retired && voters.contains(&n.id) {
+                Some((n.id, "remove from voters", ChangeMembers::RemoveVoters(BTreeSet::from([n.id]))))
+            } else if n.retired && members.contains(&n.id) {
+                Some((n.id, "remove", ChangeMembers::RemoveNodes(BTreeSet::from([n.id]))))
+            } else if !n.retired && !members.contains(&n.id) {
+                let node = BasicNode { addr: n.addr.clone() };
+                Some((n.id, "add as learner", ChangeMembers::AddNodes(BTreeMap::from([(n.id, node)]))))
+            } else if !n.retired && !voters.contains(&n.id) {
+                let matched = m.replication.as_ref().and_then(|r| r.get(&n.id).cloned().flatten()).map(|l| l.index);
+                match matched {
+                    Some(i) if i + PROMOTE_LAG >= last => {
+                        Some((n.id, "promote to voter", ChangeMembers::AddVoterIds(BTreeSet::from([n.id]))))
+                    }
+                    _ => None,
+                }
+            } else {
+                None
+            }
+        });
+        let Some((id, what, change)) = change else { return };
+        let raft = self.meta.raft.clone();
+        // A change commits only with a quorum; never block the loop on it.
+        match tokio::time::timeout(Duration::from_secs(10), raft.change_membership(change, true)).await {
+            Ok(Ok(_)) => tracing::info!(node = id, change = what, "membership changed"),
+            Ok(Err(e)) => {
+                tracing::info!(node = id, change = what, error = %e, "membership change not made yet; retrying")
+            }
+            Err(_) => {
+                tracing::warn!(node = id, change = what, "membership change did not commit within 10 s; retrying")
+            }
+        }
+    }
+
+    async fn fail_over_cameras(&self, nodes: &[NodeRecord]) {
+        let cams: Vec<Camera> = match self.meta.read(|c| c.cameras()).await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let live: Vec<&NodeRecord> = nodes.iter().filter(|n| !n.retired && self.health.alive(n.id)).collect();
+        let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (n.id, 0)).collect();
+        for c in &cams {
+            if let Some(l) = load.get_mut(&c.recorder) {
+                *l += 1;
+            }
+        }
+        for cam in cams {
+            let old = nodes.iter().find(|n| n.id == cam.recorder);
+            let ok = old.is_some_and(|n| !n.retired) && self.health.alive(cam.recorder);
+            if ok {
+                continue;
+            }
+            let campus = old.map(|n| n.campus.as_str()).unwrap_or("");
+            let Some(target) = live
+                .iter()
+                .min_by_key(|n| (n.campus != campus, load.get(&n.id).copied().unwrap_or(0), n.id))
+                .map(|n| n.id)
+            else {
+                return; // nobody alive to take it
+            };
+            let ev = AuditEvent {
+                user: "-".into(),
+                action: "camera-failover".into(),
+                outcome: "ok".into(),
+                cameras: vec![cam.id.clone()],
+                detail: format!("recorder {} stopped answering; camera moved to node {target}", cam.recorder),
+                ..Default::default()
+            };
+            let cmd = Command::AssignCamera { camera: cam.id.clone(), recorder: target };
+            match self.meta.propose_audited(cmd, ev).await {
+                Ok(_) => {
+                    *load.entry(target).or_default() += 1;
+                    tracing::warn!(camera = %cam.id, from = cam.recorder, to = target, "recorder down: camera moved");
+                    self.cameras_changed.notify_one();
+                }
+                Err(e) => tracing::warn!(camera = %cam.id, error = %e, "could not move camera"),
+            }
+        }
+    }
+
+    async fn repair_tick(&self, nodes: &[NodeRecord], cursor: &mut Option<Vec<u8>>, pass_count: &mut u64) {
+        let active: Vec<NodeId> = nodes.iter().filter(|n| !n.retired).map(|n| n.id).collect();
+        let healthy: BTreeSet<NodeId> =
+            active.iter().copied().filter(|&id| self.health.alive_within(id, self.repair_after_down)).collect();
+        let factor = self.replicator.factor.min(healthy.len()).max(1);
+        let after = cursor.take();
+        let restarting = after.is_none();
+        let h2 = healthy.clone();
+        let found = self.meta.read(move |c| c.under_replicated(&h2, factor, after, REPAIR_SCAN)).await;
+        let (segs, resume) = match found {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "repair scan failed");
+                return;
+            }
+        };
+        if restarting {
+            *pass_count = 0;
+        }
+        *pass_count += segs.len() as u64;
+        *cursor = resume.clone();
+        if resume.is_none() {
+            self.stats.under_replicated.store(*pass_count, Ordering::Relaxed);
+        }
+        if segs.is_empty() {
+            return;
+        }
+        let cands = match self.replicator.candidates().await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let plain: Vec<placement::Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
+        let mut adds = Vec::new();
+        for seg in segs.into_iter().take(REPAIR_BATCH) {
+            let live_holders: Vec<NodeId> =
+                seg.replicas.iter().copied().filter(|r| healthy.contains(r) && self.health.alive(*r)).collect();
+            let exclude: BTreeSet<NodeId> = seg.replicas.iter().copied().collect();
+            let targets = placement::choose(&plain, &live_holders, 1, &exclude, self.replicator.free_floor);
+            let Some(&target) = targets.first() else { continue };
+            if live_holders.is_empty() {
+                tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, "no live copy of this segment to repair from");
+                continue;
+            }
+            let blob = if self.store.contains(&seg.content_hash) {
+                let (s, h) = (self.store.clone(), seg.content_hash);
+                match tokio::task::spawn_blocking(move || s.get(&h)).await {
+                    Ok(Ok(Some(b))) if blake3::hash(&b).as_bytes() == &seg.blob_hash => b,
+                    _ => continue,
+                }
+            } else {
+                match self.replicator.fetch_remote(&seg).await {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                }
+            };
+            let addr = cands.iter().find(|(c, _)| c.id == target).map(|(_, a)| a.clone()).unwrap_or_default();
+            match push_blob(&self.replicator.peers, &addr, &seg.content_hash, &seg.blob_hash, Arc::new(blob)).await {
+                Ok(()) => adds.push((seg.camera.clone(), seg.start_ms, target)),
+                Err(e) => {
+                    tracing::warn!(camera = %seg.camera, start_ms = seg.start_ms, node = target, error = %e, "repair copy failed")
+                }
+            }
+        }
+        if adds.is_empty() {
+            return;
+        }
+        let n = adds.len() as u64;
+        match self.meta.propose(Command::AddReplicas(adds)).await {
+            Ok(_) => {
+                self.stats.copies_made.fetch_add(n, Ordering::Relaxed);
+                tracing::info!(copies = n, "repair: segments copied back up to the replication factor");
+            }
+            Err(e) => tracing::warn!(error = %e, "repair: could not record the new copies"),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The Cluster service: the node list with health and disk, join tokens, retiring nodes.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use custos_proto::v1 as pb;
+use custos_proto::v1::cluster_server::Cluster;
+use tonic::{Request, Response, Status};
+
+use super::Services;
+use crate::access::Action;
+use crate::meta::{Command, JoinTokenRecord, NodeId};
+
+/// Default lifetime of a join token.
+pub const JOIN_TOKEN_TTL_DEFAULT_S: u64 = 3600;
+/// Longest lifetime of a join token.
+pub const JOIN_TOKEN_TTL_MAX_S: u64 = 7 * 86_400;
+
+#[tonic::async_trait]
+impl Cluster for Services {
+    async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        self.guard(&req, Action::ViewStatus, false).await?;
+        let (nodes, cams) = self.meta.read(|c| Ok((c.nodes()?, c.cameras()?))).await?;
+        let m = self.meta.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        let leader = m.current_leader.unwrap_or(0);
+        let out = nodes
+            .iter()
+            .map(|n| {
+                let h = self.health.get(n.id);
+                let raft_role = if n.retired {
+                    "retired"
+                } else if n.id == leader {
+                    "leader"
+                } else if voters.contains(&n.id) {
+                    "follower"
+                } else if members.contains(&n.id) {
+                    "learner"
+                } else {
+                    "joining"
+                };
+                let up = !n.retired && h.last_ok.is_some() && self.health.alive(n.id);
+                pb::NodeInfo {
+                    id: n.id,
+                    campus: n.campus.clone(),
+                    addr: n.addr.clone(),
+                    raft_role: raft_role.into(),
+                    health: if up { "up" } else { "down" }.into(),
+                    last_seen_ago_ms: h.last_ok.map(|t| t.elapsed().as_millis() as u64).unwrap_or(u64::MAX),
+                    disk_free_bytes: h.disk_free,
+                    disk_total_bytes: h.disk_total,
+                    cameras: cams.iter().filter(|c| c.recorder == n.id).count() as u32,
+                    joined_ms: n.joined_ms,
+                }
+            })
+            .collect();
+        let under = self.repair_stats.under_replicated.load(Ordering::Relaxed);
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: out,
+            leader,
+            replication_factor: self.replicator.factor as u32,
+            under_replicated: under,
+        }))
+    }
+
+    async fn create_join_token(
+        &self,
+        req: Request<pb::CreateJoinTokenRequest>,
+    ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageNodes, false).await?;
+        let Some(pki) = &self.cluster.pki else {
+            return Err(Status::failed_precondition(
+                "this node serves without TLS (insecure_plaintext); a cluster needs TLS between its nodes",
+            ));
+        };
+        let ttl = match req.get_ref().ttl_s {
+            0 => JOIN_TOKEN_TTL_DEFAULT_S,
+            t if t > JOIN_TOKEN_TTL_MAX_S => {
+                return Err(Status::invalid_argument("a join token may live at most 7 days"));
+            }
+            t => t,
+        };
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        let secret = hex::encode(secret);
+        let fp = crate::tls::ca_fingerprint(&crate::tls::first_cert_der(&pki.ca_pem)?);
+        let token = format!("cjt1.{secret}.{fp}");
+        let expires_ms = self.clock.now_ms() + (ttl * 1000) as i64;
+        let rec = JoinTokenRecord { created_by: caller.who.name.clone(), created_ms: 0, expires_ms, used_by: None };
+        let hash = *blake3::hash(secret.as_bytes()).as_bytes();
+        self.admin_change(
+            &caller,
+            "join-token",
+            format!("single-use join token valid {ttl} s"),
+            Command::CreateJoinToken { token_hash: hash, token: rec },
+        )
+        .await?;
+        Ok(Response::new(pb::CreateJoinTokenResponse { token, expires_ms }))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageNodes, false).await?;
+        let id = req.get_ref().id;
+        self.admin_change(&caller, "node-remove", format!("node {id} retired"), Command::RetireNode { id }).await?;
+        tracing::warn!(node = id, user = %caller.who.name, "node retired: it leaves the group, its cameras and copies move");
+        Ok(Response::new(pb::RemoveNodeResponse {}))
+    }
+}
