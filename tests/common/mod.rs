@@ -150,7 +150,13 @@ impl Node {
     pub fn configure(&self, toml_lines: &str) {
         use std::io::Write;
         let p = self.data().join("custos.toml");
-        let text = std::fs::read_to_string(&p).unwrap();
+        let keys: Vec<&str> = toml_lines.lines().filter_map(|l| l.split('=').next()).map(str::trim).collect();
+        let text: String = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .filter(|l| !keys.iter().any(|k| l.split('=').next().map(str::trim) == Some(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
         // Top-level keys must come before the first table.
         let (head, tables) = match text.find("\n[") {
             Some(i) => text.split_at(i + 1),

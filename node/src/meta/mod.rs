@@ -172,17 +172,28 @@ impl Meta {
             .propose(r)
             .await
             .map_err(|s| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {}", s.message())))?;
-        let res: std::result::Result<Response, String> =
+        let res: std::result::Result<(Response, u64), String> =
             types::decode(&reply.into_inner().payload).map_err(Error::Internal)?;
-        res.map_err(Error::Unavailable)
+        let (resp, index) = res.map_err(Error::Unavailable)?;
+        // Read-your-writes: a caller that reads this node's catalog next must see it.
+        let wait = self.raft.wait(Some(FORWARD_TIMEOUT));
+        if let Err(e) = wait.applied_index_at_least(Some(index), "forwarded write").await {
+            tracing::warn!(index, error = %e, "a forwarded write committed but is not applied here yet");
+        }
+        Ok(resp)
     }
 
     /// Commits a write a follower forwarded (`Peer.Propose`), stamped with this node's
     /// clock. Refused unless this node leads: the follower then retries.
-    pub async fn submit_forwarded(&self, payload: &[u8]) -> std::result::Result<Response, String> {
+    /// Returns the response and the entry's log index.
+    pub async fn submit_forwarded(&self, payload: &[u8]) -> std::result::Result<(Response, u64), String> {
         let (command, audit): (Command, Option<AuditEvent>) = types::decode(payload)?;
         let req = Request { time_ms: self.clock.now_ms(), command, audit };
-        self.raft.client_write(req).await.map(|r| r.data).map_err(|e| format!("the leader could not commit: {e}"))
+        self.raft
+            .client_write(req)
+            .await
+            .map(|r| (r.data, r.log_id.index))
+            .map_err(|e| format!("the leader could not commit: {e}"))
     }
 
     /// The node's clock (the leader's time goes into every command it proposes).
