@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds in release mode, and runs a Custos node recording three
-# test-pattern cameras and one real RTSP camera (custos-test-camera). Prints the client
-# commands to try. Ctrl-C stops everything cleanly; run it again to continue recording
-# into the same data directory.
+# Installs what is needed, builds in release mode, and runs a three-campus Custos cluster
+# on loopback: node 1 (campus east), node 2 (west) and node 3 (north), recording three
+# test-pattern cameras and one real RTSP camera (custos-test-camera) spread over the
+# nodes, every segment kept on two campuses. Prints the client commands to try. Ctrl-C
+# stops everything cleanly; run it again to continue recording into the same data.
 #
 #   ops/demo.sh [DATA_DIR]       (default ./demo-data)
 set -euo pipefail
@@ -10,61 +11,86 @@ cd "$(dirname "$0")/.."
 data="${1:-./demo-data}"
 port="${CUSTOS_DEMO_PORT:-7400}"
 rtsp_port="${CUSTOS_DEMO_RTSP_PORT:-8554}"
+campuses=(east west north)
 
 ops/setup.sh --release
 bin="$PWD/target/release"
+mkdir -p "$data"
+data="$(cd "$data" && pwd)"
+addr() { echo "127.0.0.1:$((port + $1 - 1))"; }
 
-if [ ! -f "$data/custos.toml" ]; then
-  "$bin/custos-node" init --data "$data" --listen "127.0.0.1:$port" \
-    --camera lobby=test://ball --camera pharmacy=test://smpte --camera ward-3=test://snow \
-    --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data.init.json.tmp"
+if [ ! -f "$data/n1/custos.toml" ]; then
+  "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" \
+    --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
   # The demo keeps the admin token in a file so its commands can be pasted; a real
   # deployment stores it in the operator's password safe instead.
-  ( umask 077; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$data.init.json.tmp" > "$data/demo-admin.token" )
-  rm -f "$data.init.json.tmp"
-  echo "demo: initialised a node in $data"
+  ( umask 077; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$data/init.json.tmp" > "$data/demo-admin.token" )
+  rm -f "$data/init.json.tmp"
+  echo "demo: founded the cluster with node 1 (campus east) in $data/n1"
 fi
-data="$(cd "$data" && pwd)"
+admin_token="$(cat "$data/demo-admin.token")"
+export CUSTOS_CA="$data/n1/keys/ca.pem"
 
-# Own sessions: a terminal's Ctrl-C reaches only this script, which stops the node once.
+# Own sessions: a terminal's Ctrl-C reaches only this script, which stops each node once.
+pids=()
 setsid "$bin/custos-test-camera" --port "$rtsp_port" --path /stream --pattern pinwheel > /dev/null &
 camera_pid=$!
-setsid "$bin/custos-node" run --data "$data" &
-node_pid=$!
-
 stop() {
   trap - INT TERM
   echo
-  echo "demo: stopping the node (it commits its last segments) and the RTSP camera"
-  kill -INT "$node_pid" 2>/dev/null || true
-  wait "$node_pid" 2>/dev/null || true
+  echo "demo: stopping the nodes (each commits its last segments) and the RTSP camera"
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   kill "$camera_pid" 2>/dev/null || true
   wait "$camera_pid" 2>/dev/null || true
   exit 0
 }
 trap stop INT TERM
 
-admin_token="$(cat "$data/demo-admin.token")"
-export CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_CA="$data/keys/ca.pem"
-for _ in $(seq 1 100); do
-  CUSTOS_TOKEN="$admin_token" "$bin/custos" status > /dev/null 2>&1 && break
-  sleep 0.2
+start_node() {
+  setsid "$bin/custos-node" run --data "$data/n$1" 2> "$data/n$1.log" &
+  pids+=($!)
+  for _ in $(seq 1 150); do
+    CUSTOS_ADDR="$(addr "$1")" CUSTOS_TOKEN="$admin_token" "$bin/custos" status > /dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "demo: node $1 did not come up; see $data/n$1.log" >&2
+  stop
+}
+
+start_node 1
+for n in 2 3; do
+  if [ ! -f "$data/n$n/custos.toml" ]; then
+    token="$(CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$admin_token" "$bin/custos" node join-token 2>/dev/null)"
+    "$bin/custos-node" join --data "$data/n$n" --campus "${campuses[$((n - 1))]}" --listen "$(addr "$n")" \
+      --cluster "$(addr 1)" --token "$token" > /dev/null
+    echo "demo: node $n joined (campus ${campuses[$((n - 1))]})"
+  fi
+  start_node "$n"
 done
+
+# Spread cameras: a camera is recorded by the node whose API registered it.
+export CUSTOS_TOKEN="$admin_token"
+cams="$(CUSTOS_ADDR="$(addr 1)" "$bin/custos" camera list)"
+grep -q '^pharmacy ' <<< "$cams" || CUSTOS_ADDR="$(addr 2)" "$bin/custos" camera add pharmacy --source test://smpte --name "Pharmacy" > /dev/null
+grep -q '^ward-3 ' <<< "$cams" || CUSTOS_ADDR="$(addr 3)" "$bin/custos" camera add ward-3 --source test://snow --name "Ward 3" > /dev/null
 # Footage is for security staff and the audit log for auditors; administrators see neither.
 for who in security auditor; do
   if [ ! -f "$data/demo-$who.token" ]; then
-    ( umask 077; CUSTOS_TOKEN="$admin_token" \
-        "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
+    ( umask 077; CUSTOS_ADDR="$(addr 1)" "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
   fi
 done
+unset CUSTOS_TOKEN
 
 cat <<EOT
 
 ================================================================================
- Custos is recording 4 cameras into $data
- In another terminal, try:
+ Custos: a three-campus cluster recording 4 cameras into $data
+   node 1 east  $(addr 1)    node 2 west  $(addr 2)    node 3 north  $(addr 3)
+ In another terminal, try (any node's address works for every command):
 
-   export CUSTOS_ADDR=127.0.0.1:$port CUSTOS_CA=$data/keys/ca.pem   # TLS, verified against the cluster CA
+   export CUSTOS_ADDR=$(addr 2) CUSTOS_CA=$data/n1/keys/ca.pem   # TLS, verified against the cluster CA
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos nodes
    # as security staff: footage, always with a purpose
    export CUSTOS_TOKEN=\$(cat $data/demo-security.token)
    $bin/custos camera list
@@ -73,16 +99,16 @@ cat <<EOT
    $bin/custos fetch --camera entrance --from -1m --to now --purpose "demo: export a clip" -o entrance.ts
    gst-play-1.0 entrance.ts        # or: vlc entrance.ts / ffplay entrance.ts
 
+   # lose a node: its cameras move to a live node within seconds, footage stays readable
+   kill -9 \$(pgrep -f "custos-node run --data $data/n1")
+
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit verify
 
-   # as the administrator: cameras and users
-   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos camera add garage --source test://checkers-8 --name "Car park"
-   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user list
-
- Press Ctrl-C here to stop.
+ Node logs: $data/n1.log, n2.log, n3.log. Press Ctrl-C here to stop.
 ================================================================================
 
 EOT
-wait "$node_pid"
+wait "${pids[0]}" || true
+wait

@@ -98,11 +98,17 @@ pub async fn run_sealer(
             Ok(Ok((mut rec, blob))) => {
                 stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
                 if let Some(r) = &replicator {
-                    if let Err(e) = r.replicate(&mut rec, Arc::new(blob)).await {
-                        tracing::warn!(%camera, start_ms, error = %e, "replication incomplete; repair will add the missing copies");
-                    }
-                    if rec.replicas.len() < r.factor {
+                    let complete = match r.replicate(&mut rec, Arc::new(blob)).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(%camera, start_ms, error = %e, "replication failed");
+                            false
+                        }
+                    };
+                    if !complete {
                         stats.segments_under_replicated.fetch_add(1, Ordering::Relaxed);
+                        // Counted in `custos status`; the health table already logged the outage.
+                        tracing::debug!(%camera, start_ms, copies = rec.replicas.len(), factor = r.factor, "segment committed with fewer copies than the factor; repair will add the missing ones");
                     }
                 }
                 if commit_tx.send(rec).await.is_err() {

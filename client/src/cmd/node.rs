@@ -63,10 +63,7 @@ pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
     }
     match under {
         Some(u) => println!("replication factor {}; {u} segments under-replicated", r.replication_factor),
-        None => println!(
-            "replication factor {}; under-replicated count: ask the leader (node {})",
-            r.replication_factor, r.leader
-        ),
+        None => println!("replication factor {}; under-replicated count not known yet", r.replication_factor),
     }
     Ok(())
 }

@@ -10,6 +10,10 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         super::print_json(&json!({
             "node_id": s.node_id, "raft_role": s.raft_role, "raft_term": s.raft_term,
             "last_applied_index": s.last_applied_index, "segments": s.segments, "version": s.version,
+            "replication_factor": s.replication_factor,
+            "under_replicated": (s.under_replicated != u64::MAX).then_some(s.under_replicated),
+            "repair_copies": s.repair_copies,
+            "committed_under_replicated": s.committed_under_replicated,
             "cameras": s.cameras.iter().map(|c| json!({
                 "id": c.id, "state": c.state,
                 "last_segment_end": (c.last_segment_end_ms > 0).then(|| format_ms(c.last_segment_end_ms)),
@@ -23,6 +27,18 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         s.node_id, s.version, s.raft_role, s.raft_term, s.last_applied_index
     );
     println!("{} segments in the catalog", s.segments);
+    let under =
+        if s.under_replicated == u64::MAX { "not known yet".to_string() } else { s.under_replicated.to_string() };
+    println!(
+        "replication: factor {}, under-replicated segments {under}, repair copies made {}",
+        s.replication_factor, s.repair_copies
+    );
+    if s.committed_under_replicated > 0 {
+        println!(
+            "this node committed {} segments with fewer copies than the factor (peers were down); repair tops them up",
+            s.committed_under_replicated
+        );
+    }
     println!("{:<24} {:<13} {:<26} LAST ERROR", "CAMERA", "STATE", "LAST SEGMENT END");
     for c in &s.cameras {
         let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };

@@ -24,6 +24,8 @@ pub struct PeerHealth {
     pub last_ok: Option<Instant>,
     pub disk_free: u64,
     pub disk_total: u64,
+    /// The peer's repair figure (meaningful when it leads; `u64::MAX`: unknown).
+    pub under_replicated: u64,
 }
 
 /// The shared health table.
@@ -67,7 +69,7 @@ impl Health {
     pub fn get(&self, id: NodeId) -> PeerHealth {
         if id == self.me {
             let (disk_free, disk_total) = self.own_disk();
-            return PeerHealth { last_ok: Some(Instant::now()), disk_free, disk_total };
+            return PeerHealth { last_ok: Some(Instant::now()), disk_free, disk_total, under_replicated: u64::MAX };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
     }
@@ -94,17 +96,37 @@ impl Health {
         ids.into_iter().filter(|&i| self.alive(i)).collect()
     }
 
-    fn record(&self, id: NodeId, free: u64, total: u64) {
+    fn record(&self, id: NodeId, r: &custos_proto::v1::PingReply) {
+        let was_down = !self.alive(id);
         let mut t = self.table.write().expect("health table poisoned");
-        t.insert(id, PeerHealth { last_ok: Some(Instant::now()), disk_free: free, disk_total: total });
+        let h = PeerHealth {
+            last_ok: Some(Instant::now()),
+            disk_free: r.disk_free_bytes,
+            disk_total: r.disk_total_bytes,
+            under_replicated: r.under_replicated,
+        };
+        if t.insert(id, h).is_some() && was_down {
+            tracing::info!(node = id, "node answers again");
+        }
+    }
+
+    /// Logs nodes that stopped answering, once per outage.
+    fn note_down(&self, id: NodeId, reported: &mut BTreeSet<NodeId>) {
+        if self.alive(id) {
+            reported.remove(&id);
+        } else if reported.insert(id) {
+            tracing::warn!(node = id, after_ms = DOWN_AFTER.as_millis() as u64, "node stopped answering");
+        }
     }
 
     /// Pings every other active member until `shutdown`.
     pub async fn run(self, meta: Meta, peers: Peers, shutdown: crate::Shutdown) {
         let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        let mut reported = BTreeSet::new();
         loop {
             let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
             for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
+                self.note_down(n.id, &mut reported);
                 let (h, peers, me) = (self.clone(), peers.clone(), self.me);
                 tokio::spawn(async move {
                     let Ok(mut c) = peers.client(&n.addr) else { return };
@@ -113,7 +135,7 @@ impl Health {
                     if let Ok(r) = c.ping(req).await {
                         let r = r.into_inner();
                         if r.node_id == n.id {
-                            h.record(n.id, r.disk_free_bytes, r.disk_total_bytes);
+                            h.record(n.id, &r);
                         } else {
                             tracing::warn!(expected = n.id, answered = r.node_id, addr = %n.addr, "a different node answers at this address");
                         }

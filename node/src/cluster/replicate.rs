@@ -106,19 +106,21 @@ impl Replicator {
 
     /// Pushes `blob` to new replicas until `rec` has `factor` copies or no candidate is
     /// left; failed targets are replaced by the next choice. Adds each durable copy to
-    /// `rec.replicas`.
-    pub async fn replicate(&self, rec: &mut SegmentRecord, blob: Arc<Vec<u8>>) -> Result<()> {
+    /// `rec.replicas`. Returns false when the segment is left short although the cluster
+    /// has enough active nodes (some were down, full or failing).
+    pub async fn replicate(&self, rec: &mut SegmentRecord, blob: Arc<Vec<u8>>) -> Result<bool> {
         let mut failed = BTreeSet::new();
         loop {
             let need = self.factor.saturating_sub(rec.replicas.len());
             if need == 0 {
-                return Ok(());
+                return Ok(true);
             }
             let cands = self.candidates().await?;
             let plain: Vec<Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
             let targets = placement::choose(&plain, &rec.replicas, need, &failed, self.free_floor);
             if targets.is_empty() {
-                return Ok(()); // under-replicated; repair tops it up when nodes return
+                // Short only if other active nodes exist; repair tops it up when they return.
+                return Ok(cands.len() <= rec.replicas.len());
             }
             let pushes = targets.iter().map(|t| {
                 let addr = cands.iter().find(|(c, _)| c.id == *t).map(|(_, a)| a.clone()).unwrap_or_default();

@@ -56,7 +56,12 @@ impl Cluster for Services {
                 }
             })
             .collect();
-        let under = self.repair_stats.under_replicated.load(Ordering::Relaxed);
+        // The leader runs repair; a follower reports the figure the leader last pinged.
+        let under = if leader == self.meta.node_id {
+            self.repair_stats.under_replicated.load(Ordering::Relaxed)
+        } else {
+            self.health.get(leader).under_replicated
+        };
         Ok(Response::new(pb::ListNodesResponse {
             nodes: out,
             leader,

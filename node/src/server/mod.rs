@@ -10,6 +10,7 @@ mod holds;
 pub mod peer;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use custos_proto::v1 as pb;
@@ -282,6 +283,14 @@ impl Footage for Services {
             segments,
             cameras,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            replication_factor: self.replicator.factor as u32,
+            under_replicated: match m.current_leader {
+                Some(l) if l == node_id => self.repair_stats.under_replicated.load(Ordering::Relaxed),
+                Some(l) => self.health.get(l).under_replicated,
+                None => u64::MAX,
+            },
+            repair_copies: self.repair_stats.copies_made.load(Ordering::Relaxed),
+            committed_under_replicated: self.stats.segments_under_replicated.load(Ordering::Relaxed),
         }))
     }
 }

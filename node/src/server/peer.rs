@@ -130,6 +130,11 @@ impl Peer for Services {
             disk_free_bytes: free,
             disk_total_bytes: total,
             campus: self.cluster.campus.clone(),
+            under_replicated: if self.meta.is_leader() {
+                self.repair_stats.under_replicated.load(std::sync::atomic::Ordering::Relaxed)
+            } else {
+                u64::MAX
+            },
         }))
     }
 }
