@@ -12,6 +12,16 @@ ops/setup.sh --release
 echo "== P1: seal + store + commit vs raw BLAKE3 + ChaCha20-Poly1305 + write + fsync"
 cargo bench --locked --bench seal_store_commit -- $smoke
 
+echo "== C1-C3: 3-node cluster commits, commit latency vs fsync, RF=2 ingest vs 1 node"
+cargo bench --locked --bench cluster -- $smoke
+
+echo "== C4: recorder failover gap (real processes; the cluster test prints it)"
+runs=5
+[ "$smoke" = "--smoke" ] && runs=1
+for _ in $(seq 1 "$runs"); do
+  cargo nextest run --locked --test cluster --no-capture killed_recorder_fails_over_within_bound 2>&1 | grep 'failover gap'
+done
+
 echo "== Peak RSS of a node recording 16 test:// cameras"
 secs=60
 [ "$smoke" = "--smoke" ] && secs=10

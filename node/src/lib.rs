@@ -46,7 +46,7 @@ pub use config::NodeConfig;
 pub use error::{Error, Result};
 
 use crate::meta::{Camera, Command, Meta, User};
-use crate::recorder::{RecorderStats, SealContext};
+use crate::recorder::SealContext;
 use crate::segment::pending::PendingDir;
 use crate::segment::{BlobStore, Keys};
 
@@ -119,32 +119,26 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
         factor: config.replication_factor,
         free_floor: config.free_space_floor_mib * 1024 * 1024,
     };
-    let repair_stats = Arc::new(cluster::leader::RepairStats::new());
-    let stats = Arc::new(RecorderStats::default());
-    let states = ingest::CameraStates::default();
-    let cameras_changed = meta.catalog.cameras_changed();
-
     // API and peer services start before Raft has a leader: the leader must reach this
     // node to bring it up to date.
-    let services = server::Services {
-        meta: meta.clone(),
-        store: store.clone(),
-        keys: keys.clone(),
-        states: states.clone(),
-        stats: stats.clone(),
-        cameras_changed: cameras_changed.clone(),
-        clock: clock.clone(),
-        health: health.clone(),
-        replicator: replicator.clone(),
-        repair_stats: repair_stats.clone(),
-        cluster: Arc::new(server::ClusterInfo {
-            campus: config.campus.clone(),
-            pki,
-            archive_recipients: config.archive_recipients.clone(),
-            archive_identity: identity.clone(),
-            segment_target_ms: config.segment_target_ms,
-        }),
+    let cluster_info = server::ClusterInfo {
+        campus: config.campus.clone(),
+        pki,
+        archive_recipients: config.archive_recipients.clone(),
+        archive_identity: identity.clone(),
+        segment_target_ms: config.segment_target_ms,
     };
+    let mut services = server::Services::new(
+        meta.clone(),
+        (store.clone(), keys.clone()),
+        clock.clone(),
+        health.clone(),
+        config.replication_factor,
+        cluster_info,
+    );
+    services.replicator = replicator.clone();
+    let (stats, states, repair_stats) = (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
+    let cameras_changed = services.cameras_changed.clone();
     tracing::info!(listen = %config.listen, "serving the client API and the peer service");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder = tonic::transport::Server::builder();

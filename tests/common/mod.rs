@@ -336,33 +336,15 @@ pub fn services(
     ctx: &custos_node::recorder::SealContext,
     clock: custos_node::clock::SharedClock,
 ) -> custos_node::server::Services {
-    use std::sync::Arc;
     let health = custos_node::cluster::health::Health::new(meta.node_id, &std::env::temp_dir());
-    custos_node::server::Services {
-        meta: meta.clone(),
-        store: ctx.store.clone(),
-        keys: ctx.keys.clone(),
-        states: custos_node::ingest::CameraStates::default(),
-        stats: Arc::new(custos_node::recorder::RecorderStats::default()),
-        cameras_changed: Arc::new(tokio::sync::Notify::new()),
-        clock,
-        health: health.clone(),
-        replicator: custos_node::cluster::replicate::Replicator {
-            meta: meta.clone(),
-            peers: meta.peers().clone(),
-            health,
-            factor: 1,
-            free_floor: 0,
-        },
-        repair_stats: Arc::new(custos_node::cluster::leader::RepairStats::new()),
-        cluster: Arc::new(custos_node::server::ClusterInfo {
-            campus: "main".into(),
-            pki: None,
-            archive_recipients: vec![],
-            archive_identity: String::new(),
-            segment_target_ms: 4000,
-        }),
-    }
+    let cluster = custos_node::server::ClusterInfo {
+        campus: "main".into(),
+        pki: None,
+        archive_recipients: vec![],
+        archive_identity: String::new(),
+        segment_target_ms: 4000,
+    };
+    custos_node::server::Services::new(meta.clone(), (ctx.store.clone(), ctx.keys.clone()), clock, health, 1, cluster)
 }
 
 /// Commits a user with a token valid until `expires_ms`; returns the token.

@@ -86,6 +86,32 @@ impl std::fmt::Debug for ClusterPki {
 }
 
 impl Services {
+    /// Services over `meta`, `store` and `keys`, with fresh counters and camera states.
+    /// Replicas are placed with `factor` copies and no free-space floor.
+    pub fn new(
+        meta: Meta,
+        (store, keys): (Arc<BlobStore>, Arc<Keys>),
+        clock: SharedClock,
+        health: Health,
+        factor: usize,
+        cluster: ClusterInfo,
+    ) -> Services {
+        let replicator = Replicator { meta: meta.clone(), peers: meta.peers().clone(), health: health.clone(), factor, free_floor: 0 };
+        Services {
+            cameras_changed: meta.catalog.cameras_changed(),
+            meta,
+            store,
+            keys,
+            states: CameraStates::default(),
+            stats: Arc::new(RecorderStats::default()),
+            clock,
+            health,
+            replicator,
+            repair_stats: Arc::new(RepairStats::new()),
+            cluster: Arc::new(cluster),
+        }
+    }
+
     /// The footage service.
     pub fn footage(self) -> FootageServer<Self> {
         FootageServer::new(self)
