@@ -199,6 +199,19 @@ async fn commit_latency(meta: &Meta, dir: &std::path::Path, n: usize) -> (Durati
     (p50(commits), p50(raw))
 }
 
+/// p50 of a Peer.Ping round trip from node 1 to node 2.
+async fn ping_rtt(node: &BenchNode, n: usize) -> Duration {
+    let addr = node.meta.read(|c| Ok(c.node(2)?.expect("node 2 registered").addr)).await.unwrap();
+    let mut client = node.meta.peers().client(&addr).unwrap();
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        client.ping(custos_proto::v1::PingRequest { from: 1 }).await.unwrap();
+        v.push(t.elapsed());
+    }
+    p50(v)
+}
+
 fn segment_bytes(camera: usize, i: usize, round: usize) -> Vec<u8> {
     let mut h = blake3::Hasher::new();
     h.update(&[camera as u8, round as u8]);
@@ -213,8 +226,13 @@ async fn ingest(node: &BenchNode, replicate: bool, per_camera: usize, round: usi
     let stats = Arc::new(RecorderStats::default());
     let (commit_tx, commit_rx) = mpsc::channel(1024);
     let pending = node.ctx.pending.clone();
-    let committer =
-        tokio::spawn(run_committer(commit_rx, node.meta.clone(), pending, Arc::new(AtomicBool::new(false)), stats.clone()));
+    let committer = tokio::spawn(run_committer(
+        commit_rx,
+        node.meta.clone(),
+        pending,
+        Arc::new(AtomicBool::new(false)),
+        stats.clone(),
+    ));
     let inputs: Vec<Vec<RawSegment>> = (0..CAMERAS)
         .map(|c| {
             (0..per_camera)
@@ -274,12 +292,20 @@ fn main() {
 
         let n = if smoke { 50 } else { 500 };
         let (commit, raw) = commit_latency(&nodes[0].meta, nodes[0]._dir.path(), n).await;
+        let rtt = ping_rtt(&nodes[0], n).await;
+        let (one_node, _) = commit_latency(&single.meta, single._dir.path(), n).await;
         println!("C2 single-record commit on the 3-node leader, p50 of {n}");
         println!(
             "  commit {:.2} ms, raw 4 KiB write + fdatasync {:.2} ms, ratio {:.2} (target <= 2)",
             commit.as_secs_f64() * 1e3,
             raw.as_secs_f64() * 1e3,
             commit.as_secs_f64() / raw.as_secs_f64()
+        );
+        println!(
+            "  for reference: one mutual-TLS gRPC round trip to a peer (Peer.Ping) p50 {:.2} ms; \
+             a commit on a 1-node group p50 {:.2} ms",
+            rtt.as_secs_f64() * 1e3,
+            one_node.as_secs_f64() * 1e3
         );
 
         let (rounds, per_camera) = if smoke { (1, 2) } else { (5, 12) };
@@ -305,8 +331,5 @@ fn main() {
 
 /// The content hash of the last segment the 3-node leader committed.
 async fn seal_probe(node: &BenchNode) -> [u8; 32] {
-    node.meta
-        .read(|c| Ok(c.last_segment("cam0-r0-true")?.expect("a replicated segment").content_hash))
-        .await
-        .unwrap()
+    node.meta.read(|c| Ok(c.last_segment("cam0-r0-true")?.expect("a replicated segment").content_hash)).await.unwrap()
 }

@@ -137,7 +137,8 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
         cluster_info,
     );
     services.replicator = replicator.clone();
-    let (stats, states, repair_stats) = (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
+    let (stats, states, repair_stats) =
+        (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
     let cameras_changed = services.cameras_changed.clone();
     tracing::info!(listen = %config.listen, "serving the client API and the peer service");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -1,7 +1,11 @@
 //! The Raft log in RocksDB (column families `raft_log` and `raft_meta`).
 //!
-//! Every write is one `WriteBatch` with `sync`, run on the blocking pool so the fsync
-//! never stalls the async reactor.
+//! Appends are written to RocksDB at once (so they are readable when `append` returns, as
+//! openraft requires) without waiting for the disk; a flusher thread then syncs the
+//! write-ahead log and reports the entries persisted. Appends that queue up while one
+//! sync runs share the next sync (group commit), and the leader can send entries to its
+//! followers while its own copy is still being synced. Every other write (vote,
+//! truncation, purge) is synced before it returns. RocksDB work runs on the blocking pool.
 
 // openraft's trait methods return its StorageError (over 200 bytes); the blocking helpers
 // return the same type so `?` flows through unchanged.
@@ -25,9 +29,29 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
 /// The Raft log store. Cheap to clone: readers share the database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+/// Syncs the WAL for every batch of queued appends and reports them persisted, in order.
+/// Ends when every `LogStore` handle is gone.
+fn run_flusher(db: Arc<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(rx.try_iter());
+        let res = db.flush_wal(true);
+        for cb in waiting {
+            cb.log_io_completed(res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+        }
+    }
 }
 
 fn synced() -> WriteOptions {
@@ -47,7 +71,13 @@ fn index_key(i: u64) -> [u8; 8] {
 impl LogStore {
     /// A log store over an opened database.
     pub fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+        let (flusher, rx) = std::sync::mpsc::channel();
+        let db2 = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || run_flusher(db2, rx))
+            .expect("spawning the Raft log sync thread");
+        LogStore { db, flusher }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, String> {
@@ -162,10 +192,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(c, index_key(e.log_id.index), encode(&e));
         }
         let db = self.db.clone();
-        let res = blocking(move || db.write_opt(batch, &synced())).await;
+        // Readable now; durable when the flusher's sync completes.
+        let res = blocking(move || db.write(batch)).await;
         match res {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                if let Err(std::sync::mpsc::SendError(cb)) = self.flusher.send(callback) {
+                    cb.log_io_completed(Err(std::io::Error::other("the Raft log sync thread has stopped")));
+                }
                 Ok(())
             }
             Err(e) => {

@@ -96,7 +96,13 @@ impl Services {
         factor: usize,
         cluster: ClusterInfo,
     ) -> Services {
-        let replicator = Replicator { meta: meta.clone(), peers: meta.peers().clone(), health: health.clone(), factor, free_floor: 0 };
+        let replicator = Replicator {
+            meta: meta.clone(),
+            peers: meta.peers().clone(),
+            health: health.clone(),
+            factor,
+            free_floor: 0,
+        };
         Services {
             cameras_changed: meta.catalog.cameras_changed(),
             meta,
