@@ -381,3 +381,84 @@ async fn foreign_certificates_and_tokens_are_refused() {
     assert_eq!(op.join_token(0).await.unwrap_err().code(), Some(tonic::Code::PermissionDenied));
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// With two of three nodes stopped nothing commits: footage requests are refused (their
+/// audit entries cannot be written) while recording goes on into pending records. When
+/// the nodes restart, membership is intact, the pending segments commit and the footage
+/// has no hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_majority_refuses_reads_keeps_recording_and_recovers() {
+    let (n1, mut n2, mut n3) = three_campus_cluster(&["lobby=test://ball".into()], 1000, "").await;
+    let sec = n1.user("guard", "security", None).await;
+    let t0 = now_ms();
+    wait_for(60, "lobby recording", || async {
+        (segments(&sec, "lobby", t0, now_ms()).await.len() >= 3).then_some(())
+    })
+    .await;
+    n2.stop();
+    n3.stop();
+    let down_at = now_ms();
+    let e = sec.search("lobby", t0, now_ms(), PURPOSE).await.unwrap_err();
+    assert_eq!(e.code(), Some(tonic::Code::Unavailable), "{e}");
+    assert!(e.to_string().contains("audit"), "{e}");
+    // Status needs no commit and tells the operator what is wrong.
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    let r = admin.list_nodes().await.unwrap();
+    assert_eq!(r.nodes.iter().filter(|n| n.health == "down").count(), 2);
+    // Recording goes on: sealed segments wait in pending/.
+    wait_for(30, "segments waiting in pending/", || async {
+        let n = std::fs::read_dir(n1.data().join("pending")).ok()?.count();
+        (n >= 3).then_some(())
+    })
+    .await;
+
+    n2.start().await;
+    n3.start().await;
+    let up_at = now_ms();
+    wait_for(60, "three voters again", || async {
+        let r = admin.list_nodes().await.ok()?;
+        (r.nodes.iter().all(|n| n.health == "up" && (n.raft_role == "leader" || n.raft_role == "follower")))
+            .then_some(())
+    })
+    .await;
+    let all = wait_for(60, "the outage's footage committed", || async {
+        let s = segments(&sec, "lobby", t0, now_ms()).await;
+        s.iter().any(|s| s.start_ms > up_at).then_some(s)
+    })
+    .await;
+    let during = all.iter().filter(|s| s.start_ms > down_at && s.end_ms < up_at).count();
+    assert!(during >= 3, "segments recorded without a majority were committed later ({during})");
+    let gap = all.windows(2).map(|w| w[1].start_ms - w[0].end_ms).max().unwrap();
+    assert!(gap <= 0, "no footage lost across the outage (largest gap {gap} ms)");
+}
+
+/// A token revoked through one node is refused by that node at once and by every other
+/// node as soon as it applies the entry (milliseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_node() {
+    let (n1, n2, n3) = three_campus_cluster(&[], 1000, "").await;
+    let admin1 = n1.connect(Some(&n1.token)).await.unwrap();
+    let t = admin1.add_user("temp-guard", "security", None, 0).await.unwrap();
+    let on = |n: &Node| {
+        let (addr, ca) = (n.addr.clone(), n.ca_file.clone());
+        let token = t.token.clone();
+        async move {
+            let ca_pem = std::fs::read(ca).unwrap();
+            let c = Client::connect(&addr, Some(&token), &custos_client::Transport::Tls { ca_pem }).await.unwrap();
+            c.list_cameras().await.map(|_| ()).map_err(|e| e.code())
+        }
+    };
+    for n in [&n1, &n2, &n3] {
+        wait_for(10, "the new token works everywhere", || async { on(n).await.ok() }).await;
+    }
+    let admin2 = n2.connect(Some(&n2.token)).await.unwrap();
+    admin2.revoke_token(&t.token_id).await.unwrap();
+    // The node that took the revocation refuses at once.
+    assert_eq!(on(&n2).await, Err(Some(tonic::Code::Unauthenticated)));
+    for n in [&n1, &n3] {
+        wait_for(2, "the revocation applied on every node", || async {
+            (on(n).await == Err(Some(tonic::Code::Unauthenticated))).then_some(())
+        })
+        .await;
+    }
+}

@@ -132,7 +132,9 @@ impl Health {
                     let Ok(mut c) = peers.client(&n.addr) else { return };
                     let mut req = tonic::Request::new(custos_proto::v1::PingRequest { from: me });
                     req.set_timeout(PING_TIMEOUT);
-                    if let Ok(r) = c.ping(req).await {
+                    // The header asks the peer to give up; the local timeout covers a peer
+                    // that cannot answer at all (stopped process, partition).
+                    if let Ok(Ok(r)) = tokio::time::timeout(PING_TIMEOUT, c.ping(req)).await {
                         let r = r.into_inner();
                         if r.node_id == n.id {
                             h.record(n.id, &r);

@@ -60,12 +60,21 @@ impl PeerNetwork {
         let mut req =
             tonic::Request::new(custos_proto::v1::RaftMessage { kind: kind.to_string(), payload: encode(rpc) });
         req.set_timeout(option.hard_ttl());
-        let reply = match client.raft(req).await {
-            Ok(r) => r.into_inner(),
-            Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded => {
+        let call = tokio::time::timeout(option.hard_ttl(), client.raft(req));
+        let reply = match call.await {
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "node {} at {}: no answer within {:?}",
+                    self.target,
+                    self.addr,
+                    option.hard_ttl()
+                )))
+            }
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded => {
                 return Err(unreachable(format!("node {} at {}: {}", self.target, self.addr, s.message())))
             }
-            Err(s) => {
+            Ok(Err(s)) => {
                 return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
                     "node {} at {}: {}",
                     self.target,

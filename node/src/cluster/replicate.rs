@@ -18,8 +18,16 @@ use crate::segment::Hash;
 
 /// Size of the data chunks a blob is streamed in.
 pub const BLOB_CHUNK: usize = 1024 * 1024;
-/// How long one blob transfer may take before the peer is given up on.
+/// How long reading one blob from a peer may take before the next holder is tried.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest transfer rate a replica push is allowed before the target is replaced.
+pub const PUSH_MIN_BYTES_PER_S: u64 = 10 * 1024 * 1024;
+
+/// How long pushing `bytes` may take. Short, because the camera's sealer waits for it:
+/// a peer that stopped (SIGSTOP, partition) must not stall recording for long.
+pub fn push_timeout(bytes: usize) -> Duration {
+    Duration::from_secs(3) + Duration::from_millis(bytes as u64 * 1000 / PUSH_MIN_BYTES_PER_S)
+}
 
 /// Sends `blob` to the node at `addr` and waits until it is durable there.
 pub async fn push_blob(
@@ -35,6 +43,7 @@ pub async fn push_blob(
         blob_hash: blob_hash.to_vec(),
         blob_bytes: blob.len() as u64,
     };
+    let timeout = push_timeout(blob.len());
     let n = blob.len().div_ceil(BLOB_CHUNK);
     let chunks = (0..n).map(move |i| {
         let end = ((i + 1) * BLOB_CHUNK).min(blob.len());
@@ -44,9 +53,11 @@ pub async fn push_blob(
         std::iter::once(pb::BlobChunk { item: Some(pb::blob_chunk::Item::Header(header)) }).chain(chunks),
     );
     let mut req = tonic::Request::new(stream);
-    req.set_timeout(TRANSFER_TIMEOUT);
-    client.put_blob(req).await.map_err(|s| peer_error(addr, "storing a replica", s))?;
-    Ok(())
+    req.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.put_blob(req)).await {
+        Ok(r) => r.map(|_| ()).map_err(|s| peer_error(addr, "storing a replica", s)),
+        Err(_) => Err(Error::Unavailable(format!("storing a replica on node {addr}: no answer within {timeout:?}"))),
+    }
 }
 
 /// Reads the blob `content_hash` from the node at `addr` and checks it against `blob_hash`.
@@ -55,15 +66,21 @@ pub async fn pull_blob(peers: &Peers, addr: &str, content_hash: &Hash, blob_hash
     let mut client = peers.client(addr)?;
     let mut req = tonic::Request::new(pb::GetBlobRequest { content_hash: content_hash.to_vec() });
     req.set_timeout(TRANSFER_TIMEOUT);
-    let mut stream = client.get_blob(req).await.map_err(|s| peer_error(addr, "reading a replica", s))?.into_inner();
-    let mut blob = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        match chunk.map_err(|s| peer_error(addr, "reading a replica", s))?.item {
-            Some(pb::blob_chunk::Item::Header(h)) => blob.reserve(h.blob_bytes.min(1 << 30) as usize),
-            Some(pb::blob_chunk::Item::Data(d)) => blob.extend_from_slice(&d),
-            None => {}
+    let read = async {
+        let mut stream = client.get_blob(req).await.map_err(|s| peer_error(addr, "reading a replica", s))?.into_inner();
+        let mut blob = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk.map_err(|s| peer_error(addr, "reading a replica", s))?.item {
+                Some(pb::blob_chunk::Item::Header(h)) => blob.reserve(h.blob_bytes.min(1 << 30) as usize),
+                Some(pb::blob_chunk::Item::Data(d)) => blob.extend_from_slice(&d),
+                None => {}
+            }
         }
-    }
+        Ok::<_, Error>(blob)
+    };
+    let blob = tokio::time::timeout(TRANSFER_TIMEOUT, read).await.map_err(|_| {
+        Error::Unavailable(format!("reading a replica from node {addr}: no answer within {TRANSFER_TIMEOUT:?}"))
+    })??;
     if blake3::hash(&blob).as_bytes() != blob_hash {
         return Err(Error::Unavailable(format!(
             "the copy of blob {} on node {addr} does not match its catalogued hash",

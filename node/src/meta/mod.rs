@@ -37,6 +37,11 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
 pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a forwarded write may take on the leader.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write may wait to commit. A leader that lost its majority keeps waiting
+/// for it; callers get Unavailable instead (the entry may still commit later, which every
+/// command tolerates: segment commits skip duplicates, and an audit entry then records
+/// an attempt that was refused).
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The running metadata group on this node.
 #[derive(Clone)]
@@ -144,7 +149,13 @@ impl Meta {
         use openraft::error::{ClientWriteError, RaftError};
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            match self.raft.client_write(req.clone()).await {
+            let write = tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(req.clone()));
+            let Ok(written) = write.await else {
+                return Err(Error::Unavailable(format!(
+                    "not committed within {COMMIT_TIMEOUT:?}: the metadata group has no majority (are most nodes down?)"
+                )));
+            };
+            match written {
                 Ok(r) => return Ok(r.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let Some(node) = f.leader_node {
@@ -168,9 +179,9 @@ impl Meta {
         let body = types::encode(&(&req.command, &req.audit));
         let mut r = tonic::Request::new(custos_proto::v1::ProposeRequest { payload: body });
         r.set_timeout(FORWARD_TIMEOUT);
-        let reply = client
-            .propose(r)
+        let reply = tokio::time::timeout(FORWARD_TIMEOUT + COMMIT_TIMEOUT, client.propose(r))
             .await
+            .map_err(|_| Error::Unavailable(format!("forwarding a write to the leader at {addr}: no answer")))?
             .map_err(|s| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {}", s.message())))?;
         let res: std::result::Result<(Response, u64), String> =
             types::decode(&reply.into_inner().payload).map_err(Error::Internal)?;
@@ -189,11 +200,10 @@ impl Meta {
     pub async fn submit_forwarded(&self, payload: &[u8]) -> std::result::Result<(Response, u64), String> {
         let (command, audit): (Command, Option<AuditEvent>) = types::decode(payload)?;
         let req = Request { time_ms: self.clock.now_ms(), command, audit };
-        self.raft
-            .client_write(req)
-            .await
-            .map(|r| (r.data, r.log_id.index))
-            .map_err(|e| format!("the leader could not commit: {e}"))
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(req)).await {
+            Ok(r) => r.map(|r| (r.data, r.log_id.index)).map_err(|e| format!("the leader could not commit: {e}")),
+            Err(_) => Err(format!("the leader could not commit within {COMMIT_TIMEOUT:?}: it has no majority")),
+        }
     }
 
     /// The node's clock (the leader's time goes into every command it proposes).
