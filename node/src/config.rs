@@ -141,6 +141,28 @@ fn default_identity_file() -> PathBuf {
 }
 
 impl NodeConfig {
+    /// A config with every optional field at its default, serving plaintext until `tls`
+    /// is set (what `init` and `join` start from).
+    pub fn with_defaults(node_id: u64, listen: SocketAddr, archive_recipients: Vec<String>) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            listen,
+            data_dir: PathBuf::new(),
+            segment_target_ms: default_segment_target_ms(),
+            archive_recipients,
+            archive_identity_file: default_identity_file(),
+            insecure_plaintext: true,
+            tls: None,
+            campus: default_campus(),
+            advertise: None,
+            replication_factor: default_replication_factor(),
+            free_space_floor_mib: default_free_space_floor_mib(),
+            repair_after_down_s: default_repair_after_down_s(),
+            raft_snapshot_every: 0,
+            cameras: vec![],
+        }
+    }
+
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text =
@@ -248,23 +270,9 @@ mod tests {
 
     fn base() -> NodeConfig {
         let id = age::x25519::Identity::generate();
-        NodeConfig {
-            node_id: 1,
-            listen: default_listen(),
-            data_dir: PathBuf::from("/tmp/x"),
-            segment_target_ms: 4000,
-            archive_recipients: vec![id.to_public().to_string()],
-            archive_identity_file: default_identity_file(),
-            tls: None,
-            insecure_plaintext: true,
-            campus: default_campus(),
-            advertise: None,
-            replication_factor: 2,
-            free_space_floor_mib: 1024,
-            repair_after_down_s: 600,
-            raft_snapshot_every: 0,
-            cameras: vec![],
-        }
+        let mut c = NodeConfig::with_defaults(1, default_listen(), vec![id.to_public().to_string()]);
+        c.data_dir = PathBuf::from("/tmp/x");
+        c
     }
 
     #[test]

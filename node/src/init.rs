@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{NodeConfig, SeedCamera, CONFIG_FILE_NAME};
+use crate::config::{NodeConfig, SeedCamera, TlsConfig, CONFIG_FILE_NAME};
 use crate::error::{Error, Result};
 
 /// File holding the first administrator's token hash until the node commits it to Raft.
@@ -98,16 +98,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         (None, vec![])
     } else {
         let pki = crate::tls::create_pki(opts.node_id, opts.listen)?;
-        let k = dir.join("keys");
-        write_private(&k.join("ca.key"), &pki.ca_key_pem)?;
-        write_private(&k.join("node.key"), &pki.node_key_pem)?;
-        crate::segment::store::write_file_atomic(&k.join("ca.pem"), pki.ca_cert_pem.as_bytes())?;
-        crate::segment::store::write_file_atomic(&k.join("node.pem"), pki.node_cert_pem.as_bytes())?;
-        let tls = crate::config::TlsConfig {
-            cert_file: PathBuf::from("keys/node.pem"),
-            key_file: PathBuf::from("keys/node.key"),
-            ca_file: PathBuf::from("keys/ca.pem"),
-        };
+        let tls = write_tls_files(&dir, (&pki.ca_cert_pem, &pki.ca_key_pem), (&pki.node_cert_pem, &pki.node_key_pem))?;
         (Some(tls), pki.node_names)
     };
 
@@ -115,23 +106,13 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     let boot = Bootstrap { name: "admin".into(), token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string() };
     write_private(&dir.join(BOOTSTRAP_FILE), &serde_json::to_string(&boot).expect("json"))?;
 
-    let cfg = NodeConfig {
-        node_id: opts.node_id,
-        listen: opts.listen,
-        data_dir: PathBuf::new(),
-        segment_target_ms: opts.segment_target_ms,
-        archive_recipients: vec![id.recipient.clone()],
-        archive_identity_file: identity_rel.clone(),
-        insecure_plaintext: opts.insecure_plaintext,
-        tls: tls.clone(),
-        campus: opts.campus.clone(),
-        advertise: None,
-        replication_factor: crate::cluster::REPLICATION_FACTOR_DEFAULT,
-        free_space_floor_mib: 1024,
-        repair_after_down_s: 600,
-        raft_snapshot_every: 0,
-        cameras: opts.cameras.clone(),
-    };
+    let mut cfg = NodeConfig::with_defaults(opts.node_id, opts.listen, vec![id.recipient.clone()]);
+    cfg.segment_target_ms = opts.segment_target_ms;
+    cfg.archive_identity_file = identity_rel.clone();
+    cfg.insecure_plaintext = opts.insecure_plaintext;
+    cfg.tls = tls.clone();
+    cfg.campus = opts.campus.clone();
+    cfg.cameras = opts.cameras.clone();
     write_config(&dir, cfg)?;
 
     Ok(InitReport {
@@ -145,6 +126,24 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         archive_recipient: id.recipient,
         admin_user: boot.name,
         admin_token: token,
+    })
+}
+
+/// Writes the CA and node certificate and keys under `dir/keys` (keys mode 0600).
+fn write_tls_files(
+    dir: &Path,
+    (ca_pem, ca_key): (&str, &str),
+    (node_pem, node_key): (&str, &str),
+) -> Result<TlsConfig> {
+    let k = dir.join("keys");
+    write_private(&k.join("ca.key"), ca_key)?;
+    write_private(&k.join("node.key"), node_key)?;
+    crate::segment::store::write_file_atomic(&k.join("ca.pem"), ca_pem.as_bytes())?;
+    crate::segment::store::write_file_atomic(&k.join("node.pem"), node_pem.as_bytes())?;
+    Ok(TlsConfig {
+        cert_file: PathBuf::from("keys/node.pem"),
+        key_file: PathBuf::from("keys/node.key"),
+        ca_file: PathBuf::from("keys/ca.pem"),
     })
 }
 
@@ -219,32 +218,12 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let k = dir.join("keys");
     write_private(&k.join("archive.age"), &reply.archive_identity)?;
-    write_private(&k.join("ca.key"), &reply.ca_key_pem)?;
-    write_private(&k.join("node.key"), &reply.key_pem)?;
-    crate::segment::store::write_file_atomic(&k.join("ca.pem"), reply.ca_pem.as_bytes())?;
-    crate::segment::store::write_file_atomic(&k.join("node.pem"), reply.cert_pem.as_bytes())?;
-    let tls = crate::config::TlsConfig {
-        cert_file: PathBuf::from("keys/node.pem"),
-        key_file: PathBuf::from("keys/node.key"),
-        ca_file: PathBuf::from("keys/ca.pem"),
-    };
-    let cfg = NodeConfig {
-        node_id: reply.node_id,
-        listen: opts.listen,
-        data_dir: PathBuf::new(),
-        segment_target_ms: u64::from(reply.segment_target_ms),
-        archive_recipients: reply.archive_recipients,
-        archive_identity_file: PathBuf::from("keys/archive.age"),
-        insecure_plaintext: false,
-        tls: Some(tls),
-        campus: opts.campus.clone(),
-        advertise: None,
-        replication_factor: crate::cluster::REPLICATION_FACTOR_DEFAULT,
-        free_space_floor_mib: 1024,
-        repair_after_down_s: 600,
-        raft_snapshot_every: 0,
-        cameras: vec![],
-    };
+    let tls = write_tls_files(&dir, (&reply.ca_pem, &reply.ca_key_pem), (&reply.cert_pem, &reply.key_pem))?;
+    let mut cfg = NodeConfig::with_defaults(reply.node_id, opts.listen, reply.archive_recipients);
+    cfg.segment_target_ms = u64::from(reply.segment_target_ms);
+    cfg.insecure_plaintext = false;
+    cfg.tls = Some(tls);
+    cfg.campus = opts.campus.clone();
     write_config(&dir, cfg)?;
     Ok(JoinReport {
         config_file: dir.join(CONFIG_FILE_NAME),
