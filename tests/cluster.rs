@@ -462,3 +462,66 @@ async fn revocation_reaches_every_node() {
         .await;
     }
 }
+
+/// A node whose disk falls below its free-space floor raises an alarm, takes no new
+/// copies, hands its camera to a node with room, and deletes nothing: held footage it
+/// recorded stays on its disk and every segment still fetches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_raises_alarm_moves_recording_and_deletes_nothing() {
+    let cam = TestCamera::start_with(0, &["--pattern", "snow", "--bitrate-kbps", "6000", "--keyint", "25"]);
+    let mut n1 = Node::init_with(&[], 1000, &["--campus", "east"]);
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    // 8 MiB for blobs with a 5 MiB floor: under pressure after about 3 MiB of footage.
+    n2.configure("capacity_mib = 8\nfree_space_floor_mib = 5");
+    n2.start().await;
+    let mut n3 = Node::join(&n1, "north").await;
+    n3.start().await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    wait_for(60, "three voters", || async {
+        let r = admin.list_nodes().await.ok()?;
+        r.nodes.iter().all(|n| n.raft_role == "leader" || n.raft_role == "follower").then_some(())
+    })
+    .await;
+    let admin2 = n2.connect(Some(&n2.token)).await.unwrap();
+    admin2.add_camera("icu", &cam.url, "ICU bay 4").await.unwrap();
+    let sec = n1.user("guard", "security", None).await;
+    let t0 = now_ms() - 5_000;
+    sec.place_hold("case-icu", &["icu".to_string()], t0, None, PURPOSE).await.unwrap();
+
+    let low_at = wait_for(90, "node 2 under disk pressure and its camera moved", || async {
+        let r = admin.list_nodes().await.ok()?;
+        let n = r.nodes.iter().find(|n| n.id == n2.node_id())?;
+        let moved = sec.list_cameras().await.ok()?.iter().any(|c| c.id == "icu" && c.recorder != n2.node_id());
+        (n.disk_low && moved).then(now_ms)
+    })
+    .await;
+    let st = admin.status().await.unwrap();
+    assert!(
+        st.alarms.iter().any(|a| a.contains(&format!("node {}", n2.node_id())) && a.contains("free-space floor")),
+        "alarm raised: {:?}",
+        st.alarms
+    );
+    // Recording goes on elsewhere, and new copies avoid the full node.
+    let after = wait_for(60, "icu recorded by a node with room", || async {
+        let s = segments(&sec, "icu", low_at + 3_000, now_ms()).await;
+        (s.len() >= 3).then_some(s)
+    })
+    .await;
+    for s in after.iter().filter(|s| s.start_ms > low_at + 3_000) {
+        assert!(!s.replicas.contains(&n2.node_id()), "a copy went to the full node: {:?}", s.replicas);
+        assert!(s.replicas.len() >= 2, "still two copies on the nodes with room");
+    }
+    // Nothing protected was deleted: every held segment node 2 holds is still on its disk,
+    // and the whole range fetches and verifies.
+    let all = segments(&sec, "icu", t0, now_ms()).await;
+    let on_n2: Vec<_> = all.iter().filter(|s| s.replicas.contains(&n2.node_id())).collect();
+    assert!(!on_n2.is_empty());
+    for s in &on_n2 {
+        assert!(n2.holds_blob(&s.content_hash), "held footage was removed from the full node");
+    }
+    let mut out = Vec::new();
+    let got = sec.fetch("icu", all[0].start_ms, all.last().unwrap().end_ms, PURPOSE, &mut out, |_| {}).await.unwrap();
+    assert_eq!(got.len(), all.len());
+    let _ = n3;
+}

@@ -93,6 +93,10 @@ pub struct NodeConfig {
     /// Free space (MiB) below which this node takes no new replicas.
     #[serde(default = "default_free_space_floor_mib")]
     pub free_space_floor_mib: u64,
+    /// Most space (MiB) this node's blobs may take, whatever the filesystem holds; 0 uses
+    /// the whole filesystem. For nodes that share a disk, and for tests.
+    #[serde(default)]
+    pub capacity_mib: u64,
     /// A node down this long (seconds) no longer counts as holding its copies; repair
     /// makes new ones elsewhere. A retired node's copies are replaced at once.
     #[serde(default = "default_repair_after_down_s")]
@@ -157,6 +161,7 @@ impl NodeConfig {
             advertise: None,
             replication_factor: default_replication_factor(),
             free_space_floor_mib: default_free_space_floor_mib(),
+            capacity_mib: 0,
             repair_after_down_s: default_repair_after_down_s(),
             raft_snapshot_every: 0,
             cameras: vec![],

@@ -111,13 +111,15 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     }));
 
     let meta = Meta::open(config.node_id, &data, clock.clone(), peers.clone(), config.raft_snapshot_every).await?;
-    let health = cluster::health::Health::new(config.node_id, &data);
+    let health = cluster::health::Health::new(config.node_id, &data).with_limits(cluster::health::DiskLimits {
+        floor: config.free_space_floor_mib << 20,
+        capacity: (config.capacity_mib > 0).then(|| (config.capacity_mib << 20, store.clone())),
+    });
     let replicator = cluster::replicate::Replicator {
         meta: meta.clone(),
         peers: peers.clone(),
         health: health.clone(),
         factor: config.replication_factor,
-        free_floor: config.free_space_floor_mib * 1024 * 1024,
     };
     // API and peer services start before Raft has a leader: the leader must reach this
     // node to bring it up to date.

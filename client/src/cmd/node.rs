@@ -41,6 +41,7 @@ pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
                 "last_seen_ago_ms": (n.last_seen_ago_ms != u64::MAX).then_some(n.last_seen_ago_ms),
                 "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes,
                 "cameras": n.cameras, "joined": format_ms(n.joined_ms),
+                "disk_low": n.disk_low, "disk_floor_bytes": n.disk_floor_bytes,
             })).collect::<Vec<_>>(),
         }));
         return Ok(());
@@ -57,7 +58,7 @@ pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
             n.addr,
             n.raft_role,
             n.health,
-            format!("{}/{}", gib(n.disk_free_bytes), gib(n.disk_total_bytes)),
+            format!("{}{}/{}", if n.disk_low { "LOW " } else { "" }, gib(n.disk_free_bytes), gib(n.disk_total_bytes)),
             n.cameras
         );
     }

@@ -14,6 +14,7 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "under_replicated": (s.under_replicated != u64::MAX).then_some(s.under_replicated),
             "repair_copies": s.repair_copies,
             "committed_under_replicated": s.committed_under_replicated,
+            "alarms": s.alarms,
             "cameras": s.cameras.iter().map(|c| json!({
                 "id": c.id, "state": c.state,
                 "last_segment_end": (c.last_segment_end_ms > 0).then(|| format_ms(c.last_segment_end_ms)),
@@ -43,6 +44,9 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
     for c in &s.cameras {
         let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };
         println!("{:<24} {:<13} {:<26} {}", c.id, c.state, last, c.last_error);
+    }
+    for a in &s.alarms {
+        println!("ALARM: {a}");
     }
     let blind: Vec<_> = s.cameras.iter().filter(|c| c.state != "recording").map(|c| c.id.as_str()).collect();
     if !blind.is_empty() {

@@ -24,8 +24,27 @@ pub struct PeerHealth {
     pub last_ok: Option<Instant>,
     pub disk_free: u64,
     pub disk_total: u64,
+    /// The node's own free-space floor; below it the node is under disk pressure.
+    pub disk_floor: u64,
     /// The peer's repair figure (meaningful when it leads; `u64::MAX`: unknown).
     pub under_replicated: u64,
+}
+
+impl PeerHealth {
+    /// True when the node reported less free space than its floor.
+    pub fn disk_low(&self) -> bool {
+        self.disk_total > 0 && self.disk_free < self.disk_floor
+    }
+}
+
+/// How this node measures its own disk.
+#[derive(Debug, Clone)]
+pub struct DiskLimits {
+    /// Free space below which the node is under pressure.
+    pub floor: u64,
+    /// If set, the node may use at most this many bytes for blobs, whatever the
+    /// filesystem has (`store` counts them).
+    pub capacity: Option<(u64, Arc<crate::segment::BlobStore>)>,
 }
 
 /// The shared health table.
@@ -34,6 +53,7 @@ pub struct Health {
     me: NodeId,
     data_dir: PathBuf,
     started: Instant,
+    limits: Option<DiskLimits>,
     table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
 }
 
@@ -51,8 +71,15 @@ pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
 }
 
 impl Health {
+    /// A health table for node `me`, with no free-space floor.
     pub fn new(me: NodeId, data_dir: &Path) -> Health {
-        Health { me, data_dir: data_dir.to_path_buf(), started: Instant::now(), table: Arc::default() }
+        Health { me, data_dir: data_dir.to_path_buf(), started: Instant::now(), limits: None, table: Arc::default() }
+    }
+
+    /// The same, measuring this node's disk against `limits`.
+    pub fn with_limits(mut self, limits: DiskLimits) -> Health {
+        self.limits = Some(limits);
+        self
     }
 
     /// This node's id.
@@ -60,16 +87,27 @@ impl Health {
         self.me
     }
 
-    /// This node's own disk figures.
-    pub fn own_disk(&self) -> (u64, u64) {
-        disk_usage(&self.data_dir).unwrap_or((0, 0))
+    /// This node's own disk figures: free and total bytes, and its floor.
+    pub fn own_disk(&self) -> (u64, u64, u64) {
+        let (fs_free, fs_total) = disk_usage(&self.data_dir).unwrap_or((0, 0));
+        let Some(limits) = &self.limits else { return (fs_free, fs_total, 0) };
+        match &limits.capacity {
+            Some((cap, store)) => (fs_free.min(cap.saturating_sub(store.bytes())), *cap, limits.floor),
+            None => (fs_free, fs_total, limits.floor),
+        }
     }
 
     /// What is known of `id` (this node's own entry is always fresh).
     pub fn get(&self, id: NodeId) -> PeerHealth {
         if id == self.me {
-            let (disk_free, disk_total) = self.own_disk();
-            return PeerHealth { last_ok: Some(Instant::now()), disk_free, disk_total, under_replicated: u64::MAX };
+            let (disk_free, disk_total, disk_floor) = self.own_disk();
+            return PeerHealth {
+                last_ok: Some(Instant::now()),
+                disk_free,
+                disk_total,
+                disk_floor,
+                under_replicated: u64::MAX,
+            };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
     }
@@ -103,6 +141,7 @@ impl Health {
             last_ok: Some(Instant::now()),
             disk_free: r.disk_free_bytes,
             disk_total: r.disk_total_bytes,
+            disk_floor: r.disk_floor_bytes,
             under_replicated: r.under_replicated,
         };
         if t.insert(id, h).is_some() && was_down {
@@ -123,7 +162,18 @@ impl Health {
     pub async fn run(self, meta: Meta, peers: Peers, shutdown: crate::Shutdown) {
         let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
         let mut reported = BTreeSet::new();
+        let mut low = false;
         loop {
+            let me = self.get(self.me);
+            if me.disk_low() != low {
+                low = me.disk_low();
+                let (free_mib, floor_mib) = (me.disk_free >> 20, me.disk_floor >> 20);
+                if low {
+                    tracing::warn!(free_mib, floor_mib, "ALARM disk below the free-space floor: this node takes no new copies and its cameras move to nodes with room; nothing protected is deleted");
+                } else {
+                    tracing::info!(free_mib, floor_mib, "disk back above the free-space floor");
+                }
+            }
             let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
             for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
                 self.note_down(n.id, &mut reported);

@@ -133,7 +133,10 @@ impl LeaderDuties {
             Ok(c) => c,
             Err(_) => return,
         };
-        let live: Vec<&NodeRecord> = nodes.iter().filter(|n| !n.retired && self.health.alive(n.id)).collect();
+        // A recorder must be up and have room: a node under its free-space floor hands
+        // its cameras to nodes with room (its footage stays where it is).
+        let fit = |id: NodeId| self.health.alive(id) && !self.health.get(id).disk_low();
+        let live: Vec<&NodeRecord> = nodes.iter().filter(|n| !n.retired && fit(n.id)).collect();
         let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (n.id, 0)).collect();
         for c in &cams {
             if let Some(l) = load.get_mut(&c.recorder) {
@@ -142,10 +145,14 @@ impl LeaderDuties {
         }
         for cam in cams {
             let old = nodes.iter().find(|n| n.id == cam.recorder);
-            let ok = old.is_some_and(|n| !n.retired) && self.health.alive(cam.recorder);
-            if ok {
+            if old.is_some_and(|n| !n.retired) && fit(cam.recorder) {
                 continue;
             }
+            let why = if !self.health.alive(cam.recorder) || old.is_none_or(|n| n.retired) {
+                "stopped answering"
+            } else {
+                "is below its free-space floor"
+            };
             let campus = old.map(|n| n.campus.as_str()).unwrap_or("");
             let Some(target) = live
                 .iter()
@@ -159,14 +166,14 @@ impl LeaderDuties {
                 action: "camera-failover".into(),
                 outcome: "ok".into(),
                 cameras: vec![cam.id.clone()],
-                detail: format!("recorder {} stopped answering; camera moved to node {target}", cam.recorder),
+                detail: format!("recorder {} {why}; camera moved to node {target}", cam.recorder),
                 ..Default::default()
             };
             let cmd = Command::AssignCamera { camera: cam.id.clone(), recorder: target };
             match self.meta.propose_audited(cmd, ev).await {
                 Ok(_) => {
                     *load.entry(target).or_default() += 1;
-                    tracing::warn!(camera = %cam.id, from = cam.recorder, to = target, "recorder down: camera moved");
+                    tracing::warn!(camera = %cam.id, from = cam.recorder, to = target, reason = why, "camera moved to another recorder");
                     self.cameras_changed.notify_one();
                 }
                 Err(e) => tracing::warn!(camera = %cam.id, error = %e, "could not move camera"),
@@ -211,7 +218,7 @@ impl LeaderDuties {
             let live_holders: Vec<NodeId> =
                 seg.replicas.iter().copied().filter(|r| healthy.contains(r) && self.health.alive(*r)).collect();
             let exclude: BTreeSet<NodeId> = seg.replicas.iter().copied().collect();
-            let targets = placement::choose(&plain, &live_holders, 1, &exclude, self.replicator.free_floor);
+            let targets = placement::choose(&plain, &live_holders, 1, &exclude);
             let Some(&target) = targets.first() else { continue };
             if live_holders.is_empty() {
                 tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, "no live copy of this segment to repair from");

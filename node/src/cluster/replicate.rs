@@ -97,7 +97,6 @@ pub struct Replicator {
     pub peers: Peers,
     pub health: Health,
     pub factor: usize,
-    pub free_floor: u64,
 }
 
 impl Replicator {
@@ -115,6 +114,7 @@ impl Replicator {
                     alive: self.health.alive(n.id),
                     disk_free: h.disk_free,
                     disk_total: h.disk_total,
+                    disk_floor: h.disk_floor,
                 };
                 (cand, n.addr)
             })
@@ -134,7 +134,7 @@ impl Replicator {
             }
             let cands = self.candidates().await?;
             let plain: Vec<Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
-            let targets = placement::choose(&plain, &rec.replicas, need, &failed, self.free_floor);
+            let targets = placement::choose(&plain, &rec.replicas, need, &failed);
             if targets.is_empty() {
                 // Short only if other active nodes exist; repair tops it up when they return.
                 return Ok(cands.len() <= rec.replicas.len());

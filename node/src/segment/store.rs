@@ -20,6 +20,8 @@ pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
     next_tmp: AtomicU64,
+    /// Bytes of blobs stored, counted at open and kept up to date.
+    bytes: AtomicU64,
 }
 
 /// fsyncs a directory so a rename or create inside it survives a crash.
@@ -40,6 +42,26 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Total size of the blob files under `root` (the two fan-out levels), `tmp` excluded.
+fn stored_bytes(root: &Path, tmp: &Path) -> Result<u64> {
+    let mut total = 0;
+    let list = |d: &Path| fs::read_dir(d).map_err(|e| Error::io("list", d, e));
+    for a in list(root)? {
+        let a = a.map_err(|e| Error::io("list", root, e))?.path();
+        if a == tmp || !a.is_dir() {
+            continue;
+        }
+        for b in list(&a)? {
+            let b = b.map_err(|e| Error::io("list", &a, e))?.path();
+            for f in list(&b)? {
+                let f = f.map_err(|e| Error::io("list", &b, e))?;
+                total += f.metadata().map_err(|e| Error::io("stat", f.path(), e))?.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 impl BlobStore {
     /// Opens (creating if needed) the store under `root` and sweeps temp files a crash
     /// may have left. Returns the store and how many temp files were removed.
@@ -55,7 +77,13 @@ impl BlobStore {
         if swept > 0 {
             sync_dir(&tmp)?;
         }
-        Ok((BlobStore { root: root.to_path_buf(), tmp, next_tmp: AtomicU64::new(0) }, swept))
+        let bytes = AtomicU64::new(stored_bytes(root, &tmp)?);
+        Ok((BlobStore { root: root.to_path_buf(), tmp, next_tmp: AtomicU64::new(0), bytes }, swept))
+    }
+
+    /// Bytes of sealed blobs this store holds.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Where the blob for `content_hash` lives.
@@ -90,6 +118,7 @@ impl BlobStore {
         }
         fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
         sync_dir(dir)?;
+        self.bytes.fetch_add(ciphertext.len() as u64, Ordering::Relaxed);
         Ok(*blake3::hash(ciphertext).as_bytes())
     }
 
@@ -107,8 +136,12 @@ impl BlobStore {
     /// a deletion receipt for the segment. Missing blobs are fine (already removed).
     pub fn remove(&self, content_hash: &Hash) -> Result<()> {
         let p = self.path_of(content_hash);
+        let len = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         match fs::remove_file(&p) {
-            Ok(()) => sync_dir(p.parent().expect("blob path has a parent")),
+            Ok(()) => {
+                self.bytes.fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
+                sync_dir(p.parent().expect("blob path has a parent"))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove expired blob", &p, e)),
         }
@@ -144,5 +177,8 @@ mod tests {
         assert_eq!(swept, 1);
         assert!(s.contains(&h));
         assert!(s.get(&[0u8; 32]).unwrap().is_none());
+        assert_eq!(s.bytes(), 8, "the size of what is stored is counted at open");
+        s.remove(&h).unwrap();
+        assert_eq!(s.bytes(), 0);
     }
 }

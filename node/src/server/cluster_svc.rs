@@ -53,6 +53,8 @@ impl Cluster for Services {
                     disk_total_bytes: h.disk_total,
                     cameras: cams.iter().filter(|c| c.recorder == n.id).count() as u32,
                     joined_ms: n.joined_ms,
+                    disk_low: !n.retired && h.disk_low(),
+                    disk_floor_bytes: h.disk_floor,
                 }
             })
             .collect();

@@ -87,7 +87,7 @@ impl std::fmt::Debug for ClusterPki {
 
 impl Services {
     /// Services over `meta`, `store` and `keys`, with fresh counters and camera states.
-    /// Replicas are placed with `factor` copies and no free-space floor.
+    /// Segments are kept in `factor` copies.
     pub fn new(
         meta: Meta,
         (store, keys): (Arc<BlobStore>, Arc<Keys>),
@@ -96,13 +96,7 @@ impl Services {
         factor: usize,
         cluster: ClusterInfo,
     ) -> Services {
-        let replicator = Replicator {
-            meta: meta.clone(),
-            peers: meta.peers().clone(),
-            health: health.clone(),
-            factor,
-            free_floor: 0,
-        };
+        let replicator = Replicator { meta: meta.clone(), peers: meta.peers().clone(), health: health.clone(), factor };
         Services {
             cameras_changed: meta.catalog.cameras_changed(),
             meta,
@@ -154,6 +148,31 @@ impl Services {
     /// The join service.
     pub fn join_service(self) -> custos_proto::v1::join_server::JoinServer<Self> {
         custos_proto::v1::join_server::JoinServer::new(self)
+    }
+}
+
+impl Services {
+    /// Conditions an operator must act on, from this node's view of the cluster.
+    async fn alarms(&self) -> Result<Vec<String>, Status> {
+        let nodes = self.meta.read(|c| c.nodes()).await?;
+        let mut out = Vec::new();
+        for n in nodes.iter().filter(|n| !n.retired) {
+            let h = self.health.get(n.id);
+            if !self.health.alive(n.id) {
+                out.push(format!("node {} ({}, campus {}) is not answering", n.id, n.addr, n.campus));
+            } else if h.disk_low() {
+                out.push(format!(
+                    "node {} ({}, campus {}) is below its free-space floor: {} MiB free, floor {} MiB; it takes no \
+                     new copies and its cameras moved; free space or add capacity",
+                    n.id,
+                    n.addr,
+                    n.campus,
+                    h.disk_free >> 20,
+                    h.disk_floor >> 20
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -323,6 +342,7 @@ impl Footage for Services {
             },
             repair_copies: self.repair_stats.copies_made.load(Ordering::Relaxed),
             committed_under_replicated: self.stats.segments_under_replicated.load(Ordering::Relaxed),
+            alarms: self.alarms().await?,
         }))
     }
 }

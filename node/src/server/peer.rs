@@ -124,11 +124,12 @@ impl Peer for Services {
 
     async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
         require_peer(&req)?;
-        let (free, total) = self.health.own_disk();
+        let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
             node_id: self.meta.node_id,
             disk_free_bytes: free,
             disk_total_bytes: total,
+            disk_floor_bytes: floor,
             campus: self.cluster.campus.clone(),
             under_replicated: if self.meta.is_leader() {
                 self.repair_stats.under_replicated.load(std::sync::atomic::Ordering::Relaxed)
