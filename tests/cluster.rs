@@ -12,16 +12,22 @@ use custos_client::{Client, Segment};
 
 const PURPOSE: &str = "cluster test: verify replicated footage";
 
-/// Three nodes in campuses east (founder, with `cameras`), west and north, all voters.
-async fn three_campus_cluster(cameras: &[String], segment_ms: u64, founder_cfg: &str) -> (Node, Node, Node) {
+/// Three nodes in campuses east (founder, with `cameras`), west and north, all voters;
+/// `cfg` holds extra config lines for each before its first start.
+async fn three_campus_cluster(cameras: &[String], segment_ms: u64, cfg: [&str; 3]) -> (Node, Node, Node) {
     let mut n1 = Node::init_with(cameras, segment_ms, &["--campus", "east"]);
-    if !founder_cfg.is_empty() {
-        n1.configure(founder_cfg);
-    }
+    let configure = |n: &Node, c: &str| {
+        if !c.is_empty() {
+            n.configure(c);
+        }
+    };
+    configure(&n1, cfg[0]);
     n1.start().await;
     let mut n2 = Node::join(&n1, "west").await;
+    configure(&n2, cfg[1]);
     n2.start().await;
     let mut n3 = Node::join(&n2, "north").await;
+    configure(&n3, cfg[2]);
     n3.start().await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
     wait_for(60, "three voters, all up", || async {
@@ -53,7 +59,7 @@ fn by_id<'a>(nodes: &'a mut [&mut Node], id: u64) -> &'a mut Node {
 async fn replicated_across_campuses_and_survives_the_leader() {
     let cam = TestCamera::start_with(0, &["--keyint", "25", "--width", "320", "--height", "180"]);
     let cams = [format!("door={}", cam.url), "lobby=test://ball".to_string()];
-    let (mut n1, mut n2, mut n3) = three_campus_cluster(&cams, 1000, "").await;
+    let (mut n1, mut n2, mut n3) = three_campus_cluster(&cams, 1000, ["", "", ""]).await;
     let sec = n1.user("guard", "security", None).await;
     let t0 = now_ms() - 120_000;
 
@@ -129,7 +135,7 @@ async fn replicated_across_campuses_and_survives_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_recorder_fails_over_within_bound() {
     let cam = TestCamera::start_with(0, &["--keyint", "12", "--width", "320", "--height", "180"]);
-    let (n1, mut n2, n3) = three_campus_cluster(&[], 1000, "").await;
+    let (n1, mut n2, n3) = three_campus_cluster(&[], 1000, ["", "", ""]).await;
     // Added through node 2's API, so node 2 records it (and node 2 is not the leader).
     let admin2 = n2.connect(Some(&n2.token)).await.unwrap();
     let c = admin2.add_camera("ward", &cam.url, "Ward 3 corridor").await.unwrap();
@@ -167,7 +173,8 @@ async fn killed_recorder_fails_over_within_bound() {
 /// Retiring a node moves its cameras and repairs every segment back to two live copies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_node_is_repaired() {
-    let (n1, n2, n3) = three_campus_cluster(&["lobby=test://ball".into(), "gate=test://snow".into()], 1000, "").await;
+    let (n1, n2, n3) =
+        three_campus_cluster(&["lobby=test://ball".into(), "gate=test://snow".into()], 1000, ["", "", ""]).await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
     let sec = n1.user("guard", "security", None).await;
     let t0 = now_ms() - 60_000;
@@ -216,7 +223,7 @@ async fn removed_node_is_repaired() {
 /// catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_node_cannot_commit_and_catches_up() {
-    let (mut n1, mut n2, mut n3) = three_campus_cluster(&["lobby=test://ball".into()], 1000, "").await;
+    let (mut n1, mut n2, mut n3) = three_campus_cluster(&["lobby=test://ball".into()], 1000, ["", "", ""]).await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
     let leader = leader_of(&admin).await.unwrap();
     let others: Vec<u64> = [&n1, &n2, &n3].iter().map(|n| n.node_id()).filter(|&i| i != leader).collect();
@@ -388,7 +395,7 @@ async fn foreign_certificates_and_tokens_are_refused() {
 /// has no hole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_majority_refuses_reads_keeps_recording_and_recovers() {
-    let (n1, mut n2, mut n3) = three_campus_cluster(&["lobby=test://ball".into()], 1000, "").await;
+    let (n1, mut n2, mut n3) = three_campus_cluster(&["lobby=test://ball".into()], 1000, ["", "", ""]).await;
     let sec = n1.user("guard", "security", None).await;
     let t0 = now_ms();
     wait_for(60, "lobby recording", || async {
@@ -436,7 +443,7 @@ async fn no_majority_refuses_reads_keeps_recording_and_recovers() {
 /// node as soon as it applies the entry (milliseconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_node() {
-    let (n1, n2, n3) = three_campus_cluster(&[], 1000, "").await;
+    let (n1, n2, n3) = three_campus_cluster(&[], 1000, ["", "", ""]).await;
     let admin1 = n1.connect(Some(&n1.token)).await.unwrap();
     let t = admin1.add_user("temp-guard", "security", None, 0).await.unwrap();
     let on = |n: &Node| {
@@ -469,20 +476,9 @@ async fn revocation_reaches_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_raises_alarm_moves_recording_and_deletes_nothing() {
     let cam = TestCamera::start_with(0, &["--pattern", "snow", "--bitrate-kbps", "6000", "--keyint", "25"]);
-    let mut n1 = Node::init_with(&[], 1000, &["--campus", "east"]);
-    n1.start().await;
-    let mut n2 = Node::join(&n1, "west").await;
-    // 8 MiB for blobs with a 5 MiB floor: under pressure after about 3 MiB of footage.
-    n2.configure("capacity_mib = 8\nfree_space_floor_mib = 5");
-    n2.start().await;
-    let mut n3 = Node::join(&n1, "north").await;
-    n3.start().await;
+    // Node 2 gets 8 MiB for blobs with a 5 MiB floor: under pressure after about 3 MiB.
+    let (n1, n2, n3) = three_campus_cluster(&[], 1000, ["", "capacity_mib = 8\nfree_space_floor_mib = 5", ""]).await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
-    wait_for(60, "three voters", || async {
-        let r = admin.list_nodes().await.ok()?;
-        r.nodes.iter().all(|n| n.raft_role == "leader" || n.raft_role == "follower").then_some(())
-    })
-    .await;
     let admin2 = n2.connect(Some(&n2.token)).await.unwrap();
     admin2.add_camera("icu", &cam.url, "ICU bay 4").await.unwrap();
     let sec = n1.user("guard", "security", None).await;
