@@ -146,3 +146,94 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     meta.shutdown().await;
 }
+
+/// The same rules, black box: three `custos-sim-node` processes whose clock a file moves.
+/// Jumps of 31 and 61 days: footage is kept until its `max_days`, then expires with
+/// receipts on every node's disk; held footage outlives its policy until two people
+/// release the hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_on_a_simulated_clock_keeps_and_expires_by_the_rules() {
+    use common::{wait_for, Node};
+    const DAY: i64 = 86_400_000;
+    const WHY: &str = "retention check on a simulated clock";
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("offset-ms");
+    std::fs::write(&clock, "0").unwrap();
+    let jump = |days: i64| std::fs::write(&clock, (days * DAY).to_string()).unwrap();
+
+    let cams = ["lobby=test://ball".to_string(), "gate=test://snow".to_string()];
+    let mut n1 = Node::init_with(&cams, 1000, &["--campus", "east"]);
+    n1.configure("expiry_every_s = 1");
+    n1.start_sim(&clock).await;
+    let mut others = Vec::new();
+    for campus in ["west", "north"] {
+        let mut n = Node::join(&n1, campus).await;
+        n.configure("expiry_every_s = 1");
+        n.start_sim(&clock).await;
+        others.push(n);
+    }
+    let boot = n1.connect(Some(&n1.token)).await.unwrap();
+    // Tokens that outlive the jumps (the first admin's expires after 90 days).
+    let admin = n1.connect(Some(&boot.add_user("admin2", "admin", None, 366).await.unwrap().token)).await.unwrap();
+    let sec = n1.connect(Some(&admin.add_user("guard", "security", None, 366).await.unwrap().token)).await.unwrap();
+    let appr = n1.connect(Some(&admin.add_user("head", "approver", None, 366).await.unwrap().token)).await.unwrap();
+    let auditor = n1.connect(Some(&admin.add_user("aud", "auditor", None, 366).await.unwrap().token)).await.unwrap();
+    admin.set_policy(Some("lobby"), 30, 60).await.unwrap();
+    let t0 = custos_client::time::now_ms() - 10_000;
+    let hold = sec.place_hold("case-gate", &["gate".to_string()], t0, None, WHY).await.unwrap();
+
+    let both = |min: usize| {
+        let sec = sec.clone();
+        async move {
+            let now = custos_client::time::now_ms();
+            let l = sec.search("lobby", t0, now, WHY).await.ok()?.0;
+            let g = sec.search("gate", t0, now, WHY).await.ok()?.0;
+            (l.len() >= min && g.len() >= min && l.iter().chain(&g).all(|s| s.replicas.len() >= 2)).then_some((l, g))
+        }
+    };
+    let (lobby, gate) = wait_for(60, "replicated footage of both cameras", || both(3)).await;
+    let t1 = lobby.last().unwrap().end_ms.min(gate.last().unwrap().end_ms);
+    let count = |cam: &'static str| {
+        let sec = sec.clone();
+        async move { sec.search(cam, t0, t1, WHY).await.unwrap().0.len() }
+    };
+    let (n_lobby, n_gate) = (count("lobby").await, count("gate").await);
+
+    // +31 days: past min_days, before lobby's max_days; the gate is held.
+    jump(31);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(count("lobby").await, n_lobby, "nothing expires before max_days");
+    assert_eq!(count("gate").await, n_gate, "held footage stays");
+
+    // +61 days: lobby expires everywhere, with receipts; the held gate footage stays.
+    jump(61);
+    wait_for(30, "lobby expired", || async { (count("lobby").await == 0).then_some(()) }).await;
+    assert_eq!(count("gate").await, n_gate, "held footage survives its policy");
+    let receipts = auditor.receipts(Some("lobby")).await.unwrap();
+    for s in lobby.iter().filter(|s| s.end_ms <= t1) {
+        assert!(receipts.iter().any(|r| r.start_ms == s.start_ms), "receipt for lobby@{}", s.start_ms);
+    }
+    let nodes: Vec<&Node> = std::iter::once(&n1).chain(others.iter()).collect();
+    wait_for(30, "expired blobs removed on every node", || async {
+        lobby
+            .iter()
+            .filter(|s| s.end_ms <= t1)
+            .all(|s| nodes.iter().all(|n| !n.holds_blob(&s.content_hash)))
+            .then_some(())
+    })
+    .await;
+    for s in gate.iter().filter(|s| s.end_ms <= t1) {
+        assert!(s.replicas.iter().all(|r| nodes
+            .iter()
+            .find(|n| n.node_id() == *r)
+            .unwrap()
+            .holds_blob(&s.content_hash)));
+    }
+
+    // Release needs two different people; then the gate footage expires too.
+    sec.approve_release(&hold.id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(count("gate").await, n_gate, "one approval releases nothing");
+    appr.approve_release(&hold.id).await.unwrap();
+    wait_for(30, "gate expired after the release", || async { (count("gate").await == 0).then_some(()) }).await;
+}

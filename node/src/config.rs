@@ -101,6 +101,9 @@ pub struct NodeConfig {
     /// makes new ones elsewhere. A retired node's copies are replaced at once.
     #[serde(default = "default_repair_after_down_s")]
     pub repair_after_down_s: u64,
+    /// Seconds between expiry passes on the leader.
+    #[serde(default = "default_expiry_every_s")]
+    pub expiry_every_s: u64,
     /// Raft entries between catalog snapshots (0: the built-in 20,000). Snapshots seed
     /// nodes that join late and let the log be trimmed.
     #[serde(default)]
@@ -137,6 +140,9 @@ fn default_free_space_floor_mib() -> u64 {
 fn default_repair_after_down_s() -> u64 {
     600
 }
+fn default_expiry_every_s() -> u64 {
+    60
+}
 fn default_segment_target_ms() -> u64 {
     4_000
 }
@@ -164,6 +170,7 @@ impl NodeConfig {
             capacity_mib: 0,
             repair_after_down_s: default_repair_after_down_s(),
             raft_snapshot_every: 0,
+            expiry_every_s: default_expiry_every_s(),
             cameras: vec![],
         }
     }
@@ -225,6 +232,9 @@ impl NodeConfig {
         crate::server::peer::validate_campus(&self.campus).map_err(|p| field("campus", p))?;
         if !(1..=5).contains(&self.replication_factor) {
             return Err(field("replication_factor", format!("{} is outside 1..=5", self.replication_factor)));
+        }
+        if !(1..=3600).contains(&self.expiry_every_s) {
+            return Err(field("expiry_every_s", "must be between 1 and 3600 seconds"));
         }
         if self.repair_after_down_s < 5 {
             return Err(field("repair_after_down_s", "must be at least 5 seconds"));

@@ -15,8 +15,6 @@ use crate::meta::{Catalog, Command, Meta, Response};
 use crate::segment::store::write_file_atomic;
 use crate::segment::BlobStore;
 
-/// Pause between expiry passes.
-pub const EXPIRY_EVERY: Duration = Duration::from_secs(60);
 /// Segments nominated per Raft entry.
 pub const EXPIRY_BATCH: usize = 512;
 /// Receipts followed per step of blob removal.
@@ -80,6 +78,7 @@ pub async fn run(
     meta: Meta,
     store: std::sync::Arc<BlobStore>,
     cursor_file: std::path::PathBuf,
+    every: Duration,
     shutdown: crate::Shutdown,
 ) {
     let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
@@ -100,7 +99,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(EXPIRY_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

@@ -68,7 +68,12 @@ pub(crate) async fn wait_shutdown(mut s: Shutdown) {
 
 /// Runs the node until `shutdown` fires, then stops every part in reverse order.
 pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
-    let clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    run_with_clock(config, shutdown, Arc::new(clock::SystemClock)).await
+}
+
+/// [`run`] on a given clock. `custos-node` always uses the system clock; only the test
+/// harness's simulated node (`custos-sim-node`) passes another.
+pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock::SharedClock) -> Result<()> {
     let data = config.data_dir.clone();
     let advertise = config.advertise_addr();
     tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
@@ -258,7 +263,8 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     });
     drop(commit_tx);
     let mut supervisor =
-        ingest::Supervisor::new(config.segment_target_ms, states.clone(), on_new_camera).map_err(Error::Internal)?;
+        ingest::Supervisor::new(config.segment_target_ms, states.clone(), on_new_camera, clock.clone())
+            .map_err(Error::Internal)?;
     let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
     let supervisor_thread = std::thread::Builder::new()
         .name("ingest-supervisor".into())
@@ -272,7 +278,13 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
     let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
 
     // Retention: expiry on the leader, blob removal from receipts everywhere.
-    let expiry = tokio::spawn(expiry::run(meta.clone(), store.clone(), data.join("expiry.cursor"), shutdown.clone()));
+    let expiry = tokio::spawn(expiry::run(
+        meta.clone(),
+        store.clone(),
+        data.join("expiry.cursor"),
+        Duration::from_secs(config.expiry_every_s),
+        shutdown.clone(),
+    ));
 
     let served = server.await.map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!("shutting down: API closed");

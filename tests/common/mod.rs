@@ -187,10 +187,23 @@ impl Node {
 
     /// Starts the node and waits until its API answers.
     pub async fn start(&mut self) -> Client {
+        let mut cmd = Command::new(bin("custos-node"));
+        cmd.arg("run");
+        self.start_cmd(cmd).await
+    }
+
+    /// Starts the node as `custos-sim-node`, whose clock is the system's plus the offset
+    /// (ms) written in `clock_file`.
+    pub async fn start_sim(&mut self, clock_file: &Path) -> Client {
+        let mut cmd = Command::new(bin("custos-sim-node"));
+        cmd.env("CUSTOS_SIM_CLOCK", clock_file);
+        self.start_cmd(cmd).await
+    }
+
+    async fn start_cmd(&mut self, mut cmd: Command) -> Client {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap();
-        let child = Command::new(bin("custos-node"))
-            .arg("run")
+        let child = cmd
             .arg("--data")
             .arg(self.data())
             .env("RUST_LOG", "info,openraft=warn")

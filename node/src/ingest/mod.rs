@@ -148,13 +148,21 @@ pub struct Supervisor {
     running: BTreeMap<String, Running>,
     /// Where each camera's segments go; the receiver half is handed to the recorder.
     on_new_camera: SegmentSink,
+    /// Wall-clock time that stamps each pipeline run's first frame.
+    clock: crate::clock::SharedClock,
 }
 
 impl Supervisor {
-    /// Initialises GStreamer. `on_new_camera` returns the channel a new camera's segments go to.
-    pub fn new(segment_target_ms: u64, states: CameraStates, on_new_camera: SegmentSink) -> Result<Supervisor, String> {
+    /// Initialises GStreamer. `on_new_camera` returns the channel a new camera's segments
+    /// go to; `clock` gives segments their wall-clock times.
+    pub fn new(
+        segment_target_ms: u64,
+        states: CameraStates,
+        on_new_camera: SegmentSink,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Supervisor, String> {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
-        Ok(Supervisor { segment_target_ms, states, running: BTreeMap::new(), on_new_camera })
+        Ok(Supervisor { segment_target_ms, states, running: BTreeMap::new(), on_new_camera, clock })
     }
 
     /// Makes the running set equal `wanted` (camera id → source URL). Cameras whose source
@@ -198,6 +206,7 @@ impl Supervisor {
                 tx: (self.on_new_camera)(id),
                 states: self.states.clone(),
                 stop: stop.clone(),
+                clock: self.clock.clone(),
             };
             tracing::info!(camera = %id, source = %redact(source), "starting camera");
             let thread = std::thread::Builder::new()

@@ -41,6 +41,7 @@ pub struct CameraTask {
     pub tx: mpsc::Sender<RawSegment>,
     pub states: CameraStates,
     pub stop: Arc<AtomicBool>,
+    pub clock: crate::clock::SharedClock,
 }
 
 /// State shared between the appsink callback and the supervisor for one run.
@@ -51,10 +52,7 @@ struct Session {
     /// (wall-clock ns, pipeline PTS ns) of the first frame of this run.
     anchor: Option<(u64, u64)>,
     tx: mpsc::Sender<RawSegment>,
-}
-
-fn wall_now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    clock: crate::clock::SharedClock,
 }
 
 impl Session {
@@ -249,7 +247,8 @@ fn install_callbacks(
                     });
                 }
                 if s.anchor.is_none() {
-                    s.anchor = Some((wall_now_ns(), au.pts_ns));
+                    let wall_ns = (s.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
+                    s.anchor = Some((wall_ns, au.pts_ns));
                 }
                 if let Some(cut) = s.segmenter.push(au) {
                     if cut.forced {
@@ -282,6 +281,7 @@ fn run_once(task: &CameraTask, healthy: &mut bool) -> RunEnd {
         codec: None,
         anchor: None,
         tx: task.tx.clone(),
+        clock: task.clock.clone(),
     }));
     let epoch = Instant::now();
     let last_frame = Arc::new(AtomicU64::new(0));
