@@ -61,6 +61,8 @@ async fn start_node(id: u64, port: u16, tls: Option<PeerTls>, keys: Arc<Keys>, f
         archive_recipients: vec![],
         archive_identity: String::new(),
         segment_target_ms: 4000,
+        signing: None,
+        signing_pkcs8: None,
     };
     let services = Services::new(meta.clone(), (store.clone(), keys.clone()), clock, health.clone(), factor, cluster);
     let replicator = services.replicator.clone();

@@ -9,6 +9,7 @@ use custos_proto::v1 as pb;
 use custos_proto::v1::admin_client::AdminClient;
 use custos_proto::v1::audit_client::AuditClient;
 use custos_proto::v1::cluster_client::ClusterClient;
+use custos_proto::v1::exports_client::ExportsClient;
 use custos_proto::v1::footage_client::FootageClient;
 use custos_proto::v1::holds_client::HoldsClient;
 use tonic::metadata::MetadataValue;
@@ -16,8 +17,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 pub use pb::{
-    AuditEntry, Camera, CameraState, CreateJoinTokenResponse, FetchSummary, Hold, ListNodesResponse, NodeInfo, Policy,
-    Segment, StatusResponse, Token, TokenIssued, User,
+    AuditEntry, Camera, CameraState, CreateJoinTokenResponse, Export, FetchSummary, Hold, ListNodesResponse, NodeInfo,
+    Policy, Segment, SigningKeyResponse, StatusResponse, Token, TokenIssued, User,
 };
 
 /// Default node address when neither `--addr` nor `CUSTOS_ADDR` is given.
@@ -86,6 +87,7 @@ pub struct Client {
     audit: AuditClient<Channel>,
     holds: HoldsClient<Channel>,
     cluster: ClusterClient<Channel>,
+    exports: ExportsClient<Channel>,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -132,7 +134,8 @@ impl Client {
             admin: AdminClient::new(channel.clone()),
             audit: AuditClient::new(channel.clone()),
             holds: HoldsClient::new(channel.clone()),
-            cluster: ClusterClient::new(channel),
+            cluster: ClusterClient::new(channel.clone()),
+            exports: ExportsClient::new(channel).max_decoding_message_size(8 << 20),
             auth,
         })
     }
@@ -233,6 +236,119 @@ impl Client {
     /// A single-use join token (`ttl_s` 0: the server's default).
     pub async fn join_token(&self, ttl_s: u64) -> Result<CreateJoinTokenResponse, ClientError> {
         Ok(self.cluster.clone().create_join_token(self.req(pb::CreateJoinTokenRequest { ttl_s })).await?.into_inner())
+    }
+
+    /// Requests an export of `ranges` (camera, from, to).
+    pub async fn request_export(
+        &self,
+        case_id: &str,
+        organisation: &str,
+        letter: &str,
+        purpose: &str,
+        ranges: &[(String, i64, i64)],
+    ) -> Result<Export, ClientError> {
+        let r = pb::RequestExportRequest {
+            case_id: case_id.into(),
+            organisation: organisation.into(),
+            letter: letter.into(),
+            purpose: purpose.into(),
+            ranges: ranges
+                .iter()
+                .map(|(c, f, t)| pb::ExportRange { camera: c.clone(), from_ms: *f, to_ms: *t })
+                .collect(),
+        };
+        Ok(self.exports.clone().request_export(self.req(r)).await?.into_inner())
+    }
+
+    /// Approves (or rejects, with a reason) an export request.
+    pub async fn decide_export(&self, id: &str, approve: bool, reason: &str) -> Result<Export, ClientError> {
+        let r = pb::DecideExportRequest { id: id.into(), approve, reason: reason.into() };
+        Ok(self.exports.clone().decide_export(self.req(r)).await?.into_inner())
+    }
+
+    /// Builds, signs and archives an approved export.
+    pub async fn run_export(&self, id: &str) -> Result<Export, ClientError> {
+        Ok(self.exports.clone().run_export(self.req(pb::RunExportRequest { id: id.into() })).await?.into_inner())
+    }
+
+    /// Exports the caller may see.
+    pub async fn list_exports(&self) -> Result<Vec<Export>, ClientError> {
+        Ok(self.exports.clone().list_exports(self.req(pb::ListExportsRequest {})).await?.into_inner().exports)
+    }
+
+    /// One export.
+    pub async fn get_export(&self, id: &str) -> Result<Export, ClientError> {
+        Ok(self.exports.clone().get_export(self.req(pb::GetExportRequest { id: id.into() })).await?.into_inner())
+    }
+
+    /// The cluster's export signing key.
+    pub async fn signing_key(&self) -> Result<SigningKeyResponse, ClientError> {
+        Ok(self.exports.clone().signing_key(self.req(pb::SigningKeyRequest {})).await?.into_inner())
+    }
+
+    /// Appends file `file` of export `id` from byte `offset` to `out`; returns the bytes
+    /// written. `progress` gets each chunk's size.
+    pub async fn download_export_file<W: std::io::Write>(
+        &self,
+        id: &str,
+        file: &str,
+        offset: u64,
+        out: &mut W,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, ClientError> {
+        let r = pb::DownloadExportRequest { id: id.into(), file: file.into(), offset };
+        let mut stream = self.exports.clone().download_export(self.req(r)).await?.into_inner();
+        let mut n = 0;
+        while let Some(c) = stream.message().await? {
+            out.write_all(&c.data)?;
+            n += c.data.len() as u64;
+            progress(c.data.len() as u64);
+        }
+        Ok(n)
+    }
+
+    /// Downloads every file of a completed export into `dir`, resuming files a previous
+    /// attempt left as `NAME.part`. `progress(done, total)` follows the bytes.
+    pub async fn download_export(
+        &self,
+        id: &str,
+        dir: &std::path::Path,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Export, ClientError> {
+        let e = self.get_export(id).await?;
+        if e.files.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "export {id} is {}: it can be downloaded once it has been approved and run",
+                e.status
+            )));
+        }
+        std::fs::create_dir_all(dir)?;
+        let total: u64 = e.files.iter().map(|f| f.bytes).sum();
+        let mut done = 0;
+        for f in &e.files {
+            if f.name.contains('/') || f.name.starts_with('.') {
+                return Err(ClientError::Usage(format!("refusing file name {:?} from the server", f.name)));
+            }
+            let path = dir.join(&f.name);
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == f.bytes) {
+                done += f.bytes;
+                progress(done, total);
+                continue;
+            }
+            let part = dir.join(format!("{}.part", f.name));
+            let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0).min(f.bytes);
+            let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&part)?;
+            out.set_len(have)?;
+            done += have;
+            self.download_export_file(id, &f.name, have, &mut out, |n| {
+                done += n;
+                progress(done, total);
+            })
+            .await?;
+            out.sync_all()?;
+            std::fs::rename(&part, &path)?;
+        }
+        Ok(e)
     }
 
     /// Retires a node.

@@ -54,6 +54,9 @@ pub enum Cmd {
     /// Retention policies: at least 30 days, never lower.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
+    /// Evidence exports: request, approve, run, download, verify offline.
+    #[command(subcommand)]
+    Export(cmd::export::ExportCmd),
     /// The hash-chained audit log (auditors).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),

@@ -12,6 +12,8 @@
 //! are appended only by the Raft state machine, which assigns `seq` and `prev`
 //! deterministically, so every node holds the same chain. Entries never expire.
 
+pub mod export;
+
 use serde::{Deserialize, Serialize};
 
 /// A 32-byte BLAKE3 digest.

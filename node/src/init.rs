@@ -64,13 +64,17 @@ pub fn new_token() -> String {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
+    write_private_bytes(path, text.as_bytes())
+}
+
+fn write_private_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("create", path, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io("write", path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io("write", path, e))?;
     f.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
@@ -101,6 +105,9 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         let tls = write_tls_files(&dir, (&pki.ca_cert_pem, &pki.ca_key_pem), (&pki.node_cert_pem, &pki.node_key_pem))?;
         (Some(tls), pki.node_names)
     };
+
+    let signing = custos_evidence::export::SigningKey::generate_pkcs8().map_err(Error::Internal)?;
+    write_private_bytes(&dir.join(crate::export::SIGNING_KEY_FILE), &signing)?;
 
     let token = new_token();
     let boot = Bootstrap { name: "admin".into(), token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string() };
@@ -218,6 +225,9 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let k = dir.join("keys");
     write_private(&k.join("archive.age"), &reply.archive_identity)?;
+    if !reply.signing_key_pkcs8.is_empty() {
+        write_private_bytes(&dir.join(crate::export::SIGNING_KEY_FILE), &reply.signing_key_pkcs8)?;
+    }
     let tls = write_tls_files(&dir, (&reply.ca_pem, &reply.ca_key_pem), (&reply.cert_pem, &reply.key_pem))?;
     let mut cfg = NodeConfig::with_defaults(reply.node_id, opts.listen, reply.archive_recipients);
     cfg.segment_target_ms = u64::from(reply.segment_target_ms);

@@ -13,6 +13,7 @@
 //! | users, roles, tokens, the authorisation table | [`access`] |
 //! | retention policies, the 30-day floor, holds (pure rules) | [`retention`] |
 //! | the expiry worker: the only deletion path, with receipts | [`expiry`] |
+//! | evidence exports: workflow rules, signed manifests | [`export`] |
 //! | the hash-chained audit log | [`audit`] |
 //! | gRPC API: cameras, search, verified fetch, status, admin, audit | [`server`] |
 //!
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod export;
 pub mod ingest;
 pub mod init;
 pub mod meta;
@@ -128,12 +130,30 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     };
     // API and peer services start before Raft has a leader: the leader must reach this
     // node to bring it up to date.
+    let signing_path = data.join(export::SIGNING_KEY_FILE);
+    let signing_pkcs8 = match std::fs::read(&signing_path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %signing_path.display(), "no export signing key: this node cannot run exports");
+            None
+        }
+        Err(e) => return Err(Error::io("read the export signing key", &signing_path, e)),
+    };
+    let signing = match &signing_pkcs8 {
+        Some(b) => Some(Arc::new(
+            custos_evidence::export::SigningKey::from_pkcs8(b)
+                .map_err(|e| Error::Internal(format!("{}: {e}", signing_path.display())))?,
+        )),
+        None => None,
+    };
     let cluster_info = server::ClusterInfo {
         campus: config.campus.clone(),
         pki,
         archive_recipients: config.archive_recipients.clone(),
         archive_identity: identity.clone(),
         segment_target_ms: config.segment_target_ms,
+        signing,
+        signing_pkcs8,
     };
     let mut services = server::Services::new(
         meta.clone(),
@@ -169,6 +189,7 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         .add_service(services.clone().cluster_service())
         .add_service(services.clone().peer_service())
         .add_service(services.clone().join_service())
+        .add_service(services.clone().exports_service())
         .add_service(services.audit_service())
         .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
     let server = tokio::spawn(server);

@@ -356,6 +356,8 @@ pub fn services(
         archive_recipients: vec![],
         archive_identity: String::new(),
         segment_target_ms: 4000,
+        signing: None,
+        signing_pkcs8: None,
     };
     custos_node::server::Services::new(meta.clone(), (ctx.store.clone(), ctx.keys.clone()), clock, health, 1, cluster)
 }

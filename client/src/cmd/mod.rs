@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod camera;
+pub mod export;
 pub mod footage;
 pub mod hold;
 pub mod node;
@@ -20,6 +21,10 @@ pub fn print_json(v: &serde_json::Value) {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Offline verification needs no node.
+    if let Cmd::Export(export::ExportCmd::Verify { dir, pubkey }) = &cli.cmd {
+        return export::verify(dir, pubkey.as_deref(), cli.json);
+    }
     let transport = match (&cli.ca, cli.insecure) {
         (_, true) => Transport::Plaintext,
         (Some(path), false) => {
@@ -45,5 +50,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Audit(c) => audit::run(&client, c, cli.json).await,
         Cmd::Policy(c) => policy::run(&client, c, cli.json).await,
         Cmd::Hold(c) => hold::run(&client, c, cli.json).await,
+        Cmd::Export(c) => export::run(&client, c, cli.json).await,
     }
 }

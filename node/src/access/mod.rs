@@ -71,11 +71,16 @@ pub enum Action {
     ViewHolds,
     ApproveHoldRelease,
     ManageNodes,
+    RequestExport,
+    DecideExport,
+    RunExport,
+    ViewExports,
+    DownloadExport,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 18] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -89,6 +94,11 @@ impl Action {
         Action::ViewHolds,
         Action::ApproveHoldRelease,
         Action::ManageNodes,
+        Action::RequestExport,
+        Action::DecideExport,
+        Action::RunExport,
+        Action::ViewExports,
+        Action::DownloadExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +116,11 @@ impl Action {
             Action::ViewHolds => "hold-list",
             Action::ApproveHoldRelease => "hold-release",
             Action::ManageNodes => "manage-nodes",
+            Action::RequestExport => "export-request",
+            Action::DecideExport => "export-decide",
+            Action::RunExport => "export-run",
+            Action::ViewExports => "export-list",
+            Action::DownloadExport => "export-download",
         }
     }
 
@@ -130,6 +145,12 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         ViewHolds => matches!(role, Operator | Security | Approver | Auditor),
         // Two different people must approve a release (retention::hold).
         ApproveHoldRelease => matches!(role, Security | Approver),
+        // Exports: security asks and runs, an approver decides (never the requester:
+        // the state machine checks it), investigators fetch their own case's packages.
+        RequestExport | RunExport => matches!(role, Security),
+        DecideExport => matches!(role, Approver),
+        ViewExports => matches!(role, Security | Approver | Auditor | Investigator),
+        DownloadExport => matches!(role, Security | Investigator),
     }
 }
 

@@ -44,6 +44,9 @@ pub const CF_NODES: &str = "nodes";
 /// Join tokens by token hash.
 pub const CF_JOIN_TOKENS: &str = "join_tokens";
 
+/// Export requests and their packages' manifests by id.
+pub const CF_EXPORTS: &str = "exports";
+
 /// Column families that make up the state machine (and so its snapshots).
 pub const STATE_CFS: &[&str] = &[
     CF_SM,
@@ -57,6 +60,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_RECEIPTS,
     CF_NODES,
     CF_JOIN_TOKENS,
+    CF_EXPORTS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -20,8 +20,8 @@ use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
 pub use types::{
-    Camera, Codec, Command, DeletionReceipt, JoinTokenRecord, NodeId, NodeRecord, Request, Response, SegmentRecord,
-    TokenRecord, TypeConfig, User,
+    Camera, Codec, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, Request,
+    Response, SegmentRecord, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

@@ -21,12 +21,12 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
-    CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES,
+    CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
 };
 use super::types::{
-    decode, encode, Camera, Command, DeletionReceipt, JoinTokenRecord, NodeId, NodeRecord, Request, Response,
-    SegmentRecord, TokenRecord, TypeConfig, User,
+    decode, encode, Camera, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord,
+    Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -37,6 +37,7 @@ const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
 const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
 const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
+const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -119,6 +120,11 @@ impl Catalog {
             out.push(decode(&v).map_err(crate::Error::Internal)?);
         }
         Ok((out, false))
+    }
+
+    /// The segment of `camera` starting at `start_ms`.
+    pub fn segment(&self, camera: &str, start_ms: i64) -> crate::Result<Option<SegmentRecord>> {
+        self.get(CF_SEGMENTS, &segment_key(camera, start_ms))
     }
 
     /// True if the catalog has a segment of `camera` starting at `start_ms`.
@@ -259,6 +265,16 @@ impl Catalog {
             out.push(decode(&v).map_err(crate::Error::Internal)?);
         }
         Ok(out)
+    }
+
+    /// Every export, oldest first.
+    pub fn exports(&self) -> crate::Result<Vec<ExportRecord>> {
+        read_all(&self.db, CF_EXPORTS).map_err(crate::Error::Internal)
+    }
+
+    /// One export.
+    pub fn export(&self, id: &str) -> crate::Result<Option<ExportRecord>> {
+        self.get(CF_EXPORTS, id.as_bytes())
     }
 
     /// Every node, active or retired, by id.
@@ -478,20 +494,10 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             batch.put_cf(cf(db, CF_POLICIES), camera.as_deref().unwrap_or("").as_bytes(), encode(policy));
             Response::Ok
         }
-        Command::PlaceHold(h) => {
-            let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
-                Ok(v) => v.unwrap_or(0) + 1,
-                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
-            };
-            let mut h = h.clone();
-            h.id = format!("H-{seq:06}");
-            h.placed_ms = req.time_ms;
-            h.release_approvals.clear();
-            h.released_ms = None;
-            batch.put_cf(cf(db, CF_SM), KEY_HOLD_SEQ, encode(&seq));
-            batch.put_cf(cf(db, CF_HOLDS), h.id.as_bytes(), encode(&h));
-            Response::Created(h.id)
-        }
+        Command::PlaceHold(h) => match place_hold(db, batch, req.time_ms, h) {
+            Ok(id) => Response::Created(id),
+            Err(r) => r,
+        },
         Command::ApproveHoldRelease { id, user } => {
             let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
                 Ok(Some(h)) => h,
@@ -546,6 +552,9 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 Err(r) => r,
             }
         }
+        Command::RequestExport(_) | Command::DecideExport { .. } | Command::CompleteExport { .. } => {
+            apply_export(db, batch, req.time_ms, &req.command)
+        }
         Command::AddReplicas(adds) => {
             let c = cf(db, CF_SEGMENTS);
             let mut updated: std::collections::HashMap<Vec<u8>, SegmentRecord> = std::collections::HashMap::new();
@@ -573,6 +582,96 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
             Response::Committed { new, duplicate: skipped }
         }
+    }
+}
+
+/// Stores a new hold under the next id.
+fn place_hold(db: &DB, batch: &mut WriteBatch, now_ms: i64, h: &crate::retention::Hold) -> Result<String, Response> {
+    let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
+        Ok(v) => v.unwrap_or(0) + 1,
+        Err(e) => return Err(Response::Rejected(format!("catalog read failed: {e}"))),
+    };
+    let mut h = h.clone();
+    h.id = format!("H-{seq:06}");
+    h.placed_ms = now_ms;
+    h.release_approvals.clear();
+    h.released_ms = None;
+    batch.put_cf(cf(db, CF_SM), KEY_HOLD_SEQ, encode(&seq));
+    batch.put_cf(cf(db, CF_HOLDS), h.id.as_bytes(), encode(&h));
+    Ok(h.id)
+}
+
+/// Applies the export workflow's commands.
+fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command) -> Response {
+    let load = |id: &str| match get_decoded::<ExportRecord>(db, CF_EXPORTS, id.as_bytes()) {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(Response::Rejected(format!("export {id} does not exist"))),
+        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
+    };
+    match command {
+        Command::RequestExport(e) => {
+            let seq: u64 = match get_decoded(db, CF_SM, KEY_EXPORT_SEQ) {
+                Ok(v) => v.unwrap_or(0) + 1,
+                Err(err) => return Response::Rejected(format!("catalog read failed: {err}")),
+            };
+            let mut e = e.clone();
+            e.id = format!("E-{seq:06}");
+            e.requested_ms = now_ms;
+            e.status = ExportStatus::Requested;
+            (e.decided_by, e.decided_ms, e.manifest, e.signature, e.merkle_root, e.hold_id, e.completed_ms) =
+                (None, None, None, None, None, None, None);
+            batch.put_cf(cf(db, CF_SM), KEY_EXPORT_SEQ, encode(&seq));
+            batch.put_cf(cf(db, CF_EXPORTS), e.id.as_bytes(), encode(&e));
+            Response::Created(e.id)
+        }
+        Command::DecideExport { id, user, approve, reason } => {
+            let mut e = match load(id) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            if e.status != ExportStatus::Requested {
+                return Response::Rejected(format!("export {id} was already {}", e.status.as_str()));
+            }
+            if e.requester == *user {
+                return Response::Rejected(format!(
+                    "{user} requested export {id} and cannot also decide it: a second person must approve"
+                ));
+            }
+            e.status = if *approve { ExportStatus::Approved } else { ExportStatus::Rejected };
+            e.decided_by = Some(user.clone());
+            e.decided_ms = Some(now_ms);
+            e.reason = reason.clone();
+            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            Response::Ok
+        }
+        Command::CompleteExport { id, manifest, signature, merkle_root, hold } => {
+            let mut e = match load(id) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            if e.status != ExportStatus::Approved {
+                return Response::Rejected(format!("export {id} is {}, not approved", e.status.as_str()));
+            }
+            if e.decided_ms.is_some_and(|d| now_ms > d + crate::export::APPROVAL_VALID_MS) {
+                return Response::Rejected(format!(
+                    "the approval of export {id} has expired ({} days); request it again",
+                    crate::export::APPROVAL_VALID_MS / 86_400_000
+                ));
+            }
+            let hold_id = match place_hold(db, batch, now_ms, hold) {
+                Ok(h) => h,
+                Err(r) => return r,
+            };
+            e.status = ExportStatus::Done;
+            e.manifest = Some(manifest.clone());
+            e.signature = Some(signature.clone());
+            e.merkle_root = Some(merkle_root.clone());
+            e.hold_id = Some(hold_id);
+            e.completed_ms = Some(now_ms);
+            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            Response::Ok
+        }
+        _ => Response::Rejected("not an export command".into()),
     }
 }
 

@@ -114,6 +114,54 @@ pub struct JoinTokenRecord {
     pub used_by: Option<NodeId>,
 }
 
+/// Where an export request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportStatus {
+    Requested,
+    Approved,
+    Rejected,
+    /// The package was built, signed and archived.
+    Done,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::Requested => "requested",
+            ExportStatus::Approved => "approved",
+            ExportStatus::Rejected => "rejected",
+            ExportStatus::Done => "done",
+        }
+    }
+}
+
+/// An evidence export: the request, the second person's decision and, once run, the
+/// signed manifest of the package (the archived copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// `E-000001`, assigned when the request is committed.
+    pub id: String,
+    pub case_id: String,
+    pub organisation: String,
+    pub letter: String,
+    pub purpose: String,
+    pub requester: String,
+    pub requested_ms: i64,
+    /// (camera, from, to) ranges.
+    pub ranges: Vec<(String, i64, i64)>,
+    pub status: ExportStatus,
+    pub decided_by: Option<String>,
+    pub decided_ms: Option<i64>,
+    pub reason: String,
+    /// The signed manifest (`manifest.json` bytes as text) and its signature (hex).
+    pub manifest: Option<String>,
+    pub signature: Option<String>,
+    pub merkle_root: Option<String>,
+    /// The hold that keeps the archived copy's footage.
+    pub hold_id: Option<String>,
+    pub completed_ms: Option<i64>,
+}
+
 /// What a Raft entry asks the state machine to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -161,6 +209,19 @@ pub enum Command {
     AssignCamera { camera: String, recorder: NodeId },
     /// Add replicas to committed segments (repair): (camera, start, node).
     AddReplicas(Vec<(String, i64, NodeId)>),
+    /// Record an export request; the state machine assigns its id.
+    RequestExport(ExportRecord),
+    /// Approve or reject a request. Refused for the requester and for a decided request.
+    DecideExport { id: String, user: String, approve: bool, reason: String },
+    /// Record a built package and place a hold on its footage. Refused unless the
+    /// request is approved and the approval is still valid at the command's time.
+    CompleteExport {
+        id: String,
+        manifest: String,
+        signature: String,
+        merkle_root: String,
+        hold: crate::retention::Hold,
+    },
 }
 
 /// Proof that a segment was deleted by the retention engine, kept forever.
@@ -225,6 +286,9 @@ impl std::fmt::Display for Request {
             Command::RetireNode { id } => write!(f, "retire-node {id}"),
             Command::AssignCamera { camera, recorder } => write!(f, "assign-camera {camera} to {recorder}"),
             Command::AddReplicas(r) => write!(f, "add-replicas x{}", r.len()),
+            Command::RequestExport(e) => write!(f, "request-export case {}", e.case_id),
+            Command::DecideExport { id, user, approve, .. } => write!(f, "decide-export {id} by {user}: {approve}"),
+            Command::CompleteExport { id, merkle_root, .. } => write!(f, "complete-export {id} root {merkle_root}"),
         }
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod audit_svc;
 mod cluster_svc;
 mod convert;
+mod exports;
 mod guard;
 mod holds;
 pub mod peer;
@@ -70,6 +71,10 @@ pub struct ClusterInfo {
     /// The archive identity file's text.
     pub archive_identity: String,
     pub segment_target_ms: u64,
+    /// The cluster's export signing key (`keys/signing.pk8`), if this node has it.
+    pub signing: Option<Arc<custos_evidence::export::SigningKey>>,
+    /// Its PKCS#8 bytes, handed to joining nodes.
+    pub signing_pkcs8: Option<Vec<u8>>,
 }
 
 /// The cluster CA certificate and key (PEM).
@@ -143,6 +148,11 @@ impl Services {
         custos_proto::v1::peer_server::PeerServer::new(self)
             .max_decoding_message_size(PEER_MESSAGE_MAX)
             .max_encoding_message_size(PEER_MESSAGE_MAX)
+    }
+
+    /// The exports service.
+    pub fn exports_service(self) -> custos_proto::v1::exports_server::ExportsServer<Self> {
+        custos_proto::v1::exports_server::ExportsServer::new(self)
     }
 
     /// The join service.
@@ -349,7 +359,7 @@ impl Footage for Services {
 
 /// Reads and verifies one segment's plaintext: from this node's copy, or, when that is
 /// missing or fails verification, from another replica.
-async fn open_segment(
+pub(crate) async fn open_segment(
     seg: &SegmentRecord,
     store: &Arc<BlobStore>,
     keys: &Arc<Keys>,

@@ -211,6 +211,7 @@ impl Join for Services {
             archive_recipients: self.cluster.archive_recipients.clone(),
             archive_identity: self.cluster.archive_identity.clone(),
             segment_target_ms: self.cluster.segment_target_ms as u32,
+            signing_key_pkcs8: self.cluster.signing_pkcs8.clone().unwrap_or_default(),
         }))
     }
 }

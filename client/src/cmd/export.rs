@@ -1,0 +1,241 @@
+//! `custos export`: evidence for police and courts, from request to offline verification.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use custos_client::time::{format_ms, now_ms, parse_time_ms};
+use custos_client::{Client, Export};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum ExportCmd {
+    /// Ask for an export (security staff). Repeat --camera/--from/--to for several ranges;
+    /// the n-th --from and --to belong to the n-th --camera.
+    Request {
+        /// The case the export is for.
+        #[arg(long = "case")]
+        case_id: String,
+        /// The requesting organisation (police station, court).
+        #[arg(long = "org")]
+        organisation: String,
+        /// Reference of the official letter that asks for the footage.
+        #[arg(long)]
+        letter: String,
+        /// Why the footage is exported.
+        #[arg(long)]
+        purpose: String,
+        #[arg(long = "camera", required = true)]
+        cameras: Vec<String>,
+        /// Start of each range: RFC 3339, `now`, or an offset like -2h.
+        #[arg(long = "from", required = true, allow_hyphen_values = true)]
+        from: Vec<String>,
+        #[arg(long = "to", required = true, allow_hyphen_values = true)]
+        to: Vec<String>,
+    },
+    /// Approve a request (an approver other than the requester).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject a request, saying why.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Build, sign and archive the package of an approved request (security staff).
+    Run { id: String },
+    /// Exports you may see.
+    List,
+    /// One export, with its files and Merkle root.
+    Show { id: String },
+    /// Download a completed export into DIR (resumable: run it again after a break).
+    Download {
+        id: String,
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Verify a package offline: signature, every file, every segment, the Merkle root.
+    Verify {
+        dir: PathBuf,
+        /// The hospital's published signing key (hex); without it only integrity is checked.
+        #[arg(long)]
+        pubkey: Option<String>,
+    },
+    /// Print the cluster's export signing key and its fingerprint.
+    Pubkey,
+}
+
+fn export_json(e: &Export) -> serde_json::Value {
+    json!({
+        "id": e.id, "case": e.case_id, "organisation": e.organisation, "letter": e.letter,
+        "purpose": e.purpose, "requester": e.requester, "requested": format_ms(e.requested_ms),
+        "ranges": e.ranges.iter().map(|r| json!({"camera": r.camera, "from": format_ms(r.from_ms), "to": format_ms(r.to_ms)})).collect::<Vec<_>>(),
+        "status": e.status, "decided_by": (!e.decided_by.is_empty()).then_some(&e.decided_by),
+        "decided": (e.decided_ms != 0).then(|| format_ms(e.decided_ms)), "reason": e.reason,
+        "merkle_root": (!e.merkle_root.is_empty()).then_some(&e.merkle_root),
+        "hold": (!e.hold_id.is_empty()).then_some(&e.hold_id),
+        "completed": (e.completed_ms != 0).then(|| format_ms(e.completed_ms)),
+        "files": e.files.iter().map(|f| json!({"name": f.name, "bytes": f.bytes})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_export(e: &Export) {
+    println!("export {} for case {}: {}", e.id, e.case_id, e.status);
+    println!("  for:        {} (letter {})", e.organisation, e.letter);
+    println!("  purpose:    {}", e.purpose);
+    println!("  requested:  {} by {}", format_ms(e.requested_ms), e.requester);
+    if !e.decided_by.is_empty() {
+        println!("  decided:    {} by {} {}", format_ms(e.decided_ms), e.decided_by, e.reason);
+    }
+    for r in &e.ranges {
+        println!("  camera {:<16} {} to {}", r.camera, format_ms(r.from_ms), format_ms(r.to_ms));
+    }
+    if !e.merkle_root.is_empty() {
+        println!("  run:        {}; archived copy held by {}", format_ms(e.completed_ms), e.hold_id);
+        println!("  Merkle root {}", e.merkle_root);
+        for f in &e.files {
+            println!("  file {:<24} {} bytes", f.name, f.bytes);
+        }
+    }
+}
+
+fn show(e: &Export, as_json: bool) {
+    if as_json {
+        super::print_json(&export_json(e));
+    } else {
+        print_export(e);
+    }
+}
+
+pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        ExportCmd::Request { case_id, organisation, letter, purpose, cameras, from, to } => {
+            if cameras.len() != from.len() || cameras.len() != to.len() {
+                bail!("give one --from and one --to for each --camera, in the same order");
+            }
+            let now = now_ms();
+            let mut ranges = Vec::new();
+            for ((c, f), t) in cameras.iter().zip(&from).zip(&to) {
+                let f = parse_time_ms(f, now).map_err(anyhow::Error::msg).context("--from")?;
+                let t = parse_time_ms(t, now).map_err(anyhow::Error::msg).context("--to")?;
+                ranges.push((c.clone(), f, t));
+            }
+            let e = client.request_export(&case_id, &organisation, &letter, &purpose, &ranges).await?;
+            if !as_json {
+                println!("export {} requested; an approver must now run `custos export approve {}`", e.id, e.id);
+            }
+            show(&e, as_json);
+        }
+        ExportCmd::Approve { id, reason } => show(&client.decide_export(&id, true, &reason).await?, as_json),
+        ExportCmd::Reject { id, reason } => show(&client.decide_export(&id, false, &reason).await?, as_json),
+        ExportCmd::Run { id } => {
+            let e = client.run_export(&id).await?;
+            if !as_json {
+                println!(
+                    "export {id} built, signed and archived; download it with `custos export download {id} -o DIR`"
+                );
+            }
+            show(&e, as_json);
+        }
+        ExportCmd::List => {
+            let all = client.list_exports().await?;
+            if as_json {
+                super::print_json(&json!(all.iter().map(export_json).collect::<Vec<_>>()));
+            } else {
+                println!(
+                    "{:<10} {:<10} {:<16} {:<12} {:<24} REQUESTED",
+                    "ID", "STATUS", "CASE", "REQUESTER", "ORGANISATION"
+                );
+                for e in &all {
+                    println!(
+                        "{:<10} {:<10} {:<16} {:<12} {:<24} {}",
+                        e.id,
+                        e.status,
+                        e.case_id,
+                        e.requester,
+                        e.organisation,
+                        format_ms(e.requested_ms)
+                    );
+                }
+            }
+        }
+        ExportCmd::Show { id } => show(&client.get_export(&id).await?, as_json),
+        ExportCmd::Download { id, dir } => {
+            let bar = if as_json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .expect("progress template")
+                    .progress_chars("=> "),
+            );
+            let e = client
+                .download_export(&id, &dir, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            if as_json {
+                super::print_json(&json!({"export": id, "dir": dir, "merkle_root": e.merkle_root}));
+            } else {
+                println!("export {id} downloaded to {} (Merkle root {})", dir.display(), e.merkle_root);
+                println!("check it anywhere with: custos export verify {} --pubkey KEY", dir.display());
+            }
+        }
+        ExportCmd::Verify { .. } => unreachable!("verified without a connection in dispatch"),
+        ExportCmd::Pubkey => {
+            let k = client.signing_key().await?;
+            if as_json {
+                super::print_json(&json!({"public_key": k.public_key, "fingerprint": k.fingerprint}));
+            } else {
+                println!("{}", k.public_key);
+                eprintln!("fingerprint {}", k.fingerprint);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `custos export verify`: no node, no network.
+pub fn verify(dir: &Path, pubkey: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+    match custos_evidence::export::verify_package(dir, pubkey) {
+        Ok(v) => {
+            if as_json {
+                super::print_json(&json!({
+                    "ok": true, "export": v.export_id, "files": v.files, "segments": v.segments, "bytes": v.bytes,
+                    "merkle_root": v.merkle_root, "signing_key": v.signing_key, "key_checked": v.key_checked,
+                }));
+            } else {
+                println!(
+                    "OK: export {}: {} files, {} segments, {} bytes; every hash and the signature check",
+                    v.export_id, v.files, v.segments, v.bytes
+                );
+                println!("Merkle root {}", v.merkle_root);
+                if v.key_checked {
+                    println!("signed by the expected key {}", v.signing_key);
+                } else {
+                    println!(
+                        "signed by {} (fingerprint {}): compare it with the hospital's published key, or pass --pubkey",
+                        v.signing_key,
+                        custos_evidence::export::key_fingerprint(&v.signing_key)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(problems) => {
+            if as_json {
+                super::print_json(&json!({"ok": false, "problems": problems}));
+            } else {
+                eprintln!("VERIFICATION FAILED for {}:", dir.display());
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+            }
+            bail!("the package in {} does not verify ({} problems)", dir.display(), problems.len())
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Evidence exports: the package an investigator receives and anyone can verify offline.
+//!
+//! A package is a directory:
+//!
+//! * one MPEG-TS file per requested camera range (`<camera>.ts`, or `<camera>-<n>.ts`
+//!   when a camera appears in several ranges), the verified plaintext segments of that
+//!   range concatenated in time order, so it plays in VLC, ffplay or GStreamer;
+//! * `manifest.json` ([`Manifest`]): who asked, who approved, why, under which letter,
+//!   every file with its size and BLAKE3, every segment with its camera, times, size,
+//!   BLAKE3 and byte offset in its file, and the Merkle root over the segment hashes;
+//! * `manifest.sig`: the hex Ed25519 signature of the exact bytes of `manifest.json` by
+//!   the cluster's signing key, whose public key the manifest names.
+//!
+//! ## Merkle root
+//!
+//! Leaves are the segments' BLAKE3 content hashes in manifest order. A leaf node is
+//! `BLAKE3(0x00 ‖ hash)`, an inner node `BLAKE3(0x01 ‖ left ‖ right)`; a level with an odd
+//! count carries its last node up unchanged. The root of one leaf is its leaf node. The
+//! construction is fixed by `format` = `custos-export-v1`.
+//!
+//! [`verify_package`] needs nothing but the directory (and, to be sure of the signer, the
+//! hospital's published public key): it checks the signature, every file's size and hash,
+//! every segment's bytes at its offset, and the root, and names each thing that differs.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Hash;
+
+/// Format tag of packages this module writes and reads.
+pub const FORMAT: &str = "custos-export-v1";
+/// Name of the manifest file in a package.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Name of the signature file in a package.
+pub const SIGNATURE_FILE: &str = "manifest.sig";
+
+/// One requested camera range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRange {
+    pub camera: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// A media file of the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    /// Hex BLAKE3 of the whole file.
+    pub blake3: String,
+}
+
+/// A segment inside a media file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    pub camera: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub bytes: u64,
+    /// Hex BLAKE3 of the segment's plaintext (its content hash in the catalog).
+    pub blake3: String,
+    /// The media file holding it, and where in that file it starts.
+    pub file: String,
+    pub offset: u64,
+}
+
+/// What an export contains and why it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub export_id: String,
+    pub case_id: String,
+    pub organisation: String,
+    pub letter: String,
+    pub purpose: String,
+    pub requester: String,
+    pub approver: String,
+    pub requested_ms: i64,
+    pub approved_ms: i64,
+    pub created_ms: i64,
+    pub ranges: Vec<ExportRange>,
+    pub files: Vec<FileEntry>,
+    pub segments: Vec<SegmentEntry>,
+    /// Hex Merkle root over the segment hashes.
+    pub merkle_root: String,
+    /// Hex Ed25519 public key of the cluster signing key.
+    pub signing_key: String,
+}
+
+impl Manifest {
+    /// The canonical bytes that are signed and written as `manifest.json`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(self).expect("a manifest serialises");
+        b.push(b'\n');
+        b
+    }
+}
+
+/// The Merkle root over `leaves` (see the module docs). `None` for no leaves.
+pub fn merkle_root(leaves: &[Hash]) -> Option<Hash> {
+    let mut level: Vec<Hash> = leaves
+        .iter()
+        .map(|h| {
+            let mut x = blake3::Hasher::new();
+            x.update(&[0]);
+            x.update(h);
+            *x.finalize().as_bytes()
+        })
+        .collect();
+    if level.is_empty() {
+        return None;
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => {
+                    let mut x = blake3::Hasher::new();
+                    x.update(&[1]);
+                    x.update(l);
+                    x.update(r);
+                    *x.finalize().as_bytes()
+                }
+                [one] => *one,
+                _ => unreachable!("chunks(2)"),
+            })
+            .collect();
+    }
+    Some(level[0])
+}
+
+/// The cluster's signing key (Ed25519, PKCS#8).
+pub struct SigningKey(ring::signature::Ed25519KeyPair);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.public_hex())
+    }
+}
+
+impl SigningKey {
+    /// A new random key as PKCS#8 bytes.
+    pub fn generate_pkcs8() -> Result<Vec<u8>, String> {
+        let rng = ring::rand::SystemRandom::new();
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| format!("generating the signing key: {e}"))
+    }
+
+    /// Loads a key from PKCS#8 bytes.
+    pub fn from_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
+        ring::signature::Ed25519KeyPair::from_pkcs8(der)
+            .map(SigningKey)
+            .map_err(|e| format!("the signing key is not a valid Ed25519 PKCS#8 key: {e}"))
+    }
+
+    /// Hex public key.
+    pub fn public_hex(&self) -> String {
+        use ring::signature::KeyPair;
+        hex::encode(self.0.public_key().as_ref())
+    }
+
+    /// Hex signature of `msg`.
+    pub fn sign_hex(&self, msg: &[u8]) -> String {
+        hex::encode(self.0.sign(msg).as_ref())
+    }
+}
+
+/// Short fingerprint of a hex public key, for reading aloud or printing on a letter:
+/// the first 16 hex digits of its BLAKE3, in groups of four.
+pub fn key_fingerprint(public_hex: &str) -> String {
+    let h = blake3::hash(public_hex.as_bytes()).to_hex();
+    h[..16].as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("hex")).collect::<Vec<_>>().join("-")
+}
+
+/// Checks a hex signature of `msg` by the hex public key.
+pub fn verify_signature(public_hex: &str, msg: &[u8], sig_hex: &str) -> Result<(), String> {
+    let pk = hex::decode(public_hex.trim()).map_err(|_| "the public key is not hex".to_string())?;
+    let sig = hex::decode(sig_hex.trim()).map_err(|_| "the signature is not hex".to_string())?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk)
+        .verify(msg, &sig)
+        .map_err(|_| "the signature does not match the manifest".to_string())
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub export_id: String,
+    pub files: usize,
+    pub segments: usize,
+    pub bytes: u64,
+    pub merkle_root: String,
+    /// The key that signed, and whether it is the one the caller expected.
+    pub signing_key: String,
+    pub key_checked: bool,
+}
+
+/// Verifies the package in `dir`. With `expected_key`, the manifest must be signed by
+/// that key; without, by the key it names (then only integrity is proven, not origin).
+/// On failure, returns every problem found, each naming the file or segment.
+pub fn verify_package(dir: &Path, expected_key: Option<&str>) -> Result<Verified, Vec<String>> {
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| vec![format!("{name}: cannot read: {e}")]);
+    let manifest_bytes = read(MANIFEST_FILE)?;
+    let sig = read(SIGNATURE_FILE)?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| vec![format!("{MANIFEST_FILE}: not a Custos export manifest: {e}")])?;
+    let mut problems = Vec::new();
+    if manifest.format != FORMAT {
+        return Err(vec![format!("{MANIFEST_FILE}: format {:?}, this verifier reads {FORMAT}", manifest.format)]);
+    }
+    let key = expected_key.unwrap_or(&manifest.signing_key).trim().to_lowercase();
+    if expected_key.is_some() && key != manifest.signing_key {
+        problems
+            .push(format!("{MANIFEST_FILE}: names signing key {} but the expected key is {key}", manifest.signing_key));
+    }
+    if let Err(e) = verify_signature(&key, &manifest_bytes, &String::from_utf8_lossy(&sig)) {
+        problems.push(format!("{SIGNATURE_FILE}: {e} (the manifest was changed, or signed by another key)"));
+    }
+    let mut total = 0u64;
+    for f in &manifest.files {
+        if f.name.contains('/') || f.name.contains('\\') || f.name.starts_with('.') {
+            problems.push(format!("{}: file names may not leave the package directory", f.name));
+            continue;
+        }
+        let data = match std::fs::read(dir.join(&f.name)) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(format!("{}: cannot read: {e}", f.name));
+                continue;
+            }
+        };
+        total += data.len() as u64;
+        if data.len() as u64 != f.bytes {
+            problems.push(format!("{}: {} bytes, the manifest says {}", f.name, data.len(), f.bytes));
+        }
+        if blake3::hash(&data).to_hex().as_str() != f.blake3 {
+            problems.push(format!("{}: BLAKE3 differs from the manifest", f.name));
+        }
+        for s in manifest.segments.iter().filter(|s| s.file == f.name) {
+            let end = s.offset.checked_add(s.bytes).filter(|&e| e <= data.len() as u64);
+            let ok =
+                end.is_some_and(|e| blake3::hash(&data[s.offset as usize..e as usize]).to_hex().as_str() == s.blake3);
+            if !ok {
+                problems.push(format!(
+                    "{}: segment {}@{} (bytes {}..{}) differs from the manifest",
+                    f.name,
+                    s.camera,
+                    s.start_ms,
+                    s.offset,
+                    s.offset + s.bytes
+                ));
+            }
+        }
+    }
+    for s in &manifest.segments {
+        if !manifest.files.iter().any(|f| f.name == s.file) {
+            problems.push(format!(
+                "segment {}@{} names file {} that the manifest does not list",
+                s.camera, s.start_ms, s.file
+            ));
+        }
+    }
+    let leaves: Result<Vec<Hash>, _> = manifest
+        .segments
+        .iter()
+        .map(|s| hex::decode(&s.blake3).ok().and_then(|b| <Hash>::try_from(b.as_slice()).ok()).ok_or(()))
+        .collect();
+    match leaves.ok().and_then(|l| merkle_root(&l)) {
+        Some(root) if hex::encode(root) == manifest.merkle_root => {}
+        _ => problems.push(format!("{MANIFEST_FILE}: the Merkle root does not match the segment hashes")),
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Verified {
+        export_id: manifest.export_id.clone(),
+        files: manifest.files.len(),
+        segments: manifest.segments.len(),
+        bytes: total,
+        merkle_root: manifest.merkle_root.clone(),
+        signing_key: key,
+        key_checked: expected_key.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u8) -> Hash {
+        *blake3::hash(&[i]).as_bytes()
+    }
+
+    #[test]
+    fn merkle_root_matches_the_documented_construction() {
+        let leaf = |x: &Hash| {
+            let mut v = vec![0u8];
+            v.extend_from_slice(x);
+            *blake3::hash(&v).as_bytes()
+        };
+        let node = |l: &Hash, r: &Hash| {
+            let mut v = vec![1u8];
+            v.extend_from_slice(l);
+            v.extend_from_slice(r);
+            *blake3::hash(&v).as_bytes()
+        };
+        assert_eq!(merkle_root(&[]), None);
+        assert_eq!(merkle_root(&[h(1)]), Some(leaf(&h(1))));
+        let (a, b, c) = (leaf(&h(1)), leaf(&h(2)), leaf(&h(3)));
+        assert_eq!(merkle_root(&[h(1), h(2), h(3)]), Some(node(&node(&a, &b), &c)));
+        // Order matters.
+        assert_ne!(merkle_root(&[h(1), h(2)]), merkle_root(&[h(2), h(1)]));
+    }
+
+    #[test]
+    fn a_package_verifies_and_every_change_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let (s1, s2) = (b"first segment".to_vec(), b"second".to_vec());
+        let media = [s1.clone(), s2.clone()].concat();
+        std::fs::write(dir.path().join("door.ts"), &media).unwrap();
+        let seg = |data: &[u8], start: i64, offset: u64| SegmentEntry {
+            camera: "door".into(),
+            start_ms: start,
+            end_ms: start + 4000,
+            bytes: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+            file: "door.ts".into(),
+            offset,
+        };
+        let segments = vec![seg(&s1, 0, 0), seg(&s2, 4000, s1.len() as u64)];
+        let root = merkle_root(&[*blake3::hash(&s1).as_bytes(), *blake3::hash(&s2).as_bytes()]).unwrap();
+        let m = Manifest {
+            format: FORMAT.into(),
+            export_id: "E-000001".into(),
+            case_id: "case-1".into(),
+            organisation: "Police".into(),
+            letter: "L-1".into(),
+            purpose: "test".into(),
+            requester: "a".into(),
+            approver: "b".into(),
+            requested_ms: 1,
+            approved_ms: 2,
+            created_ms: 3,
+            ranges: vec![ExportRange { camera: "door".into(), from_ms: 0, to_ms: 8000 }],
+            files: vec![FileEntry {
+                name: "door.ts".into(),
+                bytes: media.len() as u64,
+                blake3: blake3::hash(&media).to_hex().to_string(),
+            }],
+            segments,
+            merkle_root: hex::encode(root),
+            signing_key: key.public_hex(),
+        };
+        let bytes = m.to_bytes();
+        std::fs::write(dir.path().join(MANIFEST_FILE), &bytes).unwrap();
+        std::fs::write(dir.path().join(SIGNATURE_FILE), key.sign_hex(&bytes)).unwrap();
+        let ok = verify_package(dir.path(), Some(&key.public_hex())).unwrap();
+        assert_eq!((ok.files, ok.segments, ok.merkle_root.clone()), (1, 2, hex::encode(root)));
+
+        // One changed media byte: the file and the segment are named.
+        let mut bad = media.clone();
+        bad[s1.len() + 1] ^= 1;
+        std::fs::write(dir.path().join("door.ts"), &bad).unwrap();
+        let e = verify_package(dir.path(), None).unwrap_err();
+        assert!(e.iter().any(|p| p.contains("door.ts: BLAKE3 differs")), "{e:?}");
+        assert!(e.iter().any(|p| p.contains("segment door@4000")), "{e:?}");
+        assert!(!e.iter().any(|p| p.contains("segment door@0 ")), "the intact segment is not blamed: {e:?}");
+        std::fs::write(dir.path().join("door.ts"), &media).unwrap();
+
+        // One changed manifest byte: the signature fails.
+        let text = String::from_utf8(bytes.clone()).unwrap().replace("Police", "Polize");
+        std::fs::write(dir.path().join(MANIFEST_FILE), text).unwrap();
+        let e = verify_package(dir.path(), None).unwrap_err();
+        assert!(e.iter().any(|p| p.contains("manifest.sig")), "{e:?}");
+        std::fs::write(dir.path().join(MANIFEST_FILE), &bytes).unwrap();
+
+        // Another key expected: refused.
+        let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let e = verify_package(dir.path(), Some(&other.public_hex())).unwrap_err();
+        assert!(e.iter().any(|p| p.contains("expected key")), "{e:?}");
+        assert!(!key_fingerprint(&key.public_hex()).is_empty());
+    }
+}

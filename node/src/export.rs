@@ -1,0 +1,107 @@
+//! Evidence exports, the node's side: the rules of the workflow and the assembly of a
+//! package's manifest. The package format and its offline verification live in
+//! `custos_evidence::export`, shared with the client.
+//!
+//! The hospital's archived copy is the signed manifest, committed through Raft, plus the
+//! segments it lists, kept by a hold on the case that the same command places. A media
+//! file is those segments' verified plaintexts concatenated, so every download rebuilds
+//! it byte for byte, and the investigator's copy and the archived copy have the same
+//! Merkle root by construction.
+
+use custos_evidence::export::{merkle_root, ExportRange, FileEntry, Manifest, SegmentEntry, SigningKey, FORMAT};
+
+use crate::meta::{ExportRecord, SegmentRecord};
+
+/// How long an approval stays valid for running the export.
+pub const APPROVAL_VALID_MS: i64 = 7 * 86_400_000;
+/// Most segments one export may hold (about 22 hours of 4-second segments).
+pub const EXPORT_SEGMENTS_MAX: usize = 20_000;
+/// Most camera ranges one export may name.
+pub const EXPORT_RANGES_MAX: usize = 64;
+/// The cluster's Ed25519 signing key (PKCS#8), under the data directory.
+pub const SIGNING_KEY_FILE: &str = "keys/signing.pk8";
+
+/// The media file name of each range: `<camera>.ts`, numbered when a camera repeats.
+pub fn file_names(ranges: &[(String, i64, i64)]) -> Vec<String> {
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(i, (cam, _, _))| {
+            let earlier = ranges[..i].iter().filter(|(c, _, _)| c == cam).count();
+            let total = ranges.iter().filter(|(c, _, _)| c == cam).count();
+            if total == 1 {
+                format!("{cam}.ts")
+            } else {
+                format!("{cam}-{}.ts", earlier + 1)
+            }
+        })
+        .collect()
+}
+
+/// One media file as built: its name, its segments in order, and the BLAKE3 and size of
+/// the concatenated plaintexts.
+pub struct BuiltFile {
+    pub name: String,
+    pub segments: Vec<SegmentRecord>,
+    pub blake3: String,
+    pub bytes: u64,
+}
+
+/// The manifest of `rec`'s package, signed by `key`. Returns the manifest, its exact
+/// bytes and the hex signature of those bytes.
+pub fn manifest(rec: &ExportRecord, files: &[BuiltFile], key: &SigningKey, now_ms: i64) -> (Manifest, Vec<u8>, String) {
+    let mut segments = Vec::new();
+    let mut leaves = Vec::new();
+    for f in files {
+        let mut offset = 0;
+        for s in &f.segments {
+            segments.push(SegmentEntry {
+                camera: s.camera.clone(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                bytes: s.bytes,
+                blake3: hex::encode(s.content_hash),
+                file: f.name.clone(),
+                offset,
+            });
+            leaves.push(s.content_hash);
+            offset += s.bytes;
+        }
+    }
+    let m = Manifest {
+        format: FORMAT.into(),
+        export_id: rec.id.clone(),
+        case_id: rec.case_id.clone(),
+        organisation: rec.organisation.clone(),
+        letter: rec.letter.clone(),
+        purpose: rec.purpose.clone(),
+        requester: rec.requester.clone(),
+        approver: rec.decided_by.clone().unwrap_or_default(),
+        requested_ms: rec.requested_ms,
+        approved_ms: rec.decided_ms.unwrap_or_default(),
+        created_ms: now_ms,
+        ranges: rec.ranges.iter().map(|(c, f, t)| ExportRange { camera: c.clone(), from_ms: *f, to_ms: *t }).collect(),
+        files: files
+            .iter()
+            .map(|f| FileEntry { name: f.name.clone(), bytes: f.bytes, blake3: f.blake3.clone() })
+            .collect(),
+        segments,
+        merkle_root: merkle_root(&leaves).map(hex::encode).unwrap_or_default(),
+        signing_key: key.public_hex(),
+    };
+    let bytes = m.to_bytes();
+    let sig = key.sign_hex(&bytes);
+    (m, bytes, sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_cameras_get_numbered_files() {
+        let r = |c: &str| (c.to_string(), 0, 1);
+        assert_eq!(file_names(&[r("door"), r("lift")]), ["door.ts", "lift.ts"]);
+        assert_eq!(file_names(&[r("door"), r("lift"), r("door")]), ["door-1.ts", "lift.ts", "door-2.ts"]);
+    }
+}

@@ -1,0 +1,392 @@
+//! The Exports service: request → second-person decision → run (build, sign, archive
+//! under a hold) → download. Each step is one audited Raft entry; downloads are audited
+//! before a byte is sent.
+
+use custos_evidence::export::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
+use custos_proto::v1 as pb;
+use custos_proto::v1::exports_server::Exports;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::guard::Caller;
+use super::{open_segment, validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
+use crate::access::{authorize, Action, FootageScope, Role};
+use crate::export::{file_names, BuiltFile, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
+use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
+use crate::retention::Hold;
+
+fn text_field(what: &str, v: &str, max: usize) -> Result<String, Status> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > max {
+        return Err(Status::invalid_argument(format!("{what} is required (1 to {max} characters)")));
+    }
+    Ok(v.to_string())
+}
+
+fn status_of(r: Applied) -> Result<Applied, Status> {
+    match r {
+        Applied::Rejected(why) if why.contains("does not exist") => Err(Status::not_found(why)),
+        Applied::Rejected(why) if why.contains("cannot also decide") => Err(Status::permission_denied(why)),
+        Applied::Rejected(why) => Err(Status::failed_precondition(why)),
+        other => Ok(other),
+    }
+}
+
+/// The files of a completed package with their sizes.
+fn package_files(rec: &ExportRecord) -> Vec<pb::PackageFile> {
+    let (Some(m), Some(sig)) = (&rec.manifest, &rec.signature) else { return vec![] };
+    let mut out = vec![
+        pb::PackageFile { name: MANIFEST_FILE.into(), bytes: m.len() as u64 },
+        pb::PackageFile { name: SIGNATURE_FILE.into(), bytes: sig.len() as u64 },
+    ];
+    if let Ok(man) = serde_json::from_str::<Manifest>(m) {
+        out.extend(man.files.iter().map(|f| pb::PackageFile { name: f.name.clone(), bytes: f.bytes }));
+    }
+    out
+}
+
+fn to_pb(rec: &ExportRecord) -> pb::Export {
+    pb::Export {
+        id: rec.id.clone(),
+        case_id: rec.case_id.clone(),
+        organisation: rec.organisation.clone(),
+        letter: rec.letter.clone(),
+        purpose: rec.purpose.clone(),
+        requester: rec.requester.clone(),
+        requested_ms: rec.requested_ms,
+        ranges: rec
+            .ranges
+            .iter()
+            .map(|(c, f, t)| pb::ExportRange { camera: c.clone(), from_ms: *f, to_ms: *t })
+            .collect(),
+        status: rec.status.as_str().into(),
+        decided_by: rec.decided_by.clone().unwrap_or_default(),
+        decided_ms: rec.decided_ms.unwrap_or_default(),
+        reason: rec.reason.clone(),
+        merkle_root: rec.merkle_root.clone().unwrap_or_default(),
+        hold_id: rec.hold_id.clone().unwrap_or_default(),
+        completed_ms: rec.completed_ms.unwrap_or_default(),
+        files: package_files(rec),
+    }
+}
+
+impl Services {
+    /// Loads an export the caller may see (investigators: their own case only).
+    async fn visible_export(&self, caller: &Caller, id: &str) -> Result<ExportRecord, Status> {
+        let id2 = id.to_string();
+        let rec = self
+            .meta
+            .read(move |c| c.export(&id2))
+            .await?
+            .ok_or_else(|| Status::not_found(format!("export {id} does not exist")))?;
+        if caller.who.role == Role::Investigator && caller.who.case.as_deref() != Some(rec.case_id.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "export {id} belongs to another case; investigators see their own case only"
+            )));
+        }
+        Ok(rec)
+    }
+
+    async fn export_reply(&self, id: String) -> Result<Response<pb::Export>, Status> {
+        let rec = self.meta.read(move |c| c.export(&id)).await?.ok_or_else(|| Status::internal("export vanished"))?;
+        Ok(Response::new(to_pb(&rec)))
+    }
+
+    /// Reads, verifies and hashes every segment of `rec`'s ranges, file by file.
+    async fn build_files(&self, rec: &ExportRecord) -> Result<Vec<BuiltFile>, Status> {
+        let mut files = Vec::new();
+        let mut total = 0;
+        for ((camera, from, to), name) in rec.ranges.iter().zip(file_names(&rec.ranges)) {
+            let (cam, from, to) = (camera.clone(), *from, *to);
+            let (segs, more) = self.meta.read(move |c| c.search(&cam, from, to, EXPORT_SEGMENTS_MAX)).await?;
+            total += segs.len();
+            if more || total > EXPORT_SEGMENTS_MAX {
+                return Err(Status::failed_precondition(format!(
+                    "the export holds more than {EXPORT_SEGMENTS_MAX} segments; split it into several requests"
+                )));
+            }
+            let mut hasher = blake3::Hasher::new();
+            let mut bytes = 0;
+            for s in &segs {
+                let plain = open_segment(s, &self.store, &self.keys, &self.replicator).await?;
+                hasher.update(&plain);
+                bytes += plain.len() as u64;
+            }
+            files.push(BuiltFile { name, segments: segs, blake3: hasher.finalize().to_hex().to_string(), bytes });
+        }
+        if total == 0 {
+            return Err(Status::failed_precondition("no footage is catalogued in the requested ranges"));
+        }
+        Ok(files)
+    }
+}
+
+#[tonic::async_trait]
+impl Exports for Services {
+    async fn request_export(&self, req: Request<pb::RequestExportRequest>) -> Result<Response<pb::Export>, Status> {
+        let caller = self.guard(&req, Action::RequestExport, false).await?;
+        let r = req.into_inner();
+        let case_id = text_field("--case", &r.case_id, 64)?;
+        let organisation = text_field("--org (the requesting organisation)", &r.organisation, 200)?;
+        let letter = text_field("--letter (the reference of the official letter)", &r.letter, 200)?;
+        crate::access::validate_purpose(&r.purpose).map_err(Status::invalid_argument)?;
+        if r.ranges.is_empty() || r.ranges.len() > EXPORT_RANGES_MAX {
+            return Err(Status::invalid_argument(format!("name 1 to {EXPORT_RANGES_MAX} camera ranges")));
+        }
+        let now = self.clock.now_ms();
+        for g in &r.ranges {
+            crate::ingest::validate_camera_id(&g.camera).map_err(Status::invalid_argument)?;
+            validate_range(g.from_ms, g.to_ms)?;
+            let cam = g.camera.clone();
+            let (known, sensitive) = self
+                .meta
+                .read(move |c| {
+                    let found = c.camera(&cam)?;
+                    Ok((found.is_some() || c.last_segment(&cam)?.is_some(), found.is_some_and(|x| x.sensitive)))
+                })
+                .await?;
+            if !known {
+                return Err(Status::not_found(format!("camera {} is not known", g.camera)));
+            }
+            let scope = FootageScope { camera: &g.camera, sensitive, from_ms: g.from_ms };
+            authorize(&caller.who, Action::RequestExport, Some(&scope), now).map_err(Status::permission_denied)?;
+        }
+        let rec = ExportRecord {
+            id: String::new(),
+            case_id,
+            organisation,
+            letter,
+            purpose: r.purpose.trim().to_string(),
+            requester: caller.who.name.clone(),
+            requested_ms: 0,
+            ranges: r.ranges.iter().map(|g| (g.camera.clone(), g.from_ms, g.to_ms)).collect(),
+            status: ExportStatus::Requested,
+            decided_by: None,
+            decided_ms: None,
+            reason: String::new(),
+            manifest: None,
+            signature: None,
+            merkle_root: None,
+            hold_id: None,
+            completed_ms: None,
+        };
+        let mut ev = caller.event(Action::RequestExport.as_str(), "ok");
+        ev.cameras = r.ranges.iter().map(|g| g.camera.clone()).collect();
+        ev.from_ms = r.ranges.iter().map(|g| g.from_ms).min();
+        ev.to_ms = r.ranges.iter().map(|g| g.to_ms).max();
+        ev.purpose = rec.purpose.clone();
+        ev.detail = format!("case {} for {} (letter {})", rec.case_id, rec.organisation, rec.letter);
+        let id = match status_of(self.meta.propose_audited(Command::RequestExport(rec), ev).await?)? {
+            Applied::Created(id) => id,
+            other => return Err(Status::internal(format!("unexpected response {other:?}"))),
+        };
+        tracing::info!(export = %id, user = %caller.who.name, "export requested");
+        self.export_reply(id).await
+    }
+
+    async fn decide_export(&self, req: Request<pb::DecideExportRequest>) -> Result<Response<pb::Export>, Status> {
+        let caller = self.guard(&req, Action::DecideExport, false).await?;
+        let r = req.into_inner();
+        let reason = r.reason.trim().to_string();
+        if !r.approve && reason.len() < 4 {
+            return Err(Status::invalid_argument("a rejection needs --reason saying why"));
+        }
+        let verdict = if r.approve { "approved" } else { "rejected" };
+        let mut ev = caller.event(Action::DecideExport.as_str(), "ok");
+        ev.detail = format!(
+            "export {} {verdict}{}",
+            r.id,
+            if reason.is_empty() { String::new() } else { format!(": {reason}") }
+        );
+        let cmd = Command::DecideExport { id: r.id.clone(), user: caller.who.name.clone(), approve: r.approve, reason };
+        status_of(self.meta.propose_audited(cmd, ev).await?)?;
+        tracing::info!(export = %r.id, user = %caller.who.name, verdict, "export decided");
+        self.export_reply(r.id).await
+    }
+
+    async fn run_export(&self, req: Request<pb::RunExportRequest>) -> Result<Response<pb::Export>, Status> {
+        let caller = self.guard(&req, Action::RunExport, false).await?;
+        let id = req.into_inner().id;
+        let rec = self.visible_export(&caller, &id).await?;
+        match rec.status {
+            ExportStatus::Approved => {}
+            ExportStatus::Requested => {
+                return Err(Status::failed_precondition(format!(
+                    "export {id} is not approved yet: a second person (an approver) must approve it first"
+                )))
+            }
+            s => return Err(Status::failed_precondition(format!("export {id} is {}, it cannot run", s.as_str()))),
+        }
+        let key = self.cluster.signing.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "this node has no export signing key (keys/signing.pk8); run the export on another node",
+            )
+        })?;
+        let t = std::time::Instant::now();
+        let files = self.build_files(&rec).await?;
+        let (manifest, bytes, signature) = crate::export::manifest(&rec, &files, &key, self.clock.now_ms());
+        let mut cameras: Vec<String> = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
+        cameras.sort();
+        cameras.dedup();
+        let hold = Hold {
+            id: String::new(),
+            case_id: rec.case_id.clone(),
+            cameras: cameras.clone(),
+            from_ms: rec.ranges.iter().map(|r| r.1).min().unwrap_or_default(),
+            to_ms: rec.ranges.iter().map(|r| r.2).max(),
+            reason: format!("archived copy of export {id} for {} (letter {})", rec.organisation, rec.letter),
+            placed_by: caller.who.name.clone(),
+            placed_ms: 0,
+            release_approvals: vec![],
+            released_ms: None,
+        };
+        let mut ev = caller.event(Action::RunExport.as_str(), "ok");
+        ev.cameras = cameras;
+        ev.purpose = rec.purpose.clone();
+        ev.detail = format!(
+            "export {id}: {} segments, {} files, Merkle root {}, signed by {}",
+            manifest.segments.len(),
+            manifest.files.len(),
+            manifest.merkle_root,
+            manifest.signing_key
+        );
+        let cmd = Command::CompleteExport {
+            id: id.clone(),
+            manifest: String::from_utf8(bytes).map_err(|e| Status::internal(e.to_string()))?,
+            signature,
+            merkle_root: manifest.merkle_root.clone(),
+            hold,
+        };
+        status_of(self.meta.propose_audited(cmd, ev).await?)?;
+        tracing::info!(export = %id, segments = manifest.segments.len(), root = %manifest.merkle_root, ms = t.elapsed().as_millis() as u64, "export built, signed and archived");
+        self.export_reply(id).await
+    }
+
+    async fn list_exports(
+        &self,
+        req: Request<pb::ListExportsRequest>,
+    ) -> Result<Response<pb::ListExportsResponse>, Status> {
+        let caller = self.guard(&req, Action::ViewExports, false).await?;
+        let all = self.meta.read(|c| c.exports()).await?;
+        let exports = all
+            .iter()
+            .filter(|e| caller.who.role != Role::Investigator || caller.who.case.as_deref() == Some(e.case_id.as_str()))
+            .map(to_pb)
+            .collect();
+        Ok(Response::new(pb::ListExportsResponse { exports }))
+    }
+
+    async fn get_export(&self, req: Request<pb::GetExportRequest>) -> Result<Response<pb::Export>, Status> {
+        let caller = self.guard(&req, Action::ViewExports, false).await?;
+        let rec = self.visible_export(&caller, &req.into_inner().id).await?;
+        Ok(Response::new(to_pb(&rec)))
+    }
+
+    type DownloadExportStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
+
+    async fn download_export(
+        &self,
+        req: Request<pb::DownloadExportRequest>,
+    ) -> Result<Response<Self::DownloadExportStream>, Status> {
+        let caller = self.guard(&req, Action::DownloadExport, false).await?;
+        let r = req.into_inner();
+        let rec = self.visible_export(&caller, &r.id).await?;
+        let (Some(manifest_text), Some(sig)) = (rec.manifest.clone(), rec.signature.clone()) else {
+            return Err(Status::failed_precondition(format!(
+                "export {} is {}: only a completed (run) export can be downloaded",
+                r.id,
+                rec.status.as_str()
+            )));
+        };
+        let manifest: Manifest =
+            serde_json::from_str(&manifest_text).map_err(|e| Status::internal(format!("stored manifest: {e}")))?;
+        let fixed = match r.file.as_str() {
+            MANIFEST_FILE => Some(manifest_text.into_bytes()),
+            SIGNATURE_FILE => Some(sig.into_bytes()),
+            name if manifest.files.iter().any(|f| f.name == name) => None,
+            other => return Err(Status::not_found(format!("export {} has no file {other:?}", r.id))),
+        };
+        let mut ev = caller.event(Action::DownloadExport.as_str(), "ok");
+        ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
+        ev.purpose = rec.purpose.clone();
+        ev.detail = format!("export {} file {} from byte {} (case {})", r.id, r.file, r.offset, rec.case_id);
+        self.audit(ev).await?;
+        let (tx, rx) = mpsc::channel(FETCH_QUEUE);
+        if let Some(bytes) = fixed {
+            let start = (r.offset as usize).min(bytes.len());
+            tokio::spawn(async move {
+                for c in bytes[start..].chunks(FETCH_CHUNK_BYTES) {
+                    if tx.send(Ok(pb::DownloadChunk { data: c.to_vec() })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        } else {
+            let svc = self.clone();
+            let segs: Vec<_> = manifest.segments.into_iter().filter(|s| s.file == r.file).collect();
+            tokio::spawn(async move { svc.stream_media(segs, r.offset, tx).await });
+        }
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn signing_key(
+        &self,
+        req: Request<pb::SigningKeyRequest>,
+    ) -> Result<Response<pb::SigningKeyResponse>, Status> {
+        self.authenticate(&req, Action::ViewExports).await?;
+        let key = self
+            .cluster
+            .signing
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("this node has no export signing key (keys/signing.pk8)"))?;
+        let public_key = key.public_hex();
+        Ok(Response::new(pb::SigningKeyResponse {
+            fingerprint: custos_evidence::export::key_fingerprint(&public_key),
+            public_key,
+        }))
+    }
+}
+
+impl Services {
+    /// The verified plaintext of one segment of an archived copy.
+    async fn archived_segment(&self, s: &custos_evidence::export::SegmentEntry) -> Result<Vec<u8>, Status> {
+        let (cam, start) = (s.camera.clone(), s.start_ms);
+        let rec = self.meta.read(move |c| c.segment(&cam, start)).await?.ok_or_else(|| {
+            Status::data_loss(format!(
+                "segment {}@{} of the archived copy is missing from the catalog",
+                s.camera, s.start_ms
+            ))
+        })?;
+        let plain = open_segment(&rec, &self.store, &self.keys, &self.replicator).await?;
+        if blake3::hash(&plain).to_hex().as_str() != s.blake3 {
+            return Err(Status::data_loss(format!("segment {}@{} differs from the manifest", s.camera, s.start_ms)));
+        }
+        Ok(plain)
+    }
+
+    /// Rebuilds a media file from its segments, from byte `offset` on, verifying each
+    /// segment against the catalog and the manifest before sending any of it.
+    async fn stream_media(
+        &self,
+        segs: Vec<custos_evidence::export::SegmentEntry>,
+        offset: u64,
+        tx: mpsc::Sender<Result<pb::DownloadChunk, Status>>,
+    ) {
+        for s in segs.into_iter().filter(|s| s.offset + s.bytes > offset) {
+            let plain = match self.archived_segment(&s).await {
+                Ok(p) => p,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            let skip = offset.saturating_sub(s.offset) as usize;
+            for c in plain[skip.min(plain.len())..].chunks(FETCH_CHUNK_BYTES) {
+                if tx.send(Ok(pb::DownloadChunk { data: c.to_vec() })).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

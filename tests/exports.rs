@@ -1,0 +1,143 @@
+//! Evidence exports end to end on footage recorded from a real RTSP camera: request,
+//! refusals before approval and across cases, a second person's approval, the signed
+//! package, resumable download, offline verification, and the archived copy's root.
+
+mod common;
+
+use std::path::Path;
+
+use common::{demux_h264, now_ms, wait_for, Node, TestCamera};
+use custos_evidence::export::{verify_package, Manifest, MANIFEST_FILE};
+use tonic::Code;
+
+const PURPOSE: &str = "court order 2026-114: assault in the emergency department";
+
+fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_workflow_signed_package_and_identical_archived_copy() {
+    let cam = TestCamera::start_with(0, &["--keyint", "25"]);
+    let mut node = Node::init(&[format!("door={}", cam.url)], 1_000);
+    node.start().await;
+    let sec = node.user("li.wei", "security", None).await;
+    let sec2 = node.user("zhang.min", "security", None).await;
+    let appr = node.user("dr.chen", "approver", None).await;
+    let inv = node.user("officer.wu", "investigator", Some("case-7")).await;
+    let other = node.user("officer.ma", "investigator", Some("case-9")).await;
+    let auditor = node.user("audit.office", "auditor", None).await;
+
+    let t0 = now_ms();
+    let segs = wait_for(60, "six recorded segments", || async {
+        let s = sec.search("door", t0 - 60_000, now_ms(), PURPOSE).await.ok()?.0;
+        (s.len() >= 6).then_some(s)
+    })
+    .await;
+    let (from, to) = (segs[1].start_ms, segs[4].end_ms);
+
+    let e = sec
+        .request_export("case-7", "City Police Station 3", "letter 2026-114", PURPOSE, &[("door".into(), from, to)])
+        .await
+        .unwrap();
+    assert_eq!(e.status, "requested");
+    let id = e.id.clone();
+
+    // Nothing runs or downloads before a second person approves.
+    let err = sec.run_export(&id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    assert!(err.to_string().contains("not approved"), "{err}");
+    let err = inv.download_export_file(&id, MANIFEST_FILE, 0, &mut Vec::new(), |_| {}).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    // Security staff cannot approve (their own request or anyone's); approvers can.
+    assert_eq!(sec.decide_export(&id, true, "").await.unwrap_err().code(), Some(Code::PermissionDenied));
+    assert_eq!(sec2.decide_export(&id, true, "").await.unwrap_err().code(), Some(Code::PermissionDenied));
+    let e = appr.decide_export(&id, true, "letter checked with the station").await.unwrap();
+    assert_eq!((e.status.as_str(), e.decided_by.as_str()), ("approved", "dr.chen"));
+    assert_eq!(
+        appr.decide_export(&id, false, "changed my mind").await.unwrap_err().code(),
+        Some(Code::FailedPrecondition)
+    );
+
+    let done = sec.run_export(&id).await.unwrap();
+    assert_eq!(done.status, "done");
+    assert_eq!(done.merkle_root.len(), 64);
+    let holds = sec.list_holds(false).await.unwrap();
+    assert!(holds.iter().any(|h| h.id == done.hold_id && h.case_id == "case-7"), "the archived copy is held");
+
+    // An investigator of another case sees nothing of it.
+    assert_eq!(other.get_export(&id).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    let err = other.download_export_file(&id, MANIFEST_FILE, 0, &mut Vec::new(), |_| {}).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+    assert!(other.list_exports().await.unwrap().is_empty());
+
+    // The investigator downloads; an interrupted download resumes.
+    let tmp = tempfile::tempdir().unwrap();
+    let got = tmp.path().join("investigator");
+    inv.download_export(&id, &got, |_, _| {}).await.unwrap();
+    let media = read(&got, "door.ts");
+    std::fs::remove_file(got.join("door.ts")).unwrap();
+    std::fs::write(got.join("door.ts.part"), &media[..media.len() / 3]).unwrap();
+    inv.download_export(&id, &got, |_, _| {}).await.unwrap();
+    assert_eq!(read(&got, "door.ts"), media, "the resumed download is the same file");
+
+    let key = sec.signing_key().await.unwrap();
+    let v = verify_package(&got, Some(&key.public_key)).unwrap();
+    assert_eq!(v.merkle_root, done.merkle_root, "the investigator's copy has the archived copy's root");
+    let manifest: Manifest = serde_json::from_slice(&read(&got, MANIFEST_FILE)).unwrap();
+    assert_eq!(manifest.segments.len(), 4);
+    assert_eq!((manifest.requester.as_str(), manifest.approver.as_str()), ("li.wei", "dr.chen"));
+    assert_eq!(manifest.segments.first().unwrap().start_ms, from);
+
+    // The hospital's archived copy, read back through the cluster, is identical.
+    let archived = tmp.path().join("archive");
+    sec2.download_export(&id, &archived, |_, _| {}).await.unwrap();
+    for f in ["manifest.json", "manifest.sig", "door.ts"] {
+        assert_eq!(read(&got, f), read(&archived, f), "{f} differs between the two copies");
+    }
+
+    // It plays: GStreamer demuxes and parses it with the catalogued duration.
+    let (frames, first, last) = demux_h264(&got.join("door.ts"));
+    let span_ms = ((last - first) / 1_000_000) as i64;
+    let catalogued = manifest.segments.last().unwrap().end_ms - manifest.segments[0].start_ms;
+    assert!(frames > 50, "{frames} frames");
+    assert!((span_ms - catalogued).abs() <= 100, "played {span_ms} ms, catalogued {catalogued} ms");
+
+    // One changed byte in the media, or in the manifest, is found and named.
+    let mut bad = media.clone();
+    let victim = &manifest.segments[2];
+    bad[(victim.offset + victim.bytes / 2) as usize] ^= 0x01;
+    std::fs::write(got.join("door.ts"), &bad).unwrap();
+    let problems = verify_package(&got, Some(&key.public_key)).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("door.ts: BLAKE3 differs")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains(&format!("segment door@{}", victim.start_ms))), "{problems:?}");
+    std::fs::write(got.join("door.ts"), &media).unwrap();
+    let text =
+        String::from_utf8(read(&got, MANIFEST_FILE)).unwrap().replace("City Police Station 3", "City Police Station 8");
+    std::fs::write(got.join(MANIFEST_FILE), text).unwrap();
+    let problems = verify_package(&got, Some(&key.public_key)).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("manifest.sig")), "{problems:?}");
+
+    // The CLI verifies offline too, and says what differs.
+    let out = std::process::Command::new(common::bin("custos"))
+        .args(["export", "verify"])
+        .arg(&archived)
+        .args(["--pubkey", &key.public_key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(common::bin("custos")).args(["export", "verify"]).arg(&got).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.sig"));
+
+    // Every step is in the audit log, the run with its root.
+    let log = auditor.audit_log(Default::default()).await.unwrap();
+    let bodies: Vec<serde_json::Value> = log.iter().map(|e| serde_json::from_slice(&e.body).unwrap()).collect();
+    for action in ["export-request", "export-decide", "export-run", "export-download"] {
+        assert!(bodies.iter().any(|b| b["action"] == action), "no {action} entry");
+    }
+    assert!(bodies
+        .iter()
+        .any(|b| b["action"] == "export-run" && b["detail"].as_str().unwrap().contains(&done.merkle_root)));
+    node.stop();
+}
