@@ -12,6 +12,9 @@ ops/setup.sh --release
 echo "== P1: seal + store + commit vs raw BLAKE3 + ChaCha20-Poly1305 + write + fsync"
 cargo bench --locked --bench seal_store_commit -- $smoke
 
+echo "== E1: export run (read, decrypt, verify, hash, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3"
+cargo bench --locked --bench export -- $smoke
+
 echo "== C1-C3: 3-node cluster commits, commit latency vs fsync, RF=2 ingest vs 1 node"
 cargo bench --locked --bench cluster -- $smoke
 
