@@ -84,7 +84,13 @@ async fn user(meta: &Meta, name: &str, role: Role) -> String {
     let token = format!("cst_bench_{name}");
     let hash = *blake3::hash(token.as_bytes()).as_bytes();
     let u = User { name: name.into(), role, case: None, disabled: false, grants: vec![], created_ms: 0 };
-    let t = TokenRecord { id: hex::encode(&hash[..6]), user: name.into(), created_ms: 0, expires_ms: i64::MAX, revoked: false };
+    let t = TokenRecord {
+        id: hex::encode(&hash[..6]),
+        user: name.into(),
+        created_ms: 0,
+        expires_ms: i64::MAX,
+        revoked: false,
+    };
     meta.propose(Command::CreateUser { user: u, token_hash: hash, token: t }).await.unwrap();
     token
 }

@@ -141,3 +141,66 @@ async fn export_workflow_signed_package_and_identical_archived_copy() {
         .any(|b| b["action"] == "export-run" && b["detail"].as_str().unwrap().contains(&done.merkle_root)));
     node.stop();
 }
+
+/// The second-person rule holds in the state machine itself: even a hand-made command
+/// cannot let the requester decide their own export, nor decide one twice, nor complete
+/// one that was not approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_machine_refuses_self_approval_and_unapproved_runs() {
+    use custos_node::meta::{Command, ExportRecord, ExportStatus, Meta, Response};
+    let dir = tempfile::tempdir().unwrap();
+    let clock: custos_node::clock::SharedClock = std::sync::Arc::new(custos_node::clock::SystemClock);
+    let meta = Meta::start(1, dir.path(), "127.0.0.1:1".into(), clock).await.unwrap();
+    let rec = ExportRecord {
+        id: String::new(),
+        case_id: "case-1".into(),
+        organisation: "Court".into(),
+        letter: "L".into(),
+        purpose: PURPOSE.into(),
+        requester: "li.wei".into(),
+        requested_ms: 0,
+        ranges: vec![("door".into(), 1, 2)],
+        status: ExportStatus::Approved, // ignored: a request always starts as requested
+        decided_by: None,
+        decided_ms: None,
+        reason: String::new(),
+        manifest: None,
+        signature: None,
+        merkle_root: None,
+        hold_id: None,
+        completed_ms: None,
+    };
+    let Response::Created(id) = meta.propose(Command::RequestExport(rec)).await.unwrap() else { panic!() };
+    let hold = custos_node::retention::Hold {
+        id: String::new(),
+        case_id: "case-1".into(),
+        cameras: vec!["door".into()],
+        from_ms: 1,
+        to_ms: Some(2),
+        reason: "x".into(),
+        placed_by: "li.wei".into(),
+        placed_ms: 0,
+        release_approvals: vec![],
+        released_ms: None,
+    };
+    let complete = Command::CompleteExport {
+        id: id.clone(),
+        manifest: "{}".into(),
+        signature: String::new(),
+        merkle_root: String::new(),
+        hold,
+    };
+    let r = meta.propose(complete.clone()).await.unwrap();
+    assert!(matches!(&r, Response::Rejected(w) if w.contains("not approved")), "{r:?}");
+    let decide =
+        |user: &str| Command::DecideExport { id: id.clone(), user: user.into(), approve: true, reason: String::new() };
+    let r = meta.propose(decide("li.wei")).await.unwrap();
+    assert!(matches!(&r, Response::Rejected(w) if w.contains("cannot also decide")), "{r:?}");
+    assert_eq!(meta.propose(decide("dr.chen")).await.unwrap(), Response::Ok);
+    let r = meta.propose(decide("dr.wang")).await.unwrap();
+    assert!(matches!(&r, Response::Rejected(w) if w.contains("already approved")), "{r:?}");
+    assert_eq!(meta.propose(complete).await.unwrap(), Response::Ok);
+    let stored = meta.catalog.export(&id).unwrap().unwrap();
+    assert_eq!(stored.status, ExportStatus::Done);
+    assert!(meta.catalog.hold(stored.hold_id.as_deref().unwrap()).unwrap().is_some(), "the hold came with it");
+}

@@ -16,6 +16,9 @@ use crate::export::{file_names, BuiltFile, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MA
 use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
 use crate::retention::Hold;
 
+/// Segments read and verified concurrently while an export runs.
+pub const EXPORT_PARALLEL_SEGMENTS: usize = 2;
+
 fn text_field(what: &str, v: &str, max: usize) -> Result<String, Status> {
     let v = v.trim();
     if v.is_empty() || v.len() > max {
@@ -106,13 +109,22 @@ impl Services {
                     "the export holds more than {EXPORT_SEGMENTS_MAX} segments; split it into several requests"
                 )));
             }
+            // Two segments are read and verified at a time (in order), one per core.
+            use futures::StreamExt;
+            let mut opened = futures::stream::iter(segs.clone())
+                .map(|s| {
+                    let (store, keys, replicator) = (self.store.clone(), self.keys.clone(), self.replicator.clone());
+                    async move { open_segment(&s, &store, &keys, &replicator).await }
+                })
+                .buffered(EXPORT_PARALLEL_SEGMENTS);
             let mut hasher = blake3::Hasher::new();
             let mut bytes = 0;
-            for s in &segs {
-                let plain = open_segment(s, &self.store, &self.keys, &self.replicator).await?;
+            while let Some(plain) = opened.next().await {
+                let plain = plain?;
                 hasher.update(&plain);
                 bytes += plain.len() as u64;
             }
+            drop(opened);
             files.push(BuiltFile { name, segments: segs, blake3: hasher.finalize().to_hex().to_string(), bytes });
         }
         if total == 0 {
