@@ -151,25 +151,13 @@ async fn the_state_machine_refuses_self_approval_and_unapproved_runs() {
     let dir = tempfile::tempdir().unwrap();
     let clock: custos_node::clock::SharedClock = std::sync::Arc::new(custos_node::clock::SystemClock);
     let meta = Meta::start(1, dir.path(), "127.0.0.1:1".into(), clock).await.unwrap();
-    let rec = ExportRecord {
-        id: String::new(),
-        case_id: "case-1".into(),
-        organisation: "Court".into(),
-        letter: "L".into(),
-        purpose: PURPOSE.into(),
-        requester: "li.wei".into(),
-        requested_ms: 0,
-        ranges: vec![("door".into(), 1, 2)],
-        status: ExportStatus::Approved, // ignored: a request always starts as requested
-        decided_by: None,
-        decided_ms: None,
-        reason: String::new(),
-        manifest: None,
-        signature: None,
-        merkle_root: None,
-        hold_id: None,
-        completed_ms: None,
-    };
+    let mut rec = ExportRecord::request(
+        ("case-1".into(), "Court".into(), "L".into()),
+        PURPOSE.into(),
+        "li.wei".into(),
+        vec![("door".into(), 1, 2)],
+    );
+    rec.status = ExportStatus::Approved; // ignored: a request always starts as requested
     let Response::Created(id) = meta.propose(Command::RequestExport(rec)).await.unwrap() else { panic!() };
     let hold = custos_node::retention::Hold {
         id: String::new(),

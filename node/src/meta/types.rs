@@ -162,6 +162,36 @@ pub struct ExportRecord {
     pub completed_ms: Option<i64>,
 }
 
+impl ExportRecord {
+    /// A new request, before the state machine gives it an id and a time.
+    pub fn request(
+        (case_id, organisation, letter): (String, String, String),
+        purpose: String,
+        requester: String,
+        ranges: Vec<(String, i64, i64)>,
+    ) -> ExportRecord {
+        ExportRecord {
+            id: String::new(),
+            case_id,
+            organisation,
+            letter,
+            purpose,
+            requester,
+            requested_ms: 0,
+            ranges,
+            status: ExportStatus::Requested,
+            decided_by: None,
+            decided_ms: None,
+            reason: String::new(),
+            manifest: None,
+            signature: None,
+            merkle_root: None,
+            hold_id: None,
+            completed_ms: None,
+        }
+    }
+}
+
 /// What a Raft entry asks the state machine to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {

@@ -164,25 +164,12 @@ impl Exports for Services {
             let scope = FootageScope { camera: &g.camera, sensitive, from_ms: g.from_ms };
             authorize(&caller.who, Action::RequestExport, Some(&scope), now).map_err(Status::permission_denied)?;
         }
-        let rec = ExportRecord {
-            id: String::new(),
-            case_id,
-            organisation,
-            letter,
-            purpose: r.purpose.trim().to_string(),
-            requester: caller.who.name.clone(),
-            requested_ms: 0,
-            ranges: r.ranges.iter().map(|g| (g.camera.clone(), g.from_ms, g.to_ms)).collect(),
-            status: ExportStatus::Requested,
-            decided_by: None,
-            decided_ms: None,
-            reason: String::new(),
-            manifest: None,
-            signature: None,
-            merkle_root: None,
-            hold_id: None,
-            completed_ms: None,
-        };
+        let rec = ExportRecord::request(
+            (case_id, organisation, letter),
+            r.purpose.trim().to_string(),
+            caller.who.name.clone(),
+            r.ranges.iter().map(|g| (g.camera.clone(), g.from_ms, g.to_ms)).collect(),
+        );
         let mut ev = caller.event(Action::RequestExport.as_str(), "ok");
         ev.cameras = r.ranges.iter().map(|g| g.camera.clone()).collect();
         ev.from_ms = r.ranges.iter().map(|g| g.from_ms).min();
