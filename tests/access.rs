@@ -46,14 +46,16 @@ async fn role_action_matrix_cell_by_cell() {
     .await;
 
     // Expected table, written out independently of the node's own table.
-    //                      list  status search fetch cams  users audit  policy set-policy place-hold holds release
-    let expected: BTreeMap<&str, [bool; 12]> = BTreeMap::from([
-        ("operator", [true, true, true, true, false, false, false, true, false, true, true, false]),
-        ("security", [true, true, true, true, false, false, false, true, false, true, true, true]),
-        ("approver", [true, true, false, false, false, false, false, true, false, false, true, true]),
-        ("auditor", [true, true, false, false, false, false, true, true, false, false, true, false]),
-        ("admin", [true, true, false, false, true, true, false, true, true, false, false, false]),
-        ("investigator", [false, false, false, false, false, false, false, false, false, false, false, false]),
+    //  list status search fetch cams users audit policy set-policy place-hold holds release
+    //  join-token | export: request decide run list download
+    let (t, f) = (true, false);
+    let expected: BTreeMap<&str, [bool; 18]> = BTreeMap::from([
+        ("operator", [t, t, t, t, f, f, f, t, f, t, t, f, f, f, f, f, f, f]),
+        ("security", [t, t, t, t, f, f, f, t, f, t, t, t, f, t, f, t, t, t]),
+        ("approver", [t, t, f, f, f, f, f, t, f, f, t, t, f, f, t, f, t, f]),
+        ("auditor", [t, t, f, f, f, f, t, t, f, f, t, f, f, f, f, f, t, f]),
+        ("admin", [t, t, f, f, t, t, f, t, t, f, f, f, t, f, f, f, f, f]),
+        ("investigator", [f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, t, t]),
     ]);
     for (role, c) in &users {
         let now = now_ms();
@@ -70,10 +72,17 @@ async fn role_action_matrix_cell_by_cell() {
             !denied(c.place_hold("case-1", &["lobby".to_string()], now - 60_000, None, PURPOSE).await),
             !denied(c.list_holds(true).await),
             !denied(c.approve_release("H-999999").await),
+            !denied(c.join_token(0).await),
+            !denied(c.request_export("case-7", "Police", "L-1", PURPOSE, &[("lobby".into(), now - 30_000, now)]).await),
+            !denied(c.decide_export("E-999999", true, "").await),
+            !denied(c.run_export("E-999999").await),
+            !denied(c.list_exports().await),
+            !denied(c.download_export_file("E-999999", "manifest.json", 0, &mut Vec::new(), |_| {}).await),
         ];
         assert_eq!(
             &got, &expected[role],
-            "role {role}: list, status, search, fetch, cameras, users, audit, policy, set-policy, place-hold, holds, release"
+            "role {role}: list, status, search, fetch, cameras, users, audit, policy, set-policy, place-hold, holds, \
+             release, join-token, export request/decide/run/list/download"
         );
     }
 
