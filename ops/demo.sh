@@ -75,7 +75,7 @@ cams="$(CUSTOS_ADDR="$(addr 1)" "$bin/custos" camera list)"
 grep -q '^pharmacy ' <<< "$cams" || CUSTOS_ADDR="$(addr 2)" "$bin/custos" camera add pharmacy --source test://smpte --name "Pharmacy" > /dev/null
 grep -q '^ward-3 ' <<< "$cams" || CUSTOS_ADDR="$(addr 3)" "$bin/custos" camera add ward-3 --source test://snow --name "Ward 3" > /dev/null
 # Footage is for security staff and the audit log for auditors; administrators see neither.
-for who in security auditor; do
+for who in security auditor approver; do
   if [ ! -f "$data/demo-$who.token" ]; then
     ( umask 077; CUSTOS_ADDR="$(addr 1)" "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
   fi
@@ -101,6 +101,13 @@ cat <<EOT
 
    # lose a node: its cameras move to a live node within seconds, footage stays readable
    kill -9 \$(pgrep -f "custos-node run --data $data/n1")
+
+   # an export for the police: requested by security, approved by a second person, verified offline
+   $bin/custos export request --case demo-1 --org "City Police Station 3" --letter L-2026-1 \
+       --purpose "demo: evidence for case demo-1" --camera lobby --from -2m --to -1m
+   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000001
+   $bin/custos export run E-000001 && $bin/custos export download E-000001 -o demo-export
+   $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
