@@ -57,6 +57,9 @@ pub enum Cmd {
     /// Evidence exports: request, approve, run, download, verify offline.
     #[command(subcommand)]
     Export(cmd::export::ExportCmd),
+    /// Backups to S3-compatible storage.
+    #[command(subcommand)]
+    Backup(cmd::status::BackupCmd),
     /// The hash-chained audit log (auditors).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),

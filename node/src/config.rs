@@ -108,9 +108,35 @@ pub struct NodeConfig {
     /// nodes that join late and let the log be trimmed.
     #[serde(default)]
     pub raft_snapshot_every: u64,
+    /// Continuous backup to S3-compatible storage (optional).
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
     /// Cameras to register at start if the catalog does not have them yet.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
+}
+
+/// Where backups go: an S3-compatible bucket. Credentials come from the standard AWS
+/// environment variables, never from this file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// `https://s3.example.org` (leave out for AWS itself).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// Allow plain HTTP to the endpoint (loopback tests only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 /// Certificate files for the client API (paths relative to the data directory).
@@ -171,6 +197,7 @@ impl NodeConfig {
             repair_after_down_s: default_repair_after_down_s(),
             raft_snapshot_every: 0,
             expiry_every_s: default_expiry_every_s(),
+            backup: None,
             cameras: vec![],
         }
     }
@@ -242,6 +269,19 @@ impl NodeConfig {
         if let Some(a) = &self.advertise {
             if a.parse::<SocketAddr>().is_err() {
                 return Err(field("advertise", format!("{a:?} is not an IP:port address")));
+            }
+        }
+        if let Some(b) = &self.backup {
+            if b.bucket.trim().is_empty() {
+                return Err(field("backup.bucket", "is required"));
+            }
+            if let Some(e) = &b.endpoint {
+                if e.starts_with("http://") && !b.allow_http {
+                    return Err(field(
+                        "backup.endpoint",
+                        "is plain HTTP; use https://, or set allow_http = true for a loopback test",
+                    ));
+                }
             }
         }
         let mut seen = std::collections::BTreeSet::new();

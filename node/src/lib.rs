@@ -15,6 +15,7 @@
 //! | the expiry worker: the only deletion path, with receipts | [`expiry`] |
 //! | evidence exports: workflow rules, signed manifests | [`export`] |
 //! | the hash-chained audit log | [`audit`] |
+//! | continuous backup of sealed blobs to S3 | [`backup`] |
 //! | gRPC API: cameras, search, verified fetch, status, admin, audit | [`server`] |
 //!
 //! [`run`] starts the pieces in that order and stops them in reverse when the shutdown
@@ -22,6 +23,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -164,6 +166,8 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         cluster_info,
     );
     services.replicator = replicator.clone();
+    services.backup = config.backup.clone();
+    let backup_state = services.backup_state.clone();
     let (stats, states, repair_stats) =
         (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
     let cameras_changed = services.cameras_changed.clone();
@@ -298,6 +302,18 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
     let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
 
+    // Backup: the leader uploads queued blobs.
+    let backup = config.backup.clone().map(|cfg| {
+        tokio::spawn(backup::run(
+            cfg,
+            meta.clone(),
+            store.clone(),
+            replicator.clone(),
+            backup_state.clone(),
+            shutdown.clone(),
+        ))
+    });
+
     // Retention: expiry on the leader, blob removal from receipts everywhere.
     let expiry = tokio::spawn(expiry::run(
         meta.clone(),
@@ -313,6 +329,9 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
     let _ = assigner.await;
     let _ = expiry.await;
+    if let Some(b) = backup {
+        let _ = b.await;
+    }
     let _ = pinger.await;
     let _ = leader_loop.await;
     let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;

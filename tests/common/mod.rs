@@ -69,6 +69,62 @@ impl Drop for TestCamera {
     }
 }
 
+/// A real S3 server (`custos-test-s3`, s3s-fs) on loopback; killed on drop.
+pub struct TestS3 {
+    child: Option<Child>,
+    pub root: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+}
+
+/// Credentials the test S3 server accepts.
+pub const S3_KEY: (&str, &str) = ("custos-test", "custos-test-secret-key");
+
+impl TestS3 {
+    /// Starts a server with bucket `bucket`.
+    pub fn start(bucket: &str) -> TestS3 {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(bucket)).unwrap();
+        let mut s = TestS3 { child: None, root, port: free_port(), url: String::new() };
+        s.restart();
+        s
+    }
+
+    /// Starts (again) on the same port and directory.
+    pub fn restart(&mut self) {
+        let mut child = Command::new(bin("custos-test-s3"))
+            .arg("--root")
+            .arg(self.root.path())
+            .args(["--port", &self.port.to_string(), "--access-key", S3_KEY.0, "--secret-key", S3_KEY.1])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn custos-test-s3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("s3 ready line");
+        self.url = line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("s3 said {line:?}")).to_string();
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The stored object at `key` in `bucket`, if any.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join(bucket).join(key)).ok()
+    }
+}
+
+impl Drop for TestS3 {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A node's data directory and, while running, its process.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -78,6 +134,8 @@ pub struct Node {
     pub ca_file: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// Extra environment for the node process (credentials, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -112,6 +170,7 @@ impl Node {
             ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
             child: None,
             starts: 0,
+            env: vec![],
         }
     }
 
@@ -143,6 +202,7 @@ impl Node {
             ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
             child: None,
             starts: 0,
+            env: vec![],
         }
     }
 
@@ -164,6 +224,13 @@ impl Node {
         };
         let mut f = std::fs::File::create(&p).unwrap();
         write!(f, "{head}{toml_lines}\n{tables}").unwrap();
+    }
+
+    /// Appends TOML (a table such as `[backup]`) at the end of the node's config file.
+    pub fn append_config(&self, toml: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.data().join("custos.toml")).unwrap();
+        writeln!(f, "\n{toml}").unwrap();
     }
 
     /// The node's id from its config file.
@@ -204,6 +271,7 @@ impl Node {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap();
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--data")
             .arg(self.data())
             .env("RUST_LOG", "info,openraft=warn")

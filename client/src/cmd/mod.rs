@@ -43,6 +43,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Search(a) => footage::search(&client, a, cli.json).await,
         Cmd::Fetch(a) => footage::fetch(&client, a, cli.json).await,
         Cmd::Status => status::run(&client, cli.json).await,
+        Cmd::Backup(c) => status::backup(&client, c, cli.json).await,
         Cmd::Nodes => node::list(&client, cli.json).await,
         Cmd::Node(c) => node::run(&client, c, cli.json).await,
         Cmd::User(c) => user::run_user(&client, c, cli.json).await,

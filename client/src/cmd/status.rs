@@ -1,4 +1,4 @@
-//! `custos status`.
+//! `custos status` and `custos backup status`.
 
 use custos_client::time::format_ms;
 use custos_client::Client;
@@ -51,6 +51,37 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
     let blind: Vec<_> = s.cameras.iter().filter(|c| c.state != "recording").map(|c| c.id.as_str()).collect();
     if !blind.is_empty() {
         println!("NOT RECORDING NOW: {}", blind.join(", "));
+    }
+    Ok(())
+}
+
+#[derive(clap::Subcommand)]
+pub enum BackupCmd {
+    /// Segments waiting, segments and bytes stored, the last error and the last success.
+    Status,
+}
+
+pub async fn backup(client: &Client, cmd: BackupCmd, as_json: bool) -> anyhow::Result<()> {
+    let BackupCmd::Status = cmd;
+    let s = client.status().await?;
+    if as_json {
+        super::print_json(&json!({
+            "configured": s.backup_configured, "pending_segments": s.backup_pending,
+            "backed_up_segments": s.backed_up_segments, "backed_up_bytes": s.backed_up_bytes,
+            "last_error": (!s.backup_last_error.is_empty()).then_some(&s.backup_last_error),
+            "last_success": (s.backup_last_success_ms > 0).then(|| format_ms(s.backup_last_success_ms)),
+        }));
+        return Ok(());
+    }
+    if !s.backup_configured {
+        println!("backup is not configured on node {} (add a [backup] section to custos.toml)", s.node_id);
+    }
+    println!("{} segments ({} bytes) backed up; {} waiting", s.backed_up_segments, s.backed_up_bytes, s.backup_pending);
+    if s.backup_last_success_ms > 0 {
+        println!("last upload confirmed {}", format_ms(s.backup_last_success_ms));
+    }
+    if !s.backup_last_error.is_empty() {
+        println!("FAILING (retrying): {}", s.backup_last_error);
     }
     Ok(())
 }

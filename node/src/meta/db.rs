@@ -47,6 +47,9 @@ pub const CF_JOIN_TOKENS: &str = "join_tokens";
 /// Export requests and their packages' manifests by id.
 pub const CF_EXPORTS: &str = "exports";
 
+/// Segments committed but not yet confirmed by the backup store, by segment key.
+pub const CF_BACKUP_QUEUE: &str = "backup_queue";
+
 /// Column families that make up the state machine (and so its snapshots).
 pub const STATE_CFS: &[&str] = &[
     CF_SM,
@@ -61,6 +64,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_NODES,
     CF_JOIN_TOKENS,
     CF_EXPORTS,
+    CF_BACKUP_QUEUE,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

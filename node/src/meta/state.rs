@@ -21,8 +21,8 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_CAMERAS, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES,
-    CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_BACKUP_QUEUE, CF_CAMERAS, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES,
+    CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
 };
 use super::types::{
     decode, encode, Camera, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord,
@@ -38,6 +38,8 @@ const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
 const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
 const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
+/// (segments, blob bytes) the backup store has confirmed.
+const KEY_BACKED_UP: &[u8] = b"backed_up";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -267,6 +269,31 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Up to `limit` segments waiting for the backup store, in key order.
+    pub fn backup_queue(&self, limit: usize) -> crate::Result<Vec<SegmentRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_BACKUP_QUEUE), IteratorMode::Start) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, _) = kv?;
+            if let Some(rec) = self.get::<SegmentRecord>(CF_SEGMENTS, &k)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Segments waiting for the backup store (counted; linear in the queue's length).
+    pub fn backup_pending(&self) -> crate::Result<u64> {
+        Ok(self.db.iterator_cf(cf(&self.db, CF_BACKUP_QUEUE), IteratorMode::Start).count() as u64)
+    }
+
+    /// Segments and blob bytes the backup store has confirmed.
+    pub fn backed_up(&self) -> crate::Result<(u64, u64)> {
+        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKED_UP)?.unwrap_or((0, 0)))
+    }
+
     /// Every export, oldest first.
     pub fn exports(&self) -> crate::Result<Vec<ExportRecord>> {
         read_all(&self.db, CF_EXPORTS).map_err(crate::Error::Internal)
@@ -404,6 +431,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 if !in_batch.insert(k.clone()) || matches!(db.get_pinned_cf(c, &k), Ok(Some(_))) {
                     duplicate += 1;
                 } else {
+                    batch.put_cf(cf(db, CF_BACKUP_QUEUE), &k, []);
                     batch.put_cf(c, k, encode(s));
                     new += 1;
                 }
@@ -551,6 +579,26 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 }
                 Err(r) => r,
             }
+        }
+        Command::MarkBackedUp(keys) => {
+            let (mut n, mut bytes): (u64, u64) = get_decoded(db, CF_SM, KEY_BACKED_UP).ok().flatten().unwrap_or((0, 0));
+            let (mut new, mut skipped) = (0u32, 0u32);
+            let mut seen = std::collections::HashSet::new();
+            for (camera, start) in keys {
+                let k = segment_key(camera, *start);
+                let queued = matches!(db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k), Ok(Some(_)));
+                match get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k) {
+                    Ok(Some(rec)) if queued && seen.insert(k.clone()) => {
+                        batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &k);
+                        n += 1;
+                        bytes += rec.blob_bytes;
+                        new += 1;
+                    }
+                    _ => skipped += 1,
+                }
+            }
+            batch.put_cf(cf(db, CF_SM), KEY_BACKED_UP, encode(&(n, bytes)));
+            Response::Committed { new, duplicate: skipped }
         }
         Command::RequestExport(_) | Command::DecideExport { .. } | Command::CompleteExport { .. } => {
             apply_export(db, batch, req.time_ms, &req.command)
@@ -775,6 +823,7 @@ fn expire_segments(
             deleted_ms: now_ms,
         };
         batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
+        batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
         batch.delete_cf(cf(db, CF_SEGMENTS), key);
         deleted += 1;
     }

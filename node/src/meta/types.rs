@@ -252,6 +252,8 @@ pub enum Command {
         merkle_root: String,
         hold: crate::retention::Hold,
     },
+    /// The backup store confirmed these segments' blobs: (camera, start).
+    MarkBackedUp(Vec<(String, i64)>),
 }
 
 /// Proof that a segment was deleted by the retention engine, kept forever.
@@ -319,6 +321,7 @@ impl std::fmt::Display for Request {
             Command::RequestExport(e) => write!(f, "request-export case {}", e.case_id),
             Command::DecideExport { id, user, approve, .. } => write!(f, "decide-export {id} by {user}: {approve}"),
             Command::CompleteExport { id, merkle_root, .. } => write!(f, "complete-export {id} root {merkle_root}"),
+            Command::MarkBackedUp(s) => write!(f, "mark-backed-up x{}", s.len()),
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct Services {
     pub replicator: Replicator,
     pub repair_stats: Arc<RepairStats>,
     pub cluster: Arc<ClusterInfo>,
+    /// The `[backup]` section, if any, and what the worker last saw.
+    pub backup: Option<crate::config::BackupConfig>,
+    pub backup_state: crate::backup::SharedBackupState,
 }
 
 /// What this node hands a joining node, and says about itself.
@@ -114,6 +117,8 @@ impl Services {
             replicator,
             repair_stats: Arc::new(RepairStats::new()),
             cluster: Arc::new(cluster),
+            backup: None,
+            backup_state: Arc::default(),
         }
     }
 
@@ -166,6 +171,9 @@ impl Services {
     async fn alarms(&self) -> Result<Vec<String>, Status> {
         let nodes = self.meta.read(|c| c.nodes()).await?;
         let mut out = Vec::new();
+        if let Some(e) = &self.backup_state.lock().expect("backup state").last_error {
+            out.push(format!("backup is failing and retrying: {e}"));
+        }
         for n in nodes.iter().filter(|n| !n.retired) {
             let h = self.health.get(n.id);
             if !self.health.alive(n.id) {
@@ -336,6 +344,9 @@ impl Footage for Services {
                 }
             })
             .collect();
+        let (backup_pending, (backed_up_segments, backed_up_bytes)) =
+            self.meta.read(|c| Ok((c.backup_pending()?, c.backed_up()?))).await?;
+        let backup = self.backup_state.lock().expect("backup state").clone();
         Ok(Response::new(pb::StatusResponse {
             node_id,
             raft_role: format!("{:?}", m.state).to_lowercase(),
@@ -353,6 +364,12 @@ impl Footage for Services {
             repair_copies: self.repair_stats.copies_made.load(Ordering::Relaxed),
             committed_under_replicated: self.stats.segments_under_replicated.load(Ordering::Relaxed),
             alarms: self.alarms().await?,
+            backup_configured: self.backup.is_some(),
+            backup_pending,
+            backed_up_segments,
+            backed_up_bytes,
+            backup_last_error: backup.last_error.unwrap_or_default(),
+            backup_last_success_ms: backup.last_success_ms,
         }))
     }
 }
