@@ -347,10 +347,8 @@ impl Footage for Services {
         // The queue is counted only where backup runs (where it is kept short): without a
         // [backup] section it holds every segment and counting it would slow status.
         let configured = self.backup.is_some();
-        let (backup_pending, (backed_up_segments, backed_up_bytes)) = self
-            .meta
-            .read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?)))
-            .await?;
+        let (backup_pending, (backed_up_segments, backed_up_bytes)) =
+            self.meta.read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?))).await?;
         let backup = self.backup_state.lock().expect("backup state").clone();
         Ok(Response::new(pb::StatusResponse {
             node_id,
