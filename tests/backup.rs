@@ -110,3 +110,186 @@ async fn wrong_credentials_raise_an_alarm_and_recording_is_unaffected() {
     assert!(!log.contains("wrong-secret-4711"), "credentials never reach the log");
     assert!(!st.backup_last_error.contains("wrong-secret-4711"));
 }
+
+/// Status of whichever node leads (the backup worker's view lives there).
+async fn leader_status(nodes: &[&Node]) -> Option<custos_proto::v1::StatusResponse> {
+    for n in nodes {
+        if let Ok(c) = n.connect(Some(&n.token)).await {
+            if let Ok(s) = c.status().await {
+                if s.raft_role == "leader" {
+                    return Some(s);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Runs `custos-node restore` and returns its exit status and output.
+fn restore_cmd(s3: &TestS3, identity: &std::path::Path, data: &std::path::Path, listen: &str) -> std::process::Output {
+    std::process::Command::new(common::bin("custos-node"))
+        .args(["restore", "--from", "s3://footage/site-a", "--endpoint", &s3.url, "--allow-http"])
+        .arg("--recovery-identity")
+        .arg(identity)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", listen, "--campus", "east", "--json"])
+        .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
+        .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)
+        .output()
+        .expect("custos-node restore")
+}
+
+/// The whole disaster: a two-campus cluster records and backs up, every node's data is
+/// destroyed, and `custos-node restore` rebuilds the cluster from the bucket and the
+/// offline recovery identity alone. Every backed-up segment comes back verified (one
+/// object damaged in the bucket is named, not restored), the audit chain is intact and
+/// extended by the restore, and the old admin token and CA still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
+    let s3 = TestS3::start("footage");
+    let mut cam = common::TestCamera::start_with(0, &["--keyint", "25", "--width", "320", "--height", "180"]);
+    let cams = [format!("door={}", cam.url), format!("ward={}", cam.url)];
+    let creds = vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
+    let section = format!("{}\nsnapshot_every_s = 1", backup_section(&s3, "footage"));
+
+    let mut n1 = Node::init_with(&cams, 1_000, &["--campus", "east"]);
+    n1.append_config(&section);
+    n1.env = creds.clone();
+    // IT moves the recovery identity off the node, as init tells them to.
+    let vault = tempfile::tempdir().unwrap();
+    let recovery = vault.path().join("recovery.age");
+    let on_node = n1.data().join("keys/RECOVERY-move-offline.age");
+    std::fs::copy(&on_node, &recovery).unwrap();
+    std::fs::remove_file(&on_node).unwrap();
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    n2.append_config(&section);
+    n2.env = creds;
+    n2.start().await;
+
+    let sec = n1.user("guard", "security", None).await;
+    let t0 = now_ms() - 60_000;
+    wait_for(90, "footage backed up", || async {
+        let s = leader_status(&[&n1, &n2]).await?;
+        (s.backed_up_segments >= 8).then_some(())
+    })
+    .await;
+    // Recording stops (the camera dies); the queue drains and a snapshot follows.
+    cam.kill();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Viewing footage and reading the audit log are audited; the snapshot must hold both.
+    let mut before = Vec::new();
+    for c in ["door", "ward"] {
+        before.extend(sec.search(c, t0, now_ms(), PURPOSE).await.unwrap().0);
+    }
+    assert!(before.len() >= 8, "{} segments", before.len());
+    let audit_before = sec_audit(&n1).await;
+    let drained = wait_for(60, "backup queue drained", || async {
+        let s = leader_status(&[&n1, &n2]).await?;
+        (s.backup_pending == 0 && s.backup_last_error.is_empty()).then_some(s.last_applied_index)
+    })
+    .await;
+    let snap = wait_for(30, "a snapshot of the drained catalog", || async {
+        let s = leader_status(&[&n1, &n2]).await?;
+        let index: u64 = s.backup_last_snapshot.rsplit('-').next()?.strip_suffix(".age")?.parse().ok()?;
+        (index >= drained).then_some(s)
+    })
+    .await;
+    assert!(snap.backup_last_snapshot.starts_with("site-a/snapshots/"), "{}", snap.backup_last_snapshot);
+    assert!(s3.object("footage", &snap.backup_last_snapshot).is_some(), "the snapshot is in the bucket");
+
+    // One object is damaged in the bucket; the restore must name it, not restore it.
+    let damaged = before[1].clone();
+    let obj = s3.root.path().join("footage").join(object_key(&damaged.content_hash));
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&obj, bytes).unwrap();
+
+    // The disaster: every node and all its data are gone.
+    let (token, ca_pem) = (n1.token.clone(), std::fs::read(&n1.ca_file).unwrap());
+    for n in [&mut n1, &mut n2] {
+        n.kill9();
+        std::fs::remove_dir_all(n.data()).unwrap();
+    }
+
+    // A key that is not the cluster's recovery identity opens nothing.
+    let stranger = Node::init(&[], 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let out =
+        restore_cmd(&s3, &stranger.data().join("keys/RECOVERY-move-offline.age"), &dir.path().join("data"), &listen);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("recovery identity"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = restore_cmd(&s3, &recovery, &dir.path().join("data"), &listen);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("restore report: {r}");
+    let n = before.len() as u64;
+    assert_eq!(r["segments_in_catalog"], n);
+    assert_eq!(r["segments_restored"], n - 1);
+    assert_eq!(r["segments_missing"].as_array().unwrap().len(), 0);
+    let corrupt = r["segments_corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1, "{corrupt:?}");
+    assert!(corrupt[0].as_str().unwrap().starts_with(&format!("{}@{}", damaged.camera, damaged.start_ms)));
+    assert!(r["audit_entries_verified"].as_u64().unwrap() >= audit_before);
+    assert_eq!(r["nodes_retired"], 2);
+
+    // The restored node: the cluster's CA and the old admin token still work.
+    let ca_file = std::path::PathBuf::from(r["ca_file"].as_str().unwrap());
+    assert_eq!(std::fs::read(&ca_file).unwrap(), ca_pem, "the cluster's CA came back");
+    let mut restored = Node::adopt(dir, listen, token, ca_file);
+    restored.env =
+        vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
+    let admin = restored.start().await;
+    let sec = restored.user("guard2", "security", None).await;
+    let mut after = Vec::new();
+    for c in ["door", "ward"] {
+        after.extend(sec.search(c, t0, now_ms(), PURPOSE).await.unwrap().0);
+    }
+    let key =
+        |s: &custos_proto::v1::Segment| (s.camera.clone(), s.start_ms, s.content_hash.clone(), s.blob_hash.clone());
+    let (mut b, mut a): (Vec<_>, Vec<_>) = (before.iter().map(key).collect(), after.iter().map(key).collect());
+    b.sort();
+    a.sort();
+    assert_eq!(a, b, "the catalog came back as it was");
+    for s in &before {
+        let mut buf = Vec::new();
+        let got = sec.fetch(&s.camera, s.start_ms, s.end_ms, PURPOSE, &mut buf, |_| {}).await;
+        if s.content_hash == damaged.content_hash {
+            let e = got.expect_err("the damaged segment is not served");
+            println!("damaged segment: {e}");
+        } else {
+            got.unwrap_or_else(|e| panic!("{}@{}: {e}", s.camera, s.start_ms));
+            assert_eq!(
+                blake3::hash(&buf).as_bytes().as_slice(),
+                s.content_hash.as_slice(),
+                "{}@{}",
+                s.camera,
+                s.start_ms
+            );
+        }
+    }
+    // The audit chain is whole, and says the cluster was restored.
+    let auditor = restored.user("auditor2", "auditor", None).await;
+    let entries = auditor.audit_log(Default::default()).await.unwrap();
+    let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.hash.as_slice().try_into().unwrap()).collect();
+    let (n_ok, _) = custos_evidence::verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h)))
+        .expect("the restored audit chain verifies");
+    assert!(n_ok > audit_before);
+    assert!(entries.iter().any(|e| String::from_utf8_lossy(&e.body).contains("cluster-restore")));
+    let nodes = admin.list_nodes().await.unwrap();
+    assert_eq!(nodes.leader, r["node_id"].as_u64().unwrap(), "{nodes:?}");
+    restored.stop();
+}
+
+/// Entries in the audit log, read by a new auditor.
+async fn sec_audit(n: &Node) -> u64 {
+    let auditor = n.user("auditor1", "auditor", None).await;
+    auditor.audit_log(Default::default()).await.unwrap().len() as u64
+}

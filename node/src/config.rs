@@ -133,6 +133,23 @@ pub struct BackupConfig {
     /// Allow plain HTTP to the endpoint (loopback tests only).
     #[serde(default)]
     pub allow_http: bool,
+    /// Seconds between encrypted catalog snapshots (taken only when the catalog changed).
+    #[serde(default = "default_snapshot_every_s")]
+    pub snapshot_every_s: u64,
+    /// An AWS-style credentials file to read instead of the environment.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// The profile to read from `credentials_file`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+}
+
+fn default_snapshot_every_s() -> u64 {
+    600
+}
+
+fn default_profile() -> String {
+    "default".into()
 }
 
 fn default_region() -> String {

@@ -31,6 +31,11 @@ pub enum Error {
     )]
     CorruptBlob { camera: String, start_ms: i64, detail: String },
 
+    /// Restored or backed-up data does not verify (a broken audit chain, a snapshot or
+    /// object that does not match its hashes).
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+
     /// A blob the catalog lists is missing from the store.
     #[error("blob {hash} of segment {camera}@{start_ms} is missing from this node's store")]
     MissingBlob { camera: String, start_ms: i64, hash: String },
@@ -73,7 +78,9 @@ impl Error {
             e @ Error::NotFound { .. } => Status::not_found(e.to_string()),
             e @ Error::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
-            e @ (Error::CorruptBlob { .. } | Error::MissingBlob { .. }) => Status::data_loss(e.to_string()),
+            e @ (Error::CorruptBlob { .. } | Error::MissingBlob { .. } | Error::Integrity(_)) => {
+                Status::data_loss(e.to_string())
+            }
             Error::Unavailable(m) => Status::unavailable(m),
             e => {
                 tracing::error!(error = %e, "request failed");

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// File holding the first administrator's token hash until the node commits it to Raft.
 pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
 
+/// Where `init` leaves the offline recovery identity (relative to the data directory).
+pub const RECOVERY_IDENTITY_FILE: &str = "keys/RECOVERY-move-offline.age";
+
 /// Options for `init`.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -39,6 +42,10 @@ pub struct InitReport {
     pub listen: SocketAddr,
     pub archive_recipient: String,
     pub archive_identity_file: PathBuf,
+    /// The offline recovery identity: a recipient of every blob and backup snapshot.
+    /// Move it off the node to safe storage; `custos-node restore` needs it.
+    pub recovery_identity_file: PathBuf,
+    pub recovery_recipient: String,
     /// The cluster CA that clients verify this node against (`--ca` / `CUSTOS_CA`);
     /// absent when the node serves plaintext.
     pub ca_file: Option<PathBuf>,
@@ -63,11 +70,11 @@ pub fn new_token() -> String {
     format!("cst_{}", hex::encode(b))
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     write_private_bytes(path, text.as_bytes())
 }
 
-fn write_private_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -98,6 +105,20 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         ),
     )?;
 
+    // The recovery identity never goes back into the cluster: only its recipient does.
+    let recovery = crate::segment::seal::generate_identity();
+    let recovery_rel = PathBuf::from(RECOVERY_IDENTITY_FILE);
+    write_private(
+        &dir.join(&recovery_rel),
+        &format!(
+            "# Custos OFFLINE RECOVERY identity. It decrypts every blob and backup snapshot.\n\
+             # Move this file to offline storage (a safe, not this machine) and delete it here;\n\
+             # `custos-node restore --recovery-identity FILE` needs it to rebuild the cluster.\n\
+             # recipient: {}\n{}\n",
+            recovery.recipient, recovery.secret
+        ),
+    )?;
+
     let (tls, tls_names) = if opts.insecure_plaintext {
         (None, vec![])
     } else {
@@ -113,7 +134,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     let boot = Bootstrap { name: "admin".into(), token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string() };
     write_private(&dir.join(BOOTSTRAP_FILE), &serde_json::to_string(&boot).expect("json"))?;
 
-    let mut cfg = NodeConfig::with_defaults(opts.node_id, opts.listen, vec![id.recipient.clone()]);
+    let mut cfg =
+        NodeConfig::with_defaults(opts.node_id, opts.listen, vec![id.recipient.clone(), recovery.recipient.clone()]);
     cfg.segment_target_ms = opts.segment_target_ms;
     cfg.archive_identity_file = identity_rel.clone();
     cfg.insecure_plaintext = opts.insecure_plaintext;
@@ -125,6 +147,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     Ok(InitReport {
         config_file: dir.join(CONFIG_FILE_NAME),
         archive_identity_file: dir.join(identity_rel),
+        recovery_identity_file: dir.join(recovery_rel),
+        recovery_recipient: recovery.recipient,
         ca_file: tls.map(|t| dir.join(t.ca_file)),
         tls_names,
         data_dir: dir,
@@ -137,7 +161,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
 }
 
 /// Writes the CA and node certificate and keys under `dir/keys` (keys mode 0600).
-fn write_tls_files(
+pub(crate) fn write_tls_files(
     dir: &Path,
     (ca_pem, ca_key): (&str, &str),
     (node_pem, node_key): (&str, &str),
@@ -154,7 +178,7 @@ fn write_tls_files(
     })
 }
 
-fn write_config(dir: &Path, cfg: NodeConfig) -> Result<()> {
+pub(crate) fn write_config(dir: &Path, cfg: NodeConfig) -> Result<()> {
     let mut probe = cfg.clone();
     probe.data_dir = dir.to_path_buf();
     probe.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;

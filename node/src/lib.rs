@@ -148,6 +148,14 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         )),
         None => None,
     };
+    let cluster_keys = backup::snapshot::ClusterKeys {
+        archive_identity: identity.clone(),
+        archive_recipients: config.archive_recipients.clone(),
+        ca_pem: pki.as_ref().map(|p| p.ca_pem.clone()).unwrap_or_default(),
+        ca_key_pem: pki.as_ref().map(|p| p.ca_key_pem.clone()).unwrap_or_default(),
+        signing_key_pkcs8: signing_pkcs8.clone().unwrap_or_default(),
+        segment_target_ms: config.segment_target_ms,
+    };
     let cluster_info = server::ClusterInfo {
         campus: config.campus.clone(),
         pki,
@@ -199,7 +207,8 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     let server = tokio::spawn(server);
 
     let started = async {
-        if data.join(init::BOOTSTRAP_FILE).exists() {
+        let restored = data.join(backup::restore::RESTORED_FILE);
+        if data.join(init::BOOTSTRAP_FILE).exists() || restored.exists() {
             meta.bootstrap(advertise.clone()).await?;
         }
         let mut waited = 0u64;
@@ -215,6 +224,10 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if restored.exists() {
+            tracing::info!("founded a new metadata group on the catalog restored from backup");
+            std::fs::remove_file(&restored).map_err(|e| Error::io("remove", &restored, e))?;
         }
         register_founder(&meta, &config, &data).await?;
         bootstrap_admin(&meta, &data, &clock).await?;
@@ -304,14 +317,16 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
 
     // Backup: the leader uploads queued blobs.
     let backup = config.backup.clone().map(|cfg| {
-        tokio::spawn(backup::run(
+        let worker = backup::BackupWorker {
             cfg,
-            meta.clone(),
-            store.clone(),
-            replicator.clone(),
-            backup_state.clone(),
-            shutdown.clone(),
-        ))
+            meta: meta.clone(),
+            store: store.clone(),
+            replicator: replicator.clone(),
+            keys: keys.clone(),
+            cluster_keys,
+            state: backup_state.clone(),
+        };
+        tokio::spawn(worker.run(shutdown.clone()))
     });
 
     // Retention: expiry on the leader, blob removal from receipts everywhere.

@@ -70,6 +70,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a node from the backup bucket and the offline recovery identity.
+    ///
+    /// Opens the newest snapshot, verifies the audit chain, downloads and verifies every
+    /// segment, and writes a data directory whose node founds a new cluster on the
+    /// restored catalog (the lost nodes are retired). Start it with `custos-node run`,
+    /// then add nodes with `custos node join-token` and `custos-node join`. Credentials
+    /// come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --credentials-file.
+    Restore(RestoreArgs),
     /// Run the node until Ctrl-C or SIGTERM.
     Run {
         /// Data directory made by `init` (reads DIR/custos.toml).
@@ -79,6 +87,45 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+/// Flags of `custos-node restore`.
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// Where the backup is: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "S3_URL")]
+    from: String,
+    /// The S3 endpoint (leave out for AWS itself), e.g. https://s3.hospital.example.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Allow plain HTTP to the endpoint (loopback tests only).
+    #[arg(long)]
+    allow_http: bool,
+    /// An AWS-style credentials file to read instead of the environment.
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// The offline recovery identity that `custos-node init` wrote.
+    #[arg(long, value_name = "FILE")]
+    recovery_identity: PathBuf,
+    /// New (or empty) data directory for the restored node.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Address the restored node listens on.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// The site the restored node stands in.
+    #[arg(long, default_value = "main")]
+    campus: String,
+    /// Restore this snapshot key instead of the newest.
+    #[arg(long, value_name = "KEY")]
+    snapshot: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,6 +146,51 @@ fn main() -> anyhow::Result<()> {
                 println!("Joined the cluster as node {} (campus {}) in {}", r.node_id, r.campus, r.data_dir.display());
                 println!("  config:     {}", r.config_file.display());
                 println!("  cluster CA: {}", r.ca_file.display());
+                println!("Start it with: custos-node run --data {}", r.data_dir.display());
+            }
+            Ok(())
+        }
+        Cmd::Restore(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let json = a.json;
+            let opts = custos_node::backup::restore::RestoreOptions {
+                from: a.from,
+                endpoint: a.endpoint,
+                region: a.region,
+                allow_http: a.allow_http,
+                credentials_file: a.credentials_file,
+                profile: a.profile,
+                recovery_identity: a.recovery_identity,
+                data_dir: a.data,
+                listen: a.listen,
+                campus: a.campus,
+                snapshot: a.snapshot,
+                progress: true,
+            };
+            let r = rt.block_on(custos_node::backup::restore::restore(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("Restored node {} (campus {}) in {}", r.node_id, r.campus, r.data_dir.display());
+                println!("  snapshot:   {} (log index {})", r.snapshot_key, r.snapshot_log_index);
+                println!("  audit log:  {} entries, chain verified", r.audit_entries_verified);
+                println!(
+                    "  segments:   {} of {} restored and verified ({} bytes)",
+                    r.segments_restored, r.segments_in_catalog, r.bytes_restored
+                );
+                if !r.segments_missing.is_empty() {
+                    println!(
+                        "  MISSING from the bucket ({}): {}",
+                        r.segments_missing.len(),
+                        r.segments_missing.join(", ")
+                    );
+                }
+                if !r.segments_corrupt.is_empty() {
+                    println!("  CORRUPT in the bucket ({}):", r.segments_corrupt.len());
+                    for c in &r.segments_corrupt {
+                        println!("    {c}");
+                    }
+                }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());
             }
             Ok(())
@@ -130,6 +222,10 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "  archive identity:  {} (keep it secret; it decrypts all footage)",
                     r.archive_identity_file.display()
+                );
+                println!(
+                    "  recovery identity: {}\n                     MOVE IT OFFLINE: with the backup bucket it rebuilds the cluster (custos-node restore)",
+                    r.recovery_identity_file.display()
                 );
                 match &r.ca_file {
                     Some(ca) => println!(

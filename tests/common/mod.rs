@@ -178,6 +178,12 @@ impl Node {
         self.dir.path().join("data")
     }
 
+    /// A node whose data directory `dir/data` another command made (`custos-node
+    /// restore`); `token` is a user token the restored catalog knows.
+    pub fn adopt(dir: tempfile::TempDir, addr: String, token: String, ca_file: PathBuf) -> Node {
+        Node { dir, addr, token, ca_file, child: None, starts: 0, env: vec![] }
+    }
+
     /// Runs `custos-node join` against `via` (any running member) with a fresh join
     /// token, in campus `campus`. The new node shares the cluster's admin token.
     pub async fn join(via: &Node, campus: &str) -> Node {

@@ -8,6 +8,7 @@
 
 pub mod db;
 pub mod log_store;
+pub mod offline;
 pub mod state;
 pub mod types;
 

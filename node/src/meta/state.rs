@@ -31,15 +31,15 @@ use super::types::{
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
 
-const KEY_APPLIED: &[u8] = b"applied";
-const KEY_MEMBERSHIP: &[u8] = b"membership";
-const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
-const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
+pub(super) const KEY_APPLIED: &[u8] = b"applied";
+pub(super) const KEY_MEMBERSHIP: &[u8] = b"membership";
+pub(super) const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
+pub(super) const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
 const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
 const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
 /// (segments, blob bytes) the backup store has confirmed.
-const KEY_BACKED_UP: &[u8] = b"backed_up";
+pub(super) const KEY_BACKED_UP: &[u8] = b"backed_up";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -57,8 +57,8 @@ fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
 /// RocksDB, so async callers wrap calls in `spawn_blocking`.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    db: Arc<DB>,
-    cameras_changed: Arc<tokio::sync::Notify>,
+    pub(super) db: Arc<DB>,
+    pub(super) cameras_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Catalog {
@@ -371,7 +371,11 @@ impl Catalog {
     }
 }
 
-fn get_decoded<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<T>, String> {
+pub(super) fn get_decoded<T: serde::de::DeserializeOwned>(
+    db: &DB,
+    cf_name: &str,
+    key: &[u8],
+) -> Result<Option<T>, String> {
     match db.get_cf(cf(db, cf_name), key).map_err(|e| e.to_string())? {
         None => Ok(None),
         Some(b) => decode(&b).map(Some),
@@ -834,7 +838,7 @@ fn expire_segments(
     Response::Committed { new: deleted, duplicate: skipped }
 }
 
-fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
+pub(super) fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
     let mut out = Vec::new();
     for kv in db.iterator_cf(cf(db, cf_name), IteratorMode::Start) {
         let (_, v) = kv.map_err(|e| e.to_string())?;
@@ -932,8 +936,18 @@ impl StateMachine {
     }
 
     /// Writes every state-machine key of a consistent RocksDB snapshot to `path`.
-    /// Frame: cf index (u8), key length (u32 LE), key, value length (u32 LE), value.
     fn write_snapshot_file(db: &DB, path: &Path) -> Result<(Option<LogId<NodeId>>, Membership), String> {
+        let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+        let mut w = std::io::BufWriter::new(f);
+        let out = Self::write_state(db, &mut w)?;
+        let f = w.into_inner().map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// Writes every state-machine key of a consistent RocksDB snapshot to `w`.
+    /// Frame: cf index (u8), key length (u32 LE), key, value length (u32 LE), value.
+    pub(super) fn write_state(db: &DB, w: &mut impl Write) -> Result<(Option<LogId<NodeId>>, Membership), String> {
         let snap = db.snapshot();
         let (applied, membership) = {
             let c = cf(db, CF_SM);
@@ -941,8 +955,6 @@ impl StateMachine {
             let m = snap.get_cf(c, KEY_MEMBERSHIP).map_err(|e| e.to_string())?;
             (a.map(|b| decode(&b)).transpose()?.flatten(), m.map(|b| decode(&b)).transpose()?.unwrap_or_default())
         };
-        let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
-        let mut w = std::io::BufWriter::new(f);
         for (i, name) in STATE_CFS.iter().enumerate() {
             for kv in snap.iterator_cf(cf(db, name), IteratorMode::Start) {
                 let (k, v) = kv.map_err(|e| e.to_string())?;
@@ -953,13 +965,11 @@ impl StateMachine {
                 w.write_all(&v).map_err(|e| e.to_string())?;
             }
         }
-        let f = w.into_inner().map_err(|e| e.to_string())?;
-        f.sync_all().map_err(|e| e.to_string())?;
         Ok((applied, membership))
     }
 
     /// Replaces the state machine with the contents of a snapshot file.
-    fn load_snapshot_file(db: &DB, mut r: impl Read) -> Result<(), String> {
+    pub(super) fn load_snapshot_file(db: &DB, mut r: impl Read) -> Result<(), String> {
         let mut batch = WriteBatch::default();
         for name in STATE_CFS {
             for kv in db.iterator_cf(cf(db, name), IteratorMode::Start) {

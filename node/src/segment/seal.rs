@@ -72,6 +72,18 @@ impl Keys {
         Ok(Sealed { content_hash, blob_hash, ciphertext })
     }
 
+    /// Decrypts an age file sealed to these keys' recipients (backup snapshots, whose
+    /// integrity age's AEAD and the hashes inside them carry). Blocks.
+    pub fn decrypt(&self, ciphertext: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        let dec = age::Decryptor::new(ciphertext).map_err(|e| format!("age header unreadable: {e}"))?;
+        let mut r = dec
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .map_err(|e| format!("cannot decrypt with this identity: {e}"))?;
+        let mut plain = Vec::with_capacity(ciphertext.len());
+        r.read_to_end(&mut plain).map_err(|e| format!("decryption failed: {e}"))?;
+        Ok(plain)
+    }
+
     /// Checks the ciphertext against `blob_hash`, decrypts it and checks the plaintext
     /// against `content_hash`. Returns a description of the first mismatch. Blocks.
     pub fn open(

@@ -373,6 +373,10 @@ impl Footage for Services {
             backed_up_bytes,
             backup_last_error: backup.last_error.unwrap_or_default(),
             backup_last_success_ms: backup.last_success_ms,
+            backup_last_snapshot: backup.last_snapshot.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+            backup_last_snapshot_ms: backup.last_snapshot.as_ref().map(|s| s.1).unwrap_or(0),
+            backup_last_snapshot_bytes: backup.last_snapshot.as_ref().map(|s| s.2).unwrap_or(0),
+            backup_expired_objects: backup.expired_objects,
         }))
     }
 }

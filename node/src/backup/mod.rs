@@ -1,0 +1,405 @@
+//! Continuous backup of sealed blobs to S3-compatible storage (`object_store`).
+//!
+//! Every committed segment enters the catalog's backup queue (the `CommitSegments` entry
+//! puts it there). On the leader, this worker takes segments from the head of the queue,
+//! reads each sealed blob (this node's copy, or a replica's, checked against
+//! `blob_hash`), uploads it unchanged — already age-encrypted, so the bucket never sees
+//! plaintext — and, once the store has confirmed the uploads, commits `MarkBackedUp`.
+//! A segment leaves the queue only after its object is stored; a failed upload is
+//! retried with back-off and reported in `custos status` until it succeeds.
+//!
+//! The same worker also
+//! - stores an encrypted snapshot of the whole catalog and the cluster's keys every
+//!   `snapshot_every_s` ([`snapshot`]), keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
+//! - deletes the objects of expired segments by following the deletion receipts with a
+//!   cursor kept in the bucket. Receipts exist only for footage the expiry rules deleted,
+//!   so held footage is never removed from the bucket.
+//!
+//! Key layout under the configured prefix:
+//!
+//! | key | what |
+//! |---|---|
+//! | `blobs/<first 2 hex>/<content hash hex>` | a sealed segment, byte for byte as on the nodes |
+//! | `snapshots/<ms>-<index>.age` | catalog + keys, age-encrypted |
+//! | `state/expiry-cursor` | the last deletion receipt applied to the bucket |
+//!
+//! Each segment is its own object, addressed by content, so expiry deletes whole objects
+//! and never rewrites others; at the default 4 s segments an object is hundreds of KB to
+//! a few MB, well past the size where packing would save requests.
+//!
+//! Credentials come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`) or from an AWS-style
+//! credentials file named by `backup.credentials_file`; they are never written to the
+//! catalog or the logs.
+
+pub mod restore;
+pub mod snapshot;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::cluster::replicate::Replicator;
+use crate::config::BackupConfig;
+use crate::error::{Error, Result};
+use crate::meta::{Command, Meta, SegmentRecord};
+use crate::segment::{BlobStore, Hash, Keys};
+
+/// Segments taken from the queue per round.
+pub const BACKUP_BATCH: usize = 64;
+/// Uploads in flight at once.
+pub const BACKUP_CONCURRENCY: usize = 4;
+/// Pause when the queue is empty.
+pub const BACKUP_IDLE: Duration = Duration::from_secs(2);
+/// Longest pause between retries after a failure.
+pub const BACKUP_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Receipts followed per step of bucket expiry.
+const RECEIPT_PAGE: usize = 256;
+
+/// What the worker last saw, for `custos status`.
+#[derive(Debug, Default, Clone)]
+pub struct BackupState {
+    /// The store's last error, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Wall-clock ms of the last confirmed upload.
+    pub last_success_ms: i64,
+    /// The newest snapshot in the bucket: key, creation time, size.
+    pub last_snapshot: Option<(String, i64, u64)>,
+    /// Objects deleted from the bucket after their segments expired.
+    pub expired_objects: u64,
+    /// The bucket's expiry cursor, once read (forgotten when leadership is lost).
+    expiry_cursor: Option<u64>,
+}
+
+/// Shared view of the worker's state.
+pub type SharedBackupState = Arc<Mutex<BackupState>>;
+
+/// The object key of a blob under `prefix`.
+pub fn blob_key(prefix: &str, content_hash: &Hash) -> ObjectPath {
+    let h = hex::encode(content_hash);
+    snapshot::under(prefix, &format!("blobs/{}/{h}", &h[..2]))
+}
+
+/// Access key, secret and optional session token from an AWS-style credentials file
+/// (`[profile]` sections of `key = value` lines).
+pub fn read_credentials_file(path: &std::path::Path, profile: &str) -> Result<(String, String, Option<String>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read the backup credentials file", path, e))?;
+    let mut section = String::new();
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().trim_start_matches("profile ").to_string();
+            continue;
+        }
+        if section != profile {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_string());
+            match k.trim() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => secret = v,
+                "aws_session_token" => token = v,
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(i), Some(s)) => Ok((i, s, token)),
+        _ => Err(Error::InvalidArgument(format!(
+            "{}: profile [{profile}] needs aws_access_key_id and aws_secret_access_key",
+            path.display()
+        ))),
+    }
+}
+
+/// Opens the configured bucket with credentials from the environment or the
+/// configured credentials file.
+pub fn open_store(cfg: &BackupConfig) -> Result<Arc<dyn ObjectStore>> {
+    // reqwest is built without a bundled TLS provider: use ring, as the rest of the node.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&cfg.bucket)
+        .with_region(&cfg.region)
+        .with_allow_http(cfg.allow_http)
+        .with_retry(object_store::RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(20),
+            ..Default::default()
+        });
+    if let Some(e) = &cfg.endpoint {
+        b = b.with_endpoint(e);
+    }
+    if let Some(path) = &cfg.credentials_file {
+        let (id, secret, token) = read_credentials_file(path, &cfg.profile)?;
+        b = b.with_access_key_id(id).with_secret_access_key(secret);
+        if let Some(t) = token {
+            b = b.with_token(t);
+        }
+    }
+    let s = b.build().map_err(|e| Error::InvalidArgument(format!("[backup]: {e}")))?;
+    Ok(Arc::new(s))
+}
+
+/// The sealed blob of `rec`: this node's copy or a replica's, checked against its hash.
+async fn sealed_blob(rec: &SegmentRecord, store: &Arc<BlobStore>, replicator: &Replicator) -> Result<Vec<u8>> {
+    let (s, h) = (store.clone(), rec.content_hash);
+    let local = tokio::task::spawn_blocking(move || s.get(&h)).await.map_err(|e| Error::Internal(e.to_string()))??;
+    match local {
+        Some(b) if blake3::hash(&b).as_bytes() == &rec.blob_hash => Ok(b),
+        _ => replicator.fetch_remote(rec).await,
+    }
+}
+
+/// Uploads one batch; returns the segments the store confirmed and the first error.
+async fn upload_batch(
+    batch: &[SegmentRecord],
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    store: &Arc<BlobStore>,
+    replicator: &Replicator,
+) -> (Vec<(String, i64)>, Option<String>) {
+    use futures::StreamExt;
+    let results: Vec<_> = futures::stream::iter(batch.iter().cloned())
+        .map(|rec| {
+            let (objects, store, replicator, key) =
+                (objects.clone(), store.clone(), replicator.clone(), blob_key(prefix, &rec.content_hash));
+            async move {
+                let blob = sealed_blob(&rec, &store, &replicator).await.map_err(|e| e.to_string())?;
+                objects.put(&key, PutPayload::from(blob)).await.map_err(|e| explain(&key, &e))?;
+                Ok::<_, String>((rec.camera.clone(), rec.start_ms))
+            }
+        })
+        .buffer_unordered(BACKUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut done = Vec::new();
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(k) => done.push(k),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    (done, first_error)
+}
+
+/// An upload error in words an operator can act on.
+fn explain(key: &ObjectPath, e: &object_store::Error) -> String {
+    let hint = match e {
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            "the bucket refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the node's environment. "
+        }
+        object_store::Error::NotFound { .. } => "the bucket does not exist: create it or fix backup.bucket. ",
+        _ => "",
+    };
+    format!("{hint}storing {key}: {e}")
+}
+
+/// What the worker needs besides the catalog: the blobs, a way to reach replicas, and
+/// the keys snapshots are sealed with and carry.
+pub struct BackupWorker {
+    pub cfg: BackupConfig,
+    pub meta: Meta,
+    pub store: Arc<BlobStore>,
+    pub replicator: Replicator,
+    pub keys: Arc<Keys>,
+    pub cluster_keys: snapshot::ClusterKeys,
+    pub state: SharedBackupState,
+}
+
+impl BackupWorker {
+    /// Runs on every node; works only while the node leads.
+    pub async fn run(self, shutdown: crate::Shutdown) {
+        let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        let objects = match open_store(&self.cfg) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "ALARM backup disabled: the [backup] section cannot be used");
+                self.state.lock().expect("backup state").last_error = Some(e.to_string());
+                return;
+            }
+        };
+        let c = &self.cfg;
+        tracing::info!(bucket = %c.bucket, endpoint = ?c.endpoint, prefix = %c.prefix, snapshot_every_s = c.snapshot_every_s, "backup worker started");
+        let every = Duration::from_secs(c.snapshot_every_s.max(1));
+        let mut snapshots_listed = false;
+        let mut wait = BACKUP_IDLE;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if !self.meta.is_leader() {
+                wait = BACKUP_IDLE;
+                snapshots_listed = false;
+                self.state.lock().expect("backup state").expiry_cursor = None;
+                continue;
+            }
+            let outcome = async {
+                if !snapshots_listed {
+                    let newest = list_snapshots(&objects, &c.prefix).await?.pop();
+                    self.state.lock().expect("backup state").last_snapshot = newest;
+                    snapshots_listed = true;
+                }
+                let uploaded = self.upload_round(&objects).await?;
+                self.expire_round(&objects).await?;
+                let last = self.state.lock().expect("backup state").last_snapshot.clone();
+                let (last_ms, last_index) = last
+                    .and_then(|(k, _, _)| snapshot::parse_snapshot_key(&ObjectPath::from(k.as_str())))
+                    .unwrap_or((0, 0));
+                let applied = self.meta.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0);
+                let due = self.meta.now_ms().saturating_sub(last_ms) >= every.as_millis() as i64;
+                // An idle catalog is not snapshotted again.
+                if due && applied != last_index {
+                    self.snapshot_now(&objects).await?;
+                }
+                Ok::<_, String>(uploaded)
+            }
+            .await;
+            match outcome {
+                Err(e) => {
+                    let first = self.state.lock().expect("backup state").last_error.is_none();
+                    if first {
+                        tracing::error!(error = %e, "ALARM backup failing; retrying with back-off (recording is unaffected)");
+                    }
+                    self.state.lock().expect("backup state").last_error = Some(e);
+                    wait = (wait * 2).clamp(Duration::from_millis(500), BACKUP_RETRY_MAX);
+                }
+                Ok(uploaded) => {
+                    let recovered = self.state.lock().expect("backup state").last_error.take().is_some();
+                    if recovered {
+                        tracing::info!("backup working again");
+                    }
+                    wait = if uploaded == BACKUP_BATCH { Duration::ZERO } else { BACKUP_IDLE };
+                }
+            }
+        }
+    }
+
+    /// Uploads one batch from the queue and records what the store confirmed. Returns
+    /// how many segments were taken from the queue.
+    async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<usize, String> {
+        let batch = self.meta.read(|c| c.backup_queue(BACKUP_BATCH)).await.map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (done, error) = upload_batch(&batch, objects, &self.cfg.prefix, &self.store, &self.replicator).await;
+        if !done.is_empty() {
+            let n = done.len();
+            match self.meta.propose(Command::MarkBackedUp(done)).await {
+                Ok(_) => {
+                    self.state.lock().expect("backup state").last_success_ms = self.meta.now_ms();
+                    tracing::debug!(segments = n, "backed up");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "backed-up segments not recorded yet; they will be uploaded again")
+                }
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(batch.len()),
+        }
+    }
+
+    /// Deletes from the bucket the objects of segments expiry deleted, following the
+    /// receipts from the cursor stored in the bucket.
+    async fn expire_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<(), String> {
+        let cursor_key = snapshot::under(&self.cfg.prefix, "state/expiry-cursor");
+        let known = self.state.lock().expect("backup state").expiry_cursor;
+        let mut cursor: u64 = match known {
+            Some(c) => c,
+            None => match objects.get(&cursor_key).await {
+                Ok(r) => {
+                    let b = r.bytes().await.map_err(|e| explain(&cursor_key, &e))?;
+                    String::from_utf8_lossy(&b).trim().parse().unwrap_or(0)
+                }
+                Err(object_store::Error::NotFound { .. }) => 0,
+                Err(e) => return Err(explain(&cursor_key, &e)),
+            },
+        };
+        self.state.lock().expect("backup state").expiry_cursor = Some(cursor);
+        loop {
+            let after = cursor;
+            let page =
+                self.meta.read(move |c| c.receipts_after(after, RECEIPT_PAGE)).await.map_err(|e| e.to_string())?;
+            let Some(last) = page.last().map(|r| r.seq) else { return Ok(()) };
+            for r in &page {
+                let key = blob_key(&self.cfg.prefix, &r.content_hash);
+                match objects.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(explain(&key, &e)),
+                }
+            }
+            cursor = last;
+            objects
+                .put(&cursor_key, PutPayload::from(cursor.to_string().into_bytes()))
+                .await
+                .map_err(|e| explain(&cursor_key, &e))?;
+            {
+                let mut st = self.state.lock().expect("backup state");
+                st.expired_objects += page.len() as u64;
+                st.expiry_cursor = Some(cursor);
+            }
+            tracing::info!(objects = page.len(), through_receipt = cursor, "expired segments deleted from the bucket");
+        }
+    }
+
+    /// Stores a snapshot of the catalog and the keys, then prunes old snapshots.
+    pub async fn snapshot_now(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<(), String> {
+        let (index, state) = self.meta.read(|c| c.dump_state()).await.map_err(|e| e.to_string())?;
+        let file = snapshot::SnapshotFile {
+            format: snapshot::SNAPSHOT_FORMAT.into(),
+            created_ms: self.meta.now_ms(),
+            made_by: self.meta.node_id,
+            applied_index: index,
+            keys: self.cluster_keys.clone(),
+            state_blake3: *blake3::hash(&state).as_bytes(),
+            state,
+        };
+        let created = file.created_ms;
+        let keys = self.keys.clone();
+        let sealed = tokio::task::spawn_blocking(move || file.seal(&keys))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let key = snapshot::snapshot_key(&self.cfg.prefix, created, index);
+        let size = sealed.len() as u64;
+        objects.put(&key, PutPayload::from(sealed)).await.map_err(|e| explain(&key, &e))?;
+        tracing::info!(key = %key, bytes = size, log_index = index, "catalog snapshot stored");
+        self.state.lock().expect("backup state").last_snapshot = Some((key.to_string(), created, size));
+        let all = list_snapshots(objects, &self.cfg.prefix).await?;
+        for (old, _, _) in all.iter().take(all.len().saturating_sub(snapshot::KEEP_SNAPSHOTS)) {
+            let p = ObjectPath::from(old.as_str());
+            if let Err(e) = objects.delete(&p).await {
+                tracing::warn!(key = %old, error = %e, "cannot prune an old snapshot");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The snapshots in the bucket, oldest first: key, creation ms, size.
+pub async fn list_snapshots(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+) -> std::result::Result<Vec<(String, i64, u64)>, String> {
+    use futures::TryStreamExt;
+    let dir = snapshot::snapshots_dir(prefix);
+    let metas: Vec<_> = objects.list(Some(&dir)).try_collect().await.map_err(|e| explain(&dir, &e))?;
+    let mut out: Vec<_> = metas
+        .into_iter()
+        .filter_map(|m| snapshot::parse_snapshot_key(&m.location).map(|(t, _)| (m.location.to_string(), t, m.size)))
+        .collect();
+    out.sort();
+    Ok(out)
+}

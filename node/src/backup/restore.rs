@@ -1,0 +1,366 @@
+//! `custos-node restore`: rebuilds a node from the backup bucket and the offline recovery
+//! identity alone, after every node of the cluster is gone.
+//!
+//! 1. Opens the newest snapshot under `s3://BUCKET/PREFIX/snapshots/` with the recovery
+//!    identity and checks its BLAKE3.
+//! 2. Loads its catalog into a new data directory and walks the whole audit chain; a
+//!    broken chain stops the restore (the backup itself would be evidence of tampering).
+//! 3. Downloads every catalogued segment's object and checks the ciphertext against
+//!    `blob_hash`, decrypts it and checks the plaintext against `content_hash`, then
+//!    stores the sealed blob. Segments the bucket does not hold are reported by name.
+//! 4. Founds a one-node cluster on the restored state ([`crate::meta::offline::adopt`]):
+//!    the lost nodes are retired, cameras move to the new node, and a chained audit
+//!    entry records the restore. The cluster's own keys come back from the snapshot, so
+//!    packages exported before the disaster still verify.
+//!
+//! More nodes then join it with `custos node join-token` / `custos-node join`, and
+//! replication brings the footage back up to the replication factor.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Serialize;
+
+use super::snapshot::{self, SnapshotFile};
+use crate::config::{BackupConfig, NodeConfig, CONFIG_FILE_NAME};
+use crate::error::{Error, Result};
+use crate::meta::offline;
+use crate::meta::{NodeRecord, SegmentRecord};
+use crate::segment::{BlobStore, Hash, Keys};
+
+/// Left in the data directory by a restore: the first start founds a new Raft group on
+/// the restored catalog, then removes it.
+pub const RESTORED_FILE: &str = "restored-founder";
+/// Downloads in flight at once.
+pub const RESTORE_CONCURRENCY: usize = 4;
+/// Attempts per object before the restore gives up on the store.
+const ATTEMPTS: u32 = 4;
+
+/// Options for `custos-node restore`.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// `s3://BUCKET[/PREFIX]`.
+    pub from: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub allow_http: bool,
+    pub credentials_file: Option<PathBuf>,
+    pub profile: String,
+    /// The offline recovery identity `custos-node init` wrote.
+    pub recovery_identity: PathBuf,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub campus: String,
+    /// A snapshot key to restore instead of the newest.
+    pub snapshot: Option<String>,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+}
+
+/// What the restore did, as printed by `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub data_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub node_id: u64,
+    pub campus: String,
+    pub listen: SocketAddr,
+    pub ca_file: Option<PathBuf>,
+    pub snapshot_key: String,
+    pub snapshot_created_ms: i64,
+    pub snapshot_log_index: u64,
+    pub audit_entries_verified: u64,
+    pub segments_in_catalog: u64,
+    pub segments_restored: u64,
+    pub bytes_restored: u64,
+    /// `camera@start_ms` of every segment the bucket did not hold.
+    pub segments_missing: Vec<String>,
+    /// `camera@start_ms: problem` of every object that failed verification.
+    pub segments_corrupt: Vec<String>,
+    pub nodes_retired: usize,
+    pub elapsed_ms: u64,
+}
+
+/// Splits `s3://BUCKET[/PREFIX]`.
+pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| Error::InvalidArgument(format!("--from {url:?}: expected s3://BUCKET or s3://BUCKET/PREFIX")))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::InvalidArgument(format!("--from {url:?}: the bucket name is missing")));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// Rebuilds a node in `opts.data_dir` from the bucket. See the module docs.
+pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let (bucket, prefix) = parse_s3_url(&opts.from)?;
+    crate::server::peer::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
+    let dir = &opts.data_dir;
+    if dir.exists() && std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?.next().is_some() {
+        return Err(Error::AlreadyExists {
+            what: "non-empty directory (restore needs a new or empty --data directory)",
+            id: dir.display().to_string(),
+        });
+    }
+    let identity = std::fs::read_to_string(&opts.recovery_identity)
+        .map_err(|e| Error::io("read the recovery identity", &opts.recovery_identity, e))?;
+    let recovery = Arc::new(Keys::new(&[], &identity)?);
+    let backup = BackupConfig {
+        endpoint: opts.endpoint.clone(),
+        bucket,
+        region: opts.region.clone(),
+        prefix: prefix.clone(),
+        allow_http: opts.allow_http,
+        snapshot_every_s: 600,
+        credentials_file: opts.credentials_file.clone(),
+        profile: opts.profile.clone(),
+    };
+    let objects = super::open_store(&backup)?;
+
+    // 1. The snapshot.
+    let key = match &opts.snapshot {
+        Some(k) => k.clone(),
+        None => {
+            let all = super::list_snapshots(&objects, &prefix).await.map_err(Error::Unavailable)?;
+            let Some((k, _, _)) = all.into_iter().next_back() else {
+                return Err(Error::NotFound {
+                    what: "backup snapshot (has the cluster's backup worker stored one? see snapshot_every_s)",
+                    id: format!("{}/{}", opts.from.trim_end_matches('/'), "snapshots/"),
+                });
+            };
+            k
+        }
+    };
+    let sealed = get_with_retries(&objects, &ObjectPath::from(key.as_str()))
+        .await?
+        .ok_or_else(|| Error::NotFound { what: "backup snapshot", id: key.clone() })?;
+    let recovery2 = recovery.clone();
+    let snap = blocking(move || SnapshotFile::open(&sealed, &recovery2)).await?;
+    say(opts, &format!("snapshot {key}: catalog at log index {}, made by node {}", snap.applied_index, snap.made_by));
+
+    // 2. The catalog and its audit chain.
+    std::fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
+    let db_path = dir.join("catalog");
+    let state = std::mem::take(&mut { snap.state });
+    let (db, audit_n, segments) = blocking(move || -> Result<_> {
+        let db = crate::meta::db::open(&db_path)?;
+        offline::load_restored(&db, &state)?;
+        let n = offline::verify_audit(&db)?;
+        let segs = offline::segments(&db)?;
+        Ok((db, n, segs))
+    })
+    .await?;
+    say(opts, &format!("audit chain verified: {audit_n} entries; {} segments catalogued", segments.len()));
+
+    // 3. The blobs.
+    let blob_root = dir.join("blobs");
+    let store = Arc::new(blocking(move || BlobStore::open(&blob_root)).await?.0);
+    let fetched = fetch_all(opts, &objects, &prefix, &segments, &recovery, &store).await?;
+
+    // 4. The new cluster.
+    let listen = opts.listen;
+    let campus = opts.campus.clone();
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let restored = fetched.restored.clone();
+    let source = key.clone();
+    let (node_id, adopted) = blocking(move || -> Result<_> {
+        let id = offline::next_node_id(&db)?;
+        let node = NodeRecord { id, campus, addr: listen.to_string(), joined_ms: now, retired: false };
+        let a = offline::adopt(&db, &offline::Adoption { node, restored, time_ms: now, source })?;
+        db.flush().map_err(Error::Db)?;
+        Ok((id, a))
+    })
+    .await?;
+    let ca_file = write_node_files(&dir, &snap.keys, node_id, opts, backup)?;
+    say(
+        opts,
+        &format!(
+            "node {node_id} restored: {} segments verified, {} missing, {} corrupt; {} old nodes retired",
+            adopted.segments_restored,
+            fetched.missing.len(),
+            fetched.corrupt.len(),
+            adopted.nodes_retired
+        ),
+    );
+    Ok(RestoreReport {
+        config_file: dir.join(CONFIG_FILE_NAME),
+        data_dir: dir,
+        node_id,
+        campus: opts.campus.clone(),
+        listen: opts.listen,
+        ca_file,
+        snapshot_key: key,
+        snapshot_created_ms: snap.created_ms,
+        snapshot_log_index: snap.applied_index,
+        audit_entries_verified: audit_n,
+        segments_in_catalog: segments.len() as u64,
+        segments_restored: adopted.segments_restored,
+        bytes_restored: fetched.bytes,
+        segments_missing: fetched.missing,
+        segments_corrupt: fetched.corrupt,
+        nodes_retired: adopted.nodes_retired,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))?
+}
+
+fn say(opts: &RestoreOptions, line: &str) {
+    if opts.progress {
+        eprintln!("restore: {line}");
+    }
+}
+
+/// Gets an object, retrying transient failures; `None` when the store does not have it.
+async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let r = async { objects.get(key).await?.bytes().await }.await;
+        match r {
+            Ok(b) => return Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) if attempt >= ATTEMPTS => {
+                return Err(Error::Unavailable(format!(
+                    "{}; the restore stopped: delete the --data directory and run it again once the store answers",
+                    super::explain(key, &e)
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250 << attempt)).await,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Fetched {
+    restored: HashSet<Hash>,
+    bytes: u64,
+    missing: Vec<String>,
+    corrupt: Vec<String>,
+}
+
+/// Downloads, verifies and stores every segment's blob.
+async fn fetch_all(
+    opts: &RestoreOptions,
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    segments: &[SegmentRecord],
+    keys: &Arc<Keys>,
+    store: &Arc<BlobStore>,
+) -> Result<Fetched> {
+    use futures::StreamExt;
+    let mut out = Fetched::default();
+    let mut results = futures::stream::iter(segments.iter().cloned())
+        .map(|rec| {
+            let (objects, keys, store, key) =
+                (objects.clone(), keys.clone(), store.clone(), super::blob_key(prefix, &rec.content_hash));
+            async move {
+                let Some(blob) = get_with_retries(&objects, &key).await? else { return Ok((rec, Outcome::Missing)) };
+                let outcome = blocking(move || {
+                    Ok(match keys.open(&blob, &rec.blob_hash, &rec.content_hash) {
+                        Err(problem) => (rec, Outcome::Corrupt(problem)),
+                        Ok(_) => {
+                            store.put(&rec.content_hash, &blob)?;
+                            let n = blob.len() as u64;
+                            (rec, Outcome::Restored(n))
+                        }
+                    })
+                })
+                .await?;
+                Ok::<_, Error>(outcome)
+            }
+        })
+        .buffer_unordered(RESTORE_CONCURRENCY);
+    let mut last_report = Instant::now();
+    let mut done = 0usize;
+    while let Some(r) = results.next().await {
+        let (rec, outcome) = r?;
+        let name = format!("{}@{}", rec.camera, rec.start_ms);
+        match outcome {
+            Outcome::Restored(n) => {
+                out.restored.insert(rec.content_hash);
+                out.bytes += n;
+            }
+            Outcome::Missing => out.missing.push(name),
+            Outcome::Corrupt(problem) => out.corrupt.push(format!("{name}: {problem}")),
+        }
+        done += 1;
+        if last_report.elapsed() > Duration::from_secs(5) || done == segments.len() {
+            last_report = Instant::now();
+            say(opts, &format!("{done}/{} segments fetched and verified ({} bytes)", segments.len(), out.bytes));
+        }
+    }
+    out.missing.sort();
+    out.corrupt.sort();
+    Ok(out)
+}
+
+enum Outcome {
+    Restored(u64),
+    Missing,
+    Corrupt(String),
+}
+
+/// Writes the keys, certificate, config and founder marker of the restored node.
+fn write_node_files(
+    dir: &Path,
+    keys: &snapshot::ClusterKeys,
+    node_id: u64,
+    opts: &RestoreOptions,
+    backup: BackupConfig,
+) -> Result<Option<PathBuf>> {
+    use crate::init::{write_config, write_private, write_private_bytes, write_tls_files};
+    write_private(&dir.join("keys/archive.age"), &keys.archive_identity)?;
+    if !keys.signing_key_pkcs8.is_empty() {
+        write_private_bytes(&dir.join(crate::export::SIGNING_KEY_FILE), &keys.signing_key_pkcs8)?;
+    }
+    // The cluster's CA comes back, so clients' --ca files stay valid; a snapshot from a
+    // development node without TLS gets a new CA.
+    let (ca_pem, ca_key) = if keys.ca_pem.is_empty() {
+        let pki = crate::tls::create_pki(node_id, opts.listen)?;
+        (pki.ca_cert_pem, pki.ca_key_pem)
+    } else {
+        (keys.ca_pem.clone(), keys.ca_key_pem.clone())
+    };
+    let (cert, key) = crate::tls::issue_node_cert(&ca_pem, &ca_key, node_id, &opts.listen.to_string())?;
+    let tls = write_tls_files(dir, (&ca_pem, &ca_key), (&cert, &key))?;
+    let mut cfg = NodeConfig::with_defaults(node_id, opts.listen, keys.archive_recipients.clone());
+    if keys.segment_target_ms > 0 {
+        cfg.segment_target_ms = keys.segment_target_ms;
+    }
+    cfg.campus = opts.campus.clone();
+    cfg.tls = Some(tls.clone());
+    cfg.insecure_plaintext = false;
+    // The restored cluster goes on backing up to the bucket it came from.
+    cfg.backup = Some(backup);
+    crate::segment::store::write_file_atomic(
+        &dir.join(RESTORED_FILE),
+        b"founds a new group on the restored catalog\n",
+    )?;
+    write_config(dir, cfg)?;
+    Ok(Some(dir.join(tls.ca_file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(parse_s3_url("s3://footage").unwrap(), ("footage".into(), "".into()));
+        assert_eq!(parse_s3_url("s3://footage/site-a/").unwrap(), ("footage".into(), "site-a".into()));
+        assert!(parse_s3_url("https://footage").unwrap_err().to_string().contains("s3://BUCKET"));
+        assert!(parse_s3_url("s3:///x").unwrap_err().to_string().contains("bucket name"));
+    }
+}
