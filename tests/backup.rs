@@ -207,6 +207,13 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     bytes[mid] ^= 0x40;
     std::fs::write(&obj, bytes).unwrap();
 
+    // `custos backup verify` reads the bucket back and finds exactly that damage.
+    let v = n1.connect(Some(&n1.token)).await.unwrap().verify_backup(0).await.unwrap();
+    assert!(v.snapshot_problem.is_empty(), "{v:?}");
+    assert_eq!((v.backed_up, v.checked, v.ok), (before.len() as u64, before.len() as u64, before.len() as u64 - 1));
+    assert!(v.missing.is_empty() && v.corrupt.len() == 1, "{v:?}");
+    assert!(v.corrupt[0].starts_with(&format!("{}@{}", damaged.camera, damaged.start_ms)), "{v:?}");
+
     // The disaster: every node and all its data are gone.
     let (token, ca_pem) = (n1.token.clone(), std::fs::read(&n1.ca_file).unwrap());
     for n in [&mut n1, &mut n2] {
@@ -292,4 +299,43 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
 async fn sec_audit(n: &Node) -> u64 {
     let auditor = n.user("auditor1", "auditor", None).await;
     auditor.audit_log(Default::default()).await.unwrap().len() as u64
+}
+
+/// Retention reaches the bucket: on a simulated clock 61 days on, expired footage's
+/// objects are deleted from the bucket after the cluster deletes it, and held footage's
+/// objects stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_footage_leaves_the_bucket_and_held_footage_stays() {
+    const DAY: i64 = 86_400_000;
+    let s3 = TestS3::start("footage");
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("offset-ms");
+    std::fs::write(&clock, "0").unwrap();
+    let mut node = Node::init(&["lobby=test://ball".to_string(), "gate=test://snow".to_string()], 1_000);
+    node.configure("expiry_every_s = 1");
+    node.append_config(&backup_section(&s3, "footage"));
+    node.env = vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
+    let admin = node.start_sim(&clock).await;
+    let sec = node.user("guard", "security", None).await;
+    admin.set_policy(Some("lobby"), 30, 60).await.unwrap();
+    let t0 = now_ms() - 10_000;
+    sec.place_hold("case-gate", &["gate".to_string()], t0, None, PURPOSE).await.unwrap();
+
+    let in_bucket = |segs: &[custos_proto::v1::Segment]| {
+        segs.iter().filter(|s| s3.object("footage", &object_key(&s.content_hash)).is_some()).count()
+    };
+    let (lobby, gate) = wait_for(60, "footage of both cameras in the bucket", || async {
+        let l = sec.search("lobby", t0, now_ms(), PURPOSE).await.ok()?.0;
+        let g = sec.search("gate", t0, now_ms(), PURPOSE).await.ok()?.0;
+        let (l, g): (Vec<_>, Vec<_>) = (l.into_iter().take(3).collect(), g.into_iter().take(3).collect());
+        (l.len() == 3 && g.len() == 3 && in_bucket(&l) == 3 && in_bucket(&g) == 3).then_some((l, g))
+    })
+    .await;
+
+    std::fs::write(&clock, (61 * DAY).to_string()).unwrap();
+    wait_for(60, "expired objects deleted from the bucket", || async { (in_bucket(&lobby) == 0).then_some(()) }).await;
+    assert_eq!(in_bucket(&gate), 3, "held footage stays in the bucket");
+    let st = admin.status().await.unwrap();
+    assert!(st.backup_expired_objects >= 3, "{st:?}");
+    node.stop();
 }

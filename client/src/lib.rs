@@ -351,6 +351,11 @@ impl Client {
         Ok(e)
     }
 
+    /// Checks the backup bucket: the newest snapshot and `sample` segments (0: all).
+    pub async fn verify_backup(&self, sample: u64) -> Result<pb::VerifyBackupResponse, ClientError> {
+        Ok(self.cluster.clone().verify_backup(self.req(pb::VerifyBackupRequest { sample })).await?.into_inner())
+    }
+
     /// Retires a node.
     pub async fn remove_node(&self, id: u64) -> Result<(), ClientError> {
         self.cluster.clone().remove_node(self.req(pb::RemoveNodeRequest { id })).await?;

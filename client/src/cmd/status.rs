@@ -57,12 +57,59 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
 
 #[derive(clap::Subcommand)]
 pub enum BackupCmd {
-    /// Segments waiting, segments and bytes stored, the last error and the last success.
+    /// Lag (segments waiting), segments and bytes stored, the newest snapshot, the last
+    /// error and the last success. Ask the leader: the backup worker runs there.
     Status,
+    /// Read back what the bucket holds and check it: the newest snapshot opens, and each
+    /// checked segment's object matches its hashes. Exits non-zero on any problem.
+    Verify {
+        /// Segments to check, chosen at random among those backed up.
+        #[arg(long, default_value_t = 100, conflicts_with = "full")]
+        sample: u64,
+        /// Check every backed-up segment.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 pub async fn backup(client: &Client, cmd: BackupCmd, as_json: bool) -> anyhow::Result<()> {
-    let BackupCmd::Status = cmd;
+    let (sample, full) = match cmd {
+        BackupCmd::Status => return backup_status(client, as_json).await,
+        BackupCmd::Verify { sample, full } => (sample, full),
+    };
+    let r = client.verify_backup(if full { 0 } else { sample.max(1) }).await?;
+    let healthy = r.snapshot_problem.is_empty() && r.missing.is_empty() && r.corrupt.is_empty();
+    if as_json {
+        super::print_json(&json!({
+            "healthy": healthy, "snapshot": r.snapshot,
+            "snapshot_created": (r.snapshot_created_ms > 0).then(|| format_ms(r.snapshot_created_ms)),
+            "snapshot_problem": (!r.snapshot_problem.is_empty()).then_some(&r.snapshot_problem),
+            "backed_up": r.backed_up, "checked": r.checked, "ok": r.ok,
+            "missing": r.missing, "corrupt": r.corrupt,
+        }));
+    } else {
+        match (r.snapshot.is_empty(), r.snapshot_problem.is_empty()) {
+            (_, true) => {
+                println!("snapshot {} ({}): opens and matches its hash", r.snapshot, format_ms(r.snapshot_created_ms))
+            }
+            (true, false) => println!("snapshot: PROBLEM: {}", r.snapshot_problem),
+            (false, false) => println!("snapshot {}: PROBLEM: {}", r.snapshot, r.snapshot_problem),
+        }
+        println!("{} of {} checked segments verified ({} backed up in all)", r.ok, r.checked, r.backed_up);
+        for m in &r.missing {
+            println!("MISSING from the bucket: {m}");
+        }
+        for c in &r.corrupt {
+            println!("CORRUPT in the bucket: {c}");
+        }
+    }
+    if !healthy {
+        anyhow::bail!("the backup has problems (see above): the listed segments could not be restored from it");
+    }
+    Ok(())
+}
+
+async fn backup_status(client: &Client, as_json: bool) -> anyhow::Result<()> {
     let s = client.status().await?;
     if as_json {
         super::print_json(&json!({
@@ -70,6 +117,11 @@ pub async fn backup(client: &Client, cmd: BackupCmd, as_json: bool) -> anyhow::R
             "backed_up_segments": s.backed_up_segments, "backed_up_bytes": s.backed_up_bytes,
             "last_error": (!s.backup_last_error.is_empty()).then_some(&s.backup_last_error),
             "last_success": (s.backup_last_success_ms > 0).then(|| format_ms(s.backup_last_success_ms)),
+            "last_snapshot": (!s.backup_last_snapshot.is_empty()).then(|| json!({
+                "key": s.backup_last_snapshot, "created": format_ms(s.backup_last_snapshot_ms),
+                "bytes": s.backup_last_snapshot_bytes,
+            })),
+            "expired_objects_deleted": s.backup_expired_objects,
         }));
         return Ok(());
     }
@@ -80,8 +132,24 @@ pub async fn backup(client: &Client, cmd: BackupCmd, as_json: bool) -> anyhow::R
     if s.backup_last_success_ms > 0 {
         println!("last upload confirmed {}", format_ms(s.backup_last_success_ms));
     }
+    if !s.backup_last_snapshot.is_empty() {
+        println!(
+            "last catalog snapshot {} ({} bytes) at {}",
+            s.backup_last_snapshot,
+            s.backup_last_snapshot_bytes,
+            format_ms(s.backup_last_snapshot_ms)
+        );
+    } else if s.backup_configured && s.raft_role == "leader" {
+        println!("no catalog snapshot in the bucket yet");
+    }
+    if s.backup_expired_objects > 0 {
+        println!("{} expired segments deleted from the bucket since this leader started", s.backup_expired_objects);
+    }
     if !s.backup_last_error.is_empty() {
         println!("FAILING (retrying): {}", s.backup_last_error);
+    }
+    if s.backup_configured && s.raft_role != "leader" {
+        println!("(node {} is a {}; the backup worker's own view is on the leader)", s.node_id, s.raft_role);
     }
     Ok(())
 }

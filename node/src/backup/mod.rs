@@ -34,6 +34,7 @@
 
 pub mod restore;
 pub mod snapshot;
+pub mod verify;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

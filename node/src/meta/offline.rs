@@ -28,6 +28,34 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// How many segments the backup store has confirmed, and `sample` of them chosen at
+    /// random (every one when `sample` is 0). Blocks; walks the whole catalog.
+    pub fn backed_up_segments(&self, sample: usize) -> Result<(u64, Vec<SegmentRecord>)> {
+        use rand::Rng;
+        let db = &self.db;
+        let mut rng = rand::thread_rng();
+        let (mut seen, mut out) = (0u64, Vec::new());
+        for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
+            let (k, v) = kv.map_err(|e| Error::Internal(e.to_string()))?;
+            if db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k)?.is_some() {
+                continue;
+            }
+            seen += 1;
+            // Reservoir sampling keeps each backed-up segment equally likely.
+            if sample == 0 || out.len() < sample {
+                out.push(decode(&v).map_err(Error::Internal)?);
+            } else {
+                let j = rng.gen_range(0..seen);
+                if (j as usize) < sample {
+                    out[j as usize] = decode(&v).map_err(Error::Internal)?;
+                }
+            }
+        }
+        Ok((seen, out))
+    }
+}
+
 /// Loads a dump into an empty database and forgets the old group's Raft position, so
 /// the restored node founds a new group on top of the restored state. Blocks.
 pub fn load_restored(db: &DB, state: &[u8]) -> Result<()> {

@@ -117,4 +117,29 @@ impl Cluster for Services {
         tracing::warn!(node = id, user = %caller.who.name, "node retired: it leaves the group, its cameras and copies move");
         Ok(Response::new(pb::RemoveNodeResponse {}))
     }
+
+    async fn verify_backup(
+        &self,
+        req: Request<pb::VerifyBackupRequest>,
+    ) -> Result<Response<pb::VerifyBackupResponse>, Status> {
+        self.guard(&req, Action::ManageNodes, true).await?;
+        let Some(cfg) = &self.backup else {
+            return Err(Status::failed_precondition(
+                "backup is not configured on this node: add a [backup] section to its custos.toml, or ask a node that has one",
+            ));
+        };
+        let sample = req.get_ref().sample as usize;
+        let r = crate::backup::verify::verify(cfg, &self.meta, &self.keys, sample).await?;
+        tracing::info!(checked = r.checked, ok = r.ok, missing = r.missing.len(), corrupt = r.corrupt.len(), snapshot = %r.snapshot, "backup verified");
+        Ok(Response::new(pb::VerifyBackupResponse {
+            snapshot: r.snapshot,
+            snapshot_created_ms: r.snapshot_created_ms,
+            snapshot_problem: r.snapshot_problem.unwrap_or_default(),
+            backed_up: r.backed_up,
+            checked: r.checked,
+            ok: r.ok,
+            missing: r.missing,
+            corrupt: r.corrupt,
+        }))
+    }
 }

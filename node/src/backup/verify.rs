@@ -1,0 +1,93 @@
+//! `custos backup verify`: reads back what the bucket holds and checks it, so a backup
+//! is known to be restorable before it is needed.
+
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+
+use super::snapshot::SnapshotFile;
+use crate::config::BackupConfig;
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::segment::Keys;
+
+/// Objects read at once.
+const VERIFY_CONCURRENCY: usize = 4;
+
+/// What a verification found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub snapshot: String,
+    pub snapshot_created_ms: i64,
+    /// `None` when the newest snapshot opened and matched its hash.
+    pub snapshot_problem: Option<String>,
+    pub backed_up: u64,
+    pub checked: u64,
+    pub ok: u64,
+    pub missing: Vec<String>,
+    pub corrupt: Vec<String>,
+}
+
+/// Checks the newest snapshot and `sample` backed-up segments (0: all of them).
+pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: usize) -> Result<VerifyReport> {
+    use futures::StreamExt;
+    let objects = super::open_store(cfg)?;
+    let mut report = VerifyReport::default();
+    match super::list_snapshots(&objects, &cfg.prefix).await.map_err(Error::Unavailable)?.pop() {
+        None => report.snapshot_problem = Some("the bucket holds no catalog snapshot yet".into()),
+        Some((key, created, _)) => {
+            report.snapshot = key.clone();
+            report.snapshot_created_ms = created;
+            report.snapshot_problem = match get(&objects, &ObjectPath::from(key.as_str())).await? {
+                None => Some("listed but gone".into()),
+                Some(b) => {
+                    let k = keys.clone();
+                    let opened = tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    opened.err().map(|e| e.to_string())
+                }
+            };
+        }
+    }
+    let (total, segments) = meta.read(move |c| c.backed_up_segments(sample)).await?;
+    report.backed_up = total;
+    let checks = futures::stream::iter(segments)
+        .map(|rec| {
+            let (objects, keys, key) = (objects.clone(), keys.clone(), super::blob_key(&cfg.prefix, &rec.content_hash));
+            async move {
+                let name = format!("{}@{}", rec.camera, rec.start_ms);
+                let Some(blob) = get(&objects, &key).await? else { return Ok((name, Some(None))) };
+                let problem =
+                    tokio::task::spawn_blocking(move || keys.open(&blob, &rec.blob_hash, &rec.content_hash).err())
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                Ok::<_, Error>((name, problem.map(Some)))
+            }
+        })
+        .buffer_unordered(VERIFY_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for c in checks {
+        let (name, outcome) = c?;
+        report.checked += 1;
+        match outcome {
+            None => report.ok += 1,
+            Some(None) => report.missing.push(name),
+            Some(Some(problem)) => report.corrupt.push(format!("{name}: {problem}")),
+        }
+    }
+    report.missing.sort();
+    report.corrupt.sort();
+    Ok(report)
+}
+
+async fn get(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
+    use object_store::ObjectStoreExt;
+    match async { objects.get(key).await?.bytes().await }.await {
+        Ok(b) => Ok(Some(b.to_vec())),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::Unavailable(super::explain(key, &e))),
+    }
+}
