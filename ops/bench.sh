@@ -15,6 +15,9 @@ cargo bench --locked --bench seal_store_commit -- $smoke
 echo "== E1: export run (read, decrypt, verify, hash, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3"
 cargo bench --locked --bench export -- $smoke
 
+echo "== B1: backup to loopback S3 (custos worker) vs restic backup of the same blobs to the same server"
+cargo bench --locked --bench backup -- $smoke
+
 echo "== C1-C3: 3-node cluster commits, commit latency vs fsync, RF=2 ingest vs 1 node"
 cargo bench --locked --bench cluster -- $smoke
 

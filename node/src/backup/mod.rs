@@ -288,7 +288,7 @@ impl BackupWorker {
 
     /// Uploads one batch from the queue and records what the store confirmed. Returns
     /// how many segments were taken from the queue.
-    async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<usize, String> {
+    pub async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<usize, String> {
         let batch = self.meta.read(|c| c.backup_queue(BACKUP_BATCH)).await.map_err(|e| e.to_string())?;
         if batch.is_empty() {
             return Ok(0);
