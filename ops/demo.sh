@@ -2,7 +2,8 @@
 # Installs what is needed, builds in release mode, and runs a three-campus Custos cluster
 # on loopback: node 1 (campus east), node 2 (west) and node 3 (north), recording three
 # test-pattern cameras and one real RTSP camera (custos-test-camera) spread over the
-# nodes, every segment kept on two campuses. Prints the client commands to try. Ctrl-C
+# nodes, every segment kept on two campuses, backed up to an S3 server on loopback
+# (custos-test-s3). Prints the client commands to try. Ctrl-C
 # stops everything cleanly; run it again to continue recording into the same data.
 #
 #   ops/demo.sh [DATA_DIR]       (default ./demo-data)
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 data="${1:-./demo-data}"
 port="${CUSTOS_DEMO_PORT:-7400}"
 rtsp_port="${CUSTOS_DEMO_RTSP_PORT:-8554}"
+s3_port="${CUSTOS_DEMO_S3_PORT:-7480}"
 campuses=(east west north)
 
 ops/setup.sh --release
@@ -35,19 +37,29 @@ export CUSTOS_CA="$data/n1/keys/ca.pem"
 pids=()
 setsid "$bin/custos-test-camera" --port "$rtsp_port" --path /stream --pattern pinwheel > /dev/null &
 camera_pid=$!
+# The backup bucket: a real S3 server on a directory, with demo credentials.
+export AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret
+mkdir -p "$data/s3/footage"
+setsid "$bin/custos-test-s3" --root "$data/s3" --port "$s3_port" \
+  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" > /dev/null 2> "$data/s3.log" &
+s3_pid=$!
+with_backup() {
+  grep -q '^\[backup\]' "$data/n$1/custos.toml" || printf '\n[backup]\nendpoint = "http://127.0.0.1:%s"\nbucket = "footage"\nprefix = "demo"\nallow_http = true\nsnapshot_every_s = 60\n' "$s3_port" >> "$data/n$1/custos.toml"
+}
 stop() {
   trap - INT TERM
   echo
   echo "demo: stopping the nodes (each commits its last segments) and the RTSP camera"
   for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  kill "$camera_pid" 2>/dev/null || true
-  wait "$camera_pid" 2>/dev/null || true
+  kill "$camera_pid" "$s3_pid" 2>/dev/null || true
+  wait "$camera_pid" "$s3_pid" 2>/dev/null || true
   exit 0
 }
 trap stop INT TERM
 
 start_node() {
+  with_backup "$1"
   setsid "$bin/custos-node" run --data "$data/n$1" 2> "$data/n$1.log" &
   pids+=($!)
   for _ in $(seq 1 150); do
@@ -108,6 +120,14 @@ cat <<EOT
    CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000001
    $bin/custos export run E-000001 && $bin/custos export download E-000001 -o demo-export
    $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
+
+   # backup: what the bucket holds ($data/s3/footage/demo), and read it back
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos backup status     # ask the leader
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos backup verify --full
+   # lose everything but the bucket: rebuild from it and the recovery key (docs/backup.md)
+   AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret $bin/custos-node restore \
+       --from s3://footage/demo --endpoint http://127.0.0.1:$s3_port --allow-http \
+       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
