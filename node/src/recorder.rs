@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::cluster::replicate::Replicator;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::RawSegment;
 use crate::meta::{Command, Meta, Response, SegmentRecord};
 use crate::segment::pending::PendingDir;
@@ -77,7 +77,19 @@ pub fn seal_and_store_blob(ctx: &SealContext, seg: &RawSegment) -> Result<(Segme
         blob = existing;
     }
     ctx.pending.put(&rec)?;
-    ctx.store.put(&rec.content_hash, &blob)?;
+    let stored = ctx.store.put(&rec.content_hash, &blob)?;
+    if stored != rec.blob_hash {
+        // Another sealer stored the same content between the check above and the put:
+        // the record must name the copy that is on disk.
+        blob = ctx.store.get(&rec.content_hash)?.ok_or_else(|| Error::MissingBlob {
+            camera: rec.camera.clone(),
+            start_ms: rec.start_ms,
+            hash: hex::encode(rec.content_hash),
+        })?;
+        rec.blob_hash = *blake3::hash(&blob).as_bytes();
+        rec.blob_bytes = blob.len() as u64;
+        ctx.pending.put(&rec)?;
+    }
     Ok((rec, blob))
 }
 

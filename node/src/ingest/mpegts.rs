@@ -1,15 +1,26 @@
 //! A minimal MPEG-TS writer for one video elementary stream (ISO/IEC 13818-1).
 //!
-//! Each segment is written as its own transport stream: PAT and PMT first, then one PES
-//! packet per access unit, with a PCR and the random-access flag on keyframes. That makes
-//! every segment independently playable, and because timestamps come from wall-clock
-//! time, segments of one camera concatenate into a continuous stream.
+//! Each segment is written as its own transport stream: PAT, PMT and an SDT naming the
+//! camera first, then one PES packet per access unit, with a PCR and the random-access
+//! flag on keyframes. That makes every segment independently playable, and because
+//! timestamps come from wall-clock time, segments of one camera concatenate into a
+//! continuous stream.
+//!
+//! The SDT's service name is the camera id. Besides telling a player (and a court) which
+//! camera a file came from, it keeps segments of different cameras distinct even when
+//! two cameras are fed the same stream: blobs are addressed by content, and two cameras
+//! must never share one.
 
 /// Transport packet size.
 pub const TS_PACKET: usize = 188;
 const PID_PAT: u16 = 0x0000;
 const PID_PMT: u16 = 0x1000;
 const PID_VIDEO: u16 = 0x0100;
+const PID_SDT: u16 = 0x0011;
+/// The SDT's provider name.
+const PROVIDER: &[u8] = b"Custos";
+/// Longest service name that keeps the SDT in one packet (camera ids are at most 64).
+const SERVICE_NAME_MAX: usize = 120;
 /// PCR runs this far ahead of the first decode time (100 ms), as a muxer's buffer would.
 const PCR_LEAD_90K: u64 = 9_000;
 const WRAP_33: u64 = 1 << 33;
@@ -85,6 +96,28 @@ impl Writer {
             0x00,
         ];
         self.psi(PID_PMT, &s);
+    }
+
+    /// Service description table (ETSI EN 300 468): one service, named `name`.
+    fn sdt(&mut self, name: &str) {
+        let mut end = name.len().min(SERVICE_NAME_MAX);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let name = &name.as_bytes()[..end];
+        let mut desc = vec![0x48, 0, 0x01, PROVIDER.len() as u8];
+        desc.extend_from_slice(PROVIDER);
+        desc.push(name.len() as u8);
+        desc.extend_from_slice(name);
+        desc[1] = (desc.len() - 2) as u8;
+        let section_length = 8 + 5 + desc.len() + 4;
+        let mut s = vec![0x42, 0xF0 | (section_length >> 8) as u8, section_length as u8];
+        // transport_stream_id, version/current, section numbers, original_network_id, reserved
+        s.extend_from_slice(&[0x00, 0x01, 0xC1, 0x00, 0x00, 0xFF, 0x01, 0xFF]);
+        // service_id 1 (the PAT's program), no EIT, running, not scrambled
+        s.extend_from_slice(&[0x00, 0x01, 0xFC, 0x80 | (desc.len() >> 8) as u8, desc.len() as u8]);
+        s.extend_from_slice(&desc);
+        self.psi(PID_SDT, &s);
     }
 
     fn pes(&mut self, f: &Frame<'_>) {
@@ -173,12 +206,13 @@ fn write_timestamp(out: &mut Vec<u8>, prefix: u8, ts: u64) {
     out.push(((ts & 0x7F) as u8) << 1 | 1);
 }
 
-/// Writes one self-contained transport stream holding `frames`.
-pub fn mux_segment(stream_type: StreamType, frames: &[Frame<'_>]) -> Vec<u8> {
+/// Writes one self-contained transport stream of camera `camera` holding `frames`.
+pub fn mux_segment(stream_type: StreamType, camera: &str, frames: &[Frame<'_>]) -> Vec<u8> {
     let payload: usize = frames.iter().map(|f| f.data.len()).sum();
     let mut w = Writer { out: Vec::with_capacity(payload + payload / 20 + 4 * TS_PACKET), cc_video: 0 };
     w.pat();
     w.pmt(stream_type);
+    w.sdt(camera);
     for f in frames {
         w.pes(f);
     }
@@ -196,16 +230,34 @@ mod tests {
     }
 
     #[test]
+    fn the_sdt_names_the_camera_and_keeps_cameras_apart() {
+        let f = [Frame { pts_90k: 900_000, dts_90k: None, keyframe: true, data: &[9u8; 500] }];
+        let a = mux_segment(StreamType::H264, "door", &f);
+        let b = mux_segment(StreamType::H264, "ward", &f);
+        assert_ne!(a, b, "same frames, different cameras, different bytes");
+        let sdt = &a[2 * TS_PACKET..3 * TS_PACKET];
+        assert_eq!(((u16::from(sdt[1]) & 0x1F) << 8) | u16::from(sdt[2]), PID_SDT);
+        let section = &sdt[5..];
+        assert_eq!(section[0], 0x42);
+        let len = (usize::from(section[1] & 0x0F) << 8) | usize::from(section[2]);
+        assert_eq!(crc32_mpeg2(&section[..3 + len]), 0, "a section with its CRC checks to zero");
+        assert!(section[..3 + len].windows(4).any(|w| w == b"door"));
+        let long = "x".repeat(300);
+        assert_eq!(mux_segment(StreamType::H264, &long, &f).len() % TS_PACKET, 0);
+    }
+
+    #[test]
     fn packets_are_aligned_and_payload_survives() {
         for size in [1usize, 150, 170, 171, 172, 173, 174, 175, 176, 183, 184, 185, 1000, 65_000, 200_000] {
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let ts = mux_segment(
                 StreamType::H264,
+                "lobby",
                 &[Frame { pts_90k: 900_000, dts_90k: Some(896_400), keyframe: true, data: &data }],
             );
             assert_eq!(ts.len() % TS_PACKET, 0, "size {size}");
             let mut payload = Vec::new();
-            for p in ts.chunks(TS_PACKET).skip(2) {
+            for p in ts.chunks(TS_PACKET).skip(3) {
                 assert_eq!(p[0], 0x47);
                 let afc = (p[3] >> 4) & 3;
                 let start = if afc == 3 { 5 + p[4] as usize } else { 4 };

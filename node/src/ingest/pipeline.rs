@@ -89,7 +89,7 @@ impl Session {
             end_ms: (self.wall_ns(cut.end_ns) / 1_000_000) as i64,
             codec,
             forced_cut: cut.forced,
-            data: mux_segment(st, &frames),
+            data: mux_segment(st, &self.camera, &frames),
         })
     }
 
