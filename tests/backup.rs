@@ -144,7 +144,8 @@ fn restore_cmd(s3: &TestS3, identity: &std::path::Path, data: &std::path::Path, 
 /// destroyed, and `custos-node restore` rebuilds the cluster from the bucket and the
 /// offline recovery identity alone. Every backed-up segment comes back verified (one
 /// object damaged in the bucket is named, not restored), the audit chain is intact and
-/// extended by the restore, and the old admin token and CA still work.
+/// extended by the restore, the old admin token and CA still work, and a node joining the
+/// restored one gets a copy of every restored segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     let s3 = TestS3::start("footage");
@@ -187,6 +188,9 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     let audit_before = sec_audit(&n1).await;
     let drained = wait_for(60, "backup queue drained", || async {
         let s = leader_status(&[&n1, &n2]).await?;
+        if s.backup_pending > 0 || !s.backup_last_error.is_empty() {
+            eprintln!("backup: {} waiting, error {:?}", s.backup_pending, s.backup_last_error);
+        }
         (s.backup_pending == 0 && s.backup_last_error.is_empty()).then_some(s.last_applied_index)
     })
     .await;
@@ -292,6 +296,24 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     assert!(entries.iter().any(|e| String::from_utf8_lossy(&e.body).contains("cluster-restore")));
     let nodes = admin.list_nodes().await.unwrap();
     assert_eq!(nodes.leader, r["node_id"].as_u64().unwrap(), "{nodes:?}");
+
+    // And then a cluster: a new node joins the restored one, and repair brings every
+    // restored segment back up to two copies on two campuses.
+    let mut west = Node::join(&restored, "west").await;
+    west.start().await;
+    let restored_n = before.len() - 1;
+    wait_for(60, "restored footage replicated to the new node", || async {
+        let mut n = 0;
+        for c in ["door", "ward"] {
+            n += sec.search(c, t0, now_ms(), PURPOSE).await.ok()?.0.iter().filter(|s| s.replicas.len() >= 2).count();
+        }
+        (n == restored_n).then_some(())
+    })
+    .await;
+    for s in before.iter().filter(|s| s.content_hash != damaged.content_hash) {
+        assert!(west.holds_blob(&s.content_hash), "{}@{} on the new node", s.camera, s.start_ms);
+    }
+    west.stop();
     restored.stop();
 }
 

@@ -226,6 +226,9 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
             }
         }
         if restored.exists() {
+            // Joining nodes must get the restored catalog as a snapshot, not replay a log
+            // that never contained it.
+            meta.compact_now().await?;
             tracing::info!("founded a new metadata group on the catalog restored from backup");
             std::fs::remove_file(&restored).map_err(|e| Error::io("remove", &restored, e))?;
         }

@@ -228,6 +228,29 @@ impl Meta {
         tokio::task::spawn_blocking(move || f(&c)).await.map_err(|e| Error::Internal(e.to_string()))?
     }
 
+    /// Snapshots the state machine and purges the log it covers, so a node that joins
+    /// later is seeded from the snapshot. Needed once after a restore, whose catalog
+    /// was loaded under the log rather than built from it: replaying the log alone would
+    /// give a new member an empty catalog.
+    pub async fn compact_now(&self) -> Result<()> {
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0);
+        let fatal = |e: openraft::error::Fatal<NodeId>| Error::Internal(format!("raft: {e}"));
+        self.raft.trigger().snapshot().await.map_err(fatal)?;
+        let timeout = Some(Duration::from_secs(60));
+        self.raft
+            .wait(timeout)
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot of the restored catalog")
+            .await
+            .map_err(|e| Error::Unavailable(format!("snapshot not built: {e}")))?;
+        self.raft.trigger().purge_log(applied).await.map_err(fatal)?;
+        self.raft
+            .wait(timeout)
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= applied), "log purged")
+            .await
+            .map_err(|e| Error::Unavailable(format!("log not purged: {e}")))?;
+        Ok(())
+    }
+
     /// Stops Raft.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
