@@ -16,7 +16,7 @@
 //! More nodes then join it with `custos node join-token` / `custos-node join`, and
 //! replication brings the footage back up to the replication factor.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -244,7 +244,7 @@ async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> R
 
 #[derive(Default)]
 struct Fetched {
-    restored: HashSet<Hash>,
+    restored: HashMap<Hash, (Hash, u64)>,
     bytes: u64,
     missing: Vec<String>,
     corrupt: Vec<String>,
@@ -268,12 +268,16 @@ async fn fetch_all(
             async move {
                 let Some(blob) = get_with_retries(&objects, &key).await? else { return Ok((rec, Outcome::Missing)) };
                 let outcome = blocking(move || {
-                    Ok(match keys.open(&blob, &rec.blob_hash, &rec.content_hash) {
+                    // A copy sealed separately from the catalogued one still holds exactly
+                    // the catalogued footage when its plaintext hash matches.
+                    let checked = keys
+                        .open(&blob, &rec.blob_hash, &rec.content_hash)
+                        .or_else(|problem| keys.open_content(&blob, &rec.content_hash).map_err(|_| problem));
+                    Ok(match checked {
                         Err(problem) => (rec, Outcome::Corrupt(problem)),
                         Ok(_) => {
-                            store.put(&rec.content_hash, &blob)?;
-                            let n = blob.len() as u64;
-                            (rec, Outcome::Restored(n))
+                            let blob_hash = store.put(&rec.content_hash, &blob)?;
+                            (rec, Outcome::Restored(blob_hash, blob.len() as u64))
                         }
                     })
                 })
@@ -288,8 +292,8 @@ async fn fetch_all(
         let (rec, outcome) = r?;
         let name = format!("{}@{}", rec.camera, rec.start_ms);
         match outcome {
-            Outcome::Restored(n) => {
-                out.restored.insert(rec.content_hash);
+            Outcome::Restored(blob_hash, n) => {
+                out.restored.insert(rec.content_hash, (blob_hash, n));
                 out.bytes += n;
             }
             Outcome::Missing => out.missing.push(name),
@@ -307,7 +311,8 @@ async fn fetch_all(
 }
 
 enum Outcome {
-    Restored(u64),
+    /// The stored copy's blob hash and size.
+    Restored(Hash, u64),
     Missing,
     Corrupt(String),
 }

@@ -6,7 +6,7 @@
 //! keeps every record and the audit chain, retires the nodes that were lost, and appends
 //! one chained audit entry that says what was restored and what was missing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
@@ -82,8 +82,9 @@ pub fn segments(db: &DB) -> Result<Vec<SegmentRecord>> {
 pub struct Adoption {
     /// The restored node, with a fresh id.
     pub node: NodeRecord,
-    /// Content hashes of the segments whose blobs were restored and verified.
-    pub restored: HashSet<Hash>,
+    /// Segments whose blobs were restored and verified, by content hash: the blob hash
+    /// and size of the copy now stored.
+    pub restored: HashMap<Hash, (Hash, u64)>,
     pub time_ms: i64,
     /// Names the snapshot restored from, for the audit entry.
     pub source: String,
@@ -132,8 +133,10 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
     for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
         let (k, v) = kv.map_err(|e| err(e.to_string()))?;
         let mut rec: SegmentRecord = decode(&v).map_err(err)?;
-        if a.restored.contains(&rec.content_hash) {
+        if let Some(&(blob_hash, blob_bytes)) = a.restored.get(&rec.content_hash) {
             rec.replicas = vec![new_id];
+            rec.blob_hash = blob_hash;
+            rec.blob_bytes = blob_bytes;
             out.segments_restored += 1;
             restored_bytes += rec.blob_bytes;
         } else {
