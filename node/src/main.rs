@@ -276,7 +276,7 @@ fn main() -> anyhow::Result<()> {
                 });
                 custos_node::run(config, rx).await
             })?;
-            Ok(())
+            custos_node::exit_after_clean_stop(rt)
         }
     }
 }

@@ -60,5 +60,5 @@ fn main() -> anyhow::Result<()> {
         });
         custos_node::run_with_clock(config, rx, Arc::new(OffsetClock { file })).await
     })?;
-    Ok(())
+    custos_node::exit_after_clean_stop(rt)
 }
