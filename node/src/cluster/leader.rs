@@ -224,17 +224,18 @@ impl LeaderDuties {
                 tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, "no live copy of this segment to repair from");
                 continue;
             }
-            let blob = if self.store.contains(&seg.content_hash) {
-                let (s, h) = (self.store.clone(), seg.content_hash);
-                match tokio::task::spawn_blocking(move || s.get(&h)).await {
-                    Ok(Ok(Some(b))) if blake3::hash(&b).as_bytes() == &seg.blob_hash => b,
-                    _ => continue,
-                }
-            } else {
-                match self.replicator.fetch_remote(&seg).await {
+            let (s, h) = (self.store.clone(), seg.content_hash);
+            let local = match tokio::task::spawn_blocking(move || s.get(&h)).await {
+                Ok(Ok(Some(b))) if blake3::hash(&b).as_bytes() == &seg.blob_hash => Some(b),
+                _ => None,
+            };
+            // No matching copy here (none, or a separately sealed one): read a replica's.
+            let blob = match local {
+                Some(b) => b,
+                None => match self.replicator.fetch_remote(&seg).await {
                     Ok(b) => b,
                     Err(_) => continue,
-                }
+                },
             };
             let addr = cands.iter().find(|(c, _)| c.id == target).map(|(_, a)| a.clone()).unwrap_or_default();
             match push_blob(&self.replicator.peers, &addr, &seg.content_hash, &seg.blob_hash, Arc::new(blob)).await {
