@@ -31,6 +31,10 @@ pub enum Error {
     )]
     CorruptBlob { camera: String, start_ms: i64, detail: String },
 
+    /// The backup store (S3) refused or failed a request; the message says what to check.
+    #[error("backup store: {0}")]
+    Store(String),
+
     /// Restored or backed-up data does not verify (a broken audit chain, a snapshot or
     /// object that does not match its hashes).
     #[error("integrity check failed: {0}")]
@@ -82,6 +86,7 @@ impl Error {
                 Status::data_loss(e.to_string())
             }
             Error::Unavailable(m) => Status::unavailable(m),
+            e @ Error::Store(_) => Status::unavailable(e.to_string()),
             e => {
                 tracing::error!(error = %e, "request failed");
                 Status::internal(e.to_string())

@@ -173,7 +173,7 @@ async fn upload_batch(
                 (objects.clone(), store.clone(), replicator.clone(), blob_key(prefix, &rec.content_hash));
             async move {
                 let blob = sealed_blob(&rec, &store, &replicator).await.map_err(|e| e.to_string())?;
-                objects.put(&key, PutPayload::from(blob)).await.map_err(|e| explain(&key, &e))?;
+                objects.put(&key, PutPayload::from(blob)).await.map_err(|e| explain("storing", &key, &e))?;
                 Ok::<_, String>((rec.camera.clone(), rec.start_ms))
             }
         })
@@ -194,15 +194,23 @@ async fn upload_batch(
 }
 
 /// An upload error in words an operator can act on.
-fn explain(key: &ObjectPath, e: &object_store::Error) -> String {
-    let hint = match e {
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            "the bucket refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the node's environment. "
-        }
-        object_store::Error::NotFound { .. } => "the bucket does not exist: create it or fix backup.bucket. ",
-        _ => "",
+fn explain(op: &str, key: &ObjectPath, e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let refused =
+        matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+            || ["SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden"]
+                .iter()
+                .any(|c| text.contains(c));
+    let hint = if refused {
+        "the bucket refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the node's environment (or backup.credentials_file). "
+    } else if text.contains("NoSuchBucket") {
+        "the bucket does not exist: create it, or fix the bucket name. "
+    } else if text.contains("error sending request") || text.contains("Connection refused") {
+        "the S3 endpoint does not answer: check backup.endpoint and the network. "
+    } else {
+        ""
     };
-    format!("{hint}storing {key}: {e}")
+    format!("{hint}{op} {key}: {e}")
 }
 
 /// What the worker needs besides the catalog: the blobs, a way to reach replicas, and
@@ -321,11 +329,11 @@ impl BackupWorker {
             Some(c) => c,
             None => match objects.get(&cursor_key).await {
                 Ok(r) => {
-                    let b = r.bytes().await.map_err(|e| explain(&cursor_key, &e))?;
+                    let b = r.bytes().await.map_err(|e| explain("reading", &cursor_key, &e))?;
                     String::from_utf8_lossy(&b).trim().parse().unwrap_or(0)
                 }
                 Err(object_store::Error::NotFound { .. }) => 0,
-                Err(e) => return Err(explain(&cursor_key, &e)),
+                Err(e) => return Err(explain("reading", &cursor_key, &e)),
             },
         };
         self.state.lock().expect("backup state").expiry_cursor = Some(cursor);
@@ -338,14 +346,14 @@ impl BackupWorker {
                 let key = blob_key(&self.cfg.prefix, &r.content_hash);
                 match objects.delete(&key).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(explain(&key, &e)),
+                    Err(e) => return Err(explain("deleting", &key, &e)),
                 }
             }
             cursor = last;
             objects
                 .put(&cursor_key, PutPayload::from(cursor.to_string().into_bytes()))
                 .await
-                .map_err(|e| explain(&cursor_key, &e))?;
+                .map_err(|e| explain("storing", &cursor_key, &e))?;
             {
                 let mut st = self.state.lock().expect("backup state");
                 st.expired_objects += page.len() as u64;
@@ -375,7 +383,7 @@ impl BackupWorker {
             .map_err(|e| e.to_string())?;
         let key = snapshot::snapshot_key(&self.cfg.prefix, created, index);
         let size = sealed.len() as u64;
-        objects.put(&key, PutPayload::from(sealed)).await.map_err(|e| explain(&key, &e))?;
+        objects.put(&key, PutPayload::from(sealed)).await.map_err(|e| explain("storing", &key, &e))?;
         tracing::info!(key = %key, bytes = size, log_index = index, "catalog snapshot stored");
         self.state.lock().expect("backup state").last_snapshot = Some((key.to_string(), created, size));
         let all = list_snapshots(objects, &self.cfg.prefix).await?;
@@ -396,11 +404,47 @@ pub async fn list_snapshots(
 ) -> std::result::Result<Vec<(String, i64, u64)>, String> {
     use futures::TryStreamExt;
     let dir = snapshot::snapshots_dir(prefix);
-    let metas: Vec<_> = objects.list(Some(&dir)).try_collect().await.map_err(|e| explain(&dir, &e))?;
+    let metas: Vec<_> = objects.list(Some(&dir)).try_collect().await.map_err(|e| explain("listing", &dir, &e))?;
     let mut out: Vec<_> = metas
         .into_iter()
         .filter_map(|m| snapshot::parse_snapshot_key(&m.location).map(|(t, _)| (m.location.to_string(), t, m.size)))
         .collect();
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: text.to_string().into() }
+    }
+
+    #[test]
+    fn store_errors_come_with_what_to_check() {
+        let k = ObjectPath::from("p/snapshots");
+        let e = explain("listing", &k, &generic("404 Not Found: <Code>NoSuchBucket</Code>"));
+        assert!(e.starts_with("the bucket does not exist") && e.contains("listing p/snapshots"), "{e}");
+        let e = explain("storing", &k, &generic("403 Forbidden: <Code>SignatureDoesNotMatch</Code>"));
+        assert!(e.contains("refused the credentials"), "{e}");
+        let e = explain("reading", &k, &generic("HTTP error: error sending request"));
+        assert!(e.contains("does not answer"), "{e}");
+        assert!(explain("reading", &k, &generic("something else")).starts_with("reading p/snapshots"));
+    }
+
+    #[test]
+    fn credentials_files_are_read_by_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("credentials");
+        std::fs::write(
+            &p,
+            "# s3\n[default]\naws_access_key_id = A\naws_secret_access_key = B\n[profile backup]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=T\n",
+        )
+        .unwrap();
+        assert_eq!(read_credentials_file(&p, "default").unwrap(), ("A".into(), "B".into(), None));
+        assert_eq!(read_credentials_file(&p, "backup").unwrap(), ("C".into(), "D".into(), Some("T".into())));
+        let e = read_credentials_file(&p, "other").unwrap_err().to_string();
+        assert!(e.contains("[other]"), "{e}");
+    }
 }

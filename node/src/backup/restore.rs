@@ -129,7 +129,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let key = match &opts.snapshot {
         Some(k) => k.clone(),
         None => {
-            let all = super::list_snapshots(&objects, &prefix).await.map_err(Error::Unavailable)?;
+            let all = super::list_snapshots(&objects, &prefix).await.map_err(Error::Store)?;
             let Some((k, _, _)) = all.into_iter().next_back() else {
                 return Err(Error::NotFound {
                     what: "backup snapshot (has the cluster's backup worker stored one? see snapshot_every_s)",
@@ -232,9 +232,9 @@ async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> R
             Ok(b) => return Ok(Some(b.to_vec())),
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) if attempt >= ATTEMPTS => {
-                return Err(Error::Unavailable(format!(
+                return Err(Error::Store(format!(
                     "{}; the restore stopped: delete the --data directory and run it again once the store answers",
-                    super::explain(key, &e)
+                    super::explain("reading", key, &e)
                 )))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250 << attempt)).await,

@@ -34,7 +34,7 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
     use futures::StreamExt;
     let objects = super::open_store(cfg)?;
     let mut report = VerifyReport::default();
-    match super::list_snapshots(&objects, &cfg.prefix).await.map_err(Error::Unavailable)?.pop() {
+    match super::list_snapshots(&objects, &cfg.prefix).await.map_err(Error::Store)?.pop() {
         None => report.snapshot_problem = Some("the bucket holds no catalog snapshot yet".into()),
         Some((key, created, _)) => {
             report.snapshot = key.clone();
@@ -88,6 +88,6 @@ async fn get(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<
     match async { objects.get(key).await?.bytes().await }.await {
         Ok(b) => Ok(Some(b.to_vec())),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::Unavailable(super::explain(key, &e))),
+        Err(e) => Err(Error::Store(super::explain("reading", key, &e))),
     }
 }
