@@ -223,7 +223,7 @@ fn say(opts: &RestoreOptions, line: &str) {
 }
 
 /// Gets an object, retrying transient failures; `None` when the store does not have it.
-async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
+pub(super) async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -233,7 +233,7 @@ async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> R
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) if attempt >= ATTEMPTS => {
                 return Err(Error::Store(format!(
-                    "{}; the restore stopped: delete the --data directory and run it again once the store answers",
+                    "{}; gave up after {ATTEMPTS} attempts (a restore stopped here leaves a partial --data directory: delete it and run again once the store answers)",
                     super::explain("reading", key, &e)
                 )))
             }

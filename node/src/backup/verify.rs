@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
 
 use super::snapshot::SnapshotFile;
 use crate::config::BackupConfig;
@@ -39,16 +38,17 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
         Some((key, created, _)) => {
             report.snapshot = key.clone();
             report.snapshot_created_ms = created;
-            report.snapshot_problem = match get(&objects, &ObjectPath::from(key.as_str())).await? {
-                None => Some("listed but gone".into()),
-                Some(b) => {
-                    let k = keys.clone();
-                    let opened = tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k))
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                    opened.err().map(|e| e.to_string())
-                }
-            };
+            report.snapshot_problem =
+                match super::restore::get_with_retries(&objects, &ObjectPath::from(key.as_str())).await? {
+                    None => Some("listed but gone".into()),
+                    Some(b) => {
+                        let k = keys.clone();
+                        let opened = tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k))
+                            .await
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        opened.err().map(|e| e.to_string())
+                    }
+                };
         }
     }
     let (total, segments) = meta.read(move |c| c.backed_up_segments(sample)).await?;
@@ -58,7 +58,9 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
             let (objects, keys, key) = (objects.clone(), keys.clone(), super::blob_key(&cfg.prefix, &rec.content_hash));
             async move {
                 let name = format!("{}@{}", rec.camera, rec.start_ms);
-                let Some(blob) = get(&objects, &key).await? else { return Ok((name, Some(None))) };
+                let Some(blob) = super::restore::get_with_retries(&objects, &key).await? else {
+                    return Ok((name, Some(None)));
+                };
                 let problem =
                     tokio::task::spawn_blocking(move || keys.open(&blob, &rec.blob_hash, &rec.content_hash).err())
                         .await
@@ -81,13 +83,4 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
     report.missing.sort();
     report.corrupt.sort();
     Ok(report)
-}
-
-async fn get(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
-    use object_store::ObjectStoreExt;
-    match async { objects.get(key).await?.bytes().await }.await {
-        Ok(b) => Ok(Some(b.to_vec())),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::Store(super::explain("reading", key, &e))),
-    }
 }

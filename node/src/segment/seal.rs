@@ -117,21 +117,7 @@ impl Keys {
                 hex::encode(blob_hash)
             ));
         }
-        let dec = age::Decryptor::new(ciphertext).map_err(|e| format!("age header unreadable: {e}"))?;
-        let mut r = dec
-            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
-            .map_err(|e| format!("cannot decrypt: {e}"))?;
-        let mut plain = Vec::with_capacity(ciphertext.len());
-        r.read_to_end(&mut plain).map_err(|e| format!("decryption failed: {e}"))?;
-        let got = blake3::hash(&plain);
-        if got.as_bytes() != content_hash {
-            return Err(format!(
-                "plaintext BLAKE3 is {} but the catalog recorded {}",
-                got.to_hex(),
-                hex::encode(content_hash)
-            ));
-        }
-        Ok(plain)
+        self.open_content(ciphertext, content_hash)
     }
 }
 
