@@ -32,7 +32,25 @@ type StorageResult<T> = Result<T, StorageError<NodeId>>;
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The sync thread's handle. When the last `LogStore` clone goes, dropping this closes the
+/// queue and waits for the thread, so the thread's database handle is released before the
+/// owner's. RocksDB must not be closed on a detached thread while the process exits: its
+/// static mutexes may already be gone, and it aborts with "pthread lock: Invalid argument".
+struct Flusher {
+    queue: Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -71,13 +89,13 @@ fn index_key(i: u64) -> [u8; 8] {
 impl LogStore {
     /// A log store over an opened database.
     pub fn new(db: Arc<DB>) -> Self {
-        let (flusher, rx) = std::sync::mpsc::channel();
+        let (queue, rx) = std::sync::mpsc::channel();
         let db2 = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || run_flusher(db2, rx))
             .expect("spawning the Raft log sync thread");
-        LogStore { db, flusher }
+        LogStore { db, flusher: Arc::new(Flusher { queue: Some(queue), thread: Some(thread) }) }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, String> {
@@ -196,7 +214,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let res = blocking(move || db.write(batch)).await;
         match res {
             Ok(()) => {
-                if let Err(std::sync::mpsc::SendError(cb)) = self.flusher.send(callback) {
+                let queue = self.flusher.queue.as_ref().expect("the queue lives as long as the store");
+                if let Err(std::sync::mpsc::SendError(cb)) = queue.send(callback) {
                     cb.log_io_completed(Err(std::io::Error::other("the Raft log sync thread has stopped")));
                 }
                 Ok(())
