@@ -3,16 +3,18 @@
 //! Server: `custos-test-s3` (s3s-fs) on loopback, which counts requests.
 //!
 //! Custos: the backup worker's own upload path (`BackupWorker::upload_round` until the
-//! queue is empty) over `n` sealed 2 MiB segments committed to a fresh single-node
-//! catalog: read each blob, upload it as one object (4 in flight), record the confirmed
-//! ones through Raft.
+//! queue is empty) over about 100 MB of sealed segments (2 MiB each, or
+//! `--segment-kib K`) committed to a fresh single-node catalog: read each blob, pack
+//! runs of up to 8 MiB, upload (4 packs in flight), record the confirmed packs through
+//! Raft.
 //!
 //! Baseline, same run: `restic backup` (Debian's restic, default settings) of the very
 //! blob files the worker uploads, into a restic repository on the same server.
 //!
 //! Rounds alternate; the median of restic time ÷ custos time is printed with both
 //! throughputs and the request counts of each side.
-//! `cargo bench --bench backup` (add `-- --smoke` for a quick run).
+//! `cargo bench --bench backup` (add `-- --smoke` for a quick run, `-- --segment-kib 256`
+//! for a low-bitrate camera's segments).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -29,13 +31,14 @@ use custos_node::recorder::{seal_and_store, SealContext};
 use custos_node::segment::pending::PendingDir;
 use custos_node::segment::{seal, BlobStore, Keys};
 
-const SEGMENT_BYTES: usize = 2 << 20;
+/// Footage per run when not `--smoke`.
+const TOTAL_BYTES: usize = 96 << 20;
 const KEY: (&str, &str) = ("bench", "bench-secret-key-123");
 
-fn segment(i: usize) -> Vec<u8> {
+fn segment(i: usize, bytes: usize) -> Vec<u8> {
     let mut h = blake3::Hasher::new();
     h.update(&(i as u64).to_le_bytes());
-    let mut out = vec![0u8; SEGMENT_BYTES];
+    let mut out = vec![0u8; bytes];
     h.finalize_xof().fill(&mut out);
     out
 }
@@ -102,9 +105,8 @@ async fn custos(
         region: "us-east-1".into(),
         prefix: format!("round-{round}"),
         allow_http: true,
-        snapshot_every_s: 600,
         credentials_file: Some(dir.join("credentials")),
-        profile: "default".into(),
+        ..BackupConfig::default()
     };
     let objects = custos_node::backup::open_store(&cfg).unwrap();
     let worker = BackupWorker {
@@ -117,7 +119,7 @@ async fn custos(
         state: Arc::new(Mutex::new(Default::default())),
     };
     let t = Instant::now();
-    while worker.upload_round(&objects).await.unwrap() > 0 {}
+    while worker.upload_round(&objects).await.unwrap().packs > 0 {}
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(meta.read(|c| c.backed_up()).await.unwrap().0, recs.len() as u64);
     meta.shutdown().await;
@@ -145,8 +147,14 @@ fn restic(blobs: &std::path::Path, url: &str, bucket: &str, round: usize) -> f64
 }
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let (n, rounds) = if smoke { (8, 1) } else { (48, 5) };
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let segment_bytes = args
+        .iter()
+        .position(|a| a == "--segment-kib")
+        .map(|i| args[i + 1].parse::<usize>().expect("--segment-kib takes a number") << 10)
+        .unwrap_or(2 << 20);
+    let (n, rounds) = if smoke { (8, 1) } else { ((TOTAL_BYTES / segment_bytes).max(8), 5) };
     let dir = tempfile::tempdir_in(std::env::var_os("CUSTOS_BENCH_DIR").unwrap_or_else(|| "target".into())).unwrap();
     let root = dir.path().join("s3");
     let bucket = "bench";
@@ -186,7 +194,7 @@ fn main() {
                 end_ms: start + (i as i64 + 1) * 4000,
                 codec: Codec::H264,
                 forced_cut: false,
-                data: segment(i),
+                data: segment(i, segment_bytes),
             };
             seal_and_store(&ctx, &raw).unwrap()
         })
@@ -211,7 +219,8 @@ fn main() {
         ratios.push(r / c);
     }
     println!(
-        "B1 backup of {n} sealed segments ({mb:.0} MB) to loopback S3: median throughput ratio custos/restic {:.2} (target >= 3)",
+        "B1 backup of {n} sealed segments of {} KiB ({mb:.0} MB) to loopback S3: median throughput ratio custos/restic {:.2} (target >= 3)",
+        segment_bytes >> 10,
         median(ratios)
     );
 }

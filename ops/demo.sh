@@ -44,7 +44,7 @@ setsid "$bin/custos-test-s3" --root "$data/s3" --port "$s3_port" \
   --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" > /dev/null 2> "$data/s3.log" &
 s3_pid=$!
 with_backup() {
-  grep -q '^\[backup\]' "$data/n$1/custos.toml" || printf '\n[backup]\nendpoint = "http://127.0.0.1:%s"\nbucket = "footage"\nprefix = "demo"\nallow_http = true\nsnapshot_every_s = 60\n' "$s3_port" >> "$data/n$1/custos.toml"
+  grep -q '^\[backup\]' "$data/n$1/custos.toml" || printf '\n[backup]\nendpoint = "http://127.0.0.1:%s"\nbucket = "footage"\nprefix = "demo"\nallow_http = true\nsnapshot_every_s = 60\npack_max_wait_s = 20\n' "$s3_port" >> "$data/n$1/custos.toml"
 }
 stop() {
   trap - INT TERM

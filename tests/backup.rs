@@ -1,7 +1,8 @@
 //! Continuous backup to a real S3 server on loopback (`custos-test-s3`, the s3s-fs
-//! crate): blobs arrive sealed and byte-identical, progress is recorded only for what the
-//! store confirmed, an outage is retried, and bad credentials raise an alarm without
-//! touching recording.
+//! crate): blobs arrive sealed and byte-identical, packed so there are fewer objects than
+//! segments; progress is recorded only for what the store confirmed, an outage is
+//! retried, bad credentials raise an alarm without touching recording, a destroyed
+//! cluster comes back from the bucket, and expiry deletes whole packs.
 
 mod common;
 
@@ -9,13 +10,21 @@ use common::{now_ms, wait_for, Node, TestS3, S3_KEY};
 
 const PURPOSE: &str = "backup check: compare stored objects";
 
+/// Packs wait at most 2 s for more footage, so tests see them soon.
 fn backup_section(s3: &TestS3, bucket: &str) -> String {
-    format!("[backup]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"site-a\"\nallow_http = true", s3.url)
+    format!(
+        "[backup]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"site-a\"\nallow_http = true\npack_max_wait_s = 2",
+        s3.url
+    )
 }
 
-fn object_key(content_hash: &[u8]) -> String {
-    let h = hex::encode(content_hash);
-    format!("site-a/blobs/{}/{h}", &h[..2])
+const PACKS: &str = "site-a/packs";
+
+/// Where the bucket holds `node`'s sealed blob of `s`, byte for byte.
+fn in_bucket(s3: &TestS3, node: &Node, s: &custos_proto::v1::Segment) -> Option<(std::path::PathBuf, usize)> {
+    let blob = node.blob(&s.content_hash).unwrap_or_else(|| panic!("{}@{} not on the node", s.camera, s.start_ms));
+    assert_eq!(blake3::hash(&blob).as_bytes().as_slice(), s.blob_hash.as_slice());
+    s3.find_bytes("footage", PACKS, &blob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,15 +43,14 @@ async fn blobs_reach_the_bucket_sealed_and_outages_are_retried() {
     })
     .await;
     assert!(st.backup_configured && st.backup_last_error.is_empty(), "{st:?}");
-    // What the store holds is the sealed blob, byte for byte.
+    // What the store holds is the sealed blobs, byte for byte, packed: fewer objects
+    // (requests) than segments.
     let segs = sec.search("lobby", t0, now_ms(), PURPOSE).await.unwrap().0;
-    let stored: Vec<_> =
-        segs.iter().filter_map(|s| s3.object("footage", &object_key(&s.content_hash)).map(|o| (s, o))).collect();
-    assert!(stored.len() as u64 >= st.backed_up_segments.min(segs.len() as u64));
-    for (s, obj) in &stored {
-        assert_eq!(blake3::hash(obj).as_bytes().as_slice(), s.blob_hash.as_slice(), "object of lobby@{}", s.start_ms);
-        assert!(node.holds_blob(&s.content_hash));
-    }
+    let stored = segs.iter().filter(|s| in_bucket(&s3, &node, s).is_some()).count();
+    assert!(stored as u64 >= st.backed_up_segments.min(segs.len() as u64), "{stored} of {}", st.backed_up_segments);
+    let objects = s3.files_under("footage", PACKS).len() as u64;
+    assert!(objects >= st.backup_objects && st.backup_objects >= 1, "{objects} files, {st:?}");
+    assert!(st.backup_objects < st.backed_up_segments, "packing: {st:?}");
 
     // The store goes away: uploads fail and are retried, recording goes on, and nothing is
     // marked backed up that the store did not confirm.
@@ -68,10 +76,7 @@ async fn blobs_reach_the_bucket_sealed_and_outages_are_retried() {
     .await;
     let segs = sec.search("lobby", t0, later_end(&sec, t0).await, PURPOSE).await.unwrap().0;
     for s in &segs {
-        let obj = s3
-            .object("footage", &object_key(&s.content_hash))
-            .unwrap_or_else(|| panic!("lobby@{} missing", s.start_ms));
-        assert_eq!(blake3::hash(&obj).as_bytes().as_slice(), s.blob_hash.as_slice());
+        assert!(in_bucket(&s3, &node, s).is_some(), "lobby@{} missing", s.start_ms);
     }
     node.stop();
 }
@@ -203,12 +208,15 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     assert!(snap.backup_last_snapshot.starts_with("site-a/snapshots/"), "{}", snap.backup_last_snapshot);
     assert!(s3.object("footage", &snap.backup_last_snapshot).is_some(), "the snapshot is in the bucket");
 
-    // One object is damaged in the bucket; the restore must name it, not restore it.
+    // Packing: fewer objects than segments.
+    assert!(snap.backup_objects >= 1 && snap.backup_objects < before.len() as u64, "{snap:?}");
+    // One segment is damaged inside its pack; verify and restore must name it, and only it.
     let damaged = before[1].clone();
-    let obj = s3.root.path().join("footage").join(object_key(&damaged.content_hash));
+    let holder = if n1.holds_blob(&damaged.content_hash) { &n1 } else { &n2 };
+    let blob = holder.blob(&damaged.content_hash).unwrap();
+    let (obj, at) = in_bucket(&s3, holder, &damaged).expect("the damaged segment's pack");
     let mut bytes = std::fs::read(&obj).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
+    bytes[at + blob.len() / 2] ^= 0x40;
     std::fs::write(&obj, bytes).unwrap();
 
     // `custos backup verify` reads the bucket back and finds exactly that damage.
@@ -343,9 +351,8 @@ async fn expired_footage_leaves_the_bucket_and_held_footage_stays() {
     let t0 = now_ms() - 10_000;
     sec.place_hold("case-gate", &["gate".to_string()], t0, None, PURPOSE).await.unwrap();
 
-    let in_bucket = |segs: &[custos_proto::v1::Segment]| {
-        segs.iter().filter(|s| s3.object("footage", &object_key(&s.content_hash)).is_some()).count()
-    };
+    let in_bucket =
+        |segs: &[custos_proto::v1::Segment]| segs.iter().filter(|s| in_bucket(&s3, &node, s).is_some()).count();
     let (lobby, gate) = wait_for(60, "footage of both cameras in the bucket", || async {
         let l = sec.search("lobby", t0, now_ms(), PURPOSE).await.ok()?.0;
         let g = sec.search("gate", t0, now_ms(), PURPOSE).await.ok()?.0;
@@ -353,11 +360,17 @@ async fn expired_footage_leaves_the_bucket_and_held_footage_stays() {
         (l.len() == 3 && g.len() == 3 && in_bucket(&l) == 3 && in_bucket(&g) == 3).then_some((l, g))
     })
     .await;
+    // The node deletes expired blobs too: keep copies to look for in the bucket.
+    let blobs = |segs: &[custos_proto::v1::Segment]| -> Vec<Vec<u8>> {
+        segs.iter().map(|s| node.blob(&s.content_hash).unwrap()).collect()
+    };
+    let (lobby, gate) = (blobs(&lobby), blobs(&gate));
+    let stored = |blobs: &[Vec<u8>]| blobs.iter().filter(|b| s3.find_bytes("footage", PACKS, b).is_some()).count();
 
     std::fs::write(&clock, (61 * DAY).to_string()).unwrap();
-    wait_for(60, "expired objects deleted from the bucket", || async { (in_bucket(&lobby) == 0).then_some(()) }).await;
-    assert_eq!(in_bucket(&gate), 3, "held footage stays in the bucket");
+    wait_for(60, "expired packs deleted from the bucket", || async { (stored(&lobby) == 0).then_some(()) }).await;
+    assert_eq!(stored(&gate), 3, "held footage stays in the bucket");
     let st = admin.status().await.unwrap();
-    assert!(st.backup_expired_objects >= 3, "{st:?}");
+    assert!(st.backup_expired_objects >= 1, "{st:?}");
     node.stop();
 }

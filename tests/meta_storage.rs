@@ -125,3 +125,87 @@ async fn snapshot_installs_an_identical_catalog_and_commits_are_idempotent() {
     let (s, truncated) = a.catalog().search("ward-3", 0, i64::MAX, 7).unwrap();
     assert_eq!((s.len(), truncated), (7, true));
 }
+
+/// Packs in the backup bucket: a member is recorded only from the queue and only once, a
+/// pack nobody needs goes to the trash at once, and expiry trashes a pack only when its
+/// last member goes, so a hold on one member keeps the whole pack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_are_trashed_only_when_their_last_member_goes() {
+    use custos_node::meta::{PackMember, Response, StoredPack};
+    let dir = tempfile::tempdir().unwrap();
+    let database = db::open(&dir.path().join("catalog")).unwrap();
+    let mut sm = StateMachine::new(database, &dir.path().join("snapshots")).unwrap();
+    let cam = Camera {
+        id: "ward".into(),
+        name: String::new(),
+        source: "test://".into(),
+        recorder: 1,
+        added_ms: 0,
+        sensitive: false,
+    };
+    let segs: Vec<_> = (0..6).map(|i| segment("ward", 1_000_000 + i * 4_000)).collect();
+    let hold = custos_node::retention::Hold {
+        id: String::new(),
+        case_id: "case-1".into(),
+        cameras: vec!["ward".into()],
+        from_ms: 1_008_000,
+        to_ms: Some(1_012_000),
+        reason: "incident".into(),
+        placed_by: "guard".into(),
+        placed_ms: 0,
+        release_approvals: vec![],
+        released_ms: None,
+    };
+    let pack = |tag: u8, members: &[usize]| StoredPack {
+        hash: [tag; 32],
+        bytes: 100_000 + tag as u64,
+        members: members
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| PackMember {
+                camera: "ward".into(),
+                start_ms: segs[m].start_ms,
+                offset: i as u64 * 1200,
+                len: 1200,
+            })
+            .collect(),
+    };
+    let mut odd = pack(9, &[5]);
+    odd.members[0].len = 999; // not the catalogued blob's size
+    let resp = sm
+        .apply(vec![
+            entry(1, Command::AddCamera(cam)),
+            entry(2, Command::CommitSegments(segs.clone())),
+            entry(3, Command::PlaceHold(hold)),
+            entry(4, Command::MarkBackedUp(vec![pack(1, &[0, 1, 2]), pack(2, &[3, 4])])),
+            // A repeated commit changes nothing; a pack of already backed-up footage is
+            // trashed; a member whose size does not match is refused.
+            entry(5, Command::MarkBackedUp(vec![pack(1, &[0, 1, 2]), pack(3, &[3]), odd])),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(resp[3], Response::Committed { new: 5, duplicate: 0 });
+    assert_eq!(resp[4], Response::Committed { new: 0, duplicate: 5 });
+    let c = sm.catalog();
+    assert_eq!(c.backed_up().unwrap(), (5, 5 * 1200));
+    assert_eq!(c.backup_objects().unwrap(), (2, 200_003));
+    assert_eq!(c.backup_pending().unwrap(), 1);
+    let loc = c.backup_location("ward", segs[4].start_ms).unwrap().unwrap();
+    assert_eq!((loc.pack, loc.offset, loc.len), ([2; 32], 1200, 1200));
+    assert_eq!(c.trash_after(0, 10).unwrap(), vec![(1, [3; 32]), (2, [9; 32])]);
+
+    // Everything is past its retention; the held segment stays, and with it pack 1.
+    let all = segs.iter().map(|s| (s.camera.clone(), s.start_ms)).collect();
+    let resp = sm.apply(vec![entry(6, Command::ExpireSegments(all))]).await.unwrap();
+    assert_eq!(resp[0], Response::Committed { new: 5, duplicate: 1 });
+    let c = sm.catalog();
+    assert_eq!(c.trash_after(2, 10).unwrap(), vec![(3, [2; 32])], "pack 2 lost its last member");
+    let p1 = c.backup_pack(&[1; 32]).unwrap().expect("pack 1 holds held footage");
+    assert_eq!((p1.members, p1.live), (3, 1));
+    assert!(c.backup_pack(&[2; 32]).unwrap().is_none());
+    assert_eq!(c.backed_up().unwrap(), (1, 1200));
+    assert_eq!(c.backup_objects().unwrap(), (1, 100_001));
+    assert_eq!(c.backup_pending().unwrap(), 0);
+    assert!(c.backup_location("ward", segs[0].start_ms).unwrap().is_none());
+    assert!(c.backup_location("ward", segs[2].start_ms).unwrap().is_some());
+}

@@ -142,6 +142,37 @@ pub struct BackupConfig {
     /// The profile to read from `credentials_file`.
     #[serde(default = "default_profile")]
     pub profile: String,
+    /// Largest pack object: a camera's queued segments are uploaded together up to this.
+    #[serde(default = "default_pack_target_bytes")]
+    pub pack_target_bytes: u64,
+    /// Longest a segment waits for more of its camera's footage to fill a pack.
+    #[serde(default = "default_pack_max_wait_s")]
+    pub pack_max_wait_s: u64,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            endpoint: None,
+            bucket: String::new(),
+            region: default_region(),
+            prefix: String::new(),
+            allow_http: false,
+            snapshot_every_s: default_snapshot_every_s(),
+            credentials_file: None,
+            profile: default_profile(),
+            pack_target_bytes: default_pack_target_bytes(),
+            pack_max_wait_s: default_pack_max_wait_s(),
+        }
+    }
+}
+
+fn default_pack_target_bytes() -> u64 {
+    8 << 20
+}
+
+fn default_pack_max_wait_s() -> u64 {
+    60
 }
 
 fn default_snapshot_every_s() -> u64 {

@@ -117,6 +117,32 @@ impl TestS3 {
     pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         std::fs::read(self.root.path().join(bucket).join(key)).ok()
     }
+
+    /// The files of every object under `dir` in `bucket`.
+    pub fn files_under(&self, bucket: &str, dir: &str) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root.path().join(bucket).join(dir), &mut out);
+        out.sort();
+        out
+    }
+
+    /// The object under `dir` in `bucket` that holds `bytes` verbatim, and where.
+    pub fn find_bytes(&self, bucket: &str, dir: &str, bytes: &[u8]) -> Option<(PathBuf, usize)> {
+        self.files_under(bucket, dir).into_iter().find_map(|f| {
+            let data = std::fs::read(&f).ok()?;
+            data.windows(bytes.len()).position(|w| w == bytes).map(|at| (f, at))
+        })
+    }
 }
 
 impl Drop for TestS3 {
@@ -254,8 +280,13 @@ impl Node {
 
     /// True if this node holds blob `content_hash` on disk.
     pub fn holds_blob(&self, content_hash: &[u8]) -> bool {
+        self.blob(content_hash).is_some()
+    }
+
+    /// This node's sealed blob `content_hash`, if it holds one.
+    pub fn blob(&self, content_hash: &[u8]) -> Option<Vec<u8>> {
         let h = hex::encode(content_hash);
-        self.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h).exists()
+        std::fs::read(self.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h)).ok()
     }
 
     /// Starts the node and waits until its API answers.

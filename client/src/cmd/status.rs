@@ -115,6 +115,7 @@ async fn backup_status(client: &Client, as_json: bool) -> anyhow::Result<()> {
         super::print_json(&json!({
             "configured": s.backup_configured, "pending_segments": s.backup_pending,
             "backed_up_segments": s.backed_up_segments, "backed_up_bytes": s.backed_up_bytes,
+            "objects": s.backup_objects, "object_bytes": s.backup_object_bytes,
             "last_error": (!s.backup_last_error.is_empty()).then_some(&s.backup_last_error),
             "last_success": (s.backup_last_success_ms > 0).then(|| format_ms(s.backup_last_success_ms)),
             "last_snapshot": (!s.backup_last_snapshot.is_empty()).then(|| json!({
@@ -128,7 +129,10 @@ async fn backup_status(client: &Client, as_json: bool) -> anyhow::Result<()> {
     if !s.backup_configured {
         println!("backup is not configured on node {} (add a [backup] section to custos.toml)", s.node_id);
     }
-    println!("{} segments ({} bytes) backed up; {} waiting", s.backed_up_segments, s.backed_up_bytes, s.backup_pending);
+    println!(
+        "{} segments ({} bytes) backed up in {} objects ({} bytes); {} waiting",
+        s.backed_up_segments, s.backed_up_bytes, s.backup_objects, s.backup_object_bytes, s.backup_pending
+    );
     if s.backup_last_success_ms > 0 {
         println!("last upload confirmed {}", format_ms(s.backup_last_success_ms));
     }

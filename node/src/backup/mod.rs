@@ -1,37 +1,36 @@
 //! Continuous backup of sealed blobs to S3-compatible storage (`object_store`).
 //!
 //! Every committed segment enters the catalog's backup queue (the `CommitSegments` entry
-//! puts it there). On the leader, this worker takes segments from the head of the queue,
+//! puts it there). On the leader, this worker walks the queue one camera at a time,
 //! reads each sealed blob (this node's copy, or a replica's, checked against
-//! `blob_hash`), uploads it unchanged — already age-encrypted, so the bucket never sees
-//! plaintext — and, once the store has confirmed the uploads, commits `MarkBackedUp`.
-//! A segment leaves the queue only after its object is stored; a failed upload is
-//! retried with back-off and reported in `custos status` until it succeeds.
+//! `blob_hash`) and uploads a camera's consecutive segments together as one pack object
+//! ([`pack`]): unchanged sealed blobs — already age-encrypted, so the bucket never sees
+//! plaintext — followed by a sealed index. Once the store has confirmed a pack, the
+//! worker commits `MarkBackedUp`, which records each segment's place in the pack. A
+//! segment leaves the queue only after its pack is stored; a failed upload is retried
+//! with back-off and reported in `custos status` until it succeeds.
 //!
 //! The same worker also
 //! - stores an encrypted snapshot of the whole catalog and the cluster's keys every
 //!   `snapshot_every_s` ([`snapshot`]), keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
-//! - deletes the objects of expired segments by following the deletion receipts with a
-//!   cursor kept in the bucket. Receipts exist only for footage the expiry rules deleted,
-//!   so held footage is never removed from the bucket.
+//! - deletes packs from the bucket by following the catalog's bucket trash with a cursor
+//!   kept in the bucket. A pack enters the trash when expiry has deleted its last live
+//!   member, so a pack holding any held footage is never removed.
 //!
 //! Key layout under the configured prefix:
 //!
 //! | key | what |
 //! |---|---|
-//! | `blobs/<first 2 hex>/<content hash hex>` | a sealed segment, byte for byte as on the nodes |
+//! | `packs/<first 2 hex>/<pack hash hex>` | sealed blobs of one camera's run, then a sealed index |
 //! | `snapshots/<ms>-<index>.age` | catalog + keys, age-encrypted |
-//! | `state/expiry-cursor` | the last deletion receipt applied to the bucket |
-//!
-//! Each segment is its own object, addressed by content, so expiry deletes whole objects
-//! and never rewrites others; at the default 4 s segments an object is hundreds of KB to
-//! a few MB, well past the size where packing would save requests.
+//! | `state/trash-cursor` | the last bucket trash entry applied to the bucket |
 //!
 //! Credentials come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`) or from an AWS-style
 //! credentials file named by `backup.credentials_file`; they are never written to the
 //! catalog or the logs.
 
+pub mod pack;
 pub mod restore;
 pub mod snapshot;
 pub mod verify;
@@ -45,20 +44,26 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use crate::cluster::replicate::Replicator;
 use crate::config::BackupConfig;
 use crate::error::{Error, Result};
-use crate::meta::{Command, Meta, SegmentRecord};
-use crate::segment::{BlobStore, Hash, Keys};
+use crate::meta::{Command, Meta, SegmentRecord, StoredPack};
+use crate::segment::{BlobStore, Keys};
 
-/// Segments taken from the queue per round.
-pub const BACKUP_BATCH: usize = 64;
+/// Cameras whose queues one round looks at.
+pub const ROUND_CAMERAS: usize = 64;
+/// Queued segments of one camera one round looks at.
+pub const ROUND_RUN: usize = 512;
+/// Packs one round uploads at most.
+pub const ROUND_PACKS: usize = 16;
 /// Uploads in flight at once.
 pub const BACKUP_CONCURRENCY: usize = 4;
+/// Pause between rounds while a sweep over many cameras' queues is unfinished.
+const SWEEP_PAUSE: Duration = Duration::from_millis(200);
 /// Pause when the queue is empty.
 pub const BACKUP_IDLE: Duration = Duration::from_secs(2);
 /// Longest pause between retries after a failure.
 pub const BACKUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Receipts followed per step of bucket expiry.
-const RECEIPT_PAGE: usize = 256;
+/// Trash entries followed per step of bucket expiry.
+const TRASH_PAGE: usize = 256;
 
 /// What the worker last saw, for `custos status`.
 #[derive(Debug, Default, Clone)]
@@ -71,18 +76,25 @@ pub struct BackupState {
     pub last_snapshot: Option<(String, i64, u64)>,
     /// Objects deleted from the bucket after their segments expired.
     pub expired_objects: u64,
-    /// The bucket's expiry cursor, once read (forgotten when leadership is lost).
-    expiry_cursor: Option<u64>,
+    /// The bucket's trash cursor, once read (forgotten when leadership is lost).
+    trash_cursor: Option<u64>,
+    /// The camera whose queue the last round looked at last; the next round starts after it.
+    sweep_after: Option<String>,
+}
+
+/// What one upload round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Packs stored and recorded.
+    pub packs: usize,
+    /// More packs were ready than one round uploads.
+    pub more_ready: bool,
+    /// The round stopped before looking at every camera's queue.
+    pub sweep_unfinished: bool,
 }
 
 /// Shared view of the worker's state.
 pub type SharedBackupState = Arc<Mutex<BackupState>>;
-
-/// The object key of a blob under `prefix`.
-pub fn blob_key(prefix: &str, content_hash: &Hash) -> ObjectPath {
-    let h = hex::encode(content_hash);
-    snapshot::under(prefix, &format!("blobs/{}/{h}", &h[..2]))
-}
 
 /// Access key, secret and optional session token from an AWS-style credentials file
 /// (`[profile]` sections of `key = value` lines).
@@ -158,23 +170,32 @@ async fn sealed_blob(rec: &SegmentRecord, store: &Arc<BlobStore>, replicator: &R
     }
 }
 
-/// Uploads one batch; returns the segments the store confirmed and the first error.
-async fn upload_batch(
-    batch: &[SegmentRecord],
+/// Builds and uploads packs; returns what the store confirmed and the first error.
+async fn upload_packs(
+    packs: Vec<Vec<SegmentRecord>>,
     objects: &Arc<dyn ObjectStore>,
     prefix: &str,
     store: &Arc<BlobStore>,
     replicator: &Replicator,
-) -> (Vec<(String, i64)>, Option<String>) {
+    keys: &Arc<Keys>,
+) -> (Vec<StoredPack>, Option<String>) {
     use futures::StreamExt;
-    let results: Vec<_> = futures::stream::iter(batch.iter().cloned())
-        .map(|rec| {
-            let (objects, store, replicator, key) =
-                (objects.clone(), store.clone(), replicator.clone(), blob_key(prefix, &rec.content_hash));
+    let results: Vec<_> = futures::stream::iter(packs)
+        .map(|members| {
+            let (objects, store, replicator, keys) = (objects.clone(), store.clone(), replicator.clone(), keys.clone());
             async move {
-                let blob = sealed_blob(&rec, &store, &replicator).await.map_err(|e| e.to_string())?;
-                objects.put(&key, PutPayload::from(blob)).await.map_err(|e| explain("storing", &key, &e))?;
-                Ok::<_, String>((rec.camera.clone(), rec.start_ms))
+                let mut blobs = Vec::with_capacity(members.len());
+                for rec in members {
+                    let blob = sealed_blob(&rec, &store, &replicator).await.map_err(|e| e.to_string())?;
+                    blobs.push((rec, blob));
+                }
+                let (object, stored) = tokio::task::spawn_blocking(move || pack::assemble(&blobs, &keys))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let key = pack::pack_key(prefix, &stored.hash);
+                objects.put(&key, PutPayload::from(object)).await.map_err(|e| explain("storing", &key, &e))?;
+                Ok::<_, String>(stored)
             }
         })
         .buffer_unordered(BACKUP_CONCURRENCY)
@@ -184,7 +205,7 @@ async fn upload_batch(
     let mut first_error = None;
     for r in results {
         match r {
-            Ok(k) => done.push(k),
+            Ok(p) => done.push(p),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -250,7 +271,7 @@ impl BackupWorker {
             if !self.meta.is_leader() {
                 wait = BACKUP_IDLE;
                 snapshots_listed = false;
-                self.state.lock().expect("backup state").expiry_cursor = None;
+                self.state.lock().expect("backup state").trash_cursor = None;
                 continue;
             }
             let outcome = async {
@@ -283,67 +304,83 @@ impl BackupWorker {
                     self.state.lock().expect("backup state").last_error = Some(e);
                     wait = (wait * 2).clamp(Duration::from_millis(500), BACKUP_RETRY_MAX);
                 }
-                Ok(uploaded) => {
+                Ok(round) => {
                     let recovered = self.state.lock().expect("backup state").last_error.take().is_some();
                     if recovered {
                         tracing::info!("backup working again");
                     }
-                    wait = if uploaded == BACKUP_BATCH { Duration::ZERO } else { BACKUP_IDLE };
+                    wait = if round.more_ready {
+                        Duration::ZERO
+                    } else if round.sweep_unfinished {
+                        SWEEP_PAUSE
+                    } else {
+                        BACKUP_IDLE
+                    };
                 }
             }
         }
     }
 
-    /// Uploads one batch from the queue and records what the store confirmed. Returns
-    /// how many segments were taken from the queue.
-    pub async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<usize, String> {
-        let batch = self.meta.read(|c| c.backup_queue(BACKUP_BATCH)).await.map_err(|e| e.to_string())?;
-        if batch.is_empty() {
-            return Ok(0);
+    /// Looks at the next cameras' queues, uploads the packs that are ready and records
+    /// what the store confirmed.
+    pub async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<Round, String> {
+        let after = self.state.lock().expect("backup state").sweep_after.clone();
+        let runs = self
+            .meta
+            .read(move |c| c.backup_runs(after.as_deref(), ROUND_CAMERAS, ROUND_RUN))
+            .await
+            .map_err(|e| e.to_string())?;
+        let sweep_unfinished = runs.len() == ROUND_CAMERAS;
+        let last_camera = runs.last().and_then(|r| r.first()).map(|r| r.camera.clone());
+        let (target, wait_ms) = (self.cfg.pack_target_bytes.max(1), self.cfg.pack_max_wait_s as i64 * 1000);
+        let mut ready = pack::plan(runs, self.meta.now_ms(), target, wait_ms);
+        let more_ready = ready.len() > ROUND_PACKS;
+        ready.truncate(ROUND_PACKS);
+        // A long backlog is served camera by camera: the next round starts after the last
+        // camera served here, or after the last one looked at.
+        let resume =
+            if more_ready { ready.last().and_then(|p| p.first()).map(|r| r.camera.clone()) } else { last_camera };
+        self.state.lock().expect("backup state").sweep_after = resume;
+        if ready.is_empty() {
+            return Ok(Round { packs: 0, more_ready, sweep_unfinished });
         }
-        let (done, error) = upload_batch(&batch, objects, &self.cfg.prefix, &self.store, &self.replicator).await;
+        let (done, error) =
+            upload_packs(ready, objects, &self.cfg.prefix, &self.store, &self.replicator, &self.keys).await;
+        let packs = done.len();
         if !done.is_empty() {
-            let n = done.len();
+            let segments: usize = done.iter().map(|p| p.members.len()).sum();
             match self.meta.propose(Command::MarkBackedUp(done)).await {
                 Ok(_) => {
                     self.state.lock().expect("backup state").last_success_ms = self.meta.now_ms();
-                    tracing::debug!(segments = n, "backed up");
+                    tracing::debug!(packs, segments, "backed up");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "backed-up segments not recorded yet; they will be uploaded again")
+                    tracing::warn!(error = %e, "backed-up packs not recorded yet; they will be uploaded again")
                 }
             }
         }
         match error {
             Some(e) => Err(e),
-            None => Ok(batch.len()),
+            None => Ok(Round { packs, more_ready, sweep_unfinished }),
         }
     }
 
-    /// Deletes from the bucket the objects of segments expiry deleted, following the
-    /// receipts from the cursor stored in the bucket.
+    /// Deletes from the bucket the packs whose footage has all expired, following the
+    /// catalog's bucket trash from the cursor stored in the bucket.
     async fn expire_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<(), String> {
-        let cursor_key = snapshot::under(&self.cfg.prefix, "state/expiry-cursor");
-        let known = self.state.lock().expect("backup state").expiry_cursor;
-        let mut cursor: u64 = match known {
+        let cursor_key = snapshot::under(&self.cfg.prefix, TRASH_CURSOR);
+        let known = self.state.lock().expect("backup state").trash_cursor;
+        let mut cursor = match known {
             Some(c) => c,
-            None => match objects.get(&cursor_key).await {
-                Ok(r) => {
-                    let b = r.bytes().await.map_err(|e| explain("reading", &cursor_key, &e))?;
-                    String::from_utf8_lossy(&b).trim().parse().unwrap_or(0)
-                }
-                Err(object_store::Error::NotFound { .. }) => 0,
-                Err(e) => return Err(explain("reading", &cursor_key, &e)),
-            },
+            None => read_trash_cursor(objects, &self.cfg.prefix).await.map_err(|e| e.to_string())?,
         };
-        self.state.lock().expect("backup state").expiry_cursor = Some(cursor);
+        self.state.lock().expect("backup state").trash_cursor = Some(cursor);
         loop {
             let after = cursor;
-            let page =
-                self.meta.read(move |c| c.receipts_after(after, RECEIPT_PAGE)).await.map_err(|e| e.to_string())?;
-            let Some(last) = page.last().map(|r| r.seq) else { return Ok(()) };
-            for r in &page {
-                let key = blob_key(&self.cfg.prefix, &r.content_hash);
+            let page = self.meta.read(move |c| c.trash_after(after, TRASH_PAGE)).await.map_err(|e| e.to_string())?;
+            let Some(&(last, _)) = page.last() else { return Ok(()) };
+            for (_, hash) in &page {
+                let key = pack::pack_key(&self.cfg.prefix, hash);
                 match objects.delete(&key).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(explain("deleting", &key, &e)),
@@ -357,9 +394,13 @@ impl BackupWorker {
             {
                 let mut st = self.state.lock().expect("backup state");
                 st.expired_objects += page.len() as u64;
-                st.expiry_cursor = Some(cursor);
+                st.trash_cursor = Some(cursor);
             }
-            tracing::info!(objects = page.len(), through_receipt = cursor, "expired segments deleted from the bucket");
+            tracing::info!(
+                objects = page.len(),
+                through_entry = cursor,
+                "packs of expired footage deleted from the bucket"
+            );
         }
     }
 
@@ -394,6 +435,27 @@ impl BackupWorker {
             }
         }
         Ok(())
+    }
+}
+
+/// Where the bucket keeps how far its trash has been applied.
+pub const TRASH_CURSOR: &str = "state/trash-cursor";
+
+/// How far the bucket's trash has been applied (0 before the first deletion).
+pub async fn read_trash_cursor(objects: &Arc<dyn ObjectStore>, prefix: &str) -> Result<u64> {
+    let key = snapshot::under(prefix, TRASH_CURSOR);
+    match objects.get(&key).await {
+        Ok(r) => {
+            let b = r.bytes().await.map_err(|e| Error::Store(explain("reading", &key, &e)))?;
+            let text = String::from_utf8_lossy(&b);
+            text.trim().parse().map_err(|_| {
+                Error::Store(format!(
+                    "{key} holds {text:?}, not a number: the bucket was changed by hand; put back the last number or 0"
+                ))
+            })
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(0),
+        Err(e) => Err(Error::Store(explain("reading", &key, &e))),
     }
 }
 

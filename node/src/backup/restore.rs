@@ -5,9 +5,10 @@
 //!    identity and checks its BLAKE3.
 //! 2. Loads its catalog into a new data directory and walks the whole audit chain; a
 //!    broken chain stops the restore (the backup itself would be evidence of tampering).
-//! 3. Downloads every catalogued segment's object and checks the ciphertext against
-//!    `blob_hash`, decrypts it and checks the plaintext against `content_hash`, then
-//!    stores the sealed blob. Segments the bucket does not hold are reported by name.
+//! 3. Downloads every pack the catalog points to, cuts each backed-up segment's sealed
+//!    blob out of it, checks the ciphertext against `blob_hash`, decrypts it and checks
+//!    the plaintext against `content_hash`, then stores the sealed blob. Segments the
+//!    bucket does not hold are reported by name.
 //! 4. Founds a one-node cluster on the restored state ([`crate::meta::offline::adopt`]):
 //!    the lost nodes are retired, cameras move to the new node, and a chained audit
 //!    entry records the restore. The cluster's own keys come back from the snapshot, so
@@ -30,7 +31,7 @@ use super::snapshot::{self, SnapshotFile};
 use crate::config::{BackupConfig, NodeConfig, CONFIG_FILE_NAME};
 use crate::error::{Error, Result};
 use crate::meta::offline;
-use crate::meta::{NodeRecord, SegmentRecord};
+use crate::meta::{BackupLocation, NodeRecord, SegmentRecord};
 use crate::segment::{BlobStore, Hash, Keys};
 
 /// Left in the data directory by a restore: the first start founds a new Raft group on
@@ -119,9 +120,9 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
         region: opts.region.clone(),
         prefix: prefix.clone(),
         allow_http: opts.allow_http,
-        snapshot_every_s: 600,
         credentials_file: opts.credentials_file.clone(),
         profile: opts.profile.clone(),
+        ..BackupConfig::default()
     };
     let objects = super::open_store(&backup)?;
 
@@ -139,7 +140,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
             k
         }
     };
-    let sealed = get_with_retries(&objects, &ObjectPath::from(key.as_str()))
+    let sealed = get_with_retries(&objects, &ObjectPath::from(key.as_str()), None)
         .await?
         .ok_or_else(|| Error::NotFound { what: "backup snapshot", id: key.clone() })?;
     let recovery2 = recovery.clone();
@@ -165,6 +166,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let blob_root = dir.join("blobs");
     let store = Arc::new(blocking(move || BlobStore::open(&blob_root)).await?.0);
     let fetched = fetch_all(opts, &objects, &prefix, &segments, &recovery, &store).await?;
+    let trash_applied = super::read_trash_cursor(&objects, &prefix).await?;
 
     // 4. The new cluster.
     let listen = opts.listen;
@@ -175,7 +177,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let (node_id, adopted) = blocking(move || -> Result<_> {
         let id = offline::next_node_id(&db)?;
         let node = NodeRecord { id, campus, addr: listen.to_string(), joined_ms: now, retired: false };
-        let a = offline::adopt(&db, &offline::Adoption { node, restored, time_ms: now, source })?;
+        let a = offline::adopt(&db, &offline::Adoption { node, restored, time_ms: now, source, trash_applied })?;
         db.flush().map_err(Error::Db)?;
         Ok((id, a))
     })
@@ -222,12 +224,20 @@ fn say(opts: &RestoreOptions, line: &str) {
     }
 }
 
-/// Gets an object, retrying transient failures; `None` when the store does not have it.
-pub(super) async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &ObjectPath) -> Result<Option<Vec<u8>>> {
+/// Gets an object, or `range` of it, retrying transient failures; `None` when the store
+/// does not have it.
+pub(super) async fn get_with_retries(
+    objects: &Arc<dyn ObjectStore>,
+    key: &ObjectPath,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<Option<Vec<u8>>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let r = async { objects.get(key).await?.bytes().await }.await;
+        let r = match &range {
+            None => async { objects.get(key).await?.bytes().await }.await,
+            Some(r) => objects.get_range(key, r.clone()).await,
+        };
         match r {
             Ok(b) => return Ok(Some(b.to_vec())),
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -242,6 +252,51 @@ pub(super) async fn get_with_retries(objects: &Arc<dyn ObjectStore>, key: &Objec
     }
 }
 
+/// Reads members' sealed blobs out of one pack: by ranged GETs when there are few, else
+/// the whole object at once. `None` when the bucket does not hold the pack; a member the
+/// object is too short for comes back as an error saying so.
+pub(super) async fn read_members(
+    objects: &Arc<dyn ObjectStore>,
+    key: &ObjectPath,
+    locs: &[BackupLocation],
+) -> Result<Option<Vec<std::result::Result<Vec<u8>, String>>>> {
+    if locs.len() <= 2 {
+        let mut out = Vec::with_capacity(locs.len());
+        for l in locs {
+            match get_with_retries(objects, key, Some(l.offset..l.offset + l.len)).await {
+                Ok(Some(b)) if b.len() as u64 == l.len => out.push(Ok(b)),
+                Ok(None) => return Ok(None),
+                // A range the object no longer covers: read it whole to say what is there.
+                Ok(Some(_)) | Err(_) => return read_whole(objects, key, locs).await,
+            }
+        }
+        return Ok(Some(out));
+    }
+    read_whole(objects, key, locs).await
+}
+
+async fn read_whole(
+    objects: &Arc<dyn ObjectStore>,
+    key: &ObjectPath,
+    locs: &[BackupLocation],
+) -> Result<Option<Vec<std::result::Result<Vec<u8>, String>>>> {
+    let Some(object) = get_with_retries(objects, key, None).await? else { return Ok(None) };
+    Ok(Some(
+        locs.iter()
+            .map(|l| {
+                object.get(l.offset as usize..(l.offset + l.len) as usize).map(<[u8]>::to_vec).ok_or_else(|| {
+                    format!(
+                        "the pack object is {} bytes, too short for this segment at {}..{} (truncated in the bucket)",
+                        object.len(),
+                        l.offset,
+                        l.offset + l.len
+                    )
+                })
+            })
+            .collect(),
+    ))
+}
+
 #[derive(Default)]
 struct Fetched {
     restored: HashMap<Hash, (Hash, u64)>,
@@ -250,56 +305,72 @@ struct Fetched {
     corrupt: Vec<String>,
 }
 
-/// Downloads, verifies and stores every segment's blob.
+/// Downloads every backed-up segment's blob, pack by pack, verifies and stores it.
 async fn fetch_all(
     opts: &RestoreOptions,
     objects: &Arc<dyn ObjectStore>,
     prefix: &str,
-    segments: &[SegmentRecord],
+    segments: &[(SegmentRecord, Option<BackupLocation>)],
     keys: &Arc<Keys>,
     store: &Arc<BlobStore>,
 ) -> Result<Fetched> {
     use futures::StreamExt;
     let mut out = Fetched::default();
-    let mut results = futures::stream::iter(segments.iter().cloned())
-        .map(|rec| {
+    let mut packs: HashMap<Hash, Vec<(SegmentRecord, BackupLocation)>> = HashMap::new();
+    for (rec, loc) in segments {
+        match loc {
+            Some(l) => packs.entry(l.pack).or_default().push((rec.clone(), *l)),
+            None => out.missing.push(format!("{}@{} (never backed up)", rec.camera, rec.start_ms)),
+        }
+    }
+    let mut results = futures::stream::iter(packs)
+        .map(|(pack, members)| {
             let (objects, keys, store, key) =
-                (objects.clone(), keys.clone(), store.clone(), super::blob_key(prefix, &rec.content_hash));
+                (objects.clone(), keys.clone(), store.clone(), super::pack::pack_key(prefix, &pack));
             async move {
-                let Some(blob) = get_with_retries(&objects, &key).await? else { return Ok((rec, Outcome::Missing)) };
-                let outcome = blocking(move || {
-                    // A copy sealed separately from the catalogued one still holds exactly
-                    // the catalogued footage when its plaintext hash matches.
-                    let checked = keys
-                        .open(&blob, &rec.blob_hash, &rec.content_hash)
-                        .or_else(|problem| keys.open_content(&blob, &rec.content_hash).map_err(|_| problem));
-                    Ok(match checked {
-                        Err(problem) => (rec, Outcome::Corrupt(problem)),
-                        Ok(_) => {
-                            let blob_hash = store.put(&rec.content_hash, &blob)?;
-                            (rec, Outcome::Restored(blob_hash, blob.len() as u64))
-                        }
-                    })
+                let locs: Vec<_> = members.iter().map(|(_, l)| *l).collect();
+                let Some(blobs) = read_members(&objects, &key, &locs).await? else {
+                    return Ok(members.into_iter().map(|(rec, _)| (rec, Outcome::Missing)).collect());
+                };
+                blocking(move || {
+                    let mut outcomes = Vec::with_capacity(members.len());
+                    for ((rec, _), blob) in members.into_iter().zip(blobs) {
+                        // A copy sealed separately from the catalogued one still holds
+                        // exactly the catalogued footage when its plaintext hash matches.
+                        let checked = blob.and_then(|blob| {
+                            keys.open(&blob, &rec.blob_hash, &rec.content_hash)
+                                .or_else(|problem| keys.open_content(&blob, &rec.content_hash).map_err(|_| problem))
+                                .map(|_| blob)
+                        });
+                        outcomes.push(match checked {
+                            Err(problem) => (rec, Outcome::Corrupt(problem)),
+                            Ok(blob) => {
+                                let blob_hash = store.put(&rec.content_hash, &blob)?;
+                                (rec, Outcome::Restored(blob_hash, blob.len() as u64))
+                            }
+                        });
+                    }
+                    Ok(outcomes)
                 })
-                .await?;
-                Ok::<_, Error>(outcome)
+                .await
             }
         })
         .buffer_unordered(RESTORE_CONCURRENCY);
     let mut last_report = Instant::now();
-    let mut done = 0usize;
+    let mut done = out.missing.len();
     while let Some(r) = results.next().await {
-        let (rec, outcome) = r?;
-        let name = format!("{}@{}", rec.camera, rec.start_ms);
-        match outcome {
-            Outcome::Restored(blob_hash, n) => {
-                out.restored.insert(rec.content_hash, (blob_hash, n));
-                out.bytes += n;
+        for (rec, outcome) in r? {
+            let name = format!("{}@{}", rec.camera, rec.start_ms);
+            match outcome {
+                Outcome::Restored(blob_hash, n) => {
+                    out.restored.insert(rec.content_hash, (blob_hash, n));
+                    out.bytes += n;
+                }
+                Outcome::Missing => out.missing.push(name),
+                Outcome::Corrupt(problem) => out.corrupt.push(format!("{name}: {problem}")),
             }
-            Outcome::Missing => out.missing.push(name),
-            Outcome::Corrupt(problem) => out.corrupt.push(format!("{name}: {problem}")),
+            done += 1;
         }
-        done += 1;
         if last_report.elapsed() > Duration::from_secs(5) || done == segments.len() {
             last_report = Instant::now();
             say(opts, &format!("{done}/{} segments fetched and verified ({} bytes)", segments.len(), out.bytes));

@@ -39,7 +39,7 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
             report.snapshot = key.clone();
             report.snapshot_created_ms = created;
             report.snapshot_problem =
-                match super::restore::get_with_retries(&objects, &ObjectPath::from(key.as_str())).await? {
+                match super::restore::get_with_retries(&objects, &ObjectPath::from(key.as_str()), None).await? {
                     None => Some("listed but gone".into()),
                     Some(b) => {
                         let k = keys.clone();
@@ -53,34 +53,56 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
     }
     let (total, segments) = meta.read(move |c| c.backed_up_segments(sample)).await?;
     report.backed_up = total;
-    let checks = futures::stream::iter(segments)
-        .map(|rec| {
-            let (objects, keys, key) = (objects.clone(), keys.clone(), super::blob_key(&cfg.prefix, &rec.content_hash));
+    let mut packs: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+    for (rec, loc) in segments {
+        packs.entry(loc.pack).or_default().push((rec, loc));
+    }
+    let checks = futures::stream::iter(packs)
+        .map(|(pack, members)| {
+            let (objects, keys, key) = (objects.clone(), keys.clone(), super::pack::pack_key(&cfg.prefix, &pack));
             async move {
-                let name = format!("{}@{}", rec.camera, rec.start_ms);
-                let Some(blob) = super::restore::get_with_retries(&objects, &key).await? else {
-                    return Ok((name, Some(None)));
-                };
-                let problem =
-                    tokio::task::spawn_blocking(move || keys.open(&blob, &rec.blob_hash, &rec.content_hash).err())
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                Ok::<_, Error>((name, problem.map(Some)))
+                let locs: Vec<_> = members.iter().map(|(_, l)| *l).collect();
+                let blobs = super::restore::read_members(&objects, &key, &locs).await?;
+                tokio::task::spawn_blocking(move || {
+                    let name = |r: &crate::meta::SegmentRecord| format!("{}@{}", r.camera, r.start_ms);
+                    let Some(blobs) = blobs else {
+                        return members.iter().map(|(r, _)| (name(r), Check::Missing)).collect::<Vec<_>>();
+                    };
+                    members
+                        .iter()
+                        .zip(blobs)
+                        .map(|((rec, _), blob)| {
+                            match blob.and_then(|b| keys.open(&b, &rec.blob_hash, &rec.content_hash)) {
+                                Ok(_) => (name(rec), Check::Ok),
+                                Err(problem) => (name(rec), Check::Corrupt(problem)),
+                            }
+                        })
+                        .collect()
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))
             }
         })
         .buffer_unordered(VERIFY_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
-    for c in checks {
-        let (name, outcome) = c?;
-        report.checked += 1;
-        match outcome {
-            None => report.ok += 1,
-            Some(None) => report.missing.push(name),
-            Some(Some(problem)) => report.corrupt.push(format!("{name}: {problem}")),
+    for group in checks {
+        for (name, check) in group? {
+            report.checked += 1;
+            match check {
+                Check::Ok => report.ok += 1,
+                Check::Missing => report.missing.push(name),
+                Check::Corrupt(problem) => report.corrupt.push(format!("{name}: {problem}")),
+            }
         }
     }
     report.missing.sort();
     report.corrupt.sort();
     Ok(report)
+}
+
+enum Check {
+    Ok,
+    Missing,
+    Corrupt(String),
 }

@@ -50,7 +50,16 @@ pub const CF_EXPORTS: &str = "exports";
 /// Segments committed but not yet confirmed by the backup store, by segment key.
 pub const CF_BACKUP_QUEUE: &str = "backup_queue";
 
-/// Column families that make up the state machine (and so its snapshots).
+/// Pack objects in the backup bucket that hold live footage, by pack hash.
+pub const CF_BACKUP_PACKS: &str = "backup_packs";
+/// Where each backed-up segment is in the bucket, by segment key.
+pub const CF_BACKUP_LOCS: &str = "backup_locs";
+/// Pack objects no live segment needs any more, to be deleted from the bucket, by
+/// big-endian sequence number.
+pub const CF_BACKUP_TRASH: &str = "backup_trash";
+
+/// Column families that make up the state machine (and so its snapshots). Snapshots name
+/// a family by its place in this list: add new ones at the end.
 pub const STATE_CFS: &[&str] = &[
     CF_SM,
     CF_CAMERAS,
@@ -65,6 +74,9 @@ pub const STATE_CFS: &[&str] = &[
     CF_JOIN_TOKENS,
     CF_EXPORTS,
     CF_BACKUP_QUEUE,
+    CF_BACKUP_PACKS,
+    CF_BACKUP_LOCS,
+    CF_BACKUP_TRASH,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -21,8 +21,8 @@ use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
 pub use types::{
-    Camera, Codec, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, Request,
-    Response, SegmentRecord, TokenRecord, TypeConfig, User,
+    BackupLocation, Camera, Codec, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId,
+    NodeRecord, PackMember, PackRecord, Request, Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
-use super::db::{cf, CF_BACKUP_QUEUE, CF_CAMERAS, CF_NODES, CF_SEGMENTS, CF_SM};
-use super::state::{get_decoded, read_all, StateMachine, KEY_APPLIED, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_MEMBERSHIP};
-use super::types::{decode, encode, Camera, NodeRecord, SegmentRecord};
+use super::db::{cf, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_CAMERAS, CF_NODES, CF_SEGMENTS, CF_SM};
+use super::state::{
+    get_decoded, read_all, StateMachine, KEY_APPLIED, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_MEMBERSHIP, KEY_TRASH_SEQ,
+};
+use super::types::{decode, encode, BackupLocation, Camera, NodeRecord, SegmentRecord};
 use super::Catalog;
 use crate::audit::{seal_entry, AuditEvent, GENESIS};
 use crate::error::{Error, Result};
@@ -29,27 +31,32 @@ impl Catalog {
 }
 
 impl Catalog {
-    /// How many segments the backup store has confirmed, and `sample` of them chosen at
-    /// random (every one when `sample` is 0). Blocks; walks the whole catalog.
-    pub fn backed_up_segments(&self, sample: usize) -> Result<(u64, Vec<SegmentRecord>)> {
+    /// How many segments the backup store holds, and `sample` of them chosen at random
+    /// (every one when `sample` is 0), with where each is. Blocks; walks every location.
+    pub fn backed_up_segments(&self, sample: usize) -> Result<(u64, Vec<(SegmentRecord, BackupLocation)>)> {
         use rand::Rng;
         let db = &self.db;
         let mut rng = rand::thread_rng();
         let (mut seen, mut out) = (0u64, Vec::new());
-        for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
+        for kv in db.iterator_cf(cf(db, CF_BACKUP_LOCS), IteratorMode::Start) {
             let (k, v) = kv.map_err(|e| Error::Internal(e.to_string()))?;
-            if db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k)?.is_some() {
-                continue;
-            }
             seen += 1;
             // Reservoir sampling keeps each backed-up segment equally likely.
-            if sample == 0 || out.len() < sample {
-                out.push(decode(&v).map_err(Error::Internal)?);
+            let slot = if sample == 0 || out.len() < sample {
+                None
             } else {
-                let j = rng.gen_range(0..seen);
-                if (j as usize) < sample {
-                    out[j as usize] = decode(&v).map_err(Error::Internal)?;
+                match rng.gen_range(0..seen) as usize {
+                    j if j < sample => Some(j),
+                    _ => continue,
                 }
+            };
+            let Some(rec) = get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k).map_err(Error::Internal)? else {
+                continue;
+            };
+            let item = (rec, decode(&v).map_err(Error::Internal)?);
+            match slot {
+                None => out.push(item),
+                Some(j) => out[j] = item,
             }
         }
         Ok((seen, out))
@@ -67,12 +74,14 @@ pub fn load_restored(db: &DB, state: &[u8]) -> Result<()> {
     db.write(b).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Every segment record in catalog order. Blocks.
-pub fn segments(db: &DB) -> Result<Vec<SegmentRecord>> {
+/// Every segment record in catalog order, with its place in the backup bucket when it
+/// was backed up. Blocks.
+pub fn segments(db: &DB) -> Result<Vec<(SegmentRecord, Option<BackupLocation>)>> {
     let mut out = Vec::new();
     for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
-        let (_, v) = kv.map_err(|e| Error::Internal(e.to_string()))?;
-        out.push(decode(&v).map_err(Error::Internal)?);
+        let (k, v) = kv.map_err(|e| Error::Internal(e.to_string()))?;
+        let loc = get_decoded(db, CF_BACKUP_LOCS, &k).map_err(Error::Internal)?;
+        out.push((decode(&v).map_err(Error::Internal)?, loc));
     }
     Ok(out)
 }
@@ -88,6 +97,9 @@ pub struct Adoption {
     pub time_ms: i64,
     /// Names the snapshot restored from, for the audit entry.
     pub source: String,
+    /// How far the bucket has applied its trash. The snapshot may predate entries the
+    /// bucket already applied; new entries must number after them.
+    pub trash_applied: u64,
 }
 
 /// What adoption changed.
@@ -151,6 +163,8 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
         b.delete_cf(cf(db, CF_BACKUP_QUEUE), k);
     }
     b.put_cf(cf(db, CF_SM), KEY_BACKED_UP, encode(&(out.segments_restored, restored_bytes)));
+    let trash_seq: u64 = get_decoded(db, CF_SM, KEY_TRASH_SEQ).map_err(err)?.unwrap_or(0);
+    b.put_cf(cf(db, CF_SM), KEY_TRASH_SEQ, encode(&trash_seq.max(a.trash_applied)));
 
     let head: (u64, Hash) = get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(err)?.unwrap_or((0, GENESIS));
     let ev = AuditEvent {

@@ -21,12 +21,13 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_BACKUP_QUEUE, CF_CAMERAS, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES,
-    CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+    cf, segment_key, time_key, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH, CF_CAMERAS,
+    CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS,
+    STATE_CFS,
 };
 use super::types::{
-    decode, encode, Camera, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord,
-    Request, Response, SegmentRecord, TokenRecord, TypeConfig, User,
+    decode, encode, BackupLocation, Camera, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord,
+    NodeId, NodeRecord, PackRecord, Request, Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -40,6 +41,10 @@ const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
 const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
 /// (segments, blob bytes) the backup store has confirmed.
 pub(super) const KEY_BACKED_UP: &[u8] = b"backed_up";
+/// (pack objects, bytes) in the bucket that hold live footage.
+pub(super) const KEY_BACKUP_OBJECTS: &[u8] = b"backup_objects";
+/// The last sequence number given to a bucket trash entry.
+pub(super) const KEY_TRASH_SEQ: &[u8] = b"trash_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -269,17 +274,53 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Up to `limit` segments waiting for the backup store, in key order.
-    pub fn backup_queue(&self, limit: usize) -> crate::Result<Vec<SegmentRecord>> {
+    /// Segments waiting for the backup store, one camera at a time: for each camera with
+    /// queued segments, in id order starting after `after_camera` and wrapping around,
+    /// up to `per_camera` of its oldest queued segments. Stops after `cameras` cameras.
+    pub fn backup_runs(
+        &self,
+        after_camera: Option<&str>,
+        cameras: usize,
+        per_camera: usize,
+    ) -> crate::Result<Vec<Vec<SegmentRecord>>> {
+        let db = &self.db;
+        let mut it = db.raw_iterator_cf(cf(db, CF_BACKUP_QUEUE));
+        let mut seek = after_camera.map(camera_end).unwrap_or_default();
+        let mut wrapped = after_camera.is_none();
+        let mut first_seen: Option<Vec<u8>> = None;
         let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, CF_BACKUP_QUEUE), IteratorMode::Start) {
-            if out.len() == limit {
-                break;
+        while out.len() < cameras {
+            it.seek(&seek);
+            if !it.valid() {
+                it.status()?;
+                if wrapped {
+                    break;
+                }
+                wrapped = true;
+                seek.clear();
+                continue;
             }
-            let (k, _) = kv?;
-            if let Some(rec) = self.get::<SegmentRecord>(CF_SEGMENTS, &k)? {
-                out.push(rec);
+            let camera = it.key().and_then(|k| k.split(|&b| b == 0).next()).unwrap_or_default().to_vec();
+            if first_seen.as_ref() == Some(&camera) {
+                break; // every camera with a queue has been visited
             }
+            first_seen.get_or_insert_with(|| camera.clone());
+            let mut run = Vec::new();
+            while it.valid() && run.len() < per_camera {
+                let k = it.key().unwrap_or_default();
+                if !k.starts_with(&camera) || k.get(camera.len()) != Some(&0) {
+                    break;
+                }
+                if let Some(rec) = self.get::<SegmentRecord>(CF_SEGMENTS, k)? {
+                    run.push(rec);
+                }
+                it.next();
+            }
+            it.status()?;
+            if !run.is_empty() {
+                out.push(run);
+            }
+            seek = camera_end(&String::from_utf8_lossy(&camera));
         }
         Ok(out)
     }
@@ -292,6 +333,35 @@ impl Catalog {
     /// Segments and blob bytes the backup store has confirmed.
     pub fn backed_up(&self) -> crate::Result<(u64, u64)> {
         Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKED_UP)?.unwrap_or((0, 0)))
+    }
+
+    /// Pack objects in the bucket that hold live footage, and their bytes.
+    pub fn backup_objects(&self) -> crate::Result<(u64, u64)> {
+        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKUP_OBJECTS)?.unwrap_or((0, 0)))
+    }
+
+    /// Where a segment is in the backup bucket, once backed up.
+    pub fn backup_location(&self, camera: &str, start_ms: i64) -> crate::Result<Option<BackupLocation>> {
+        self.get(CF_BACKUP_LOCS, &segment_key(camera, start_ms))
+    }
+
+    /// A pack that still holds live footage.
+    pub fn backup_pack(&self, hash: &Hash) -> crate::Result<Option<PackRecord>> {
+        self.get(CF_BACKUP_PACKS, hash)
+    }
+
+    /// Bucket trash entries with `seq > after_seq`, oldest first, at most `limit`: packs
+    /// to delete from the bucket.
+    pub fn trash_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<(u64, Hash)>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for kv in self.db.iterator_cf(cf(&self.db, CF_BACKUP_TRASH), mode).take(limit) {
+            let (k, v) = kv?;
+            let seq = u64::from_be_bytes(k[..8].try_into().map_err(|_| crate::Error::Internal("trash key".into()))?);
+            out.push((seq, decode(&v).map_err(crate::Error::Internal)?));
+        }
+        Ok(out)
     }
 
     /// Every export, oldest first.
@@ -584,26 +654,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 Err(r) => r,
             }
         }
-        Command::MarkBackedUp(keys) => {
-            let (mut n, mut bytes): (u64, u64) = get_decoded(db, CF_SM, KEY_BACKED_UP).ok().flatten().unwrap_or((0, 0));
-            let (mut new, mut skipped) = (0u32, 0u32);
-            let mut seen = std::collections::HashSet::new();
-            for (camera, start) in keys {
-                let k = segment_key(camera, *start);
-                let queued = matches!(db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k), Ok(Some(_)));
-                match get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k) {
-                    Ok(Some(rec)) if queued && seen.insert(k.clone()) => {
-                        batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &k);
-                        n += 1;
-                        bytes += rec.blob_bytes;
-                        new += 1;
-                    }
-                    _ => skipped += 1,
-                }
-            }
-            batch.put_cf(cf(db, CF_SM), KEY_BACKED_UP, encode(&(n, bytes)));
-            Response::Committed { new, duplicate: skipped }
-        }
+        Command::MarkBackedUp(packs) => mark_backed_up(db, batch, req.time_ms, packs),
         Command::RequestExport(_) | Command::DecideExport { .. } | Command::CompleteExport { .. } => {
             apply_export(db, batch, req.time_ms, &req.command)
         }
@@ -792,6 +843,7 @@ fn expire_segments(
     let (mut deleted, mut skipped) = (0u32, 0u32);
     let mut seen = std::collections::HashSet::new();
     let mut policies = std::collections::HashMap::new();
+    let mut packs = Packs::default();
     for (camera, start_ms) in keys {
         let key = segment_key(camera, *start_ms);
         let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
@@ -828,14 +880,140 @@ fn expire_segments(
         };
         batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
         batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
+        match get_decoded::<BackupLocation>(db, CF_BACKUP_LOCS, &key) {
+            Ok(Some(loc)) => {
+                batch.delete_cf(cf(db, CF_BACKUP_LOCS), &key);
+                if let Err(e) = packs.release(db, &loc.pack, loc.len) {
+                    return Response::Rejected(format!("catalog read failed: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        }
         batch.delete_cf(cf(db, CF_SEGMENTS), key);
         deleted += 1;
+    }
+    if let Err(e) = packs.write(db, batch) {
+        return Response::Rejected(format!("catalog read failed: {e}"));
     }
     if deleted > 0 {
         batch.put_cf(cf(db, CF_SM), KEY_RECEIPT_SEQ, encode(&seq));
         *segment_count = segment_count.saturating_sub(u64::from(deleted));
     }
     Response::Committed { new: deleted, duplicate: skipped }
+}
+
+/// Pack records changed by one command, written back together: a pack whose last live
+/// member goes is deleted and its object put in the bucket's trash.
+#[derive(Default)]
+struct Packs {
+    changed: std::collections::BTreeMap<Hash, PackRecord>,
+    trashed: Vec<Hash>,
+    /// Change in (live packs, their bytes).
+    objects: (i64, i64),
+    /// Change in (backed-up segments, their blob bytes).
+    segments: (i64, i64),
+}
+
+impl Packs {
+    /// One member of `pack`, `blob_bytes` long, left the catalog.
+    fn release(&mut self, db: &DB, pack: &Hash, blob_bytes: u64) -> Result<(), String> {
+        self.segments.0 -= 1;
+        self.segments.1 -= blob_bytes as i64;
+        let rec = match self.changed.get_mut(pack) {
+            Some(r) => r,
+            None => match get_decoded::<PackRecord>(db, CF_BACKUP_PACKS, pack)? {
+                Some(r) => self.changed.entry(*pack).or_insert(r),
+                None => return Ok(()), // already trashed
+            },
+        };
+        rec.live = rec.live.saturating_sub(1);
+        Ok(())
+    }
+
+    fn write(self, db: &DB, batch: &mut WriteBatch) -> Result<(), String> {
+        let mut objects = self.objects;
+        let mut trash = self.trashed;
+        for (hash, rec) in self.changed {
+            if rec.live == 0 {
+                batch.delete_cf(cf(db, CF_BACKUP_PACKS), hash);
+                objects.0 -= 1;
+                objects.1 -= rec.bytes as i64;
+                trash.push(hash);
+            } else {
+                batch.put_cf(cf(db, CF_BACKUP_PACKS), hash, encode(&rec));
+            }
+        }
+        if !trash.is_empty() {
+            let mut seq: u64 = get_decoded(db, CF_SM, KEY_TRASH_SEQ)?.unwrap_or(0);
+            for h in trash {
+                seq += 1;
+                batch.put_cf(cf(db, CF_BACKUP_TRASH), seq.to_be_bytes(), encode(&h));
+            }
+            batch.put_cf(cf(db, CF_SM), KEY_TRASH_SEQ, encode(&seq));
+        }
+        for (key, delta) in [(KEY_BACKUP_OBJECTS, objects), (KEY_BACKED_UP, self.segments)] {
+            if delta != (0, 0) {
+                let (n, b): (u64, u64) = get_decoded(db, CF_SM, key)?.unwrap_or((0, 0));
+                let n = n.saturating_add_signed(delta.0);
+                let b = b.saturating_add_signed(delta.1);
+                batch.put_cf(cf(db, CF_SM), key, encode(&(n, b)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records confirmed packs: each member still queued leaves the queue and gets its
+/// location. A pack seen before changes nothing; a pack with no member left to record is
+/// trashed at once, so no object in the bucket is left without an owner.
+fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, stored: &[StoredPack]) -> Response {
+    let (mut new, mut skipped) = (0u32, 0u32);
+    let mut seen = std::collections::HashSet::new();
+    let mut packs = Packs::default();
+    for p in stored {
+        let known = matches!(db.get_pinned_cf(cf(db, CF_BACKUP_PACKS), p.hash), Ok(Some(_)));
+        if known || packs.changed.contains_key(&p.hash) || packs.trashed.contains(&p.hash) {
+            skipped += p.members.len() as u32;
+            continue;
+        }
+        let mut live = 0u32;
+        for m in &p.members {
+            let k = segment_key(&m.camera, m.start_ms);
+            let queued = matches!(db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k), Ok(Some(_)));
+            match get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k) {
+                Ok(Some(rec)) if queued && rec.blob_bytes == m.len && seen.insert(k.clone()) => {
+                    batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &k);
+                    let loc = BackupLocation { pack: p.hash, offset: m.offset, len: m.len };
+                    batch.put_cf(cf(db, CF_BACKUP_LOCS), &k, encode(&loc));
+                    packs.segments.0 += 1;
+                    packs.segments.1 += rec.blob_bytes as i64;
+                    new += 1;
+                    live += 1;
+                }
+                _ => skipped += 1,
+            }
+        }
+        if live == 0 {
+            packs.trashed.push(p.hash);
+        } else {
+            let rec = PackRecord { bytes: p.bytes, members: p.members.len() as u32, live, stored_ms: now_ms };
+            packs.changed.insert(p.hash, rec);
+            packs.objects.0 += 1;
+            packs.objects.1 += p.bytes as i64;
+        }
+    }
+    if let Err(e) = packs.write(db, batch) {
+        return Response::Rejected(format!("catalog read failed: {e}"));
+    }
+    Response::Committed { new, duplicate: skipped }
+}
+
+/// The smallest key after every queue or catalog key of `camera`.
+fn camera_end(camera: &str) -> Vec<u8> {
+    let mut k = camera.as_bytes().to_vec();
+    k.push(1);
+    k
 }
 
 pub(super) fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {

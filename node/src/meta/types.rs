@@ -252,8 +252,48 @@ pub enum Command {
         merkle_root: String,
         hold: crate::retention::Hold,
     },
-    /// The backup store confirmed these segments' blobs: (camera, start).
-    MarkBackedUp(Vec<(String, i64)>),
+    /// The backup store confirmed these pack objects. Members still queued become backed
+    /// up at their place in the pack; a pack none of whose members is still queued (all
+    /// expired meanwhile, or already backed up) goes straight to the bucket's trash.
+    MarkBackedUp(Vec<StoredPack>),
+}
+
+/// A pack object the backup store confirmed: a run of one camera's sealed blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPack {
+    /// BLAKE3 of the whole object: its name in the bucket.
+    pub hash: Hash,
+    pub bytes: u64,
+    pub members: Vec<PackMember>,
+}
+
+/// Where one segment's sealed blob sits inside a pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackMember {
+    pub camera: String,
+    pub start_ms: i64,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// A pack in the bucket that still holds live footage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackRecord {
+    pub bytes: u64,
+    /// Members when stored.
+    pub members: u32,
+    /// Members still in the catalog; the pack is trashed when this reaches zero.
+    pub live: u32,
+    /// Leader time of the `MarkBackedUp` that recorded it.
+    pub stored_ms: i64,
+}
+
+/// Where a backed-up segment's sealed blob is in the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupLocation {
+    pub pack: Hash,
+    pub offset: u64,
+    pub len: u64,
 }
 
 /// Proof that a segment was deleted by the retention engine, kept forever.
@@ -321,7 +361,9 @@ impl std::fmt::Display for Request {
             Command::RequestExport(e) => write!(f, "request-export case {}", e.case_id),
             Command::DecideExport { id, user, approve, .. } => write!(f, "decide-export {id} by {user}: {approve}"),
             Command::CompleteExport { id, merkle_root, .. } => write!(f, "complete-export {id} root {merkle_root}"),
-            Command::MarkBackedUp(s) => write!(f, "mark-backed-up x{}", s.len()),
+            Command::MarkBackedUp(p) => {
+                write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())
+            }
         }
     }
 }

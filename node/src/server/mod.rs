@@ -347,8 +347,10 @@ impl Footage for Services {
         // The queue is counted only where backup runs (where it is kept short): without a
         // [backup] section it holds every segment and counting it would slow status.
         let configured = self.backup.is_some();
-        let (backup_pending, (backed_up_segments, backed_up_bytes)) =
-            self.meta.read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?))).await?;
+        let (backup_pending, (backed_up_segments, backed_up_bytes), (backup_objects, backup_object_bytes)) = self
+            .meta
+            .read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?, c.backup_objects()?)))
+            .await?;
         let backup = self.backup_state.lock().expect("backup state").clone();
         Ok(Response::new(pb::StatusResponse {
             node_id,
@@ -377,6 +379,8 @@ impl Footage for Services {
             backup_last_snapshot_ms: backup.last_snapshot.as_ref().map(|s| s.1).unwrap_or(0),
             backup_last_snapshot_bytes: backup.last_snapshot.as_ref().map(|s| s.2).unwrap_or(0),
             backup_expired_objects: backup.expired_objects,
+            backup_objects,
+            backup_object_bytes,
         }))
     }
 }
