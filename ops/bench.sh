@@ -37,7 +37,7 @@ cams=()
 patterns=(smpte ball snow checkers-8 circular gamut pinwheel spokes)
 for i in $(seq 1 16); do cams+=(--camera "cam$i=test://${patterns[$((i % 8))]}"); done
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/custos-node init --data "$dir/node" --listen "127.0.0.1:$port" "${cams[@]}" --json > "$dir/init.json"
+target/release/custos-node init --data "$dir/node" --listen "127.0.0.1:$port" --metrics-listen off "${cams[@]}" --json > "$dir/init.json"
 RUST_LOG=warn target/release/custos-node run --data "$dir/node" 2> "$dir/node.log" &
 pid=$!
 sleep "$secs"

@@ -20,9 +20,12 @@ bin="$PWD/target/release"
 mkdir -p "$data"
 data="$(cd "$data" && pwd)"
 addr() { echo "127.0.0.1:$((port + $1 - 1))"; }
+# Prometheus endpoints: 9464, 9465, 9466 (override the first with CUSTOS_DEMO_METRICS_PORT).
+metrics_port="${CUSTOS_DEMO_METRICS_PORT:-9464}"
+metrics() { echo "127.0.0.1:$((metrics_port + $1 - 1))"; }
 
 if [ ! -f "$data/n1/custos.toml" ]; then
-  "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" \
+  "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" --metrics-listen "$(metrics 1)" \
     --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
   # The demo keeps the admin token in a file so its commands can be pasted; a real
   # deployment stores it in the operator's password safe instead.
@@ -75,6 +78,7 @@ for n in 2 3; do
   if [ ! -f "$data/n$n/custos.toml" ]; then
     token="$(CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$admin_token" "$bin/custos" node join-token 2>/dev/null)"
     "$bin/custos-node" join --data "$data/n$n" --campus "${campuses[$((n - 1))]}" --listen "$(addr "$n")" \
+      --metrics-listen "$(metrics "$n")" \
       --cluster "$(addr 1)" --token "$token" > /dev/null
     echo "demo: node $n joined (campus ${campuses[$((n - 1))]})"
   fi
@@ -87,7 +91,7 @@ cams="$(CUSTOS_ADDR="$(addr 1)" "$bin/custos" camera list)"
 grep -q '^pharmacy ' <<< "$cams" || CUSTOS_ADDR="$(addr 2)" "$bin/custos" camera add pharmacy --source test://smpte --name "Pharmacy" > /dev/null
 grep -q '^ward-3 ' <<< "$cams" || CUSTOS_ADDR="$(addr 3)" "$bin/custos" camera add ward-3 --source test://snow --name "Ward 3" > /dev/null
 # Footage is for security staff and the audit log for auditors; administrators see neither.
-for who in security auditor approver; do
+for who in security auditor approver operator; do
   if [ ! -f "$data/demo-$who.token" ]; then
     ( umask 077; CUSTOS_ADDR="$(addr 1)" "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
   fi
@@ -127,11 +131,19 @@ cat <<EOT
    # lose everything but the bucket: rebuild from it and the recovery key (docs/backup.md)
    AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret $bin/custos-node restore \
        --from s3://footage/demo --endpoint http://127.0.0.1:$s3_port --allow-http \
-       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499
+       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit verify
+   CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos report compliance --days 1
+
+   # the monitoring centre: alarms, patrols, handovers; Prometheus metrics on every node
+   export CUSTOS_TOKEN=\$(cat $data/demo-operator.token)
+   $bin/custos alarms --all
+   $bin/custos patrol --notes "demo round: lobby and entrance checked"
+   $bin/custos shift handover --to demo-security --notes "demo: nothing open"
+   curl -s http://$(metrics 1)/metrics | grep -E '^custos_(camera_up|raft_leader|backup_lag)'
 
  Node logs: $data/n1.log, n2.log, n3.log. Press Ctrl-C here to stop.
 ================================================================================

@@ -17,6 +17,8 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
   # The backup benchmark's baseline (ops/bench.sh).
   restic
+  # promtool, which checks ops/prometheus/custos-alerts.yml in the tests.
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -27,7 +29,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Install packages without starting their services (the prometheus package ships a
+  # daemon; only its promtool is wanted here).
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" > /dev/null
+    $sudo chmod 755 "$policy"
+    made_policy=1
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -z "$made_policy" ] || { $sudo rm -f "$policy"; trap - EXIT; }
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

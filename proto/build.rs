@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/custos/v1/cluster.proto",
             "proto/custos/v1/peer.proto",
             "proto/custos/v1/exports.proto",
+            "proto/custos/v1/operations.proto",
         ],
         &["proto"],
     )?;

@@ -199,12 +199,7 @@ async fn revocation_grants_and_audit_entries() {
 }
 
 fn cli(node: &Node, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(bin("custos"))
-        .args(["--addr", &node.addr, "--token", token, "--ca"])
-        .arg(&node.ca_file)
-        .args(args)
-        .output()
-        .unwrap()
+    node.cli(token, args)
 }
 
 /// `custos user add` prints the token alone on its last line; an audit record altered on

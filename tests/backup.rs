@@ -10,10 +10,10 @@ use common::{now_ms, wait_for, Node, TestS3, S3_KEY};
 
 const PURPOSE: &str = "backup check: compare stored objects";
 
-/// Packs wait at most 2 s for more footage, so tests see them soon.
+/// Packs wait at most 4 s for more footage (four 1 s segments), so tests see them soon.
 fn backup_section(s3: &TestS3, bucket: &str) -> String {
     format!(
-        "[backup]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"site-a\"\nallow_http = true\npack_max_wait_s = 2",
+        "[backup]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"site-a\"\nallow_http = true\npack_max_wait_s = 4",
         s3.url
     )
 }
@@ -139,6 +139,7 @@ fn restore_cmd(s3: &TestS3, identity: &std::path::Path, data: &std::path::Path, 
         .arg("--data")
         .arg(data)
         .args(["--listen", listen, "--campus", "east", "--json"])
+        .args(["--metrics-listen", &format!("127.0.0.1:{}", common::free_port())])
         .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
         .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)
         .output()
@@ -262,7 +263,8 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     // The restored node: the cluster's CA and the old admin token still work.
     let ca_file = std::path::PathBuf::from(r["ca_file"].as_str().unwrap());
     assert_eq!(std::fs::read(&ca_file).unwrap(), ca_pem, "the cluster's CA came back");
-    let mut restored = Node::adopt(dir, listen, token, ca_file);
+    let metrics = r["metrics_listen"].as_str().unwrap().to_string();
+    let mut restored = Node::adopt(dir, listen, token, ca_file, metrics);
     restored.env =
         vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
     let admin = restored.start().await;

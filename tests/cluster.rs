@@ -362,6 +362,8 @@ async fn foreign_certificates_and_tokens_are_refused() {
                 "west",
                 "--listen",
                 &format!("127.0.0.1:{}", common::free_port()),
+                "--metrics-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
                 "--cluster",
                 &n1.addr,
                 "--token",

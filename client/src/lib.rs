@@ -12,6 +12,7 @@ use custos_proto::v1::cluster_client::ClusterClient;
 use custos_proto::v1::exports_client::ExportsClient;
 use custos_proto::v1::footage_client::FootageClient;
 use custos_proto::v1::holds_client::HoldsClient;
+use custos_proto::v1::operations_client::OperationsClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
@@ -88,6 +89,7 @@ pub struct Client {
     holds: HoldsClient<Channel>,
     cluster: ClusterClient<Channel>,
     exports: ExportsClient<Channel>,
+    ops: OperationsClient<Channel>,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -135,7 +137,8 @@ impl Client {
             audit: AuditClient::new(channel.clone()),
             holds: HoldsClient::new(channel.clone()),
             cluster: ClusterClient::new(channel.clone()),
-            exports: ExportsClient::new(channel).max_decoding_message_size(8 << 20),
+            exports: ExportsClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+            ops: OperationsClient::new(channel).max_decoding_message_size(64 << 20),
             auth,
         })
     }
@@ -483,6 +486,40 @@ impl Client {
             out.push(e);
         }
         Ok(out)
+    }
+}
+
+impl Client {
+    /// Open alarms, newest first (cleared ones too with `all`).
+    pub async fn list_alarms(&self, all: bool) -> Result<Vec<pb::Alarm>, ClientError> {
+        Ok(self.ops.clone().list_alarms(self.req(pb::ListAlarmsRequest { all, limit: 0 })).await?.into_inner().alarms)
+    }
+
+    /// Acknowledges an alarm with a note.
+    pub async fn ack_alarm(&self, id: u64, note: &str) -> Result<pb::Alarm, ClientError> {
+        Ok(self.ops.clone().ack_alarm(self.req(pb::AckAlarmRequest { id, note: note.into() })).await?.into_inner())
+    }
+
+    /// Checks every camera and node and records the patrol.
+    pub async fn patrol(&self, notes: &str) -> Result<pb::DutyRecord, ClientError> {
+        Ok(self.ops.clone().patrol(self.req(pb::PatrolRequest { notes: notes.into() })).await?.into_inner())
+    }
+
+    /// Records a shift handover to `to`.
+    pub async fn handover(&self, to: &str, notes: &str) -> Result<pb::DutyRecord, ClientError> {
+        let r = pb::HandoverRequest { to: to.into(), notes: notes.into() };
+        Ok(self.ops.clone().handover(self.req(r)).await?.into_inner())
+    }
+
+    /// Patrols and handovers, newest first (`kind`: "patrol", "handover" or "").
+    pub async fn list_duty(&self, kind: &str, limit: u32) -> Result<Vec<pb::DutyRecord>, ClientError> {
+        let r = pb::ListDutyRequest { kind: kind.into(), limit };
+        Ok(self.ops.clone().list_duty(self.req(r)).await?.into_inner().records)
+    }
+
+    /// The compliance report over the last `days` (0: 30).
+    pub async fn compliance_report(&self, days: u32) -> Result<pb::ComplianceResponse, ClientError> {
+        Ok(self.ops.clone().compliance_report(self.req(pb::ComplianceRequest { days })).await?.into_inner())
     }
 }
 

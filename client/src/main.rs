@@ -63,6 +63,16 @@ pub enum Cmd {
     /// The hash-chained audit log (auditors).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Alarms raised and cleared by the cluster: list them, acknowledge them with a note.
+    Alarms(cmd::ops::AlarmsArgs),
+    /// Check every camera and node now and record the patrol (`custos patrol list`: past ones).
+    Patrol(cmd::ops::PatrolArgs),
+    /// Shift handovers in writing.
+    #[command(subcommand)]
+    Shift(cmd::ops::ShiftCmd),
+    /// Reports: whether retention and access rules were kept.
+    #[command(subcommand)]
+    Report(cmd::ops::ReportCmd),
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -108,6 +108,13 @@ pub struct NodeConfig {
     /// nodes that join late and let the log be trimmed.
     #[serde(default)]
     pub raft_snapshot_every: u64,
+    /// Where the Prometheus metrics endpoint (`/metrics`, plain HTTP) listens; leave out
+    /// to serve none.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// When conditions become alarms.
+    #[serde(default)]
+    pub alarms: crate::alarms::AlarmsConfig,
     /// Continuous backup to S3-compatible storage (optional).
     #[serde(default)]
     pub backup: Option<BackupConfig>,
@@ -224,6 +231,14 @@ fn default_identity_file() -> PathBuf {
     PathBuf::from("keys/archive.age")
 }
 
+/// The conventional port of a Prometheus exporter that has no registered one of its own.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
+/// Where metrics are served when nothing else is said: the API's address, port 9464.
+pub fn default_metrics_listen(listen: SocketAddr) -> SocketAddr {
+    SocketAddr::new(listen.ip(), DEFAULT_METRICS_PORT)
+}
+
 impl NodeConfig {
     /// A config with every optional field at its default, serving plaintext until `tls`
     /// is set (what `init` and `join` start from).
@@ -245,6 +260,8 @@ impl NodeConfig {
             repair_after_down_s: default_repair_after_down_s(),
             raft_snapshot_every: 0,
             expiry_every_s: default_expiry_every_s(),
+            metrics_listen: Some(default_metrics_listen(listen)),
+            alarms: crate::alarms::AlarmsConfig::default(),
             backup: None,
             cameras: vec![],
         }

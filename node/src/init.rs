@@ -31,6 +31,8 @@ pub struct InitOptions {
     /// Serve the client API without TLS (local development only).
     pub insecure_plaintext: bool,
     pub campus: String,
+    /// Where Prometheus metrics are served (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Everything `init` created, as printed by `--json`.
@@ -40,6 +42,8 @@ pub struct InitReport {
     pub config_file: PathBuf,
     pub node_id: u64,
     pub listen: SocketAddr,
+    /// `http://ADDR/metrics` for Prometheus (absent: metrics are off).
+    pub metrics_listen: Option<SocketAddr>,
     pub archive_recipient: String,
     pub archive_identity_file: PathBuf,
     /// The offline recovery identity: a recipient of every blob and backup snapshot.
@@ -142,6 +146,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     cfg.tls = tls.clone();
     cfg.campus = opts.campus.clone();
     cfg.cameras = opts.cameras.clone();
+    cfg.metrics_listen = opts.metrics_listen;
     write_config(&dir, cfg)?;
 
     Ok(InitReport {
@@ -154,6 +159,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         data_dir: dir,
         node_id: opts.node_id,
         listen: opts.listen,
+        metrics_listen: opts.metrics_listen,
         archive_recipient: id.recipient,
         admin_user: boot.name,
         admin_token: token,
@@ -198,6 +204,8 @@ pub struct JoinOptions {
     /// Client API address of any node of the cluster.
     pub cluster: String,
     pub token: String,
+    /// Where Prometheus metrics are served (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What `join` created, as printed by `--json`.
@@ -208,6 +216,7 @@ pub struct JoinReport {
     pub node_id: u64,
     pub campus: String,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub ca_file: PathBuf,
 }
 
@@ -258,6 +267,7 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     cfg.insecure_plaintext = false;
     cfg.tls = Some(tls);
     cfg.campus = opts.campus.clone();
+    cfg.metrics_listen = opts.metrics_listen;
     write_config(&dir, cfg)?;
     Ok(JoinReport {
         config_file: dir.join(CONFIG_FILE_NAME),
@@ -266,5 +276,6 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
         node_id: reply.node_id,
         campus: opts.campus.clone(),
         listen: opts.listen,
+        metrics_listen: opts.metrics_listen,
     })
 }

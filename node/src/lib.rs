@@ -22,6 +22,7 @@
 //! signal fires.
 
 pub mod access;
+pub mod alarms;
 pub mod audit;
 pub mod backup;
 pub mod clock;
@@ -33,7 +34,9 @@ pub mod export;
 pub mod ingest;
 pub mod init;
 pub mod meta;
+pub mod metrics;
 pub mod recorder;
+pub mod report;
 pub mod retention;
 pub mod segment;
 pub mod server;
@@ -175,6 +178,13 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     );
     services.replicator = replicator.clone();
     services.backup = config.backup.clone();
+    services.alarms = config.alarms.clone();
+    let alarm_sources = services.alarm_sources();
+    let metrics_services = services.clone();
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let backup_state = services.backup_state.clone();
     let (stats, states, repair_stats) =
         (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
@@ -202,6 +212,7 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         .add_service(services.clone().peer_service())
         .add_service(services.clone().join_service())
         .add_service(services.clone().exports_service())
+        .add_service(services.clone().operations_service())
         .add_service(services.audit_service())
         .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
     let server = tokio::spawn(server);
@@ -268,6 +279,13 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         cameras_changed: cameras_changed.clone(),
     };
     let leader_loop = tokio::spawn(duties.run(shutdown.clone()));
+    let watch = alarms::AlarmWatch { sources: alarm_sources, cfg: config.alarms.clone() };
+    let alarm_watch = tokio::spawn(watch.run(shutdown.clone()));
+    let metrics_server = metrics_listener.map(|l| {
+        let m = Arc::new(metrics::Metrics::new(&stats.ingest));
+        tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
+        tokio::spawn(metrics::serve(l, metrics_services.clone(), m, shutdown.clone()))
+    });
 
     // Write path: sealers (one per camera) → replicas → committer.
     let stopping = Arc::new(AtomicBool::new(false));
@@ -352,6 +370,10 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     }
     let _ = pinger.await;
     let _ = leader_loop.await;
+    let _ = alarm_watch.await;
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;
     tracing::info!("cameras stopped; committing the last segments");
     let drain = async {

@@ -44,6 +44,10 @@ enum Cmd {
         /// The site this node stands in (replicas go to other campuses first).
         #[arg(long, default_value = "main")]
         campus: String,
+        /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
+        /// Default: the --listen address with port 9464.
+        #[arg(long, value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
     },
     /// Create the data directory of a node joining an existing cluster.
     ///
@@ -69,6 +73,10 @@ enum Cmd {
         /// Print what join created as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
+        /// Default: the --listen address with port 9464.
+        #[arg(long, value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
     },
     /// Rebuild a node from the backup bucket and the offline recovery identity.
     ///
@@ -120,6 +128,10 @@ struct RestoreArgs {
     /// The site the restored node stands in.
     #[arg(long, default_value = "main")]
     campus: String,
+    /// Where the restored node serves Prometheus metrics (http://ADDR/metrics), or
+    /// `off`. Default: the --listen address with port 9464.
+    #[arg(long, value_name = "ADDR|off")]
+    metrics_listen: Option<String>,
     /// Restore this snapshot key instead of the newest.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
@@ -128,10 +140,28 @@ struct RestoreArgs {
     json: bool,
 }
 
+/// `--metrics-listen`: an address, `off`, or by default the API's address on port 9464.
+fn metrics_addr(arg: Option<String>, listen: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    match arg.as_deref() {
+        None => Ok(Some(custos_node::config::default_metrics_listen(listen))),
+        Some("off") => Ok(None),
+        Some(a) => {
+            let addr: SocketAddr = a.parse().with_context(|| {
+                format!("--metrics-listen {a:?}: expected HOST:PORT (for example 127.0.0.1:9464) or off")
+            })?;
+            if addr == listen {
+                bail!("--metrics-listen {addr} is the API's own address; choose another port");
+            }
+            Ok(Some(addr))
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Join { data, campus, listen, cluster, token, json } => {
+        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen } => {
+            let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let r = rt.block_on(custos_node::init::join(&custos_node::init::JoinOptions {
                 data_dir: data,
@@ -139,6 +169,7 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 cluster,
                 token,
+                metrics_listen,
             }))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -163,6 +194,7 @@ fn main() -> anyhow::Result<()> {
                 recovery_identity: a.recovery_identity,
                 data_dir: a.data,
                 listen: a.listen,
+                metrics_listen: metrics_addr(a.metrics_listen, a.listen)?,
                 campus: a.campus,
                 snapshot: a.snapshot,
                 progress: true,
@@ -195,7 +227,18 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Init { data, listen, node_id, segment_target_ms, cameras, json, insecure_plaintext, campus } => {
+        Cmd::Init {
+            data,
+            listen,
+            node_id,
+            segment_target_ms,
+            cameras,
+            json,
+            insecure_plaintext,
+            campus,
+            metrics_listen,
+        } => {
+            let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let cameras = cameras
                 .iter()
                 .map(|c| {
@@ -212,6 +255,7 @@ fn main() -> anyhow::Result<()> {
                 cameras,
                 insecure_plaintext,
                 campus,
+                metrics_listen,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -234,6 +278,10 @@ fn main() -> anyhow::Result<()> {
                         ca.display()
                     ),
                     None => println!("  client API:        http://{} WITHOUT TLS (local development only)", r.listen),
+                }
+                match r.metrics_listen {
+                    Some(m) => println!("  metrics:           http://{m}/metrics (Prometheus; plain HTTP, keep it on a management network)"),
+                    None => println!("  metrics:           off"),
                 }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());
                 println!("The administrator token is shown only now; store it safely:");

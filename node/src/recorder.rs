@@ -48,6 +48,8 @@ pub struct RecorderStats {
     pub commit_batches: AtomicU64,
     /// Segments committed with fewer copies than the replication factor.
     pub segments_under_replicated: AtomicU64,
+    /// Per-camera counters and the commit latency, for the metrics endpoint.
+    pub ingest: crate::metrics::Ingest,
 }
 
 /// Seals a segment and makes it durable: pending record first, then the blob. Blocks.
@@ -109,6 +111,7 @@ pub async fn run_sealer(
         match res {
             Ok(Ok((mut rec, blob))) => {
                 stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
+                stats.ingest.segment(&camera, rec.bytes);
                 if let Some(r) = &replicator {
                     let complete = match r.replicate(&mut rec, Arc::new(blob)).await {
                         Ok(c) => c,
@@ -147,8 +150,10 @@ async fn commit_batch(
 ) -> bool {
     let mut wait = Duration::from_millis(100);
     loop {
+        let started = std::time::Instant::now();
         match meta.propose(Command::CommitSegments(batch.clone())).await {
             Ok(Response::Committed { new, duplicate }) => {
+                stats.ingest.commit_latency.observe(started.elapsed().as_secs_f64());
                 stats.segments_committed.fetch_add(u64::from(new), Ordering::Relaxed);
                 stats.commit_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(new, duplicate, "segment batch committed");

@@ -158,6 +158,8 @@ pub struct Node {
     pub token: String,
     /// The cluster CA the node's certificate is verified against.
     pub ca_file: PathBuf,
+    /// `host:port` of the node's Prometheus endpoint.
+    pub metrics: String,
     child: Option<Child>,
     starts: u32,
     /// Extra environment for the node process (credentials, say).
@@ -174,10 +176,13 @@ impl Node {
     pub fn init_with(cameras: &[String], segment_target_ms: u64, extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let metrics = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin("custos-node"));
         cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            &metrics,
             "--segment-target-ms",
             &segment_target_ms.to_string(),
             "--json",
@@ -194,6 +199,7 @@ impl Node {
             addr: format!("127.0.0.1:{port}"),
             token: v["admin_token"].as_str().unwrap().to_string(),
             ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
+            metrics: v["metrics_listen"].as_str().expect("init --json reports the metrics address").to_string(),
             child: None,
             starts: 0,
             env: vec![],
@@ -206,8 +212,8 @@ impl Node {
 
     /// A node whose data directory `dir/data` another command made (`custos-node
     /// restore`); `token` is a user token the restored catalog knows.
-    pub fn adopt(dir: tempfile::TempDir, addr: String, token: String, ca_file: PathBuf) -> Node {
-        Node { dir, addr, token, ca_file, child: None, starts: 0, env: vec![] }
+    pub fn adopt(dir: tempfile::TempDir, addr: String, token: String, ca_file: PathBuf, metrics: String) -> Node {
+        Node { dir, addr, token, ca_file, metrics, child: None, starts: 0, env: vec![] }
     }
 
     /// Runs `custos-node join` against `via` (any running member) with a fresh join
@@ -217,11 +223,13 @@ impl Node {
         let token = admin.join_token(0).await.unwrap().token;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let metrics = format!("127.0.0.1:{}", free_port());
         let out = Command::new(bin("custos-node"))
             .arg("join")
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--campus", campus, "--listen", &format!("127.0.0.1:{port}"), "--cluster", &via.addr])
+            .args(["--metrics-listen", &metrics])
             .args(["--token", &token, "--json"])
             .output()
             .expect("custos-node join");
@@ -232,6 +240,7 @@ impl Node {
             addr: format!("127.0.0.1:{port}"),
             token: via.token.clone(),
             ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
+            metrics,
             child: None,
             starts: 0,
             env: vec![],
@@ -276,6 +285,16 @@ impl Node {
         let c = self.child.as_ref().expect("node is running");
         // SAFETY: kill(2) on a child we own; no memory is touched.
         unsafe { libc::kill(c.id() as i32, sig) };
+    }
+
+    /// Runs the `custos` CLI against this node as the holder of `token`.
+    pub fn cli(&self, token: &str, args: &[&str]) -> std::process::Output {
+        Command::new(bin("custos"))
+            .args(["--addr", &self.addr, "--token", token, "--ca"])
+            .arg(&self.ca_file)
+            .args(args)
+            .output()
+            .expect("run custos")
     }
 
     /// True if this node holds blob `content_hash` on disk.

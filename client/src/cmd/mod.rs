@@ -6,6 +6,7 @@ pub mod export;
 pub mod footage;
 pub mod hold;
 pub mod node;
+pub mod ops;
 pub mod policy;
 pub mod status;
 pub mod user;
@@ -52,5 +53,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Policy(c) => policy::run(&client, c, cli.json).await,
         Cmd::Hold(c) => hold::run(&client, c, cli.json).await,
         Cmd::Export(c) => export::run(&client, c, cli.json).await,
+        Cmd::Alarms(a) => ops::alarms(&client, a, cli.json).await,
+        Cmd::Patrol(a) => ops::patrol(&client, a, cli.json).await,
+        Cmd::Shift(c) => ops::shift(&client, c, cli.json).await,
+        Cmd::Report(c) => ops::report(&client, c, cli.json).await,
     }
 }

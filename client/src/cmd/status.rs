@@ -6,6 +6,8 @@ use serde_json::json;
 
 pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
     let s = client.status().await?;
+    let nodes = client.list_nodes().await?;
+    let blind: Vec<&str> = s.cameras.iter().filter(|c| c.state != "recording").map(|c| c.id.as_str()).collect();
     if as_json {
         super::print_json(&json!({
             "node_id": s.node_id, "raft_role": s.raft_role, "raft_term": s.raft_term,
@@ -15,11 +17,16 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "repair_copies": s.repair_copies,
             "committed_under_replicated": s.committed_under_replicated,
             "alarms": s.alarms,
+            "nodes": nodes.nodes.iter().map(|n| json!({
+                "id": n.id, "campus": n.campus, "addr": n.addr, "raft_role": n.raft_role, "health": n.health,
+                "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes, "disk_low": n.disk_low,
+            })).collect::<Vec<_>>(),
             "cameras": s.cameras.iter().map(|c| json!({
-                "id": c.id, "state": c.state,
+                "id": c.id, "state": c.state, "recorder": c.recorder,
                 "last_segment_end": (c.last_segment_end_ms > 0).then(|| format_ms(c.last_segment_end_ms)),
                 "last_error": (!c.last_error.is_empty()).then_some(&c.last_error),
             })).collect::<Vec<_>>(),
+            "not_recording": blind,
         }));
         return Ok(());
     }
@@ -40,17 +47,34 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             s.committed_under_replicated
         );
     }
-    println!("{:<24} {:<13} {:<26} LAST ERROR", "CAMERA", "STATE", "LAST SEGMENT END");
+    println!();
+    println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", "NODE", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE");
+    for n in &nodes.nodes {
+        let disk = format!(
+            "{:.1}/{:.1} GiB{}",
+            n.disk_free_bytes as f64 / (1u64 << 30) as f64,
+            n.disk_total_bytes as f64 / (1u64 << 30) as f64,
+            if n.disk_low { " LOW" } else { "" }
+        );
+        println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", n.id, n.campus, n.addr, n.raft_role, n.health, disk);
+    }
+    println!();
+    println!("{:<24} {:<13} {:<8} {:<26} LAST ERROR", "CAMERA", "STATE", "RECORDER", "LAST SEGMENT END");
     for c in &s.cameras {
         let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };
-        println!("{:<24} {:<13} {:<26} {}", c.id, c.state, last, c.last_error);
+        println!("{:<24} {:<13} {:<8} {:<26} {}", c.id, c.state, c.recorder, last, c.last_error);
+    }
+    println!();
+    if blind.is_empty() {
+        println!("every camera is recording");
+    } else {
+        println!("NOT RECORDING NOW (blind spots, cover by patrol): {}", blind.join(", "));
+    }
+    if s.alarms.is_empty() {
+        println!("no open alarms");
     }
     for a in &s.alarms {
         println!("ALARM: {a}");
-    }
-    let blind: Vec<_> = s.cameras.iter().filter(|c| c.state != "recording").map(|c| c.id.as_str()).collect();
-    if !blind.is_empty() {
-        println!("NOT RECORDING NOW: {}", blind.join(", "));
     }
     Ok(())
 }

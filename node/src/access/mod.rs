@@ -76,11 +76,15 @@ pub enum Action {
     RunExport,
     ViewExports,
     DownloadExport,
+    AckAlarm,
+    RecordDuty,
+    ViewDuty,
+    ComplianceReport,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 22] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -99,6 +103,10 @@ impl Action {
         Action::RunExport,
         Action::ViewExports,
         Action::DownloadExport,
+        Action::AckAlarm,
+        Action::RecordDuty,
+        Action::ViewDuty,
+        Action::ComplianceReport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +129,10 @@ impl Action {
             Action::RunExport => "export-run",
             Action::ViewExports => "export-list",
             Action::DownloadExport => "export-download",
+            Action::AckAlarm => "alarm-ack",
+            Action::RecordDuty => "duty-record",
+            Action::ViewDuty => "duty-list",
+            Action::ComplianceReport => "report-compliance",
         }
     }
 
@@ -151,6 +163,13 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         DecideExport => matches!(role, Approver),
         ViewExports => matches!(role, Security | Approver | Auditor | Investigator),
         DownloadExport => matches!(role, Security | Investigator),
+        // The monitoring centre acknowledges alarms, patrols and hands over shifts; IT
+        // acknowledges the alarms it fixes.
+        AckAlarm => matches!(role, Operator | Security | Admin),
+        RecordDuty => matches!(role, Operator | Security),
+        ViewDuty => matches!(role, Operator | Security | Approver | Auditor | Admin),
+        // Whether the rules were kept: auditors, leadership and IT.
+        ComplianceReport => matches!(role, Auditor | Approver | Admin),
     }
 }
 

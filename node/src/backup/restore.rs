@@ -56,6 +56,8 @@ pub struct RestoreOptions {
     pub recovery_identity: PathBuf,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Where the restored node serves Prometheus metrics (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
     pub campus: String,
     /// A snapshot key to restore instead of the newest.
     pub snapshot: Option<String>,
@@ -71,6 +73,7 @@ pub struct RestoreReport {
     pub node_id: u64,
     pub campus: String,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub ca_file: Option<PathBuf>,
     pub snapshot_key: String,
     pub snapshot_created_ms: i64,
@@ -199,6 +202,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
         node_id,
         campus: opts.campus.clone(),
         listen: opts.listen,
+        metrics_listen: opts.metrics_listen,
         ca_file,
         snapshot_key: key,
         snapshot_created_ms: snap.created_ms,
@@ -416,6 +420,7 @@ fn write_node_files(
         cfg.segment_target_ms = keys.segment_target_ms;
     }
     cfg.campus = opts.campus.clone();
+    cfg.metrics_listen = opts.metrics_listen;
     cfg.tls = Some(tls.clone());
     cfg.insecure_plaintext = false;
     // The restored cluster goes on backing up to the bucket it came from.

@@ -58,6 +58,13 @@ pub const CF_BACKUP_LOCS: &str = "backup_locs";
 /// big-endian sequence number.
 pub const CF_BACKUP_TRASH: &str = "backup_trash";
 
+/// Alarms, open and cleared, by big-endian id.
+pub const CF_ALARMS: &str = "alarms";
+/// Open alarms: `kind \0 subject` → id.
+pub const CF_ALARMS_OPEN: &str = "alarms_open";
+/// Patrols and shift handovers by big-endian sequence number.
+pub const CF_DUTY: &str = "duty";
+
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
 pub const STATE_CFS: &[&str] = &[
@@ -77,6 +84,9 @@ pub const STATE_CFS: &[&str] = &[
     CF_BACKUP_PACKS,
     CF_BACKUP_LOCS,
     CF_BACKUP_TRASH,
+    CF_ALARMS,
+    CF_ALARMS_OPEN,
+    CF_DUTY,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

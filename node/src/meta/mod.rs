@@ -21,8 +21,9 @@ use openraft::{BasicNode, Raft, ServerState};
 
 pub use state::Catalog;
 pub use types::{
-    BackupLocation, Camera, Codec, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord, NodeId,
-    NodeRecord, PackMember, PackRecord, Request, Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
+    AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, Codec, Command, DeletionReceipt, DutyKind, DutyRecord,
+    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, Request, Response,
+    SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

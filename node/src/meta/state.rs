@@ -21,13 +21,14 @@ use openraft::{
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{
-    cf, segment_key, time_key, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH, CF_CAMERAS,
-    CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS,
-    STATE_CFS,
+    cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
+    CF_BACKUP_TRASH, CF_CAMERAS, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
+    CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
 };
 use super::types::{
-    decode, encode, BackupLocation, Camera, Command, DeletionReceipt, ExportRecord, ExportStatus, JoinTokenRecord,
-    NodeId, NodeRecord, PackRecord, Request, Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
+    decode, encode, AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, Command, DeletionReceipt, DutyRecord,
+    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, Response, SegmentRecord,
+    StoredPack, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -43,6 +44,10 @@ const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
 pub(super) const KEY_BACKED_UP: &[u8] = b"backed_up";
 /// (pack objects, bytes) in the bucket that hold live footage.
 pub(super) const KEY_BACKUP_OBJECTS: &[u8] = b"backup_objects";
+/// The last alarm id given.
+const KEY_ALARM_SEQ: &[u8] = b"alarm_seq";
+/// The last duty record number given.
+const KEY_DUTY_SEQ: &[u8] = b"duty_seq";
 /// The last sequence number given to a bucket trash entry.
 pub(super) const KEY_TRASH_SEQ: &[u8] = b"trash_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
@@ -335,6 +340,50 @@ impl Catalog {
         Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKED_UP)?.unwrap_or((0, 0)))
     }
 
+    /// Open alarms, oldest first.
+    pub fn open_alarms(&self) -> crate::Result<Vec<AlarmRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_ALARMS_OPEN), IteratorMode::Start) {
+            let (_, id) = kv?;
+            if let Some(a) = self.get::<AlarmRecord>(CF_ALARMS, &id)? {
+                out.push(a);
+            }
+        }
+        out.sort_by_key(|a| a.id);
+        Ok(out)
+    }
+
+    /// Alarms, newest first, at most `limit`; cleared ones too when `all`.
+    pub fn alarms(&self, all: bool, limit: usize) -> crate::Result<Vec<AlarmRecord>> {
+        if !all {
+            let mut open = self.open_alarms()?;
+            open.reverse();
+            open.truncate(limit);
+            return Ok(open);
+        }
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_ALARMS), IteratorMode::End).take(limit) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// One alarm by id.
+    pub fn alarm(&self, id: u64) -> crate::Result<Option<AlarmRecord>> {
+        self.get(CF_ALARMS, &id.to_be_bytes())
+    }
+
+    /// Patrols and handovers, newest first, at most `limit`.
+    pub fn duty_log(&self, limit: usize) -> crate::Result<Vec<DutyRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_DUTY), IteratorMode::End).take(limit) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
     /// Pack objects in the bucket that hold live footage, and their bytes.
     pub fn backup_objects(&self) -> crate::Result<(u64, u64)> {
         Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKUP_OBJECTS)?.unwrap_or((0, 0)))
@@ -417,6 +466,80 @@ impl Catalog {
         it.status()?;
         let resume = if it.valid() { last } else { None };
         Ok((out, resume))
+    }
+
+    /// Calls `f` with every segment of `camera` starting in `[from_ms, to_ms)`, in time
+    /// order, without collecting them. Blocks.
+    pub fn each_segment(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut(&SegmentRecord),
+    ) -> crate::Result<()> {
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        let mut opts = ReadOptions::default();
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&time_key(to_ms));
+        opts.set_iterate_upper_bound(upper);
+        let seek = segment_key(camera, from_ms);
+        for kv in self.db.iterator_cf_opt(c, opts, IteratorMode::From(&seek, rocksdb::Direction::Forward)) {
+            let (_, v) = kv?;
+            f(&decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(())
+    }
+
+    /// The oldest segment of a camera.
+    pub fn first_segment(&self, camera: &str) -> crate::Result<Option<SegmentRecord>> {
+        let mut first = None;
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        if let Some(kv) = self.db.iterator_cf(c, IteratorMode::From(&prefix, rocksdb::Direction::Forward)).next() {
+            let (k, v) = kv?;
+            if k.starts_with(&prefix) {
+                first = Some(decode(&v).map_err(crate::Error::Internal)?);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Calls `f` with every deletion receipt written at or after `since_ms`, newest
+    /// first. Blocks.
+    pub fn receipts_since(&self, since_ms: i64, mut f: impl FnMut(&DeletionReceipt)) -> crate::Result<()> {
+        for kv in self.db.iterator_cf(cf(&self.db, CF_RECEIPTS), IteratorMode::End) {
+            let (_, v) = kv?;
+            let r: DeletionReceipt = decode(&v).map_err(crate::Error::Internal)?;
+            if r.deleted_ms < since_ms {
+                break;
+            }
+            f(&r);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every audit entry appended at or after `since_ms`, newest first.
+    /// Blocks.
+    pub fn audit_since(&self, since_ms: i64, mut f: impl FnMut(&crate::audit::AuditBody)) -> crate::Result<()> {
+        for kv in self.db.iterator_cf(cf(&self.db, CF_AUDIT), IteratorMode::End) {
+            let (_, v) = kv?;
+            let rec: AuditRecord = decode(&v).map_err(crate::Error::Internal)?;
+            let body: crate::audit::AuditBody = serde_json::from_slice(&rec.body)
+                .map_err(|e| crate::Error::Internal(format!("audit entry unreadable: {e}")))?;
+            if body.time_ms < since_ms {
+                break;
+            }
+            f(&body);
+        }
+        Ok(())
+    }
+
+    /// One patrol or handover.
+    pub fn duty(&self, seq: u64) -> crate::Result<Option<DutyRecord>> {
+        self.get(CF_DUTY, &seq.to_be_bytes())
     }
 
     /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
@@ -655,6 +778,31 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
         }
         Command::MarkBackedUp(packs) => mark_backed_up(db, batch, req.time_ms, packs),
+        Command::Alarms(changes) => apply_alarms(db, batch, req.time_ms, changes),
+        Command::AckAlarm { id, user, note } => {
+            if note.trim().is_empty() {
+                return Response::Rejected("an acknowledgement needs a note saying what was done".into());
+            }
+            match get_decoded::<AlarmRecord>(db, CF_ALARMS, &id.to_be_bytes()) {
+                Ok(Some(mut a)) => {
+                    a.acks.push(AlarmAck { user: user.clone(), time_ms: req.time_ms, note: note.trim().to_string() });
+                    batch.put_cf(cf(db, CF_ALARMS), id.to_be_bytes(), encode(&a));
+                    Response::Ok
+                }
+                Ok(None) => Response::Rejected(format!("alarm {id} does not exist")),
+                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+            }
+        }
+        Command::RecordDuty(d) => {
+            let seq: u64 = match get_decoded(db, CF_SM, KEY_DUTY_SEQ) {
+                Ok(v) => v.unwrap_or(0) + 1,
+                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            };
+            let d = DutyRecord { seq, time_ms: req.time_ms, ..d.clone() };
+            batch.put_cf(cf(db, CF_DUTY), seq.to_be_bytes(), encode(&d));
+            batch.put_cf(cf(db, CF_SM), KEY_DUTY_SEQ, encode(&seq));
+            Response::Created(seq.to_string())
+        }
         Command::RequestExport(_) | Command::DecideExport { .. } | Command::CompleteExport { .. } => {
             apply_export(db, batch, req.time_ms, &req.command)
         }
@@ -1007,6 +1155,61 @@ fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, stored: &[Stored
         return Response::Rejected(format!("catalog read failed: {e}"));
     }
     Response::Committed { new, duplicate: skipped }
+}
+
+/// Raises alarms not open yet and clears open ones; anything else changes nothing.
+fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes: &[AlarmChange]) -> Response {
+    let mut seq: u64 = match get_decoded(db, CF_SM, KEY_ALARM_SEQ) {
+        Ok(v) => v.unwrap_or(0),
+        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+    };
+    let (mut changed, mut unchanged) = (0u32, 0u32);
+    let mut touched = std::collections::HashSet::new();
+    for c in changes {
+        let mut key = c.kind.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(c.subject.as_bytes());
+        if !touched.insert(key.clone()) {
+            unchanged += 1;
+            continue;
+        }
+        let open: Option<Vec<u8>> = match db.get_cf(cf(db, CF_ALARMS_OPEN), &key) {
+            Ok(v) => v,
+            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        };
+        match (c.raise, open) {
+            (true, None) => {
+                seq += 1;
+                let a = AlarmRecord {
+                    id: seq,
+                    kind: c.kind.clone(),
+                    subject: c.subject.clone(),
+                    detail: c.detail.clone(),
+                    raised_ms: now_ms,
+                    cleared_ms: None,
+                    acks: Vec::new(),
+                };
+                batch.put_cf(cf(db, CF_ALARMS), seq.to_be_bytes(), encode(&a));
+                batch.put_cf(cf(db, CF_ALARMS_OPEN), &key, seq.to_be_bytes());
+                changed += 1;
+            }
+            (false, Some(id)) => {
+                match get_decoded::<AlarmRecord>(db, CF_ALARMS, &id) {
+                    Ok(Some(mut a)) => {
+                        a.cleared_ms = Some(now_ms);
+                        batch.put_cf(cf(db, CF_ALARMS), &id, encode(&a));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                }
+                batch.delete_cf(cf(db, CF_ALARMS_OPEN), &key);
+                changed += 1;
+            }
+            _ => unchanged += 1,
+        }
+    }
+    batch.put_cf(cf(db, CF_SM), KEY_ALARM_SEQ, encode(&seq));
+    Response::Committed { new: changed, duplicate: unchanged }
 }
 
 /// The smallest key after every queue or catalog key of `camera`.

@@ -256,6 +256,84 @@ pub enum Command {
     /// up at their place in the pack; a pack none of whose members is still queued (all
     /// expired meanwhile, or already backed up) goes straight to the bucket's trash.
     MarkBackedUp(Vec<StoredPack>),
+    /// Alarms the leader's evaluation raised or cleared. Raising one already open, or
+    /// clearing one not open, changes nothing.
+    Alarms(Vec<AlarmChange>),
+    /// An operator acknowledges an alarm with a note.
+    AckAlarm { id: u64, user: String, note: String },
+    /// A patrol or a shift handover; the state machine assigns its number and time.
+    RecordDuty(DutyRecord),
+}
+
+/// One alarm raised or cleared by the leader's evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmChange {
+    pub raise: bool,
+    /// `camera-down`, `node-down`, `disk-low`, `under-replicated`, `backup-lag`, …
+    pub kind: String,
+    /// What it is about: a camera id, `node 3`, `cluster`, `bucket`.
+    pub subject: String,
+    /// What was seen, in words (only kept when raising).
+    pub detail: String,
+}
+
+/// An alarm, open or cleared, with who acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmRecord {
+    pub id: u64,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+    /// Leader time of the evaluation that raised it.
+    pub raised_ms: i64,
+    /// Leader time of the evaluation that saw the condition gone.
+    pub cleared_ms: Option<i64>,
+    pub acks: Vec<AlarmAck>,
+}
+
+/// An operator's acknowledgement of an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmAck {
+    pub user: String,
+    pub time_ms: i64,
+    pub note: String,
+}
+
+/// What kind of duty record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DutyKind {
+    /// A check of every camera and node by the person on duty.
+    Patrol,
+    /// A written shift handover from one person to another.
+    Handover,
+}
+
+impl DutyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DutyKind::Patrol => "patrol",
+            DutyKind::Handover => "handover",
+        }
+    }
+}
+
+/// A patrol or a shift handover, kept for the duty log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DutyRecord {
+    /// Assigned by the state machine.
+    pub seq: u64,
+    pub kind: DutyKind,
+    /// Who patrolled, or who handed over.
+    pub user: String,
+    /// Assigned by the state machine: the leader time of the command.
+    pub time_ms: i64,
+    /// Who took over (handovers only).
+    pub to: String,
+    pub notes: String,
+    /// What a patrol found, one line per camera or node checked.
+    pub findings: Vec<String>,
+    /// How many of the findings are problems.
+    pub problems: u32,
 }
 
 /// A pack object the backup store confirmed: a run of one camera's sealed blobs.
@@ -361,6 +439,9 @@ impl std::fmt::Display for Request {
             Command::RequestExport(e) => write!(f, "request-export case {}", e.case_id),
             Command::DecideExport { id, user, approve, .. } => write!(f, "decide-export {id} by {user}: {approve}"),
             Command::CompleteExport { id, merkle_root, .. } => write!(f, "complete-export {id} root {merkle_root}"),
+            Command::Alarms(a) => write!(f, "alarms x{}", a.len()),
+            Command::AckAlarm { id, user, .. } => write!(f, "ack-alarm {id} by {user}"),
+            Command::RecordDuty(d) => write!(f, "record-{} by {}", d.kind.as_str(), d.user),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())
             }

@@ -8,6 +8,7 @@ mod convert;
 mod exports;
 mod guard;
 mod holds;
+mod operations;
 pub mod peer;
 
 use std::collections::BTreeMap;
@@ -62,6 +63,8 @@ pub struct Services {
     /// The `[backup]` section, if any, and what the worker last saw.
     pub backup: Option<crate::config::BackupConfig>,
     pub backup_state: crate::backup::SharedBackupState,
+    /// When conditions become alarms.
+    pub alarms: crate::alarms::AlarmsConfig,
 }
 
 /// What this node hands a joining node, and says about itself.
@@ -119,6 +122,7 @@ impl Services {
             cluster: Arc::new(cluster),
             backup: None,
             backup_state: Arc::default(),
+            alarms: Default::default(),
         }
     }
 
@@ -160,6 +164,11 @@ impl Services {
         custos_proto::v1::exports_server::ExportsServer::new(self)
     }
 
+    /// The operations service (alarms, duty records, compliance report).
+    pub fn operations_service(self) -> custos_proto::v1::operations_server::OperationsServer<Self> {
+        custos_proto::v1::operations_server::OperationsServer::new(self)
+    }
+
     /// The join service.
     pub fn join_service(self) -> custos_proto::v1::join_server::JoinServer<Self> {
         custos_proto::v1::join_server::JoinServer::new(self)
@@ -167,26 +176,30 @@ impl Services {
 }
 
 impl Services {
-    /// Conditions an operator must act on, from this node's view of the cluster.
-    async fn alarms(&self) -> Result<Vec<String>, Status> {
-        let nodes = self.meta.read(|c| c.nodes()).await?;
-        let mut out = Vec::new();
-        if let Some(e) = &self.backup_state.lock().expect("backup state").last_error {
-            out.push(format!("backup is failing and retrying: {e}"));
+    /// What alarm evaluation reads on this node.
+    pub fn alarm_sources(&self) -> crate::alarms::Sources {
+        crate::alarms::Sources {
+            meta: self.meta.clone(),
+            health: self.health.clone(),
+            repair: self.repair_stats.clone(),
+            backup_configured: self.backup.is_some(),
+            backup_state: self.backup_state.clone(),
+            segment_target_ms: self.cluster.segment_target_ms,
         }
-        for n in nodes.iter().filter(|n| !n.retired) {
-            let h = self.health.get(n.id);
-            if !self.health.alive(n.id) {
-                out.push(format!("node {} ({}, campus {}) is not answering", n.id, n.addr, n.campus));
-            } else if h.disk_low() {
+    }
+
+    /// Conditions an operator must act on: the open alarms the catalog records, then
+    /// what this node sees that is not recorded yet (for instance while there is no
+    /// quorum to record anything).
+    async fn alarms(&self) -> Result<Vec<String>, Status> {
+        let open = self.meta.read(|c| c.open_alarms()).await?;
+        let mut out: Vec<String> = open.iter().map(crate::alarms::render).collect();
+        let seen = self.alarm_sources().observe().await?;
+        for c in crate::alarms::evaluate(&seen, &self.alarms) {
+            if !open.iter().any(|a| a.kind == c.kind && a.subject == c.subject) {
                 out.push(format!(
-                    "node {} ({}, campus {}) is below its free-space floor: {} MiB free, floor {} MiB; it takes no \
-                     new copies and its cameras moved; free space or add capacity",
-                    n.id,
-                    n.addr,
-                    n.campus,
-                    h.disk_free >> 20,
-                    h.disk_floor >> 20
+                    "{} {}: {} (seen by node {}, not recorded yet)",
+                    c.kind, c.subject, c.detail, self.meta.node_id
                 ));
             }
         }
@@ -325,11 +338,14 @@ impl Footage for Services {
                 Ok((cams, c.segment_count()?, last))
             })
             .await?;
+        let (now, down_after) = (self.meta.now_ms(), self.alarms.camera_down_after_ms(self.cluster.segment_target_ms));
         let cameras = cams
             .iter()
             .map(|c| {
+                let last_end = last.get(&c.id).copied();
                 let (state, err) = if c.recorder != node_id {
-                    ("not-assigned".to_string(), None)
+                    let fresh = last_end.is_some_and(|t| now - t <= down_after);
+                    (if fresh { "recording" } else { "not-recording" }.to_string(), None)
                 } else {
                     match self.states.get(&c.id) {
                         Some((s, e)) => (s.as_str().to_string(), e),
@@ -339,8 +355,9 @@ impl Footage for Services {
                 pb::CameraState {
                     id: c.id.clone(),
                     state,
-                    last_segment_end_ms: last.get(&c.id).copied().unwrap_or(0),
+                    last_segment_end_ms: last_end.unwrap_or(0),
                     last_error: err.unwrap_or_default(),
+                    recorder: c.recorder,
                 }
             })
             .collect();

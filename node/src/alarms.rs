@@ -1,0 +1,442 @@
+//! Alarms: conditions an operator must act on, raised and cleared automatically.
+//!
+//! The leader evaluates the cluster every [`EVALUATE_EVERY`] ([`evaluate`] is pure) and
+//! proposes the difference from the open alarms in the catalog as one `Alarms` command,
+//! so every alarm is recorded through Raft with the time it was raised and cleared, and
+//! a new leader carries on from the same list. Operators acknowledge alarms with a note
+//! (`custos alarms ack`); acknowledging does not clear: only the condition going away
+//! does.
+//!
+//! Any node can also evaluate its own view for `custos status`, which matters exactly
+//! when Raft cannot record anything (no quorum): those conditions are shown as seen by
+//! that node, not yet recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::SharedBackupState;
+use crate::cluster::health::Health;
+use crate::cluster::leader::RepairStats;
+use crate::meta::{AlarmChange, AlarmRecord, Command, Meta, NodeRecord};
+use crate::server::fmt_ms;
+
+/// How often the leader evaluates.
+pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
+
+pub const CAMERA_DOWN: &str = "camera-down";
+pub const NODE_DOWN: &str = "node-down";
+pub const DISK_LOW: &str = "disk-low";
+pub const UNDER_REPLICATED: &str = "under-replicated";
+pub const BACKUP_LAG: &str = "backup-lag";
+pub const BACKUP_FAILING: &str = "backup-failing";
+
+/// Every alarm kind, for documentation and the metrics.
+pub const KINDS: [&str; 6] = [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING];
+
+/// When conditions become alarms (`[alarms]` in the node config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// A camera is down when no segment of it ended within this many target segment
+    /// lengths.
+    #[serde(default = "default_camera_down_segments")]
+    pub camera_down_segments: u32,
+    /// ... and never sooner than this many seconds.
+    #[serde(default = "default_camera_down_min_s")]
+    pub camera_down_min_s: u64,
+    /// Backup is lagging when the oldest segment waiting for the bucket ended this long
+    /// ago (seconds).
+    #[serde(default = "default_backup_lag_s")]
+    pub backup_lag_s: u64,
+    /// Segments under the replication factor for this long (seconds) raise an alarm;
+    /// shorter spells are repair's everyday work.
+    #[serde(default = "default_under_replicated_s")]
+    pub under_replicated_s: u64,
+}
+
+fn default_camera_down_segments() -> u32 {
+    4
+}
+fn default_camera_down_min_s() -> u64 {
+    10
+}
+fn default_backup_lag_s() -> u64 {
+    900
+}
+fn default_under_replicated_s() -> u64 {
+    300
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig {
+            camera_down_segments: default_camera_down_segments(),
+            camera_down_min_s: default_camera_down_min_s(),
+            backup_lag_s: default_backup_lag_s(),
+            under_replicated_s: default_under_replicated_s(),
+        }
+    }
+}
+
+impl AlarmsConfig {
+    /// How long a camera may go without a committed segment.
+    pub fn camera_down_after_ms(&self, segment_target_ms: u64) -> i64 {
+        let by_segments = segment_target_ms.saturating_mul(u64::from(self.camera_down_segments));
+        by_segments.max(self.camera_down_min_s * 1000) as i64
+    }
+}
+
+/// A camera as the evaluation sees it.
+#[derive(Debug, Clone)]
+pub struct CameraSeen {
+    pub id: String,
+    pub added_ms: i64,
+    /// End of its newest committed segment.
+    pub last_end_ms: Option<i64>,
+}
+
+/// A node as the evaluating node sees it.
+#[derive(Debug, Clone)]
+pub struct NodeSeen {
+    pub node: NodeRecord,
+    pub alive: bool,
+    pub disk_free: u64,
+    pub disk_floor: u64,
+    pub disk_low: bool,
+}
+
+/// The backup as the leader's worker sees it.
+#[derive(Debug, Clone, Default)]
+pub struct BackupSeen {
+    /// End of the oldest segment waiting for the bucket.
+    pub oldest_waiting_end_ms: Option<i64>,
+    pub waiting: u64,
+    pub last_error: Option<String>,
+}
+
+/// Everything one evaluation looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub now_ms: i64,
+    pub segment_target_ms: u64,
+    pub cameras: Vec<CameraSeen>,
+    pub nodes: Vec<NodeSeen>,
+    /// Under-replicated segments and since when there have been some (leader only).
+    pub under_replicated: Option<(u64, i64)>,
+    /// `None` where backup is not configured or not run.
+    pub backup: Option<BackupSeen>,
+}
+
+/// The conditions that are alarms now, as `raise` changes, in a stable order.
+pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
+    let mut out = Vec::new();
+    let mut raise = |kind: &str, subject: String, detail: String| {
+        out.push(AlarmChange { raise: true, kind: kind.into(), subject, detail });
+    };
+    let down_after = cfg.camera_down_after_ms(o.segment_target_ms);
+    for c in &o.cameras {
+        let since = c.last_end_ms.unwrap_or(c.added_ms);
+        if o.now_ms - since > down_after {
+            let detail = match c.last_end_ms {
+                Some(t) => format!(
+                    "no footage committed for {} s (the last segment ended {}): a blind spot; check the camera, \
+                     its network and its recorder, and cover the area by patrol",
+                    (o.now_ms - t) / 1000,
+                    fmt_ms(t)
+                ),
+                None => format!(
+                    "no footage since it was added at {}: check the camera's address and credentials",
+                    fmt_ms(c.added_ms)
+                ),
+            };
+            raise(CAMERA_DOWN, c.id.clone(), detail);
+        }
+    }
+    for n in o.nodes.iter().filter(|n| !n.node.retired) {
+        let (id, addr, campus) = (n.node.id, &n.node.addr, &n.node.campus);
+        if !n.alive {
+            raise(NODE_DOWN, format!("node {id}"), format!("node {id} ({addr}, campus {campus}) is not answering"));
+        } else if n.disk_low {
+            raise(
+                DISK_LOW,
+                format!("node {id}"),
+                format!(
+                    "node {id} ({addr}, campus {campus}) is below its free-space floor: {} MiB free, floor {} MiB; \
+                     it takes no new copies and its cameras moved; free space or add capacity",
+                    n.disk_free >> 20,
+                    n.disk_floor >> 20
+                ),
+            );
+        }
+    }
+    if let Some((count, since)) = o.under_replicated {
+        if count > 0 && o.now_ms - since >= cfg.under_replicated_s as i64 * 1000 {
+            raise(
+                UNDER_REPLICATED,
+                "cluster".into(),
+                format!(
+                    "{count} segments have had fewer copies than the replication factor since {}: repair cannot \
+                     keep up or has nowhere to copy to; check nodes and disks",
+                    fmt_ms(since)
+                ),
+            );
+        }
+    }
+    if let Some(b) = &o.backup {
+        if let Some(e) = &b.last_error {
+            raise(BACKUP_FAILING, "bucket".into(), format!("backup is failing and retrying: {e}"));
+        }
+        if let Some(oldest) = b.oldest_waiting_end_ms {
+            if o.now_ms - oldest > cfg.backup_lag_s as i64 * 1000 {
+                raise(
+                    BACKUP_LAG,
+                    "bucket".into(),
+                    format!(
+                        "backup is {} min behind: {} segments wait, the oldest ended {}",
+                        (o.now_ms - oldest) / 60_000,
+                        b.waiting,
+                        fmt_ms(oldest)
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What to propose so the open alarms match `now`: raises for new conditions, clears for
+/// conditions gone.
+pub fn diff(open: &[AlarmRecord], now: Vec<AlarmChange>) -> Vec<AlarmChange> {
+    let is_open = |kind: &str, subject: &str| open.iter().any(|a| a.kind == kind && a.subject == subject);
+    let mut changes: Vec<AlarmChange> = open
+        .iter()
+        .filter(|a| !now.iter().any(|c| c.kind == a.kind && c.subject == a.subject))
+        .map(|a| AlarmChange { raise: false, kind: a.kind.clone(), subject: a.subject.clone(), detail: String::new() })
+        .collect();
+    changes.extend(now.into_iter().filter(|c| !is_open(&c.kind, &c.subject)));
+    changes
+}
+
+/// One line for an alarm in `custos status`.
+pub fn render(a: &AlarmRecord) -> String {
+    let acked = match a.acks.last() {
+        Some(k) => format!("; acknowledged by {} at {}: {}", k.user, fmt_ms(k.time_ms), k.note),
+        None => String::new(),
+    };
+    format!("[{}] {} {}: {} (since {}{acked})", a.id, a.kind, a.subject, a.detail, fmt_ms(a.raised_ms))
+}
+
+/// What a node reads to evaluate: shared by the leader's watch and `custos status`.
+#[derive(Clone)]
+pub struct Sources {
+    pub meta: Meta,
+    pub health: Health,
+    pub repair: Arc<RepairStats>,
+    pub backup_configured: bool,
+    pub backup_state: SharedBackupState,
+    pub segment_target_ms: u64,
+}
+
+impl Sources {
+    /// This node's view now. Under-replication is left out: only the leader knows how
+    /// long it has lasted.
+    pub async fn observe(&self) -> crate::Result<Observed> {
+        let backup_configured = self.backup_configured;
+        let (cams, nodes, backup) = self
+            .meta
+            .read(move |c| {
+                let mut cams = Vec::new();
+                for cam in c.cameras()? {
+                    let last = c.last_segment(&cam.id)?.map(|s| s.end_ms);
+                    cams.push(CameraSeen { id: cam.id, added_ms: cam.added_ms, last_end_ms: last });
+                }
+                let backup = if backup_configured {
+                    let heads = c.backup_runs(None, usize::MAX, 1)?;
+                    Some(BackupSeen {
+                        oldest_waiting_end_ms: heads.iter().filter_map(|r| r.first()).map(|s| s.end_ms).min(),
+                        waiting: c.backup_pending()?,
+                        last_error: None,
+                    })
+                } else {
+                    None
+                };
+                Ok((cams, c.nodes()?, backup))
+            })
+            .await?;
+        let nodes = nodes
+            .into_iter()
+            .map(|n| {
+                let h = self.health.get(n.id);
+                NodeSeen {
+                    alive: self.health.alive(n.id),
+                    disk_free: h.disk_free,
+                    disk_floor: h.disk_floor,
+                    disk_low: h.disk_low(),
+                    node: n,
+                }
+            })
+            .collect();
+        let last_error = self.backup_state.lock().expect("backup state").last_error.clone();
+        let backup = backup.map(|b| BackupSeen { last_error, ..b });
+        Ok(Observed {
+            now_ms: self.meta.now_ms(),
+            segment_target_ms: self.segment_target_ms,
+            cameras: cams,
+            nodes,
+            under_replicated: None,
+            backup,
+        })
+    }
+}
+
+/// The leader's evaluation loop.
+pub struct AlarmWatch {
+    pub sources: Sources,
+    pub cfg: AlarmsConfig,
+}
+
+impl AlarmWatch {
+    pub async fn run(self, shutdown: crate::Shutdown) {
+        let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        let mut under_since: Option<i64> = None;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(EVALUATE_EVERY) => {}
+            }
+            let meta = &self.sources.meta;
+            if !meta.is_leader() {
+                under_since = None;
+                continue;
+            }
+            let under = self.sources.repair.under_replicated.load(std::sync::atomic::Ordering::Relaxed);
+            under_since = match under {
+                0 | u64::MAX => None,
+                _ => under_since.or(Some(meta.now_ms())),
+            };
+            let result = async {
+                let mut seen = self.sources.observe().await?;
+                seen.under_replicated = under_since.map(|since| (under, since));
+                let open = meta.read(|c| c.open_alarms()).await?;
+                let changes = diff(&open, evaluate(&seen, &self.cfg));
+                if changes.is_empty() {
+                    return Ok(());
+                }
+                let summary: BTreeMap<_, _> =
+                    changes.iter().map(|c| ((c.kind.clone(), c.subject.clone()), c)).collect();
+                meta.propose(Command::Alarms(changes.clone())).await?;
+                for c in summary.values() {
+                    if c.raise {
+                        tracing::warn!(kind = %c.kind, subject = %c.subject, detail = %c.detail, "ALARM raised");
+                    } else {
+                        tracing::info!(kind = %c.kind, subject = %c.subject, "alarm cleared");
+                    }
+                }
+                Ok::<_, crate::Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "alarm evaluation not recorded; retrying");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: u64, alive: bool, disk_low: bool) -> NodeSeen {
+        NodeSeen {
+            node: NodeRecord {
+                id,
+                campus: "east".into(),
+                addr: format!("10.0.0.{id}:7400"),
+                joined_ms: 0,
+                retired: false,
+            },
+            alive,
+            disk_free: 100 << 20,
+            disk_floor: 200 << 20,
+            disk_low,
+        }
+    }
+
+    fn seen(now_ms: i64) -> Observed {
+        Observed { now_ms, segment_target_ms: 4_000, ..Default::default() }
+    }
+
+    #[test]
+    fn cameras_are_down_after_a_multiple_of_the_segment_length() {
+        let cfg = AlarmsConfig::default();
+        assert_eq!(cfg.camera_down_after_ms(4_000), 16_000);
+        assert_eq!(cfg.camera_down_after_ms(1_000), 10_000, "never sooner than the minimum");
+        let mut o = seen(1_000_000);
+        o.cameras = vec![
+            CameraSeen { id: "ok".into(), added_ms: 0, last_end_ms: Some(990_000) },
+            CameraSeen { id: "stale".into(), added_ms: 0, last_end_ms: Some(983_000) },
+            CameraSeen { id: "new".into(), added_ms: 995_000, last_end_ms: None },
+            CameraSeen { id: "never".into(), added_ms: 900_000, last_end_ms: None },
+        ];
+        let a = evaluate(&o, &cfg);
+        let subjects: Vec<_> = a.iter().map(|c| (c.kind.as_str(), c.subject.as_str())).collect();
+        assert_eq!(subjects, vec![(CAMERA_DOWN, "stale"), (CAMERA_DOWN, "never")]);
+        assert!(a[0].detail.contains("17 s"), "{}", a[0].detail);
+        assert!(a[1].detail.contains("since it was added"), "{}", a[1].detail);
+    }
+
+    #[test]
+    fn nodes_disks_repair_and_backup() {
+        let cfg = AlarmsConfig::default();
+        let mut o = seen(10_000_000);
+        o.nodes = vec![node(1, true, false), node(2, false, true), node(3, true, true)];
+        o.under_replicated = Some((12, 10_000_000 - 299_000));
+        o.backup = Some(BackupSeen {
+            oldest_waiting_end_ms: Some(10_000_000 - 901_000),
+            waiting: 40,
+            last_error: Some("storing x: refused".into()),
+        });
+        let kinds: Vec<_> = evaluate(&o, &cfg).into_iter().map(|c| (c.kind, c.subject)).collect();
+        let want = [(NODE_DOWN, "node 2"), (DISK_LOW, "node 3"), (BACKUP_FAILING, "bucket"), (BACKUP_LAG, "bucket")];
+        assert_eq!(kinds, want.map(|(k, s)| (k.to_string(), s.to_string())));
+        // Under-replication is an alarm only once it lasts.
+        o.under_replicated = Some((12, 10_000_000 - 300_000));
+        assert!(evaluate(&o, &cfg).iter().any(|c| c.kind == UNDER_REPLICATED));
+        // A retired node is never down.
+        o.nodes[1].node.retired = true;
+        assert!(!evaluate(&o, &cfg).iter().any(|c| c.kind == NODE_DOWN));
+    }
+
+    #[test]
+    fn diff_raises_new_and_clears_gone() {
+        let open = vec![
+            AlarmRecord {
+                id: 1,
+                kind: CAMERA_DOWN.into(),
+                subject: "a".into(),
+                detail: String::new(),
+                raised_ms: 0,
+                cleared_ms: None,
+                acks: vec![],
+            },
+            AlarmRecord {
+                id: 2,
+                kind: CAMERA_DOWN.into(),
+                subject: "b".into(),
+                detail: String::new(),
+                raised_ms: 0,
+                cleared_ms: None,
+                acks: vec![],
+            },
+        ];
+        let now =
+            |s: &str| AlarmChange { raise: true, kind: CAMERA_DOWN.into(), subject: s.into(), detail: "x".into() };
+        let d = diff(&open, vec![now("b"), now("c")]);
+        let got: Vec<_> = d.iter().map(|c| (c.raise, c.subject.as_str())).collect();
+        assert_eq!(got, vec![(false, "a"), (true, "c")]);
+        assert!(diff(&open, vec![now("a"), now("b")]).is_empty());
+    }
+}

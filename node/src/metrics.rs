@@ -1,0 +1,259 @@
+//! The Prometheus endpoint: `GET /metrics` on `metrics_listen`, in the OpenMetrics text
+//! format (`prometheus-client`).
+//!
+//! Counters that happen on the write path (segments and bytes ingested per camera,
+//! commit latency) are counted where they happen ([`Ingest`]). Everything else is a
+//! gauge read from the node's state when Prometheus scrapes, so a scrape always shows
+//! the present: Raft role and term, disks, replication and repair backlogs, backup
+//! lag, camera state and open alarms.
+//!
+//! Plain HTTP with no authentication, like most exporters: bind it to a management
+//! network or loopback. It shows counts and states, never footage, users or tokens.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::server::Services;
+
+type Labels = Vec<(String, String)>;
+
+fn label(k: &str, v: &str) -> Labels {
+    vec![(k.to_string(), v.to_string())]
+}
+
+/// Write-path counters, kept by the recorder.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub segments: Family<Labels, Counter>,
+    pub bytes: Family<Labels, Counter>,
+    /// Seconds from proposing a batch of segments to its commit.
+    pub commit_latency: Histogram,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            segments: Family::default(),
+            bytes: Family::default(),
+            // 1 ms to about 33 s.
+            commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        }
+    }
+}
+
+impl Ingest {
+    /// One segment of `camera`, `bytes` of plaintext, sealed and stored.
+    pub fn segment(&self, camera: &str, bytes: u64) {
+        let l = label("camera", camera);
+        self.segments.get_or_create(&l).inc();
+        self.bytes.get_or_create(&l).inc_by(bytes);
+    }
+}
+
+/// Gauges refreshed on every scrape.
+#[derive(Default)]
+struct Gauges {
+    camera_up: Family<Labels, Gauge>,
+    camera_last_segment_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    raft_leader: Gauge,
+    raft_term: Gauge,
+    raft_applied: Gauge,
+    segments: Gauge,
+    under_replicated: Gauge,
+    committed_under_replicated: Gauge,
+    repair_copies: Gauge,
+    disk_free: Gauge,
+    disk_total: Gauge,
+    disk_floor: Gauge,
+    nodes_up: Gauge,
+    nodes_down: Gauge,
+    backup_pending: Gauge,
+    backup_lag: Gauge<f64, AtomicU64>,
+    backup_segments: Gauge,
+    backup_objects: Gauge,
+    backup_object_bytes: Gauge,
+    backup_failing: Gauge,
+    alarms_open: Family<Labels, Gauge>,
+}
+
+/// The registry and the gauges behind it.
+pub struct Metrics {
+    registry: Registry,
+    gauges: Gauges,
+}
+
+impl Metrics {
+    /// Registers every metric; `ingest` is the recorder's.
+    pub fn new(ingest: &Ingest) -> Metrics {
+        let mut r = Registry::with_prefix("custos");
+        let g = Gauges::default();
+        r.register("ingest_segments", "Segments sealed and stored by this node, per camera", ingest.segments.clone());
+        r.register("ingest_bytes", "Plaintext bytes ingested by this node, per camera", ingest.bytes.clone());
+        r.register(
+            "commit_latency_seconds",
+            "Time from proposing a batch of segments to its Raft commit",
+            ingest.commit_latency.clone(),
+        );
+        r.register(
+            "camera_up",
+            "1 while the camera's footage is being committed, 0 when it is down",
+            g.camera_up.clone(),
+        );
+        r.register(
+            "camera_last_segment_age_seconds",
+            "Seconds since the camera's newest committed segment ended",
+            g.camera_last_segment_age.clone(),
+        );
+        r.register("raft_leader", "1 on the node that leads the metadata group", g.raft_leader.clone());
+        r.register("raft_term", "Current Raft term", g.raft_term.clone());
+        r.register("raft_applied_index", "Last Raft log index applied to the catalog", g.raft_applied.clone());
+        r.register("segments", "Segments in the catalog", g.segments.clone());
+        r.register(
+            "repair_backlog_segments",
+            "Segments below the replication factor at the leader's last repair pass",
+            g.under_replicated.clone(),
+        );
+        r.register(
+            "replication_backlog_segments",
+            "Segments this node committed with fewer copies than the factor",
+            g.committed_under_replicated.clone(),
+        );
+        r.register("repair_copies", "Copies repair made since this node started", g.repair_copies.clone());
+        r.register("disk_free_bytes", "Free space for this node's blobs", g.disk_free.clone());
+        r.register("disk_total_bytes", "Space for this node's blobs", g.disk_total.clone());
+        r.register("disk_floor_bytes", "Free space below which this node takes no new copies", g.disk_floor.clone());
+        r.register("nodes_up", "Cluster members answering this node", g.nodes_up.clone());
+        r.register("nodes_down", "Cluster members not answering this node", g.nodes_down.clone());
+        r.register("backup_pending_segments", "Segments waiting for the backup bucket", g.backup_pending.clone());
+        r.register(
+            "backup_lag_seconds",
+            "Age of the oldest segment waiting for the backup bucket (0 when none waits)",
+            g.backup_lag.clone(),
+        );
+        r.register("backup_segments", "Segments held in the backup bucket", g.backup_segments.clone());
+        r.register("backup_objects", "Pack objects in the backup bucket", g.backup_objects.clone());
+        r.register("backup_object_bytes", "Bytes of pack objects in the backup bucket", g.backup_object_bytes.clone());
+        r.register("backup_failing", "1 while the backup worker's last attempt failed", g.backup_failing.clone());
+        r.register("alarms_open", "Open alarms by kind", g.alarms_open.clone());
+        Metrics { registry: r, gauges: g }
+    }
+
+    /// Reads the node's state into the gauges and renders everything.
+    pub async fn render(&self, s: &Services) -> Result<String, crate::Error> {
+        let g = &self.gauges;
+        let m = s.meta.raft.metrics().borrow().clone();
+        g.raft_leader.set(i64::from(m.current_leader == Some(s.meta.node_id)));
+        g.raft_term.set(m.current_term as i64);
+        g.raft_applied.set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
+        let seen = s.alarm_sources().observe().await?;
+        let down_after = s.alarms.camera_down_after_ms(seen.segment_target_ms);
+        g.camera_up.clear();
+        g.camera_last_segment_age.clear();
+        for c in &seen.cameras {
+            let age_ms = seen.now_ms - c.last_end_ms.unwrap_or(c.added_ms);
+            let l = label("camera", &c.id);
+            g.camera_up.get_or_create(&l).set(i64::from(age_ms <= down_after));
+            g.camera_last_segment_age.get_or_create(&l).set(age_ms.max(0) as f64 / 1000.0);
+        }
+        let members: Vec<_> = seen.nodes.iter().filter(|n| !n.node.retired).collect();
+        g.nodes_up.set(members.iter().filter(|n| n.alive).count() as i64);
+        g.nodes_down.set(members.iter().filter(|n| !n.alive).count() as i64);
+        let own = s.health.get(s.meta.node_id);
+        g.disk_free.set(own.disk_free as i64);
+        g.disk_total.set(own.disk_total as i64);
+        g.disk_floor.set(own.disk_floor as i64);
+        let under = s.repair_stats.under_replicated.load(Ordering::Relaxed);
+        g.under_replicated.set(if under == u64::MAX { 0 } else { under as i64 });
+        g.committed_under_replicated.set(s.stats.segments_under_replicated.load(Ordering::Relaxed) as i64);
+        g.repair_copies.set(s.repair_stats.copies_made.load(Ordering::Relaxed) as i64);
+        let (segments, (backed, _), (objects, object_bytes), open) =
+            s.meta.read(|c| Ok((c.segment_count()?, c.backed_up()?, c.backup_objects()?, c.open_alarms()?))).await?;
+        g.segments.set(segments as i64);
+        g.backup_segments.set(backed as i64);
+        g.backup_objects.set(objects as i64);
+        g.backup_object_bytes.set(object_bytes as i64);
+        if let Some(b) = &seen.backup {
+            g.backup_pending.set(b.waiting as i64);
+            let lag = b.oldest_waiting_end_ms.map(|t| (seen.now_ms - t).max(0)).unwrap_or(0);
+            g.backup_lag.set(lag as f64 / 1000.0);
+            g.backup_failing.set(i64::from(b.last_error.is_some()));
+        }
+        for kind in crate::alarms::KINDS {
+            let n = open.iter().filter(|a| a.kind == kind).count();
+            g.alarms_open.get_or_create(&label("kind", kind)).set(n as i64);
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry).map_err(|e| crate::Error::Internal(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    services: Services,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: crate::Shutdown,
+) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stop => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (services, metrics) = (services.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (services, metrics) = (services.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(respond(req, &services, &metrics).await) }
+            });
+            let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = conn.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn respond(req: http::Request<hyper::body::Incoming>, s: &Services, m: &Metrics) -> http::Response<String> {
+    let reply = |status: http::StatusCode, ctype: &str, body: String| {
+        let mut r = http::Response::new(body);
+        *r.status_mut() = status;
+        if let Ok(v) = http::HeaderValue::from_str(ctype) {
+            r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if req.method() != http::Method::GET || req.uri().path() != "/metrics" {
+        return reply(http::StatusCode::NOT_FOUND, "text/plain", "custos-node serves GET /metrics only\n".into());
+    }
+    match m.render(s).await {
+        Ok(text) => reply(http::StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text),
+        Err(e) => reply(http::StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("metrics unavailable: {e}\n")),
+    }
+}
+
+/// Binds the metrics address, saying what to change when it is taken.
+pub async fn bind(addr: SocketAddr) -> crate::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::Error::Internal(format!(
+            "cannot listen for metrics on {addr}: {e}. Change metrics_listen in custos.toml (or remove it to serve no metrics)"
+        ))
+    })
+}

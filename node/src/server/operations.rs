@@ -1,0 +1,270 @@
+//! The Operations service: alarms and their acknowledgements, patrols, shift handovers
+//! and the compliance report. Acknowledgements, patrols and handovers are one Raft entry
+//! each, with their audit record in the same entry.
+
+use custos_proto::v1 as pb;
+use custos_proto::v1::operations_server::Operations;
+use tonic::{Request, Response, Status};
+
+use super::{fmt_ms, Services};
+use crate::access::Action;
+use crate::meta::{AlarmRecord, Command, DutyKind, DutyRecord, Response as Applied};
+
+/// Longest note or handover text accepted.
+pub const NOTE_MAX_CHARS: usize = 4_000;
+/// Most days a compliance report may span.
+pub const REPORT_DAYS_MAX: u32 = 366;
+
+fn alarm_pb(a: &AlarmRecord) -> pb::Alarm {
+    pb::Alarm {
+        id: a.id,
+        kind: a.kind.clone(),
+        subject: a.subject.clone(),
+        detail: a.detail.clone(),
+        raised_ms: a.raised_ms,
+        cleared_ms: a.cleared_ms.unwrap_or(0),
+        acks: a
+            .acks
+            .iter()
+            .map(|k| pb::AlarmAck { user: k.user.clone(), time_ms: k.time_ms, note: k.note.clone() })
+            .collect(),
+    }
+}
+
+fn duty_pb(d: &DutyRecord) -> pb::DutyRecord {
+    pb::DutyRecord {
+        seq: d.seq,
+        kind: d.kind.as_str().into(),
+        user: d.user.clone(),
+        time_ms: d.time_ms,
+        to: d.to.clone(),
+        notes: d.notes.clone(),
+        findings: d.findings.clone(),
+        problems: d.problems,
+    }
+}
+
+fn check_text(what: &str, text: &str, required: bool) -> Result<String, Status> {
+    let t = text.trim();
+    if required && t.is_empty() {
+        return Err(Status::invalid_argument(format!("{what} is required: say in words what was done or found")));
+    }
+    if t.chars().count() > NOTE_MAX_CHARS {
+        return Err(Status::invalid_argument(format!("{what} is longer than {NOTE_MAX_CHARS} characters")));
+    }
+    Ok(t.to_string())
+}
+
+impl Services {
+    /// What a patrol finds now: one line per camera, node and unacknowledged alarm, and
+    /// how many are problems.
+    async fn patrol_findings(&self) -> Result<(Vec<String>, u32), Status> {
+        let seen = self.alarm_sources().observe().await?;
+        let open = self.meta.read(|c| c.open_alarms()).await?;
+        let down_after = self.alarms.camera_down_after_ms(seen.segment_target_ms);
+        let mut findings = Vec::new();
+        let mut problems = 0u32;
+        for c in &seen.cameras {
+            match c.last_end_ms {
+                Some(t) if seen.now_ms - t <= down_after => {
+                    findings.push(format!("camera {}: recording (last segment ended {})", c.id, fmt_ms(t)))
+                }
+                Some(t) => {
+                    problems += 1;
+                    findings.push(format!(
+                        "camera {}: NOT RECORDING for {} s (last segment ended {}): blind spot, cover it by patrol",
+                        c.id,
+                        (seen.now_ms - t) / 1000,
+                        fmt_ms(t)
+                    ));
+                }
+                None => {
+                    problems += 1;
+                    findings.push(format!("camera {}: NOT RECORDING: no footage since it was added", c.id));
+                }
+            }
+        }
+        for n in seen.nodes.iter().filter(|n| !n.node.retired) {
+            let (id, campus) = (n.node.id, &n.node.campus);
+            if !n.alive {
+                problems += 1;
+                findings.push(format!("node {id} (campus {campus}): NOT ANSWERING"));
+            } else if n.disk_low {
+                problems += 1;
+                findings.push(format!(
+                    "node {id} (campus {campus}): BELOW ITS FREE-SPACE FLOOR ({} MiB free)",
+                    n.disk_free >> 20
+                ));
+            } else {
+                findings.push(format!("node {id} (campus {campus}): up, {} MiB free", n.disk_free >> 20));
+            }
+        }
+        for a in open.iter().filter(|a| a.acks.is_empty()) {
+            problems += 1;
+            findings.push(format!(
+                "alarm {} ({} {}) open since {} and not acknowledged",
+                a.id,
+                a.kind,
+                a.subject,
+                fmt_ms(a.raised_ms)
+            ));
+        }
+        Ok((findings, problems))
+    }
+
+    /// Records a patrol or handover with its audit entry and returns it as stored.
+    async fn record_duty(&self, caller: &super::guard::Caller, d: DutyRecord) -> Result<DutyRecord, Status> {
+        let mut ev = caller.event(if d.kind == DutyKind::Patrol { "patrol" } else { "shift-handover" }, "ok");
+        ev.detail = match d.kind {
+            DutyKind::Patrol => format!("{} findings, {} problems", d.findings.len(), d.problems),
+            DutyKind::Handover => format!("to {}", d.to),
+        };
+        match self.meta.propose_audited(Command::RecordDuty(d), ev).await? {
+            Applied::Created(seq) => {
+                let seq: u64 = seq.parse().map_err(|_| Status::internal("duty record number"))?;
+                self.meta
+                    .read(move |c| c.duty(seq))
+                    .await?
+                    .ok_or_else(|| Status::internal("the duty record vanished after it was committed"))
+            }
+            Applied::Rejected(why) => Err(Status::failed_precondition(why)),
+            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Operations for Services {
+    async fn list_alarms(
+        &self,
+        req: Request<pb::ListAlarmsRequest>,
+    ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
+        self.guard(&req, Action::ViewStatus, false).await?;
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
+        let alarms = self.meta.read(move |c| c.alarms(r.all, limit)).await?;
+        Ok(Response::new(pb::ListAlarmsResponse { alarms: alarms.iter().map(alarm_pb).collect() }))
+    }
+
+    async fn ack_alarm(&self, req: Request<pb::AckAlarmRequest>) -> Result<Response<pb::Alarm>, Status> {
+        let caller = self.guard(&req, Action::AckAlarm, false).await?;
+        let r = req.into_inner();
+        let note = check_text("--note", &r.note, true)?;
+        let cmd = Command::AckAlarm { id: r.id, user: caller.who.name.clone(), note: note.clone() };
+        self.admin_change(&caller, Action::AckAlarm.as_str(), format!("alarm {}: {note}", r.id), cmd).await?;
+        let id = r.id;
+        let a = self.meta.read(move |c| c.alarm(id)).await?.ok_or_else(|| Status::not_found("alarm"))?;
+        Ok(Response::new(alarm_pb(&a)))
+    }
+
+    async fn patrol(&self, req: Request<pb::PatrolRequest>) -> Result<Response<pb::DutyRecord>, Status> {
+        let caller = self.guard(&req, Action::RecordDuty, false).await?;
+        let notes = check_text("--notes", &req.get_ref().notes, false)?;
+        let (findings, problems) = self.patrol_findings().await?;
+        let d = DutyRecord {
+            seq: 0,
+            kind: DutyKind::Patrol,
+            user: caller.who.name.clone(),
+            time_ms: 0,
+            to: String::new(),
+            notes,
+            findings,
+            problems,
+        };
+        let stored = self.record_duty(&caller, d).await?;
+        tracing::info!(user = %stored.user, problems = stored.problems, "patrol recorded");
+        Ok(Response::new(duty_pb(&stored)))
+    }
+
+    async fn handover(&self, req: Request<pb::HandoverRequest>) -> Result<Response<pb::DutyRecord>, Status> {
+        let caller = self.guard(&req, Action::RecordDuty, false).await?;
+        let r = req.into_inner();
+        let notes = check_text("--notes", &r.notes, true)?;
+        let to = r.to.trim().to_string();
+        if to.is_empty() {
+            return Err(Status::invalid_argument("--to is required: the user taking over the shift"));
+        }
+        if to == caller.who.name {
+            return Err(Status::invalid_argument("a shift is handed over to someone else, not to yourself"));
+        }
+        let to2 = to.clone();
+        match self.meta.read(move |c| c.user(&to2)).await? {
+            None => return Err(Status::not_found(format!("user {to} does not exist"))),
+            Some(u) if u.disabled => {
+                return Err(Status::failed_precondition(format!("user {to} is disabled and cannot take a shift")))
+            }
+            Some(_) => {}
+        }
+        let d = DutyRecord {
+            seq: 0,
+            kind: DutyKind::Handover,
+            user: caller.who.name.clone(),
+            time_ms: 0,
+            to,
+            notes,
+            findings: Vec::new(),
+            problems: 0,
+        };
+        let stored = self.record_duty(&caller, d).await?;
+        tracing::info!(from = %stored.user, to = %stored.to, "shift handed over");
+        Ok(Response::new(duty_pb(&stored)))
+    }
+
+    async fn list_duty(&self, req: Request<pb::ListDutyRequest>) -> Result<Response<pb::ListDutyResponse>, Status> {
+        self.guard(&req, Action::ViewDuty, false).await?;
+        let r = req.into_inner();
+        let kind = match r.kind.as_str() {
+            "" => None,
+            "patrol" => Some(DutyKind::Patrol),
+            "handover" => Some(DutyKind::Handover),
+            other => return Err(Status::invalid_argument(format!("kind {other:?}: use patrol or handover"))),
+        };
+        let limit = if r.limit == 0 { 100 } else { r.limit.min(10_000) } as usize;
+        // Filtering reads further back than `limit` when one kind is asked for.
+        let records = self.meta.read(move |c| c.duty_log(if kind.is_some() { limit * 20 } else { limit })).await?;
+        let records = records.iter().filter(|d| kind.is_none_or(|k| d.kind == k)).take(limit).map(duty_pb).collect();
+        Ok(Response::new(pb::ListDutyResponse { records }))
+    }
+
+    async fn compliance_report(
+        &self,
+        req: Request<pb::ComplianceRequest>,
+    ) -> Result<Response<pb::ComplianceResponse>, Status> {
+        self.guard(&req, Action::ComplianceReport, true).await?;
+        let days = match req.get_ref().days {
+            0 => 30,
+            d if d > REPORT_DAYS_MAX => {
+                return Err(Status::invalid_argument(format!("--days may be at most {REPORT_DAYS_MAX}")))
+            }
+            d => d,
+        };
+        let now = self.meta.now_ms();
+        let (target, alarms) = (self.cluster.segment_target_ms, self.alarms.clone());
+        let rows = self.meta.read(move |c| crate::report::compliance(c, now, days, target, &alarms)).await?;
+        let cameras: Vec<_> = rows
+            .into_iter()
+            .map(|r| pb::CameraCompliance {
+                camera: r.camera,
+                name: r.name,
+                window_start_ms: r.window_start_ms,
+                window_end_ms: r.window_end_ms,
+                recorded_ms: r.recorded_ms,
+                coverage: r.coverage,
+                segments: r.segments,
+                bytes: r.bytes,
+                gaps: r.gaps.iter().map(|&(start_ms, end_ms)| pb::Gap { start_ms, end_ms }).collect(),
+                oldest_ms: r.oldest_ms.unwrap_or(0),
+                min_days: r.min_days,
+                max_days: r.max_days,
+                required_from_ms: r.required_from_ms,
+                meets_floor: r.meets_floor,
+                holds: r.holds,
+                deleted_segments: r.deleted_segments,
+                accesses_allowed: r.accesses_allowed,
+                accesses_denied: r.accesses_denied,
+            })
+            .collect();
+        let breaking_floor = cameras.iter().filter(|c| !c.meets_floor).count() as u32;
+        Ok(Response::new(pb::ComplianceResponse { generated_ms: now, days, cameras, breaking_floor }))
+    }
+}
