@@ -32,9 +32,11 @@ pub const DISK_LOW: &str = "disk-low";
 pub const UNDER_REPLICATED: &str = "under-replicated";
 pub const BACKUP_LAG: &str = "backup-lag";
 pub const BACKUP_FAILING: &str = "backup-failing";
+pub const SCRUB_FAILURE: &str = "scrub-failure";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 6] = [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING];
+pub const KINDS: [&str; 7] =
+    [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING, SCRUB_FAILURE];
 
 /// When conditions become alarms (`[alarms]` in the node config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,11 @@ pub struct AlarmsConfig {
     /// shorter spells are repair's everyday work.
     #[serde(default = "default_under_replicated_s")]
     pub under_replicated_s: u64,
+    /// A node's scrubber finding damage keeps a `scrub-failure` alarm open this long
+    /// (seconds), repaired or not, so someone sees it; unrepaired damage keeps it open
+    /// until it is repaired.
+    #[serde(default = "default_scrub_finding_hold_s")]
+    pub scrub_finding_hold_s: u64,
 }
 
 fn default_camera_down_segments() -> u32 {
@@ -69,6 +76,9 @@ fn default_backup_lag_s() -> u64 {
 fn default_under_replicated_s() -> u64 {
     300
 }
+fn default_scrub_finding_hold_s() -> u64 {
+    600
+}
 
 impl Default for AlarmsConfig {
     fn default() -> Self {
@@ -77,6 +87,7 @@ impl Default for AlarmsConfig {
             camera_down_min_s: default_camera_down_min_s(),
             backup_lag_s: default_backup_lag_s(),
             under_replicated_s: default_under_replicated_s(),
+            scrub_finding_hold_s: default_scrub_finding_hold_s(),
         }
     }
 }
@@ -106,6 +117,8 @@ pub struct NodeSeen {
     pub disk_free: u64,
     pub disk_floor: u64,
     pub disk_low: bool,
+    pub scrub_unrepaired: u64,
+    pub scrub_last_finding_ms: i64,
 }
 
 /// The backup as the leader's worker sees it.
@@ -170,6 +183,24 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                     n.disk_floor >> 20
                 ),
             );
+        }
+        let recent =
+            n.scrub_last_finding_ms > 0 && o.now_ms - n.scrub_last_finding_ms < cfg.scrub_finding_hold_s as i64 * 1000;
+        if n.alive && (n.scrub_unrepaired > 0 || recent) {
+            let detail = if n.scrub_unrepaired > 0 {
+                format!(
+                    "node {id}'s scrubber holds {} damaged blobs it could not repair (no verified copy on another \
+                     node or in the bucket); see the node's log and `custos status` on it",
+                    n.scrub_unrepaired
+                )
+            } else {
+                format!(
+                    "node {id}'s scrubber found a corrupt or missing blob at {} and repaired it; check the disk \
+                     (SMART, kernel log) and the `scrub-repair` audit entries",
+                    fmt_ms(n.scrub_last_finding_ms)
+                )
+            };
+            raise(SCRUB_FAILURE, format!("node {id}"), detail);
         }
     }
     if let Some((count, since)) = o.under_replicated {
@@ -275,6 +306,8 @@ impl Sources {
                     disk_free: h.disk_free,
                     disk_floor: h.disk_floor,
                     disk_low: h.disk_low(),
+                    scrub_unrepaired: h.scrub_unrepaired,
+                    scrub_last_finding_ms: h.scrub_last_finding_ms,
                     node: n,
                 }
             })
@@ -362,6 +395,8 @@ mod tests {
             disk_free: 100 << 20,
             disk_floor: 200 << 20,
             disk_low,
+            scrub_unrepaired: 0,
+            scrub_last_finding_ms: 0,
         }
     }
 
@@ -408,6 +443,21 @@ mod tests {
         // A retired node is never down.
         o.nodes[1].node.retired = true;
         assert!(!evaluate(&o, &cfg).iter().any(|c| c.kind == NODE_DOWN));
+    }
+
+    #[test]
+    fn scrub_findings_stay_visible_for_a_while_and_unrepaired_ones_until_repaired() {
+        let cfg = AlarmsConfig::default();
+        let mut o = seen(10_000_000);
+        o.nodes = vec![node(1, true, false)];
+        o.nodes[0].scrub_last_finding_ms = 10_000_000 - 599_000;
+        let a = evaluate(&o, &cfg);
+        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (SCRUB_FAILURE, "node 1"));
+        assert!(a[0].detail.contains("repaired it"), "{}", a[0].detail);
+        o.nodes[0].scrub_last_finding_ms = 10_000_000 - 601_000;
+        assert!(evaluate(&o, &cfg).is_empty(), "a repaired finding clears after the hold");
+        o.nodes[0].scrub_unrepaired = 2;
+        assert!(evaluate(&o, &cfg)[0].detail.contains("2 damaged blobs"));
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct NodeConfig {
     /// When conditions become alarms.
     #[serde(default)]
     pub alarms: crate::alarms::AlarmsConfig,
+    /// Background re-verification of this node's blobs.
+    #[serde(default)]
+    pub scrub: crate::scrub::ScrubConfig,
     /// Continuous backup to S3-compatible storage (optional).
     #[serde(default)]
     pub backup: Option<BackupConfig>,
@@ -262,6 +265,7 @@ impl NodeConfig {
             expiry_every_s: default_expiry_every_s(),
             metrics_listen: Some(default_metrics_listen(listen)),
             alarms: crate::alarms::AlarmsConfig::default(),
+            scrub: crate::scrub::ScrubConfig::default(),
             backup: None,
             cameras: vec![],
         }

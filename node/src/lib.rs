@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod report;
 pub mod retention;
+pub mod scrub;
 pub mod segment;
 pub mod server;
 pub mod tls;
@@ -281,6 +282,15 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     let leader_loop = tokio::spawn(duties.run(shutdown.clone()));
     let watch = alarms::AlarmWatch { sources: alarm_sources, cfg: config.alarms.clone() };
     let alarm_watch = tokio::spawn(watch.run(shutdown.clone()));
+    let scrubber = scrub::Scrubber {
+        meta: meta.clone(),
+        store: store.clone(),
+        replicator: replicator.clone(),
+        stats: health.scrub.clone(),
+        cfg: config.scrub.clone(),
+        backup: config.backup.clone(),
+    };
+    let scrubber = tokio::spawn(scrubber.run(shutdown.clone()));
     let metrics_server = metrics_listener.map(|l| {
         let m = Arc::new(metrics::Metrics::new(&stats.ingest));
         tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
@@ -371,6 +381,7 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     let _ = pinger.await;
     let _ = leader_loop.await;
     let _ = alarm_watch.await;
+    let _ = scrubber.await;
     if let Some(m) = metrics_server {
         let _ = m.await;
     }

@@ -83,6 +83,12 @@ struct Gauges {
     backup_object_bytes: Gauge,
     backup_failing: Gauge,
     alarms_open: Family<Labels, Gauge>,
+    scrub_segments: Gauge,
+    scrub_bytes: Gauge,
+    scrub_found: Family<Labels, Gauge>,
+    scrub_repaired: Gauge,
+    scrub_unrepaired: Gauge,
+    scrub_passes: Gauge,
 }
 
 /// The registry and the gauges behind it.
@@ -144,6 +150,28 @@ impl Metrics {
         r.register("backup_object_bytes", "Bytes of pack objects in the backup bucket", g.backup_object_bytes.clone());
         r.register("backup_failing", "1 while the backup worker's last attempt failed", g.backup_failing.clone());
         r.register("alarms_open", "Open alarms by kind", g.alarms_open.clone());
+        r.register("scrub_passes", "Full scrub passes over this node's blobs since it started", g.scrub_passes.clone());
+        r.register(
+            "scrub_verified_segments",
+            "Blobs the scrubber verified since this node started",
+            g.scrub_segments.clone(),
+        );
+        r.register(
+            "scrub_verified_bytes",
+            "Bytes the scrubber verified since this node started",
+            g.scrub_bytes.clone(),
+        );
+        r.register(
+            "scrub_found",
+            "Damaged blobs the scrubber found, by problem (corrupt, missing)",
+            g.scrub_found.clone(),
+        );
+        r.register(
+            "scrub_repaired",
+            "Damaged blobs the scrubber replaced with a verified copy",
+            g.scrub_repaired.clone(),
+        );
+        r.register("scrub_unrepaired", "Damaged blobs with no verified copy found yet", g.scrub_unrepaired.clone());
         Metrics { registry: r, gauges: g }
     }
 
@@ -191,6 +219,14 @@ impl Metrics {
             let n = open.iter().filter(|a| a.kind == kind).count();
             g.alarms_open.get_or_create(&label("kind", kind)).set(n as i64);
         }
+        let sc = &s.health.scrub;
+        g.scrub_passes.set(sc.passes.load(Ordering::Relaxed) as i64);
+        g.scrub_segments.set(sc.segments.load(Ordering::Relaxed) as i64);
+        g.scrub_bytes.set(sc.bytes.load(Ordering::Relaxed) as i64);
+        g.scrub_found.get_or_create(&label("problem", "corrupt")).set(sc.corrupt.load(Ordering::Relaxed) as i64);
+        g.scrub_found.get_or_create(&label("problem", "missing")).set(sc.missing.load(Ordering::Relaxed) as i64);
+        g.scrub_repaired.set(sc.repaired.load(Ordering::Relaxed) as i64);
+        g.scrub_unrepaired.set(sc.unrepaired_count() as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).map_err(|e| crate::Error::Internal(e.to_string()))?;
         Ok(out)

@@ -27,6 +27,12 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
                 "last_error": (!c.last_error.is_empty()).then_some(&c.last_error),
             })).collect::<Vec<_>>(),
             "not_recording": blind,
+            "scrub": json!({
+                "passes": s.scrub_passes, "segments_verified": s.scrub_segments, "bytes_verified": s.scrub_bytes,
+                "corrupt_found": s.scrub_corrupt, "missing_found": s.scrub_missing, "repaired": s.scrub_repaired,
+                "unrepaired": s.scrub_unrepaired,
+                "last_pass_end": (s.scrub_last_pass_ms > 0).then(|| format_ms(s.scrub_last_pass_ms)),
+            }),
         }));
         return Ok(());
     }
@@ -46,6 +52,23 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "this node committed {} segments with fewer copies than the factor (peers were down); repair tops them up",
             s.committed_under_replicated
         );
+    }
+    println!(
+        "scrub on this node: {} passes, {} blobs ({} MiB) verified, {} corrupt and {} missing found, {} repaired{}",
+        s.scrub_passes,
+        s.scrub_segments,
+        s.scrub_bytes >> 20,
+        s.scrub_corrupt,
+        s.scrub_missing,
+        s.scrub_repaired,
+        if s.scrub_last_pass_ms > 0 {
+            format!("; last pass ended {}", format_ms(s.scrub_last_pass_ms))
+        } else {
+            String::new()
+        }
+    );
+    for u in &s.scrub_unrepaired {
+        println!("NOT REPAIRED: {u}");
     }
     println!();
     println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", "NODE", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE");

@@ -259,7 +259,7 @@ pub(super) async fn get_with_retries(
 /// Reads members' sealed blobs out of one pack: by ranged GETs when there are few, else
 /// the whole object at once. `None` when the bucket does not hold the pack; a member the
 /// object is too short for comes back as an error saying so.
-pub(super) async fn read_members(
+pub(crate) async fn read_members(
     objects: &Arc<dyn ObjectStore>,
     key: &ObjectPath,
     locs: &[BackupLocation],

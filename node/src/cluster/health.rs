@@ -28,6 +28,10 @@ pub struct PeerHealth {
     pub disk_floor: u64,
     /// The peer's repair figure (meaningful when it leads; `u64::MAX`: unknown).
     pub under_replicated: u64,
+    /// Damaged blobs the node's scrubber could not repair yet.
+    pub scrub_unrepaired: u64,
+    /// When the node's scrubber last found damage (0: never).
+    pub scrub_last_finding_ms: i64,
 }
 
 impl PeerHealth {
@@ -55,6 +59,8 @@ pub struct Health {
     started: Instant,
     limits: Option<DiskLimits>,
     table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
+    /// This node's scrubber figures, reported to the others in pings.
+    pub scrub: Arc<crate::scrub::ScrubStats>,
 }
 
 /// Free and total bytes of the filesystem holding `path`.
@@ -73,7 +79,14 @@ pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
 impl Health {
     /// A health table for node `me`, with no free-space floor.
     pub fn new(me: NodeId, data_dir: &Path) -> Health {
-        Health { me, data_dir: data_dir.to_path_buf(), started: Instant::now(), limits: None, table: Arc::default() }
+        Health {
+            me,
+            data_dir: data_dir.to_path_buf(),
+            started: Instant::now(),
+            limits: None,
+            table: Arc::default(),
+            scrub: Arc::default(),
+        }
     }
 
     /// The same, measuring this node's disk against `limits`.
@@ -107,6 +120,8 @@ impl Health {
                 disk_total,
                 disk_floor,
                 under_replicated: u64::MAX,
+                scrub_unrepaired: self.scrub.unrepaired_count(),
+                scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -143,6 +158,8 @@ impl Health {
             disk_total: r.disk_total_bytes,
             disk_floor: r.disk_floor_bytes,
             under_replicated: r.under_replicated,
+            scrub_unrepaired: r.scrub_unrepaired,
+            scrub_last_finding_ms: r.scrub_last_finding_ms,
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");

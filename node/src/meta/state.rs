@@ -435,10 +435,21 @@ impl Catalog {
 
     /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
     /// order after `after` (exclusive), at most `limit`, plus the key to resume from.
-    pub fn under_replicated(
+    /// Segments held by `node`, in key order after `after`, examining at most `limit`;
+    /// and where to resume (`None`: the end was reached). The scrubber's walk.
+    pub fn held_by(
         &self,
-        healthy: &std::collections::BTreeSet<NodeId>,
-        factor: usize,
+        node: NodeId,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let (all, resume) = self.scan_segments(after, limit)?;
+        Ok((all.into_iter().filter(|r| r.replicas.contains(&node)).collect(), resume))
+    }
+
+    /// Segments in key order after `after`, at most `limit`, and where to resume.
+    pub fn scan_segments(
+        &self,
         after: Option<Vec<u8>>,
         limit: usize,
     ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
@@ -456,16 +467,27 @@ impl Catalog {
         let mut last = None;
         while it.valid() && out.len() < limit {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let rec: SegmentRecord = decode(v).map_err(crate::Error::Internal)?;
-            if rec.replicas.iter().filter(|r| healthy.contains(r)).count() < factor {
-                out.push(rec);
-            }
+            out.push(decode(v).map_err(crate::Error::Internal)?);
             last = Some(k.to_vec());
             it.next();
         }
         it.status()?;
         let resume = if it.valid() { last } else { None };
         Ok((out, resume))
+    }
+
+    pub fn under_replicated(
+        &self,
+        healthy: &std::collections::BTreeSet<NodeId>,
+        factor: usize,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let (all, resume) = self.scan_segments(after, limit)?;
+        Ok((
+            all.into_iter().filter(|r| r.replicas.iter().filter(|n| healthy.contains(n)).count() < factor).collect(),
+            resume,
+        ))
     }
 
     /// Calls `f` with every segment of `camera` starting in `[from_ms, to_ms)`, in time

@@ -42,13 +42,18 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Total size of the blob files under `root` (the two fan-out levels), `tmp` excluded.
+/// Where the scrubber moves blobs that failed verification, kept for investigation.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Total size of the blob files under `root` (the two fan-out levels); `tmp` and the
+/// quarantine are not blobs.
 fn stored_bytes(root: &Path, tmp: &Path) -> Result<u64> {
     let mut total = 0;
     let list = |d: &Path| fs::read_dir(d).map_err(|e| Error::io("list", d, e));
     for a in list(root)? {
         let a = a.map_err(|e| Error::io("list", root, e))?.path();
-        if a == tmp || !a.is_dir() {
+        let fan_out = a.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 2);
+        if a == tmp || !a.is_dir() || !fan_out {
             continue;
         }
         for b in list(&a)? {
@@ -145,6 +150,26 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove expired blob", &p, e)),
         }
+    }
+
+    /// Moves a blob that failed verification out of the store, into `quarantine/` with
+    /// `tag` in its name, so a good copy can be stored in its place and the bad one can
+    /// still be examined. Returns where it went (`None`: there was no file).
+    pub fn quarantine(&self, content_hash: &Hash, tag: &str) -> Result<Option<PathBuf>> {
+        let p = self.path_of(content_hash);
+        let len = match fs::metadata(&p) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("stat", &p, e)),
+        };
+        let dir = self.root.join(QUARANTINE_DIR);
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let dest = dir.join(format!("{}.{tag}", hex::encode(content_hash)));
+        fs::rename(&p, &dest).map_err(|e| Error::io("move to quarantine", &dest, e))?;
+        sync_dir(&dir)?;
+        sync_dir(p.parent().expect("blob path has a parent"))?;
+        self.bytes.fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
+        Ok(Some(dest))
     }
 
     /// True if the blob is on this node's disk.

@@ -369,6 +369,7 @@ impl Footage for Services {
             .read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?, c.backup_objects()?)))
             .await?;
         let backup = self.backup_state.lock().expect("backup state").clone();
+        let sc = &self.health.scrub;
         Ok(Response::new(pb::StatusResponse {
             node_id,
             raft_role: format!("{:?}", m.state).to_lowercase(),
@@ -398,6 +399,20 @@ impl Footage for Services {
             backup_expired_objects: backup.expired_objects,
             backup_objects,
             backup_object_bytes,
+            scrub_passes: sc.passes.load(Ordering::Relaxed),
+            scrub_segments: sc.segments.load(Ordering::Relaxed),
+            scrub_bytes: sc.bytes.load(Ordering::Relaxed),
+            scrub_corrupt: sc.corrupt.load(Ordering::Relaxed),
+            scrub_missing: sc.missing.load(Ordering::Relaxed),
+            scrub_repaired: sc.repaired.load(Ordering::Relaxed),
+            scrub_unrepaired: sc
+                .unrepaired
+                .lock()
+                .expect("scrub stats")
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect(),
+            scrub_last_pass_ms: sc.last_pass_ms.load(Ordering::Relaxed),
         }))
     }
 }

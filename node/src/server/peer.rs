@@ -131,6 +131,8 @@ impl Peer for Services {
             disk_total_bytes: total,
             disk_floor_bytes: floor,
             campus: self.cluster.campus.clone(),
+            scrub_unrepaired: self.health.scrub.unrepaired_count(),
+            scrub_last_finding_ms: self.health.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
             under_replicated: if self.meta.is_leader() {
                 self.repair_stats.under_replicated.load(std::sync::atomic::Ordering::Relaxed)
             } else {
