@@ -11,25 +11,9 @@ use custos_client::AuditLogRequest;
 
 const PURPOSE: &str = "scrub check: compare stored blobs";
 
-/// Scrubs without a rate limit, one pass a second.
-fn fast_scrub(node: &Node) {
-    let p = node.data().join("custos.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    assert!(text.contains("[scrub]"), "init writes the [scrub] section");
-    let text = text
-        .replace("bytes_per_s = 33554432", "bytes_per_s = 1000000000")
-        .replace("pass_pause_s = 3600", "pass_pause_s = 1");
-    std::fs::write(&p, text).unwrap();
-}
-
-fn blob_path(node: &Node, content_hash: &[u8]) -> std::path::PathBuf {
-    let h = hex::encode(content_hash);
-    node.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h)
-}
-
 /// Flips one bit in the middle of a node's blob, as bit rot would.
 fn flip_bit(node: &Node, content_hash: &[u8]) {
-    let p = blob_path(node, content_hash);
+    let p = node.blob_path(content_hash);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
     let mut b = std::fs::read(&p).unwrap();
     let mid = b.len() / 2;
@@ -44,10 +28,10 @@ fn verifies(node: &Node, s: &custos_proto::v1::Segment) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bit_rot_and_lost_blobs_are_repaired_from_the_other_replica() {
     let mut n1 = Node::init_with(&["lobby=test://ball".to_string()], 1_000, &["--campus", "east"]);
-    fast_scrub(&n1);
+    n1.fast_scrub();
     n1.start().await;
     let mut n2 = Node::join(&n1, "west").await;
-    fast_scrub(&n2);
+    n2.fast_scrub();
     n2.start().await;
     let sec = n1.user("sam", "security", None).await;
     let t0 = now_ms() - 60_000;
@@ -61,7 +45,7 @@ async fn bit_rot_and_lost_blobs_are_repaired_from_the_other_replica() {
     let (rotted, lost, doomed) = (&both[0], &both[1], &both[2]);
 
     flip_bit(&n1, &rotted.content_hash);
-    std::fs::remove_file(blob_path(&n2, &lost.content_hash)).unwrap();
+    std::fs::remove_file(n2.blob_path(&lost.content_hash)).unwrap();
     // The same segment damaged on both nodes: no good copy anywhere.
     flip_bit(&n1, &doomed.content_hash);
     flip_bit(&n2, &doomed.content_hash);
@@ -125,7 +109,7 @@ async fn bit_rot_and_lost_blobs_are_repaired_from_the_other_replica() {
 async fn a_lone_copy_is_repaired_from_the_backup_bucket() {
     let s3 = TestS3::start("footage");
     let mut node = Node::init(&["lobby=test://ball".to_string()], 1_000);
-    fast_scrub(&node);
+    node.fast_scrub();
     node.append_config(&format!(
         "[backup]\nendpoint = \"{}\"\nbucket = \"footage\"\nprefix = \"site-a\"\nallow_http = true\npack_max_wait_s = 2",
         s3.url

@@ -297,6 +297,24 @@ impl Node {
             .expect("run custos")
     }
 
+    /// Where this node keeps blob `content_hash`.
+    pub fn blob_path(&self, content_hash: &[u8]) -> PathBuf {
+        let h = hex::encode(content_hash);
+        self.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h)
+    }
+
+    /// Makes the scrubber run without a rate limit, one pass a second, so injected
+    /// damage is found soon.
+    pub fn fast_scrub(&self) {
+        let p = self.data().join("custos.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("[scrub]"), "init writes the [scrub] section");
+        let text = text
+            .replace("bytes_per_s = 33554432", "bytes_per_s = 1000000000")
+            .replace("pass_pause_s = 3600", "pass_pause_s = 1");
+        std::fs::write(&p, text).unwrap();
+    }
+
     /// True if this node holds blob `content_hash` on disk.
     pub fn holds_blob(&self, content_hash: &[u8]) -> bool {
         self.blob(content_hash).is_some()
@@ -304,8 +322,7 @@ impl Node {
 
     /// This node's sealed blob `content_hash`, if it holds one.
     pub fn blob(&self, content_hash: &[u8]) -> Option<Vec<u8>> {
-        let h = hex::encode(content_hash);
-        std::fs::read(self.data().join("blobs").join(&h[..2]).join(&h[2..4]).join(&h)).ok()
+        std::fs::read(self.blob_path(content_hash)).ok()
     }
 
     /// Starts the node and waits until its API answers.
