@@ -276,7 +276,7 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
     } else {
         println!("compliance over the {} days to {}", r.days, format_ms(r.generated_ms));
         println!(
-            "{:<20} {:>8} {:>5} {:>12} {:<22} {:>5} {:<6} {:>6} {:>8} {:>7}",
+            "{:<20} {:>8} {:>5} {:>12} {:<26} {:>5} {:<6} {:>6} {:>8} {:>7}",
             "CAMERA",
             "COVERAGE",
             "GAPS",
@@ -292,7 +292,7 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             let longest = c.gaps.iter().map(|g| g.end_ms - g.start_ms).max().unwrap_or(0);
             let oldest = if c.oldest_ms != 0 { format_ms(c.oldest_ms) } else { "none".into() };
             println!(
-                "{:<20} {:>7.2}% {:>5} {:>12} {:<22} {:>4}d {:<6} {:>6} {:>8} {:>7}",
+                "{:<20} {:>7.2}% {:>5} {:>12} {:<26} {:>4}d {:<6} {:>6} {:>8} {:>7}",
                 c.camera,
                 c.coverage * 100.0,
                 c.gaps.len(),
