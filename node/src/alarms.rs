@@ -104,6 +104,7 @@ impl AlarmsConfig {
 #[derive(Debug, Clone)]
 pub struct CameraSeen {
     pub id: String,
+    pub recorder: crate::meta::NodeId,
     pub added_ms: i64,
     /// End of its newest committed segment.
     pub last_end_ms: Option<i64>,
@@ -282,7 +283,12 @@ impl Sources {
                 let mut cams = Vec::new();
                 for cam in c.cameras()? {
                     let last = c.last_segment(&cam.id)?.map(|s| s.end_ms);
-                    cams.push(CameraSeen { id: cam.id, added_ms: cam.added_ms, last_end_ms: last });
+                    cams.push(CameraSeen {
+                        id: cam.id,
+                        recorder: cam.recorder,
+                        added_ms: cam.added_ms,
+                        last_end_ms: last,
+                    });
                 }
                 let backup = if backup_configured {
                     let heads = c.backup_runs(None, usize::MAX, 1)?;
@@ -411,10 +417,10 @@ mod tests {
         assert_eq!(cfg.camera_down_after_ms(1_000), 10_000, "never sooner than the minimum");
         let mut o = seen(1_000_000);
         o.cameras = vec![
-            CameraSeen { id: "ok".into(), added_ms: 0, last_end_ms: Some(990_000) },
-            CameraSeen { id: "stale".into(), added_ms: 0, last_end_ms: Some(983_000) },
-            CameraSeen { id: "new".into(), added_ms: 995_000, last_end_ms: None },
-            CameraSeen { id: "never".into(), added_ms: 900_000, last_end_ms: None },
+            CameraSeen { recorder: 1, id: "ok".into(), added_ms: 0, last_end_ms: Some(990_000) },
+            CameraSeen { recorder: 1, id: "stale".into(), added_ms: 0, last_end_ms: Some(983_000) },
+            CameraSeen { recorder: 1, id: "new".into(), added_ms: 995_000, last_end_ms: None },
+            CameraSeen { recorder: 1, id: "never".into(), added_ms: 900_000, last_end_ms: None },
         ];
         let a = evaluate(&o, &cfg);
         let subjects: Vec<_> = a.iter().map(|c| (c.kind.as_str(), c.subject.as_str())).collect();

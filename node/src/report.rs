@@ -93,7 +93,9 @@ pub fn compliance(
         r.holds = holds.iter().filter(|h| h.active() && h.cameras.contains(&cam.id)).map(|h| h.id.clone()).collect();
         out.push(r);
     }
-    let index = |camera: &str| out.iter().position(|r| r.camera == camera);
+    let positions: std::collections::HashMap<String, usize> =
+        out.iter().enumerate().map(|(i, r)| (r.camera.clone(), i)).collect();
+    let index = |camera: &str| positions.get(camera).copied();
     let mut deleted = vec![0u64; out.len()];
     c.receipts_since(since, |rec| {
         if let Some(i) = index(&rec.camera) {

@@ -56,7 +56,10 @@ pub struct DiskLimits {
 pub struct Health {
     me: NodeId,
     data_dir: PathBuf,
-    started: Instant,
+    /// Since when this node's pinger has been running without a gap, and when its last
+    /// round ran. A node that was not watching (just started, or the process was paused
+    /// or starved) cannot tell a silent peer from its own stale table.
+    watch: Arc<std::sync::Mutex<(Instant, Instant)>>,
     limits: Option<DiskLimits>,
     table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
     /// This node's scrubber figures, reported to the others in pings.
@@ -82,7 +85,7 @@ impl Health {
         Health {
             me,
             data_dir: data_dir.to_path_buf(),
-            started: Instant::now(),
+            watch: Arc::new(std::sync::Mutex::new((Instant::now(), Instant::now()))),
             limits: None,
             table: Arc::default(),
             scrub: Arc::default(),
@@ -127,21 +130,39 @@ impl Health {
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
     }
 
-    /// True if `id` answered within [`DOWN_AFTER`], or this node started too recently to
-    /// know (so a restarted leader does not fail over a whole cluster at once).
+    /// True if `id` answered within [`DOWN_AFTER`], or this node has not been watching
+    /// long enough to know (so a restarted or resumed leader does not fail over a whole
+    /// cluster at once).
     pub fn alive(&self, id: NodeId) -> bool {
         self.alive_within(id, DOWN_AFTER)
     }
 
-    /// True if `id` answered within `within` (or this node has not been up that long).
+    /// True if `id` answered within `within`, or this node's pinger has not been running
+    /// without a gap for that long (its table is stale, not the peer).
     pub fn alive_within(&self, id: NodeId, within: Duration) -> bool {
         if id == self.me {
             return true;
         }
-        match self.get(id).last_ok {
-            Some(t) => t.elapsed() <= within,
-            None => self.started.elapsed() <= within,
+        let (since, last_round) = *self.watch.lock().expect("health watch");
+        if last_round.elapsed() > DOWN_AFTER || since.elapsed() <= within {
+            return true;
         }
+        self.get(id).last_ok.is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// Marks a pinger round; a gap longer than [`DOWN_AFTER`] since the last one (the
+    /// process was paused or starved) restarts the watch.
+    fn note_round(&self) {
+        let mut w = self.watch.lock().expect("health watch");
+        let now = Instant::now();
+        if now.duration_since(w.1) > DOWN_AFTER {
+            tracing::warn!(
+                gap_ms = now.duration_since(w.1).as_millis() as u64,
+                "this node was stalled; peers count as alive until they have been pinged again"
+            );
+            w.0 = now;
+        }
+        w.1 = now;
     }
 
     /// The subset of `ids` that is alive.
@@ -181,6 +202,7 @@ impl Health {
         let mut reported = BTreeSet::new();
         let mut low = false;
         loop {
+            self.note_round();
             let me = self.get(self.me);
             if me.disk_low() != low {
                 low = me.disk_low();
@@ -216,5 +238,35 @@ impl Health {
                 _ = tokio::time::sleep(PING_EVERY) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(id: NodeId) -> custos_proto::v1::PingReply {
+        custos_proto::v1::PingReply { node_id: id, ..Default::default() }
+    }
+
+    #[test]
+    fn a_stale_table_is_not_taken_for_silent_peers() {
+        let h = Health::new(1, Path::new("/"));
+        let long_ago = Instant::now() - Duration::from_secs(10);
+        // Watching for a while, the pinger running: a peer never heard from is down, one
+        // that answered is up.
+        *h.watch.lock().unwrap() = (long_ago, Instant::now());
+        h.record(2, &reply(2));
+        assert!(h.alive(2) && !h.alive(3));
+        // The process was paused: the pinger has not run for longer than DOWN_AFTER.
+        h.table.write().unwrap().get_mut(&2).unwrap().last_ok = Some(long_ago);
+        *h.watch.lock().unwrap() = (long_ago, long_ago);
+        assert!(h.alive(2) && h.alive(3), "no verdict from a stale table");
+        // The first round after the pause restarts the watch: still no verdict...
+        h.note_round();
+        assert!(h.alive(2) && h.alive(3));
+        // ... until it has watched for DOWN_AFTER again.
+        h.watch.lock().unwrap().0 = long_ago;
+        assert!(!h.alive(2) && !h.alive(3));
     }
 }

@@ -64,28 +64,10 @@ impl LeaderDuties {
         let mut cursor: Option<Vec<u8>> = None;
         let mut pass_count = 0u64;
         let mut last_repair = tokio::time::Instant::now();
-        let mut last_tick = tokio::time::Instant::now();
-        let mut stalled_until: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(TICK) => {}
-            }
-            // A loop that did not run for longer than a node takes to be declared down
-            // (the process was paused, or starved of CPU) sees every peer as silent: its
-            // health table is stale, not the peers. Act again only once pings have had
-            // time to refresh it, or a resumed leader would move every camera to itself.
-            let now = tokio::time::Instant::now();
-            if now.duration_since(last_tick) > super::health::DOWN_AFTER {
-                tracing::warn!(
-                    stalled_ms = now.duration_since(last_tick).as_millis() as u64,
-                    "leader loop was stalled; no failover until peers have been heard again"
-                );
-                stalled_until = Some(now + super::health::DOWN_AFTER);
-            }
-            last_tick = now;
-            if stalled_until.is_some_and(|t| now < t) {
-                continue;
             }
             if !self.meta.is_leader() {
                 continue;

@@ -11,7 +11,6 @@ mod holds;
 mod operations;
 pub mod peer;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -191,11 +190,9 @@ impl Services {
     /// Conditions an operator must act on: the open alarms the catalog records, then
     /// what this node sees that is not recorded yet (for instance while there is no
     /// quorum to record anything).
-    async fn alarms(&self) -> Result<Vec<String>, Status> {
-        let open = self.meta.read(|c| c.open_alarms()).await?;
+    fn alarms(&self, open: &[crate::meta::AlarmRecord], seen: &crate::alarms::Observed) -> Vec<String> {
         let mut out: Vec<String> = open.iter().map(crate::alarms::render).collect();
-        let seen = self.alarm_sources().observe().await?;
-        for c in crate::alarms::evaluate(&seen, &self.alarms) {
+        for c in crate::alarms::evaluate(seen, &self.alarms) {
             if !open.iter().any(|a| a.kind == c.kind && a.subject == c.subject) {
                 out.push(format!(
                     "{} {}: {} (seen by node {}, not recorded yet)",
@@ -203,7 +200,7 @@ impl Services {
                 ));
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -325,26 +322,19 @@ impl Footage for Services {
         self.guard(&req, Action::ViewStatus, false).await?;
         let m = self.meta.raft.metrics().borrow().clone();
         let node_id = self.meta.node_id;
-        let (cams, segments, last): (Vec<Camera>, u64, BTreeMap<String, i64>) = self
-            .meta
-            .read(move |c| {
-                let cams = c.cameras()?;
-                let mut last = BTreeMap::new();
-                for cam in &cams {
-                    if let Some(s) = c.last_segment(&cam.id)? {
-                        last.insert(cam.id.clone(), s.end_ms);
-                    }
-                }
-                Ok((cams, c.segment_count()?, last))
-            })
-            .await?;
-        let (now, down_after) = (self.meta.now_ms(), self.alarms.camera_down_after_ms(self.cluster.segment_target_ms));
-        let cameras = cams
+        // One view of cameras, nodes and the backup queue serves the camera list and the
+        // alarms; the queue is counted only where backup is configured.
+        let seen = self.alarm_sources().observe().await?;
+        let (segments, (backed_up_segments, backed_up_bytes), (backup_objects, backup_object_bytes), open) =
+            self.meta.read(|c| Ok((c.segment_count()?, c.backed_up()?, c.backup_objects()?, c.open_alarms()?))).await?;
+        let down_after = self.alarms.camera_down_after_ms(seen.segment_target_ms);
+        let cameras = seen
+            .cameras
             .iter()
             .map(|c| {
-                let last_end = last.get(&c.id).copied();
+                let last_end = c.last_end_ms;
                 let (state, err) = if c.recorder != node_id {
-                    let fresh = last_end.is_some_and(|t| now - t <= down_after);
+                    let fresh = last_end.is_some_and(|t| seen.now_ms - t <= down_after);
                     (if fresh { "recording" } else { "not-recording" }.to_string(), None)
                 } else {
                     match self.states.get(&c.id) {
@@ -361,13 +351,7 @@ impl Footage for Services {
                 }
             })
             .collect();
-        // The queue is counted only where backup runs (where it is kept short): without a
-        // [backup] section it holds every segment and counting it would slow status.
-        let configured = self.backup.is_some();
-        let (backup_pending, (backed_up_segments, backed_up_bytes), (backup_objects, backup_object_bytes)) = self
-            .meta
-            .read(move |c| Ok((if configured { c.backup_pending()? } else { 0 }, c.backed_up()?, c.backup_objects()?)))
-            .await?;
+        let backup_pending = seen.backup.as_ref().map_or(0, |b| b.waiting);
         let backup = self.backup_state.lock().expect("backup state").clone();
         let sc = &self.health.scrub;
         Ok(Response::new(pb::StatusResponse {
@@ -386,7 +370,7 @@ impl Footage for Services {
             },
             repair_copies: self.repair_stats.copies_made.load(Ordering::Relaxed),
             committed_under_replicated: self.stats.segments_under_replicated.load(Ordering::Relaxed),
-            alarms: self.alarms().await?,
+            alarms: self.alarms(&open, &seen),
             backup_configured: self.backup.is_some(),
             backup_pending,
             backed_up_segments,
