@@ -6,9 +6,14 @@
 //! ops/chaos.sh 20                                  # 20 schedules from a fresh seed
 //! ```
 //!
-//! Faults: `kill -9` and restart, pause (`SIGSTOP`) and resume, a bit flipped in a stored
-//! blob, a blob deleted, a forward clock jump of minutes to hours (every node runs on one
-//! simulated clock). After the schedule everything is healed and these must hold:
+//! Each node runs in its own network namespace on a bridge (see `common::TestNet`), with
+//! its data directory on its own small tmpfs, so partitions and full disks are real.
+//!
+//! Faults: `kill -9` and restart, pause (`SIGSTOP`) and resume, a node partitioned from
+//! both others, one link between two nodes cut, a node's disk filled past its free-space
+//! floor, a bit flipped in a stored blob, a blob deleted, a forward clock jump of minutes
+//! to hours (every node runs on one simulated clock). After the schedule everything is
+//! healed and these must hold:
 //! 1. every segment ever seen committed is still catalogued, fetches, and its bytes hash
 //!    to its `content_hash`;
 //! 2. nothing was deleted (no deletion receipt: every jump stays inside `min_days`);
@@ -22,7 +27,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{now_ms, wait_for, Node, TestCamera};
+use common::{now_ms, wait_for, Host, Node, TestCamera, TestNet};
 use custos_client::{AuditLogRequest, Client};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,14 +36,42 @@ const PURPOSE: &str = "chaos check: verify acknowledged footage";
 const HOUR_MS: i64 = 3_600_000;
 /// The schedule CI runs when no seed is given.
 const CI_SEED: u64 = 20_261_125;
+/// Each node's disk (tmpfs) and free-space floor.
+const DISK_MIB: u64 = 384;
+const FLOOR_MIB: u64 = 48;
+/// What a node logs when its disk falls below the floor.
+const DISK_ALARM: &str = "ALARM disk below the free-space floor";
+/// What a node logs when it stops because its metadata store failed.
+const FATAL: &str = "FATAL: the metadata store failed";
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
     KillRestart(usize),
     Pause(usize, u64),
+    /// Node cut off from both others for some seconds (clients still reach it).
+    Partition(usize, u64),
+    /// The link between two nodes cut for some seconds; both still reach the third.
+    CutLink(usize, usize, u64),
+    /// Node's disk filled for some seconds: to half its floor, or to the last byte.
+    FillDisk(usize, u64, bool),
     FlipBit(usize),
     DeleteBlob(usize),
     ClockJump(i64),
+}
+
+impl Fault {
+    fn kind(&self) -> &'static str {
+        match self {
+            Fault::KillRestart(..) => "kill -9",
+            Fault::Pause(..) => "pause",
+            Fault::Partition(..) => "partition",
+            Fault::CutLink(..) => "cut link",
+            Fault::FillDisk(..) => "full disk",
+            Fault::FlipBit(..) => "bit flip",
+            Fault::DeleteBlob(..) => "lost blob",
+            Fault::ClockJump(..) => "clock jump",
+        }
+    }
 }
 
 /// Any blob file on `node` (a random one).
@@ -89,22 +122,35 @@ async fn observe(
     }
 }
 
-async fn run_schedule(seed: u64) -> (usize, usize) {
+async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let clock_dir = tempfile::tempdir().unwrap();
     let clock = clock_dir.path().join("offset-ms");
     std::fs::write(&clock, "0").unwrap();
     let mut offset = 0i64;
-    let cam = TestCamera::start_with(0, &["--keyint", "25", "--width", "320", "--height", "180"]);
-    let mut n1 =
-        Node::init_with(&[format!("door={}", cam.url), "lobby=test://ball".into()], 1_000, &["--campus", "east"]);
+    // Partitions need network namespaces and full disks a tmpfs (root, as in CI); where
+    // either is missing those faults are drawn but skipped, and the run says so.
+    let net = TestNet::try_new(3);
+    let disk = common::tmpfs_available().then_some(DISK_MIB);
+    let host = |i: usize| net.as_ref().map_or_else(Host::loopback, |n| Host::on(n, i));
+    let gw = net.as_ref().map_or_else(|| "127.0.0.1".to_string(), TestNet::gateway);
+    let cam = TestCamera::start_with(0, &["--address", &gw, "--keyint", "25", "--width", "320", "--height", "180"]);
+    let mut n1 = Node::init_on(
+        host(0),
+        disk,
+        &[format!("door={}", cam.url), "lobby=test://ball".into()],
+        1_000,
+        &["--campus", "east"],
+    );
     n1.fast_scrub();
+    n1.configure(&format!("free_space_floor_mib = {FLOOR_MIB}"));
     n1.start_sim(&clock).await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
     let mut nodes = vec![n1];
-    for campus in ["west", "north"] {
-        let mut n = Node::join(&nodes[0], campus).await;
+    for (i, campus) in [(1, "west"), (2, "north")] {
+        let mut n = Node::join_on(host(i), disk, &nodes[0], campus).await;
         n.fast_scrub();
+        n.configure(&format!("free_space_floor_mib = {FLOOR_MIB}"));
         n.start_sim(&clock).await;
         nodes.push(n);
     }
@@ -116,20 +162,32 @@ async fn run_schedule(seed: u64) -> (usize, usize) {
     let mut seen = BTreeMap::new();
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    let mut faults = 0;
+    let (mut faults, mut restarts) = (0, 0);
     let steps = rng.gen_range(4..=7);
     for step in 0..steps {
         observe(&nodes, &token, (t0, offset), &mut seen).await;
         let i = rng.gen_range(0..nodes.len());
-        let fault = match rng.gen_range(0..5) {
+        let fault = match rng.gen_range(0..8) {
             0 => Fault::KillRestart(i),
             1 => Fault::Pause(i, rng.gen_range(1..=4)),
-            2 => Fault::FlipBit(i),
-            3 => Fault::DeleteBlob(i),
+            2 => Fault::Partition(i, rng.gen_range(2..=12)),
+            3 => Fault::CutLink(i, (i + rng.gen_range(1..=2)) % 3, rng.gen_range(2..=12)),
+            4 => Fault::FillDisk(i, rng.gen_range(3..=10), rng.gen_bool(0.5)),
+            5 => Fault::FlipBit(i),
+            6 => Fault::DeleteBlob(i),
             _ => Fault::ClockJump(rng.gen_range(1..=6) * HOUR_MS / rng.gen_range(1..=12)),
         };
-        eprintln!("chaos seed {seed} step {step}: {fault:?}");
+        let possible = match fault {
+            Fault::Partition(..) | Fault::CutLink(..) => net.is_some(),
+            Fault::FillDisk(..) => disk.is_some(),
+            _ => true,
+        };
+        eprintln!("chaos seed {seed} step {step}: {fault:?}{}", if possible { "" } else { " (skipped here)" });
+        if !possible {
+            continue;
+        }
         faults += 1;
+        *kinds.entry(fault.kind()).or_default() += 1;
         match fault {
             Fault::KillRestart(i) => {
                 nodes[i].kill9();
@@ -140,6 +198,30 @@ async fn run_schedule(seed: u64) -> (usize, usize) {
                 nodes[i].signal(libc::SIGSTOP);
                 tokio::time::sleep(Duration::from_secs(secs)).await;
                 nodes[i].signal(libc::SIGCONT);
+            }
+            Fault::Partition(i, secs) => {
+                let others: Vec<usize> = (0..3).filter(|&j| j != i).collect();
+                let net = net.as_ref().expect("drawn only with a network");
+                others.iter().for_each(|&j| net.cut(i, j));
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                others.iter().for_each(|&j| net.mend(i, j));
+            }
+            Fault::CutLink(a, b, secs) => {
+                let net = net.as_ref().expect("drawn only with a network");
+                net.cut(a, b);
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                net.mend(a, b);
+            }
+            Fault::FillDisk(i, secs, to_the_byte) => {
+                let said = |n: &Node| n.log().matches(DISK_ALARM).count() + n.log().matches(FATAL).count();
+                let before = said(&nodes[i]);
+                nodes[i].fill_disk(if to_the_byte { 0 } else { FLOOR_MIB << 19 });
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                // The operator must hear of it: the node logs the alarm within a ping round
+                // (or, on a disk full to the last byte, may stop with a fatal error first).
+                let raised = said(&nodes[i]) > before;
+                nodes[i].drain_disk();
+                assert!(raised, "chaos seed {seed}: node {} filled its disk without raising the alarm", i + 1);
             }
             Fault::FlipBit(i) => {
                 if let Some(p) = some_blob(&nodes[i], &mut rng) {
@@ -160,11 +242,17 @@ async fn run_schedule(seed: u64) -> (usize, usize) {
                 std::fs::write(&clock, offset.to_string()).unwrap();
             }
         }
+        restarts += supervise(&mut nodes, &clock, seed).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..4_000))).await;
+    }
+    restarts += supervise(&mut nodes, &clock, seed).await;
+    if restarts > 0 {
+        eprintln!("chaos seed {seed}: {restarts} fail-stop restarts");
     }
 
     // Heal: everything runs; let repair, scrub and commits settle.
     observe(&nodes, &token, (t0, offset), &mut seen).await;
+    let dump = LogsOnPanic(&nodes);
     let sec = any_client(&nodes, &token).await.expect("a node answers after healing");
     let checked = seen.len();
     wait_for(120, "every acknowledged segment back at the replication factor and verified", || async {
@@ -234,10 +322,46 @@ async fn run_schedule(seed: u64) -> (usize, usize) {
     let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.hash.as_slice().try_into().unwrap()).collect();
     custos_evidence::verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h)))
         .unwrap_or_else(|b| panic!("chaos seed {seed}: the audit chain breaks: {b:?}"));
+    drop(dump);
     for n in &mut nodes {
         n.stop();
     }
     (faults, checked)
+}
+
+/// Restarts every node whose process ended on its own, as its service manager would
+/// (`Restart=on-failure`); a node may only have stopped with a fatal error it names.
+async fn supervise(nodes: &mut [Node], clock: &std::path::Path, seed: u64) -> usize {
+    let mut restarted = 0;
+    for (k, n) in nodes.iter_mut().enumerate() {
+        if let Some(status) = n.exited() {
+            let log = n.log();
+            let why = log.lines().find(|l| l.contains(FATAL)).unwrap_or_else(|| {
+                panic!("chaos seed {seed}: node {} ended ({status}) without a fatal error:\n{log}", k + 1)
+            });
+            eprintln!("chaos seed {seed}: node {} stopped ({status}): {why}; restarting it", k + 1);
+            n.start_sim(clock).await;
+            restarted += 1;
+        }
+    }
+    restarted
+}
+
+/// Prints the end of every node's log if the schedule fails, so a seed's failure can be
+/// read without replaying it.
+struct LogsOnPanic<'a>(&'a [Node]);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, n) in self.0.iter().enumerate() {
+                let log = n.log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- node {} log, last {} lines:", i + 1, tail.len());
+                tail.iter().rev().for_each(|l| eprintln!("{l}"));
+            }
+        }
+    }
 }
 
 async fn admin_or_any(nodes: &[Node]) -> Client {
@@ -250,13 +374,17 @@ async fn randomised_fault_schedules_keep_every_invariant() {
     // CI runs a fixed schedule so a landing never hangs on a new draw; `ops/chaos.sh`
     // draws fresh seeds.
     let first: u64 = std::env::var("CUSTOS_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(CI_SEED);
-    let (mut faults, mut segments) = (0, 0);
+    let (mut faults, mut segments, mut kinds) = (0, 0, BTreeMap::new());
     for k in 0..schedules {
         let seed = first + k;
         eprintln!("chaos: schedule {} of {schedules}, seed {seed} (replay: CUSTOS_CHAOS_SEED={seed} CUSTOS_CHAOS_SCHEDULES=1)", k + 1);
-        let (f, s) = run_schedule(seed).await;
+        let (f, s) = run_schedule(seed, &mut kinds).await;
         faults += f;
         segments += s;
     }
-    println!("chaos: {schedules} schedules from seed {first}, {faults} faults injected, {segments} acknowledged segments checked, 0 violations");
+    let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "chaos: {schedules} schedules from seed {first}, {faults} faults injected ({}), {segments} acknowledged segments checked, 0 violations",
+        by_kind.join(", ")
+    );
 }

@@ -201,9 +201,18 @@ pub struct Verified {
 /// that key; without, by the key it names (then only integrity is proven, not origin).
 /// On failure, returns every problem found, each naming the file or segment.
 pub fn verify_package(dir: &Path, expected_key: Option<&str>) -> Result<Verified, Vec<String>> {
-    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| vec![format!("{name}: cannot read: {e}")]);
-    let manifest_bytes = read(MANIFEST_FILE)?;
-    let sig = read(SIGNATURE_FILE)?;
+    verify_package_with(|name| std::fs::read(dir.join(name)), expected_key)
+}
+
+/// [`verify_package`] over any store of the package's files: `read(name)` returns the
+/// bytes of the file called `name` (the fuzz target keeps them in memory).
+pub fn verify_package_with(
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    expected_key: Option<&str>,
+) -> Result<Verified, Vec<String>> {
+    let read_or = |name: &str| read(name).map_err(|e| vec![format!("{name}: cannot read: {e}")]);
+    let manifest_bytes = read_or(MANIFEST_FILE)?;
+    let sig = read_or(SIGNATURE_FILE)?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| vec![format!("{MANIFEST_FILE}: not a Custos export manifest: {e}")])?;
     let mut problems = Vec::new();
@@ -224,7 +233,7 @@ pub fn verify_package(dir: &Path, expected_key: Option<&str>) -> Result<Verified
             problems.push(format!("{}: file names may not leave the package directory", f.name));
             continue;
         }
-        let data = match std::fs::read(dir.join(&f.name)) {
+        let data = match read(&f.name) {
             Ok(d) => d,
             Err(e) => {
                 problems.push(format!("{}: cannot read: {e}", f.name));

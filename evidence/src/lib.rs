@@ -13,6 +13,8 @@
 //! deterministically, so every node holds the same chain. Entries never expire.
 
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 
 use serde::{Deserialize, Serialize};
 

@@ -81,7 +81,16 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
 
 /// [`run`] on a given clock. `custos-node` always uses the system clock; only the test
 /// harness's simulated node (`custos-sim-node`) passes another.
-pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock::SharedClock) -> Result<()> {
+pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::SharedClock) -> Result<()> {
+    // Every part stops on the caller's signal, or when the metadata store fails for good
+    // (see `watch_metadata_store`).
+    let (stop_tx, shutdown) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let forward = stop_tx.clone();
+    tokio::spawn(async move {
+        wait_shutdown(outer).await;
+        let _ = forward.send(true);
+    });
     let data = config.data_dir.clone();
     let advertise = config.advertise_addr();
     tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
@@ -124,6 +133,7 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
     }));
 
     let meta = Meta::open(config.node_id, &data, clock.clone(), peers.clone(), config.raft_snapshot_every).await?;
+    let fatal = tokio::spawn(watch_metadata_store(meta.clone(), stop_tx.clone(), shutdown.clone()));
     let health = cluster::health::Health::new(config.node_id, &data).with_limits(cluster::health::DiskLimits {
         floor: config.free_space_floor_mib << 20,
         capacity: (config.capacity_mib > 0).then(|| (config.capacity_mib << 20, store.clone())),
@@ -401,22 +411,66 @@ pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock
         committed = stats.segments_committed.load(std::sync::atomic::Ordering::Relaxed),
         "custos-node stopped"
     );
+    if let Some(e) = fatal.await.ok().flatten() {
+        return Err(e);
+    }
     served.map_err(|e| Error::Internal(format!("API server: {e}")))
 }
 
-/// Ends the process after [`run`] returned cleanly: waits for the runtime's last tasks
-/// (blocking catalog reads, Raft's storage tasks), then exits without running C++ static
+/// Fail-stop for the metadata store. When a Raft log or state-machine write fails (the
+/// disk is full or failing), openraft stops this node's Raft core for good, and a node
+/// that kept serving without it would look alive while it can neither commit nor vote.
+/// So the whole node stops, with an error naming the cause, and exits non-zero; the
+/// service manager restarts it (`Restart=on-failure`), and once the disk has room again
+/// it rejoins and catches up from the others. Acknowledged footage is never at risk: it
+/// was committed by a majority before it was acknowledged.
+async fn watch_metadata_store(meta: Meta, stop: Arc<watch::Sender<bool>>, shutdown: Shutdown) -> Option<Error> {
+    let mut m = meta.raft.metrics();
+    let mut stopping = std::pin::pin!(wait_shutdown(shutdown));
+    loop {
+        let failed = match &m.borrow().running_state {
+            Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(cause) = failed {
+            let full = cause.contains("No space left") || cause.contains("os error 28");
+            let hint = if full {
+                "the data disk is full: free space on it; the node restarts under its service manager and catches up"
+            } else {
+                "check the data disk (dmesg, SMART); the node restarts under its service manager and catches up"
+            };
+            tracing::error!(error = %cause, "FATAL: the metadata store failed; stopping this node: {hint}");
+            let _ = stop.send(true);
+            return Some(Error::Unavailable(format!("the metadata store failed ({cause}); {hint}")));
+        }
+        tokio::select! {
+            changed = m.changed() => if changed.is_err() { return None },
+            _ = &mut stopping => return None,
+        }
+    }
+}
+
+/// Ends the process after [`run`] returned: waits for the runtime's last tasks (blocking
+/// catalog reads, Raft's storage tasks), then exits without running C++ static
 /// destructors. RocksDB's background threads can still touch its static mutexes while
 /// `exit` destroys them, which aborts the process ("pthread lock: Invalid argument")
 /// after an otherwise clean stop. Everything is durable by then: every Raft append was
-/// synced, and the state machine's writes ride the same WAL.
-pub fn exit_after_clean_stop(rt: tokio::runtime::Runtime) -> ! {
+/// synced, and the state machine's writes ride the same WAL. An error is printed and
+/// makes the exit status 1, so a service manager restarts the node.
+pub fn exit_after_stop(rt: tokio::runtime::Runtime, result: Result<()>) -> ! {
     use std::io::Write;
     rt.shutdown_timeout(Duration::from_secs(5));
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: _exit(2) ends the process at once; nothing runs after it.
-    unsafe { libc::_exit(0) }
+    unsafe { libc::_exit(code) }
 }
 
 /// Registers the founding node in the catalog's node list, once.

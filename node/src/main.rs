@@ -304,7 +304,7 @@ fn main() -> anyhow::Result<()> {
                 .with_writer(std::io::stderr)
                 .init();
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("custos").build()?;
-            rt.block_on(async move {
+            let result = rt.block_on(async move {
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
                     wait_for_signal().await;
@@ -323,8 +323,8 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(130);
                 });
                 custos_node::run(config, rx).await
-            })?;
-            custos_node::exit_after_clean_stop(rt)
+            });
+            custos_node::exit_after_stop(rt, result)
         }
     }
 }

@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     tracing::warn!(clock_file = %file.display(), "SIMULATED CLOCK: this node's time is moved by a test");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
@@ -59,6 +59,6 @@ fn main() -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
         custos_node::run_with_clock(config, rx, Arc::new(OffsetClock { file })).await
-    })?;
-    custos_node::exit_after_clean_stop(rt)
+    });
+    custos_node::exit_after_stop(rt, result)
 }

@@ -151,6 +151,139 @@ impl Drop for TestS3 {
     }
 }
 
+/// A private network for test nodes: a bridge in the test's own namespace (address
+/// `gateway()`, where test cameras and the test's clients live) and one network namespace
+/// per host, joined to the bridge by a veth pair. Links between hosts can then be cut
+/// for real: both ends drop each other's packets, as a failed switch or firewall would.
+/// Needs CAP_NET_ADMIN (root), as CI has. Everything is removed on drop.
+pub struct TestNet {
+    tag: String,
+    prefix: String,
+    hosts: usize,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+}
+
+impl TestNet {
+    /// A network of `hosts`, or `None` (with the reason printed) where this process may
+    /// not create namespaces.
+    pub fn try_new(hosts: usize) -> Option<TestNet> {
+        let probe = format!("cxprobe{}", std::process::id());
+        match Command::new("ip").args(["netns", "add", &probe]).output() {
+            Ok(o) if o.status.success() => {
+                let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+                Some(Self::new(hosts))
+            }
+            Ok(o) => {
+                eprintln!(
+                    "no network namespaces here ({}): partitions skipped",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("no `ip` command ({e}): partitions skipped");
+                None
+            }
+        }
+    }
+
+    pub fn new(hosts: usize) -> TestNet {
+        let pid = std::process::id();
+        let tag = format!("cx{}", pid % 100_000);
+        let prefix = format!("10.{}.{}", 100 + pid % 100, (pid / 100) % 250);
+        let net = TestNet { tag, prefix, hosts };
+        let br = net.bridge();
+        let _ = Command::new("ip").args(["link", "del", &br]).output();
+        ip(&["link", "add", &br, "type", "bridge"]);
+        ip(&["addr", "add", &format!("{}/24", net.gateway()), "dev", &br]);
+        ip(&["link", "set", &br, "up"]);
+        for i in 0..hosts {
+            let (ns, v, p) = (net.ns(i), format!("{}v{i}", net.tag), format!("{}p{i}", net.tag));
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "add", &v, "type", "veth", "peer", "name", &p, "netns", &ns]);
+            ip(&["link", "set", &v, "master", &br, "up"]);
+            ip(&["-n", &ns, "addr", "add", &format!("{}/24", net.ip(i)), "dev", &p]);
+            ip(&["-n", &ns, "link", "set", &p, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.tag)
+    }
+
+    /// The test's own address on the network.
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    /// Host `i`'s address.
+    pub fn ip(&self, i: usize) -> String {
+        format!("{}.{}", self.prefix, 10 + i)
+    }
+
+    /// Host `i`'s network namespace.
+    pub fn ns(&self, i: usize) -> String {
+        format!("{}-{i}", self.tag)
+    }
+
+    /// Cuts the link between hosts `a` and `b`: each drops what it would send the other.
+    pub fn cut(&self, a: usize, b: usize) {
+        ip(&["-n", &self.ns(a), "route", "add", "blackhole", &format!("{}/32", self.ip(b))]);
+        ip(&["-n", &self.ns(b), "route", "add", "blackhole", &format!("{}/32", self.ip(a))]);
+    }
+
+    /// Restores the link [`cut`](Self::cut) removed.
+    pub fn mend(&self, a: usize, b: usize) {
+        ip(&["-n", &self.ns(a), "route", "del", "blackhole", &format!("{}/32", self.ip(b))]);
+        ip(&["-n", &self.ns(b), "route", "del", "blackhole", &format!("{}/32", self.ip(a))]);
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for i in 0..self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(i)]).output();
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.bridge()]).output();
+    }
+}
+
+/// Where a test node runs: its address and, on a [`TestNet`], its namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    pub ip: String,
+    pub netns: Option<String>,
+}
+
+impl Host {
+    pub fn loopback() -> Host {
+        Host { ip: "127.0.0.1".into(), netns: None }
+    }
+
+    pub fn on(net: &TestNet, i: usize) -> Host {
+        Host { ip: net.ip(i), netns: Some(net.ns(i)) }
+    }
+
+    /// `program`, run in this host's namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
 /// A node's data directory and, while running, its process.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -164,6 +297,9 @@ pub struct Node {
     starts: u32,
     /// Extra environment for the node process (credentials, say).
     pub env: Vec<(String, String)>,
+    pub host: Host,
+    /// The data directory is a tmpfs of this many MiB (a disk that can really fill).
+    pub tmpfs_mib: Option<u64>,
 }
 
 impl Node {
@@ -174,13 +310,25 @@ impl Node {
 
     /// `init` with extra flags (e.g. `--campus east`).
     pub fn init_with(cameras: &[String], segment_target_ms: u64, extra: &[&str]) -> Node {
+        Self::init_on(Host::loopback(), None, cameras, segment_target_ms, extra)
+    }
+
+    /// `init` on `host`, with the data directory on a tmpfs of `tmpfs_mib` if given.
+    pub fn init_on(
+        host: Host,
+        tmpfs_mib: Option<u64>,
+        cameras: &[String],
+        segment_target_ms: u64,
+        extra: &[&str],
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
+        mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(bin("custos-node"));
+        let metrics = format!("{}:{}", host.ip, free_port());
+        let mut cmd = host.command(&bin("custos-node"));
         cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &format!("{}:{port}", host.ip),
             "--metrics-listen",
             &metrics,
             "--segment-target-ms",
@@ -196,13 +344,15 @@ impl Node {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("init --json prints JSON");
         Node {
             dir,
-            addr: format!("127.0.0.1:{port}"),
+            addr: format!("{}:{port}", host.ip),
             token: v["admin_token"].as_str().unwrap().to_string(),
             ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
             metrics: v["metrics_listen"].as_str().expect("init --json reports the metrics address").to_string(),
             child: None,
             starts: 0,
             env: vec![],
+            host,
+            tmpfs_mib,
         }
     }
 
@@ -213,22 +363,40 @@ impl Node {
     /// A node whose data directory `dir/data` another command made (`custos-node
     /// restore`); `token` is a user token the restored catalog knows.
     pub fn adopt(dir: tempfile::TempDir, addr: String, token: String, ca_file: PathBuf, metrics: String) -> Node {
-        Node { dir, addr, token, ca_file, metrics, child: None, starts: 0, env: vec![] }
+        Node {
+            dir,
+            addr,
+            token,
+            ca_file,
+            metrics,
+            child: None,
+            starts: 0,
+            env: vec![],
+            host: Host::loopback(),
+            tmpfs_mib: None,
+        }
     }
 
     /// Runs `custos-node join` against `via` (any running member) with a fresh join
     /// token, in campus `campus`. The new node shares the cluster's admin token.
     pub async fn join(via: &Node, campus: &str) -> Node {
+        Self::join_on(Host::loopback(), None, via, campus).await
+    }
+
+    /// `join` from `host`, with the data directory on a tmpfs of `tmpfs_mib` if given.
+    pub async fn join_on(host: Host, tmpfs_mib: Option<u64>, via: &Node, campus: &str) -> Node {
         let admin = via.connect(Some(&via.token)).await.unwrap();
         let token = admin.join_token(0).await.unwrap().token;
         let dir = tempfile::tempdir().unwrap();
+        mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let out = Command::new(bin("custos-node"))
+        let metrics = format!("{}:{}", host.ip, free_port());
+        let out = host
+            .command(&bin("custos-node"))
             .arg("join")
             .arg("--data")
             .arg(dir.path().join("data"))
-            .args(["--campus", campus, "--listen", &format!("127.0.0.1:{port}"), "--cluster", &via.addr])
+            .args(["--campus", campus, "--listen", &format!("{}:{port}", host.ip), "--cluster", &via.addr])
             .args(["--metrics-listen", &metrics])
             .args(["--token", &token, "--json"])
             .output()
@@ -237,13 +405,15 @@ impl Node {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("join --json prints JSON");
         Node {
             dir,
-            addr: format!("127.0.0.1:{port}"),
+            addr: format!("{}:{port}", host.ip),
             token: via.token.clone(),
             ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
             metrics,
             child: None,
             starts: 0,
             env: vec![],
+            host,
+            tmpfs_mib,
         }
     }
 
@@ -327,7 +497,7 @@ impl Node {
 
     /// Starts the node and waits until its API answers.
     pub async fn start(&mut self) -> Client {
-        let mut cmd = Command::new(bin("custos-node"));
+        let mut cmd = self.host.command(&bin("custos-node"));
         cmd.arg("run");
         self.start_cmd(cmd).await
     }
@@ -335,7 +505,7 @@ impl Node {
     /// Starts the node as `custos-sim-node`, whose clock is the system's plus the offset
     /// (ms) written in `clock_file`.
     pub async fn start_sim(&mut self, clock_file: &Path) -> Client {
-        let mut cmd = Command::new(bin("custos-sim-node"));
+        let mut cmd = self.host.command(&bin("custos-sim-node"));
         cmd.env("CUSTOS_SIM_CLOCK", clock_file);
         self.start_cmd(cmd).await
     }
@@ -393,6 +563,13 @@ impl Node {
         std::fs::read_to_string(self.dir.path().join(format!("node-{}.log", self.starts))).unwrap_or_default()
     }
 
+    /// If the node's process has ended on its own, how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -412,9 +589,70 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Fills the node's tmpfs data directory until `leave` bytes are free (a file called
+    /// `filler`); [`drain_disk`](Self::drain_disk) removes it.
+    pub fn fill_disk(&self, leave: u64) {
+        assert!(self.tmpfs_mib.is_some(), "fill_disk needs a node on a tmpfs");
+        let (free, _) = custos_node::cluster::health::disk_usage(&self.data()).unwrap();
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(self.data().join("filler")).unwrap();
+        // tmpfs allocates on write; set_len alone would leave a hole.
+        let mut w = std::io::BufWriter::new(f);
+        let chunk = vec![0x5Au8; 1 << 20];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = std::io::Write::flush(&mut w);
+    }
+
+    pub fn drain_disk(&self) {
+        let _ = std::fs::remove_file(self.data().join("filler"));
+    }
+}
+
+/// True if this process may mount a tmpfs (root with CAP_SYS_ADMIN); says why not.
+pub fn tmpfs_available() -> bool {
+    let d = tempfile::tempdir().unwrap();
+    match Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "custos-probe"]).arg(d.path()).output() {
+        Ok(o) if o.status.success() => {
+            let _ = Command::new("umount").arg(d.path()).output();
+            true
+        }
+        Ok(o) => {
+            eprintln!("cannot mount a tmpfs ({}): full-disk faults skipped", String::from_utf8_lossy(&o.stderr).trim());
+            false
+        }
+        Err(e) => {
+            eprintln!("no `mount` command ({e}): full-disk faults skipped");
+            false
+        }
+    }
+}
+
+/// Mounts a tmpfs of `mib` MiB at `dir/data` when asked.
+fn mount_data(dir: &Path, mib: Option<u64>) {
+    let Some(mib) = mib else { return };
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "custos-test"])
+        .arg(&data)
+        .output()
+        .expect("run mount");
+    assert!(out.status.success(), "mount tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+        if self.tmpfs_mib.is_some() {
+            let _ = Command::new("umount").arg("-l").arg(self.data()).output();
+        }
     }
 }
 

@@ -12,8 +12,7 @@ pub const OPERATOR_RECENT_MS: i64 = 24 * 3600 * 1000;
 pub const TOKEN_TTL_DEFAULT_MS: i64 = 90 * 24 * 3600 * 1000;
 /// Longest lifetime a token may be given.
 pub const TOKEN_TTL_MAX_MS: i64 = 366 * 24 * 3600 * 1000;
-/// Shortest purpose text that counts as a reason (R4: who, when and for what purpose).
-pub const PURPOSE_MIN_CHARS: usize = 8;
+pub use custos_formats::fields::{validate_purpose, PURPOSE_MIN_CHARS};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -208,29 +207,6 @@ pub fn authorize(who: &Principal, action: Action, scope: Option<&FootageScope<'_
         if who.role == Role::Operator && s.from_ms < now_ms - OPERATOR_RECENT_MS {
             return Err("operators may view the last 24 hours only; ask security staff for older footage".into());
         }
-    }
-    Ok(())
-}
-
-/// Checks that a purpose says something: at least [`PURPOSE_MIN_CHARS`] characters and
-/// not just repeated or filler text.
-pub fn validate_purpose(purpose: &str) -> Result<(), String> {
-    let p = purpose.trim();
-    let hint = "for example --purpose \"incident 2026-113: fall in ward 3, 08:10\"";
-    if p.is_empty() {
-        return Err(format!("a purpose is required for every footage access; {hint}"));
-    }
-    if p.chars().count() < PURPOSE_MIN_CHARS {
-        return Err(format!("purpose {p:?} is too short to say why (at least {PURPOSE_MIN_CHARS} characters); {hint}"));
-    }
-    let distinct: std::collections::BTreeSet<char> =
-        p.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
-    let filler = ["test", "testing", "asdf", "none", "n/a", "purpose", "xxx", "because"];
-    if distinct.len() < 4 || filler.contains(&p.to_lowercase().as_str()) {
-        return Err(format!("purpose {p:?} does not say why the footage is needed; {hint}"));
-    }
-    if p.len() > 1000 {
-        return Err("purpose is longer than 1000 bytes".into());
     }
     Ok(())
 }

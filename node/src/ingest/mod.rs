@@ -4,9 +4,10 @@
 //! Pipelines run on their own threads and hand closed segments to async code through one
 //! bounded channel per camera ([`SEGMENT_QUEUE_PER_CAMERA`]).
 
-pub mod mpegts;
 pub mod pipeline;
-pub mod segmenter;
+
+pub use custos_formats::fields::{validate_camera_id, CAMERA_ID_MAX_LEN};
+pub use custos_formats::{mpegts, segmenter};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,20 +21,6 @@ use crate::meta::Codec;
 /// Closed segments a camera may have waiting to be sealed before its pipeline blocks.
 /// Bounds memory at a few segments per camera.
 pub const SEGMENT_QUEUE_PER_CAMERA: usize = 3;
-
-/// Longest camera id.
-pub const CAMERA_ID_MAX_LEN: usize = 64;
-
-/// Checks a camera id: 1–64 characters of letters, digits, `-`, `_`, `.`.
-pub fn validate_camera_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > CAMERA_ID_MAX_LEN {
-        return Err(format!("camera id must be 1 to {CAMERA_ID_MAX_LEN} characters, got {}", id.len()));
-    }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(format!("camera id {id:?} contains {c:?}; use letters, digits, '-', '_' and '.'"));
-    }
-    Ok(())
-}
 
 /// Where a camera's video comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

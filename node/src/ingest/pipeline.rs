@@ -15,7 +15,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 
-use super::mpegts::{mux_segment, Frame, StreamType};
+use super::mpegts::{frames_of, mux_segment, StreamType};
 use super::segmenter::{AccessUnit, Cut, Segmenter};
 use super::{CameraStates, RawSegment, Source, State};
 use crate::meta::Codec;
@@ -68,17 +68,7 @@ impl Session {
     /// Muxes a cut into a [`RawSegment`].
     fn package(&self, cut: Cut) -> Option<RawSegment> {
         let codec = self.codec?;
-        let to_90k = |ns: u64| self.wall_ns(ns) / 100_000 * 9 + (self.wall_ns(ns) % 100_000) * 9 / 100_000;
-        let frames: Vec<Frame<'_>> = cut
-            .units
-            .iter()
-            .map(|u| Frame {
-                pts_90k: to_90k(u.pts_ns),
-                dts_90k: u.dts_ns.map(to_90k),
-                keyframe: u.keyframe,
-                data: &u.data,
-            })
-            .collect();
+        let frames = frames_of(&cut.units, |ns| self.wall_ns(ns));
         let st = match codec {
             Codec::H264 => StreamType::H264,
             Codec::H265 => StreamType::H265,
@@ -252,7 +242,7 @@ fn install_callbacks(
                 }
                 if let Some(cut) = s.segmenter.push(au) {
                     if cut.forced {
-                        tracing::warn!(camera = %s.camera, "no keyframe within {MAX_SEGMENT_TARGETS} segment targets; cut without one (check the camera's GOP setting)");
+                        tracing::warn!(camera = %s.camera, "segment cut without a keyframe: none within {MAX_SEGMENT_TARGETS} segment targets, or it outgrew the segment size limit (check the camera's GOP setting and timestamps)");
                     }
                     s.emit(cut)?;
                 }

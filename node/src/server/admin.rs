@@ -10,19 +10,8 @@ use crate::access::{Action, Role, TOKEN_TTL_DEFAULT_MS, TOKEN_TTL_MAX_MS};
 use crate::meta::{Command, TokenRecord, User};
 use crate::retention::Policy;
 
-/// Longest user name.
-pub const USER_NAME_MAX_LEN: usize = 64;
-
 fn validate_name(what: &str, s: &str) -> Result<(), Status> {
-    if s.is_empty() || s.len() > USER_NAME_MAX_LEN {
-        return Err(Status::invalid_argument(format!("{what} must be 1 to {USER_NAME_MAX_LEN} characters")));
-    }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))) {
-        return Err(Status::invalid_argument(format!(
-            "{what} {s:?} contains {c:?}; use letters, digits, '-', '_', '.', '@'"
-        )));
-    }
-    Ok(())
+    custos_formats::fields::validate_user_name(what, s).map_err(Status::invalid_argument)
 }
 
 impl Services {

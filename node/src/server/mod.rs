@@ -41,8 +41,6 @@ pub const FETCH_SEGMENTS_MAX: usize = 5_400;
 pub const FETCH_CHUNK_BYTES: usize = 256 * 1024;
 /// Messages a fetch may have queued for a slow client (bounds memory per fetch).
 pub const FETCH_QUEUE: usize = 8;
-/// Widest time range a footage request may span.
-pub const RANGE_MAX_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// Shared handles the services use.
 #[derive(Clone)]
@@ -204,30 +202,11 @@ impl Services {
     }
 }
 
-/// RFC 3339 rendering of a millisecond timestamp, for messages.
-pub fn fmt_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use custos_formats::fields::{fmt_ms, RANGE_MAX_MS};
 
 /// Validates a footage request's time range.
 pub fn validate_range(from_ms: i64, to_ms: i64) -> Result<(), Status> {
-    if from_ms <= 0 || to_ms <= 0 {
-        return Err(Status::invalid_argument("both --from and --to are required: open-ended time ranges are refused"));
-    }
-    if from_ms >= to_ms {
-        return Err(Status::invalid_argument(format!(
-            "time range is inverted or empty: from ({}) must be before to ({})",
-            fmt_ms(from_ms),
-            fmt_ms(to_ms)
-        )));
-    }
-    if to_ms - from_ms > RANGE_MAX_MS {
-        return Err(Status::invalid_argument("time range spans more than 366 days; narrow it"));
-    }
-    Ok(())
+    custos_formats::fields::validate_range(from_ms, to_ms).map_err(Status::invalid_argument)
 }
 
 #[tonic::async_trait]

@@ -142,16 +142,7 @@ impl Peer for Services {
     }
 }
 
-/// Checks a campus name: what `init` and `join` accept.
-pub fn validate_campus(c: &str) -> Result<(), String> {
-    if c.is_empty() || c.len() > 64 {
-        return Err("campus name must be 1 to 64 characters".into());
-    }
-    if let Some(ch) = c.chars().find(|ch| !(ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))) {
-        return Err(format!("campus name {c:?} contains {ch:?}; use letters, digits, '-', '_', '.'"));
-    }
-    Ok(())
-}
+pub use custos_formats::fields::validate_campus;
 
 /// Splits a join token `cjt1.<secret>.<ca fingerprint>` into the secret's hash and the
 /// fingerprint.

@@ -12,6 +12,12 @@
 /// target whenever network jitter makes a keyframe arrive a microsecond early.
 pub const TOLERANCE_DIVISOR: u64 = 20;
 
+/// Largest open segment, in bytes: a camera whose timestamps stop advancing (frozen or
+/// reset clock) or that floods frames still gets cut, so memory stays bounded.
+pub const MAX_SEGMENT_BYTES: usize = 64 << 20;
+/// Most access units in one segment, for the same reason (empty frames count too).
+pub const MAX_SEGMENT_UNITS: usize = 20_000;
+
 /// One encoded frame (access unit), Annex-B byte stream with parameter sets repeated
 /// before every keyframe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +37,8 @@ pub struct Cut {
     pub start_ns: u64,
     /// Exclusive end: the next segment's first PTS, or an estimate at end of stream.
     pub end_ns: u64,
-    /// True if closed without a keyframe because it hit [`Segmenter::max_ns`].
+    /// True if closed without a keyframe: none came within [`Segmenter::new`]'s
+    /// `max_ns`, or the segment reached [`MAX_SEGMENT_BYTES`] or [`MAX_SEGMENT_UNITS`].
     pub forced: bool,
 }
 
@@ -41,6 +48,9 @@ pub struct Segmenter {
     target_ns: u64,
     max_ns: u64,
     units: Vec<AccessUnit>,
+    /// Bytes and latest PTS of `units`.
+    bytes: usize,
+    max_pts_ns: u64,
     /// Last frame interval seen, to estimate the end of a final segment.
     last_frame_ns: u64,
 }
@@ -49,7 +59,14 @@ impl Segmenter {
     /// A segmenter aiming at `target_ns`, forcing a cut at `max_ns` if the camera sends
     /// no keyframe for that long (a misconfigured GOP must not grow memory without bound).
     pub fn new(target_ns: u64, max_ns: u64) -> Self {
-        Segmenter { target_ns, max_ns: max_ns.max(target_ns), units: Vec::new(), last_frame_ns: 40_000_000 }
+        Segmenter {
+            target_ns,
+            max_ns: max_ns.max(target_ns),
+            units: Vec::new(),
+            bytes: 0,
+            max_pts_ns: 0,
+            last_frame_ns: 40_000_000,
+        }
     }
 
     fn start_ns(&self) -> Option<u64> {
@@ -58,14 +75,31 @@ impl Segmenter {
 
     /// Buffered bytes of the open segment.
     pub fn buffered_bytes(&self) -> usize {
-        self.units.iter().map(|u| u.data.len()).sum()
+        self.bytes
+    }
+
+    fn open(&mut self, au: AccessUnit) -> Vec<AccessUnit> {
+        self.bytes = au.data.len();
+        self.max_pts_ns = au.pts_ns;
+        std::mem::replace(&mut self.units, vec![au])
+    }
+
+    /// Where the open segment ends if it closes now: at `next_pts`, unless timestamps
+    /// went backwards, when just after its latest frame (segments may then overlap in
+    /// time, but none ends before it starts and none is dropped).
+    fn end_before(&self, next_pts: u64) -> u64 {
+        if next_pts > self.max_pts_ns {
+            next_pts
+        } else {
+            self.max_pts_ns.saturating_add(self.last_frame_ns.max(1))
+        }
     }
 
     /// Adds an access unit; returns the segment it closed, if any.
     pub fn push(&mut self, au: AccessUnit) -> Option<Cut> {
         let Some(start) = self.start_ns() else {
             if au.keyframe {
-                self.units.push(au);
+                self.open(au);
             }
             return None;
         };
@@ -75,20 +109,23 @@ impl Segmenter {
             }
         }
         let elapsed = au.pts_ns.saturating_sub(start);
-        let cut = if au.keyframe && elapsed + self.target_ns / TOLERANCE_DIVISOR >= self.target_ns {
+        let full = self.units.len() >= MAX_SEGMENT_UNITS || self.bytes + au.data.len() > MAX_SEGMENT_BYTES;
+        let cut = if au.keyframe && (full || elapsed + self.target_ns / TOLERANCE_DIVISOR >= self.target_ns) {
             Some(false)
-        } else if elapsed >= self.max_ns {
+        } else if elapsed >= self.max_ns || full {
             Some(true)
         } else {
             None
         };
         match cut {
             Some(forced) => {
-                let end_ns = au.pts_ns;
-                let units = std::mem::replace(&mut self.units, vec![au]);
+                let end_ns = self.end_before(au.pts_ns);
+                let units = self.open(au);
                 Some(Cut { units, start_ns: start, end_ns, forced })
             }
             None => {
+                self.bytes += au.data.len();
+                self.max_pts_ns = self.max_pts_ns.max(au.pts_ns);
                 self.units.push(au);
                 None
             }
@@ -98,9 +135,10 @@ impl Segmenter {
     /// Closes the open segment at end of stream (or on an error), if it has frames.
     pub fn finish(&mut self) -> Option<Cut> {
         let start = self.start_ns()?;
+        let end_ns = self.max_pts_ns.max(start).saturating_add(self.last_frame_ns.max(1));
+        self.bytes = 0;
         let units = std::mem::take(&mut self.units);
-        let last = units.iter().map(|u| u.pts_ns).max().unwrap_or(start);
-        Some(Cut { units, start_ns: start, end_ns: last + self.last_frame_ns, forced: false })
+        Some(Cut { units, start_ns: start, end_ns, forced: false })
     }
 }
 

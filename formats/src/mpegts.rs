@@ -206,6 +206,24 @@ fn write_timestamp(out: &mut Vec<u8>, prefix: u8, ts: u64) {
     out.push(((ts & 0x7F) as u8) << 1 | 1);
 }
 
+/// 90 kHz clock ticks in `ns` nanoseconds (without overflow for wall-clock times).
+pub fn ns_to_90k(ns: u64) -> u64 {
+    ns / 100_000 * 9 + ns % 100_000 * 9 / 100_000
+}
+
+/// The frames of a segmenter cut, stamped by `wall_ns` (pipeline time to wall-clock ns).
+pub fn frames_of(units: &[crate::segmenter::AccessUnit], wall_ns: impl Fn(u64) -> u64) -> Vec<Frame<'_>> {
+    units
+        .iter()
+        .map(|u| Frame {
+            pts_90k: ns_to_90k(wall_ns(u.pts_ns)),
+            dts_90k: u.dts_ns.map(|d| ns_to_90k(wall_ns(d))),
+            keyframe: u.keyframe,
+            data: &u.data,
+        })
+        .collect()
+}
+
 /// Writes one self-contained transport stream of camera `camera` holding `frames`.
 pub fn mux_segment(stream_type: StreamType, camera: &str, frames: &[Frame<'_>]) -> Vec<u8> {
     let payload: usize = frames.iter().map(|f| f.data.len()).sum();
@@ -217,6 +235,181 @@ pub fn mux_segment(stream_type: StreamType, camera: &str, frames: &[Frame<'_>]) 
         w.pes(f);
     }
     w.out
+}
+
+/// One access unit read back from a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFrame {
+    pub pts_90k: u64,
+    pub dts_90k: Option<u64>,
+    /// The packet that started it carried the random-access flag.
+    pub keyframe: bool,
+    pub data: Vec<u8>,
+}
+
+/// What [`demux`] finds in a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demuxed {
+    /// The PMT's stream type for the video stream (0x1B H.264, 0x24 H.265).
+    pub stream_type: u8,
+    /// The SDT's service name: the camera id, for segments Custos wrote.
+    pub service_name: Option<String>,
+    pub frames: Vec<ReadFrame>,
+}
+
+fn ts_33(b: &[u8]) -> u64 {
+    (u64::from(b[0] >> 1) & 0x07) << 30
+        | u64::from(b[1]) << 22
+        | u64::from(b[2] >> 1) << 15
+        | u64::from(b[3]) << 7
+        | u64::from(b[4] >> 1)
+}
+
+/// A PSI section from a payload that starts one: checks its length and CRC and returns
+/// it without the CRC.
+fn section(payload: &[u8], what: &str) -> Result<Vec<u8>, String> {
+    let pointer = *payload.first().ok_or_else(|| format!("{what}: empty payload"))? as usize;
+    let s =
+        payload.get(1 + pointer..).filter(|s| s.len() >= 3).ok_or_else(|| format!("{what}: pointer past packet"))?;
+    let len = (usize::from(s[1] & 0x0F) << 8) | usize::from(s[2]);
+    if len < 9 || 3 + len > s.len() {
+        return Err(format!(
+            "{what}: section length {len} does not fit one packet (this reader reads what Custos writes)"
+        ));
+    }
+    if crc32_mpeg2(&s[..3 + len]) != 0 {
+        return Err(format!("{what}: CRC mismatch"));
+    }
+    Ok(s[..3 + len - 4].to_vec())
+}
+
+/// Parses one PES packet into a frame.
+fn pes_frame(buf: &[u8], keyframe: bool) -> Result<ReadFrame, String> {
+    if buf.len() < 9 || buf[..3] != [0, 0, 1] || !(0xE0..=0xEF).contains(&buf[3]) {
+        return Err("PES packet does not start with a video stream start code".into());
+    }
+    let declared = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+    if declared != 0 && declared + 6 != buf.len() {
+        return Err(format!("PES packet declares {} bytes but carries {}", declared + 6, buf.len()));
+    }
+    let flags = buf[7] >> 6;
+    let header_len = usize::from(buf[8]);
+    let header = buf.get(9..9 + header_len).ok_or("PES header runs past the packet")?;
+    let need = match flags {
+        2 => 5,
+        3 => 10,
+        _ => return Err(format!("PES packet has timestamp flags {flags:#b}; every frame needs a PTS")),
+    };
+    if header.len() < need {
+        return Err("PES header is too short for its timestamps".into());
+    }
+    let pts_90k = ts_33(&header[..5]);
+    let dts_90k = (flags == 3).then(|| ts_33(&header[5..10]));
+    Ok(ReadFrame { pts_90k, dts_90k, keyframe, data: buf[9 + header_len..].to_vec() })
+}
+
+/// Reads back a single-video-stream transport stream: checks packet alignment, sync
+/// bytes, PSI CRCs and the video stream's continuity counters, and returns every frame.
+/// It reads what [`mux_segment`] writes (one-packet sections, one video stream) and
+/// refuses anything else with a message naming the packet.
+pub fn demux(ts: &[u8]) -> Result<Demuxed, String> {
+    if !ts.len().is_multiple_of(TS_PACKET) {
+        return Err(format!("{} bytes is not a whole number of {TS_PACKET}-byte packets", ts.len()));
+    }
+    let mut pmt_pid = None;
+    let mut video: Option<(u16, u8)> = None;
+    let mut service_name = None;
+    let mut cc: Option<u8> = None;
+    let mut open: Option<(Vec<u8>, bool)> = None;
+    let mut frames = Vec::new();
+    for (i, p) in ts.chunks_exact(TS_PACKET).enumerate() {
+        let at = |m: String| format!("packet {i}: {m}");
+        if p[0] != 0x47 {
+            return Err(at(format!("sync byte {:#04x}, expected 0x47", p[0])));
+        }
+        if p[1] & 0x80 != 0 || p[3] & 0xC0 != 0 {
+            return Err(at("transport error or scrambling bits set".into()));
+        }
+        let pusi = p[1] & 0x40 != 0;
+        let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
+        let afc = (p[3] >> 4) & 3;
+        let mut start = 4;
+        let mut random_access = false;
+        if afc == 0 {
+            return Err(at("reserved adaptation field control 0".into()));
+        }
+        if afc & 2 != 0 {
+            let len = usize::from(p[4]);
+            if 5 + len > TS_PACKET {
+                return Err(at(format!("adaptation field of {len} bytes overruns the packet")));
+            }
+            random_access = len > 0 && p[5] & 0x40 != 0;
+            start = 5 + len;
+        }
+        let payload = if afc & 1 != 0 { &p[start..] } else { &p[TS_PACKET..] };
+        if pid == PID_PAT && pusi {
+            let s = section(payload, "PAT").map_err(at)?;
+            if s[0] != 0x00 {
+                return Err(at(format!("PAT table id {:#04x}", s[0])));
+            }
+            pmt_pid = s[8..]
+                .chunks_exact(4)
+                .find(|e| e[0] != 0 || e[1] != 0)
+                .map(|e| (u16::from(e[2] & 0x1F) << 8) | u16::from(e[3]));
+        } else if Some(pid) == pmt_pid && pusi {
+            let s = section(payload, "PMT").map_err(at)?;
+            if s[0] != 0x02 || s.len() < 12 {
+                return Err(at("not a PMT".into()));
+            }
+            let info = (usize::from(s[10] & 0x0F) << 8) | usize::from(s[11]);
+            let mut k = 12 + info;
+            while k + 5 <= s.len() {
+                let (st, es_pid) = (s[k], (u16::from(s[k + 1] & 0x1F) << 8) | u16::from(s[k + 2]));
+                if matches!(st, 0x1B | 0x24) && video.is_none() {
+                    video = Some((es_pid, st));
+                }
+                k += 5 + ((usize::from(s[k + 3] & 0x0F) << 8) | usize::from(s[k + 4]));
+            }
+        } else if pid == PID_SDT && pusi {
+            let s = section(payload, "SDT").map_err(at)?;
+            // Services start after the 11-byte header; the first one's descriptors.
+            if s[0] == 0x42 && s.len() >= 16 {
+                let loop_len = (usize::from(s[14] & 0x0F) << 8) | usize::from(s[15]);
+                let desc = &s[16..s.len().min(16 + loop_len)];
+                if desc.len() >= 4 && desc[0] == 0x48 {
+                    let provider = usize::from(desc[3]);
+                    if let Some(&n) = desc.get(4 + provider) {
+                        let name = desc.get(5 + provider..5 + provider + usize::from(n));
+                        service_name = name.map(|b| String::from_utf8_lossy(b).into_owned());
+                    }
+                }
+            }
+        } else if video.is_some_and(|(v, _)| v == pid) {
+            if afc & 1 != 0 {
+                let c = p[3] & 0x0F;
+                if cc.is_some_and(|prev| (prev + 1) & 0x0F != c) {
+                    return Err(at(format!("continuity counter {c} after {}: a packet is missing", cc.unwrap_or(0))));
+                }
+                cc = Some(c);
+            }
+            if pusi {
+                if let Some((buf, key)) = open.take() {
+                    frames.push(pes_frame(&buf, key).map_err(at)?);
+                }
+                open = Some((payload.to_vec(), random_access));
+            } else {
+                let (buf, _) = open.as_mut().ok_or_else(|| at("video payload before any PES start".into()))?;
+                buf.extend_from_slice(payload);
+            }
+        } else if pid == PID_VIDEO && video.is_none() {
+            return Err(at("video packet before the PMT that declares it".into()));
+        }
+    }
+    if let Some((buf, key)) = open.take() {
+        frames.push(pes_frame(&buf, key).map_err(|m| format!("last frame: {m}"))?);
+    }
+    let (_, stream_type) = video.ok_or("no PMT declaring an H.264 or H.265 stream")?;
+    Ok(Demuxed { stream_type, service_name, frames })
 }
 
 #[cfg(test)]
