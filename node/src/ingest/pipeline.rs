@@ -350,7 +350,12 @@ pub fn supervise(task: CameraTask) {
                 task.states.set(&task.camera, State::Down, Some("stream ended".into()));
             }
             RunEnd::Failed(e) => {
-                tracing::warn!(camera = %task.camera, error = %e, retry_in_ms = backoff.as_millis() as u64, "camera down");
+                let hint = match &task.source {
+                    Source::Rtsp(_) => "check the camera's address, port and path, its credentials, and that it serves RTSP with H.264 or H.265 video",
+                    Source::File(_) => "check that the file is a readable video with H.264 or H.265",
+                    Source::Test { .. } => "the test source failed (GStreamer plugins missing?)",
+                };
+                tracing::warn!(camera = %task.camera, error = %e, hint, retry_in_ms = backoff.as_millis() as u64, "camera down");
                 task.states.set(&task.camera, State::Down, Some(e));
             }
         }

@@ -53,6 +53,7 @@ impl Peer for Services {
 
     async fn put_blob(&self, req: Request<Streaming<pb::BlobChunk>>) -> Result<Response<pb::PutBlobReply>, Status> {
         require_peer(&req)?;
+        let req_peer = req.remote_addr();
         let mut stream = req.into_inner();
         let header = match stream.next().await {
             Some(Ok(pb::BlobChunk { item: Some(pb::blob_chunk::Item::Header(h)) })) => h,
@@ -74,6 +75,8 @@ impl Peer for Services {
             }
         }
         if blake3::hash(&blob).as_bytes() != &blob_hash {
+            let from = req_peer.map(|a| a.to_string()).unwrap_or_default();
+            tracing::warn!(content = %hex::encode(content_hash), peer = %from, bytes = blob.len(), "a peer's blob arrived damaged (BLAKE3 mismatch); refused, nothing stored. Repeated, it points at the network or the sender's disk");
             return Err(Status::data_loss(format!(
                 "blob {} arrived damaged (its BLAKE3 does not match); nothing was stored",
                 hex::encode(content_hash)
