@@ -19,6 +19,9 @@ packages=(
   restic
   # promtool, which checks ops/prometheus/custos-alerts.yml in the tests.
   prometheus
+  # `ip netns`/veth for the partitions in tests/chaos.rs (mount, for its tmpfs disks, is
+  # in util-linux, always present).
+  iproute2
 )
 missing=()
 for p in "${packages[@]}"; do

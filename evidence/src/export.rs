@@ -258,7 +258,7 @@ pub fn verify_package_with(
                     s.camera,
                     s.start_ms,
                     s.offset,
-                    s.offset + s.bytes
+                    s.offset.saturating_add(s.bytes)
                 ));
             }
         }

@@ -110,13 +110,14 @@ impl Segmenter {
         }
         let elapsed = au.pts_ns.saturating_sub(start);
         let full = self.units.len() >= MAX_SEGMENT_UNITS || self.bytes + au.data.len() > MAX_SEGMENT_BYTES;
-        let cut = if au.keyframe && (full || elapsed + self.target_ns / TOLERANCE_DIVISOR >= self.target_ns) {
-            Some(false)
-        } else if elapsed >= self.max_ns || full {
-            Some(true)
-        } else {
-            None
-        };
+        let cut =
+            if au.keyframe && (full || elapsed.saturating_add(self.target_ns / TOLERANCE_DIVISOR) >= self.target_ns) {
+                Some(false)
+            } else if elapsed >= self.max_ns || full {
+                Some(true)
+            } else {
+                None
+            };
         match cut {
             Some(forced) => {
                 let end_ns = self.end_before(au.pts_ns);
