@@ -334,7 +334,15 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
 async fn supervise(nodes: &mut [Node], clock: &std::path::Path, seed: u64) -> usize {
     let mut restarted = 0;
     for (k, n) in nodes.iter_mut().enumerate() {
-        if let Some(status) = n.exited() {
+        // A node that logged a fatal error is still stopping (it drains what it can).
+        let ended = if n.log().contains(FATAL) {
+            let status = n.wait_exit(60);
+            assert!(status.is_some(), "chaos seed {seed}: node {} logged a fatal error but kept running", k + 1);
+            status
+        } else {
+            n.exited()
+        };
+        if let Some(status) = ended {
             let log = n.log();
             let why = log.lines().find(|l| l.contains(FATAL)).unwrap_or_else(|| {
                 panic!("chaos seed {seed}: node {} ended ({status}) without a fatal error:\n{log}", k + 1)
