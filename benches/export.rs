@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use custos_node::access::Role;
@@ -21,22 +23,12 @@ use custos_node::clock::{SharedClock, SystemClock};
 use custos_node::cluster::health::Health;
 use custos_node::ingest::RawSegment;
 use custos_node::meta::{Camera, Codec, Command, Meta, TokenRecord, User};
-use custos_node::recorder::{seal_and_store, SealContext};
-use custos_node::segment::pending::PendingDir;
-use custos_node::segment::{seal, BlobStore, Keys};
+use custos_node::recorder::seal_and_store;
 use custos_node::server::{ClusterInfo, Services};
 use custos_proto::v1 as pb;
 use custos_proto::v1::exports_server::Exports;
 
-const SEGMENT_BYTES: usize = 2 << 20;
-
-fn segment(i: usize) -> Vec<u8> {
-    let mut h = blake3::Hasher::new();
-    h.update(&(i as u64).to_le_bytes());
-    let mut out = vec![0u8; SEGMENT_BYTES];
-    h.finalize_xof().fill(&mut out);
-    out
-}
+use common::{median, OneNode, SEGMENT_BYTES};
 
 /// Seconds to decrypt and hash `sealed` (ciphertext chunks with their tags).
 fn baseline(sealed: &[Vec<u8>]) -> f64 {
@@ -114,24 +106,11 @@ async fn custos(svc: &Services, sec: &str, appr: &str, from: i64, to: i64) -> f6
     secs
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let (n, rounds) = if smoke { (8, 1) } else { (48, 5) };
+    let (n, rounds) = if common::smoke() { (8, 1) } else { (48, 5) };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir_in(std::env::var_os("CUSTOS_BENCH_DIR").unwrap_or_else(|| "target".into())).unwrap();
-    let id = seal::generate_identity();
-    let keys = Arc::new(Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap());
-    let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
-    let store = Arc::new(store);
-    let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
-    let ctx = SealContext { node_id: 1, keys: keys.clone(), store: store.clone(), pending };
+    let OneNode { dir, keys, store, ctx, meta } = OneNode::open(&rt);
     let clock: SharedClock = Arc::new(SystemClock);
-    let meta = rt.block_on(Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), clock.clone())).unwrap();
     let pk8 = custos_evidence::export::SigningKey::generate_pkcs8().unwrap();
     let cluster = ClusterInfo {
         campus: "main".into(),
@@ -146,7 +125,7 @@ fn main() {
 
     // The footage: n sealed segments, committed.
     let start = custos_client::time::now_ms() - 3_600_000;
-    let plains: Vec<Vec<u8>> = (0..n).map(segment).collect();
+    let plains: Vec<Vec<u8>> = (0..n).map(|i| common::segment(0, i)).collect();
     let (sec, appr) = rt.block_on(async {
         let cam = Camera {
             id: "bench".into(),

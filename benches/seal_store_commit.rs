@@ -11,6 +11,8 @@
 //! Rounds alternate between the two so machine noise hits both; the median of the
 //! per-round ratios is printed. `cargo bench --bench seal_store_commit` (add `-- --smoke` for a quick run).
 
+mod common;
+
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -18,29 +20,13 @@ use std::time::Instant;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use custos_node::clock::SystemClock;
+use common::{median, OneNode, SEGMENT_BYTES};
 use custos_node::ingest::RawSegment;
 use custos_node::meta::{Codec, Meta};
 use custos_node::recorder::{run_committer, seal_and_store, RecorderStats, SealContext};
-use custos_node::segment::pending::PendingDir;
-use custos_node::segment::{seal, BlobStore, Keys};
-
-const SEGMENT_BYTES: usize = 2 << 20;
 
 fn segments(n: usize, round: usize) -> Vec<Vec<u8>> {
-    // Incompressible-looking bytes, different per segment and round (the store dedups).
-    (0..n)
-        .map(|i| {
-            let mut out = Vec::with_capacity(SEGMENT_BYTES);
-            let mut h = blake3::Hasher::new();
-            h.update(&(round as u64).to_le_bytes());
-            h.update(&(i as u64).to_le_bytes());
-            let mut r = h.finalize_xof();
-            out.resize(SEGMENT_BYTES, 0);
-            r.fill(&mut out);
-            out
-        })
-        .collect()
+    (0..n).map(|i| common::segment(round, i)).collect()
 }
 
 fn baseline(dir: &std::path::Path, segs: &[Vec<u8>]) -> f64 {
@@ -98,23 +84,10 @@ async fn custos(ctx: Arc<SealContext>, meta: &Meta, segs: Vec<Vec<u8>>, start_ms
     secs
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke") || std::env::var_os("CUSTOS_BENCH_SMOKE").is_some();
-    let (n, rounds) = if smoke { (8, 1) } else { (48, 5) };
+    let (n, rounds) = if common::smoke() { (8, 1) } else { (48, 5) };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir_in(std::env::var_os("CUSTOS_BENCH_DIR").unwrap_or_else(|| "target".into())).unwrap();
-    let id = seal::generate_identity();
-    let keys = Arc::new(Keys::new(std::slice::from_ref(&id.recipient), &id.secret).unwrap());
-    let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
-    let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
-    let ctx = Arc::new(SealContext { node_id: 1, keys, store: Arc::new(store), pending });
-    let meta =
-        rt.block_on(Meta::start(1, &dir.path().join("meta"), "127.0.0.1:1".into(), Arc::new(SystemClock))).unwrap();
+    let OneNode { dir, ctx, meta, .. } = OneNode::open(&rt);
     let raw_dir = dir.path().join("raw");
     std::fs::create_dir_all(&raw_dir).unwrap();
 

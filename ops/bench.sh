@@ -18,6 +18,9 @@ cargo bench --locked --bench export -- $smoke
 echo "== B1: backup to loopback S3 (custos worker) vs restic backup of the same blobs to the same server"
 cargo bench --locked --bench backup -- $smoke
 
+echo "== P7: scrub pass vs raw read + BLAKE3 of the same blobs; bit flips caught"
+cargo bench --locked --bench scrub -- $smoke
+
 echo "== C1-C3: 3-node cluster commits, commit latency vs fsync, RF=2 ingest vs 1 node"
 cargo bench --locked --bench cluster -- $smoke
 

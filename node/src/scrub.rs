@@ -25,6 +25,8 @@ use crate::segment::BlobStore;
 
 /// Segments read from the catalog per step.
 const SCAN_STEP: usize = 256;
+/// Shortest pause the rate limit sleeps; smaller debts accumulate.
+const MIN_SLEEP: Duration = Duration::from_millis(20);
 
 /// `[scrub]` in the node config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +108,10 @@ impl Scrubber {
         let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
         let mut cursor: Option<Vec<u8>> = None;
         let (mut pass_segments, mut pass_findings) = (0u64, 0u64);
+        // Read time owed to the rate limit; paid in sleeps of at least `MIN_SLEEP`, since
+        // a timer cannot sleep less than a millisecond and small blobs would otherwise be
+        // throttled far below the rate.
+        let mut owed = Duration::ZERO;
         tracing::info!(bytes_per_s = self.cfg.bytes_per_s, pass_pause_s = self.cfg.pass_pause_s, "scrubber started");
         loop {
             let me = self.meta.node_id;
@@ -134,8 +140,11 @@ impl Scrubber {
                 if len == 0 {
                     pass_findings += 1;
                 }
-                let pause = Duration::from_secs_f64(len as f64 / self.cfg.bytes_per_s.max(1) as f64);
-                tokio::select! { _ = &mut stop => return, _ = tokio::time::sleep(pause) => {} }
+                owed += Duration::from_secs_f64(len as f64 / self.cfg.bytes_per_s.max(1) as f64);
+                if owed >= MIN_SLEEP {
+                    let pause = std::mem::take(&mut owed);
+                    tokio::select! { _ = &mut stop => return, _ = tokio::time::sleep(pause) => {} }
+                }
             }
             cursor = resume;
             if cursor.is_none() {
@@ -154,19 +163,23 @@ impl Scrubber {
     /// sound (0 after a finding).
     async fn check(&self, rec: &SegmentRecord) -> Result<u64> {
         let (store, hash) = (self.store.clone(), rec.content_hash);
-        let local = tokio::task::spawn_blocking(move || store.get(&hash))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        // Read and hash together on the blocking pool: hashing megabytes on an async
+        // worker would stall the node's other tasks.
+        let local = tokio::task::spawn_blocking(move || {
+            store.get(&hash).map(|b| b.map(|b| (b.len() as u64, *blake3::hash(&b).as_bytes())))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
         let name = format!("{}@{}", rec.camera, rec.start_ms);
         let finding = match local {
-            Some(b) if blake3::hash(&b).as_bytes() == &rec.blob_hash => {
+            Some((len, h)) if h == rec.blob_hash => {
                 self.stats.segments.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                return Ok(b.len() as u64);
+                self.stats.bytes.fetch_add(len, Ordering::Relaxed);
+                return Ok(len);
             }
-            Some(b) => Finding::Corrupt(format!(
+            Some((_, h)) => Finding::Corrupt(format!(
                 "its ciphertext hashes to {}, not to the catalogued {}",
-                blake3::hash(&b).to_hex(),
+                hex::encode(h),
                 hex::encode(rec.blob_hash)
             )),
             None => Finding::Missing,
