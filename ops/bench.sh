@@ -12,7 +12,7 @@ ops/setup.sh --release
 echo "== P1: seal + store + commit vs raw BLAKE3 + ChaCha20-Poly1305 + write + fsync"
 cargo bench --locked --bench seal_store_commit -- $smoke
 
-echo "== E1: export run (read, decrypt, verify, hash, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3"
+echo "== E1: export run (read, decrypt, verify, hash, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3; P5 playback first byte"
 cargo bench --locked --bench export -- $smoke
 
 echo "== B1: backup to loopback S3 (custos worker) vs restic backup of the same blobs to the same server"
@@ -20,6 +20,9 @@ cargo bench --locked --bench backup -- $smoke
 
 echo "== P7: scrub pass vs raw read + BLAKE3 of the same blobs; bit flips caught"
 cargo bench --locked --bench scrub -- $smoke
+
+echo "== Catalog scale: commit rate, bytes per record and search latency at 1 M and 10 M records"
+cargo bench --locked --bench catalog_scale -- $smoke
 
 echo "== C1-C3: 3-node cluster commits, commit latency vs fsync, RF=2 ingest vs 1 node"
 cargo bench --locked --bench cluster -- $smoke
