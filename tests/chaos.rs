@@ -213,7 +213,10 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
                 net.mend(a, b);
             }
             Fault::FillDisk(i, secs, to_the_byte) => {
-                let said = |n: &Node| n.log().matches(DISK_ALARM).count() + n.log().matches(FATAL).count();
+                let said = |n: &Node| {
+                    let log = n.log();
+                    log.matches(DISK_ALARM).count() + log.matches(FATAL).count()
+                };
                 let before = said(&nodes[i]);
                 nodes[i].fill_disk(if to_the_byte { 0 } else { FLOOR_MIB << 19 });
                 tokio::time::sleep(Duration::from_secs(secs)).await;

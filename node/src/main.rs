@@ -302,6 +302,8 @@ fn main() -> anyhow::Result<()> {
                         .unwrap_or_else(|_| "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off".into()),
                 )
                 .with_writer(std::io::stderr)
+                // Colour codes only for a terminal: a log file or the journal gets plain text.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("custos").build()?;
             let result = rt.block_on(async move {

@@ -45,6 +45,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or the journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tracing::warn!(clock_file = %file.display(), "SIMULATED CLOCK: this node's time is moved by a test");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
