@@ -12,6 +12,7 @@
 //! per-round ratios is printed. `cargo bench --bench seal_store_commit` (add `-- --smoke` for a quick run).
 
 mod common;
+mod report;
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -112,5 +113,13 @@ fn main() {
     let listed: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
     println!("  ratio custos/baseline per round: {}", listed.join(" "));
     println!("  ratio custos/baseline (median of rounds): {r:.2} (target >= 0.85)");
+    report::result(
+        "P1",
+        "seal + store + catalog commit of 2 MiB segments ÷ BLAKE3 + ChaCha20-Poly1305 + write + fsync",
+        &format!("{r:.2} (per round {})", listed.join(" ")),
+        "≥ 0.85",
+        Some(r >= 0.85),
+        &format!("{n} segments per side per round, {rounds} rounds; {b:.0} MB/s baseline, {c:.0} MB/s custos"),
+    );
     rt.block_on(meta.shutdown());
 }

@@ -72,6 +72,9 @@ fn run_flusher(db: Arc<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>
     }
 }
 
+/// Log appends up to this size are written on the calling task.
+const INLINE_APPEND_BYTES: usize = 64 << 10;
+
 fn synced() -> WriteOptions {
     let mut o = WriteOptions::default();
     o.set_sync(true);
@@ -209,9 +212,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             batch.put_cf(c, index_key(e.log_id.index), encode(&e));
         }
-        let db = self.db.clone();
-        // Readable now; durable when the flusher's sync completes.
-        let res = blocking(move || db.write(batch)).await;
+        // Readable now; durable when the flusher's sync completes. Without a sync, a write
+        // is a memtable insert and a buffered WAL write: a small one is done here, which
+        // saves two thread switches on every single commit's path (docs/benchmarks.md,
+        // P3); a large batch goes to the blocking pool.
+        let res = if batch.size_in_bytes() <= INLINE_APPEND_BYTES {
+            self.db.write(batch)
+        } else {
+            let db = self.db.clone();
+            blocking(move || db.write(batch)).await
+        };
         match res {
             Ok(()) => {
                 let queue = self.flusher.queue.as_ref().expect("the queue lives as long as the store");

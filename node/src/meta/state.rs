@@ -59,6 +59,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking state-machine task panicked")
 }
 
+/// Records per batch command that still count as a small entry.
+const LIGHT_BATCH: usize = 8;
+
+/// True for one entry whose apply touches a handful of keys, which is cheaper to run on
+/// the calling task than to hand to the blocking pool. Batches and commands that scan
+/// (retiring a node moves its cameras and replicas) go to the blocking pool.
+fn light(entries: &[Entry<TypeConfig>]) -> bool {
+    let [entry] = entries else { return false };
+    match &entry.payload {
+        EntryPayload::Blank | EntryPayload::Membership(_) => true,
+        EntryPayload::Normal(Request { command, .. }) => match command {
+            Command::CommitSegments(v) => v.len() <= LIGHT_BATCH,
+            Command::ExpireSegments(v) => v.len() <= LIGHT_BATCH,
+            Command::AddReplicas(v) => v.len() <= LIGHT_BATCH,
+            Command::MarkBackedUp(v) => v.len() <= 1,
+            Command::Alarms(v) => v.len() <= LIGHT_BATCH,
+            Command::RetireNode { .. } | Command::RemoveCamera { .. } | Command::CompleteExport { .. } => false,
+            _ => true,
+        },
+    }
+}
+
 fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
     StorageIOError::write_state_machine(AnyError::error(e.to_string()))
 }
@@ -1476,8 +1498,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 })
             )
         });
-        let db = self.db.clone();
-        let out = blocking(move || Self::apply_blocking(&db, entries)).await;
+        let out = if light(&entries) {
+            // A lone small entry (a fetch's audit record, one segment) is a few RocksDB
+            // operations on cached data: applying it here saves two thread switches on the
+            // latency path of every single commit (docs/benchmarks.md, P3).
+            Self::apply_blocking(&self.db, entries)
+        } else {
+            let db = self.db.clone();
+            blocking(move || Self::apply_blocking(&db, entries)).await
+        };
         if touches_cameras {
             self.cameras_changed.notify_one();
         }
