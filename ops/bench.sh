@@ -67,6 +67,7 @@ cpu_seconds() {
   sed 's/^.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'
 }
 calc() { python3 -c "print($1)"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # One test camera: 1280×720 at 25 fps, H.264, a keyframe every 2 s, the `snow` pattern so
@@ -154,9 +155,9 @@ if want p2; then
     echo "  round $round: custos $(calc "round($c1 - $c0, 2)") CPU s ($((s1 - s0)) segments committed), splitmuxsink $(calc "round($g1 - $g0, 2)") CPU s ($((f1 - f0)) files started) over ${secs} s; ratio $ratio"
   done
   stop_camera
-  med=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-  per_cam=$(calc "round(100 * sorted([${ours[*]// /,}])[len([${ours[*]// /,}]) // 2] / $secs / $cams, 2)")
-  per_cam_gst=$(calc "round(100 * sorted([${theirs[*]// /,}])[len([${theirs[*]// /,}]) // 2] / $secs / $cams, 2)")
+  med=$(median "${ratios[@]}")
+  per_cam=$(calc "'%.2f' % (100 * $(median "${ours[@]}") / $secs / $cams)")
+  per_cam_gst=$(calc "'%.2f' % (100 * $(median "${theirs[@]}") / $secs / $cams)")
   echo "  median ratio $med (target <= 1.25); per camera: custos ${per_cam} % of a core, splitmuxsink ${per_cam_gst} %"
   met=missed
   python3 -c "import sys; sys.exit(0 if $med <= 1.25 else 1)" && met=met
@@ -200,9 +201,8 @@ if want p8; then
     [ -n "$gap" ] && gaps+=("$gap")
   done
   if [ ${#gaps[@]} -gt 0 ]; then
-    sorted=$(printf '%s\n' "${gaps[@]}" | sort -n)
-    med=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<< "$sorted")
-    max=$(tail -n 1 <<< "$sorted")
+    med=$(median "${gaps[@]}")
+    max=$(printf '%s\n' "${gaps[@]}" | sort -n | tail -n 1)
     met=missed
     [ "$max" -le 5000 ] && met=met
     result P8 "footage gap of a camera when its recorder is killed (kill -9)" \

@@ -123,9 +123,10 @@ def main():
         print("\n(smoke run: figures are not meaningful and docs/ was not changed)")
         return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    if dirty:
+    # Changes under docs/ (this report's own output among them) do not change what ran.
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True).stdout.splitlines()
+    if any(not line[3:].startswith("docs/") for line in changed):
         commit += "+changes"
     today = datetime.date.today().isoformat()
     here = machine()

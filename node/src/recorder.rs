@@ -79,7 +79,7 @@ pub fn seal_and_store_blob(ctx: &SealContext, seg: &RawSegment) -> Result<(Segme
         blob = existing;
     }
     ctx.pending.put(&rec)?;
-    let stored = ctx.store.put(&rec.content_hash, &blob)?;
+    let stored = ctx.store.put(&rec.content_hash, &blob, &rec.blob_hash)?;
     if stored != rec.blob_hash {
         // Another sealer stored the same content between the check above and the put:
         // the record must name the copy that is on disk.

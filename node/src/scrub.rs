@@ -212,8 +212,8 @@ impl Scrubber {
         }
         let (outcome, detail) = match self.good_copy(rec).await {
             Ok((blob, from)) => {
-                let store = self.store.clone();
-                let stored = tokio::task::spawn_blocking(move || store.put(&hash, &blob))
+                let (store, checked) = (self.store.clone(), rec.blob_hash);
+                let stored = tokio::task::spawn_blocking(move || store.put(&hash, &blob, &checked))
                     .await
                     .map_err(|e| Error::Internal(e.to_string()))??;
                 if stored != rec.blob_hash {

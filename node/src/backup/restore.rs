@@ -349,7 +349,10 @@ async fn fetch_all(
                         outcomes.push(match checked {
                             Err(problem) => (rec, Outcome::Corrupt(problem)),
                             Ok(blob) => {
-                                let blob_hash = store.put(&rec.content_hash, &blob)?;
+                                // The second check above accepts a copy whose blob hash
+                                // differs from the record's, so hash what is stored.
+                                let hashed = *blake3::hash(&blob).as_bytes();
+                                let blob_hash = store.put(&rec.content_hash, &blob, &hashed)?;
                                 (rec, Outcome::Restored(blob_hash, blob.len() as u64))
                             }
                         });

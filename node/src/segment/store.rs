@@ -97,10 +97,13 @@ impl BlobStore {
         self.root.join(&h[0..2]).join(&h[2..4]).join(h)
     }
 
-    /// Stores `ciphertext` under `content_hash` durably. If a blob with that content
-    /// hash is already stored, it is kept as it is and its bytes' BLAKE3 is returned
-    /// (age encryption is randomised, so the stored ciphertext may differ from this one).
-    pub fn put(&self, content_hash: &Hash, ciphertext: &[u8]) -> Result<Hash> {
+    /// Stores `ciphertext` under `content_hash` durably and returns `blob_hash`, the
+    /// BLAKE3 of `ciphertext`, which every caller has already computed (sealing) or
+    /// checked (a replica, a repair), so it is not hashed a second time here. If a blob
+    /// with that content hash is already stored, it is kept as it is and its bytes' BLAKE3
+    /// is returned (age encryption is randomised, so the stored ciphertext may differ).
+    pub fn put(&self, content_hash: &Hash, ciphertext: &[u8], blob_hash: &Hash) -> Result<Hash> {
+        debug_assert_eq!(blake3::hash(ciphertext).as_bytes(), blob_hash, "put with a wrong blob hash");
         let dest = self.path_of(content_hash);
         if dest.exists() {
             let existing = fs::read(&dest).map_err(|e| Error::io("read", &dest, e))?;
@@ -124,7 +127,7 @@ impl BlobStore {
         fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
         sync_dir(dir)?;
         self.bytes.fetch_add(ciphertext.len() as u64, Ordering::Relaxed);
-        Ok(*blake3::hash(ciphertext).as_bytes())
+        Ok(*blob_hash)
     }
 
     /// Reads a blob, or `None` if this node does not hold it.
@@ -188,10 +191,10 @@ mod tests {
         let (s, swept) = BlobStore::open(dir.path()).unwrap();
         assert_eq!(swept, 0);
         let h = *blake3::hash(b"plain").as_bytes();
-        let bh = s.put(&h, b"cipher-1").unwrap();
-        assert_eq!(bh, *blake3::hash(b"cipher-1").as_bytes());
+        let bh = *blake3::hash(b"cipher-1").as_bytes();
+        assert_eq!(s.put(&h, b"cipher-1", &bh).unwrap(), bh);
         // A second put of the same content keeps the first blob and reports its hash.
-        assert_eq!(s.put(&h, b"cipher-2").unwrap(), bh);
+        assert_eq!(s.put(&h, b"cipher-2", blake3::hash(b"cipher-2").as_bytes()).unwrap(), bh);
         assert_eq!(s.get(&h).unwrap().unwrap(), b"cipher-1");
         let mode = fs::metadata(s.path_of(&h)).unwrap().permissions().mode();
         assert_eq!(mode & 0o222, 0, "blobs are read-only");

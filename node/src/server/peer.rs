@@ -84,7 +84,7 @@ impl Peer for Services {
         }
         let store = self.store.clone();
         let existed = store.contains(&content_hash);
-        let stored_hash = tokio::task::spawn_blocking(move || store.put(&content_hash, &blob))
+        let stored_hash = tokio::task::spawn_blocking(move || store.put(&content_hash, &blob, &blob_hash))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
         if stored_hash != blob_hash {
