@@ -53,9 +53,10 @@ def main():
             if b["start_ms"] - a["end_ms"] > GAP_MS:
                 problems.append(f"{cam}: {(b['start_ms'] - a['end_ms']) / 1000:.1f} s hole after {a['end']}")
     with open(log, errors="replace") as f:
-        losses = [line.strip() for line in f if any(w in line for w in LOSS_WORDS)]
+        # Without the timestamp: from the level on ("WARN custos_node::ingest… camera down …").
+        losses = [line.strip().split(" ", 1)[-1].strip() for line in f if any(w in line for w in LOSS_WORDS)]
     if losses:
-        problems.append(f"{len(losses)} loss lines in the node log, first: {losses[0][:200]}")
+        problems.append(f"{len(losses)} loss lines in the node log, first: {losses[0][:160]}")
     if problems:
         print(f"incomplete: {total} segments; " + "; ".join(problems[:3]) +
               (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))

@@ -2,6 +2,7 @@
 """Turns the RESULT lines of one `ops/bench.sh` run into the benchmark table.
 
     ops/bench_report.py [--smoke] target/bench/results.tsv
+    ops/bench_report.py --render     (rewrite the block from docs/benchmarks.json alone)
 
 Always prints the table. After a full run (no --smoke) it also merges the rows into
 docs/benchmarks.json (one entry per row: figures, date, commit, machine) and rewrites the
@@ -113,6 +114,10 @@ def notes(rows):
 
 def main():
     args = sys.argv[1:]
+    if args == ["--render"]:
+        with open(JSON_PATH) as f:
+            render(json.load(f))
+        return
     smoke = "--smoke" in args
     path = [a for a in args if a != "--smoke"][0]
     fresh = parse(path)
@@ -142,7 +147,12 @@ def main():
     with open(JSON_PATH, "w") as f:
         json.dump(saved, f, indent=1, ensure_ascii=False, sort_keys=True)
         f.write("\n")
+    render(saved)
+    print(f"\n{MD_PATH} and {JSON_PATH} updated ({len(fresh)} rows measured now, {len(saved['rows'])} in all)")
 
+
+def render(saved):
+    """Rewrites the generated block of docs/benchmarks.md from the saved rows."""
     rows = saved["rows"]
     used = sorted({r["machine"] for r in rows.values()})
     described = []
@@ -179,7 +189,6 @@ def main():
         md = head + "\n\n" + block + "\n" + sep + rest
     with open(MD_PATH, "w") as f:
         f.write(md)
-    print(f"\n{MD_PATH} and {JSON_PATH} updated ({len(fresh)} rows measured now, {len(rows)} in all)")
 
 
 if __name__ == "__main__":
