@@ -341,18 +341,22 @@ async fn fetch_all(
                     for ((rec, _), blob) in members.into_iter().zip(blobs) {
                         // A copy sealed separately from the catalogued one still holds
                         // exactly the catalogued footage when its plaintext hash matches.
+                        // Either way the blob's own hash comes out with it: the
+                        // catalogued one when it matched, else hashed once here.
                         let checked = blob.and_then(|blob| {
                             keys.open(&blob, &rec.blob_hash, &rec.content_hash)
-                                .or_else(|problem| keys.open_content(&blob, &rec.content_hash).map_err(|_| problem))
-                                .map(|_| blob)
+                                .map(|_| rec.blob_hash)
+                                .or_else(|problem| {
+                                    keys.open_content(&blob, &rec.content_hash)
+                                        .map(|_| *blake3::hash(&blob).as_bytes())
+                                        .map_err(|_| problem)
+                                })
+                                .map(|hash| (blob, hash))
                         });
                         outcomes.push(match checked {
                             Err(problem) => (rec, Outcome::Corrupt(problem)),
-                            Ok(blob) => {
-                                // The second check above accepts a copy whose blob hash
-                                // differs from the record's, so hash what is stored.
-                                let hashed = *blake3::hash(&blob).as_bytes();
-                                let blob_hash = store.put(&rec.content_hash, &blob, &hashed)?;
+                            Ok((blob, hash)) => {
+                                let blob_hash = store.put(&rec.content_hash, &blob, &hash)?;
                                 (rec, Outcome::Restored(blob_hash, blob.len() as u64))
                             }
                         });
