@@ -255,7 +255,6 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
 
     // Heal: everything runs; let repair, scrub and commits settle.
     observe(&nodes, &token, (t0, offset), &mut seen).await;
-    let dump = LogsOnPanic(&nodes);
     let sec = any_client(&nodes, &token).await.expect("a node answers after healing");
     let checked = seen.len();
     wait_for(120, "every acknowledged segment back at the replication factor and verified", || async {
@@ -325,7 +324,6 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
     let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.hash.as_slice().try_into().unwrap()).collect();
     custos_evidence::verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h)))
         .unwrap_or_else(|b| panic!("chaos seed {seed}: the audit chain breaks: {b:?}"));
-    drop(dump);
     for n in &mut nodes {
         n.stop();
     }
@@ -356,23 +354,6 @@ async fn supervise(nodes: &mut [Node], clock: &std::path::Path, seed: u64) -> us
         }
     }
     restarted
-}
-
-/// Prints the end of every node's log if the schedule fails, so a seed's failure can be
-/// read without replaying it.
-struct LogsOnPanic<'a>(&'a [Node]);
-
-impl Drop for LogsOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for (i, n) in self.0.iter().enumerate() {
-                let log = n.log();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- node {} log, last {} lines:", i + 1, tail.len());
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
-        }
-    }
 }
 
 async fn admin_or_any(nodes: &[Node]) -> Client {

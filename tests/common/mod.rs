@@ -659,9 +659,25 @@ fn mount_data(dir: &Path, mib: Option<u64>) {
     assert!(out.status.success(), "mount tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Lines of a node's log a failing test prints.
+const LOG_TAIL_ON_FAILURE: usize = 60;
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            // A failing test shows what each of its nodes did last, so a failure seen
+            // once in CI can be read without reproducing it.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(LOG_TAIL_ON_FAILURE).collect();
+            eprintln!(
+                "--- node in {} (start {}), last {} log lines:",
+                self.dir.path().display(),
+                self.starts,
+                tail.len()
+            );
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
         if self.tmpfs_mib.is_some() {
             let _ = Command::new("umount").arg("-l").arg(self.data()).output();
         }
