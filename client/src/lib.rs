@@ -192,6 +192,19 @@ impl Client {
         Ok((resp.segments, resp.truncated))
     }
 
+    /// The raw message stream of a fetch (summary, then each segment's header and data),
+    /// for callers that read footage as it arrives (players, tests of in-flight checks).
+    pub async fn fetch_stream(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        purpose: &str,
+    ) -> Result<tonic::Streaming<pb::FetchChunk>, ClientError> {
+        let r = pb::FetchRequest { camera: camera.into(), from_ms, to_ms, purpose: purpose.into() };
+        Ok(self.inner.clone().fetch(self.req(r)).await?.into_inner())
+    }
+
     /// Streams verified footage into `out`. `progress` sees the summary first, then every
     /// segment header and the running byte count. Returns the segments written.
     pub async fn fetch<W: std::io::Write>(
@@ -204,8 +217,7 @@ impl Client {
         mut progress: impl FnMut(FetchEvent<'_>),
     ) -> Result<Vec<Segment>, ClientError> {
         use pb::fetch_chunk::Item;
-        let r = pb::FetchRequest { camera: camera.into(), from_ms, to_ms, purpose: purpose.into() };
-        let mut stream = self.inner.clone().fetch(self.req(r)).await?.into_inner();
+        let mut stream = self.fetch_stream(camera, from_ms, to_ms, purpose).await?;
         let mut segments = Vec::new();
         let mut written = 0u64;
         while let Some(chunk) = stream.message().await? {

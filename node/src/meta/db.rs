@@ -64,6 +64,9 @@ pub const CF_ALARMS: &str = "alarms";
 pub const CF_ALARMS_OPEN: &str = "alarms_open";
 /// Patrols and shift handovers by big-endian sequence number.
 pub const CF_DUTY: &str = "duty";
+/// When each camera was sensitive, by camera id: the periods whose footage needs a grant
+/// whatever the camera record says later (removed, re-added, unmarked).
+pub const CF_SENSITIVITY: &str = "sensitivity";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -87,6 +90,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_ALARMS,
     CF_ALARMS_OPEN,
     CF_DUTY,
+    CF_SENSITIVITY,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -23,12 +23,12 @@ use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 use super::db::{
     cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
     CF_BACKUP_TRASH, CF_CAMERAS, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
-    CF_SEGMENTS, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
+    CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS, STATE_CFS,
 };
 use super::types::{
     decode, encode, AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, Command, DeletionReceipt, DutyRecord,
     ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, Response, SegmentRecord,
-    StoredPack, TokenRecord, TypeConfig, User,
+    SensitivePeriod, StoredPack, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -115,6 +115,23 @@ impl Catalog {
     /// One camera.
     pub fn camera(&self, id: &str) -> crate::Result<Option<Camera>> {
         self.get(CF_CAMERAS, id.as_bytes())
+    }
+
+    /// Whether footage of `camera` between `from_ms` and `to_ms` needs a grant: the camera
+    /// is sensitive now, or was while any of that footage was recorded. Sensitivity
+    /// belongs to the footage: removing the camera, re-adding its id or clearing the flag
+    /// does not open what was recorded while it was set.
+    pub fn footage_sensitive(&self, camera: &str, from_ms: i64, to_ms: i64) -> crate::Result<bool> {
+        if self.camera(camera)?.is_some_and(|c| c.sensitive) {
+            return Ok(true);
+        }
+        let periods: Vec<SensitivePeriod> = self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default();
+        Ok(periods.iter().any(|p| p.overlaps(from_ms, to_ms)))
+    }
+
+    /// The periods during which `camera` was marked sensitive, oldest first.
+    pub fn sensitive_periods(&self, camera: &str) -> crate::Result<Vec<SensitivePeriod>> {
+        Ok(self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default())
     }
 
     /// Segments of `camera` overlapping `[from_ms, to_ms)`, in time order, at most
@@ -636,6 +653,35 @@ fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
     }
 }
 
+/// Records in the sensitivity history that `camera` became sensitive (`now`: true) or
+/// stopped being so, at leader time `time_ms`. `was` is what the camera record said
+/// before. A camera that was sensitive before the history existed gets a period reaching
+/// back to the start of time when it stops, so none of its footage opens up.
+fn record_sensitivity(
+    db: &DB,
+    batch: &mut WriteBatch,
+    camera: &str,
+    (was, now): (bool, bool),
+    time_ms: i64,
+) -> Result<(), Response> {
+    use super::types::SENSITIVITY_MARGIN_MS as M;
+    let mut periods: Vec<SensitivePeriod> = get_decoded(db, CF_SENSITIVITY, camera.as_bytes())
+        .map_err(|e| Response::Rejected(format!("catalog read failed: {e}")))?
+        .unwrap_or_default();
+    let open = periods.last_mut().filter(|p| p.to_ms.is_none());
+    match (now, open) {
+        (true, Some(_)) => return Ok(()),
+        (true, None) => periods.push(SensitivePeriod { from_ms: time_ms.saturating_sub(M), to_ms: None }),
+        (false, Some(p)) => p.to_ms = Some(time_ms.saturating_add(M)),
+        (false, None) if was => {
+            periods.push(SensitivePeriod { from_ms: i64::MIN, to_ms: Some(time_ms.saturating_add(M)) })
+        }
+        (false, None) => return Ok(()),
+    }
+    batch.put_cf(cf(db, CF_SENSITIVITY), camera.as_bytes(), encode(&periods));
+    Ok(())
+}
+
 /// Applies one command into `batch`. Pure with respect to the database state it reads.
 fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: &mut u64) -> Response {
     match &req.command {
@@ -646,23 +692,29 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 Ok(None) => {
                     let mut cam = cam.clone();
                     cam.added_ms = req.time_ms;
+                    if cam.sensitive {
+                        if let Err(r) = record_sensitivity(db, batch, &cam.id, (false, true), req.time_ms) {
+                            return r;
+                        }
+                    }
                     batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
                     Response::Ok
                 }
                 Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
             }
         }
-        Command::RemoveCamera { id } => {
-            let c = cf(db, CF_CAMERAS);
-            match db.get_cf(c, id.as_bytes()) {
-                Ok(Some(_)) => {
-                    batch.delete_cf(c, id.as_bytes());
-                    Response::Ok
+        Command::RemoveCamera { id } => match camera_for_update(db, id) {
+            Ok(cam) => {
+                if cam.sensitive {
+                    if let Err(r) = record_sensitivity(db, batch, id, (true, false), req.time_ms) {
+                        return r;
+                    }
                 }
-                Ok(None) => Response::Rejected(format!("camera {id:?} does not exist")),
-                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+                batch.delete_cf(cf(db, CF_CAMERAS), id.as_bytes());
+                Response::Ok
             }
-        }
+            Err(r) => r,
+        },
         Command::CommitSegments(segs) => {
             let c = cf(db, CF_SEGMENTS);
             let (mut new, mut duplicate) = (0u32, 0u32);
@@ -744,6 +796,9 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         }
         Command::SetSensitive { camera, sensitive } => match camera_for_update(db, camera) {
             Ok(mut c) => {
+                if let Err(r) = record_sensitivity(db, batch, camera, (c.sensitive, *sensitive), req.time_ms) {
+                    return r;
+                }
                 c.sensitive = *sensitive;
                 batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
                 Response::Ok

@@ -44,6 +44,27 @@ pub struct Camera {
     pub sensitive: bool,
 }
 
+/// How far a sensitivity period reaches beyond the command that opened or closed it: a
+/// recorder's clock may differ from the leader's by seconds, and a segment is committed
+/// seconds after it was recorded. Erring wide keeps sensitive footage behind its grant.
+pub const SENSITIVITY_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// A period (leader times, widened by [`SENSITIVITY_MARGIN_MS`]) during which a camera was
+/// marked sensitive. Footage recorded in it needs a grant for as long as it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitivePeriod {
+    pub from_ms: i64,
+    /// `None` while the camera is still sensitive.
+    pub to_ms: Option<i64>,
+}
+
+impl SensitivePeriod {
+    /// True if footage between `from_ms` and `to_ms` overlaps this period.
+    pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.from_ms < to_ms && self.to_ms.is_none_or(|t| from_ms < t)
+    }
+}
+
 /// One committed segment: where it is, what it hashes to, who holds it.
 /// Kept small (about 100 bytes encoded); the catalog holds millions of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,6 +503,19 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitive_periods_overlap_half_open_ranges() {
+        let closed = SensitivePeriod { from_ms: 1_000, to_ms: Some(2_000) };
+        assert!(closed.overlaps(1_500, 1_600));
+        assert!(closed.overlaps(0, 1_001));
+        assert!(closed.overlaps(1_999, 5_000));
+        assert!(!closed.overlaps(0, 1_000), "a range ending where the period starts is outside it");
+        assert!(!closed.overlaps(2_000, 3_000), "a range starting where the period ends is outside it");
+        let open = SensitivePeriod { from_ms: 1_000, to_ms: None };
+        assert!(open.overlaps(i64::MAX - 1, i64::MAX));
+        assert!(!open.overlaps(0, 999));
+    }
 
     #[test]
     fn segment_record_is_small_and_round_trips() {

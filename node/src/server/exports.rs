@@ -75,8 +75,9 @@ fn to_pb(rec: &ExportRecord) -> pb::Export {
 }
 
 impl Services {
-    /// Loads an export the caller may see (investigators: their own case only).
-    async fn visible_export(&self, caller: &Caller, id: &str) -> Result<ExportRecord, Status> {
+    /// Loads an export the caller may see (investigators: their own case only). A refusal
+    /// is audited under `action`.
+    async fn visible_export(&self, caller: &Caller, action: Action, id: &str) -> Result<ExportRecord, Status> {
         let id2 = id.to_string();
         let rec = self
             .meta
@@ -84,11 +85,54 @@ impl Services {
             .await?
             .ok_or_else(|| Status::not_found(format!("export {id} does not exist")))?;
         if caller.who.role == Role::Investigator && caller.who.case.as_deref() != Some(rec.case_id.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "export {id} belongs to another case; investigators see their own case only"
-            )));
+            let why = format!("export {id} belongs to another case; investigators see their own case only");
+            return Err(self.deny(caller, action, &rec, why).await);
         }
         Ok(rec)
+    }
+
+    /// Audits a refusal concerning export `rec` and returns the PermissionDenied to send.
+    async fn deny(&self, caller: &Caller, action: Action, rec: &ExportRecord, why: String) -> Status {
+        let mut ev = caller.event(action.as_str(), "denied");
+        ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
+        ev.detail = format!("export {} (case {})", rec.id, rec.case_id);
+        ev.reason = why.clone();
+        match self.audit(ev).await {
+            Ok(()) => Status::permission_denied(why),
+            Err(unavailable) => unavailable,
+        }
+    }
+
+    /// May `caller` download export `rec`? Investigators of its case may (that is what the
+    /// approval was for), and so may the security officer who requested it. Other
+    /// security staff may only if they hold the grant for every sensitive camera in it:
+    /// sensitivity is that of the footage, checked at download time.
+    async fn may_download(&self, caller: &Caller, rec: &ExportRecord) -> Result<(), String> {
+        if caller.who.role == Role::Investigator || caller.who.name == rec.requester {
+            return Ok(());
+        }
+        let ranges = rec.ranges.clone();
+        let sensitive: Vec<String> = self
+            .meta
+            .read(move |c| {
+                let mut out = Vec::new();
+                for (cam, from, to) in &ranges {
+                    if c.footage_sensitive(cam, *from, *to)? && !out.contains(cam) {
+                        out.push(cam.clone());
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| format!("cannot read the catalog: {e}"))?;
+        match sensitive.iter().find(|cam| !caller.who.grants.contains(cam)) {
+            None => Ok(()),
+            Some(cam) => Err(format!(
+                "export {} holds footage of sensitive camera {cam}, which you hold no grant for; only its requester \
+                 ({}), staff granted every sensitive camera in it, and the case's investigators may download it",
+                rec.id, rec.requester
+            )),
+        }
     }
 
     async fn export_reply(&self, id: String) -> Result<Response<pb::Export>, Status> {
@@ -150,19 +194,29 @@ impl Exports for Services {
         for g in &r.ranges {
             crate::ingest::validate_camera_id(&g.camera).map_err(Status::invalid_argument)?;
             validate_range(g.from_ms, g.to_ms)?;
-            let cam = g.camera.clone();
+            let (cam, from, to) = (g.camera.clone(), g.from_ms, g.to_ms);
             let (known, sensitive) = self
                 .meta
                 .read(move |c| {
-                    let found = c.camera(&cam)?;
-                    Ok((found.is_some() || c.last_segment(&cam)?.is_some(), found.is_some_and(|x| x.sensitive)))
+                    let known = c.camera(&cam)?.is_some() || c.last_segment(&cam)?.is_some();
+                    Ok((known, c.footage_sensitive(&cam, from, to)?))
                 })
                 .await?;
             if !known {
                 return Err(Status::not_found(format!("camera {} is not known", g.camera)));
             }
             let scope = FootageScope { camera: &g.camera, sensitive, from_ms: g.from_ms };
-            authorize(&caller.who, Action::RequestExport, Some(&scope), now).map_err(Status::permission_denied)?;
+            if let Err(why) = authorize(&caller.who, Action::RequestExport, Some(&scope), now) {
+                let mut ev = caller.event(Action::RequestExport.as_str(), "denied");
+                ev.cameras = vec![g.camera.clone()];
+                ev.from_ms = Some(g.from_ms);
+                ev.to_ms = Some(g.to_ms);
+                ev.purpose = r.purpose.trim().to_string();
+                ev.detail = format!("case {case_id} for {organisation} (letter {letter})");
+                ev.reason = why.clone();
+                self.audit(ev).await?;
+                return Err(Status::permission_denied(why));
+            }
         }
         let rec = ExportRecord::request(
             (case_id, organisation, letter),
@@ -207,7 +261,7 @@ impl Exports for Services {
     async fn run_export(&self, req: Request<pb::RunExportRequest>) -> Result<Response<pb::Export>, Status> {
         let caller = self.guard(&req, Action::RunExport, false).await?;
         let id = req.into_inner().id;
-        let rec = self.visible_export(&caller, &id).await?;
+        let rec = self.visible_export(&caller, Action::RunExport, &id).await?;
         match rec.status {
             ExportStatus::Approved => {}
             ExportStatus::Requested => {
@@ -278,7 +332,7 @@ impl Exports for Services {
 
     async fn get_export(&self, req: Request<pb::GetExportRequest>) -> Result<Response<pb::Export>, Status> {
         let caller = self.guard(&req, Action::ViewExports, false).await?;
-        let rec = self.visible_export(&caller, &req.into_inner().id).await?;
+        let rec = self.visible_export(&caller, Action::ViewExports, &req.into_inner().id).await?;
         Ok(Response::new(to_pb(&rec)))
     }
 
@@ -290,7 +344,10 @@ impl Exports for Services {
     ) -> Result<Response<Self::DownloadExportStream>, Status> {
         let caller = self.guard(&req, Action::DownloadExport, false).await?;
         let r = req.into_inner();
-        let rec = self.visible_export(&caller, &r.id).await?;
+        let rec = self.visible_export(&caller, Action::DownloadExport, &r.id).await?;
+        if let Err(why) = self.may_download(&caller, &rec).await {
+            return Err(self.deny(&caller, Action::DownloadExport, &rec, why).await);
+        }
         let (Some(manifest_text), Some(sig)) = (rec.manifest.clone(), rec.signature.clone()) else {
             return Err(Status::failed_precondition(format!(
                 "export {} is {}: only a completed (run) export can be downloaded",
@@ -324,7 +381,7 @@ impl Exports for Services {
         } else {
             let svc = self.clone();
             let segs: Vec<_> = manifest.segments.into_iter().filter(|s| s.file == r.file).collect();
-            tokio::spawn(async move { svc.stream_media(segs, r.offset, tx).await });
+            tokio::spawn(async move { svc.stream_media(&caller, segs, r.offset, tx).await });
         }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -366,13 +423,21 @@ impl Services {
 
     /// Rebuilds a media file from its segments, from byte `offset` on, verifying each
     /// segment against the catalog and the manifest before sending any of it.
+    /// The caller's token is checked again before each segment, so a revocation stops the
+    /// download within one segment.
     async fn stream_media(
         &self,
+        caller: &Caller,
         segs: Vec<custos_evidence::export::SegmentEntry>,
         offset: u64,
         tx: mpsc::Sender<Result<pb::DownloadChunk, Status>>,
     ) {
         for s in segs.into_iter().filter(|s| s.offset + s.bytes > offset) {
+            if let Err(status) = self.recheck(caller).await {
+                tracing::warn!(user = %caller.who.name, reason = status.message(), "export download stopped: the caller is no longer authorised");
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
             let plain = match self.archived_segment(&s).await {
                 Ok(p) => p,
                 Err(status) => {

@@ -11,11 +11,19 @@ use crate::audit::AuditEvent;
 use crate::error::Error;
 use crate::meta::{Command, Response};
 
+/// How long a node that is not in touch with the Raft leader keeps honouring tokens. A
+/// revocation is applied on every node within milliseconds of its commit; a node cut off
+/// from the leader cannot know of one, so after this long it refuses token-authenticated
+/// calls instead of trusting what it last saw.
+pub const LEADER_LEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An authenticated, authorised caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub who: Principal,
     pub client: String,
+    /// BLAKE3 of the bearer token, so long transfers can check it is still valid.
+    pub token_hash: crate::segment::Hash,
 }
 
 impl Caller {
@@ -58,8 +66,11 @@ impl Services {
     /// Authenticates the caller's bearer token. Failures are audited as `unauthenticated`.
     pub(super) async fn authenticate<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
         let client = client_addr(req);
+        if action != Action::ViewStatus {
+            self.check_leader_lease()?;
+        }
         match self.resolve_token(req).await {
-            Ok(who) => Ok(Caller { who, client }),
+            Ok((who, token_hash)) => Ok(Caller { who, client, token_hash }),
             Err(reason) => {
                 let ev = AuditEvent {
                     user: "-".into(),
@@ -76,7 +87,50 @@ impl Services {
         }
     }
 
-    async fn resolve_token<T>(&self, req: &Request<T>) -> Result<Principal, String> {
+    /// Refuses to honour tokens on a node that has not been in touch with the Raft leader
+    /// for [`LEADER_LEASE`] (a partitioned follower, or a leader that lost its quorum):
+    /// it cannot know whether a token was revoked or a user disabled meanwhile. Status
+    /// stays readable so an operator can see what the node sees.
+    fn check_leader_lease(&self) -> Result<(), Status> {
+        let m = self.meta.raft.metrics().borrow().clone();
+        let me = self.meta.node_id;
+        let lease_ms = LEADER_LEASE.as_millis() as u64;
+        let fresh = match m.current_leader {
+            Some(l) if l == me => {
+                let voters = m.membership_config.membership().voter_ids().count();
+                voters <= 1 || m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms)
+            }
+            Some(l) => self.health.get(l).last_ok.is_some_and(|t| t.elapsed() <= LEADER_LEASE),
+            None => false,
+        };
+        if fresh {
+            return Ok(());
+        }
+        Err(Status::unavailable(format!(
+            "node {me} has not been in touch with the cluster leader for over {} s, so it cannot tell whether \
+             your token is still valid; nothing is served here until it is. Try another node, or wait for the \
+             cluster to heal",
+            LEADER_LEASE.as_secs()
+        )))
+    }
+
+    /// Checks again, during a long transfer, that the caller's token and user are still
+    /// valid: a revocation or a disabled user stops a stream before its next segment.
+    pub(super) async fn recheck(&self, caller: &Caller) -> Result<(), Status> {
+        self.check_leader_lease()?;
+        let hash = caller.token_hash;
+        let found = self.meta.read(move |c| c.token(&hash)).await?;
+        let why = match found {
+            None => "its token is no longer known".to_string(),
+            Some((tok, _)) if tok.revoked => format!("token {} was revoked", tok.id),
+            Some((tok, _)) if tok.expires_ms <= self.clock.now_ms() => format!("token {} expired", tok.id),
+            Some((_, user)) if user.disabled => format!("user {} was disabled", user.name),
+            Some(_) => return Ok(()),
+        };
+        Err(Status::unauthenticated(format!("the transfer was stopped: {why}")))
+    }
+
+    async fn resolve_token<T>(&self, req: &Request<T>) -> Result<(Principal, crate::segment::Hash), String> {
         let header = req.metadata().get("authorization").ok_or("no token: pass --token or set CUSTOS_TOKEN")?;
         let token = header
             .to_str()
@@ -95,7 +149,7 @@ impl Services {
         if user.disabled {
             return Err(format!("user {} is disabled", user.name));
         }
-        Ok(Principal { name: user.name, role: user.role, grants: user.grants, case: user.case })
+        Ok((Principal { name: user.name, role: user.role, grants: user.grants, case: user.case }, hash))
     }
 
     /// Authenticates and authorises a non-footage action. Denials are audited; when
@@ -131,13 +185,12 @@ impl Services {
         super::validate_range(f.from_ms, f.to_ms)?;
         crate::access::validate_purpose(f.purpose).map_err(Status::invalid_argument)?;
         crate::ingest::validate_camera_id(f.camera).map_err(Status::invalid_argument)?;
-        let cam_id = f.camera.to_string();
+        let (cam_id, from, to) = (f.camera.to_string(), f.from_ms, f.to_ms);
         let (known, sensitive) = self
             .meta
             .read(move |c| {
-                let cam = c.camera(&cam_id)?;
-                let known = cam.is_some() || c.last_segment(&cam_id)?.is_some();
-                Ok((known, cam.map(|c| c.sensitive).unwrap_or(false)))
+                let known = c.camera(&cam_id)?.is_some() || c.last_segment(&cam_id)?.is_some();
+                Ok((known, c.footage_sensitive(&cam_id, from, to)?))
             })
             .await?;
         let mut ev = caller.event(action.as_str(), "allowed");

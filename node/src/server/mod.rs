@@ -292,8 +292,7 @@ impl Footage for Services {
         }
         tracing::info!(user = %caller.who.name, camera = %r.camera, segments = segs.len(), "fetch");
         let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-        let (store, keys, replicator) = (self.store.clone(), self.keys.clone(), self.replicator.clone());
-        tokio::spawn(stream_segments(segs, store, keys, replicator, tx));
+        tokio::spawn(self.clone().stream_segments(caller, segs, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -434,35 +433,43 @@ pub(crate) async fn open_segment(
     .map_err(|e| Error::Internal(e.to_string()))?
 }
 
-/// Reads, verifies and streams segments in order. A segment that fails verification ends
-/// the stream with DataLoss naming it; none of its bytes are sent.
-async fn stream_segments(
-    segs: Vec<SegmentRecord>,
-    store: Arc<BlobStore>,
-    keys: Arc<Keys>,
-    replicator: Replicator,
-    tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
-) {
-    use pb::fetch_chunk::Item;
-    let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.bytes).sum() };
-    if tx.send(Ok(pb::FetchChunk { item: Some(Item::Summary(summary)) })).await.is_err() {
-        return;
-    }
-    for seg in segs {
-        let plain = match open_segment(&seg, &store, &keys, &replicator).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "fetch stopped: segment failed verification");
-                let _ = tx.send(Err(e.into_status())).await;
+impl Services {
+    /// Reads, verifies and streams segments in order. A segment that fails verification
+    /// ends the stream with DataLoss naming it; none of its bytes are sent. Before each
+    /// segment the caller's token is checked again, so revoking it or disabling the user
+    /// stops the stream within one segment.
+    async fn stream_segments(
+        self,
+        caller: guard::Caller,
+        segs: Vec<SegmentRecord>,
+        tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
+    ) {
+        use pb::fetch_chunk::Item;
+        let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.bytes).sum() };
+        if tx.send(Ok(pb::FetchChunk { item: Some(Item::Summary(summary)) })).await.is_err() {
+            return;
+        }
+        for seg in segs {
+            if let Err(status) = self.recheck(&caller).await {
+                tracing::warn!(user = %caller.who.name, camera = %seg.camera, reason = status.message(), "fetch stopped: the caller is no longer authorised");
+                let _ = tx.send(Err(status)).await;
                 return;
             }
-        };
-        if tx.send(Ok(pb::FetchChunk { item: Some(Item::Segment(convert::segment(&seg))) })).await.is_err() {
-            return; // client went away
-        }
-        for chunk in plain.chunks(FETCH_CHUNK_BYTES) {
-            if tx.send(Ok(pb::FetchChunk { item: Some(Item::Data(chunk.to_vec())) })).await.is_err() {
-                return;
+            let plain = match open_segment(&seg, &self.store, &self.keys, &self.replicator).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "fetch stopped: segment failed verification");
+                    let _ = tx.send(Err(e.into_status())).await;
+                    return;
+                }
+            };
+            if tx.send(Ok(pb::FetchChunk { item: Some(Item::Segment(convert::segment(&seg))) })).await.is_err() {
+                return; // client went away
+            }
+            for chunk in plain.chunks(FETCH_CHUNK_BYTES) {
+                if tx.send(Ok(pb::FetchChunk { item: Some(Item::Data(chunk.to_vec())) })).await.is_err() {
+                    return;
+                }
             }
         }
     }
