@@ -225,22 +225,29 @@ async fn cli_token_line_and_audit_tamper_detection() {
     assert_eq!(csv.lines().count(), 1 + 5, "header plus five user-add entries (bootstrap admin + 4): {csv}");
     node.stop();
 
-    // Test-only tamper tool: rewrite entry 3's body on disk, as an intruder with root would.
-    {
+    // Test-only tamper tool: rewrite the first security user's entry on disk, as an
+    // intruder with root would. (Its number depends on whether the harness's readiness
+    // probe raced the founding admin's commit and left an `unauthenticated` entry.)
+    let seq = {
         let db = custos_node::meta::db::open(&node.data().join("catalog")).unwrap();
         let cf = db.cf_handle(custos_node::meta::db::CF_AUDIT).unwrap();
-        let key = 3u64.to_be_bytes();
-        let mut rec: AuditRecord = custos_node::meta::types::decode(&db.get_cf(cf, key).unwrap().unwrap()).unwrap();
+        let (seq, mut rec) = (1u64..10)
+            .find_map(|seq| {
+                let rec: AuditRecord =
+                    custos_node::meta::types::decode(&db.get_cf(cf, seq.to_be_bytes()).unwrap()?).unwrap();
+                String::from_utf8_lossy(&rec.body).contains("role=security").then_some((seq, rec))
+            })
+            .expect("a user-add entry with role=security");
         let body = String::from_utf8(rec.body.clone()).unwrap().replace("role=security", "role=approver");
-        assert_ne!(body.as_bytes(), rec.body.as_slice(), "entry 3 is a user-add with a role");
         rec.body = body.into_bytes();
-        db.put_cf(cf, key, custos_node::meta::types::encode(&rec)).unwrap();
-    }
+        db.put_cf(cf, seq.to_be_bytes(), custos_node::meta::types::encode(&rec)).unwrap();
+        seq
+    };
     node.start().await;
     let bad = cli(&node, &token, &["audit", "verify"]);
     assert!(!bad.status.success(), "verify must fail on a tampered chain");
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("BROKEN at entry 3") && err.contains("altered"), "{err}");
+    assert!(err.contains(&format!("BROKEN at entry {seq}")) && err.contains("altered"), "{err}");
     node.stop();
 }
 
