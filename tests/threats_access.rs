@@ -138,10 +138,7 @@ async fn export_download_checks_the_caller_and_every_refusal_is_audited() {
 }
 
 /// Reads `stream` until it ends; returns the segments received and how it ended.
-async fn drain(
-    stream: &mut tonic::Streaming<pb::FetchChunk>,
-    segments: &mut usize,
-) -> Result<(), tonic::Status> {
+async fn drain(stream: &mut tonic::Streaming<pb::FetchChunk>, segments: &mut usize) -> Result<(), tonic::Status> {
     while let Some(item) = stream.message().await? {
         if let Some(pb::fetch_chunk::Item::Segment(_)) = item.item {
             *segments += 1;

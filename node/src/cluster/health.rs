@@ -62,6 +62,8 @@ pub struct Health {
     watch: Arc<std::sync::Mutex<(Instant, Instant)>>,
     limits: Option<DiskLimits>,
     table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
+    /// When this node last accepted a Raft append or snapshot from the leader it follows.
+    leader_contact: Arc<std::sync::Mutex<Option<Instant>>>,
     /// This node's scrubber figures, reported to the others in pings.
     pub scrub: Arc<crate::scrub::ScrubStats>,
 }
@@ -88,8 +90,21 @@ impl Health {
             watch: Arc::new(std::sync::Mutex::new((Instant::now(), Instant::now()))),
             limits: None,
             table: Arc::default(),
+            leader_contact: Arc::default(),
             scrub: Arc::default(),
         }
+    }
+
+    /// Records that the leader this node follows just reached it (an accepted append).
+    pub fn note_leader_contact(&self) {
+        *self.leader_contact.lock().expect("leader contact") = Some(Instant::now());
+    }
+
+    /// True if this node heard from leader `leader` within `within`: an accepted Raft
+    /// append or snapshot, or an answer to its own ping.
+    pub fn leader_in_touch(&self, leader: NodeId, within: Duration) -> bool {
+        let appended = self.leader_contact.lock().expect("leader contact").is_some_and(|t| t.elapsed() <= within);
+        appended || self.get(leader).last_ok.is_some_and(|t| t.elapsed() <= within)
     }
 
     /// The same, measuring this node's disk against `limits`.

@@ -118,11 +118,22 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
 }
 
 /// Serves one `Peer.Raft` call on this node's Raft.
-pub async fn serve(raft: &openraft::Raft<TypeConfig>, kind: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+/// Also says whether the message came from the leader this node follows (an append or a
+/// snapshot it accepted, not one refused for a higher vote): that is how a follower knows
+/// it is still in touch with its leader.
+pub async fn serve(raft: &openraft::Raft<TypeConfig>, kind: &str, payload: &[u8]) -> Result<(Vec<u8>, bool), String> {
     Ok(match kind {
-        KIND_APPEND => encode(&raft.append_entries(decode(payload)?).await),
-        KIND_VOTE => encode(&raft.vote(decode(payload)?).await),
-        KIND_SNAPSHOT => encode(&raft.install_snapshot(decode(payload)?).await),
+        KIND_APPEND => {
+            let r = raft.append_entries(decode(payload)?).await;
+            let from_leader = matches!(&r, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)));
+            (encode(&r), from_leader)
+        }
+        KIND_VOTE => (encode(&raft.vote(decode(payload)?).await), false),
+        KIND_SNAPSHOT => {
+            let r = raft.install_snapshot(decode(payload)?).await;
+            let from_leader = r.is_ok();
+            (encode(&r), from_leader)
+        }
         other => return Err(format!("unknown Raft RPC kind {other:?}")),
     })
 }

@@ -100,7 +100,7 @@ impl Services {
                 let voters = m.membership_config.membership().voter_ids().count();
                 voters <= 1 || m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms)
             }
-            Some(l) => self.health.get(l).last_ok.is_some_and(|t| t.elapsed() <= LEADER_LEASE),
+            Some(l) => self.health.leader_in_touch(l, LEADER_LEASE),
             None => false,
         };
         if fresh {

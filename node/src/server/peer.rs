@@ -41,7 +41,11 @@ impl Peer for Services {
     async fn raft(&self, req: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
         require_peer(&req)?;
         let m = req.into_inner();
-        let payload = network::serve(&self.meta.raft, &m.kind, &m.payload).await.map_err(Status::invalid_argument)?;
+        let (payload, from_leader) =
+            network::serve(&self.meta.raft, &m.kind, &m.payload).await.map_err(Status::invalid_argument)?;
+        if from_leader {
+            self.health.note_leader_contact();
+        }
         Ok(Response::new(pb::RaftMessage { kind: m.kind, payload }))
     }
 
