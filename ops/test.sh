@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what is needed (ops/setup.sh) and runs the whole test suite: unit tests and
 # black-box tests against real custos-node processes and a real RTSP camera; then, when
-# no test filter is given, a smoke pass of every cargo benchmark.
+# no test filter is given, a smoke pass of every cargo benchmark. Formatting and clippy
+# (warnings are errors) are checked first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/setup.sh
 cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo nextest run --locked --workspace --no-fail-fast "$@"
 # The benchmarks still build and run: one short pass of each in the test profile. Nothing
 # here is timed or compared; the figures come from ops/bench.sh (docs/benchmarks.md).
