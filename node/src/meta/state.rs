@@ -641,7 +641,7 @@ fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
     match get_decoded::<User>(db, CF_USERS, name.as_bytes()) {
         Ok(Some(u)) => Ok(u),
         Ok(None) => Err(Response::Rejected(format!("user {name:?} does not exist"))),
-        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
+        Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     }
 }
 
@@ -649,7 +649,7 @@ fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
     match get_decoded::<Camera>(db, CF_CAMERAS, id.as_bytes()) {
         Ok(Some(c)) => Ok(c),
         Ok(None) => Err(Response::Rejected(format!("camera {id:?} does not exist"))),
-        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
+        Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     }
 }
 
@@ -666,7 +666,7 @@ fn record_sensitivity(
 ) -> Result<(), Response> {
     use super::types::SENSITIVITY_MARGIN_MS as M;
     let mut periods: Vec<SensitivePeriod> = get_decoded(db, CF_SENSITIVITY, camera.as_bytes())
-        .map_err(|e| Response::Rejected(format!("catalog read failed: {e}")))?
+        .map_err(|e| Response::StorageFailed(format!("catalog read failed: {e}")))?
         .unwrap_or_default();
     let open = periods.last_mut().filter(|p| p.to_ms.is_none());
     match (now, open) {
@@ -700,7 +700,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                     batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
                     Response::Ok
                 }
-                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
             }
         }
         Command::RemoveCamera { id } => match camera_for_update(db, id) {
@@ -721,7 +721,11 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             let mut in_batch = std::collections::HashSet::new();
             for s in segs {
                 let k = segment_key(&s.camera, s.start_ms);
-                if !in_batch.insert(k.clone()) || matches!(db.get_pinned_cf(c, &k), Ok(Some(_))) {
+                let present = match db.get_pinned_cf(c, &k) {
+                    Ok(v) => v.is_some(),
+                    Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+                };
+                if !in_batch.insert(k.clone()) || present {
                     duplicate += 1;
                 } else {
                     batch.put_cf(cf(db, CF_BACKUP_QUEUE), &k, []);
@@ -736,7 +740,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             match get_decoded::<User>(db, CF_USERS, user.name.as_bytes()) {
                 Ok(Some(_)) => return Response::Rejected(format!("user {:?} already exists", user.name)),
                 Ok(None) => {}
-                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             }
             let mut u = user.clone();
             u.created_ms = req.time_ms;
@@ -767,7 +771,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::RevokeToken { id } => {
             let c = cf(db, CF_TOKENS);
             for kv in db.iterator_cf(c, IteratorMode::Start) {
-                let Ok((k, v)) = kv else { return Response::Rejected("catalog read failed".into()) };
+                let Ok((k, v)) = kv else { return Response::StorageFailed("catalog read failed".into()) };
                 let Ok(mut t) = decode::<TokenRecord>(&v) else { continue };
                 if t.id == *id {
                     t.revoked = true;
@@ -826,7 +830,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
                 Ok(Some(h)) => h,
                 Ok(None) => return Response::Rejected(format!("hold {id} does not exist")),
-                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             };
             match h.approve_release(user, req.time_ms) {
                 Ok(_) => {
@@ -860,7 +864,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
             Ok(Some(_)) => Response::Rejected(format!("node {id} is already retired")),
             Ok(None) => Response::Rejected(format!("node {id} does not exist")),
-            Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+            Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
         },
         Command::AssignCamera { camera, recorder } => {
             match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {
@@ -889,13 +893,13 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                     Response::Ok
                 }
                 Ok(None) => Response::Rejected(format!("alarm {id} does not exist")),
-                Err(e) => Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
             }
         }
         Command::RecordDuty(d) => {
             let seq: u64 = match get_decoded(db, CF_SM, KEY_DUTY_SEQ) {
                 Ok(v) => v.unwrap_or(0) + 1,
-                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             };
             let d = DutyRecord { seq, time_ms: req.time_ms, ..d.clone() };
             batch.put_cf(cf(db, CF_DUTY), seq.to_be_bytes(), encode(&d));
@@ -939,7 +943,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
 fn place_hold(db: &DB, batch: &mut WriteBatch, now_ms: i64, h: &crate::retention::Hold) -> Result<String, Response> {
     let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
         Ok(v) => v.unwrap_or(0) + 1,
-        Err(e) => return Err(Response::Rejected(format!("catalog read failed: {e}"))),
+        Err(e) => return Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     };
     let mut h = h.clone();
     h.id = format!("H-{seq:06}");
@@ -956,13 +960,13 @@ fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command)
     let load = |id: &str| match get_decoded::<ExportRecord>(db, CF_EXPORTS, id.as_bytes()) {
         Ok(Some(e)) => Ok(e),
         Ok(None) => Err(Response::Rejected(format!("export {id} does not exist"))),
-        Err(e) => Err(Response::Rejected(format!("catalog read failed: {e}"))),
+        Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     };
     match command {
         Command::RequestExport(e) => {
             let seq: u64 = match get_decoded(db, CF_SM, KEY_EXPORT_SEQ) {
                 Ok(v) => v.unwrap_or(0) + 1,
-                Err(err) => return Response::Rejected(format!("catalog read failed: {err}")),
+                Err(err) => return Response::StorageFailed(format!("catalog read failed: {err}")),
             };
             let mut e = e.clone();
             e.id = format!("E-{seq:06}");
@@ -1036,7 +1040,7 @@ fn register_node(
 ) -> Response {
     let nodes: Vec<NodeRecord> = match read_all(db, CF_NODES) {
         Ok(n) => n,
-        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     if let Some(n) = nodes.iter().find(|n| n.addr == addr && !n.retired) {
         return Response::Rejected(format!("node {} already uses address {addr}", n.id));
@@ -1061,7 +1065,7 @@ fn register_node(
                 batch.put_cf(cf(db, CF_JOIN_TOKENS), h, encode(&t));
             }
             Ok(None) => return Response::Rejected("unknown join token".into()),
-            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         },
     }
     let id = next;
@@ -1081,11 +1085,11 @@ fn expire_segments(
 ) -> Response {
     let holds: Vec<crate::retention::Hold> = match read_all(db, CF_HOLDS) {
         Ok(h) => h,
-        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     let mut seq: u64 = match get_decoded(db, CF_SM, KEY_RECEIPT_SEQ) {
         Ok(v) => v.unwrap_or(0),
-        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     let (mut deleted, mut skipped) = (0u32, 0u32);
     let mut seen = std::collections::HashSet::new();
@@ -1104,7 +1108,7 @@ fn expire_segments(
             Some(p) => *p,
             None => match policy_of(db, camera) {
                 Ok(p) => *policies.entry(camera.clone()).or_insert(p),
-                Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             },
         };
         let held = holds.iter().any(|h| h.covers(camera, rec.start_ms, rec.end_ms));
@@ -1131,17 +1135,17 @@ fn expire_segments(
             Ok(Some(loc)) => {
                 batch.delete_cf(cf(db, CF_BACKUP_LOCS), &key);
                 if let Err(e) = packs.release(db, &loc.pack, loc.len) {
-                    return Response::Rejected(format!("catalog read failed: {e}"));
+                    return Response::StorageFailed(format!("catalog read failed: {e}"));
                 }
             }
             Ok(None) => {}
-            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         }
         batch.delete_cf(cf(db, CF_SEGMENTS), key);
         deleted += 1;
     }
     if let Err(e) = packs.write(db, batch) {
-        return Response::Rejected(format!("catalog read failed: {e}"));
+        return Response::StorageFailed(format!("catalog read failed: {e}"));
     }
     if deleted > 0 {
         batch.put_cf(cf(db, CF_SM), KEY_RECEIPT_SEQ, encode(&seq));
@@ -1251,7 +1255,7 @@ fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, stored: &[Stored
         }
     }
     if let Err(e) = packs.write(db, batch) {
-        return Response::Rejected(format!("catalog read failed: {e}"));
+        return Response::StorageFailed(format!("catalog read failed: {e}"));
     }
     Response::Committed { new, duplicate: skipped }
 }
@@ -1260,7 +1264,7 @@ fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, stored: &[Stored
 fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes: &[AlarmChange]) -> Response {
     let mut seq: u64 = match get_decoded(db, CF_SM, KEY_ALARM_SEQ) {
         Ok(v) => v.unwrap_or(0),
-        Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     let (mut changed, mut unchanged) = (0u32, 0u32);
     let mut touched = std::collections::HashSet::new();
@@ -1274,7 +1278,7 @@ fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes: &[AlarmCh
         }
         let open: Option<Vec<u8>> = match db.get_cf(cf(db, CF_ALARMS_OPEN), &key) {
             Ok(v) => v,
-            Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         };
         match (c.raise, open) {
             (true, None) => {
@@ -1299,7 +1303,7 @@ fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes: &[AlarmCh
                         batch.put_cf(cf(db, CF_ALARMS), &id, encode(&a));
                     }
                     Ok(None) => {}
-                    Err(e) => return Response::Rejected(format!("catalog read failed: {e}")),
+                    Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
                 }
                 batch.delete_cf(cf(db, CF_ALARMS_OPEN), &key);
                 changed += 1;
@@ -1398,6 +1402,22 @@ impl StateMachine {
                 EntryPayload::Normal(req) => {
                     let before = count;
                     let r = apply_command(db, &mut batch, req, &mut count);
+                    match &r {
+                        // The store failed under this replica: stop here, fail-stop, rather
+                        // than apply the entry differently from the others.
+                        Response::StorageFailed(why) => {
+                            tracing::error!(log_id = %e.log_id, error = %why, "the catalog could not be read while applying an entry");
+                            return Err(StorageIOError::apply(e.log_id, &AnyError::error(why)).into());
+                        }
+                        // A refusal changes nothing but the applied id and its audit entry,
+                        // whatever the command had batched before it refused.
+                        Response::Rejected(_) => {
+                            batch = WriteBatch::default();
+                            batch.put_cf(sm, KEY_APPLIED, encode(&Some(e.log_id)));
+                            count = before;
+                        }
+                        _ => {}
+                    }
                     if count != before {
                         batch.put_cf(sm, KEY_SEGMENT_COUNT, encode(&count));
                     }

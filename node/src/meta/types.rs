@@ -433,6 +433,10 @@ pub enum Response {
     Rejected(String),
     /// Something was created under this id.
     Created(String),
+    /// The catalog could not be read while applying. Never returned to a proposer: the
+    /// state machine turns it into a storage error, which stops this node (fail-stop),
+    /// so a failing disk never makes one replica apply an entry differently.
+    StorageFailed(String),
 }
 
 impl std::fmt::Display for Request {
