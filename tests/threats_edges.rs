@@ -1,14 +1,17 @@
 //! Threats at Custos's edges, each against real `custos-node` processes and the `custos`
 //! CLI (issue 16):
+//! - camera credentials must not leak through listings, status, the audit log, the node's
+//!   log or the metrics, nor through files other local users can read;
 //! - what the CLI prints must not attack the person reading it: formulas in CSV cells,
 //!   control characters on a terminal, and an export verified without checking who
 //!   signed it.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{now_ms, wait_for, Node};
+use common::{now_ms, wait_for, Node, TestCamera};
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -23,6 +26,125 @@ fn ok(out: &std::process::Output) -> String {
 async fn token(node: &Node, name: &str, role: &str) -> String {
     let admin = node.connect(Some(&node.token)).await.unwrap();
     admin.add_user(name, role, None, 0).await.unwrap().token
+}
+
+/// `GET /metrics` as text.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Every file and directory under `dir` whose mode lets the group or others in.
+fn open_to_others(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(format!("{} {:o}", p.display(), mode));
+        }
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// A camera URL carries its credentials (`rtsp://user:password@host/…?token=…`). The old
+/// redaction cut at the first `@`, so a password holding `@` showed its tail, and query
+/// tokens showed whole. Anyone who may list cameras or read status, the audit log, the
+/// node's log or the metrics could then log into the camera. Nor may other local users
+/// read the keys, the config (which holds the URLs) or the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_credentials_never_show_in_listings_status_audit_logs_or_metrics() {
+    let cam = TestCamera::start_with(0, &["--width", "320", "--height", "180"]);
+    let secret_url = format!("rtsp://viewer:p@ss@word-7Q@127.0.0.1:{}/x?token=tok-abc-991&channel=1", cam.port);
+    let closed_url = "rtsp://admin:hunter2-Zq@127.0.0.1:9/s?Password=pw-Zq-77";
+    let secrets = ["p@ss", "ss@word", "word-7Q", "tok-abc-991", "hunter2-Zq", "pw-Zq-77", "cret-Zq"];
+    let mut node = Node::init(&["lobby=test://ball".into()], 1_000);
+    let modes = open_to_others(&node.data());
+    assert!(modes.is_empty(), "init left files others can read: {modes:?}");
+    node.start().await;
+
+    let mut seen = String::new();
+    let out = node.cli(&node.token, &["camera", "add", "door", "--source", &secret_url, "--name", "Door"]);
+    seen += &ok(&out);
+    let out = node.cli(&node.token, &["camera", "add", "closed", "--source", closed_url]);
+    seen += &ok(&out);
+    let out = node.cli(&node.token, &["camera", "add", "bad", "--source", "rtsp://u:se cret-Zq@h/x"]);
+    assert!(!out.status.success());
+    seen += &String::from_utf8_lossy(&out.stderr);
+
+    // Both cameras fail (no such path; nothing listening), so GStreamer's errors reach
+    // status and the log.
+    let admin = node.connect(Some(&node.token)).await.unwrap();
+    let status = wait_for(45, "both cameras down with an error", || async {
+        let s = admin.status().await.ok()?;
+        let down = |id: &str| s.cameras.iter().any(|c| c.id == id && c.state == "down" && !c.last_error.is_empty());
+        (down("door") && down("closed")).then_some(s)
+    })
+    .await;
+    for c in &status.cameras {
+        println!("status {}: {} {}", c.id, c.state, c.last_error);
+    }
+
+    let operator = token(&node, "olga", "operator").await;
+    let ada = token(&node, "ada", "auditor").await;
+    let list = ok(&node.cli(&operator, &["camera", "list"]));
+    assert!(list.contains(&format!("rtsp://***@127.0.0.1:{}/x?token=***&channel=1", cam.port)), "{list}");
+    assert!(list.contains("rtsp://***@127.0.0.1:9/s?Password=***"), "{list}");
+    seen += &list;
+    seen += &ok(&node.cli(&operator, &["camera", "list", "--json"]));
+    seen += &ok(&node.cli(&operator, &["status"]));
+    seen += &ok(&node.cli(&operator, &["status", "--json"]));
+    seen += &ok(&node.cli(&operator, &["alarms", "--all"]));
+    seen += &ok(&node.cli(&ada, &["audit", "log"]));
+    seen += &ok(&node.cli(&ada, &["audit", "log", "--csv"]));
+    let audit_json = ok(&node.cli(&ada, &["audit", "log", "--json"]));
+    assert!(audit_json.contains("source=rtsp://***@127.0.0.1"), "the audit entry names the camera's host");
+    seen += &audit_json;
+    seen += &scrape(&node.metrics);
+    seen += &node.log();
+    for s in secrets {
+        assert!(!seen.contains(s), "{s:?} leaked:\n{seen}");
+    }
+
+    // Keys, config, catalog (RocksDB), blobs and pending records: owner-only.
+    wait_for(30, "lobby footage stored", || async {
+        let s = admin.status().await.ok()?;
+        (s.segments >= 2).then_some(())
+    })
+    .await;
+    node.stop();
+    let modes = open_to_others(&node.data());
+    assert!(modes.is_empty(), "files others can read: {modes:?}");
+    assert!(node.data().join("catalog").is_dir() && node.data().join("blobs").is_dir());
+}
+
+/// Metrics are plain HTTP without authentication and name every camera and node; they
+/// listened on the API's address (often 0.0.0.0) unless told otherwise.
+#[test]
+fn metrics_listen_on_loopback_unless_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let out = std::process::Command::new(common::bin("custos-node"))
+        .arg("init")
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--listen", &format!("0.0.0.0:{port}"), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["metrics_listen"], "127.0.0.1:9464", "{v}");
+    let cfg = std::fs::read_to_string(tmp.path().join("data/custos.toml")).unwrap();
+    assert!(cfg.contains("metrics_listen = \"127.0.0.1:9464\""), "{cfg}");
+    assert!(open_to_others(&tmp.path().join("data")).is_empty());
 }
 
 /// Splits CSV text into rows of cells (RFC 4180 quoting).

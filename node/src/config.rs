@@ -237,9 +237,13 @@ fn default_identity_file() -> PathBuf {
 /// The conventional port of a Prometheus exporter that has no registered one of its own.
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
-/// Where metrics are served when nothing else is said: the API's address, port 9464.
+/// Where metrics are served when nothing else is said: loopback (of the API address's
+/// family), port 9464. Metrics are plain HTTP without authentication and name every
+/// camera, so they reach the network only where an operator says so.
 pub fn default_metrics_listen(listen: SocketAddr) -> SocketAddr {
-    SocketAddr::new(listen.ip(), DEFAULT_METRICS_PORT)
+    let ip: std::net::IpAddr =
+        if listen.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() };
+    SocketAddr::new(ip, DEFAULT_METRICS_PORT)
 }
 
 impl NodeConfig {
@@ -422,6 +426,13 @@ mod tests {
             vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new(), sensitive: false }];
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("camera[0].source"), "{e}");
+    }
+
+    #[test]
+    fn metrics_default_to_loopback() {
+        assert_eq!(default_metrics_listen("0.0.0.0:7400".parse().unwrap()).to_string(), "127.0.0.1:9464");
+        assert_eq!(default_metrics_listen("10.1.0.10:7400".parse().unwrap()).to_string(), "127.0.0.1:9464");
+        assert_eq!(default_metrics_listen("[::]:7400".parse().unwrap()).to_string(), "[::1]:9464");
     }
 
     #[test]

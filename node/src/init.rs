@@ -96,7 +96,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     if cfg_path.exists() {
         return Err(Error::AlreadyExists { what: "node data directory (custos.toml)", id: dir.display().to_string() });
     }
-    fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
 
     let id = crate::segment::seal::generate_identity();
@@ -254,7 +255,8 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
         .map_err(|s| Error::InvalidArgument(format!("the cluster refused to admit this node: {}", s.message())))?
         .into_inner();
 
-    fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let k = dir.join("keys");
     write_private(&k.join("archive.age"), &reply.archive_identity)?;

@@ -95,6 +95,8 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let advertise = config.advertise_addr();
     tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
 
+    tighten_data_dir(&data)?;
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
@@ -585,6 +587,40 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
         };
         meta.propose(Command::AddCamera(cam)).await?;
         tracing::info!(camera = %seed.id, "seed camera registered");
+    }
+    Ok(())
+}
+
+/// Makes everything this process creates owner-only (umask 0077): keys, the config file,
+/// the catalog's RocksDB files, blobs, pending records. `custos-node` calls it first
+/// thing; the systemd unit sets the same (`UMask=0077`).
+pub fn owner_only_umask() {
+    // SAFETY: umask(2) only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates `dir` (and missing parents) and makes it owner-only (mode 0700), also when it
+/// existed: it holds the cluster's keys and every camera's credentials.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("chmod 0700", dir, e))
+}
+
+/// Makes the data directory owner-only if it is not, saying so.
+fn tighten_data_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).map_err(|e| Error::io("inspect", dir, e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(data_dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the data directory was readable by others; made it owner-only (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("chmod 0700", dir, e))?;
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ enum Cmd {
         #[arg(long, default_value = "main")]
         campus: String,
         /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
-        /// Default: the --listen address with port 9464.
+        /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
     },
@@ -74,7 +74,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
-        /// Default: the --listen address with port 9464.
+        /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
     },
@@ -129,7 +129,7 @@ struct RestoreArgs {
     #[arg(long, default_value = "main")]
     campus: String,
     /// Where the restored node serves Prometheus metrics (http://ADDR/metrics), or
-    /// `off`. Default: the --listen address with port 9464.
+    /// `off`. Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
     #[arg(long, value_name = "ADDR|off")]
     metrics_listen: Option<String>,
     /// Restore this snapshot key instead of the newest.
@@ -140,24 +140,24 @@ struct RestoreArgs {
     json: bool,
 }
 
-/// `--metrics-listen`: an address, `off`, or by default the API's address on port 9464.
+/// `--metrics-listen`: an address, `off`, or by default 127.0.0.1:9464.
 fn metrics_addr(arg: Option<String>, listen: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
-    match arg.as_deref() {
-        None => Ok(Some(custos_node::config::default_metrics_listen(listen))),
-        Some("off") => Ok(None),
-        Some(a) => {
-            let addr: SocketAddr = a.parse().with_context(|| {
-                format!("--metrics-listen {a:?}: expected HOST:PORT (for example 127.0.0.1:9464) or off")
-            })?;
-            if addr == listen {
-                bail!("--metrics-listen {addr} is the API's own address; choose another port");
-            }
-            Ok(Some(addr))
-        }
+    let addr = match arg.as_deref() {
+        None => custos_node::config::default_metrics_listen(listen),
+        Some("off") => return Ok(None),
+        Some(a) => a.parse().with_context(|| {
+            format!("--metrics-listen {a:?}: expected HOST:PORT (for example 127.0.0.1:9464) or off")
+        })?,
+    };
+    if addr == listen {
+        bail!("--metrics-listen {addr} is the API's own address; choose another port");
     }
+    Ok(Some(addr))
 }
 
 fn main() -> anyhow::Result<()> {
+    // Keys, config, catalog and blobs: everything this process creates is owner-only.
+    custos_node::owner_only_umask();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen } => {
@@ -280,7 +280,7 @@ fn main() -> anyhow::Result<()> {
                     None => println!("  client API:        http://{} WITHOUT TLS (local development only)", r.listen),
                 }
                 match r.metrics_listen {
-                    Some(m) => println!("  metrics:           http://{m}/metrics (Prometheus; plain HTTP, keep it on a management network)"),
+                    Some(m) => println!("  metrics:           http://{m}/metrics (Prometheus; plain HTTP, keep it on loopback or a management network)"),
                     None => println!("  metrics:           off"),
                 }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());

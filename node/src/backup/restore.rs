@@ -151,7 +151,8 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     say(opts, &format!("snapshot {key}: catalog at log index {}, made by node {}", snap.applied_index, snap.made_by));
 
     // 2. The catalog and its audit chain.
-    std::fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let db_path = dir.join("catalog");
     let state = std::mem::take(&mut { snap.state });
