@@ -1,5 +1,8 @@
 //! Threats at Custos's edges, each against real `custos-node` processes and the `custos`
-//! CLI (issue 16):
+//! CLI (issue 16, items 6 to 8):
+//! - a recorded file or a test pattern fed in as a camera puts footage no camera saw into
+//!   the archive: refused unless the node is set up for trials, and seed cameras from the
+//!   config file are registered once, audited, and stay removed;
 //! - camera credentials must not leak through listings, status, the audit log, the node's
 //!   log or the metrics, nor through files other local users can read;
 //! - what the CLI prints must not attack the person reading it: formulas in CSV cells,
@@ -10,8 +13,13 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use common::{now_ms, wait_for, Node, TestCamera};
+use custos_client::AuditLogRequest;
+use tonic::Code;
+
+const HINT: &str = "set allow_test_sources = true in custos.toml for trials";
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -23,9 +31,118 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Audit entries as JSON values.
+async fn audit(node: &Node, auditor: &str) -> Vec<serde_json::Value> {
+    let c = node.connect(Some(auditor)).await.unwrap();
+    let log = c.audit_log(AuditLogRequest::default()).await.unwrap();
+    log.iter().map(|e| serde_json::from_slice(&e.body).unwrap()).collect()
+}
+
 async fn token(node: &Node, name: &str, role: &str) -> String {
     let admin = node.connect(Some(&node.token)).await.unwrap();
     admin.add_user(name, role, None, 0).await.unwrap().token
+}
+
+/// An admin could feed a recorded clip (`file://`) or a test pattern in as a camera, and
+/// the archive would seal and sign that footage like a real camera's. A node refuses
+/// both unless its config allows test sources: at `init` for seed cameras, at
+/// `AddCamera` (audited), and in the recorder for a camera it is assigned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_and_test_sources_are_refused_unless_the_node_allows_test_sources() {
+    // init refuses a seed test source without --allow-test-sources, saying what to do.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::bin("custos-node"))
+        .arg("init")
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", common::free_port()), "--metrics-listen", "off"])
+        .args(["--camera", "lobby=test://ball"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(HINT), "{err}");
+
+    // A trial node records a test pattern...
+    let mut node = Node::init(&[], 1_000);
+    let admin = node.start().await;
+    admin.add_camera("pattern", "test://ball", "").await.unwrap();
+    wait_for(30, "the test pattern recorded", || async {
+        let s = admin.status().await.ok()?;
+        s.cameras.iter().any(|c| c.id == "pattern" && c.state == "recording").then_some(())
+    })
+    .await;
+    node.stop();
+
+    // ...and once it no longer allows test sources, it refuses to add or record them.
+    node.configure("allow_test_sources = false");
+    let admin = node.start().await;
+    let restarted = now_ms();
+    for (id, source) in [("replay", "file:///etc/hostname"), ("pattern2", "test://snow")] {
+        let e = admin.add_camera(id, source, "").await.unwrap_err();
+        assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+        assert!(e.to_string().contains(HINT), "{e}");
+    }
+    admin.add_camera("door", "rtsp://127.0.0.1:9/door", "").await.expect("a camera is still accepted");
+    assert!(!admin.list_cameras().await.unwrap().iter().any(|c| c.id == "replay" || c.id == "pattern2"));
+    let down = wait_for(20, "the test-pattern camera refused by the recorder", || async {
+        let s = admin.status().await.ok()?;
+        s.cameras.into_iter().find(|c| c.id == "pattern" && c.state == "down" && c.last_error.contains(HINT))
+    })
+    .await;
+    println!("status: {} {}: {}", down.id, down.state, down.last_error);
+    assert!(node.log().contains("refusing to record camera"), "the log says why");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sec = node.user("guard", "security", None).await;
+    let (after, _) = sec.search("pattern", restarted, now_ms(), "threat test: nothing recorded since").await.unwrap();
+    assert!(after.iter().all(|s| s.start_ms < restarted), "recorded after the restart: {after:?}");
+
+    // The refused attempt is in the audit log.
+    let ada = token(&node, "ada", "auditor").await;
+    let log = audit(&node, &ada).await;
+    assert!(
+        log.iter().any(|b| b["action"] == "camera-add"
+            && b["outcome"] == "rejected"
+            && b["cameras"][0] == "replay"
+            && b["reason"].as_str().unwrap().contains(HINT)),
+        "no rejected camera-add for replay"
+    );
+    node.stop();
+}
+
+/// Seed cameras in `custos.toml` were registered at every start when the catalog lacked
+/// them, without an audit entry: a camera an administrator removed (a camera pointed at
+/// a changing room, say) came back on the next restart. Now each is registered once per
+/// cluster, audited as coming from the config file, and stays removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_cameras_are_registered_once_audited_and_stay_removed_after_restarts() {
+    let mut node = Node::init(&["lobby=test://ball".into(), "gate=test://snow".into()], 1_000);
+    let admin = node.start().await;
+    let ada = token(&node, "ada", "auditor").await;
+    let seeds = |log: &[serde_json::Value]| -> Vec<String> {
+        log.iter()
+            .filter(|b| b["action"] == "camera-add" && b["outcome"] == "ok")
+            .map(|b| {
+                let d = b["detail"].as_str().unwrap();
+                assert!(d.contains("seed camera") && d.contains("config file") && d.contains("custos.toml"), "{d}");
+                b["cameras"][0].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(seeds(&audit(&node, &ada).await), ["lobby", "gate"]);
+    admin.remove_camera("lobby").await.unwrap();
+    node.stop();
+
+    for _ in 0..2 {
+        let admin = node.start().await;
+        let ids: Vec<String> = admin.list_cameras().await.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["gate"], "the removed seed camera came back");
+        node.stop();
+    }
+    node.start().await;
+    let log = audit(&node, &ada).await;
+    assert_eq!(seeds(&log), ["lobby", "gate"], "each seed is registered (and audited) once");
+    assert_eq!(log.iter().filter(|b| b["action"] == "camera-remove").count(), 1);
+    node.stop();
 }
 
 /// `GET /metrics` as text.

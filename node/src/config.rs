@@ -112,6 +112,10 @@ pub struct NodeConfig {
     /// to serve none.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept `file://` and `test://` sources (recorded files, test patterns). For demos
+    /// and trials only: such a source puts footage no camera saw into the archive.
+    #[serde(default)]
+    pub allow_test_sources: bool,
     /// When conditions become alarms.
     #[serde(default)]
     pub alarms: crate::alarms::AlarmsConfig,
@@ -121,7 +125,7 @@ pub struct NodeConfig {
     /// Continuous backup to S3-compatible storage (optional).
     #[serde(default)]
     pub backup: Option<BackupConfig>,
-    /// Cameras to register at start if the catalog does not have them yet.
+    /// Cameras to register at start, once per cluster (see `seed_cameras` in lib.rs).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
 }
@@ -271,6 +275,7 @@ impl NodeConfig {
             alarms: crate::alarms::AlarmsConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
             backup: None,
+            allow_test_sources: false,
             cameras: vec![],
         }
     }
@@ -360,7 +365,10 @@ impl NodeConfig {
         let mut seen = std::collections::BTreeSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
             crate::ingest::validate_camera_id(&cam.id).map_err(|p| field(format!("camera[{i}].id"), p))?;
-            crate::ingest::Source::parse(&cam.source).map_err(|p| field(format!("camera[{i}].source"), p))?;
+            let source =
+                crate::ingest::Source::parse(&cam.source).map_err(|p| field(format!("camera[{i}].source"), p))?;
+            crate::ingest::check_allowed(&source, self.allow_test_sources)
+                .map_err(|p| field(format!("camera[{i}].source"), p))?;
             if !seen.insert(cam.id.as_str()) {
                 return Err(field(format!("camera[{i}].id"), format!("{:?} is listed twice", cam.id)));
             }
@@ -426,6 +434,14 @@ mod tests {
             vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new(), sensitive: false }];
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("camera[0].source"), "{e}");
+
+        let mut c = base();
+        c.cameras =
+            vec![SeedCamera { id: "a".into(), source: "test://ball".into(), name: String::new(), sensitive: false }];
+        let e = c.clone().validate().unwrap_err().to_string();
+        assert!(e.contains("camera[0].source") && e.contains("allow_test_sources = true"), "{e}");
+        c.allow_test_sources = true;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
 
     tighten_data_dir(&data)?;
+    if config.allow_test_sources {
+        tracing::warn!("allow_test_sources = true: this node records file:// and test:// sources (trials only; such footage comes from no camera)");
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -192,6 +195,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     services.replicator = replicator.clone();
     services.backup = config.backup.clone();
     services.alarms = config.alarms.clone();
+    services.allow_test_sources = config.allow_test_sources;
     let alarm_sources = services.alarm_sources();
     let metrics_services = services.clone();
     let metrics_listener = match config.metrics_listen {
@@ -343,9 +347,14 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         tx
     });
     drop(commit_tx);
-    let mut supervisor =
-        ingest::Supervisor::new(config.segment_target_ms, states.clone(), on_new_camera, clock.clone())
-            .map_err(Error::Internal)?;
+    let mut supervisor = ingest::Supervisor::new(
+        config.segment_target_ms,
+        states.clone(),
+        on_new_camera,
+        clock.clone(),
+        config.allow_test_sources,
+    )
+    .map_err(Error::Internal)?;
     let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
     let supervisor_thread = std::thread::Builder::new()
         .name("ingest-supervisor".into())
@@ -570,11 +579,15 @@ async fn bootstrap_admin(meta: &Meta, data: &std::path::Path, clock: &clock::Sha
     Ok(())
 }
 
-/// Registers the config's seed cameras that the catalog does not know yet.
+/// Registers the config's seed cameras, once per cluster. The catalog records every id
+/// seeded (`Command::SeedCamera`), so a seed camera an administrator removed does not
+/// come back when this or another node restarts with the same file. Each registration is
+/// audited as coming from the node's config file.
 async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
     for seed in &config.cameras {
         let id = seed.id.clone();
-        if meta.read(move |c| c.camera(&id)).await?.is_some() {
+        let (seeded, exists) = meta.read(move |c| Ok((c.camera_seeded(&id)?, c.camera(&id)?.is_some()))).await?;
+        if seeded {
             continue;
         }
         let cam = Camera {
@@ -585,8 +598,31 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
             added_ms: 0,
             sensitive: seed.sensitive,
         };
-        meta.propose(Command::AddCamera(cam)).await?;
-        tracing::info!(camera = %seed.id, "seed camera registered");
+        if exists {
+            // Registered before seeds were recorded: only note that it was seeded.
+            meta.propose(Command::SeedCamera(cam)).await?;
+            continue;
+        }
+        let ev = audit::AuditEvent {
+            user: "-".into(),
+            action: "camera-add".into(),
+            outcome: "ok".into(),
+            cameras: vec![seed.id.clone()],
+            client: format!("node {}", meta.node_id),
+            detail: format!(
+                "seed camera {} from the [[camera]] list of node {}'s config file ({}) source={} sensitive={}",
+                seed.id,
+                meta.node_id,
+                config::CONFIG_FILE_NAME,
+                ingest::redact(&seed.source),
+                seed.sensitive
+            ),
+            ..Default::default()
+        };
+        match meta.propose_audited(Command::SeedCamera(cam), ev).await? {
+            meta::Response::Rejected(why) => tracing::info!(camera = %seed.id, %why, "seed camera not registered"),
+            _ => tracing::info!(camera = %seed.id, "seed camera registered from the config file"),
+        }
     }
     Ok(())
 }

@@ -48,6 +48,10 @@ enum Cmd {
         /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Accept file:// and test:// camera sources (recorded files, test patterns):
+        /// writes allow_test_sources = true. For demos and trials only.
+        #[arg(long)]
+        allow_test_sources: bool,
     },
     /// Create the data directory of a node joining an existing cluster.
     ///
@@ -77,6 +81,10 @@ enum Cmd {
         /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Accept file:// and test:// camera sources (recorded files, test patterns):
+        /// writes allow_test_sources = true. For demos and trials only.
+        #[arg(long)]
+        allow_test_sources: bool,
     },
     /// Rebuild a node from the backup bucket and the offline recovery identity.
     ///
@@ -132,6 +140,10 @@ struct RestoreArgs {
     /// `off`. Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
     #[arg(long, value_name = "ADDR|off")]
     metrics_listen: Option<String>,
+    /// Accept file:// and test:// camera sources (recorded files, test patterns):
+    /// writes allow_test_sources = true. For demos and trials only.
+    #[arg(long)]
+    allow_test_sources: bool,
     /// Restore this snapshot key instead of the newest.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
@@ -160,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     custos_node::owner_only_umask();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen } => {
+        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen, allow_test_sources } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let r = rt.block_on(custos_node::init::join(&custos_node::init::JoinOptions {
@@ -170,6 +182,7 @@ fn main() -> anyhow::Result<()> {
                 cluster,
                 token,
                 metrics_listen,
+                allow_test_sources,
             }))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -198,6 +211,7 @@ fn main() -> anyhow::Result<()> {
                 campus: a.campus,
                 snapshot: a.snapshot,
                 progress: true,
+                allow_test_sources: a.allow_test_sources,
             };
             let r = rt.block_on(custos_node::backup::restore::restore(&opts))?;
             if json {
@@ -237,6 +251,7 @@ fn main() -> anyhow::Result<()> {
             insecure_plaintext,
             campus,
             metrics_listen,
+            allow_test_sources,
         } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let cameras = cameras
@@ -256,6 +271,7 @@ fn main() -> anyhow::Result<()> {
                 insecure_plaintext,
                 campus,
                 metrics_listen,
+                allow_test_sources,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

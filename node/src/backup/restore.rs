@@ -63,6 +63,8 @@ pub struct RestoreOptions {
     pub snapshot: Option<String>,
     /// Print progress lines on stderr.
     pub progress: bool,
+    /// Accept `file://` and `test://` sources (demos and trials only).
+    pub allow_test_sources: bool,
 }
 
 /// What the restore did, as printed by `--json`.
@@ -429,6 +431,7 @@ fn write_node_files(
     }
     cfg.campus = opts.campus.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.allow_test_sources = opts.allow_test_sources;
     cfg.tls = Some(tls.clone());
     cfg.insecure_plaintext = false;
     // The restored cluster goes on backing up to the bucket it came from.

@@ -60,6 +60,29 @@ impl Source {
         }
         Err(format!("{:?} is not a supported source; use rtsp://, file:// or test://", redact(s)))
     }
+
+    /// True for what is not a camera: recorded files and test patterns. Such a source
+    /// would let whoever adds it put footage that no camera saw into the archive, sealed
+    /// like the real thing, so nodes accept it only for trials ([`check_allowed`]).
+    pub fn is_test(&self) -> bool {
+        !matches!(self, Source::Rtsp(_))
+    }
+}
+
+/// What an operator does to record test sources on a trial node.
+pub const TEST_SOURCES_HINT: &str =
+    "set allow_test_sources = true in custos.toml for trials (custos-node init --allow-test-sources writes it)";
+
+/// Refuses `file://` and `test://` sources unless this node allows test sources.
+pub fn check_allowed(source: &Source, allow_test_sources: bool) -> Result<(), String> {
+    if allow_test_sources || !source.is_test() {
+        return Ok(());
+    }
+    let kind = if matches!(source, Source::File(_)) { "file://" } else { "test://" };
+    Err(format!(
+        "{kind} sources are recordings and test patterns, not cameras, and this node does not accept them: \
+         give the camera's rtsp:// address, or {TEST_SOURCES_HINT}"
+    ))
 }
 
 /// A closed, muxed segment on its way to be sealed.
@@ -137,24 +160,46 @@ pub struct Supervisor {
     on_new_camera: SegmentSink,
     /// Wall-clock time that stamps each pipeline run's first frame.
     clock: crate::clock::SharedClock,
+    /// Whether `file://` and `test://` sources may be recorded (trials only).
+    allow_test_sources: bool,
+    /// Cameras refused for their source (id → source), so each refusal is logged once.
+    refused: BTreeMap<String, String>,
 }
 
 impl Supervisor {
     /// Initialises GStreamer. `on_new_camera` returns the channel a new camera's segments
-    /// go to; `clock` gives segments their wall-clock times.
+    /// go to; `clock` gives segments their wall-clock times. Unless `allow_test_sources`,
+    /// cameras whose source is a file or a test pattern are refused, not recorded.
     pub fn new(
         segment_target_ms: u64,
         states: CameraStates,
         on_new_camera: SegmentSink,
         clock: crate::clock::SharedClock,
+        allow_test_sources: bool,
     ) -> Result<Supervisor, String> {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
-        Ok(Supervisor { segment_target_ms, states, running: BTreeMap::new(), on_new_camera, clock })
+        Ok(Supervisor {
+            segment_target_ms,
+            states,
+            running: BTreeMap::new(),
+            on_new_camera,
+            clock,
+            allow_test_sources,
+            refused: BTreeMap::new(),
+        })
     }
 
     /// Makes the running set equal `wanted` (camera id → source URL). Cameras whose source
     /// changed are restarted.
     pub fn reconcile(&mut self, wanted: &BTreeMap<String, String>) {
+        let states = &self.states;
+        self.refused.retain(|id, source| {
+            let keep = wanted.get(id) == Some(source);
+            if !keep {
+                states.remove(id);
+            }
+            keep
+        });
         let stale: Vec<String> = self
             .running
             .iter()
@@ -185,6 +230,14 @@ impl Supervisor {
                     continue;
                 }
             };
+            if let Err(e) = check_allowed(&parsed, self.allow_test_sources) {
+                if self.refused.get(id) != Some(source) {
+                    tracing::error!(camera = %id, source = %redact(source), error = %e, "refusing to record camera");
+                    self.refused.insert(id.clone(), source.clone());
+                }
+                self.states.set(id, State::Down, Some(e));
+                continue;
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let task = pipeline::CameraTask {
                 camera: id.clone(),
@@ -402,5 +455,18 @@ mod tests {
         assert_eq!(clean, "Could not resolve '***@cam' (user 'user')");
         assert_eq!(redact_text("no secrets here: rtsp://cam/x", "rtsp://cam/x"), "no secrets here: rtsp://cam/x");
         assert!(!Source::parse("rtsp://u:se cret@cam/x").unwrap_err().contains("se cret"));
+    }
+
+    #[test]
+    fn test_sources_are_refused_unless_allowed() {
+        let test = Source::parse("test://ball").unwrap();
+        let file = Source::parse("file:///srv/clip.mp4").unwrap();
+        let rtsp = Source::parse("rtsp://cam/s1").unwrap();
+        assert!(check_allowed(&rtsp, false).is_ok());
+        assert!(check_allowed(&test, true).is_ok() && check_allowed(&file, true).is_ok());
+        for (s, kind) in [(&test, "test://"), (&file, "file://")] {
+            let e = check_allowed(s, false).unwrap_err();
+            assert!(e.contains(kind) && e.contains("set allow_test_sources = true in custos.toml for trials"), "{e}");
+        }
     }
 }
