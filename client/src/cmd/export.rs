@@ -231,15 +231,16 @@ pub fn verify(dir: &Path, pubkey: Option<&str>, integrity_only: bool, as_json: b
                     v.segments,
                     v.bytes
                 );
-                println!("Merkle root {}", v.merkle_root);
+                // The package is someone else's file: even its hex fields are escaped.
+                println!("Merkle root {}", terminal(&v.merkle_root));
                 if v.key_checked {
-                    println!("OK: signed by the expected key {} (fingerprint {fingerprint})", v.signing_key);
+                    println!("OK: signed by the expected key {} (fingerprint {fingerprint})", terminal(&v.signing_key));
                 } else {
                     println!(
                         "SIGNER NOT CHECKED: the manifest is signed by the key it names itself, {} (fingerprint {fingerprint}); \
                          anyone can make such a package. Compare the fingerprint with the hospital's published one, or \
                          verify with --pubkey KEY.",
-                        v.signing_key
+                        terminal(&v.signing_key)
                     );
                 }
             }
