@@ -25,8 +25,9 @@ metrics_port="${CUSTOS_DEMO_METRICS_PORT:-9464}"
 metrics() { echo "127.0.0.1:$((metrics_port + $1 - 1))"; }
 
 if [ ! -f "$data/n1/custos.toml" ]; then
+  # --allow-test-sources: the demo records test patterns; a deployed node accepts only rtsp:// cameras.
   "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" --metrics-listen "$(metrics 1)" \
-    --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
+    --allow-test-sources --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
   # The demo keeps the admin token in a file so its commands can be pasted; a real
   # deployment stores it in the operator's password safe instead.
   ( umask 077; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$data/init.json.tmp" > "$data/demo-admin.token" )
@@ -61,7 +62,13 @@ stop() {
 }
 trap stop INT TERM
 
+# Data from before nodes refused test sources by default: say that this demo allows them.
+allow_test_sources() {
+  grep -q '^allow_test_sources' "$data/n$1/custos.toml" || sed -i '1a allow_test_sources = true' "$data/n$1/custos.toml"
+}
+
 start_node() {
+  allow_test_sources "$1"
   with_backup "$1"
   setsid "$bin/custos-node" run --data "$data/n$1" 2> "$data/n$1.log" &
   pids+=($!)
@@ -78,7 +85,7 @@ for n in 2 3; do
   if [ ! -f "$data/n$n/custos.toml" ]; then
     token="$(CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$admin_token" "$bin/custos" node join-token 2>/dev/null)"
     "$bin/custos-node" join --data "$data/n$n" --campus "${campuses[$((n - 1))]}" --listen "$(addr "$n")" \
-      --metrics-listen "$(metrics "$n")" \
+      --metrics-listen "$(metrics "$n")" --allow-test-sources \
       --cluster "$(addr 1)" --token "$token" > /dev/null
     echo "demo: node $n joined (campus ${campuses[$((n - 1))]})"
   fi
@@ -131,7 +138,7 @@ cat <<EOT
    # lose everything but the bucket: rebuild from it and the recovery key (docs/backup.md)
    AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret $bin/custos-node restore \
        --from s3://footage/demo --endpoint http://127.0.0.1:$s3_port --allow-http \
-       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499
+       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499 --allow-test-sources
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log

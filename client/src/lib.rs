@@ -3,6 +3,7 @@
 //! [`Client`] wraps the `custos.v1` gRPC API for the `custos` command line, tests and
 //! benchmarks. It speaks domain-neutral proto types; the CLI formats them.
 
+pub mod text;
 pub mod time;
 
 use custos_proto::v1 as pb;

@@ -79,7 +79,8 @@ pub enum Cmd {
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = cmd::dispatch(cli).await {
-        eprintln!("error: {e:#}");
+        // Server messages can quote what a user typed; nothing in them may drive the terminal.
+        eprintln!("error: {}", custos_client::text::terminal_lines(&format!("{e:#}")));
         std::process::exit(1);
     }
 }

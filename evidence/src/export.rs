@@ -168,11 +168,22 @@ impl SigningKey {
     }
 }
 
-/// Short fingerprint of a hex public key, for reading aloud or printing on a letter:
-/// the first 16 hex digits of its BLAKE3, in groups of four.
+/// Digits of a key fingerprint: 32 hex digits are 128 bits, so making another key with
+/// the same fingerprint takes about 2^128 tries (2^64 for two keys that share one), out
+/// of anyone's reach; a 64-bit fingerprint is within reach of a determined forger.
+pub const FINGERPRINT_HEX_DIGITS: usize = 32;
+
+/// Fingerprint of a hex public key, for reading aloud or printing on a letter: the
+/// first 32 hex digits (128 bits) of the BLAKE3 of the key's hex, in groups of four
+/// (`1a2b-3c4d-…`, 8 groups).
 pub fn key_fingerprint(public_hex: &str) -> String {
-    let h = blake3::hash(public_hex.as_bytes()).to_hex();
-    h[..16].as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("hex")).collect::<Vec<_>>().join("-")
+    let h = blake3::hash(public_hex.trim().to_lowercase().as_bytes()).to_hex();
+    h[..FINGERPRINT_HEX_DIGITS]
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("hex"))
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// Checks a hex signature of `msg` by the hex public key.
@@ -390,6 +401,10 @@ mod tests {
         let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
         let e = verify_package(dir.path(), Some(&other.public_hex())).unwrap_err();
         assert!(e.iter().any(|p| p.contains("expected key")), "{e:?}");
-        assert!(!key_fingerprint(&key.public_hex()).is_empty());
+        let fp = key_fingerprint(&key.public_hex());
+        assert_eq!(fp.len(), 32 + 7, "{fp}");
+        assert_eq!(fp.split('-').count(), 8);
+        assert_eq!(fp.replace('-', "").len() * 4, 128, "at least 128 bits");
+        assert_eq!(fp, key_fingerprint(&key.public_hex().to_uppercase()), "the same key reads the same");
     }
 }

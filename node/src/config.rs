@@ -112,6 +112,10 @@ pub struct NodeConfig {
     /// to serve none.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept `file://` and `test://` sources (recorded files, test patterns). For demos
+    /// and trials only: such a source puts footage no camera saw into the archive.
+    #[serde(default)]
+    pub allow_test_sources: bool,
     /// When conditions become alarms.
     #[serde(default)]
     pub alarms: crate::alarms::AlarmsConfig,
@@ -121,7 +125,7 @@ pub struct NodeConfig {
     /// Continuous backup to S3-compatible storage (optional).
     #[serde(default)]
     pub backup: Option<BackupConfig>,
-    /// Cameras to register at start if the catalog does not have them yet.
+    /// Cameras to register at start, once per cluster (see `seed_cameras` in lib.rs).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
 }
@@ -237,9 +241,13 @@ fn default_identity_file() -> PathBuf {
 /// The conventional port of a Prometheus exporter that has no registered one of its own.
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
-/// Where metrics are served when nothing else is said: the API's address, port 9464.
+/// Where metrics are served when nothing else is said: loopback (of the API address's
+/// family), port 9464. Metrics are plain HTTP without authentication and name every
+/// camera, so they reach the network only where an operator says so.
 pub fn default_metrics_listen(listen: SocketAddr) -> SocketAddr {
-    SocketAddr::new(listen.ip(), DEFAULT_METRICS_PORT)
+    let ip: std::net::IpAddr =
+        if listen.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() };
+    SocketAddr::new(ip, DEFAULT_METRICS_PORT)
 }
 
 impl NodeConfig {
@@ -267,6 +275,7 @@ impl NodeConfig {
             alarms: crate::alarms::AlarmsConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
             backup: None,
+            allow_test_sources: false,
             cameras: vec![],
         }
     }
@@ -356,7 +365,10 @@ impl NodeConfig {
         let mut seen = std::collections::BTreeSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
             crate::ingest::validate_camera_id(&cam.id).map_err(|p| field(format!("camera[{i}].id"), p))?;
-            crate::ingest::Source::parse(&cam.source).map_err(|p| field(format!("camera[{i}].source"), p))?;
+            let source =
+                crate::ingest::Source::parse(&cam.source).map_err(|p| field(format!("camera[{i}].source"), p))?;
+            crate::ingest::check_allowed(&source, self.allow_test_sources)
+                .map_err(|p| field(format!("camera[{i}].source"), p))?;
             if !seen.insert(cam.id.as_str()) {
                 return Err(field(format!("camera[{i}].id"), format!("{:?} is listed twice", cam.id)));
             }
@@ -422,6 +434,21 @@ mod tests {
             vec![SeedCamera { id: "a".into(), source: "ftp://x".into(), name: String::new(), sensitive: false }];
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("camera[0].source"), "{e}");
+
+        let mut c = base();
+        c.cameras =
+            vec![SeedCamera { id: "a".into(), source: "test://ball".into(), name: String::new(), sensitive: false }];
+        let e = c.clone().validate().unwrap_err().to_string();
+        assert!(e.contains("camera[0].source") && e.contains("allow_test_sources = true"), "{e}");
+        c.allow_test_sources = true;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn metrics_default_to_loopback() {
+        assert_eq!(default_metrics_listen("0.0.0.0:7400".parse().unwrap()).to_string(), "127.0.0.1:9464");
+        assert_eq!(default_metrics_listen("10.1.0.10:7400".parse().unwrap()).to_string(), "127.0.0.1:9464");
+        assert_eq!(default_metrics_listen("[::]:7400".parse().unwrap()).to_string(), "[::1]:9464");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct InitOptions {
     pub campus: String,
     /// Where Prometheus metrics are served (`None`: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept `file://` and `test://` sources (demos and trials only).
+    pub allow_test_sources: bool,
 }
 
 /// Everything `init` created, as printed by `--json`.
@@ -96,7 +98,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     if cfg_path.exists() {
         return Err(Error::AlreadyExists { what: "node data directory (custos.toml)", id: dir.display().to_string() });
     }
-    fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    // Refuse a seed camera before anything is written.
+    for (i, cam) in opts.cameras.iter().enumerate() {
+        crate::ingest::Source::parse(&cam.source)
+            .and_then(|src| crate::ingest::check_allowed(&src, opts.allow_test_sources))
+            .map_err(|p| Error::InvalidArgument(format!("--camera {} (camera[{i}].source): {p}", cam.id)))?;
+    }
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
 
     let id = crate::segment::seal::generate_identity();
@@ -147,6 +156,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     cfg.campus = opts.campus.clone();
     cfg.cameras = opts.cameras.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.allow_test_sources = opts.allow_test_sources;
     write_config(&dir, cfg)?;
 
     Ok(InitReport {
@@ -206,6 +216,8 @@ pub struct JoinOptions {
     pub token: String,
     /// Where Prometheus metrics are served (`None`: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept `file://` and `test://` sources (demos and trials only).
+    pub allow_test_sources: bool,
 }
 
 /// What `join` created, as printed by `--json`.
@@ -254,7 +266,8 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
         .map_err(|s| Error::InvalidArgument(format!("the cluster refused to admit this node: {}", s.message())))?
         .into_inner();
 
-    fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let k = dir.join("keys");
     write_private(&k.join("archive.age"), &reply.archive_identity)?;
@@ -268,6 +281,7 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     cfg.tls = Some(tls);
     cfg.campus = opts.campus.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.allow_test_sources = opts.allow_test_sources;
     write_config(&dir, cfg)?;
     Ok(JoinReport {
         config_file: dir.join(CONFIG_FILE_NAME),

@@ -95,6 +95,11 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let advertise = config.advertise_addr();
     tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
 
+    tighten_data_dir(&data)?;
+    if config.allow_test_sources {
+        tracing::warn!("allow_test_sources = true: this node records file:// and test:// sources (trials only; such footage comes from no camera)");
+    }
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
@@ -190,6 +195,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     services.replicator = replicator.clone();
     services.backup = config.backup.clone();
     services.alarms = config.alarms.clone();
+    services.allow_test_sources = config.allow_test_sources;
     let alarm_sources = services.alarm_sources();
     let metrics_services = services.clone();
     let metrics_listener = match config.metrics_listen {
@@ -341,9 +347,14 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         tx
     });
     drop(commit_tx);
-    let mut supervisor =
-        ingest::Supervisor::new(config.segment_target_ms, states.clone(), on_new_camera, clock.clone())
-            .map_err(Error::Internal)?;
+    let mut supervisor = ingest::Supervisor::new(
+        config.segment_target_ms,
+        states.clone(),
+        on_new_camera,
+        clock.clone(),
+        config.allow_test_sources,
+    )
+    .map_err(Error::Internal)?;
     let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
     let supervisor_thread = std::thread::Builder::new()
         .name("ingest-supervisor".into())
@@ -568,11 +579,15 @@ async fn bootstrap_admin(meta: &Meta, data: &std::path::Path, clock: &clock::Sha
     Ok(())
 }
 
-/// Registers the config's seed cameras that the catalog does not know yet.
+/// Registers the config's seed cameras, once per cluster. The catalog records every id
+/// seeded (`Command::SeedCamera`), so a seed camera an administrator removed does not
+/// come back when this or another node restarts with the same file. Each registration is
+/// audited as coming from the node's config file.
 async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
     for seed in &config.cameras {
         let id = seed.id.clone();
-        if meta.read(move |c| c.camera(&id)).await?.is_some() {
+        let (seeded, exists) = meta.read(move |c| Ok((c.camera_seeded(&id)?, c.camera(&id)?.is_some()))).await?;
+        if seeded {
             continue;
         }
         let cam = Camera {
@@ -583,8 +598,65 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
             added_ms: 0,
             sensitive: seed.sensitive,
         };
-        meta.propose(Command::AddCamera(cam)).await?;
-        tracing::info!(camera = %seed.id, "seed camera registered");
+        if exists {
+            // Registered before seeds were recorded: only note that it was seeded.
+            meta.propose(Command::SeedCamera(cam)).await?;
+            continue;
+        }
+        let ev = audit::AuditEvent {
+            user: "-".into(),
+            action: "camera-add".into(),
+            outcome: "ok".into(),
+            cameras: vec![seed.id.clone()],
+            client: format!("node {}", meta.node_id),
+            detail: format!(
+                "seed camera {} from the [[camera]] list of node {}'s config file ({}) source={} sensitive={}",
+                seed.id,
+                meta.node_id,
+                config::CONFIG_FILE_NAME,
+                ingest::redact(&seed.source),
+                seed.sensitive
+            ),
+            ..Default::default()
+        };
+        match meta.propose_audited(Command::SeedCamera(cam), ev).await? {
+            meta::Response::Rejected(why) => tracing::info!(camera = %seed.id, %why, "seed camera not registered"),
+            _ => tracing::info!(camera = %seed.id, "seed camera registered from the config file"),
+        }
+    }
+    Ok(())
+}
+
+/// Makes everything this process creates owner-only (umask 0077): keys, the config file,
+/// the catalog's RocksDB files, blobs, pending records. `custos-node` calls it first
+/// thing; the systemd unit sets the same (`UMask=0077`).
+pub fn owner_only_umask() {
+    // SAFETY: umask(2) only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates `dir` (and missing parents) and makes it owner-only (mode 0700), also when it
+/// existed: it holds the cluster's keys and every camera's credentials.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("chmod 0700", dir, e))
+}
+
+/// Makes the data directory owner-only if it is not, saying so.
+fn tighten_data_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).map_err(|e| Error::io("inspect", dir, e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(data_dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the data directory was readable by others; made it owner-only (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("chmod 0700", dir, e))?;
     }
     Ok(())
 }

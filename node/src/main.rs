@@ -45,9 +45,13 @@ enum Cmd {
         #[arg(long, default_value = "main")]
         campus: String,
         /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
-        /// Default: the --listen address with port 9464.
+        /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Accept file:// and test:// camera sources (recorded files, test patterns):
+        /// writes allow_test_sources = true. For demos and trials only.
+        #[arg(long)]
+        allow_test_sources: bool,
     },
     /// Create the data directory of a node joining an existing cluster.
     ///
@@ -74,9 +78,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Where Prometheus metrics are served (http://ADDR/metrics), or `off`.
-        /// Default: the --listen address with port 9464.
+        /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Accept file:// and test:// camera sources (recorded files, test patterns):
+        /// writes allow_test_sources = true. For demos and trials only.
+        #[arg(long)]
+        allow_test_sources: bool,
     },
     /// Rebuild a node from the backup bucket and the offline recovery identity.
     ///
@@ -129,9 +137,13 @@ struct RestoreArgs {
     #[arg(long, default_value = "main")]
     campus: String,
     /// Where the restored node serves Prometheus metrics (http://ADDR/metrics), or
-    /// `off`. Default: the --listen address with port 9464.
+    /// `off`. Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
     #[arg(long, value_name = "ADDR|off")]
     metrics_listen: Option<String>,
+    /// Accept file:// and test:// camera sources (recorded files, test patterns):
+    /// writes allow_test_sources = true. For demos and trials only.
+    #[arg(long)]
+    allow_test_sources: bool,
     /// Restore this snapshot key instead of the newest.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
@@ -140,27 +152,27 @@ struct RestoreArgs {
     json: bool,
 }
 
-/// `--metrics-listen`: an address, `off`, or by default the API's address on port 9464.
+/// `--metrics-listen`: an address, `off`, or by default 127.0.0.1:9464.
 fn metrics_addr(arg: Option<String>, listen: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
-    match arg.as_deref() {
-        None => Ok(Some(custos_node::config::default_metrics_listen(listen))),
-        Some("off") => Ok(None),
-        Some(a) => {
-            let addr: SocketAddr = a.parse().with_context(|| {
-                format!("--metrics-listen {a:?}: expected HOST:PORT (for example 127.0.0.1:9464) or off")
-            })?;
-            if addr == listen {
-                bail!("--metrics-listen {addr} is the API's own address; choose another port");
-            }
-            Ok(Some(addr))
-        }
+    let addr = match arg.as_deref() {
+        None => custos_node::config::default_metrics_listen(listen),
+        Some("off") => return Ok(None),
+        Some(a) => a.parse().with_context(|| {
+            format!("--metrics-listen {a:?}: expected HOST:PORT (for example 127.0.0.1:9464) or off")
+        })?,
+    };
+    if addr == listen {
+        bail!("--metrics-listen {addr} is the API's own address; choose another port");
     }
+    Ok(Some(addr))
 }
 
 fn main() -> anyhow::Result<()> {
+    // Keys, config, catalog and blobs: everything this process creates is owner-only.
+    custos_node::owner_only_umask();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen } => {
+        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen, allow_test_sources } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let r = rt.block_on(custos_node::init::join(&custos_node::init::JoinOptions {
@@ -170,6 +182,7 @@ fn main() -> anyhow::Result<()> {
                 cluster,
                 token,
                 metrics_listen,
+                allow_test_sources,
             }))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -198,6 +211,7 @@ fn main() -> anyhow::Result<()> {
                 campus: a.campus,
                 snapshot: a.snapshot,
                 progress: true,
+                allow_test_sources: a.allow_test_sources,
             };
             let r = rt.block_on(custos_node::backup::restore::restore(&opts))?;
             if json {
@@ -237,6 +251,7 @@ fn main() -> anyhow::Result<()> {
             insecure_plaintext,
             campus,
             metrics_listen,
+            allow_test_sources,
         } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let cameras = cameras
@@ -256,6 +271,7 @@ fn main() -> anyhow::Result<()> {
                 insecure_plaintext,
                 campus,
                 metrics_listen,
+                allow_test_sources,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -280,7 +296,7 @@ fn main() -> anyhow::Result<()> {
                     None => println!("  client API:        http://{} WITHOUT TLS (local development only)", r.listen),
                 }
                 match r.metrics_listen {
-                    Some(m) => println!("  metrics:           http://{m}/metrics (Prometheus; plain HTTP, keep it on a management network)"),
+                    Some(m) => println!("  metrics:           http://{m}/metrics (Prometheus; plain HTTP, keep it on loopback or a management network)"),
                     None => println!("  metrics:           off"),
                 }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());

@@ -37,6 +37,7 @@ impl Clock for OffsetClock {
 }
 
 fn main() -> anyhow::Result<()> {
+    custos_node::owner_only_umask();
     let cli = Cli::parse();
     let file = PathBuf::from(std::env::var("CUSTOS_SIM_CLOCK").context("set CUSTOS_SIM_CLOCK to the offset file")?);
     let config = NodeConfig::load(&cli.data.join(CONFIG_FILE_NAME))?;

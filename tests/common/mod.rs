@@ -303,7 +303,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Runs `custos-node init` with the given seed cameras (`id=source`).
+    /// Runs `custos-node init` with the given seed cameras (`id=source`). Test nodes accept
+    /// `file://` and `test://` sources (`--allow-test-sources`); `configure` can say
+    /// `allow_test_sources = false`.
     pub fn init(cameras: &[String], segment_target_ms: u64) -> Node {
         Self::init_with(cameras, segment_target_ms, &[])
     }
@@ -326,6 +328,7 @@ impl Node {
         let port = free_port();
         let metrics = format!("{}:{}", host.ip, free_port());
         let mut cmd = host.command(&bin("custos-node"));
+        // Tests record test patterns and files; a deployed node refuses them unless told.
         cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
             "--listen",
             &format!("{}:{port}", host.ip),
@@ -333,6 +336,7 @@ impl Node {
             &metrics,
             "--segment-target-ms",
             &segment_target_ms.to_string(),
+            "--allow-test-sources",
             "--json",
         ]);
         cmd.args(extra);
@@ -397,7 +401,7 @@ impl Node {
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--campus", campus, "--listen", &format!("{}:{port}", host.ip), "--cluster", &via.addr])
-            .args(["--metrics-listen", &metrics])
+            .args(["--metrics-listen", &metrics, "--allow-test-sources"])
             .args(["--token", &token, "--json"])
             .output()
             .expect("custos-node join");

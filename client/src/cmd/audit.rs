@@ -1,6 +1,7 @@
 //! `custos audit log` and `custos audit verify` (auditors).
 
 use clap::Subcommand;
+use custos_client::text::{csv_cell, terminal};
 use custos_client::time::{format_ms, now_ms, parse_time_ms};
 use custos_client::{AuditEntry, AuditLogRequest, Client};
 use custos_evidence::{verify_chain, AuditBody, Hash};
@@ -45,14 +46,6 @@ fn to_hash(b: &[u8]) -> Hash {
         h.copy_from_slice(b);
     }
     h
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn opt_time(ms: Option<i64>) -> String {
@@ -105,7 +98,7 @@ pub async fn run(client: &Client, cmd: AuditCmd, as_json: bool) -> anyhow::Resul
                         r.max_days.to_string(),
                         format_ms(r.deleted_ms),
                     ];
-                    println!("{}", f.iter().map(|x| csv_field(x)).collect::<Vec<_>>().join(","));
+                    println!("{}", f.iter().map(|x| csv_cell(x)).collect::<Vec<_>>().join(","));
                 }
             } else if rs.is_empty() {
                 println!("no footage has been deleted by retention");
@@ -203,35 +196,35 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
                 ev.client.clone(),
                 ev.detail.clone(),
             ];
-            println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            println!("{}", fields.iter().map(|f| csv_cell(f)).collect::<Vec<_>>().join(","));
         } else {
             let mut details = Vec::new();
             if !ev.cameras.is_empty() {
                 details.push(format!(
                     "cameras={} {}..{}",
-                    ev.cameras.join(","),
+                    terminal(&ev.cameras.join(",")),
                     opt_time(ev.from_ms),
                     opt_time(ev.to_ms)
                 ));
             }
             if !ev.purpose.is_empty() {
-                details.push(format!("purpose={:?}", ev.purpose));
+                details.push(format!("purpose=\"{}\"", terminal(&ev.purpose).replace('"', "\\\"")));
             }
             if !ev.detail.is_empty() {
-                details.push(ev.detail.clone());
+                details.push(terminal(&ev.detail).into_owned());
             }
             if !ev.reason.is_empty() {
-                details.push(format!("reason={:?}", ev.reason));
+                details.push(format!("reason=\"{}\"", terminal(&ev.reason).replace('"', "\\\"")));
             }
-            details.push(format!("from {}", ev.client));
+            details.push(format!("from {}", terminal(&ev.client)));
             println!(
                 "{:<6} {:<25} {:<14} {:<13} {:<16} {:<15} {}",
                 b.seq,
                 format_ms(b.time_ms),
-                ev.user,
-                ev.role,
-                ev.action,
-                ev.outcome,
+                terminal(&ev.user),
+                terminal(&ev.role),
+                terminal(&ev.action),
+                terminal(&ev.outcome),
                 details.join("; ")
             );
         }

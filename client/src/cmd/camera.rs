@@ -70,9 +70,9 @@ pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Resu
                         "{:<24} {:<8} {:<24} {:<24} {}",
                         c.id,
                         c.recorder,
-                        c.name,
+                        custos_client::text::terminal(&c.name),
                         format_ms(c.added_ms),
-                        c.source
+                        custos_client::text::terminal(&c.source)
                     );
                 }
             }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use custos_client::text::terminal;
 use custos_client::time::{format_ms, now_ms, parse_time_ms};
 use custos_client::{Client, Export};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,11 +60,17 @@ pub enum ExportCmd {
         dir: PathBuf,
     },
     /// Verify a package offline: signature, every file, every segment, the Merkle root.
+    /// Who signed is checked only against --pubkey; without it the command fails unless
+    /// --integrity-only says that an integrity check alone is wanted.
     Verify {
         dir: PathBuf,
-        /// The hospital's published signing key (hex); without it only integrity is checked.
+        /// The hospital's published signing key (hex, `custos export pubkey`).
         #[arg(long)]
         pubkey: Option<String>,
+        /// Check only that the package is intact (files, segments, Merkle root, and a
+        /// signature by the key the manifest names), not who made it.
+        #[arg(long, conflicts_with = "pubkey")]
+        integrity_only: bool,
     },
     /// Print the cluster's export signing key and its fingerprint.
     Pubkey,
@@ -84,12 +91,12 @@ fn export_json(e: &Export) -> serde_json::Value {
 }
 
 fn print_export(e: &Export) {
-    println!("export {} for case {}: {}", e.id, e.case_id, e.status);
-    println!("  for:        {} (letter {})", e.organisation, e.letter);
-    println!("  purpose:    {}", e.purpose);
-    println!("  requested:  {} by {}", format_ms(e.requested_ms), e.requester);
+    println!("export {} for case {}: {}", e.id, terminal(&e.case_id), e.status);
+    println!("  for:        {} (letter {})", terminal(&e.organisation), terminal(&e.letter));
+    println!("  purpose:    {}", terminal(&e.purpose));
+    println!("  requested:  {} by {}", format_ms(e.requested_ms), terminal(&e.requester));
     if !e.decided_by.is_empty() {
-        println!("  decided:    {} by {} {}", format_ms(e.decided_ms), e.decided_by, e.reason);
+        println!("  decided:    {} by {} {}", format_ms(e.decided_ms), terminal(&e.decided_by), terminal(&e.reason));
     }
     for r in &e.ranges {
         println!("  camera {:<16} {} to {}", r.camera, format_ms(r.from_ms), format_ms(r.to_ms));
@@ -98,7 +105,7 @@ fn print_export(e: &Export) {
         println!("  run:        {}; archived copy held by {}", format_ms(e.completed_ms), e.hold_id);
         println!("  Merkle root {}", e.merkle_root);
         for f in &e.files {
-            println!("  file {:<24} {} bytes", f.name, f.bytes);
+            println!("  file {:<24} {} bytes", terminal(&f.name), f.bytes);
         }
     }
 }
@@ -155,9 +162,9 @@ pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Resu
                         "{:<10} {:<10} {:<16} {:<12} {:<24} {}",
                         e.id,
                         e.status,
-                        e.case_id,
-                        e.requester,
-                        e.organisation,
+                        terminal(&e.case_id),
+                        terminal(&e.requester),
+                        terminal(&e.organisation),
                         format_ms(e.requested_ms)
                     );
                 }
@@ -182,7 +189,10 @@ pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Resu
                 super::print_json(&json!({"export": id, "dir": dir, "merkle_root": e.merkle_root}));
             } else {
                 println!("export {id} downloaded to {} (Merkle root {})", dir.display(), e.merkle_root);
-                println!("check it anywhere with: custos export verify {} --pubkey KEY", dir.display());
+                println!(
+                    "check it anywhere with: custos export verify {} --pubkey KEY (KEY: `custos export pubkey`)",
+                    dir.display()
+                );
             }
         }
         ExportCmd::Verify { .. } => unreachable!("verified without a connection in dispatch"),
@@ -199,30 +209,47 @@ pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Resu
     Ok(())
 }
 
-/// `custos export verify`: no node, no network.
-pub fn verify(dir: &Path, pubkey: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+/// `custos export verify`: no node, no network. Without `pubkey`, a package made and
+/// signed by anyone with any key verifies, so the command says plainly that the signer
+/// was not checked and fails unless `integrity_only` asks for integrity alone.
+pub fn verify(dir: &Path, pubkey: Option<&str>, integrity_only: bool, as_json: bool) -> anyhow::Result<()> {
     match custos_evidence::export::verify_package(dir, pubkey) {
         Ok(v) => {
+            let fingerprint = custos_evidence::export::key_fingerprint(&v.signing_key);
             if as_json {
                 super::print_json(&json!({
-                    "ok": true, "export": v.export_id, "files": v.files, "segments": v.segments, "bytes": v.bytes,
-                    "merkle_root": v.merkle_root, "signing_key": v.signing_key, "key_checked": v.key_checked,
+                    "ok": v.key_checked || integrity_only, "export": v.export_id, "files": v.files,
+                    "segments": v.segments, "bytes": v.bytes, "merkle_root": v.merkle_root,
+                    "signing_key": v.signing_key, "fingerprint": fingerprint,
+                    "key_checked": v.key_checked, "signer_checked": v.key_checked,
                 }));
             } else {
                 println!(
-                    "OK: export {}: {} files, {} segments, {} bytes; every hash and the signature check",
-                    v.export_id, v.files, v.segments, v.bytes
+                    "intact: export {}: {} files, {} segments, {} bytes; every file, every segment and the Merkle root match the signed manifest",
+                    terminal(&v.export_id),
+                    v.files,
+                    v.segments,
+                    v.bytes
                 );
-                println!("Merkle root {}", v.merkle_root);
+                // The package is someone else's file: even its hex fields are escaped.
+                println!("Merkle root {}", terminal(&v.merkle_root));
                 if v.key_checked {
-                    println!("signed by the expected key {}", v.signing_key);
+                    println!("OK: signed by the expected key {} (fingerprint {fingerprint})", terminal(&v.signing_key));
                 } else {
                     println!(
-                        "signed by {} (fingerprint {}): compare it with the hospital's published key, or pass --pubkey",
-                        v.signing_key,
-                        custos_evidence::export::key_fingerprint(&v.signing_key)
+                        "SIGNER NOT CHECKED: the manifest is signed by the key it names itself, {} (fingerprint {fingerprint}); \
+                         anyone can make such a package. Compare the fingerprint with the hospital's published one, or \
+                         verify with --pubkey KEY.",
+                        terminal(&v.signing_key)
                     );
                 }
+            }
+            if !v.key_checked && !integrity_only {
+                bail!(
+                    "the signer was NOT checked: without --pubkey this shows only that the package is intact, not \
+                     that the hospital made it; pass --pubkey KEY (the hospital's published signing key, \
+                     `custos export pubkey`), or --integrity-only to accept an integrity check alone"
+                );
             }
             Ok(())
         }
@@ -232,7 +259,7 @@ pub fn verify(dir: &Path, pubkey: Option<&str>, as_json: bool) -> anyhow::Result
             } else {
                 eprintln!("VERIFICATION FAILED for {}:", dir.display());
                 for p in &problems {
-                    eprintln!("  {p}");
+                    eprintln!("  {}", terminal(p));
                 }
             }
             bail!("the package in {} does not verify ({} problems)", dir.display(), problems.len())

@@ -1,6 +1,7 @@
 //! `custos hold place|list|show|release`: legal and incident holds.
 
 use clap::Subcommand;
+use custos_client::text::terminal;
 use custos_client::time::{format_ms, now_ms, parse_time_ms};
 use custos_client::{Client, Hold};
 use serde_json::json;
@@ -57,11 +58,11 @@ fn state(h: &Hold) -> String {
 
 fn print_hold(h: &Hold) {
     let to = if h.to_ms != 0 { format_ms(h.to_ms) } else { "(open: from now on)".into() };
-    println!("hold {} for case {}", h.id, h.case_id);
+    println!("hold {} for case {}", h.id, terminal(&h.case_id));
     println!("  cameras: {}", h.cameras.join(", "));
     println!("  range:   {} .. {}", format_ms(h.from_ms), to);
-    println!("  reason:  {}", h.reason);
-    println!("  placed:  {} by {}", format_ms(h.placed_ms), h.placed_by);
+    println!("  reason:  {}", terminal(&h.reason));
+    println!("  placed:  {} by {}", format_ms(h.placed_ms), terminal(&h.placed_by));
     println!("  state:   {}", state(h));
 }
 
@@ -92,7 +93,7 @@ pub async fn run(client: &Client, cmd: HoldCmd, as_json: bool) -> anyhow::Result
                     println!(
                         "{:<10} {:<14} {:<25} {:<25} {:<24} {}",
                         h.id,
-                        h.case_id,
+                        terminal(&h.case_id),
                         format_ms(h.from_ms),
                         to,
                         h.cameras.join(","),

@@ -23,8 +23,8 @@ pub fn print_json(v: &serde_json::Value) {
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     // Offline verification needs no node.
-    if let Cmd::Export(export::ExportCmd::Verify { dir, pubkey }) = &cli.cmd {
-        return export::verify(dir, pubkey.as_deref(), cli.json);
+    if let Cmd::Export(export::ExportCmd::Verify { dir, pubkey, integrity_only }) = &cli.cmd {
+        return export::verify(dir, pubkey.as_deref(), *integrity_only, cli.json);
     }
     let transport = match (&cli.ca, cli.insecure) {
         (_, true) => Transport::Plaintext,

@@ -55,7 +55,7 @@ pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7}",
             n.id,
             n.campus,
-            n.addr,
+            custos_client::text::terminal(&n.addr),
             n.raft_role,
             n.health,
             format!("{}{}/{}", if n.disk_low { "LOW " } else { "" }, gib(n.disk_free_bytes), gib(n.disk_total_bytes)),

@@ -2,6 +2,7 @@
 //! `custos shift` and `custos report compliance`.
 
 use clap::{Args, Subcommand};
+use custos_client::text::{csv_cell, terminal};
 use custos_client::time::format_ms;
 use custos_client::Client;
 use custos_proto::v1 as pb;
@@ -118,7 +119,7 @@ pub async fn alarms(client: &Client, a: AlarmsArgs, as_json: bool) -> anyhow::Re
             if as_json {
                 super::print_json(&alarm_json(&alarm));
             } else {
-                println!("alarm {} ({} {}) acknowledged", alarm.id, alarm.kind, alarm.subject);
+                println!("alarm {} ({} {}) acknowledged", alarm.id, terminal(&alarm.kind), terminal(&alarm.subject));
             }
             return Ok(());
         }
@@ -135,10 +136,16 @@ pub async fn alarms(client: &Client, a: AlarmsArgs, as_json: bool) -> anyhow::Re
     }
     for a in &list {
         let state = if a.cleared_ms != 0 { format!("cleared {}", format_ms(a.cleared_ms)) } else { "OPEN".into() };
-        println!("[{}] {} {} since {} ({state})", a.id, a.kind, a.subject, format_ms(a.raised_ms));
-        println!("    {}", a.detail);
+        println!(
+            "[{}] {} {} since {} ({state})",
+            a.id,
+            terminal(&a.kind),
+            terminal(&a.subject),
+            format_ms(a.raised_ms)
+        );
+        println!("    {}", terminal(&a.detail));
         for k in &a.acks {
-            println!("    acknowledged by {} at {}: {}", k.user, format_ms(k.time_ms), k.note);
+            println!("    acknowledged by {} at {}: {}", terminal(&k.user), format_ms(k.time_ms), terminal(&k.note));
         }
         if a.acks.is_empty() && a.cleared_ms == 0 {
             println!("    not acknowledged: custos alarms ack {} --note \"what was done\"", a.id);
@@ -164,14 +171,21 @@ fn print_duty_list(list: &[pb::DutyRecord], as_json: bool, what: &str) {
     }
     for d in list {
         match d.kind.as_str() {
-            "handover" => println!("#{} {} handover {} -> {}: {}", d.seq, format_ms(d.time_ms), d.user, d.to, d.notes),
+            "handover" => println!(
+                "#{} {} handover {} -> {}: {}",
+                d.seq,
+                format_ms(d.time_ms),
+                terminal(&d.user),
+                terminal(&d.to),
+                terminal(&d.notes)
+            ),
             _ => {
-                let notes = if d.notes.is_empty() { String::new() } else { format!(": {}", d.notes) };
+                let notes = if d.notes.is_empty() { String::new() } else { format!(": {}", terminal(&d.notes)) };
                 println!(
                     "#{} {} patrol by {}: {} checks, {} problems{notes}",
                     d.seq,
                     format_ms(d.time_ms),
-                    d.user,
+                    terminal(&d.user),
                     d.findings.len(),
                     d.problems
                 );
@@ -195,9 +209,15 @@ pub async fn patrol(client: &Client, a: PatrolArgs, as_json: bool) -> anyhow::Re
         return Ok(());
     }
     for f in &d.findings {
-        println!("{f}");
+        println!("{}", terminal(f));
     }
-    println!("patrol #{} by {} recorded at {}: {} problems", d.seq, d.user, format_ms(d.time_ms), d.problems);
+    println!(
+        "patrol #{} by {} recorded at {}: {} problems",
+        d.seq,
+        terminal(&d.user),
+        format_ms(d.time_ms),
+        d.problems
+    );
     Ok(())
 }
 
@@ -208,7 +228,13 @@ pub async fn shift(client: &Client, c: ShiftCmd, as_json: bool) -> anyhow::Resul
             if as_json {
                 super::print_json(&duty_json(&d));
             } else {
-                println!("shift handed over from {} to {} at {} (#{})", d.user, d.to, format_ms(d.time_ms), d.seq);
+                println!(
+                    "shift handed over from {} to {} at {} (#{})",
+                    terminal(&d.user),
+                    terminal(&d.to),
+                    format_ms(d.time_ms),
+                    d.seq
+                );
             }
         }
         ShiftCmd::List { limit } => print_duty_list(&client.list_duty("handover", limit).await?, as_json, "handovers"),
@@ -231,14 +257,6 @@ fn camera_json(c: &pb::CameraCompliance) -> serde_json::Value {
     })
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Result<()> {
     let ReportCmd::Compliance { days, csv } = c;
     let r = client.compliance_report(days).await?;
@@ -256,18 +274,18 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             let oldest = if c.oldest_ms != 0 { format_ms(c.oldest_ms) } else { String::new() };
             println!(
                 "{},{:.2},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                csv_field(&c.camera),
+                csv_cell(&c.camera),
                 c.coverage * 100.0,
                 c.recorded_ms / 1000,
                 c.segments,
                 c.gaps.len(),
                 longest / 1000,
-                csv_field(&list.join(";")),
+                csv_cell(&list.join(";")),
                 oldest,
                 c.min_days,
                 format_ms(c.required_from_ms),
                 c.meets_floor,
-                csv_field(&c.holds.join(";")),
+                csv_cell(&c.holds.join(";")),
                 c.deleted_segments,
                 c.accesses_allowed,
                 c.accesses_denied
@@ -293,7 +311,7 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             let oldest = if c.oldest_ms != 0 { format_ms(c.oldest_ms) } else { "none".into() };
             println!(
                 "{:<20} {:>7.2}% {:>5} {:>12} {:<26} {:>4}d {:<6} {:>6} {:>8} {:>7}",
-                c.camera,
+                terminal(&c.camera),
                 c.coverage * 100.0,
                 c.gaps.len(),
                 if longest > 0 { span(longest) } else { "-".into() },
@@ -337,6 +355,6 @@ mod tests {
         assert_eq!(span(245_000), "4m05s");
         assert_eq!(span(3_723_000), "1h02m03s");
         assert_eq!(span(90_000_000), "1d01h00m");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
     }
 }

@@ -68,7 +68,7 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         }
     );
     for u in &s.scrub_unrepaired {
-        println!("NOT REPAIRED: {u}");
+        println!("NOT REPAIRED: {}", custos_client::text::terminal(u));
     }
     println!();
     println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", "NODE", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE");
@@ -79,13 +79,28 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             n.disk_total_bytes as f64 / (1u64 << 30) as f64,
             if n.disk_low { " LOW" } else { "" }
         );
-        println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", n.id, n.campus, n.addr, n.raft_role, n.health, disk);
+        println!(
+            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}",
+            n.id,
+            n.campus,
+            custos_client::text::terminal(&n.addr),
+            n.raft_role,
+            n.health,
+            disk
+        );
     }
     println!();
     println!("{:<24} {:<13} {:<8} {:<26} LAST ERROR", "CAMERA", "STATE", "RECORDER", "LAST SEGMENT END");
     for c in &s.cameras {
         let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };
-        println!("{:<24} {:<13} {:<8} {:<26} {}", c.id, c.state, c.recorder, last, c.last_error);
+        println!(
+            "{:<24} {:<13} {:<8} {:<26} {}",
+            c.id,
+            c.state,
+            c.recorder,
+            last,
+            custos_client::text::terminal(&c.last_error)
+        );
     }
     println!();
     if blind.is_empty() {
@@ -97,7 +112,7 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         println!("no open alarms");
     }
     for a in &s.alarms {
-        println!("ALARM: {a}");
+        println!("ALARM: {}", custos_client::text::terminal(a));
     }
     Ok(())
 }
@@ -197,7 +212,7 @@ async fn backup_status(client: &Client, as_json: bool) -> anyhow::Result<()> {
         println!("{} expired segments deleted from the bucket since this leader started", s.backup_expired_objects);
     }
     if !s.backup_last_error.is_empty() {
-        println!("FAILING (retrying): {}", s.backup_last_error);
+        println!("FAILING (retrying): {}", custos_client::text::terminal(&s.backup_last_error));
     }
     if s.backup_configured && s.raft_role != "leader" {
         println!("(node {} is a {}; the backup worker's own view is on the leader)", s.node_id, s.raft_role);

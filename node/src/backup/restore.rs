@@ -63,6 +63,8 @@ pub struct RestoreOptions {
     pub snapshot: Option<String>,
     /// Print progress lines on stderr.
     pub progress: bool,
+    /// Accept `file://` and `test://` sources (demos and trials only).
+    pub allow_test_sources: bool,
 }
 
 /// What the restore did, as printed by `--json`.
@@ -151,7 +153,8 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     say(opts, &format!("snapshot {key}: catalog at log index {}, made by node {}", snap.applied_index, snap.made_by));
 
     // 2. The catalog and its audit chain.
-    std::fs::create_dir_all(dir.join("keys")).map_err(|e| Error::io("create directory", dir.join("keys"), e))?;
+    crate::create_private_dir(dir)?;
+    crate::create_private_dir(&dir.join("keys"))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let db_path = dir.join("catalog");
     let state = std::mem::take(&mut { snap.state });
@@ -428,6 +431,7 @@ fn write_node_files(
     }
     cfg.campus = opts.campus.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.allow_test_sources = opts.allow_test_sources;
     cfg.tls = Some(tls.clone());
     cfg.insecure_plaintext = false;
     // The restored cluster goes on backing up to the bucket it came from.

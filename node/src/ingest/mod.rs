@@ -41,7 +41,7 @@ impl Source {
     pub fn parse(s: &str) -> Result<Source, String> {
         if s.starts_with("rtsp://") || s.starts_with("rtsps://") {
             if s.len() <= "rtsps://".len() || s.contains(char::is_whitespace) {
-                return Err(format!("{s:?} is not a usable RTSP URL"));
+                return Err(format!("{:?} is not a usable RTSP URL", redact(s)));
             }
             return Ok(Source::Rtsp(s.to_string()));
         }
@@ -58,8 +58,31 @@ impl Source {
             }
             return Ok(Source::Test { pattern: pattern.to_string() });
         }
-        Err(format!("{s:?} is not a supported source; use rtsp://, file:// or test://"))
+        Err(format!("{:?} is not a supported source; use rtsp://, file:// or test://", redact(s)))
     }
+
+    /// True for what is not a camera: recorded files and test patterns. Such a source
+    /// would let whoever adds it put footage that no camera saw into the archive, sealed
+    /// like the real thing, so nodes accept it only for trials ([`check_allowed`]).
+    pub fn is_test(&self) -> bool {
+        !matches!(self, Source::Rtsp(_))
+    }
+}
+
+/// What an operator does to record test sources on a trial node.
+pub const TEST_SOURCES_HINT: &str =
+    "set allow_test_sources = true in custos.toml for trials (custos-node init --allow-test-sources writes it)";
+
+/// Refuses `file://` and `test://` sources unless this node allows test sources.
+pub fn check_allowed(source: &Source, allow_test_sources: bool) -> Result<(), String> {
+    if allow_test_sources || !source.is_test() {
+        return Ok(());
+    }
+    let kind = if matches!(source, Source::File(_)) { "file://" } else { "test://" };
+    Err(format!(
+        "{kind} sources are recordings and test patterns, not cameras, and this node does not accept them: \
+         give the camera's rtsp:// address, or {TEST_SOURCES_HINT}"
+    ))
 }
 
 /// A closed, muxed segment on its way to be sealed.
@@ -137,24 +160,46 @@ pub struct Supervisor {
     on_new_camera: SegmentSink,
     /// Wall-clock time that stamps each pipeline run's first frame.
     clock: crate::clock::SharedClock,
+    /// Whether `file://` and `test://` sources may be recorded (trials only).
+    allow_test_sources: bool,
+    /// Cameras refused for their source (id → source), so each refusal is logged once.
+    refused: BTreeMap<String, String>,
 }
 
 impl Supervisor {
     /// Initialises GStreamer. `on_new_camera` returns the channel a new camera's segments
-    /// go to; `clock` gives segments their wall-clock times.
+    /// go to; `clock` gives segments their wall-clock times. Unless `allow_test_sources`,
+    /// cameras whose source is a file or a test pattern are refused, not recorded.
     pub fn new(
         segment_target_ms: u64,
         states: CameraStates,
         on_new_camera: SegmentSink,
         clock: crate::clock::SharedClock,
+        allow_test_sources: bool,
     ) -> Result<Supervisor, String> {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
-        Ok(Supervisor { segment_target_ms, states, running: BTreeMap::new(), on_new_camera, clock })
+        Ok(Supervisor {
+            segment_target_ms,
+            states,
+            running: BTreeMap::new(),
+            on_new_camera,
+            clock,
+            allow_test_sources,
+            refused: BTreeMap::new(),
+        })
     }
 
     /// Makes the running set equal `wanted` (camera id → source URL). Cameras whose source
     /// changed are restarted.
     pub fn reconcile(&mut self, wanted: &BTreeMap<String, String>) {
+        let states = &self.states;
+        self.refused.retain(|id, source| {
+            let keep = wanted.get(id) == Some(source);
+            if !keep {
+                states.remove(id);
+            }
+            keep
+        });
         let stale: Vec<String> = self
             .running
             .iter()
@@ -185,10 +230,19 @@ impl Supervisor {
                     continue;
                 }
             };
+            if let Err(e) = check_allowed(&parsed, self.allow_test_sources) {
+                if self.refused.get(id) != Some(source) {
+                    tracing::error!(camera = %id, source = %redact(source), error = %e, "refusing to record camera");
+                    self.refused.insert(id.clone(), source.clone());
+                }
+                self.states.set(id, State::Down, Some(e));
+                continue;
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let task = pipeline::CameraTask {
                 camera: id.clone(),
                 source: parsed,
+                source_text: source.clone(),
                 segment_target_ms: self.segment_target_ms,
                 tx: (self.on_new_camera)(id),
                 states: self.states.clone(),
@@ -215,12 +269,136 @@ impl Supervisor {
     }
 }
 
-/// Hides credentials in a source URL for logs (`rtsp://user:pass@host` → `rtsp://***@host`).
-pub fn redact(source: &str) -> String {
-    match (source.find("://"), source.find('@')) {
-        (Some(s), Some(a)) if a > s => format!("{}***{}", &source[..s + 3], &source[a..]),
-        _ => source.to_string(),
+/// Query parameters whose values are secrets, matched case-insensitively as part of the
+/// key (`password`, `Pwd`, `access_token`, `api_key`, `authToken`, …).
+const SECRET_QUERY_KEYS: &[&str] = &["pass", "pwd", "token", "key", "secret", "auth"];
+
+/// Where the userinfo of a URL ends: the last `@` that is followed by something shaped
+/// like `host[:port]` up to the next `/` (or the end). Passwords hold `@`, `/`, `#` and
+/// `?` unencoded as people type them, so the authority cannot be cut at the first of
+/// those; an `@` inside a path at worst hides more than it must.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let hostlike = |h: &str| {
+        let h = h.split(['?', '#']).next().unwrap_or("");
+        !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_%".contains(c))
+    };
+    rest.match_indices('@').map(|(i, _)| i).rev().find(|&i| hostlike(rest[i + 1..].split('/').next().unwrap_or("")))
+}
+
+/// The parts of `source` that are secret: the userinfo (user and password), the password
+/// alone, and the values of secret query parameters.
+pub fn source_secrets(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(s) = source.find("://") else { return out };
+    let rest = &source[s + 3..];
+    let host_from = match userinfo_end(rest) {
+        Some(at) => {
+            let info = &rest[..at];
+            out.push(info.to_string());
+            if let Some((_, pw)) = info.split_once(':') {
+                out.push(pw.to_string());
+            }
+            at + 1
+        }
+        None => 0,
+    };
+    if let Some(q) = rest[host_from..].find('?') {
+        for pair in rest[host_from + q + 1..].split(['&', ';']) {
+            if let Some((k, v)) = pair.split_once('=') {
+                let k = k.to_ascii_lowercase();
+                if !v.is_empty() && SECRET_QUERY_KEYS.iter().any(|s| k.contains(s)) {
+                    out.push(v.split('#').next().unwrap_or(v).to_string());
+                }
+            }
+        }
     }
+    out.retain(|x| !x.is_empty());
+    out
+}
+
+/// A source URL fit to show: credentials before the host become `***`, and so do the
+/// values of secret query parameters (`rtsp://u:p@h/x?token=t` → `rtsp://***@h/x?token=***`).
+/// Used wherever a source is listed, logged, audited or reported.
+pub fn redact(source: &str) -> String {
+    let Some(s) = source.find("://") else { return source.to_string() };
+    let (scheme, rest) = source.split_at(s + 3);
+    let (userinfo, hostpart) = match userinfo_end(rest) {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let hostpart = match hostpart.split_once('?') {
+        None => hostpart.to_string(),
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let mut q = String::new();
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    q.push('&');
+                }
+                let mut parts = Vec::new();
+                for p in pair.split(';') {
+                    parts.push(match p.split_once('=') {
+                        Some((k, v))
+                            if !v.is_empty()
+                                && SECRET_QUERY_KEYS.iter().any(|s| k.to_ascii_lowercase().contains(s)) =>
+                        {
+                            format!("{k}=***")
+                        }
+                        _ => p.to_string(),
+                    });
+                }
+                q.push_str(&parts.join(";"));
+            }
+            match fragment {
+                Some(f) => format!("{path}?{q}#{f}"),
+                None => format!("{path}?{q}"),
+            }
+        }
+    };
+    format!("{scheme}{userinfo}{hostpart}")
+}
+
+/// `text` (an error message, say GStreamer's) with `source` and each of its secrets
+/// replaced, so nothing that mentions a camera's URL shows its credentials. A library
+/// that cut the URL at another `@` than [`redact`] does may quote a piece of the
+/// password with the host (`'ss@word@10.0.0.5'`), so in every word holding an `@`,
+/// whatever comes before its last `@` is hidden too.
+pub fn redact_text(text: &str, source: &str) -> String {
+    let mut out = text.replace(source, &redact(source));
+    let mut secrets = source_secrets(source);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s.as_str(), "***");
+    }
+    let separator = |c: char| c.is_whitespace() || "'\"`()<>,;".contains(c);
+    let mut masked = String::with_capacity(out.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, masked: &mut String| {
+        match word.rfind('@') {
+            Some(at) if at > 0 => {
+                // Keep a scheme (`rtsp://`) so the message still says what it was.
+                let keep = word.find("://").map(|i| i + 3).filter(|&i| i <= at).unwrap_or(0);
+                masked.push_str(&word[..keep]);
+                masked.push_str("***");
+                masked.push_str(&word[at..]);
+            }
+            _ => masked.push_str(word),
+        }
+        word.clear();
+    };
+    for c in out.chars() {
+        if separator(c) {
+            flush(&mut word, &mut masked);
+            masked.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut masked);
+    masked
 }
 
 #[cfg(test)]
@@ -249,5 +427,46 @@ mod tests {
     fn credentials_are_redacted() {
         assert_eq!(redact("rtsp://admin:pw@10.0.0.5/s1"), "rtsp://***@10.0.0.5/s1");
         assert_eq!(redact("test://ball"), "test://ball");
+        assert_eq!(redact("rtsp://10.0.0.5:554/s1"), "rtsp://10.0.0.5:554/s1");
+        // The password holds '@': the userinfo ends at the last '@' before the host.
+        assert_eq!(
+            redact("rtsp://user:p@ss@word@cam.example:554/x?token=abc&channel=1"),
+            "rtsp://***@cam.example:554/x?token=***&channel=1"
+        );
+        // '/', '#' and '?' typed into a password.
+        assert_eq!(redact("rtsp://u:pa/ss#1?@10.0.0.5/s1"), "rtsp://***@10.0.0.5/s1");
+        assert_eq!(redact("rtsp://[fe80::1]:554/s"), "rtsp://[fe80::1]:554/s");
+        assert_eq!(
+            redact("rtsp://cam/live?user=admin&Password=hunter2;PWD=x&access_token=t&api_key=k&quality=hd"),
+            "rtsp://cam/live?user=admin&Password=***;PWD=***&access_token=***&api_key=***&quality=hd"
+        );
+        assert_eq!(redact("rtsp://cam/live?auth=s3cr3t#frag"), "rtsp://cam/live?auth=***#frag");
+        let src = "rtsp://user:p@ss@word@cam/x?token=abc123";
+        let secrets = source_secrets(src);
+        assert!(secrets.contains(&"p@ss@word".to_string()) && secrets.contains(&"abc123".to_string()), "{secrets:?}");
+        let msg = format!("Could not open resource {src} (Unauthorized for user:p@ss@word; token abc123)");
+        let clean = redact_text(&msg, src);
+        for s in ["p@ss", "ss@word", "abc123"] {
+            assert!(!clean.contains(s), "{clean}");
+        }
+        assert!(clean.contains("rtsp://***@cam/x?token=***"), "{clean}");
+        // A library that split the URL at the first '@' quotes the rest of the password.
+        let clean = redact_text("Could not resolve 'ss@word@cam' (user 'user')", src);
+        assert_eq!(clean, "Could not resolve '***@cam' (user 'user')");
+        assert_eq!(redact_text("no secrets here: rtsp://cam/x", "rtsp://cam/x"), "no secrets here: rtsp://cam/x");
+        assert!(!Source::parse("rtsp://u:se cret@cam/x").unwrap_err().contains("se cret"));
+    }
+
+    #[test]
+    fn test_sources_are_refused_unless_allowed() {
+        let test = Source::parse("test://ball").unwrap();
+        let file = Source::parse("file:///srv/clip.mp4").unwrap();
+        let rtsp = Source::parse("rtsp://cam/s1").unwrap();
+        assert!(check_allowed(&rtsp, false).is_ok());
+        assert!(check_allowed(&test, true).is_ok() && check_allowed(&file, true).is_ok());
+        for (s, kind) in [(&test, "test://"), (&file, "file://")] {
+            let e = check_allowed(s, false).unwrap_err();
+            assert!(e.contains(kind) && e.contains("set allow_test_sources = true in custos.toml for trials"), "{e}");
+        }
     }
 }

@@ -37,6 +37,8 @@ const MAX_SEGMENT_TARGETS: u64 = 8;
 pub struct CameraTask {
     pub camera: String,
     pub source: Source,
+    /// The source as configured, to take out of error messages (see [`super::redact_text`]).
+    pub source_text: String,
     pub segment_target_ms: u64,
     pub tx: mpsc::Sender<RawSegment>,
     pub states: CameraStates,
@@ -350,6 +352,8 @@ pub fn supervise(task: CameraTask) {
                 task.states.set(&task.camera, State::Down, Some("stream ended".into()));
             }
             RunEnd::Failed(e) => {
+                // GStreamer's messages may quote the URL, credentials and all.
+                let e = super::redact_text(&e, &task.source_text);
                 let hint = match &task.source {
                     Source::Rtsp(_) => "check the camera's address, port and path, its credentials, and that it serves RTSP with H.264 or H.265 video",
                     Source::File(_) => "check that the file is a readable video with H.264 or H.265",

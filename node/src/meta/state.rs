@@ -52,6 +52,11 @@ const KEY_DUTY_SEQ: &[u8] = b"duty_seq";
 pub(super) const KEY_TRASH_SEQ: &[u8] = b"trash_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
 
+/// Key recording that a camera id was registered from a config file (value: the time).
+fn seeded_camera_key(id: &str) -> Vec<u8> {
+    [b"seeded_camera/".as_slice(), id.as_bytes()].concat()
+}
+
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 type Membership = StoredMembership<NodeId, BasicNode>;
 
@@ -112,7 +117,12 @@ impl Catalog {
         read_all(&self.db, CF_CAMERAS).map_err(crate::Error::Internal)
     }
 
-    /// One camera.
+    /// Whether a camera with this id was ever registered from a config file.
+    pub fn camera_seeded(&self, id: &str) -> crate::Result<bool> {
+        Ok(self.db.get_pinned_cf(cf(&self.db, CF_SM), seeded_camera_key(id))?.is_some())
+    }
+
+    /// A camera by id.
     pub fn camera(&self, id: &str) -> crate::Result<Option<Camera>> {
         self.get(CF_CAMERAS, id.as_bytes())
     }
@@ -682,24 +692,47 @@ fn record_sensitivity(
     Ok(())
 }
 
+fn add_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &Camera) -> Response {
+    let c = cf(db, CF_CAMERAS);
+    match db.get_cf(c, cam.id.as_bytes()) {
+        Ok(Some(_)) => Response::Rejected(format!("camera {:?} already exists", cam.id)),
+        Ok(None) => {
+            let mut cam = cam.clone();
+            cam.added_ms = req.time_ms;
+            if cam.sensitive {
+                if let Err(r) = record_sensitivity(db, batch, &cam.id, (false, true), req.time_ms) {
+                    return r;
+                }
+            }
+            batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
+            Response::Ok
+        }
+        Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+}
+
 /// Applies one command into `batch`. Pure with respect to the database state it reads.
 fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: &mut u64) -> Response {
     match &req.command {
-        Command::AddCamera(cam) => {
-            let c = cf(db, CF_CAMERAS);
-            match db.get_cf(c, cam.id.as_bytes()) {
-                Ok(Some(_)) => Response::Rejected(format!("camera {:?} already exists", cam.id)),
-                Ok(None) => {
-                    let mut cam = cam.clone();
-                    cam.added_ms = req.time_ms;
-                    if cam.sensitive {
-                        if let Err(r) = record_sensitivity(db, batch, &cam.id, (false, true), req.time_ms) {
-                            return r;
-                        }
-                    }
-                    batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
-                    Response::Ok
+        Command::AddCamera(cam) => add_camera(db, batch, req, cam),
+        Command::SeedCamera(cam) => {
+            let key = seeded_camera_key(&cam.id);
+            match db.get_pinned_cf(cf(db, CF_SM), &key) {
+                Ok(Some(_)) => {
+                    return Response::Rejected(format!(
+                        "camera {:?} was registered from a config file before; seed cameras are registered once, \
+                         so one an administrator removed stays removed (add it with `custos camera add`)",
+                        cam.id
+                    ))
                 }
+                Ok(None) => {}
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+            }
+            batch.put_cf(cf(db, CF_SM), key, encode(&req.time_ms));
+            match db.get_pinned_cf(cf(db, CF_CAMERAS), cam.id.as_bytes()) {
+                // Registered before seeds were recorded: the mark is all that is new.
+                Ok(Some(_)) => Response::Ok,
+                Ok(None) => add_camera(db, batch, req, cam),
                 Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
             }
         }
@@ -1568,7 +1601,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             matches!(
                 &e.payload,
                 EntryPayload::Normal(Request {
-                    command: Command::AddCamera(_) | Command::RemoveCamera { .. } | Command::AssignCamera { .. },
+                    command: Command::AddCamera(_)
+                        | Command::SeedCamera(_)
+                        | Command::RemoveCamera { .. }
+                        | Command::AssignCamera { .. },
                     ..
                 })
             )

@@ -284,6 +284,11 @@ pub enum Command {
     AckAlarm { id: u64, user: String, note: String },
     /// A patrol or a shift handover; the state machine assigns its number and time.
     RecordDuty(DutyRecord),
+    /// Register a camera from a node's config file (`[[camera]]`), once per cluster: the
+    /// catalog records that the id was seeded, and a second seeding of it is refused, so
+    /// a seed camera an administrator removed stays removed when nodes restart. When the
+    /// camera already exists only the record is added.
+    SeedCamera(Camera),
 }
 
 /// One alarm raised or cleared by the leader's evaluation.
@@ -443,6 +448,7 @@ impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.command {
             Command::AddCamera(c) => write!(f, "add-camera {}", c.id),
+            Command::SeedCamera(c) => write!(f, "seed-camera {}", c.id),
             Command::RemoveCamera { id } => write!(f, "remove-camera {id}"),
             Command::CommitSegments(s) => write!(f, "commit-segments x{}", s.len()),
             Command::CreateUser { user, .. } => write!(f, "create-user {}", user.name),

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +34,14 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().ok_or_else(|| Error::Internal(format!("{} has no parent", path.display())))?;
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        // Owner-only whatever the umask: config files, certificates, cursors.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
     }
@@ -121,7 +128,7 @@ impl BlobStore {
             let mut f =
                 OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
             f.write_all(ciphertext).map_err(|e| Error::io("write", &tmp, e))?;
-            f.set_permissions(fs::Permissions::from_mode(0o440)).map_err(|e| Error::io("chmod", &tmp, e))?;
+            f.set_permissions(fs::Permissions::from_mode(0o400)).map_err(|e| Error::io("chmod", &tmp, e))?;
             f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         }
         fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;

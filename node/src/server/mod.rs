@@ -62,6 +62,8 @@ pub struct Services {
     pub backup_state: crate::backup::SharedBackupState,
     /// When conditions become alarms.
     pub alarms: crate::alarms::AlarmsConfig,
+    /// Whether cameras may be added with `file://` and `test://` sources (trials only).
+    pub allow_test_sources: bool,
 }
 
 /// What this node hands a joining node, and says about itself.
@@ -120,6 +122,7 @@ impl Services {
             backup: None,
             backup_state: Arc::default(),
             alarms: Default::default(),
+            allow_test_sources: false,
         }
     }
 
@@ -224,11 +227,22 @@ impl Footage for Services {
         let caller = self.guard(&req, Action::ManageCameras, false).await?;
         let r = req.into_inner();
         validate_camera_id(&r.id).map_err(Status::invalid_argument)?;
-        Source::parse(&r.source).map_err(Status::invalid_argument)?;
+        let source = Source::parse(&r.source).map_err(Status::invalid_argument)?;
         if r.name.len() > 200 {
             return Err(Status::invalid_argument("camera name is longer than 200 bytes"));
         }
         let detail = format!("camera {} source={} sensitive={}", r.id, crate::ingest::redact(&r.source), r.sensitive);
+        if let Err(why) = crate::ingest::check_allowed(&source, self.allow_test_sources) {
+            // Footage that no camera saw would be archived as if one had: refused, and
+            // the attempt is audited.
+            let mut ev = caller.event("camera-add", "rejected");
+            ev.reason = why.clone();
+            ev.detail = detail;
+            ev.cameras = vec![r.id.clone()];
+            self.audit(ev).await?;
+            tracing::warn!(camera = %r.id, user = %caller.who.name, source = %crate::ingest::redact(&r.source), "camera refused: {why}");
+            return Err(Status::failed_precondition(why));
+        }
         let cam = Camera {
             id: r.id.clone(),
             name: r.name,
