@@ -7,6 +7,7 @@
 # stops everything cleanly; run it again to continue recording into the same data.
 #
 #   ops/demo.sh [DATA_DIR]       (default ./demo-data)
+#   CUSTOS_DEMO_PROFILE=debug ops/demo.sh   uses the debug build the tests use (no release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-./demo-data}"
@@ -15,8 +16,13 @@ rtsp_port="${CUSTOS_DEMO_RTSP_PORT:-8554}"
 s3_port="${CUSTOS_DEMO_S3_PORT:-7480}"
 campuses=(east west north)
 
-ops/setup.sh --release
-bin="$PWD/target/release"
+if [ "${CUSTOS_DEMO_PROFILE:-release}" = debug ]; then
+  ops/setup.sh
+  bin="$PWD/target/debug"
+else
+  ops/setup.sh --release
+  bin="$PWD/target/release"
+fi
 mkdir -p "$data"
 data="$(cd "$data" && pwd)"
 addr() { echo "127.0.0.1:$((port + $1 - 1))"; }
