@@ -179,14 +179,14 @@ async fn the_state_machine_refuses_self_approval_and_unapproved_runs() {
         hold,
     };
     let r = meta.propose(complete.clone()).await.unwrap();
-    assert!(matches!(&r, Response::Rejected(w) if w.contains("not approved")), "{r:?}");
+    assert!(matches!(&r, Response::Rejected(_, w) if w.contains("not approved")), "{r:?}");
     let decide =
         |user: &str| Command::DecideExport { id: id.clone(), user: user.into(), approve: true, reason: String::new() };
     let r = meta.propose(decide("li.wei")).await.unwrap();
-    assert!(matches!(&r, Response::Rejected(w) if w.contains("cannot also decide")), "{r:?}");
+    assert!(matches!(&r, Response::Rejected(_, w) if w.contains("cannot also decide")), "{r:?}");
     assert_eq!(meta.propose(decide("dr.chen")).await.unwrap(), Response::Ok);
     let r = meta.propose(decide("dr.wang")).await.unwrap();
-    assert!(matches!(&r, Response::Rejected(w) if w.contains("already approved")), "{r:?}");
+    assert!(matches!(&r, Response::Rejected(_, w) if w.contains("already approved")), "{r:?}");
     assert_eq!(meta.propose(complete).await.unwrap(), Response::Ok);
     let stored = meta.catalog.export(&id).unwrap().unwrap();
     assert_eq!(stored.status, ExportStatus::Done);

@@ -112,8 +112,8 @@ async fn snapshot_installs_an_identical_catalog_and_commits_are_idempotent() {
         ])
         .await
         .unwrap();
-    assert!(matches!(&resp[0], Response::Rejected(w) if w.contains("floor of 30")), "{resp:?}");
-    assert!(matches!(&resp[1], Response::Rejected(w) if w.contains("floor of 30")), "{resp:?}");
+    assert!(matches!(&resp[0], Response::Rejected(_, w) if w.contains("floor of 30")), "{resp:?}");
+    assert!(matches!(&resp[1], Response::Rejected(_, w) if w.contains("floor of 30")), "{resp:?}");
     assert_eq!(resp[2], Response::Ok);
     assert_eq!(b.catalog().policy_for("ward-3").unwrap(), ok);
     assert_eq!(b.catalog().policy_for("lobby").unwrap(), Policy::default());

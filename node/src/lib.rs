@@ -620,7 +620,7 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
             ..Default::default()
         };
         match meta.propose_audited(Command::SeedCamera(cam), ev).await? {
-            meta::Response::Rejected(why) => tracing::info!(camera = %seed.id, %why, "seed camera not registered"),
+            meta::Response::Rejected(_, why) => tracing::info!(camera = %seed.id, %why, "seed camera not registered"),
             _ => tracing::info!(camera = %seed.id, "seed camera registered from the config file"),
         }
     }

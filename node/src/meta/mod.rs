@@ -22,8 +22,8 @@ use openraft::{BasicNode, Raft, ServerState};
 pub use state::Catalog;
 pub use types::{
     AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, Codec, Command, DeletionReceipt, DutyKind, DutyRecord,
-    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, Request, Response,
-    SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
+    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, RejectKind, Request,
+    Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

@@ -27,8 +27,8 @@ use super::db::{
 };
 use super::types::{
     decode, encode, AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, Command, DeletionReceipt, DutyRecord,
-    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, Response, SegmentRecord,
-    SensitivePeriod, StoredPack, TokenRecord, TypeConfig, User,
+    ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackRecord, RejectKind, Request, Response,
+    SegmentRecord, SensitivePeriod, StoredPack, TokenRecord, TypeConfig, User,
 };
 use crate::audit::{seal_entry, AuditRecord, GENESIS};
 use crate::segment::Hash;
@@ -650,7 +650,7 @@ pub(super) fn get_decoded<T: serde::de::DeserializeOwned>(
 fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
     match get_decoded::<User>(db, CF_USERS, name.as_bytes()) {
         Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(Response::Rejected(format!("user {name:?} does not exist"))),
+        Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("user {name:?} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     }
 }
@@ -658,7 +658,7 @@ fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
 fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
     match get_decoded::<Camera>(db, CF_CAMERAS, id.as_bytes()) {
         Ok(Some(c)) => Ok(c),
-        Ok(None) => Err(Response::Rejected(format!("camera {id:?} does not exist"))),
+        Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("camera {id:?} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     }
 }
@@ -695,7 +695,7 @@ fn record_sensitivity(
 fn add_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &Camera) -> Response {
     let c = cf(db, CF_CAMERAS);
     match db.get_cf(c, cam.id.as_bytes()) {
-        Ok(Some(_)) => Response::Rejected(format!("camera {:?} already exists", cam.id)),
+        Ok(Some(_)) => Response::Rejected(RejectKind::AlreadyExists, format!("camera {:?} already exists", cam.id)),
         Ok(None) => {
             let mut cam = cam.clone();
             cam.added_ms = req.time_ms;
@@ -719,11 +719,14 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             let key = seeded_camera_key(&cam.id);
             match db.get_pinned_cf(cf(db, CF_SM), &key) {
                 Ok(Some(_)) => {
-                    return Response::Rejected(format!(
-                        "camera {:?} was registered from a config file before; seed cameras are registered once, \
+                    return Response::Rejected(
+                        RejectKind::FailedPrecondition,
+                        format!(
+                            "camera {:?} was registered from a config file before; seed cameras are registered once, \
                          so one an administrator removed stays removed (add it with `custos camera add`)",
-                        cam.id
-                    ))
+                            cam.id
+                        ),
+                    )
                 }
                 Ok(None) => {}
                 Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -771,7 +774,12 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         }
         Command::CreateUser { user, token_hash, token } => {
             match get_decoded::<User>(db, CF_USERS, user.name.as_bytes()) {
-                Ok(Some(_)) => return Response::Rejected(format!("user {:?} already exists", user.name)),
+                Ok(Some(_)) => {
+                    return Response::Rejected(
+                        RejectKind::AlreadyExists,
+                        format!("user {:?} already exists", user.name),
+                    )
+                }
                 Ok(None) => {}
                 Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             }
@@ -792,7 +800,9 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             Err(r) => r,
         },
         Command::IssueToken { token_hash, token } => match user_for_update(db, &token.user) {
-            Ok(u) if u.disabled => Response::Rejected(format!("user {:?} is disabled", u.name)),
+            Ok(u) if u.disabled => {
+                Response::Rejected(RejectKind::FailedPrecondition, format!("user {:?} is disabled", u.name))
+            }
             Ok(_) => {
                 let mut t = token.clone();
                 t.created_ms = req.time_ms;
@@ -812,7 +822,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                     return Response::Ok;
                 }
             }
-            Response::Rejected(format!("no token with id {id:?}"))
+            Response::Rejected(RejectKind::NotFound, format!("no token with id {id:?}"))
         }
         Command::GrantCamera { user, camera, grant } => {
             if let Err(r) = camera_for_update(db, camera) {
@@ -845,7 +855,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::SetPolicy { camera, policy } => {
             // The floor is enforced here too: no command, however it was made, lowers it.
             if let Err(why) = policy.validated() {
-                return Response::Rejected(why);
+                return Response::Rejected(RejectKind::FailedPrecondition, why);
             }
             if let Some(c) = camera {
                 if let Err(r) = camera_for_update(db, c) {
@@ -862,7 +872,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::ApproveHoldRelease { id, user } => {
             let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
                 Ok(Some(h)) => h,
-                Ok(None) => return Response::Rejected(format!("hold {id} does not exist")),
+                Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("hold {id} does not exist")),
                 Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
             };
             match h.approve_release(user, req.time_ms) {
@@ -870,7 +880,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                     batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
                     Response::Ok
                 }
-                Err(why) => Response::Rejected(why),
+                Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
             }
         }
         Command::ExpireSegments(keys) => expire_segments(db, batch, req.time_ms, keys, segment_count),
@@ -889,20 +899,28 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             Ok(Some(mut n)) if !n.retired => {
                 let active = read_all::<NodeRecord>(db, CF_NODES).map(|v| v.iter().filter(|n| !n.retired).count());
                 if active.unwrap_or(0) <= 1 {
-                    return Response::Rejected("the last active node cannot be retired".into());
+                    return Response::Rejected(
+                        RejectKind::FailedPrecondition,
+                        "the last active node cannot be retired".into(),
+                    );
                 }
                 n.retired = true;
                 batch.put_cf(cf(db, CF_NODES), id.to_be_bytes(), encode(&n));
                 Response::Ok
             }
-            Ok(Some(_)) => Response::Rejected(format!("node {id} is already retired")),
-            Ok(None) => Response::Rejected(format!("node {id} does not exist")),
+            Ok(Some(_)) => Response::Rejected(RejectKind::FailedPrecondition, format!("node {id} is already retired")),
+            Ok(None) => Response::Rejected(RejectKind::NotFound, format!("node {id} does not exist")),
             Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
         },
         Command::AssignCamera { camera, recorder } => {
             match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {
                 Ok(Some(n)) if !n.retired => {}
-                _ => return Response::Rejected(format!("node {recorder} is not an active member")),
+                _ => {
+                    return Response::Rejected(
+                        RejectKind::FailedPrecondition,
+                        format!("node {recorder} is not an active member"),
+                    )
+                }
             }
             match camera_for_update(db, camera) {
                 Ok(mut c) => {
@@ -917,7 +935,10 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::Alarms(changes) => apply_alarms(db, batch, req.time_ms, changes),
         Command::AckAlarm { id, user, note } => {
             if note.trim().is_empty() {
-                return Response::Rejected("an acknowledgement needs a note saying what was done".into());
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    "an acknowledgement needs a note saying what was done".into(),
+                );
             }
             match get_decoded::<AlarmRecord>(db, CF_ALARMS, &id.to_be_bytes()) {
                 Ok(Some(mut a)) => {
@@ -925,7 +946,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                     batch.put_cf(cf(db, CF_ALARMS), id.to_be_bytes(), encode(&a));
                     Response::Ok
                 }
-                Ok(None) => Response::Rejected(format!("alarm {id} does not exist")),
+                Ok(None) => Response::Rejected(RejectKind::NotFound, format!("alarm {id} does not exist")),
                 Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
             }
         }
@@ -992,7 +1013,7 @@ fn place_hold(db: &DB, batch: &mut WriteBatch, now_ms: i64, h: &crate::retention
 fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command) -> Response {
     let load = |id: &str| match get_decoded::<ExportRecord>(db, CF_EXPORTS, id.as_bytes()) {
         Ok(Some(e)) => Ok(e),
-        Ok(None) => Err(Response::Rejected(format!("export {id} does not exist"))),
+        Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("export {id} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     };
     match command {
@@ -1017,12 +1038,16 @@ fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command)
                 Err(r) => return r,
             };
             if e.status != ExportStatus::Requested {
-                return Response::Rejected(format!("export {id} was already {}", e.status.as_str()));
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!("export {id} was already {}", e.status.as_str()),
+                );
             }
             if e.requester == *user {
-                return Response::Rejected(format!(
-                    "{user} requested export {id} and cannot also decide it: a second person must approve"
-                ));
+                return Response::Rejected(
+                    RejectKind::PermissionDenied,
+                    format!("{user} requested export {id} and cannot also decide it: a second person must approve"),
+                );
             }
             e.status = if *approve { ExportStatus::Approved } else { ExportStatus::Rejected };
             e.decided_by = Some(user.clone());
@@ -1037,13 +1062,19 @@ fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command)
                 Err(r) => return r,
             };
             if e.status != ExportStatus::Approved {
-                return Response::Rejected(format!("export {id} is {}, not approved", e.status.as_str()));
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!("export {id} is {}, not approved", e.status.as_str()),
+                );
             }
             if e.decided_ms.is_some_and(|d| now_ms > d + crate::export::APPROVAL_VALID_MS) {
-                return Response::Rejected(format!(
-                    "the approval of export {id} has expired ({} days); request it again",
-                    crate::export::APPROVAL_VALID_MS / 86_400_000
-                ));
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!(
+                        "the approval of export {id} has expired ({} days); request it again",
+                        crate::export::APPROVAL_VALID_MS / 86_400_000
+                    ),
+                );
             }
             let hold_id = match place_hold(db, batch, now_ms, hold) {
                 Ok(h) => h,
@@ -1058,7 +1089,7 @@ fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command)
             batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
             Response::Ok
         }
-        _ => Response::Rejected("not an export command".into()),
+        _ => Response::Rejected(RejectKind::FailedPrecondition, "not an export command".into()),
     }
 }
 
@@ -1076,28 +1107,44 @@ fn register_node(
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     if let Some(n) = nodes.iter().find(|n| n.addr == addr && !n.retired) {
-        return Response::Rejected(format!("node {} already uses address {addr}", n.id));
+        return Response::Rejected(
+            RejectKind::FailedPrecondition,
+            format!("node {} already uses address {addr}", n.id),
+        );
     }
     let next = match founder {
         Some(id) if nodes.is_empty() && token_hash.is_none() => id,
-        Some(_) => return Response::Rejected("the cluster already has its founding node".into()),
+        Some(_) => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                "the cluster already has its founding node".into(),
+            )
+        }
         None => nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1,
     };
     match token_hash {
         None if founder.is_some() => {}
-        None => return Response::Rejected("a join token is required to add a node".into()),
+        None => {
+            return Response::Rejected(RejectKind::FailedPrecondition, "a join token is required to add a node".into())
+        }
         Some(h) => match get_decoded::<JoinTokenRecord>(db, CF_JOIN_TOKENS, h) {
             Ok(Some(t)) if t.used_by.is_some() => {
-                return Response::Rejected("this join token was already used; ask for a new one".into())
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    "this join token was already used; ask for a new one".into(),
+                )
             }
             Ok(Some(t)) if t.expires_ms <= now_ms => {
-                return Response::Rejected("this join token has expired; ask for a new one".into())
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    "this join token has expired; ask for a new one".into(),
+                )
             }
             Ok(Some(mut t)) => {
                 t.used_by = Some(next);
                 batch.put_cf(cf(db, CF_JOIN_TOKENS), h, encode(&t));
             }
-            Ok(None) => return Response::Rejected("unknown join token".into()),
+            Ok(None) => return Response::Rejected(RejectKind::FailedPrecondition, "unknown join token".into()),
             Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         },
     }
@@ -1375,7 +1422,7 @@ fn policy_of(db: &DB, camera: &str) -> Result<crate::retention::Policy, String> 
 fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, head: &mut (u64, Hash)) {
     let Some(ev) = &req.audit else { return };
     let mut ev = ev.clone();
-    if let Response::Rejected(why) = resp {
+    if let Response::Rejected(_, why) = resp {
         ev.outcome = "rejected".into();
         ev.reason = why.clone();
     }
@@ -1444,7 +1491,7 @@ impl StateMachine {
                         }
                         // A refusal changes nothing but the applied id and its audit entry,
                         // whatever the command had batched before it refused.
-                        Response::Rejected(_) => {
+                        Response::Rejected(..) => {
                             batch = WriteBatch::default();
                             batch.put_cf(sm, KEY_APPLIED, encode(&Some(e.log_id)));
                             count = before;

@@ -427,6 +427,22 @@ pub struct Request {
     pub audit: Option<AuditEvent>,
 }
 
+/// What kind of refusal the state machine made; the API maps each kind to one gRPC code
+/// (`server::rejected`), never by reading the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectKind {
+    /// The command names something that does not exist.
+    NotFound,
+    /// It would create something that exists already.
+    AlreadyExists,
+    /// The caller may not do this (for example, decide their own request).
+    PermissionDenied,
+    /// The state does not allow it now (a floor, an unapproved export, a used token).
+    FailedPrecondition,
+    /// The command's own content is invalid.
+    InvalidArgument,
+}
+
 /// What applying a command produced.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Response {
@@ -434,8 +450,10 @@ pub enum Response {
     Ok,
     /// Segments newly committed and those that were already present.
     Committed { new: u32, duplicate: u32 },
-    /// The command was valid Raft input but the state refused it (e.g. a duplicate id).
-    Rejected(String),
+    /// The command was valid Raft input but the state refused it (e.g. a duplicate id):
+    /// what kind of refusal, and why in words. Nothing but the applied id and the audit
+    /// entry is written.
+    Rejected(RejectKind, String),
     /// Something was created under this id.
     Created(String),
     /// The catalog could not be read while applying. Never returned to a proposer: the

@@ -29,9 +29,7 @@ fn text_field(what: &str, v: &str, max: usize) -> Result<String, Status> {
 
 fn status_of(r: Applied) -> Result<Applied, Status> {
     match r {
-        Applied::Rejected(why) if why.contains("does not exist") => Err(Status::not_found(why)),
-        Applied::Rejected(why) if why.contains("cannot also decide") => Err(Status::permission_denied(why)),
-        Applied::Rejected(why) => Err(Status::failed_precondition(why)),
+        Applied::Rejected(kind, why) => Err(super::rejected(kind, why)),
         other => Ok(other),
     }
 }

@@ -213,7 +213,7 @@ impl Services {
     }
 
     /// Proposes an administrative command with its audit entry in the same Raft entry.
-    /// A rejection becomes FailedPrecondition/NotFound/AlreadyExists with the reason.
+    /// A refusal becomes the gRPC status of its kind, with the reason.
     pub(super) async fn admin_change(
         &self,
         caller: &Caller,
@@ -224,11 +224,7 @@ impl Services {
         let mut ev = caller.event(action, "ok");
         ev.detail = detail;
         match self.meta.propose_audited(command, ev).await? {
-            Response::Rejected(why) if why.contains("does not exist") || why.starts_with("no ") => {
-                Err(Status::not_found(why))
-            }
-            Response::Rejected(why) if why.contains("already exists") => Err(Status::already_exists(why)),
-            Response::Rejected(why) => Err(Status::failed_precondition(why)),
+            Response::Rejected(kind, why) => Err(super::rejected(kind, why)),
             _ => Ok(()),
         }
     }

@@ -207,6 +207,18 @@ impl Services {
 
 pub use custos_formats::fields::{fmt_ms, RANGE_MAX_MS};
 
+/// The one mapping from a state-machine refusal to the gRPC status the caller sees.
+pub(crate) fn rejected(kind: crate::meta::RejectKind, why: String) -> Status {
+    use crate::meta::RejectKind as K;
+    match kind {
+        K::NotFound => Status::not_found(why),
+        K::AlreadyExists => Status::already_exists(why),
+        K::PermissionDenied => Status::permission_denied(why),
+        K::FailedPrecondition => Status::failed_precondition(why),
+        K::InvalidArgument => Status::invalid_argument(why),
+    }
+}
+
 /// Validates a footage request's time range.
 pub fn validate_range(from_ms: i64, to_ms: i64) -> Result<(), Status> {
     custos_formats::fields::validate_range(from_ms, to_ms).map_err(Status::invalid_argument)

@@ -127,7 +127,7 @@ impl Services {
                     .await?
                     .ok_or_else(|| Status::internal("the duty record vanished after it was committed"))
             }
-            Applied::Rejected(why) => Err(Status::failed_precondition(why)),
+            Applied::Rejected(kind, why) => Err(super::rejected(kind, why)),
             other => Err(Status::internal(format!("unexpected answer {other:?}"))),
         }
     }

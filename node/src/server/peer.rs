@@ -197,7 +197,7 @@ impl Join for Services {
         };
         let id: u64 = match self.meta.propose_audited(cmd, ev).await? {
             MetaResponse::Created(id) => id.parse().map_err(|_| Status::internal("bad node id"))?,
-            MetaResponse::Rejected(why) => return Err(Status::permission_denied(why)),
+            MetaResponse::Rejected(_, why) => return Err(Status::permission_denied(why)),
             other => return Err(Status::internal(format!("unexpected reply {other:?}"))),
         };
         let (cert_pem, key_pem) = crate::tls::issue_node_cert(&pki.ca_pem, &pki.ca_key_pem, id, &r.addr)?;
