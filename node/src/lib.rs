@@ -216,6 +216,10 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only; this node cannot join a cluster");
     }
     let server = builder
+        // Bounds: requests at once per connection (queued) and client requests at once
+        // on the node (refused past it; peer calls exempt). See `server/throttle.rs`.
+        .concurrency_limit_per_connection(server::throttle::PER_CONNECTION_MAX)
+        .layer(server::throttle::ClientLimit::new(server::throttle::CLIENT_CONCURRENCY_MAX, services.throttle.clone()))
         .add_service(services.clone().footage())
         .add_service(services.clone().admin())
         .add_service(services.clone().holds())
@@ -278,6 +282,8 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         );
     }
 
+    // Refused authentications beyond the audit budget: one summary entry per period.
+    let summaries = tokio::spawn(server::throttle::run_summaries(metrics_services.clone(), shutdown.clone()));
     // Cluster duties: pings everywhere; membership, failover and repair on the leader.
     let pinger = tokio::spawn(health.clone().run(meta.clone(), peers.clone(), shutdown.clone()));
     let duties = cluster::leader::LeaderDuties {
@@ -302,7 +308,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     };
     let scrubber = tokio::spawn(scrubber.run(shutdown.clone()));
     let metrics_server = metrics_listener.map(|l| {
-        let m = Arc::new(metrics::Metrics::new(&stats.ingest));
+        let m = Arc::new(metrics::Metrics::new(&stats.ingest, &metrics_services.throttle));
         tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
         tokio::spawn(metrics::serve(l, metrics_services.clone(), m, shutdown.clone()))
     });
@@ -392,6 +398,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let _ = leader_loop.await;
     let _ = alarm_watch.await;
     let _ = scrubber.await;
+    let _ = summaries.await;
     if let Some(m) = metrics_server {
         let _ = m.await;
     }

@@ -455,6 +455,11 @@ impl Catalog {
         self.get(CF_NODES, &id.to_be_bytes())
     }
 
+    /// The join token stored under the BLAKE3 of its secret.
+    pub fn join_token(&self, hash: &Hash) -> crate::Result<Option<JoinTokenRecord>> {
+        self.get(CF_JOIN_TOKENS, hash)
+    }
+
     /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
     /// order after `after` (exclusive), at most `limit`, plus the key to resume from.
     /// Segments held by `node`, in key order after `after`, examining at most `limit`;

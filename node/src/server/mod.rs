@@ -10,6 +10,7 @@ mod guard;
 mod holds;
 mod operations;
 pub mod peer;
+pub mod throttle;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct Services {
     pub backup_state: crate::backup::SharedBackupState,
     /// When conditions become alarms.
     pub alarms: crate::alarms::AlarmsConfig,
+    /// Refused authentications per client address, and the request limit's counters.
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 /// What this node hands a joining node, and says about itself.
@@ -120,6 +123,7 @@ impl Services {
             backup: None,
             backup_state: Arc::default(),
             alarms: Default::default(),
+            throttle: Arc::default(),
         }
     }
 

@@ -177,6 +177,22 @@ impl Join for Services {
                 "this node serves without TLS; a cluster needs TLS between its nodes",
             ));
         };
+        // Check the token against the local catalog first: a wrong, used or expired token
+        // commits nothing (it is counted by the throttle, audited only within its
+        // budget). The state machine checks again when the registration is applied.
+        let now = self.clock.now_ms();
+        let known = self.meta.read(move |c| c.join_token(&token_hash)).await?;
+        let refused = match known {
+            None => Some(
+                "unknown join token: it is wrong, or from another cluster; print one with `custos node join-token`",
+            ),
+            Some(t) if t.used_by.is_some() => Some("this join token was already used; ask for a new one"),
+            Some(t) if t.expires_ms <= now => Some("this join token has expired; ask for a new one"),
+            Some(_) => None,
+        };
+        if let Some(why) = refused {
+            return Err(self.refuse_authentication("node-join", client, why.into()).await);
+        }
         let ev = AuditEvent {
             user: "-".into(),
             action: "node-join".into(),
