@@ -183,3 +183,154 @@ async fn bad_token_flood_cannot_fill_the_audit_log_or_starve_a_real_fetch() {
     assert!(suppressed >= (total - 100) as f64, "suppressed {suppressed}");
     assert_eq!(sample(&m, "custos_requests_shed_total"), Some(0.0));
 }
+
+/// A raw `Peer` client presenting the certificate and key in `keys` (PEM) to `addr`.
+async fn peer_as(
+    addr: &str,
+    ca_pem: &str,
+    keys: &(String, String),
+) -> custos_proto::v1::peer_client::PeerClient<tonic::transport::Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("127.0.0.1")
+        .identity(Identity::from_pem(&keys.0, &keys.1));
+    let ch = Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap();
+    custos_proto::v1::peer_client::PeerClient::new(ch.connect().await.expect("the TLS handshake succeeds"))
+}
+
+/// A node's certificate chain and key, as found in its data directory.
+fn node_keys(n: &Node) -> (String, String) {
+    let k = n.data().join("keys");
+    (std::fs::read_to_string(k.join("node.pem")).unwrap(), std::fs::read_to_string(k.join("node.key")).unwrap())
+}
+
+/// A Raft vote request from `candidate` at `term`, as `Peer.Raft` carries it.
+fn vote_request(candidate: u64, term: u64) -> custos_proto::v1::RaftMessage {
+    let req: openraft::raft::VoteRequest<u64> =
+        openraft::raft::VoteRequest::new(openraft::Vote::new(term, candidate), None);
+    custos_proto::v1::RaftMessage {
+        kind: custos_node::cluster::network::KIND_VOTE.into(),
+        payload: custos_node::meta::types::encode(&req),
+    }
+}
+
+/// A forwarded write, as `Peer.Propose` carries it.
+fn propose_request(
+    command: custos_node::meta::Command,
+    audit: Option<custos_node::audit::AuditEvent>,
+) -> custos_proto::v1::ProposeRequest {
+    custos_proto::v1::ProposeRequest { payload: custos_node::meta::types::encode(&(&command, &audit)) }
+}
+
+/// An audit entry in the name of `user`.
+fn audit_as(user: &str, role: &str) -> custos_node::audit::AuditEvent {
+    custos_node::audit::AuditEvent {
+        user: user.into(),
+        role: role.into(),
+        action: "hold-release".into(),
+        outcome: "ok".into(),
+        ..Default::default()
+    }
+}
+
+fn denied<T: std::fmt::Debug>(r: Result<T, tonic::Status>, what: &str, says: &str) {
+    match r {
+        Err(s) if s.code() == Code::PermissionDenied && s.message().contains(says) => {
+            println!("{what}: refused: {}", s.message())
+        }
+        other => panic!("{what}: expected PermissionDenied saying {says:?}, got {other:?}"),
+    }
+}
+
+/// Item 5. Peer RPCs used to accept any certificate of the cluster CA: a node removed
+/// with `custos node remove` kept full peer rights with the key in its data directory
+/// (Raft votes and appends, forwarded writes, blobs), and any node's certificate could
+/// claim another node's id in its messages. Now a certificate names its node id, a
+/// removed node's id is revoked on every peer RPC at once, a message claiming another
+/// sender than the certificate is refused, and a forwarded write can carry neither a
+/// leader-only command nor an audit entry in a made-up user's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
+    use custos_node::meta::Command;
+    use custos_proto::v1::{GetBlobRequest, PingRequest};
+    let mut n1 = Node::init_with(&[], 1000, &["--campus", "east"]);
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    n2.start().await;
+    let mut n3 = Node::join(&n2, "north").await;
+    n3.start().await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    wait_for(60, "three voters, all up", || async {
+        let r = admin.list_nodes().await.ok()?;
+        (r.nodes.len() == 3 && r.nodes.iter().all(|n| n.health == "up" && n.raft_role != "learner") && r.leader != 0)
+            .then_some(())
+    })
+    .await;
+    let (id1, id2, id3) = (n1.node_id(), n2.node_id(), n3.node_id());
+    let ca = std::fs::read_to_string(&n1.ca_file).unwrap();
+    let (k2, k3) = (node_keys(&n2), node_keys(&n3));
+
+    // While it is a member, node 3's certificate is a peer's.
+    peer_as(&n1.addr, &ca, &k3).await.ping(PingRequest { from: id3 }).await.expect("a member's ping");
+
+    // Node 3 is removed; its process is gone, its key and certificate are not.
+    let out = n1.cli(&n1.token, &["node", "remove", &id3.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    n3.kill9();
+    let c2 = n2.connect(Some(&n2.token)).await.unwrap();
+    wait_for(30, "node 2 knows node 3 is retired", || async {
+        let r = c2.list_nodes().await.ok()?;
+        r.nodes.iter().any(|n| n.id == id3 && n.raft_role == "retired").then_some(())
+    })
+    .await;
+    let term = || sample(&scrape(&n1.metrics), "custos_raft_term").unwrap() as u64;
+    let term_before = term();
+    for n in [&n1, &n2] {
+        let mut p = peer_as(&n.addr, &ca, &k3).await;
+        denied(p.ping(PingRequest { from: id3 }).await, "removed node's ping", "removed");
+        denied(p.raft(vote_request(id3, term_before + 1000)).await, "removed node's vote request", "removed");
+        let audit = propose_request(Command::Audit, Some(audit_as("-", "")));
+        denied(p.propose(audit).await, "removed node's forwarded write", "removed");
+        let blob = GetBlobRequest { content_hash: vec![0; 32] };
+        denied(p.get_blob(blob).await.map(|_| ()), "removed node's blob read", "removed");
+    }
+    // Every node holds the cluster CA's key, so a removed node can mint itself a
+    // certificate for a live node's id; the key pinned for that id refuses it.
+    let ca_key = std::fs::read_to_string(n3.data().join("keys").join("ca.key")).unwrap();
+    let minted = custos_node::tls::issue_node_cert(&ca, &ca_key, id2, &n3.addr).unwrap();
+    let mut p = peer_as(&n1.addr, &ca, &minted).await;
+    denied(p.ping(PingRequest { from: id2 }).await, "a minted certificate for node 2", "pins");
+    denied(p.raft(vote_request(id2, term_before + 1000)).await, "votes asked with a minted certificate", "pins");
+    // Its vote request did not disturb the cluster.
+    let t = term();
+    assert!(t < term_before + 1000, "the term jumped from {term_before} to {t}");
+
+    // A live node's certificate cannot claim another node's id.
+    let mut p2 = peer_as(&n1.addr, &ca, &k2).await;
+    denied(p2.ping(PingRequest { from: id1 }).await, "node 2 pinging as node 1", &format!("node {id2}"));
+    denied(p2.raft(vote_request(id1, term_before + 1000)).await, "node 2 asking votes as node 1", "claims");
+    denied(p2.raft(vote_request(id3, term_before + 1000)).await, "node 2 asking votes as node 3", "claims");
+    p2.ping(PingRequest { from: id2 }).await.expect("node 2 pinging as itself");
+
+    // A live node cannot forward what only a leader proposes, nor an entry in the name
+    // of a user who does not exist. Sent to the leader, where a forwarded write commits.
+    let leader = admin.list_nodes().await.unwrap().leader;
+    let k1 = node_keys(&n1);
+    let (to, keys) = if leader == id1 { (&n1, &k2) } else { (&n2, &k1) };
+    let mut p = peer_as(&to.addr, &ca, keys).await;
+    let clear_all = Command::Alarms(vec![]);
+    denied(p.propose(propose_request(clear_all, None)).await, "forwarded alarm changes", "only the leader");
+    let fake = Command::AddReplicas(vec![("lobby".into(), 0, id3)]);
+    denied(p.propose(propose_request(fake, None)).await, "forwarded replica claims", "only the leader");
+    let release = Command::ApproveHoldRelease { id: "H-000001".into(), user: "mallory".into() };
+    let forged = propose_request(release, Some(audit_as("mallory", "approver")));
+    denied(p.propose(forged).await, "a release in a made-up user's name", "mallory");
+    let admin_name = "admin"; // made by `custos-node init`
+    let mismatched = Command::ApproveHoldRelease { id: "H-000001".into(), user: "mallory".into() };
+    let forged = propose_request(mismatched, Some(audit_as(admin_name, "admin")));
+    denied(p.propose(forged).await, "a release naming another user than its audit entry", "mallory");
+    // What a follower legitimately forwards still commits.
+    let ok = p.propose(propose_request(Command::Audit, Some(audit_as("-", "")))).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
