@@ -223,16 +223,20 @@ async fn cli_token_line_and_audit_tamper_detection() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("seq,time,user,role,action,outcome"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 5, "header plus five user-add entries (bootstrap admin + 4): {csv}");
+    // The first security user's entry (its seq depends on whether the harness's first
+    // status call was refused, and audited, before the administrator existed).
+    let seq: u64 =
+        csv.lines().find(|l| l.contains("role=security")).unwrap().split(',').next().unwrap().parse().unwrap();
     node.stop();
 
-    // Test-only tamper tool: rewrite entry 3's body on disk, as an intruder with root would.
+    // Test-only tamper tool: rewrite that entry's body on disk, as an intruder with root would.
     {
         let db = custos_node::meta::db::open(&node.data().join("catalog")).unwrap();
         let cf = db.cf_handle(custos_node::meta::db::CF_AUDIT).unwrap();
-        let key = 3u64.to_be_bytes();
+        let key = seq.to_be_bytes();
         let mut rec: AuditRecord = custos_node::meta::types::decode(&db.get_cf(cf, key).unwrap().unwrap()).unwrap();
         let body = String::from_utf8(rec.body.clone()).unwrap().replace("role=security", "role=approver");
-        assert_ne!(body.as_bytes(), rec.body.as_slice(), "entry 3 is a user-add with a role");
+        assert_ne!(body.as_bytes(), rec.body.as_slice(), "entry {seq} is a user-add with a role");
         rec.body = body.into_bytes();
         db.put_cf(cf, key, custos_node::meta::types::encode(&rec)).unwrap();
     }
@@ -240,7 +244,7 @@ async fn cli_token_line_and_audit_tamper_detection() {
     let bad = cli(&node, &token, &["audit", "verify"]);
     assert!(!bad.status.success(), "verify must fail on a tampered chain");
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("BROKEN at entry 3") && err.contains("altered"), "{err}");
+    assert!(err.contains(&format!("BROKEN at entry {seq}")) && err.contains("altered"), "{err}");
     node.stop();
 }
 
