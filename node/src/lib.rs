@@ -222,6 +222,10 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only; this node cannot join a cluster");
     }
     let server = builder
+        // Bounds: requests at once per connection (queued) and client requests at once
+        // on the node (refused past it; peer calls exempt). See `server/throttle.rs`.
+        .concurrency_limit_per_connection(server::throttle::PER_CONNECTION_MAX)
+        .layer(server::throttle::ClientLimit::new(server::throttle::CLIENT_CONCURRENCY_MAX, services.throttle.clone()))
         .add_service(services.clone().footage())
         .add_service(services.clone().admin())
         .add_service(services.clone().holds())
@@ -284,6 +288,11 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         );
     }
 
+    // This node's certificate key, pinned so that no other certificate speaks for it.
+    let pinner =
+        tls_files.as_ref().map(|(cert, _, _)| tokio::spawn(pin_own_key(meta.clone(), cert.clone(), shutdown.clone())));
+    // Refused authentications beyond the audit budget: one summary entry per period.
+    let summaries = tokio::spawn(server::throttle::run_summaries(metrics_services.clone(), shutdown.clone()));
     // Cluster duties: pings everywhere; membership, failover and repair on the leader.
     let pinger = tokio::spawn(health.clone().run(meta.clone(), peers.clone(), shutdown.clone()));
     let duties = cluster::leader::LeaderDuties {
@@ -308,7 +317,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     };
     let scrubber = tokio::spawn(scrubber.run(shutdown.clone()));
     let metrics_server = metrics_listener.map(|l| {
-        let m = Arc::new(metrics::Metrics::new(&stats.ingest));
+        let m = Arc::new(metrics::Metrics::new(&stats.ingest, &metrics_services.throttle));
         tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
         tokio::spawn(metrics::serve(l, metrics_services.clone(), m, shutdown.clone()))
     });
@@ -403,6 +412,10 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let _ = leader_loop.await;
     let _ = alarm_watch.await;
     let _ = scrubber.await;
+    let _ = summaries.await;
+    if let Some(p) = pinner {
+        let _ = p.await;
+    }
     if let Some(m) = metrics_server {
         let _ = m.await;
     }
@@ -482,6 +495,44 @@ pub fn exit_after_stop(rt: tokio::runtime::Runtime, result: Result<()>) -> ! {
     let _ = std::io::stderr().flush();
     // SAFETY: _exit(2) ends the process at once; nothing runs after it.
     unsafe { libc::_exit(code) }
+}
+
+/// Pins this node's certificate key in the catalog (`Command::PinNodeKey`) unless it
+/// is pinned already: nodes that joined before keys were pinned, the founding node and
+/// a restored one pin themselves. Retries until it is committed or `shutdown`.
+async fn pin_own_key(meta: Meta, cert_pem: String, shutdown: Shutdown) {
+    let key_hash = match tls::first_cert_der(&cert_pem).map_err(|e| e.to_string()).and_then(|d| tls::cert_key_hash(&d))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read this node's certificate to pin its key");
+            return;
+        }
+    };
+    let id = meta.node_id;
+    let mut stop = std::pin::pin!(wait_shutdown(shutdown));
+    loop {
+        match meta.read(move |c| c.node_key(id)).await {
+            Ok(Some(h)) if h == key_hash => return,
+            Ok(Some(_)) => {
+                tracing::error!(node = id, "this node's certificate is not the one pinned for it in the catalog: its peers will refuse it. Was keys/node.pem replaced? Restore the node's own certificate and key");
+                return;
+            }
+            Ok(None) => match meta.propose(Command::PinNodeKey { id, key_hash }).await {
+                Ok(meta::Response::Ok) => {
+                    tracing::info!(node = id, "pinned this node's certificate key in the catalog");
+                    return;
+                }
+                Ok(other) => tracing::warn!(node = id, result = ?other, "pinning this node's certificate key"),
+                Err(e) => tracing::warn!(node = id, error = %e, "pinning this node's certificate key; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "reading the pinned key"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = &mut stop => return,
+        }
+    }
 }
 
 /// Registers the founding node in the catalog's node list, once.

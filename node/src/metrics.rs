@@ -99,9 +99,24 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric; `ingest` is the recorder's.
-    pub fn new(ingest: &Ingest) -> Metrics {
+    pub fn new(ingest: &Ingest, throttle: &crate::server::throttle::Throttle) -> Metrics {
         let mut r = Registry::with_prefix("custos");
         let g = Gauges::default();
+        r.register(
+            "auth_refused",
+            "Refused authentications (bad, expired or revoked tokens; bad join tokens) on this node",
+            throttle.refused.clone(),
+        );
+        r.register(
+            "audit_suppressed",
+            "Refused authentications counted in a periodic summary entry instead of audited one by one",
+            throttle.suppressed.clone(),
+        );
+        r.register(
+            "requests_shed",
+            "Client requests refused because this node was handling its limit of requests at once",
+            throttle.shed.clone(),
+        );
         r.register("ingest_segments", "Segments sealed and stored by this node, per camera", ingest.segments.clone());
         r.register("ingest_bytes", "Plaintext bytes ingested by this node, per camera", ingest.bytes.clone());
         r.register(

@@ -83,7 +83,7 @@ fn sign_node(
 ) -> Result<(String, String)> {
     let node_key = KeyPair::generate().map_err(pki_err)?;
     let mut node = CertificateParams::new(names.to_vec()).map_err(pki_err)?;
-    node.distinguished_name.push(DnType::CommonName, format!("custos node {node_id}"));
+    node.distinguished_name.push(DnType::CommonName, format!("{NODE_CN_PREFIX}{node_id}"));
     node.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     let cert = node.signed_by(&node_key, ca, ca_key).map_err(pki_err)?;
@@ -115,6 +115,104 @@ pub fn issue_node_cert(ca_pem: &str, ca_key_pem: &str, node_id: u64, addr: &str)
     let ip = host.parse().ok();
     let extra = if ip.is_none() { Some(host) } else { None };
     sign_node(node_id, &node_names(ip, extra), (&ca, ca_pem), &ca_key)
+}
+
+/// The common name every node certificate carries before its node id.
+pub const NODE_CN_PREFIX: &str = "custos node ";
+
+/// The node id a node certificate (DER) names in its subject common name
+/// (`custos node N`). Refused: no or several common names, another name, id 0. The
+/// certificate itself must already have been verified against the cluster CA.
+pub fn node_id_of_cert(der: &[u8]) -> std::result::Result<u64, String> {
+    let cns = subject_common_names(der).ok_or("the certificate cannot be read (malformed DER)")?;
+    let [cn] = cns.as_slice() else {
+        return Err(format!("the certificate has {} subject common names; a node certificate has one", cns.len()));
+    };
+    cn.strip_prefix(NODE_CN_PREFIX)
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|&id| id > 0 && cn.len() == NODE_CN_PREFIX.len() + id.to_string().len())
+        .ok_or_else(|| format!("the certificate's common name {cn:?} does not name a node (`{NODE_CN_PREFIX}N`)"))
+}
+
+/// One DER element: (tag, contents, what follows). Low tag numbers and definite
+/// lengths only, which is all X.509 DER uses.
+fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, mut b) = b.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || b.len() < n {
+            return None;
+        }
+        let len = b[..n].iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+        b = &b[n..];
+        len
+    };
+    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+}
+
+/// Every element of a constructed element's contents.
+fn der_items(mut b: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let (t, c, rest) = der_tlv(b)?;
+        out.push((t, c));
+        b = rest;
+    }
+    Some(out)
+}
+
+/// BLAKE3 of a DER certificate's SubjectPublicKeyInfo contents: what the catalog pins
+/// for each node (`Command::PinNodeKey`).
+pub fn cert_key_hash(der: &[u8]) -> std::result::Result<[u8; 32], String> {
+    let spki = tbs_items(der).and_then(|items| items.get(5).filter(|(t, _)| *t == 0x30).map(|(_, c)| *c));
+    spki.map(|c| *blake3::hash(c).as_bytes()).ok_or_else(|| "the certificate cannot be read (malformed DER)".into())
+}
+
+/// The elements of a DER certificate's TBSCertificate after the optional version:
+/// serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ….
+fn tbs_items(der: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    const SEQ: u8 = 0x30;
+    let (SEQ, cert, _) = der_tlv(der)? else { return None };
+    let (SEQ, tbs, _) = der_tlv(cert)? else { return None };
+    let mut items = der_items(tbs)?;
+    if items.first()?.0 == 0xa0 {
+        items.remove(0); // [0] version
+    }
+    Some(items)
+}
+
+/// The subject common names (OID 2.5.4.3) of a DER certificate.
+fn subject_common_names(der: &[u8]) -> Option<Vec<String>> {
+    const SEQ: u8 = 0x30;
+    let items = tbs_items(der)?;
+    let (SEQ, subject) = *items.get(4)? else { return None };
+    let mut cns = Vec::new();
+    for (set_tag, set) in der_items(subject)? {
+        if set_tag != 0x31 {
+            return None;
+        }
+        for (seq_tag, atv) in der_items(set)? {
+            if seq_tag != SEQ {
+                return None;
+            }
+            let parts = der_items(atv)?;
+            let [(0x06, oid), (vtag, value)] = parts.as_slice() else { return None };
+            if *oid == [0x55, 0x04, 0x03] {
+                // UTF8String, PrintableString, IA5String
+                if !matches!(*vtag, 0x0c | 0x13 | 0x16) {
+                    return None;
+                }
+                cns.push(String::from_utf8(value.to_vec()).ok()?);
+            }
+        }
+    }
+    Some(cns)
 }
 
 /// Fingerprint of a CA certificate as carried in join tokens: the first 16 bytes of the
@@ -279,5 +377,38 @@ mod tests {
         let (chain, _key) = issue_node_cert(&pki.ca_cert_pem, &pki.ca_key_pem, 2, "10.1.2.3:7400").unwrap();
         assert!(chain.ends_with(&pki.ca_cert_pem));
         assert_eq!(ca_fingerprint(&der).len(), 32);
+    }
+
+    #[test]
+    fn node_certificates_name_their_node_id_and_nothing_else_does() {
+        let pki = create_pki(1, "127.0.0.1:7400".parse().unwrap()).unwrap();
+        assert_eq!(node_id_of_cert(&first_cert_der(&pki.node_cert_pem).unwrap()), Ok(1));
+        let (chain, _) = issue_node_cert(&pki.ca_cert_pem, &pki.ca_key_pem, 4242, "10.1.2.3:7400").unwrap();
+        assert_eq!(node_id_of_cert(&first_cert_der(&chain).unwrap()), Ok(4242));
+        // The CA's own certificate names no node.
+        let e = node_id_of_cert(&first_cert_der(&pki.ca_cert_pem).unwrap()).unwrap_err();
+        assert!(e.contains("Custos cluster CA"), "{e}");
+        // Names that only look like a node's.
+        let key = KeyPair::generate().unwrap();
+        for cn in ["custos node 0", "custos node 01", "custos node 2 ", "custos node -2", "custos node2"] {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let der = p.self_signed(&key).unwrap().der().to_vec();
+            assert!(node_id_of_cert(&der).is_err(), "{cn:?} accepted");
+        }
+        // Truncated or garbage DER is refused, never a panic.
+        let der = first_cert_der(&pki.node_cert_pem).unwrap();
+        for n in 0..der.len() {
+            let _ = node_id_of_cert(&der[..n]);
+        }
+        assert!(node_id_of_cert(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(node_id_of_cert(b"not a certificate").is_err());
+        // Two certificates for one node id, each with its own key, differ in key hash.
+        let (again, _) = issue_node_cert(&pki.ca_cert_pem, &pki.ca_key_pem, 1, "127.0.0.1:7400").unwrap();
+        let (a, b) = (first_cert_der(&pki.node_cert_pem).unwrap(), first_cert_der(&again).unwrap());
+        assert_eq!(node_id_of_cert(&b), Ok(1));
+        assert_ne!(cert_key_hash(&a).unwrap(), cert_key_hash(&b).unwrap());
+        assert_eq!(cert_key_hash(&a).unwrap(), cert_key_hash(&a.clone()).unwrap());
+        assert!(cert_key_hash(&a[..a.len() / 2]).is_err());
     }
 }

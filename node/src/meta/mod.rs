@@ -196,11 +196,14 @@ impl Meta {
         Ok(resp)
     }
 
-    /// Commits a write a follower forwarded (`Peer.Propose`), stamped with this node's
-    /// clock. Refused unless this node leads: the follower then retries.
+    /// Commits a write a follower forwarded (`Peer.Propose`, which checked the sender and
+    /// what it may forward), stamped with this node's clock. Refused unless this node leads: the follower then retries.
     /// Returns the response and the entry's log index.
-    pub async fn submit_forwarded(&self, payload: &[u8]) -> std::result::Result<(Response, u64), String> {
-        let (command, audit): (Command, Option<AuditEvent>) = types::decode(payload)?;
+    pub async fn submit_forwarded(
+        &self,
+        command: Command,
+        audit: Option<AuditEvent>,
+    ) -> std::result::Result<(Response, u64), String> {
         let req = Request { time_ms: self.clock.now_ms(), command, audit };
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(req)).await {
             Ok(r) => r.map(|r| (r.data, r.log_id.index)).map_err(|e| format!("the leader could not commit: {e}")),

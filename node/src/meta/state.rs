@@ -48,6 +48,12 @@ pub(super) const KEY_BACKUP_OBJECTS: &[u8] = b"backup_objects";
 const KEY_ALARM_SEQ: &[u8] = b"alarm_seq";
 /// The last duty record number given.
 const KEY_DUTY_SEQ: &[u8] = b"duty_seq";
+
+/// Where node `id`'s pinned certificate key hash is kept (in `sm_meta`).
+fn node_key_key(id: NodeId) -> Vec<u8> {
+    [&b"node_key/"[..], &id.to_be_bytes()].concat()
+}
+
 /// The last sequence number given to a bucket trash entry.
 pub(super) const KEY_TRASH_SEQ: &[u8] = b"trash_seq";
 const SNAPSHOT_META_FILE: &str = "current.meta";
@@ -480,6 +486,16 @@ impl Catalog {
     /// One node.
     pub fn node(&self, id: NodeId) -> crate::Result<Option<NodeRecord>> {
         self.get(CF_NODES, &id.to_be_bytes())
+    }
+
+    /// The pinned key hash of node `id`'s certificate, if pinned.
+    pub fn node_key(&self, id: NodeId) -> crate::Result<Option<Hash>> {
+        self.get(CF_SM, &node_key_key(id))
+    }
+
+    /// The join token stored under the BLAKE3 of its secret.
+    pub fn join_token(&self, hash: &Hash) -> crate::Result<Option<JoinTokenRecord>> {
+        self.get(CF_JOIN_TOKENS, hash)
     }
 
     /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
@@ -932,6 +948,30 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             }
         }
         Command::MarkBackedUp(packs) => mark_backed_up(db, batch, req.time_ms, packs),
+        Command::PinNodeKey { id, key_hash } => {
+            match get_decoded::<NodeRecord>(db, CF_NODES, &id.to_be_bytes()) {
+                Ok(Some(n)) if !n.retired => {}
+                Ok(Some(_)) => {
+                    return Response::Rejected(RejectKind::FailedPrecondition, format!("node {id} is retired"))
+                }
+                Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("node {id} does not exist")),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+            }
+            match get_decoded::<Hash>(db, CF_SM, &node_key_key(*id)) {
+                Ok(Some(h)) if h == *key_hash => Response::Ok,
+                Ok(Some(_)) => Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!(
+                    "node {id}'s certificate key is already pinned to another key; a node keeps the key it joined with"
+                ),
+                ),
+                Ok(None) => {
+                    batch.put_cf(cf(db, CF_SM), node_key_key(*id), encode(key_hash));
+                    Response::Ok
+                }
+                Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
+            }
+        }
         Command::Alarms(changes) => apply_alarms(db, batch, req.time_ms, changes),
         Command::AckAlarm { id, user, note } => {
             if note.trim().is_empty() {

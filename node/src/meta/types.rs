@@ -289,6 +289,11 @@ pub enum Command {
     /// a seed camera an administrator removed stays removed when nodes restart. When the
     /// camera already exists only the record is added.
     SeedCamera(Camera),
+    /// Pin the key of node `id`'s certificate (BLAKE3 of its SubjectPublicKeyInfo): from
+    /// then on a peer call in node `id`'s name must present that key, so a certificate
+    /// minted later with the cluster CA cannot stand in for the node. The first pin
+    /// stands; another key is rejected. Refused for unknown and retired nodes.
+    PinNodeKey { id: NodeId, key_hash: Hash },
 }
 
 /// One alarm raised or cleared by the leader's evaluation.
@@ -491,6 +496,7 @@ impl std::fmt::Display for Request {
             Command::Alarms(a) => write!(f, "alarms x{}", a.len()),
             Command::AckAlarm { id, user, .. } => write!(f, "ack-alarm {id} by {user}"),
             Command::RecordDuty(d) => write!(f, "record-{} by {}", d.kind.as_str(), d.user),
+            Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())
             }

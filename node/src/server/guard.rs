@@ -63,7 +63,8 @@ impl Services {
             .map_err(|e| Status::unavailable(format!("the audit log cannot be written, so nothing is served: {e}")))
     }
 
-    /// Authenticates the caller's bearer token. Failures are audited as `unauthenticated`.
+    /// Authenticates the caller's bearer token. Failures are audited as `unauthenticated`
+    /// (a few per address, the rest summarised: `throttle.rs`).
     pub(super) async fn authenticate<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
         let client = client_addr(req);
         if action != Action::ViewStatus {
@@ -71,19 +72,8 @@ impl Services {
         }
         match self.resolve_token(req).await {
             Ok((who, token_hash)) => Ok(Caller { who, client, token_hash }),
-            Err(reason) => {
-                let ev = AuditEvent {
-                    user: "-".into(),
-                    action: action.as_str().into(),
-                    outcome: "unauthenticated".into(),
-                    reason: reason.clone(),
-                    client,
-                    ..Default::default()
-                };
-                // Best effort: a failing audit must not turn a refusal into a different error.
-                let _ = self.audit(ev).await;
-                Err(Status::unauthenticated(reason))
-            }
+            // Rate-limited: see `throttle` (only a few are audited one by one).
+            Err(reason) => Err(self.refuse_authentication(action.as_str(), client, reason).await),
         }
     }
 

@@ -10,6 +10,7 @@ mod guard;
 mod holds;
 mod operations;
 pub mod peer;
+pub mod throttle;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Services {
     pub alarms: crate::alarms::AlarmsConfig,
     /// Whether cameras may be added with `file://` and `test://` sources (trials only).
     pub allow_test_sources: bool,
+    /// Refused authentications per client address, and the request limit's counters.
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 /// What this node hands a joining node, and says about itself.
@@ -123,6 +126,7 @@ impl Services {
             backup_state: Arc::default(),
             alarms: Default::default(),
             allow_test_sources: false,
+            throttle: Arc::default(),
         }
     }
 

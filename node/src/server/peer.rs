@@ -1,6 +1,7 @@
 //! The node-to-node services: `Peer` (Raft, forwarded writes, blobs, pings), served only
-//! to callers presenting a certificate from the cluster CA, and `Join`, which admits a
-//! new node that presents a single-use join token.
+//! to current members presenting their own node certificate from the cluster CA
+//! ([`Services::peer_node`]: the id in the certificate, not retired, its key pinned),
+//! and `Join`, which admits a new node that presents a single-use join token.
 
 use custos_proto::v1 as pb;
 use custos_proto::v1::join_server::Join;
@@ -14,49 +15,177 @@ use super::Services;
 use crate::audit::AuditEvent;
 use crate::cluster::network;
 use crate::cluster::replicate::BLOB_CHUNK;
-use crate::meta::types::encode;
-use crate::meta::{Command, Response as MetaResponse};
+use crate::meta::types::{decode, encode};
+use crate::meta::{Command, NodeId, Response as MetaResponse};
 use crate::segment::Hash;
 
 /// Largest blob a peer may send (a 60-second segment at 60 Mbit/s is 450 MB).
 pub const BLOB_MAX_BYTES: u64 = 1 << 30;
 
-/// Refuses a call whose caller did not present a certificate the TLS layer verified
-/// against the cluster CA.
-fn require_peer<T>(req: &Request<T>) -> Result<(), Status> {
-    match req.peer_certs() {
-        Some(certs) if !certs.is_empty() => Ok(()),
-        _ => Err(Status::permission_denied(
-            "node-to-node calls need a certificate from the cluster CA (mutual TLS); this caller presented none",
-        )),
+/// Commands only the leader's own duties propose (failover, repair, expiry, alarms,
+/// backup). A node that forwards one is not the leader; the new leader proposes its
+/// own, so refusing them costs nothing and keeps a member from forging them.
+pub fn leader_only(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::AssignCamera { .. } => "camera assignments",
+        Command::AddReplicas(_) => "replica additions",
+        Command::ExpireSegments(_) => "expiry",
+        Command::Alarms(_) => "alarm changes",
+        Command::MarkBackedUp(_) => "backup confirmations",
+        Command::RegisterNode { founder: Some(_), .. } => "the founding node's registration",
+        _ => return None,
+    })
+}
+
+/// The user a command names as the one who acted, if it names one.
+pub fn acting_user(command: &Command) -> Option<&str> {
+    match command {
+        Command::ApproveHoldRelease { user, .. }
+        | Command::DecideExport { user, .. }
+        | Command::AckAlarm { user, .. } => Some(user),
+        Command::PlaceHold(h) => Some(&h.placed_by),
+        Command::RequestExport(r) => Some(&r.requester),
+        Command::RecordDuty(d) => Some(&d.user),
+        _ => None,
     }
+}
+
+/// What a forwarded write may carry, whoever forwards it (pure part): no leader-only
+/// command, and a command naming who acted only with that person's audit entry.
+pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<(), String> {
+    if let Some(what) = leader_only(command) {
+        return Err(format!(
+            "only the leader proposes {what}; a forwarded one is refused (the sender is not the leader, or not a node)"
+        ));
+    }
+    if let Some(user) = acting_user(command) {
+        match audit {
+            Some(ev) if ev.user == user => {}
+            Some(ev) => {
+                return Err(format!(
+                    "the command names user {user:?} but its audit entry names {:?}; they must be the same person",
+                    ev.user
+                ))
+            }
+            None => return Err(format!("a command by user {user:?} must carry that user's audit entry")),
+        }
+    }
+    Ok(())
 }
 
 fn hash32(b: &[u8], what: &str) -> Result<Hash, Status> {
     b.try_into().map_err(|_| Status::invalid_argument(format!("{what} must be 32 bytes")))
 }
 
+impl Services {
+    /// The node a peer call comes from: the id its certificate names (`custos node N`,
+    /// the certificate already verified against the cluster CA by the TLS layer), if
+    /// that node is a member. Refuses callers without a certificate, certificates that
+    /// name no node, removed (retired) nodes — the catalog's retired ids are the
+    /// revocation list, so a removal binds on every node the moment it applies it — and
+    /// ids this node has never heard of. A node that does not yet find itself in its
+    /// catalog (it has just joined and is still receiving the log) accepts unknown ids,
+    /// never retired ones.
+    async fn peer_node<T>(&self, req: &Request<T>) -> Result<NodeId, Status> {
+        let certs = req.peer_certs();
+        let Some(leaf) = certs.as_ref().and_then(|c| c.first()) else {
+            return Err(Status::permission_denied(
+                "node-to-node calls need a certificate from the cluster CA (mutual TLS); this caller presented none",
+            ));
+        };
+        let id = crate::tls::node_id_of_cert(leaf.as_ref()).map_err(|e| {
+            Status::permission_denied(format!("node-to-node calls need a node certificate of this cluster: {e}"))
+        })?;
+        let me = self.meta.node_id;
+        let (node, know_myself, pinned) =
+            self.meta.read(move |c| Ok((c.node(id)?, c.node(me)?.is_some(), c.node_key(id)?))).await?;
+        // A certificate minted with the cluster CA (every node holds its key) for a
+        // pinned node id carries another key: refused.
+        if let Some(pin) = pinned {
+            if crate::tls::cert_key_hash(leaf.as_ref()).ok() != Some(pin) {
+                tracing::warn!(node = id, peer = ?req.remote_addr(), "refused a peer call: the certificate is not the one pinned for this node id");
+                return Err(Status::permission_denied(format!(
+                    "the caller's certificate names node {id} but is not the certificate node {id} joined with \
+                     (its key differs from the one the catalog pins): a certificate minted with the cluster CA \
+                     cannot stand in for a node"
+                )));
+            }
+        }
+        match node {
+            Some(n) if n.retired => {
+                tracing::warn!(node = id, peer = ?req.remote_addr(), "refused a peer call made with the certificate of a removed node");
+                Err(Status::permission_denied(format!(
+                    "the caller's certificate is node {id}'s, and node {id} was removed from the cluster \
+                     (custos node remove): its peer rights are revoked. A removed machine rejoins only as a new \
+                     node: a fresh data directory and a new join token"
+                )))
+            }
+            Some(_) => Ok(id),
+            None if !know_myself => Ok(id),
+            None => Err(Status::permission_denied(format!(
+                "the caller's certificate names node {id}, which is not a member of this cluster"
+            ))),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Peer for Services {
     async fn raft(&self, req: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
-        require_peer(&req)?;
+        let from = self.peer_node(&req).await?;
         let m = req.into_inner();
-        let (payload, from_leader) =
-            network::serve(&self.meta.raft, &m.kind, &m.payload).await.map_err(Status::invalid_argument)?;
-        if from_leader {
-            self.health.note_leader_contact();
-        }
+        let payload = match network::serve_from(&self.meta.raft, &m.kind, &m.payload, Some(from)).await {
+            Ok((p, from_leader)) => {
+                if from_leader {
+                    self.health.note_leader_contact();
+                }
+                p
+            }
+            Err(e @ network::ServeError::WrongSender { .. }) => {
+                tracing::warn!(node = from, error = %e, "refused a Raft message claiming another sender");
+                return Err(Status::permission_denied(e.to_string()));
+            }
+            Err(e) => return Err(Status::invalid_argument(e.to_string())),
+        };
         Ok(Response::new(pb::RaftMessage { kind: m.kind, payload }))
     }
 
     async fn propose(&self, req: Request<pb::ProposeRequest>) -> Result<Response<pb::ProposeReply>, Status> {
-        require_peer(&req)?;
-        let res = self.meta.submit_forwarded(&req.into_inner().payload).await;
+        let from = self.peer_node(&req).await?;
+        let (command, audit): (Command, Option<AuditEvent>) =
+            decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+        let refuse = |why: String| {
+            let what = crate::meta::Request { time_ms: 0, command: command.clone(), audit: None }.to_string();
+            tracing::warn!(node = from, command = %what, reason = %why, "refused a forwarded write");
+            Status::permission_denied(format!("forwarded write from node {from} refused: {why}"))
+        };
+        check_forwarded(&command, audit.as_ref()).map_err(refuse)?;
+        // An entry in a user's name must name a user who exists, is enabled and has
+        // that role ("-" is an unauthenticated caller or the system).
+        if let Some(ev) = audit.as_ref().filter(|ev| ev.user != "-") {
+            let name = ev.user.clone();
+            let user = self.meta.read(move |c| c.user(&name)).await?;
+            let why = match user {
+                None => Some(format!("its audit entry names user {:?}, who does not exist", ev.user)),
+                Some(u) if u.disabled => Some(format!("its audit entry names user {:?}, who is disabled", ev.user)),
+                Some(u) if u.role.as_str() != ev.role => Some(format!(
+                    "its audit entry gives user {:?} the role {:?}, but their role is {}",
+                    ev.user,
+                    ev.role,
+                    u.role.as_str()
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(refuse(why));
+            }
+        }
+        let res = self.meta.submit_forwarded(command, audit).await;
         Ok(Response::new(pb::ProposeReply { payload: encode(&res) }))
     }
 
     async fn put_blob(&self, req: Request<Streaming<pb::BlobChunk>>) -> Result<Response<pb::PutBlobReply>, Status> {
-        require_peer(&req)?;
+        self.peer_node(&req).await?;
         let req_peer = req.remote_addr();
         let mut stream = req.into_inner();
         let header = match stream.next().await {
@@ -103,7 +232,7 @@ impl Peer for Services {
     type GetBlobStream = ReceiverStream<Result<pb::BlobChunk, Status>>;
 
     async fn get_blob(&self, req: Request<pb::GetBlobRequest>) -> Result<Response<Self::GetBlobStream>, Status> {
-        require_peer(&req)?;
+        self.peer_node(&req).await?;
         let content_hash = hash32(&req.get_ref().content_hash, "content_hash")?;
         let store = self.store.clone();
         let blob = tokio::task::spawn_blocking(move || store.get(&content_hash))
@@ -130,7 +259,14 @@ impl Peer for Services {
     }
 
     async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
-        require_peer(&req)?;
+        let from = self.peer_node(&req).await?;
+        if req.get_ref().from != from {
+            return Err(Status::permission_denied(format!(
+                "this ping claims to come from node {}, but the caller's certificate is node {from}'s; a node speaks \
+                 only for itself",
+                req.get_ref().from
+            )));
+        }
         let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
             node_id: self.meta.node_id,
@@ -181,6 +317,22 @@ impl Join for Services {
                 "this node serves without TLS; a cluster needs TLS between its nodes",
             ));
         };
+        // Check the token against the local catalog first: a wrong, used or expired token
+        // commits nothing (it is counted by the throttle, audited only within its
+        // budget). The state machine checks again when the registration is applied.
+        let now = self.clock.now_ms();
+        let known = self.meta.read(move |c| c.join_token(&token_hash)).await?;
+        let refused = match known {
+            None => Some(
+                "unknown join token: it is wrong, or from another cluster; print one with `custos node join-token`",
+            ),
+            Some(t) if t.used_by.is_some() => Some("this join token was already used; ask for a new one"),
+            Some(t) if t.expires_ms <= now => Some("this join token has expired; ask for a new one"),
+            Some(_) => None,
+        };
+        if let Some(why) = refused {
+            return Err(self.refuse_authentication("node-join", client, why.into()).await);
+        }
         let ev = AuditEvent {
             user: "-".into(),
             action: "node-join".into(),
@@ -201,6 +353,18 @@ impl Join for Services {
             other => return Err(Status::internal(format!("unexpected reply {other:?}"))),
         };
         let (cert_pem, key_pem) = crate::tls::issue_node_cert(&pki.ca_pem, &pki.ca_key_pem, id, &r.addr)?;
+        // Pin the new node's key at once, so no other certificate can speak for its id.
+        // (If this fails the node pins itself at its first start.)
+        let pin = crate::tls::first_cert_der(&cert_pem)
+            .map_err(|e| e.to_string())
+            .and_then(|der| crate::tls::cert_key_hash(&der));
+        match pin {
+            Ok(key_hash) => match self.meta.propose(Command::PinNodeKey { id, key_hash }).await {
+                Ok(MetaResponse::Ok) => {}
+                other => tracing::warn!(node = id, result = ?other, "could not pin the new node's certificate key"),
+            },
+            Err(e) => tracing::warn!(node = id, error = %e, "could not read the new node's certificate"),
+        }
         tracing::info!(node = id, addr = %r.addr, campus = %r.campus, "node admitted to the cluster");
         Ok(Response::new(pb::JoinReply {
             node_id: id,
@@ -213,5 +377,49 @@ impl Join for Services {
             segment_target_ms: self.cluster.segment_target_ms as u32,
             signing_key_pkcs8: self.cluster.signing_pkcs8.clone().unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(user: &str) -> AuditEvent {
+        AuditEvent { user: user.into(), role: "approver".into(), action: "hold-release".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn forwarded_writes_carry_no_leader_duty_and_name_one_person() {
+        for c in [
+            Command::Alarms(vec![]),
+            Command::AddReplicas(vec![("lobby".into(), 0, 3)]),
+            Command::ExpireSegments(vec![]),
+            Command::MarkBackedUp(vec![]),
+            Command::AssignCamera { camera: "lobby".into(), recorder: 2 },
+            Command::RegisterNode {
+                campus: "x".into(),
+                addr: "127.0.0.1:1".into(),
+                token_hash: None,
+                founder: Some(1),
+            },
+        ] {
+            let e = check_forwarded(&c, None).unwrap_err();
+            assert!(e.starts_with("only the leader proposes"), "{c:?}: {e}");
+        }
+        let release = |user: &str| Command::ApproveHoldRelease { id: "H-000001".into(), user: user.into() };
+        assert_eq!(check_forwarded(&release("ana"), Some(&ev("ana"))), Ok(()));
+        assert!(check_forwarded(&release("ana"), Some(&ev("bob"))).unwrap_err().contains("must be the same person"));
+        assert!(check_forwarded(&release("ana"), None).unwrap_err().contains("must carry"));
+        // What followers forward every day.
+        assert_eq!(check_forwarded(&Command::Audit, Some(&ev("-"))), Ok(()));
+        assert_eq!(check_forwarded(&Command::CommitSegments(vec![]), None), Ok(()));
+        let join = Command::RegisterNode {
+            campus: "x".into(),
+            addr: "127.0.0.1:1".into(),
+            token_hash: Some([0; 32]),
+            founder: None,
+        };
+        assert_eq!(check_forwarded(&join, Some(&ev("-"))), Ok(()));
+        assert_eq!(check_forwarded(&Command::PinNodeKey { id: 2, key_hash: [1; 32] }, None), Ok(()));
     }
 }
