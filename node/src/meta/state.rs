@@ -1527,7 +1527,7 @@ impl StateMachine {
                         // than apply the entry differently from the others.
                         Response::StorageFailed(why) => {
                             tracing::error!(log_id = %e.log_id, error = %why, "the catalog could not be read while applying an entry");
-                            return Err(StorageIOError::apply(e.log_id, &AnyError::error(why)).into());
+                            return Err(StorageIOError::apply(e.log_id, AnyError::error(why)).into());
                         }
                         // A refusal changes nothing but the applied id and its audit entry,
                         // whatever the command had batched before it refused.
