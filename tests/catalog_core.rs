@@ -187,8 +187,11 @@ mod determinism {
             .collect()
     }
 
+    /// One column family's name and its keys and values, in key order.
+    type Family = (String, Vec<(Box<[u8]>, Box<[u8]>)>);
+
     /// Every state column family, key by key.
-    fn dump(db: &rocksdb::DB) -> Vec<(String, Vec<(Box<[u8]>, Box<[u8]>)>)> {
+    fn dump(db: &rocksdb::DB) -> Vec<Family> {
         STATE_CFS
             .iter()
             .map(|name| {

@@ -33,10 +33,11 @@ pub const UNDER_REPLICATED: &str = "under-replicated";
 pub const BACKUP_LAG: &str = "backup-lag";
 pub const BACKUP_FAILING: &str = "backup-failing";
 pub const SCRUB_FAILURE: &str = "scrub-failure";
+pub const CLOCK_SKEW: &str = "clock-skew";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 7] =
-    [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING, SCRUB_FAILURE];
+pub const KINDS: [&str; 8] =
+    [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING, SCRUB_FAILURE, CLOCK_SKEW];
 
 /// When conditions become alarms (`[alarms]` in the node config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,11 @@ pub struct AlarmsConfig {
     /// until it is repaired.
     #[serde(default = "default_scrub_finding_hold_s")]
     pub scrub_finding_hold_s: u64,
+    /// A node whose wall clock is further than this (ms) from the cluster's median clock
+    /// raises `clock-skew`: its timestamps on footage, and any decision taken at its
+    /// time, cannot be trusted.
+    #[serde(default = "default_clock_skew_ms")]
+    pub clock_skew_ms: u64,
 }
 
 fn default_camera_down_segments() -> u32 {
@@ -79,6 +85,9 @@ fn default_under_replicated_s() -> u64 {
 fn default_scrub_finding_hold_s() -> u64 {
     600
 }
+fn default_clock_skew_ms() -> u64 {
+    2_000
+}
 
 impl Default for AlarmsConfig {
     fn default() -> Self {
@@ -88,6 +97,7 @@ impl Default for AlarmsConfig {
             backup_lag_s: default_backup_lag_s(),
             under_replicated_s: default_under_replicated_s(),
             scrub_finding_hold_s: default_scrub_finding_hold_s(),
+            clock_skew_ms: default_clock_skew_ms(),
         }
     }
 }
@@ -120,6 +130,37 @@ pub struct NodeSeen {
     pub disk_low: bool,
     pub scrub_unrepaired: u64,
     pub scrub_last_finding_ms: i64,
+    /// Its clock's offset from the evaluating node's (ms), if measured.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// The median of the clock offsets of the live members that reported one, as measured
+/// by one node: the cluster's time, relative to that node's clock. A single clock that
+/// runs wild moves the median by at most one place.
+pub fn median_offset(nodes: &[NodeSeen]) -> Option<i64> {
+    let mut known: Vec<i64> =
+        nodes.iter().filter(|n| !n.node.retired && n.alive).filter_map(|n| n.clock_offset_ms).collect();
+    if known.is_empty() {
+        return None;
+    }
+    known.sort_unstable();
+    let mid = known.len() / 2;
+    Some(if known.len() % 2 == 1 { known[mid] } else { known[mid - 1] + (known[mid] - known[mid - 1]) / 2 })
+}
+
+/// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
+pub fn fmt_skew(ms: i64) -> String {
+    let a = ms.unsigned_abs();
+    let s = a / 1000;
+    if s < 120 {
+        format!("{:.1} s", a as f64 / 1000.0)
+    } else if s < 2 * 3600 {
+        format!("{} min", s / 60)
+    } else if s < 2 * 86_400 {
+        format!("{} h {} min", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{} d {} h", s / 86_400, s % 86_400 / 3600)
+    }
 }
 
 /// The backup as the leader's worker sees it.
@@ -202,6 +243,27 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                 )
             };
             raise(SCRUB_FAILURE, format!("node {id}"), detail);
+        }
+    }
+    if let Some(median) = median_offset(&o.nodes) {
+        for n in o.nodes.iter().filter(|n| !n.node.retired && n.alive) {
+            let Some(off) = n.clock_offset_ms else { continue };
+            let skew = off - median;
+            if skew.unsigned_abs() > cfg.clock_skew_ms {
+                let id = n.node.id;
+                raise(
+                    CLOCK_SKEW,
+                    format!("node {id}"),
+                    format!(
+                        "node {id}'s clock is {} {} the cluster's median clock (limit {} ms): timestamps it gives \
+                         footage and any decision taken at its time cannot be trusted; fix its time source (NTP, \
+                         battery) and check `custos nodes`",
+                        fmt_skew(skew),
+                        if skew > 0 { "ahead of" } else { "behind" },
+                        cfg.clock_skew_ms
+                    ),
+                );
+            }
         }
     }
     if let Some((count, since)) = o.under_replicated {
@@ -314,6 +376,7 @@ impl Sources {
                     disk_low: h.disk_low(),
                     scrub_unrepaired: h.scrub_unrepaired,
                     scrub_last_finding_ms: h.scrub_last_finding_ms,
+                    clock_offset_ms: h.clock_offset_ms,
                     node: n,
                 }
             })
@@ -403,7 +466,38 @@ mod tests {
             disk_low,
             scrub_unrepaired: 0,
             scrub_last_finding_ms: 0,
+            clock_offset_ms: Some(0),
         }
+    }
+
+    #[test]
+    fn a_clock_off_the_median_is_an_alarm_naming_its_node_whoever_measures() {
+        let cfg = AlarmsConfig::default();
+        let day = 86_400_000;
+        let mut o = seen(10_000_000);
+        o.nodes = vec![node(1, true, false), node(2, true, false), node(3, true, false)];
+        // Measured by node 1: node 3 runs 40 days ahead.
+        o.nodes[1].clock_offset_ms = Some(300);
+        o.nodes[2].clock_offset_ms = Some(40 * day);
+        assert_eq!(median_offset(&o.nodes), Some(300));
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CLOCK_SKEW, "node 3"));
+        assert!(a[0].detail.contains("39 d 23 h ahead of"), "{}", a[0].detail);
+        // Measured by the fast node itself: the others look 40 days behind it, so it is
+        // still node 3 that is off the median.
+        o.nodes[0].clock_offset_ms = Some(-40 * day);
+        o.nodes[1].clock_offset_ms = Some(-40 * day + 300);
+        o.nodes[2].clock_offset_ms = Some(0);
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.iter().map(|c| c.subject.as_str()).collect::<Vec<_>>(), ["node 3"]);
+        // Within the limit, or not measured, or down: no alarm.
+        o.nodes[2].clock_offset_ms = Some(-40 * day + 1_900);
+        assert!(evaluate(&o, &cfg).is_empty());
+        o.nodes[2].clock_offset_ms = None;
+        assert!(evaluate(&o, &cfg).is_empty());
+        assert_eq!(fmt_skew(-2_500), "2.5 s");
+        assert_eq!(fmt_skew(3 * 3600 * 1000 + 60_000), "3 h 1 min");
     }
 
     fn seen(now_ms: i64) -> Observed {

@@ -76,6 +76,7 @@ struct Gauges {
     disk_floor: Gauge,
     nodes_up: Gauge,
     nodes_down: Gauge,
+    node_clock_offset: Family<Labels, Gauge<f64, AtomicU64>>,
     backup_pending: Gauge,
     backup_lag: Gauge<f64, AtomicU64>,
     backup_segments: Gauge,
@@ -154,6 +155,11 @@ impl Metrics {
         r.register("disk_floor_bytes", "Free space below which this node takes no new copies", g.disk_floor.clone());
         r.register("nodes_up", "Cluster members answering this node", g.nodes_up.clone());
         r.register("nodes_down", "Cluster members not answering this node", g.nodes_down.clone());
+        r.register(
+            "node_clock_offset_seconds",
+            "How far each member's wall clock is from the cluster's median clock, as this node measures it",
+            g.node_clock_offset.clone(),
+        );
         r.register("backup_pending_segments", "Segments waiting for the backup bucket", g.backup_pending.clone());
         r.register(
             "backup_lag_seconds",
@@ -210,6 +216,15 @@ impl Metrics {
         let members: Vec<_> = seen.nodes.iter().filter(|n| !n.node.retired).collect();
         g.nodes_up.set(members.iter().filter(|n| n.alive).count() as i64);
         g.nodes_down.set(members.iter().filter(|n| !n.alive).count() as i64);
+        g.node_clock_offset.clear();
+        if let Some(median) = crate::alarms::median_offset(&seen.nodes) {
+            for n in members.iter().filter(|n| n.alive) {
+                if let Some(off) = n.clock_offset_ms {
+                    let l = label("node", &n.node.id.to_string());
+                    g.node_clock_offset.get_or_create(&l).set((off - median) as f64 / 1000.0);
+                }
+            }
+        }
         let own = s.health.get(s.meta.node_id);
         g.disk_free.set(own.disk_free as i64);
         g.disk_total.set(own.disk_total as i64);

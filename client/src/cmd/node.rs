@@ -28,6 +28,21 @@ fn gib(b: u64) -> String {
     format!("{:.1}", b as f64 / (1u64 << 30) as f64)
 }
 
+/// A node's clock against the cluster's median: `+0.3s`, `-2.1s`, `+40d`, or `?`.
+pub fn clock(n: &custos_proto::v1::NodeInfo) -> String {
+    if !n.clock_known {
+        return "?".into();
+    }
+    let ms = n.clock_offset_ms;
+    let sign = if ms < 0 { '-' } else { '+' };
+    let a = ms.unsigned_abs();
+    match a {
+        a if a < 100_000 => format!("{sign}{:.1}s", a as f64 / 1000.0),
+        a if a < 2 * 86_400_000 => format!("{sign}{}min", a / 60_000),
+        a => format!("{sign}{}d", a / 86_400_000),
+    }
+}
+
 pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
     let r = client.list_nodes().await?;
     let under = (r.under_replicated != u64::MAX).then_some(r.under_replicated);
@@ -42,24 +57,26 @@ pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
                 "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes,
                 "cameras": n.cameras, "joined": format_ms(n.joined_ms),
                 "disk_low": n.disk_low, "disk_floor_bytes": n.disk_floor_bytes,
+                "clock_offset_ms": n.clock_known.then_some(n.clock_offset_ms),
             })).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
     println!(
-        "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7}",
-        "ID", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE GiB", "CAMERAS"
+        "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7} {:>10}",
+        "ID", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE GiB", "CAMERAS", "CLOCK"
     );
     for n in &r.nodes {
         println!(
-            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7}",
+            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>14} {:>7} {:>10}",
             n.id,
             n.campus,
             custos_client::text::terminal(&n.addr),
             n.raft_role,
             n.health,
             format!("{}{}/{}", if n.disk_low { "LOW " } else { "" }, gib(n.disk_free_bytes), gib(n.disk_total_bytes)),
-            n.cameras
+            n.cameras,
+            clock(n)
         );
     }
     match under {

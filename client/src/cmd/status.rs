@@ -71,7 +71,10 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         println!("NOT REPAIRED: {}", custos_client::text::terminal(u));
     }
     println!();
-    println!("{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}", "NODE", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE");
+    println!(
+        "{:<4} {:<12} {:<22} {:<9} {:<6} {:>16} {:>10}",
+        "NODE", "CAMPUS", "ADDRESS", "RAFT", "HEALTH", "DISK FREE", "CLOCK"
+    );
     for n in &nodes.nodes {
         let disk = format!(
             "{:.1}/{:.1} GiB{}",
@@ -80,13 +83,14 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             if n.disk_low { " LOW" } else { "" }
         );
         println!(
-            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>16}",
+            "{:<4} {:<12} {:<22} {:<9} {:<6} {:>16} {:>10}",
             n.id,
             n.campus,
             custos_client::text::terminal(&n.addr),
             n.raft_role,
             n.health,
-            disk
+            disk,
+            super::node::clock(n)
         );
     }
     println!();

@@ -32,6 +32,9 @@ pub struct PeerHealth {
     pub scrub_unrepaired: u64,
     /// When the node's scrubber last found damage (0: never).
     pub scrub_last_finding_ms: i64,
+    /// How far the node's wall clock is ahead of this node's (ms), measured at the
+    /// middle of the last ping's round trip; `None` until it has said.
+    pub clock_offset_ms: Option<i64>,
 }
 
 impl PeerHealth {
@@ -140,6 +143,7 @@ impl Health {
                 under_replicated: u64::MAX,
                 scrub_unrepaired: self.scrub.unrepaired_count(),
                 scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
+                clock_offset_ms: Some(0),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -185,7 +189,7 @@ impl Health {
         ids.into_iter().filter(|&i| self.alive(i)).collect()
     }
 
-    fn record(&self, id: NodeId, r: &custos_proto::v1::PingReply) {
+    fn record(&self, id: NodeId, r: &custos_proto::v1::PingReply, clock_offset_ms: Option<i64>) {
         let was_down = !self.alive(id);
         let mut t = self.table.write().expect("health table poisoned");
         let h = PeerHealth {
@@ -196,6 +200,7 @@ impl Health {
             under_replicated: r.under_replicated,
             scrub_unrepaired: r.scrub_unrepaired,
             scrub_last_finding_ms: r.scrub_last_finding_ms,
+            clock_offset_ms,
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");
@@ -231,17 +236,22 @@ impl Health {
             let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
             for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
                 self.note_down(n.id, &mut reported);
-                let (h, peers, me) = (self.clone(), peers.clone(), self.me);
+                let (h, peers, me, clock) = (self.clone(), peers.clone(), self.me, meta.clock());
                 tokio::spawn(async move {
                     let Ok(mut c) = peers.client(&n.addr) else { return };
                     let mut req = tonic::Request::new(custos_proto::v1::PingRequest { from: me });
                     req.set_timeout(PING_TIMEOUT);
                     // The header asks the peer to give up; the local timeout covers a peer
                     // that cannot answer at all (stopped process, partition).
+                    let sent = clock.now_ms();
                     if let Ok(Ok(r)) = tokio::time::timeout(PING_TIMEOUT, c.ping(req)).await {
                         let r = r.into_inner();
+                        // The peer read its clock somewhere within the round trip: take
+                        // the middle (the error is at most half the round trip).
+                        let middle = sent + (clock.now_ms() - sent) / 2;
+                        let offset = (r.wall_clock_ms != 0).then(|| r.wall_clock_ms - middle);
                         if r.node_id == n.id {
-                            h.record(n.id, &r);
+                            h.record(n.id, &r, offset);
                         } else {
                             tracing::warn!(expected = n.id, answered = r.node_id, addr = %n.addr, "a different node answers at this address");
                         }
@@ -271,7 +281,7 @@ mod tests {
         // Watching for a while, the pinger running: a peer never heard from is down, one
         // that answered is up.
         *h.watch.lock().unwrap() = (long_ago, Instant::now());
-        h.record(2, &reply(2));
+        h.record(2, &reply(2), None);
         assert!(h.alive(2) && !h.alive(3));
         // The process was paused: the pinger has not run for longer than DOWN_AFTER.
         h.table.write().unwrap().get_mut(&2).unwrap().last_ok = Some(long_ago);

@@ -216,6 +216,11 @@ impl Meta {
         self.clock.now_ms()
     }
 
+    /// The clock itself, for tasks that read it on their own.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
     /// The peer channels this node uses.
     pub fn peers(&self) -> &Peers {
         &self.peers

@@ -26,6 +26,24 @@ impl Cluster for Services {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
         let leader = m.current_leader.unwrap_or(0);
+        // Clock offsets are measured from this node; shown against the median of all.
+        let offsets: Vec<crate::alarms::NodeSeen> = nodes
+            .iter()
+            .map(|n| {
+                let h = self.health.get(n.id);
+                crate::alarms::NodeSeen {
+                    node: n.clone(),
+                    alive: self.health.alive(n.id),
+                    disk_free: 0,
+                    disk_floor: 0,
+                    disk_low: false,
+                    scrub_unrepaired: 0,
+                    scrub_last_finding_ms: 0,
+                    clock_offset_ms: h.clock_offset_ms,
+                }
+            })
+            .collect();
+        let median = crate::alarms::median_offset(&offsets);
         let out = nodes
             .iter()
             .map(|n| {
@@ -55,6 +73,11 @@ impl Cluster for Services {
                     joined_ms: n.joined_ms,
                     disk_low: !n.retired && h.disk_low(),
                     disk_floor_bytes: h.disk_floor,
+                    clock_offset_ms: match (h.clock_offset_ms, median) {
+                        (Some(o), Some(m)) if !n.retired => o - m,
+                        _ => 0,
+                    },
+                    clock_known: !n.retired && h.clock_offset_ms.is_some() && median.is_some(),
                 }
             })
             .collect();

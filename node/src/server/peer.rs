@@ -274,6 +274,7 @@ impl Peer for Services {
             disk_total_bytes: total,
             disk_floor_bytes: floor,
             campus: self.cluster.campus.clone(),
+            wall_clock_ms: self.clock.now_ms(),
             scrub_unrepaired: self.health.scrub.unrepaired_count(),
             scrub_last_finding_ms: self.health.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
             under_replicated: if self.meta.is_leader() {
