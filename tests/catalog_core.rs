@@ -133,7 +133,8 @@ mod determinism {
             14 => {
                 // Nominate old segments for expiry: apply decides which may go.
                 let start = now - rng.gen_range(0..90) * 86_400_000;
-                Command::ExpireSegments((0..3).map(|k| (cam.clone(), start + k * 4_000)).collect())
+                let segments = (0..3).map(|k| (cam.clone(), start + k * 4_000)).collect();
+                Command::ExpireSegments { at_ms: now - rng.gen_range(0..3) * 86_400_000, segments }
             }
             15 => Command::RequestExport(ExportRecord::request(
                 ("case-1".into(), "City Police".into(), "L-1".into()),

@@ -196,7 +196,7 @@ async fn packs_are_trashed_only_when_their_last_member_goes() {
 
     // Everything is past its retention; the held segment stays, and with it pack 1.
     let all = segs.iter().map(|s| (s.camera.clone(), s.start_ms)).collect();
-    let resp = sm.apply(vec![entry(6, Command::ExpireSegments(all))]).await.unwrap();
+    let resp = sm.apply(vec![entry(6, Command::ExpireSegments { at_ms: i64::MAX, segments: all })]).await.unwrap();
     assert_eq!(resp[0], Response::Committed { new: 5, duplicate: 1 });
     let c = sm.catalog();
     assert_eq!(c.trash_after(2, 10).unwrap(), vec![(3, [2; 32])], "pack 2 lost its last member");

@@ -72,7 +72,7 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     };
 
     // Pass 1 at T0: only lobby's 100-day-old segment is past max_days (60).
-    assert_eq!(expire_once(&meta).await.unwrap(), 1);
+    assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 1);
     assert_eq!(starts("lobby"), vec![50, 29, 1]);
     assert_eq!(starts("ward"), vec![100, -1], "held footage survives past max_days");
     let receipts = meta.catalog.receipts_after(0, 10).unwrap();
@@ -94,7 +94,7 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
 
     // A hand-made expiry of protected footage deletes nothing.
     let all: Vec<(String, i64)> = recs.iter().map(|r| (r.camera.clone(), r.start_ms)).collect();
-    let r = meta.propose(Command::ExpireSegments(all)).await.unwrap();
+    let r = meta.propose(Command::ExpireSegments { at_ms: i64::MAX, segments: all }).await.unwrap();
     assert_eq!(
         r,
         Response::Committed { new: 0, duplicate: 6 },
@@ -103,7 +103,7 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
 
     // Jump 91 days: all of lobby is past 60 days; ward stays held.
     clock.advance_ms(91 * DAY_MS);
-    assert_eq!(expire_once(&meta).await.unwrap(), 3);
+    assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 3);
     assert!(starts("lobby").is_empty());
     assert_eq!(starts("ward"), vec![100, -1], "the open-ended hold covers footage recorded after it was placed");
 
@@ -111,10 +111,10 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     let approve = |user: &str| Command::ApproveHoldRelease { id: "H-000001".into(), user: user.into() };
     assert_eq!(meta.propose(approve("ann")).await.unwrap(), Response::Ok);
     assert!(matches!(meta.propose(approve("ann")).await.unwrap(), Response::Rejected(..)));
-    assert_eq!(expire_once(&meta).await.unwrap(), 0);
+    assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 0);
     assert_eq!(starts("ward"), vec![100, -1]);
     assert_eq!(meta.propose(approve("bob")).await.unwrap(), Response::Ok);
-    assert_eq!(expire_once(&meta).await.unwrap(), 1, "released: the old ward segment may go");
+    assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 1, "released: the old ward segment may go");
     assert_eq!(starts("ward"), vec![-1], "the incident hold still protects the newer footage");
 
     assert_eq!(remove_expired_blobs(&meta.catalog, &ctx.store, &cursor).unwrap(), 4);

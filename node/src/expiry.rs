@@ -20,11 +20,11 @@ pub const EXPIRY_BATCH: usize = 512;
 /// Receipts followed per step of blob removal.
 const RECEIPT_PAGE: usize = 512;
 
-/// One expiry pass on the leader. Returns how many segments were deleted.
-pub async fn expire_once(meta: &Meta) -> Result<u64> {
+/// One expiry pass on the leader at time `now` (the time the voters' clocks agree on, see
+/// [`agreed_time`]). Returns how many segments were deleted.
+pub async fn expire_once(meta: &Meta, now: i64) -> Result<u64> {
     let mut total = 0;
     loop {
-        let now = meta.now_ms();
         let nominated = meta.read(move |c| c.expiry_candidates(now, EXPIRY_BATCH)).await?;
         if nominated.is_empty() {
             return Ok(total);
@@ -42,7 +42,7 @@ pub async fn expire_once(meta: &Meta) -> Result<u64> {
                 .collect(),
             ..Default::default()
         };
-        match meta.propose_audited(Command::ExpireSegments(nominated), ev).await? {
+        match meta.propose_audited(Command::ExpireSegments { at_ms: now, segments: nominated }, ev).await? {
             Response::Committed { new, .. } if new > 0 => total += u64::from(new),
             // Everything nominated was protected by the time it applied: stop this pass.
             _ => return Ok(total),
@@ -73,9 +73,50 @@ pub fn remove_expired_blobs(catalog: &Catalog, store: &BlobStore, cursor_file: &
     }
 }
 
+/// How old a peer's clock reading may be to count towards the agreed time.
+const CLOCK_READING_FRESH: Duration = Duration::from_secs(10);
+/// The leader's clock may run this far ahead of the agreed time before it says so.
+const CLOCK_AHEAD_WARN_MS: i64 = 60_000;
+
+/// The time a majority of the voters' clocks confirm, as the leader measures it: its own
+/// clock moved by the median of the voters' offsets from it (its own offset is 0). A
+/// leader whose clock runs 40 days ahead sees the others 40 days behind, so the median is
+/// theirs and expiry runs at their time, not its own. Refused while fewer than a majority
+/// of the voters have reported their clocks recently: then nothing can be confirmed.
+pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<i64, String> {
+    let m = meta.raft.metrics().borrow().clone();
+    let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
+    let mut offsets: Vec<i64> = voters
+        .iter()
+        .filter_map(|&v| {
+            let h = health.get(v);
+            let fresh = h.last_ok.is_some_and(|t| t.elapsed() <= CLOCK_READING_FRESH);
+            if fresh {
+                h.clock_offset_ms
+            } else {
+                None
+            }
+        })
+        .collect();
+    let majority = voters.len() / 2 + 1;
+    if offsets.len() < majority {
+        return Err(format!(
+            "only {} of {} voters' clocks have been read in the last {} s; a majority is needed to confirm the time",
+            offsets.len(),
+            voters.len(),
+            CLOCK_READING_FRESH.as_secs()
+        ));
+    }
+    offsets.sort_unstable();
+    // The lower median: with an even count, the earlier of the two middle clocks.
+    let median = offsets[(offsets.len() - 1) / 2];
+    Ok(meta.now_ms() + median)
+}
+
 /// Runs expiry passes (on the leader) and local blob removal (everywhere) until shutdown.
 pub async fn run(
     meta: Meta,
+    health: crate::cluster::health::Health,
     store: std::sync::Arc<BlobStore>,
     cursor_file: std::path::PathBuf,
     every: Duration,
@@ -83,8 +124,25 @@ pub async fn run(
 ) {
     let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
     loop {
-        if meta.is_leader() {
-            match expire_once(&meta).await {
+        let now = if meta.is_leader() {
+            match agreed_time(&meta, &health) {
+                Ok(t) => {
+                    let ahead = meta.now_ms() - t;
+                    if ahead > CLOCK_AHEAD_WARN_MS {
+                        tracing::warn!(ahead_ms = ahead, "this leader's clock runs ahead of the time the voters agree on; expiry uses theirs. Fix this node's clock");
+                    }
+                    Some(t)
+                }
+                Err(why) => {
+                    tracing::warn!(%why, "expiry pass skipped: the time could not be confirmed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(now) = now {
+            match expire_once(&meta, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "retention expired segments past their policy"),
                 Err(e) => tracing::warn!(error = %e, "expiry pass failed; retrying next pass"),

@@ -393,6 +393,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     // Retention: expiry on the leader, blob removal from receipts everywhere.
     let expiry = tokio::spawn(expiry::run(
         meta.clone(),
+        health.clone(),
         store.clone(),
         data.join("expiry.cursor"),
         Duration::from_secs(config.expiry_every_s),

@@ -82,7 +82,7 @@ fn light(entries: &[Entry<TypeConfig>]) -> bool {
         EntryPayload::Blank | EntryPayload::Membership(_) => true,
         EntryPayload::Normal(Request { command, .. }) => match command {
             Command::CommitSegments(v) => v.len() <= LIGHT_BATCH,
-            Command::ExpireSegments(v) => v.len() <= LIGHT_BATCH,
+            Command::ExpireSegments { segments: v, .. } => v.len() <= LIGHT_BATCH,
             Command::AddReplicas(v) => v.len() <= LIGHT_BATCH,
             Command::MarkBackedUp(v) => v.len() <= 1,
             Command::Alarms(v) => v.len() <= LIGHT_BATCH,
@@ -899,7 +899,10 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
                 Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
             }
         }
-        Command::ExpireSegments(keys) => expire_segments(db, batch, req.time_ms, keys, segment_count),
+        // Never later than the leader's own clock, nor than the time the voters agree on.
+        Command::ExpireSegments { at_ms, segments } => {
+            expire_segments(db, batch, (*at_ms).min(req.time_ms), segments, segment_count)
+        }
         Command::Audit => Response::Ok,
         Command::CreateJoinToken { token_hash, token } => {
             let mut t = token.clone();
@@ -1219,10 +1222,11 @@ fn expire_segments(
         let key = segment_key(camera, *start_ms);
         let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
             Ok(Some(r)) if seen.insert(key.clone()) => r,
-            _ => {
+            Ok(_) => {
                 skipped += 1;
                 continue;
             }
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         };
         let policy = match policies.get(camera) {
             Some(p) => *p,
@@ -1466,7 +1470,7 @@ fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, 
         ev.outcome = "rejected".into();
         ev.reason = why.clone();
     }
-    if let (Command::ExpireSegments(_), Response::Committed { new, duplicate }) = (&req.command, resp) {
+    if let (Command::ExpireSegments { .. }, Response::Committed { new, duplicate }) = (&req.command, resp) {
         ev.detail = format!("{new} segments deleted with receipts, {duplicate} kept (protected or gone)");
     }
     let seq = head.0 + 1;

@@ -245,7 +245,10 @@ pub enum Command {
     /// Expire these segments (camera, start). Apply re-checks each one against its
     /// policy and every active hold at the command's time and skips any that is
     /// protected, so a proposer can nominate but never force a deletion.
-    ExpireSegments(Vec<(String, i64)>),
+    /// `at_ms` is the time the cluster's clocks agree on (the median of the voters'
+    /// clocks, measured by the leader); apply uses the earlier of it and the leader's own
+    /// time, so a leader whose clock runs ahead deletes nothing early.
+    ExpireSegments { at_ms: i64, segments: Vec<(String, i64)> },
     /// Only append the request's audit event (footage accesses, denials).
     Audit,
     /// Record a join token an administrator created.
@@ -483,7 +486,7 @@ impl std::fmt::Display for Request {
             Command::SetPolicy { camera, policy } => write!(f, "set-policy {camera:?} {policy:?}"),
             Command::PlaceHold(h) => write!(f, "place-hold case {}", h.case_id),
             Command::ApproveHoldRelease { id, user } => write!(f, "approve-hold-release {id} by {user}"),
-            Command::ExpireSegments(s) => write!(f, "expire-segments x{}", s.len()),
+            Command::ExpireSegments { segments, .. } => write!(f, "expire-segments x{}", segments.len()),
             Command::Audit => write!(f, "audit"),
             Command::CreateJoinToken { .. } => write!(f, "create-join-token"),
             Command::RegisterNode { campus, addr, .. } => write!(f, "register-node {addr} campus {campus}"),

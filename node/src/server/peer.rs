@@ -29,7 +29,7 @@ pub fn leader_only(command: &Command) -> Option<&'static str> {
     Some(match command {
         Command::AssignCamera { .. } => "camera assignments",
         Command::AddReplicas(_) => "replica additions",
-        Command::ExpireSegments(_) => "expiry",
+        Command::ExpireSegments { .. } => "expiry",
         Command::Alarms(_) => "alarm changes",
         Command::MarkBackedUp(_) => "backup confirmations",
         Command::RegisterNode { founder: Some(_), .. } => "the founding node's registration",
@@ -394,7 +394,7 @@ mod tests {
         for c in [
             Command::Alarms(vec![]),
             Command::AddReplicas(vec![("lobby".into(), 0, 3)]),
-            Command::ExpireSegments(vec![]),
+            Command::ExpireSegments { at_ms: 0, segments: vec![] },
             Command::MarkBackedUp(vec![]),
             Command::AssignCamera { camera: "lobby".into(), recorder: 2 },
             Command::RegisterNode {
