@@ -75,6 +75,16 @@ pub fn validate_purpose(purpose: &str) -> Result<(), String> {
 }
 
 /// RFC 3339 rendering of a millisecond timestamp, for messages.
+/// Splits a join token `cjt1.<secret>.<ca fingerprint>` into its secret (64 characters)
+/// and the fingerprint of the cluster CA it is for (32 characters).
+pub fn parse_join_token(token: &str) -> Result<(&str, &str), String> {
+    let mut parts = token.trim().split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("cjt1"), Some(secret), Some(fp), None) if secret.len() == 64 && fp.len() == 32 => Ok((secret, fp)),
+        _ => Err("this is not a join token (expected cjt1.…); print one with `custos node join-token`".into()),
+    }
+}
+
 pub fn fmt_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -103,6 +113,15 @@ pub fn validate_range(from_ms: i64, to_ms: i64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_tokens_split_into_secret_and_ca_fingerprint() {
+        let (secret, fp) = (&"s".repeat(64), &"f".repeat(32));
+        assert_eq!(parse_join_token(&format!(" cjt1.{secret}.{fp}\n")).unwrap(), (secret.as_str(), fp.as_str()));
+        for bad in ["", "cjt1", &format!("cjt2.{secret}.{fp}"), &format!("cjt1.{secret}.{fp}.x"), "cjt1.short.fp"] {
+            assert!(parse_join_token(bad).unwrap_err().contains("join-token"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn names_are_path_and_label_safe() {

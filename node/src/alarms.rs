@@ -21,7 +21,7 @@ use crate::backup::SharedBackupState;
 use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
 use crate::meta::{AlarmChange, AlarmRecord, Command, Meta, NodeRecord};
-use crate::server::fmt_ms;
+use custos_formats::fields::fmt_ms;
 
 /// How often the leader evaluates.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);

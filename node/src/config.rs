@@ -334,7 +334,7 @@ impl NodeConfig {
             (Some(_), true) => return Err(field("insecure_plaintext", "cannot be true while a [tls] section is present; choose one")),
             _ => {}
         }
-        crate::server::peer::validate_campus(&self.campus).map_err(|p| field("campus", p))?;
+        custos_formats::fields::validate_campus(&self.campus).map_err(|p| field("campus", p))?;
         if !(1..=5).contains(&self.replication_factor) {
             return Err(field("replication_factor", format!("{} is outside 1..=5", self.replication_factor)));
         }

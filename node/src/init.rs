@@ -240,9 +240,9 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     if dir.join(CONFIG_FILE_NAME).exists() {
         return Err(Error::AlreadyExists { what: "node data directory (custos.toml)", id: dir.display().to_string() });
     }
-    crate::server::peer::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
-    let (_, fingerprint) = crate::server::peer::parse_join_token(&opts.token).map_err(Error::InvalidArgument)?;
-    let (addr, fp) = (opts.cluster.clone(), fingerprint.clone());
+    custos_formats::fields::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
+    let (_, fingerprint) = custos_formats::fields::parse_join_token(&opts.token).map_err(Error::InvalidArgument)?;
+    let (addr, fp) = (opts.cluster.clone(), fingerprint.to_string());
     let ca_pem = tokio::task::spawn_blocking(move || crate::tls::discover_ca(&addr, &fp))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;

@@ -108,7 +108,7 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
 pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let started = Instant::now();
     let (bucket, prefix) = parse_s3_url(&opts.from)?;
-    crate::server::peer::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
+    custos_formats::fields::validate_campus(&opts.campus).map_err(Error::InvalidArgument)?;
     let dir = &opts.data_dir;
     if dir.exists() && std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?.next().is_some() {
         return Err(Error::AlreadyExists {

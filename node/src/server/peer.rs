@@ -288,16 +288,11 @@ impl Peer for Services {
 
 pub use custos_formats::fields::validate_campus;
 
-/// Splits a join token `cjt1.<secret>.<ca fingerprint>` into the secret's hash and the
-/// fingerprint.
+/// Splits a join token `cjt1.<secret>.<ca fingerprint>` into the secret's hash (what the
+/// catalog keeps) and the fingerprint.
 pub fn parse_join_token(token: &str) -> Result<(Hash, String), String> {
-    let mut parts = token.trim().split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("cjt1"), Some(secret), Some(fp), None) if secret.len() == 64 && fp.len() == 32 => {
-            Ok((*blake3::hash(secret.as_bytes()).as_bytes(), fp.to_string()))
-        }
-        _ => Err("this is not a join token (expected cjt1.…); print one with `custos node join-token`".into()),
-    }
+    let (secret, fp) = custos_formats::fields::parse_join_token(token)?;
+    Ok((*blake3::hash(secret.as_bytes()).as_bytes(), fp.to_string()))
 }
 
 #[tonic::async_trait]
