@@ -231,3 +231,259 @@ mod determinism {
         assert!(segments > 100, "segments were committed: {segments}");
     }
 }
+
+/// Each command, accepted and refused, against a fresh state machine: the answer and its
+/// kind, and that a refusal writes nothing but the applied log id.
+mod commands {
+    use custos_node::access::Role;
+    use custos_node::meta::db::{self, CF_SM, STATE_CFS};
+    use custos_node::meta::state::StateMachine;
+    use custos_node::meta::{
+        Camera, Command, ExportRecord, NodeRecord, RejectKind, Request, Response, TokenRecord, TypeConfig, User,
+    };
+    use custos_node::retention::{Hold, Policy};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    struct Store {
+        sm: StateMachine,
+        db: std::sync::Arc<rocksdb::DB>,
+        index: u64,
+        _dir: tempfile::TempDir,
+    }
+
+    type Dump = Vec<Vec<(Box<[u8]>, Box<[u8]>)>>;
+
+    impl Store {
+        fn new() -> Store {
+            let dir = tempfile::tempdir().unwrap();
+            let db = db::open(&dir.path().join("catalog")).unwrap();
+            let sm = StateMachine::new(db.clone(), &dir.path().join("snapshots")).unwrap();
+            Store { sm, db, index: 0, _dir: dir }
+        }
+
+        async fn apply(&mut self, command: Command) -> Response {
+            self.index += 1;
+            let e: Entry<TypeConfig> = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
+                payload: EntryPayload::Normal(Request { time_ms: NOW + self.index as i64, command, audit: None }),
+            };
+            self.sm.apply(vec![e]).await.unwrap().remove(0)
+        }
+
+        /// Every state family but the bookkeeping one (which holds the applied id).
+        fn dump(&self) -> Dump {
+            STATE_CFS
+                .iter()
+                .filter(|n| **n != CF_SM)
+                .map(|n| {
+                    let cf = self.db.cf_handle(n).unwrap();
+                    self.db.iterator_cf(cf, rocksdb::IteratorMode::Start).map(|kv| kv.unwrap()).collect()
+                })
+                .collect()
+        }
+
+        async fn ok(&mut self, command: Command) -> Response {
+            let what = format!("{command:?}");
+            let r = self.apply(command).await;
+            assert!(!matches!(r, Response::Rejected(..) | Response::StorageFailed(_)), "{what}: {r:?}");
+            r
+        }
+
+        async fn refused(&mut self, command: Command, kind: RejectKind, words: &str) {
+            let before = self.dump();
+            let what = format!("{command:?}");
+            match self.apply(command).await {
+                Response::Rejected(k, why) => {
+                    assert_eq!(k, kind, "{what}: {why}");
+                    assert!(why.contains(words), "{what}: {why:?} should say {words:?}");
+                }
+                other => panic!("{what} was not refused: {other:?}"),
+            }
+            assert!(self.dump() == before, "{what}: a refusal wrote to the catalog");
+        }
+    }
+
+    fn camera(id: &str, sensitive: bool) -> Camera {
+        Camera {
+            id: id.into(),
+            name: String::new(),
+            source: "rtsp://cam/x".into(),
+            recorder: 1,
+            added_ms: 0,
+            sensitive,
+        }
+    }
+
+    fn user(name: &str, role: Role) -> Command {
+        Command::CreateUser {
+            user: User { name: name.into(), role, case: None, disabled: false, grants: vec![], created_ms: 0 },
+            token_hash: *blake3::hash(name.as_bytes()).as_bytes(),
+            token: TokenRecord {
+                id: format!("t-{name}"),
+                user: name.into(),
+                created_ms: 0,
+                expires_ms: NOW * 2,
+                revoked: false,
+            },
+        }
+    }
+
+    fn hold(case: &str, by: &str) -> Hold {
+        Hold {
+            id: String::new(),
+            case_id: case.into(),
+            cameras: vec!["lobby".into()],
+            from_ms: NOW - 1_000,
+            to_ms: None,
+            reason: "incident under review".into(),
+            placed_by: by.into(),
+            placed_ms: 0,
+            release_approvals: vec![],
+            released_ms: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_accepted_and_refused_with_its_kind() {
+        use RejectKind::*;
+        let mut s = Store::new();
+        // Nodes: a founder, and a member to retire later.
+        s.ok(Command::RegisterNode {
+            campus: "east".into(),
+            addr: "10.0.0.1:7400".into(),
+            token_hash: None,
+            founder: Some(1),
+        })
+        .await;
+        s.refused(
+            Command::RegisterNode {
+                campus: "x".into(),
+                addr: "10.0.0.9:7400".into(),
+                token_hash: None,
+                founder: Some(9),
+            },
+            FailedPrecondition,
+            "founding node",
+        )
+        .await;
+        s.refused(
+            Command::RegisterNode { campus: "x".into(), addr: "10.0.0.1:7400".into(), token_hash: None, founder: None },
+            FailedPrecondition,
+            "already uses address",
+        )
+        .await;
+        s.refused(Command::RetireNode { id: 1 }, FailedPrecondition, "last active node").await;
+        s.refused(Command::RetireNode { id: 7 }, NotFound, "does not exist").await;
+        s.refused(Command::PinNodeKey { id: 7, key_hash: [1; 32] }, NotFound, "does not exist").await;
+        s.ok(Command::PinNodeKey { id: 1, key_hash: [1; 32] }).await;
+        s.ok(Command::PinNodeKey { id: 1, key_hash: [1; 32] }).await;
+        s.refused(Command::PinNodeKey { id: 1, key_hash: [2; 32] }, FailedPrecondition, "already pinned").await;
+
+        // Cameras.
+        s.ok(Command::AddCamera(camera("lobby", false))).await;
+        s.refused(Command::AddCamera(camera("lobby", true)), AlreadyExists, "already exists").await;
+        s.ok(Command::SeedCamera(camera("gate", false))).await;
+        s.refused(Command::SeedCamera(camera("gate", false)), FailedPrecondition, "registered once").await;
+        s.ok(Command::SeedCamera(camera("lobby", false))).await; // existed before: marked only
+        s.refused(Command::RemoveCamera { id: "nope".into() }, NotFound, "does not exist").await;
+        s.ok(Command::RemoveCamera { id: "gate".into() }).await;
+        s.refused(Command::SetSensitive { camera: "gate".into(), sensitive: true }, NotFound, "does not exist").await;
+        s.ok(Command::SetSensitive { camera: "lobby".into(), sensitive: true }).await;
+        s.refused(
+            Command::AssignCamera { camera: "lobby".into(), recorder: 7 },
+            FailedPrecondition,
+            "not an active member",
+        )
+        .await;
+        s.refused(Command::AssignCamera { camera: "nope".into(), recorder: 1 }, NotFound, "does not exist").await;
+
+        // Users and tokens.
+        s.ok(user("ann", Role::Security)).await;
+        s.ok(user("bob", Role::Approver)).await;
+        s.refused(user("ann", Role::Operator), AlreadyExists, "already exists").await;
+        s.refused(Command::DisableUser { name: "zed".into() }, NotFound, "does not exist").await;
+        s.refused(
+            Command::GrantCamera { user: "ann".into(), camera: "nope".into(), grant: true },
+            NotFound,
+            "does not exist",
+        )
+        .await;
+        s.refused(
+            Command::GrantCamera { user: "zed".into(), camera: "lobby".into(), grant: true },
+            NotFound,
+            "does not exist",
+        )
+        .await;
+        s.ok(Command::GrantCamera { user: "ann".into(), camera: "lobby".into(), grant: true }).await;
+        s.refused(Command::RevokeToken { id: "t-zed".into() }, NotFound, "no token").await;
+        s.ok(Command::RevokeToken { id: "t-ann".into() }).await;
+        let token = |user: &str| Command::IssueToken {
+            token_hash: [9; 32],
+            token: TokenRecord {
+                id: "t-new".into(),
+                user: user.into(),
+                created_ms: 0,
+                expires_ms: NOW * 2,
+                revoked: false,
+            },
+        };
+        s.refused(token("zed"), NotFound, "does not exist").await;
+        s.ok(user("cem", Role::Operator)).await;
+        s.ok(Command::DisableUser { name: "cem".into() }).await;
+        s.refused(token("cem"), FailedPrecondition, "disabled").await;
+
+        // Retention: the floor, and holds released by two different people.
+        let low = Policy { min_days: 29, max_days: 40 };
+        s.refused(Command::SetPolicy { camera: None, policy: low }, FailedPrecondition, "floor of 30").await;
+        let ok = Policy { min_days: 30, max_days: 90 };
+        s.refused(Command::SetPolicy { camera: Some("nope".into()), policy: ok }, NotFound, "does not exist").await;
+        s.ok(Command::SetPolicy { camera: Some("lobby".into()), policy: ok }).await;
+        assert_eq!(s.ok(Command::PlaceHold(hold("case-1", "ann"))).await, Response::Created("H-000001".into()));
+        s.refused(
+            Command::ApproveHoldRelease { id: "H-000009".into(), user: "ann".into() },
+            NotFound,
+            "does not exist",
+        )
+        .await;
+        s.ok(Command::ApproveHoldRelease { id: "H-000001".into(), user: "ann".into() }).await;
+        s.refused(Command::ApproveHoldRelease { id: "H-000001".into(), user: "ann".into() }, FailedPrecondition, "")
+            .await;
+        s.ok(Command::ApproveHoldRelease { id: "H-000001".into(), user: "bob".into() }).await;
+
+        // Exports: the requester never decides; a decision is final.
+        let req = ExportRecord::request(
+            ("case-1".into(), "City Police".into(), "L-1".into()),
+            "court order for case 1".into(),
+            "ann".into(),
+            vec![("lobby".into(), NOW - 60_000, NOW)],
+        );
+        assert_eq!(s.ok(Command::RequestExport(req)).await, Response::Created("E-000001".into()));
+        let decide = |user: &str| Command::DecideExport {
+            id: "E-000001".into(),
+            user: user.into(),
+            approve: true,
+            reason: "letter checked".into(),
+        };
+        s.refused(decide("ann"), PermissionDenied, "cannot also decide").await;
+        s.refused(
+            Command::DecideExport { id: "E-000009".into(), user: "bob".into(), approve: true, reason: String::new() },
+            NotFound,
+            "does not exist",
+        )
+        .await;
+        s.ok(decide("bob")).await;
+        s.refused(decide("bob"), FailedPrecondition, "already approved").await;
+
+        // Alarms: an acknowledgement needs a note and an alarm.
+        s.refused(Command::AckAlarm { id: 1, user: "ann".into(), note: " ".into() }, FailedPrecondition, "note").await;
+        s.refused(Command::AckAlarm { id: 9, user: "ann".into(), note: "seen".into() }, NotFound, "does not exist")
+            .await;
+
+        // Nothing refused above left a node behind.
+        let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();
+        assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
+    }
+}
