@@ -5,19 +5,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
-use common::{wait_for, Node};
+use common::{scrape_metrics as scrape, wait_for, Node};
 
 const DAY_MS: i64 = 86_400_000;
-
-fn scrape(addr: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_forty_days_ahead_raises_clock_skew_naming_it_until_its_clock_is_fixed() {
@@ -49,10 +39,16 @@ async fn a_node_forty_days_ahead_raises_clock_skew_naming_it_until_its_clock_is_
         let want = if n.id == id3 { 40 * DAY_MS } else { 0 };
         assert!((n.clock_offset_ms - want).abs() < 2_000, "node {}: offset {} ms", n.id, n.clock_offset_ms);
     }
-    let out = n2.cli(&n2.token, &["nodes"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with(&format!("{id3} "))).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.trim_end().ends_with("+40d"), "{text}");
+    let line = wait_for(10, "node 3's row in `custos nodes` on node 2", || async {
+        let out = n2.cli(&n2.token, &["nodes"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            eprintln!("custos nodes: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        text.lines().find(|l| l.starts_with(&format!("{id3} "))).map(str::to_string)
+    })
+    .await;
+    assert!(line.trim_end().ends_with("+40d"), "{line}");
     let m = scrape(&n1.metrics);
     let gauge = m
         .lines()

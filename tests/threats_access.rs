@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-
 use common::{now_ms, wait_for, Node, TestCamera};
 use custos_client::{AuditLogRequest, Client};
 use custos_evidence::AuditBody;
@@ -194,19 +192,8 @@ async fn revoking_a_token_stops_a_fetch_in_flight() {
 /// cluster is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_leader_stops_honouring_tokens() {
-    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
-    n1.start().await;
-    let mut n2 = Node::join(&n1, "west").await;
-    n2.start().await;
-    let mut n3 = Node::join(&n2, "north").await;
-    n3.start().await;
+    let (n1, n2, n3) = common::three_node_cluster().await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
-    wait_for(60, "three voters, all up", || async {
-        let r = admin.list_nodes().await.ok()?;
-        let up: BTreeSet<_> = r.nodes.iter().map(|n| (n.raft_role != "learner", n.health.as_str())).collect();
-        (r.nodes.len() == 3 && up == BTreeSet::from([(true, "up")]) && r.leader != 0).then_some(())
-    })
-    .await;
     let t = admin.add_user("guard", "security", None, 0).await.unwrap();
     let on3 = n3.connect(Some(&t.token)).await.unwrap();
     wait_for(10, "the user known on node 3", || async { on3.list_cameras().await.ok() }).await;

@@ -145,15 +145,7 @@ async fn seed_cameras_are_registered_once_audited_and_stay_removed_after_restart
     node.stop();
 }
 
-/// `GET /metrics` as text.
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
+use common::scrape_metrics as scrape;
 
 /// Every file and directory under `dir` whose mode lets the group or others in.
 fn open_to_others(dir: &Path) -> Vec<String> {

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,14 +23,7 @@ async fn audit_bodies(auditor: &Client) -> Vec<AuditBody> {
     all.iter().map(|e| serde_json::from_slice(&e.body).unwrap()).collect()
 }
 
-/// `GET /metrics` body.
-fn scrape(addr: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
+use common::scrape_metrics as scrape;
 
 /// The value of an unlabelled sample `name` in a scrape.
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -254,19 +246,8 @@ fn denied<T: std::fmt::Debug>(r: Result<T, tonic::Status>, what: &str, says: &st
 async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     use custos_node::meta::Command;
     use custos_proto::v1::{GetBlobRequest, PingRequest};
-    let mut n1 = Node::init_with(&[], 1000, &["--campus", "east"]);
-    n1.start().await;
-    let mut n2 = Node::join(&n1, "west").await;
-    n2.start().await;
-    let mut n3 = Node::join(&n2, "north").await;
-    n3.start().await;
+    let (n1, n2, mut n3) = common::three_node_cluster().await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
-    wait_for(60, "three voters, all up", || async {
-        let r = admin.list_nodes().await.ok()?;
-        (r.nodes.len() == 3 && r.nodes.iter().all(|n| n.health == "up" && n.raft_role != "learner") && r.leader != 0)
-            .then_some(())
-    })
-    .await;
     let (id1, id2, id3) = (n1.node_id(), n2.node_id(), n3.node_id());
     let ca = std::fs::read_to_string(&n1.ca_file).unwrap();
     let (k2, k3) = (node_keys(&n2), node_keys(&n3));

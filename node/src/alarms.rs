@@ -151,7 +151,8 @@ pub fn median_offset(nodes: &[NodeSeen]) -> Option<i64> {
 /// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
 pub fn fmt_skew(ms: i64) -> String {
     let a = ms.unsigned_abs();
-    let s = a / 1000;
+    // Whole minutes, rounded: a clock 40 days ahead measures a few ms short of it.
+    let s = if a < 120_000 { a / 1000 } else { (a + 30_000) / 60_000 * 60 };
     if s < 120 {
         format!("{:.1} s", a as f64 / 1000.0)
     } else if s < 2 * 3600 {
@@ -483,7 +484,7 @@ mod tests {
         let a = evaluate(&o, &cfg);
         assert_eq!(a.len(), 1, "{a:?}");
         assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CLOCK_SKEW, "node 3"));
-        assert!(a[0].detail.contains("39 d 23 h ahead of"), "{}", a[0].detail);
+        assert!(a[0].detail.contains("40 d 0 h ahead of"), "{}", a[0].detail);
         // Measured by the fast node itself: the others look 40 days behind it, so it is
         // still node 3 that is off the median.
         o.nodes[0].clock_offset_ms = Some(-40 * day);

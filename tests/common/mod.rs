@@ -23,6 +23,35 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// `GET /metrics` from a node's metrics address, the whole HTTP response as text.
+pub fn scrape_metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Three nodes on loopback in campuses east (founder, `n1`), west and north, started and
+/// waited for until all three are voters that answer and a leader is known.
+pub async fn three_node_cluster() -> (Node, Node, Node) {
+    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    n2.start().await;
+    let mut n3 = Node::join(&n2, "north").await;
+    n3.start().await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    wait_for(60, "three voters, all up", || async {
+        let r = admin.list_nodes().await.ok()?;
+        (r.nodes.len() == 3 && r.nodes.iter().all(|n| n.health == "up" && n.raft_role != "learner") && r.leader != 0)
+            .then_some(())
+    })
+    .await;
+    (n1, n2, n3)
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -38,8 +38,9 @@ pub fn clock(n: &custos_proto::v1::NodeInfo) -> String {
     let a = ms.unsigned_abs();
     match a {
         a if a < 100_000 => format!("{sign}{:.1}s", a as f64 / 1000.0),
-        a if a < 2 * 86_400_000 => format!("{sign}{}min", a / 60_000),
-        a => format!("{sign}{}d", a / 86_400_000),
+        // Rounded: a clock 40 days ahead measures a few ms short of it.
+        a if a < 2 * 86_400_000 => format!("{sign}{}min", (a + 30_000) / 60_000),
+        a => format!("{sign}{}d", (a + 43_200_000) / 86_400_000),
     }
 }
 
