@@ -134,18 +134,12 @@ pub struct NodeSeen {
     pub clock_offset_ms: Option<i64>,
 }
 
-/// The median of the clock offsets of the live members that reported one, as measured
-/// by one node: the cluster's time, relative to that node's clock. A single clock that
-/// runs wild moves the median by at most one place.
+/// The cluster's time relative to the evaluating node's clock: the median offset of the
+/// live members that reported their clocks.
 pub fn median_offset(nodes: &[NodeSeen]) -> Option<i64> {
-    let mut known: Vec<i64> =
-        nodes.iter().filter(|n| !n.node.retired && n.alive).filter_map(|n| n.clock_offset_ms).collect();
-    if known.is_empty() {
-        return None;
-    }
-    known.sort_unstable();
-    let mid = known.len() / 2;
-    Some(if known.len() % 2 == 1 { known[mid] } else { known[mid - 1] + (known[mid] - known[mid - 1]) / 2 })
+    crate::cluster::health::median_offset(
+        nodes.iter().filter(|n| !n.node.retired && n.alive).filter_map(|n| n.clock_offset_ms).collect(),
+    )
 }
 
 /// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.

@@ -86,7 +86,7 @@ const CLOCK_AHEAD_WARN_MS: i64 = 60_000;
 pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<i64, String> {
     let m = meta.raft.metrics().borrow().clone();
     let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
-    let mut offsets: Vec<i64> = voters
+    let offsets: Vec<i64> = voters
         .iter()
         .filter_map(|&v| {
             let h = health.get(v);
@@ -107,9 +107,7 @@ pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std:
             CLOCK_READING_FRESH.as_secs()
         ));
     }
-    offsets.sort_unstable();
-    // The lower median: with an even count, the earlier of the two middle clocks.
-    let median = offsets[(offsets.len() - 1) / 2];
+    let median = crate::cluster::health::median_offset(offsets).unwrap_or(0);
     Ok(meta.now_ms() + median)
 }
 

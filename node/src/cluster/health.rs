@@ -44,6 +44,14 @@ impl PeerHealth {
     }
 }
 
+/// The cluster's time relative to one node's clock: the lower median of the clock offsets
+/// it measured (with an even count, the earlier of the two middle clocks). One clock that
+/// runs wild moves it by one place at most.
+pub fn median_offset(mut offsets: Vec<i64>) -> Option<i64> {
+    offsets.sort_unstable();
+    offsets.get(offsets.len().checked_sub(1)? / 2).copied()
+}
+
 /// How this node measures its own disk.
 #[derive(Debug, Clone)]
 pub struct DiskLimits {

@@ -27,23 +27,13 @@ impl Cluster for Services {
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
         let leader = m.current_leader.unwrap_or(0);
         // Clock offsets are measured from this node; shown against the median of all.
-        let offsets: Vec<crate::alarms::NodeSeen> = nodes
-            .iter()
-            .map(|n| {
-                let h = self.health.get(n.id);
-                crate::alarms::NodeSeen {
-                    node: n.clone(),
-                    alive: self.health.alive(n.id),
-                    disk_free: 0,
-                    disk_floor: 0,
-                    disk_low: false,
-                    scrub_unrepaired: 0,
-                    scrub_last_finding_ms: 0,
-                    clock_offset_ms: h.clock_offset_ms,
-                }
-            })
-            .collect();
-        let median = crate::alarms::median_offset(&offsets);
+        let median = crate::cluster::health::median_offset(
+            nodes
+                .iter()
+                .filter(|n| !n.retired && self.health.alive(n.id))
+                .filter_map(|n| self.health.get(n.id).clock_offset_ms)
+                .collect(),
+        );
         let out = nodes
             .iter()
             .map(|n| {
