@@ -360,6 +360,7 @@ impl Sources {
                 Ok((cams, c.nodes()?, backup))
             })
             .await?;
+        let now_ms = self.meta.now_ms();
         let nodes = nodes
             .into_iter()
             .map(|n| {
@@ -371,7 +372,7 @@ impl Sources {
                     disk_low: h.disk_low(),
                     scrub_unrepaired: h.scrub_unrepaired,
                     scrub_last_finding_ms: h.scrub_last_finding_ms,
-                    clock_offset_ms: h.clock_offset_ms,
+                    clock_offset_ms: self.health.clock_offset_ms(n.id, now_ms),
                     node: n,
                 }
             })
@@ -379,7 +380,7 @@ impl Sources {
         let last_error = self.backup_state.lock().expect("backup state").last_error.clone();
         let backup = backup.map(|b| BackupSeen { last_error, ..b });
         Ok(Observed {
-            now_ms: self.meta.now_ms(),
+            now_ms,
             segment_target_ms: self.segment_target_ms,
             cameras: cams,
             nodes,

@@ -86,13 +86,14 @@ const CLOCK_AHEAD_WARN_MS: i64 = 60_000;
 pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<i64, String> {
     let m = meta.raft.metrics().borrow().clone();
     let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
+    let now = meta.now_ms();
     let offsets: Vec<i64> = voters
         .iter()
         .filter_map(|&v| {
             let h = health.get(v);
             let fresh = h.last_ok.is_some_and(|t| t.elapsed() <= CLOCK_READING_FRESH);
             if fresh {
-                h.clock_offset_ms
+                health.clock_offset_ms(v, now)
             } else {
                 None
             }
@@ -108,7 +109,7 @@ pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std:
         ));
     }
     let median = crate::cluster::health::median_offset(offsets).unwrap_or(0);
-    Ok(meta.now_ms() + median)
+    Ok(now + median)
 }
 
 /// Runs expiry passes (on the leader) and local blob removal (everywhere) until shutdown.

@@ -32,9 +32,11 @@ pub struct PeerHealth {
     pub scrub_unrepaired: u64,
     /// When the node's scrubber last found damage (0: never).
     pub scrub_last_finding_ms: i64,
-    /// How far the node's wall clock is ahead of this node's (ms), measured at the
-    /// middle of the last ping's round trip; `None` until it has said.
-    pub clock_offset_ms: Option<i64>,
+    /// The node's wall clock as its last ping answer gave it, and the moment (this node's
+    /// monotonic clock, middle of the round trip) it was read; `None` until it has said.
+    /// Kept against the monotonic clock, not as an offset from this node's wall clock,
+    /// so a jump of this node's own clock cannot make a stale reading agree with it.
+    pub clock_read: Option<(i64, Instant)>,
 }
 
 impl PeerHealth {
@@ -151,7 +153,7 @@ impl Health {
                 under_replicated: u64::MAX,
                 scrub_unrepaired: self.scrub.unrepaired_count(),
                 scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
-                clock_offset_ms: Some(0),
+                clock_read: None,
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -197,7 +199,17 @@ impl Health {
         ids.into_iter().filter(|&i| self.alive(i)).collect()
     }
 
-    fn record(&self, id: NodeId, r: &custos_proto::v1::PingReply, clock_offset_ms: Option<i64>) {
+    /// How far node `id`'s wall clock is ahead of `now_ms` (this node's clock, read now):
+    /// its last reading moved on by the monotonic time since. 0 for this node itself.
+    pub fn clock_offset_ms(&self, id: NodeId, now_ms: i64) -> Option<i64> {
+        if id == self.me {
+            return Some(0);
+        }
+        let (wall, at) = self.get(id).clock_read?;
+        Some(wall + at.elapsed().as_millis() as i64 - now_ms)
+    }
+
+    fn record(&self, id: NodeId, r: &custos_proto::v1::PingReply, clock_read: Option<(i64, Instant)>) {
         let was_down = !self.alive(id);
         let mut t = self.table.write().expect("health table poisoned");
         let h = PeerHealth {
@@ -208,7 +220,7 @@ impl Health {
             under_replicated: r.under_replicated,
             scrub_unrepaired: r.scrub_unrepaired,
             scrub_last_finding_ms: r.scrub_last_finding_ms,
-            clock_offset_ms,
+            clock_read,
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");
@@ -244,22 +256,22 @@ impl Health {
             let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
             for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
                 self.note_down(n.id, &mut reported);
-                let (h, peers, me, clock) = (self.clone(), peers.clone(), self.me, meta.clock());
+                let (h, peers, me) = (self.clone(), peers.clone(), self.me);
                 tokio::spawn(async move {
                     let Ok(mut c) = peers.client(&n.addr) else { return };
                     let mut req = tonic::Request::new(custos_proto::v1::PingRequest { from: me });
                     req.set_timeout(PING_TIMEOUT);
                     // The header asks the peer to give up; the local timeout covers a peer
                     // that cannot answer at all (stopped process, partition).
-                    let sent = clock.now_ms();
+                    let sent = Instant::now();
                     if let Ok(Ok(r)) = tokio::time::timeout(PING_TIMEOUT, c.ping(req)).await {
                         let r = r.into_inner();
                         // The peer read its clock somewhere within the round trip: take
                         // the middle (the error is at most half the round trip).
-                        let middle = sent + (clock.now_ms() - sent) / 2;
-                        let offset = (r.wall_clock_ms != 0).then(|| r.wall_clock_ms - middle);
+                        let middle = sent + sent.elapsed() / 2;
+                        let read = (r.wall_clock_ms != 0).then_some((r.wall_clock_ms, middle));
                         if r.node_id == n.id {
-                            h.record(n.id, &r, offset);
+                            h.record(n.id, &r, read);
                         } else {
                             tracing::warn!(expected = n.id, answered = r.node_id, addr = %n.addr, "a different node answers at this address");
                         }

@@ -27,17 +27,19 @@ impl Cluster for Services {
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
         let leader = m.current_leader.unwrap_or(0);
         // Clock offsets are measured from this node; shown against the median of all.
+        let now_ms = self.clock.now_ms();
         let median = crate::cluster::health::median_offset(
             nodes
                 .iter()
                 .filter(|n| !n.retired && self.health.alive(n.id))
-                .filter_map(|n| self.health.get(n.id).clock_offset_ms)
+                .filter_map(|n| self.health.clock_offset_ms(n.id, now_ms))
                 .collect(),
         );
         let out = nodes
             .iter()
             .map(|n| {
                 let h = self.health.get(n.id);
+                let offset = self.health.clock_offset_ms(n.id, now_ms);
                 let raft_role = if n.retired {
                     "retired"
                 } else if n.id == leader {
@@ -63,11 +65,11 @@ impl Cluster for Services {
                     joined_ms: n.joined_ms,
                     disk_low: !n.retired && h.disk_low(),
                     disk_floor_bytes: h.disk_floor,
-                    clock_offset_ms: match (h.clock_offset_ms, median) {
+                    clock_offset_ms: match (offset, median) {
                         (Some(o), Some(m)) if !n.retired => o - m,
                         _ => 0,
                     },
-                    clock_known: !n.retired && h.clock_offset_ms.is_some() && median.is_some(),
+                    clock_known: !n.retired && offset.is_some() && median.is_some(),
                 }
             })
             .collect();
