@@ -1,0 +1,162 @@
+//! Camera commands: adding, seeding and removing cameras, their sensitivity history,
+//! viewing grants and recorder assignment.
+
+use rocksdb::{WriteBatch, DB};
+
+use super::users::user_for_update;
+use super::{get_decoded, seeded_camera_key};
+use crate::meta::db::{cf, CF_CAMERAS, CF_NODES, CF_SENSITIVITY, CF_SM, CF_USERS};
+use crate::meta::types::{encode, Camera, NodeId, NodeRecord, RejectKind, Request, Response, SensitivePeriod};
+
+pub(super) fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
+    match get_decoded::<Camera>(db, CF_CAMERAS, id.as_bytes()) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("camera {id:?} does not exist"))),
+        Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
+    }
+}
+
+/// Records in the sensitivity history that `camera` became sensitive (`now`: true) or
+/// stopped being so, at leader time `time_ms`. `was` is what the camera record said
+/// before. A camera that was sensitive before the history existed gets a period reaching
+/// back to the start of time when it stops, so none of its footage opens up.
+fn record_sensitivity(
+    db: &DB,
+    batch: &mut WriteBatch,
+    camera: &str,
+    (was, now): (bool, bool),
+    time_ms: i64,
+) -> Result<(), Response> {
+    use crate::meta::types::SENSITIVITY_MARGIN_MS as M;
+    let mut periods: Vec<SensitivePeriod> = get_decoded(db, CF_SENSITIVITY, camera.as_bytes())
+        .map_err(|e| Response::StorageFailed(format!("catalog read failed: {e}")))?
+        .unwrap_or_default();
+    let open = periods.last_mut().filter(|p| p.to_ms.is_none());
+    match (now, open) {
+        (true, Some(_)) => return Ok(()),
+        (true, None) => periods.push(SensitivePeriod { from_ms: time_ms.saturating_sub(M), to_ms: None }),
+        (false, Some(p)) => p.to_ms = Some(time_ms.saturating_add(M)),
+        (false, None) if was => {
+            periods.push(SensitivePeriod { from_ms: i64::MIN, to_ms: Some(time_ms.saturating_add(M)) })
+        }
+        (false, None) => return Ok(()),
+    }
+    batch.put_cf(cf(db, CF_SENSITIVITY), camera.as_bytes(), encode(&periods));
+    Ok(())
+}
+
+pub(super) fn add_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &Camera) -> Response {
+    let c = cf(db, CF_CAMERAS);
+    match db.get_cf(c, cam.id.as_bytes()) {
+        Ok(Some(_)) => Response::Rejected(RejectKind::AlreadyExists, format!("camera {:?} already exists", cam.id)),
+        Ok(None) => {
+            let mut cam = cam.clone();
+            cam.added_ms = req.time_ms;
+            if cam.sensitive {
+                if let Err(r) = record_sensitivity(db, batch, &cam.id, (false, true), req.time_ms) {
+                    return r;
+                }
+            }
+            batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
+            Response::Ok
+        }
+        Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+}
+
+/// Registers a camera from a config file, once per cluster (`Command::SeedCamera`).
+pub(super) fn seed_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &Camera) -> Response {
+    let key = seeded_camera_key(&cam.id);
+    match db.get_pinned_cf(cf(db, CF_SM), &key) {
+        Ok(Some(_)) => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                format!(
+                    "camera {:?} was registered from a config file before; seed cameras are registered once, \
+                 so one an administrator removed stays removed (add it with `custos camera add`)",
+                    cam.id
+                ),
+            )
+        }
+        Ok(None) => {}
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+    batch.put_cf(cf(db, CF_SM), key, encode(&req.time_ms));
+    match db.get_pinned_cf(cf(db, CF_CAMERAS), cam.id.as_bytes()) {
+        // Registered before seeds were recorded: the mark is all that is new.
+        Ok(Some(_)) => Response::Ok,
+        Ok(None) => add_camera(db, batch, req, cam),
+        Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+}
+
+/// Removes a camera; its footage and sensitivity history stay.
+pub(super) fn remove_camera(db: &DB, batch: &mut WriteBatch, req: &Request, id: &str) -> Response {
+    match camera_for_update(db, id) {
+        Ok(cam) => {
+            if cam.sensitive {
+                if let Err(r) = record_sensitivity(db, batch, id, (true, false), req.time_ms) {
+                    return r;
+                }
+            }
+            batch.delete_cf(cf(db, CF_CAMERAS), id.as_bytes());
+            Response::Ok
+        }
+        Err(r) => r,
+    }
+}
+
+/// Allows (or stops allowing) `user` to view a sensitive camera.
+pub(super) fn grant_camera(db: &DB, batch: &mut WriteBatch, user: &str, camera: &str, grant: bool) -> Response {
+    if let Err(r) = camera_for_update(db, camera) {
+        return r;
+    }
+    match user_for_update(db, user) {
+        Ok(mut u) => {
+            u.grants.retain(|g| g != camera);
+            if grant {
+                u.grants.push(camera.to_string());
+                u.grants.sort();
+            }
+            batch.put_cf(cf(db, CF_USERS), user.as_bytes(), encode(&u));
+            Response::Ok
+        }
+        Err(r) => r,
+    }
+}
+
+/// Marks a camera sensitive or not, recording the change in its sensitivity history.
+pub(super) fn set_sensitive(db: &DB, batch: &mut WriteBatch, req: &Request, camera: &str, sensitive: bool) -> Response {
+    match camera_for_update(db, camera) {
+        Ok(mut c) => {
+            if let Err(r) = record_sensitivity(db, batch, camera, (c.sensitive, sensitive), req.time_ms) {
+                return r;
+            }
+            c.sensitive = sensitive;
+            batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+            Response::Ok
+        }
+        Err(r) => r,
+    }
+}
+
+/// Moves a camera to another recorder, which must be an active node.
+pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recorder: NodeId) -> Response {
+    match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {
+        Ok(Some(n)) if !n.retired => {}
+        _ => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                format!("node {recorder} is not an active member"),
+            )
+        }
+    }
+    match camera_for_update(db, camera) {
+        Ok(mut c) => {
+            c.recorder = recorder;
+            batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+            Response::Ok
+        }
+        Err(r) => r,
+    }
+}

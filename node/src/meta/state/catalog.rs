@@ -1,0 +1,583 @@
+//! [`Catalog`]: read access to the applied state.
+
+use std::sync::Arc;
+
+use rocksdb::{IteratorMode, ReadOptions, DB};
+
+use super::retention::policy_of;
+use super::{
+    node_key_key, read_all, seeded_camera_key, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_BACKUP_OBJECTS, KEY_SEGMENT_COUNT,
+};
+use crate::audit::{AuditRecord, GENESIS};
+use crate::meta::db::{
+    cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
+    CF_BACKUP_TRASH, CF_CAMERAS, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
+    CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
+};
+use crate::meta::types::{
+    decode, AlarmRecord, BackupLocation, Camera, DeletionReceipt, DutyRecord, ExportRecord, JoinTokenRecord, NodeId,
+    NodeRecord, PackRecord, SegmentRecord, SensitivePeriod, TokenRecord, User,
+};
+use crate::segment::Hash;
+
+/// Read access to the applied catalog. Cheap to clone; every method blocks briefly on
+/// RocksDB, so async callers wrap calls in `spawn_blocking`.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub(in crate::meta) db: Arc<DB>,
+    pub(in crate::meta) cameras_changed: Arc<tokio::sync::Notify>,
+}
+
+impl Catalog {
+    /// Notified whenever an applied entry changes a camera (added, removed, moved), so
+    /// the recorder reconciles at once on every node, not only the one that proposed.
+    pub fn cameras_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.cameras_changed.clone()
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
+        match self.db.get_cf(cf(&self.db, cf_name), key)? {
+            None => Ok(None),
+            Some(b) => decode(&b).map(Some).map_err(crate::Error::Internal),
+        }
+    }
+
+    /// Every camera, active or retired, in id order.
+    pub fn cameras(&self) -> crate::Result<Vec<Camera>> {
+        read_all(&self.db, CF_CAMERAS).map_err(crate::Error::Internal)
+    }
+
+    /// Whether a camera with this id was ever registered from a config file.
+    pub fn camera_seeded(&self, id: &str) -> crate::Result<bool> {
+        Ok(self.db.get_pinned_cf(cf(&self.db, CF_SM), seeded_camera_key(id))?.is_some())
+    }
+
+    /// A camera by id.
+    pub fn camera(&self, id: &str) -> crate::Result<Option<Camera>> {
+        self.get(CF_CAMERAS, id.as_bytes())
+    }
+
+    /// Whether footage of `camera` between `from_ms` and `to_ms` needs a grant: the camera
+    /// is sensitive now, or was while any of that footage was recorded. Sensitivity
+    /// belongs to the footage: removing the camera, re-adding its id or clearing the flag
+    /// does not open what was recorded while it was set.
+    pub fn footage_sensitive(&self, camera: &str, from_ms: i64, to_ms: i64) -> crate::Result<bool> {
+        if self.camera(camera)?.is_some_and(|c| c.sensitive) {
+            return Ok(true);
+        }
+        let periods: Vec<SensitivePeriod> = self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default();
+        Ok(periods.iter().any(|p| p.overlaps(from_ms, to_ms)))
+    }
+
+    /// The periods during which `camera` was marked sensitive, oldest first.
+    pub fn sensitive_periods(&self, camera: &str) -> crate::Result<Vec<SensitivePeriod>> {
+        Ok(self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Segments of `camera` overlapping `[from_ms, to_ms)`, in time order, at most
+    /// `limit`. The second value is true when more matched.
+    pub fn search(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, bool)> {
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut out = Vec::new();
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        // The segment that starts before `from_ms` may still run into the range.
+        let seek = segment_key(camera, from_ms);
+        let mut rev = self.db.iterator_cf(c, IteratorMode::From(&seek, rocksdb::Direction::Reverse));
+        if let Some(kv) = rev.next() {
+            let (k, v) = kv?;
+            if k.starts_with(&prefix) && k[..] < seek[..] {
+                let r: SegmentRecord = decode(&v).map_err(crate::Error::Internal)?;
+                if r.end_ms > from_ms {
+                    out.push(r);
+                }
+            }
+        }
+        let mut opts = ReadOptions::default();
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&time_key(to_ms));
+        opts.set_iterate_upper_bound(upper);
+        for kv in self.db.iterator_cf_opt(c, opts, IteratorMode::From(&seek, rocksdb::Direction::Forward)) {
+            let (_, v) = kv?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok((out, false))
+    }
+
+    /// The segment of `camera` starting at `start_ms`.
+    pub fn segment(&self, camera: &str, start_ms: i64) -> crate::Result<Option<SegmentRecord>> {
+        self.get(CF_SEGMENTS, &segment_key(camera, start_ms))
+    }
+
+    /// True if the catalog has a segment of `camera` starting at `start_ms`.
+    pub fn has_segment(&self, camera: &str, start_ms: i64) -> crate::Result<bool> {
+        Ok(self.db.get_pinned_cf(cf(&self.db, CF_SEGMENTS), segment_key(camera, start_ms))?.is_some())
+    }
+
+    /// The latest segment of a camera.
+    pub fn last_segment(&self, camera: &str) -> crate::Result<Option<SegmentRecord>> {
+        let seek = segment_key(camera, i64::MAX);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        let mut it =
+            self.db.iterator_cf(cf(&self.db, CF_SEGMENTS), IteratorMode::From(&seek, rocksdb::Direction::Reverse));
+        match it.next() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                if k.starts_with(&prefix) {
+                    return decode(&v).map(Some).map_err(crate::Error::Internal);
+                }
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Number of committed segments.
+    pub fn segment_count(&self) -> crate::Result<u64> {
+        Ok(self.get::<u64>(CF_SM, KEY_SEGMENT_COUNT)?.unwrap_or(0))
+    }
+
+    /// The token stored under `token_hash` and its user.
+    pub fn token(&self, token_hash: &Hash) -> crate::Result<Option<(TokenRecord, User)>> {
+        let Some(t) = self.get::<TokenRecord>(CF_TOKENS, token_hash)? else { return Ok(None) };
+        Ok(self.user(&t.user)?.map(|u| (t, u)))
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> crate::Result<Option<User>> {
+        self.get(CF_USERS, name.as_bytes())
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> crate::Result<Vec<User>> {
+        read_all(&self.db, CF_USERS).map_err(crate::Error::Internal)
+    }
+
+    /// Every token record (never the secrets, which are not stored).
+    pub fn tokens(&self) -> crate::Result<Vec<TokenRecord>> {
+        read_all(&self.db, CF_TOKENS).map_err(crate::Error::Internal)
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> crate::Result<usize> {
+        Ok(self.db.iterator_cf(cf(&self.db, CF_USERS), IteratorMode::Start).count())
+    }
+
+    /// The default retention policy and each camera's own, if set.
+    pub fn policies(&self) -> crate::Result<(crate::retention::Policy, Vec<(String, crate::retention::Policy)>)> {
+        let mut default = crate::retention::Policy::default();
+        let mut per_camera = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_POLICIES), IteratorMode::Start) {
+            let (k, v) = kv?;
+            let p: crate::retention::Policy = decode(&v).map_err(crate::Error::Internal)?;
+            if k.is_empty() {
+                default = p;
+            } else {
+                per_camera.push((String::from_utf8_lossy(&k).into_owned(), p));
+            }
+        }
+        Ok((default, per_camera))
+    }
+
+    /// Every hold, oldest first.
+    pub fn holds(&self) -> crate::Result<Vec<crate::retention::Hold>> {
+        read_all(&self.db, CF_HOLDS).map_err(crate::Error::Internal)
+    }
+
+    /// One hold.
+    pub fn hold(&self, id: &str) -> crate::Result<Option<crate::retention::Hold>> {
+        self.get(CF_HOLDS, id.as_bytes())
+    }
+
+    /// The policy that governs a camera: its own, or the default.
+    pub fn policy_for(&self, camera: &str) -> crate::Result<crate::retention::Policy> {
+        policy_of(&self.db, camera).map_err(crate::Error::Internal)
+    }
+
+    /// Segments that look expired at `now_ms` (past their camera's `max_days` and not
+    /// covered by an active hold), oldest first per camera, at most `limit`. Only a
+    /// nomination: applying `ExpireSegments` decides again.
+    pub fn expiry_candidates(&self, now_ms: i64, limit: usize) -> crate::Result<Vec<(String, i64)>> {
+        let holds = self.holds()?;
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(c);
+        it.seek_to_first();
+        // The policy of the camera being scanned (segments are grouped by camera).
+        let mut current: Option<(String, crate::retention::Policy)> = None;
+        while it.valid() && out.len() < limit {
+            let (Some(_), Some(v)) = (it.key(), it.value()) else { break };
+            let rec: SegmentRecord = decode(v).map_err(crate::Error::Internal)?;
+            let policy = match &current {
+                Some((camera, p)) if *camera == rec.camera => *p,
+                _ => {
+                    let p = self.policy_for(&rec.camera)?;
+                    current = Some((rec.camera.clone(), p));
+                    p
+                }
+            };
+            if policy.expired(rec.end_ms, now_ms) {
+                if !holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms)) {
+                    out.push((rec.camera.clone(), rec.start_ms));
+                }
+                it.next();
+            } else {
+                // Later segments of this camera are younger: jump to the next camera.
+                let mut next = rec.camera.as_bytes().to_vec();
+                next.push(1);
+                it.seek(&next);
+            }
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Deletion receipts with `seq > after_seq`, oldest first, at most `limit`.
+    pub fn receipts_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<DeletionReceipt>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        for kv in
+            self.db.iterator_cf(cf(&self.db, CF_RECEIPTS), IteratorMode::From(&start, rocksdb::Direction::Forward))
+        {
+            if out.len() == limit {
+                break;
+            }
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// Segments waiting for the backup store, one camera at a time: for each camera with
+    /// queued segments, in id order starting after `after_camera` and wrapping around,
+    /// up to `per_camera` of its oldest queued segments. Stops after `cameras` cameras.
+    pub fn backup_runs(
+        &self,
+        after_camera: Option<&str>,
+        cameras: usize,
+        per_camera: usize,
+    ) -> crate::Result<Vec<Vec<SegmentRecord>>> {
+        let db = &self.db;
+        let mut it = db.raw_iterator_cf(cf(db, CF_BACKUP_QUEUE));
+        let mut seek = after_camera.map(camera_end).unwrap_or_default();
+        let mut wrapped = after_camera.is_none();
+        let mut first_seen: Option<Vec<u8>> = None;
+        let mut out = Vec::new();
+        while out.len() < cameras {
+            it.seek(&seek);
+            if !it.valid() {
+                it.status()?;
+                if wrapped {
+                    break;
+                }
+                wrapped = true;
+                seek.clear();
+                continue;
+            }
+            let camera = it.key().and_then(|k| k.split(|&b| b == 0).next()).unwrap_or_default().to_vec();
+            if first_seen.as_ref() == Some(&camera) {
+                break; // every camera with a queue has been visited
+            }
+            first_seen.get_or_insert_with(|| camera.clone());
+            let mut run = Vec::new();
+            while it.valid() && run.len() < per_camera {
+                let k = it.key().unwrap_or_default();
+                if !k.starts_with(&camera) || k.get(camera.len()) != Some(&0) {
+                    break;
+                }
+                if let Some(rec) = self.get::<SegmentRecord>(CF_SEGMENTS, k)? {
+                    run.push(rec);
+                }
+                it.next();
+            }
+            it.status()?;
+            if !run.is_empty() {
+                out.push(run);
+            }
+            seek = camera_end(&String::from_utf8_lossy(&camera));
+        }
+        Ok(out)
+    }
+
+    /// Segments waiting for the backup store (counted; linear in the queue's length).
+    pub fn backup_pending(&self) -> crate::Result<u64> {
+        Ok(self.db.iterator_cf(cf(&self.db, CF_BACKUP_QUEUE), IteratorMode::Start).count() as u64)
+    }
+
+    /// Segments and blob bytes the backup store has confirmed.
+    pub fn backed_up(&self) -> crate::Result<(u64, u64)> {
+        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKED_UP)?.unwrap_or((0, 0)))
+    }
+
+    /// Open alarms, oldest first.
+    pub fn open_alarms(&self) -> crate::Result<Vec<AlarmRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_ALARMS_OPEN), IteratorMode::Start) {
+            let (_, id) = kv?;
+            if let Some(a) = self.get::<AlarmRecord>(CF_ALARMS, &id)? {
+                out.push(a);
+            }
+        }
+        out.sort_by_key(|a| a.id);
+        Ok(out)
+    }
+
+    /// Alarms, newest first, at most `limit`; cleared ones too when `all`.
+    pub fn alarms(&self, all: bool, limit: usize) -> crate::Result<Vec<AlarmRecord>> {
+        if !all {
+            let mut open = self.open_alarms()?;
+            open.reverse();
+            open.truncate(limit);
+            return Ok(open);
+        }
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_ALARMS), IteratorMode::End).take(limit) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// One alarm by id.
+    pub fn alarm(&self, id: u64) -> crate::Result<Option<AlarmRecord>> {
+        self.get(CF_ALARMS, &id.to_be_bytes())
+    }
+
+    /// Patrols and handovers, newest first, at most `limit`.
+    pub fn duty_log(&self, limit: usize) -> crate::Result<Vec<DutyRecord>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_DUTY), IteratorMode::End).take(limit) {
+            let (_, v) = kv?;
+            out.push(decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// Pack objects in the bucket that hold live footage, and their bytes.
+    pub fn backup_objects(&self) -> crate::Result<(u64, u64)> {
+        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKUP_OBJECTS)?.unwrap_or((0, 0)))
+    }
+
+    /// Where a segment is in the backup bucket, once backed up.
+    pub fn backup_location(&self, camera: &str, start_ms: i64) -> crate::Result<Option<BackupLocation>> {
+        self.get(CF_BACKUP_LOCS, &segment_key(camera, start_ms))
+    }
+
+    /// A pack that still holds live footage.
+    pub fn backup_pack(&self, hash: &Hash) -> crate::Result<Option<PackRecord>> {
+        self.get(CF_BACKUP_PACKS, hash)
+    }
+
+    /// Bucket trash entries with `seq > after_seq`, oldest first, at most `limit`: packs
+    /// to delete from the bucket.
+    pub fn trash_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<(u64, Hash)>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for kv in self.db.iterator_cf(cf(&self.db, CF_BACKUP_TRASH), mode).take(limit) {
+            let (k, v) = kv?;
+            let seq = u64::from_be_bytes(k[..8].try_into().map_err(|_| crate::Error::Internal("trash key".into()))?);
+            out.push((seq, decode(&v).map_err(crate::Error::Internal)?));
+        }
+        Ok(out)
+    }
+
+    /// Every export, oldest first.
+    pub fn exports(&self) -> crate::Result<Vec<ExportRecord>> {
+        read_all(&self.db, CF_EXPORTS).map_err(crate::Error::Internal)
+    }
+
+    /// One export.
+    pub fn export(&self, id: &str) -> crate::Result<Option<ExportRecord>> {
+        self.get(CF_EXPORTS, id.as_bytes())
+    }
+
+    /// Every node, active or retired, by id.
+    pub fn nodes(&self) -> crate::Result<Vec<NodeRecord>> {
+        read_all(&self.db, CF_NODES).map_err(crate::Error::Internal)
+    }
+
+    /// One node.
+    pub fn node(&self, id: NodeId) -> crate::Result<Option<NodeRecord>> {
+        self.get(CF_NODES, &id.to_be_bytes())
+    }
+
+    /// The pinned key hash of node `id`'s certificate, if pinned.
+    pub fn node_key(&self, id: NodeId) -> crate::Result<Option<Hash>> {
+        self.get(CF_SM, &node_key_key(id))
+    }
+
+    /// The join token stored under the BLAKE3 of its secret.
+    pub fn join_token(&self, hash: &Hash) -> crate::Result<Option<JoinTokenRecord>> {
+        self.get(CF_JOIN_TOKENS, hash)
+    }
+
+    /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
+    /// order after `after` (exclusive), at most `limit`, plus the key to resume from.
+    /// Segments held by `node`, in key order after `after`, examining at most `limit`;
+    /// and where to resume (`None`: the end was reached). The scrubber's walk.
+    pub fn held_by(
+        &self,
+        node: NodeId,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let (all, resume) = self.scan_segments(after, limit)?;
+        Ok((all.into_iter().filter(|r| r.replicas.contains(&node)).collect(), resume))
+    }
+
+    /// Segments in key order after `after`, at most `limit`, and where to resume.
+    pub fn scan_segments(
+        &self,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SEGMENTS));
+        match &after {
+            Some(k) => {
+                it.seek(k);
+                if it.key() == Some(&k[..]) {
+                    it.next();
+                }
+            }
+            None => it.seek_to_first(),
+        }
+        let mut last = None;
+        while it.valid() && out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            out.push(decode(v).map_err(crate::Error::Internal)?);
+            last = Some(k.to_vec());
+            it.next();
+        }
+        it.status()?;
+        let resume = if it.valid() { last } else { None };
+        Ok((out, resume))
+    }
+
+    pub fn under_replicated(
+        &self,
+        healthy: &std::collections::BTreeSet<NodeId>,
+        factor: usize,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> crate::Result<(Vec<SegmentRecord>, Option<Vec<u8>>)> {
+        let (all, resume) = self.scan_segments(after, limit)?;
+        Ok((
+            all.into_iter().filter(|r| r.replicas.iter().filter(|n| healthy.contains(n)).count() < factor).collect(),
+            resume,
+        ))
+    }
+
+    /// Calls `f` with every segment of `camera` starting in `[from_ms, to_ms)`, in time
+    /// order, without collecting them. Blocks.
+    pub fn each_segment(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut(&SegmentRecord),
+    ) -> crate::Result<()> {
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        let mut opts = ReadOptions::default();
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&time_key(to_ms));
+        opts.set_iterate_upper_bound(upper);
+        let seek = segment_key(camera, from_ms);
+        for kv in self.db.iterator_cf_opt(c, opts, IteratorMode::From(&seek, rocksdb::Direction::Forward)) {
+            let (_, v) = kv?;
+            f(&decode(&v).map_err(crate::Error::Internal)?);
+        }
+        Ok(())
+    }
+
+    /// The oldest segment of a camera.
+    pub fn first_segment(&self, camera: &str) -> crate::Result<Option<SegmentRecord>> {
+        let mut first = None;
+        let c = cf(&self.db, CF_SEGMENTS);
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        if let Some(kv) = self.db.iterator_cf(c, IteratorMode::From(&prefix, rocksdb::Direction::Forward)).next() {
+            let (k, v) = kv?;
+            if k.starts_with(&prefix) {
+                first = Some(decode(&v).map_err(crate::Error::Internal)?);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Calls `f` with every deletion receipt written at or after `since_ms`, newest
+    /// first. Blocks.
+    pub fn receipts_since(&self, since_ms: i64, mut f: impl FnMut(&DeletionReceipt)) -> crate::Result<()> {
+        for kv in self.db.iterator_cf(cf(&self.db, CF_RECEIPTS), IteratorMode::End) {
+            let (_, v) = kv?;
+            let r: DeletionReceipt = decode(&v).map_err(crate::Error::Internal)?;
+            if r.deleted_ms < since_ms {
+                break;
+            }
+            f(&r);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every audit entry appended at or after `since_ms`, newest first.
+    /// Blocks.
+    pub fn audit_since(&self, since_ms: i64, mut f: impl FnMut(&crate::audit::AuditBody)) -> crate::Result<()> {
+        for kv in self.db.iterator_cf(cf(&self.db, CF_AUDIT), IteratorMode::End) {
+            let (_, v) = kv?;
+            let rec: AuditRecord = decode(&v).map_err(crate::Error::Internal)?;
+            let body: crate::audit::AuditBody = serde_json::from_slice(&rec.body)
+                .map_err(|e| crate::Error::Internal(format!("audit entry unreadable: {e}")))?;
+            if body.time_ms < since_ms {
+                break;
+            }
+            f(&body);
+        }
+        Ok(())
+    }
+
+    /// One patrol or handover.
+    pub fn duty(&self, seq: u64) -> crate::Result<Option<DutyRecord>> {
+        self.get(CF_DUTY, &seq.to_be_bytes())
+    }
+
+    /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
+    pub fn audit_head(&self) -> crate::Result<(u64, Hash)> {
+        Ok(self.get::<(u64, Hash)>(CF_SM, KEY_AUDIT_HEAD)?.unwrap_or((0, GENESIS)))
+    }
+
+    /// Audit entries with `seq > after_seq`, oldest first, at most `limit`.
+    pub fn audit_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<(u64, AuditRecord)>> {
+        let mut out = Vec::new();
+        let start = (after_seq + 1).to_be_bytes();
+        for kv in self.db.iterator_cf(cf(&self.db, CF_AUDIT), IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let seq =
+                u64::from_be_bytes(k[..8].try_into().map_err(|_| crate::Error::Internal("bad audit key".into()))?);
+            out.push((seq, decode(&v).map_err(crate::Error::Internal)?));
+        }
+        Ok(out)
+    }
+}
+
+/// The smallest key after every queue or catalog key of `camera`.
+fn camera_end(camera: &str) -> Vec<u8> {
+    let mut k = camera.as_bytes().to_vec();
+    k.push(1);
+    k
+}

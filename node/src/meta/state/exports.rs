@@ -1,0 +1,92 @@
+//! The export workflow: request, decision by a second person, completion.
+
+use rocksdb::{WriteBatch, DB};
+
+use super::retention::place_hold;
+use super::{get_decoded, KEY_EXPORT_SEQ};
+use crate::meta::db::{cf, CF_EXPORTS, CF_SM};
+use crate::meta::types::{encode, Command, ExportRecord, ExportStatus, RejectKind, Response};
+
+/// Applies the export workflow's commands.
+pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command) -> Response {
+    let load = |id: &str| match get_decoded::<ExportRecord>(db, CF_EXPORTS, id.as_bytes()) {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("export {id} does not exist"))),
+        Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
+    };
+    match command {
+        Command::RequestExport(e) => {
+            let seq: u64 = match get_decoded(db, CF_SM, KEY_EXPORT_SEQ) {
+                Ok(v) => v.unwrap_or(0) + 1,
+                Err(err) => return Response::StorageFailed(format!("catalog read failed: {err}")),
+            };
+            let mut e = e.clone();
+            e.id = format!("E-{seq:06}");
+            e.requested_ms = now_ms;
+            e.status = ExportStatus::Requested;
+            (e.decided_by, e.decided_ms, e.manifest, e.signature, e.merkle_root, e.hold_id, e.completed_ms) =
+                (None, None, None, None, None, None, None);
+            batch.put_cf(cf(db, CF_SM), KEY_EXPORT_SEQ, encode(&seq));
+            batch.put_cf(cf(db, CF_EXPORTS), e.id.as_bytes(), encode(&e));
+            Response::Created(e.id)
+        }
+        Command::DecideExport { id, user, approve, reason } => {
+            let mut e = match load(id) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            if e.status != ExportStatus::Requested {
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!("export {id} was already {}", e.status.as_str()),
+                );
+            }
+            if e.requester == *user {
+                return Response::Rejected(
+                    RejectKind::PermissionDenied,
+                    format!("{user} requested export {id} and cannot also decide it: a second person must approve"),
+                );
+            }
+            e.status = if *approve { ExportStatus::Approved } else { ExportStatus::Rejected };
+            e.decided_by = Some(user.clone());
+            e.decided_ms = Some(now_ms);
+            e.reason = reason.clone();
+            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            Response::Ok
+        }
+        Command::CompleteExport { id, manifest, signature, merkle_root, hold } => {
+            let mut e = match load(id) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            if e.status != ExportStatus::Approved {
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!("export {id} is {}, not approved", e.status.as_str()),
+                );
+            }
+            if e.decided_ms.is_some_and(|d| now_ms > d + crate::export::APPROVAL_VALID_MS) {
+                return Response::Rejected(
+                    RejectKind::FailedPrecondition,
+                    format!(
+                        "the approval of export {id} has expired ({} days); request it again",
+                        crate::export::APPROVAL_VALID_MS / 86_400_000
+                    ),
+                );
+            }
+            let hold_id = match place_hold(db, batch, now_ms, hold) {
+                Ok(h) => h,
+                Err(r) => return r,
+            };
+            e.status = ExportStatus::Done;
+            e.manifest = Some(manifest.clone());
+            e.signature = Some(signature.clone());
+            e.merkle_root = Some(merkle_root.clone());
+            e.hold_id = Some(hold_id);
+            e.completed_ms = Some(now_ms);
+            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            Response::Ok
+        }
+        _ => Response::Rejected(RejectKind::FailedPrecondition, "not an export command".into()),
+    }
+}

@@ -1,0 +1,156 @@
+//! Retention commands: policies, holds, and expiry with its deletion receipts.
+
+use rocksdb::{WriteBatch, DB};
+
+use super::backup::Packs;
+use super::cameras::camera_for_update;
+use super::{get_decoded, read_all, KEY_HOLD_SEQ, KEY_RECEIPT_SEQ};
+use crate::meta::db::{
+    cf, segment_key, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_HOLDS, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM,
+};
+use crate::meta::types::{encode, BackupLocation, DeletionReceipt, RejectKind, Request, Response, SegmentRecord};
+
+/// Sets the retention policy of one camera, or the default (`camera: None`).
+pub(super) fn set_policy(
+    db: &DB,
+    batch: &mut WriteBatch,
+    camera: &Option<String>,
+    policy: &crate::retention::Policy,
+) -> Response {
+    // The floor is enforced here too: no command, however it was made, lowers it.
+    if let Err(why) = policy.validated() {
+        return Response::Rejected(RejectKind::FailedPrecondition, why);
+    }
+    if let Some(c) = camera {
+        if let Err(r) = camera_for_update(db, c) {
+            return r;
+        }
+    }
+    batch.put_cf(cf(db, CF_POLICIES), camera.as_deref().unwrap_or("").as_bytes(), encode(policy));
+    Response::Ok
+}
+
+/// Stores a new hold under the next id.
+pub(super) fn place_hold(
+    db: &DB,
+    batch: &mut WriteBatch,
+    now_ms: i64,
+    h: &crate::retention::Hold,
+) -> Result<String, Response> {
+    let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
+        Ok(v) => v.unwrap_or(0) + 1,
+        Err(e) => return Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
+    };
+    let mut h = h.clone();
+    h.id = format!("H-{seq:06}");
+    h.placed_ms = now_ms;
+    h.release_approvals.clear();
+    h.released_ms = None;
+    batch.put_cf(cf(db, CF_SM), KEY_HOLD_SEQ, encode(&seq));
+    batch.put_cf(cf(db, CF_HOLDS), h.id.as_bytes(), encode(&h));
+    Ok(h.id)
+}
+
+/// Records one user's approval to release a hold.
+pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Request, id: &str, user: &str) -> Response {
+    let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("hold {id} does not exist")),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    match h.approve_release(user, req.time_ms) {
+        Ok(_) => {
+            batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
+            Response::Ok
+        }
+        Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
+    }
+}
+
+/// Deletes the nominated segments that are expired and unprotected at `now_ms`, writing a
+/// receipt for each. Protected or missing ones are skipped and counted as `duplicate`.
+pub(super) fn expire_segments(
+    db: &DB,
+    batch: &mut WriteBatch,
+    now_ms: i64,
+    keys: &[(String, i64)],
+    segment_count: &mut u64,
+) -> Response {
+    let holds: Vec<crate::retention::Hold> = match read_all(db, CF_HOLDS) {
+        Ok(h) => h,
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    let mut seq: u64 = match get_decoded(db, CF_SM, KEY_RECEIPT_SEQ) {
+        Ok(v) => v.unwrap_or(0),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    let (mut deleted, mut skipped) = (0u32, 0u32);
+    let mut seen = std::collections::HashSet::new();
+    let mut policies = std::collections::HashMap::new();
+    let mut packs = Packs::default();
+    for (camera, start_ms) in keys {
+        let key = segment_key(camera, *start_ms);
+        let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
+            Ok(Some(r)) if seen.insert(key.clone()) => r,
+            Ok(_) => {
+                skipped += 1;
+                continue;
+            }
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+        };
+        let policy = match policies.get(camera) {
+            Some(p) => *p,
+            None => match policy_of(db, camera) {
+                Ok(p) => *policies.entry(camera.clone()).or_insert(p),
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+            },
+        };
+        let held = holds.iter().any(|h| h.covers(camera, rec.start_ms, rec.end_ms));
+        if held || !policy.expired(rec.end_ms, now_ms) {
+            skipped += 1;
+            continue;
+        }
+        seq += 1;
+        let receipt = DeletionReceipt {
+            seq,
+            camera: rec.camera.clone(),
+            start_ms: rec.start_ms,
+            end_ms: rec.end_ms,
+            bytes: rec.bytes,
+            content_hash: rec.content_hash,
+            blob_hash: rec.blob_hash,
+            min_days: policy.min_days,
+            max_days: policy.max_days,
+            deleted_ms: now_ms,
+        };
+        batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
+        batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
+        match get_decoded::<BackupLocation>(db, CF_BACKUP_LOCS, &key) {
+            Ok(Some(loc)) => {
+                batch.delete_cf(cf(db, CF_BACKUP_LOCS), &key);
+                if let Err(e) = packs.release(db, &loc.pack, loc.len) {
+                    return Response::StorageFailed(format!("catalog read failed: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+        }
+        batch.delete_cf(cf(db, CF_SEGMENTS), key);
+        deleted += 1;
+    }
+    if let Err(e) = packs.write(db, batch) {
+        return Response::StorageFailed(format!("catalog read failed: {e}"));
+    }
+    if deleted > 0 {
+        batch.put_cf(cf(db, CF_SM), KEY_RECEIPT_SEQ, encode(&seq));
+        *segment_count = segment_count.saturating_sub(u64::from(deleted));
+    }
+    Response::Committed { new: deleted, duplicate: skipped }
+}
+
+pub(super) fn policy_of(db: &DB, camera: &str) -> Result<crate::retention::Policy, String> {
+    match get_decoded(db, CF_POLICIES, camera.as_bytes())? {
+        Some(p) => Ok(p),
+        None => Ok(get_decoded(db, CF_POLICIES, b"")?.unwrap_or_default()),
+    }
+}
