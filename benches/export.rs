@@ -85,6 +85,7 @@ async fn user(meta: &Meta, name: &str, role: Role) -> String {
         created_ms: 0,
         expires_ms: i64::MAX,
         revoked: false,
+        issued_by: "bench".into(),
     };
     meta.propose(Command::CreateUser { user: u, token_hash: hash, token: t }).await.unwrap();
     token

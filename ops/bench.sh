@@ -103,6 +103,16 @@ start_node() {
   CUSTOS_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$node_data.json")
   export CUSTOS_TOKEN
 }
+# A security user for the footage checks: the administrator asks, the founding approver
+# accepts (four eyes) and receives the token, which this prints.
+viewer_token() {
+  local asked change
+  asked=$(target/release/custos --json user add bench-viewer --role security)
+  change=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["change_id"])' <<< "$asked")
+  CUSTOS_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["approver_token"])' "$node_data.json") \
+    target/release/custos --json change approve "$change" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"]["token"])'
+}
 stop_node() { kill -INT "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; }
 segments_committed() { target/release/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])'; }
 
@@ -260,7 +270,7 @@ if want cameras; then
     t1=$(date +%s%3N)
     cpu=$(cpu_seconds "$node_pid")
     k1=$(cpu_seconds "$cam_pid")
-    ( umask 077; target/release/custos user add bench-viewer --role security | tail -n 1 > "$work/viewer.token" )
+    ( umask 077; viewer_token > "$work/viewer.token" )
     # Every camera's footage must be one unbroken run of segments from its first keyframe
     # to within two segments of the end, and the node must report no loss.
     verdict=$(CUSTOS_TOKEN="$(cat "$work/viewer.token")" python3 ops/bench_cameras.py "$n" "$t0" "$t1" "$node_data.log")

@@ -34,13 +34,23 @@ if [ ! -f "$data/n1/custos.toml" ]; then
   # --allow-test-sources: the demo records test patterns; a deployed node accepts only rtsp:// cameras.
   "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" --metrics-listen "$(metrics 1)" \
     --allow-test-sources --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
-  # The demo keeps the admin token in a file so its commands can be pasted; a real
-  # deployment stores it in the operator's password safe instead.
+  # The demo keeps the admin's and the founding approver's tokens in files so its
+  # commands can be pasted; a real deployment gives each to its own person.
   ( umask 077; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$data/init.json.tmp" > "$data/demo-admin.token" )
+  ( umask 077; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["approver_token"])' "$data/init.json.tmp" > "$data/demo-approver.token" )
   rm -f "$data/init.json.tmp"
   echo "demo: founded the cluster with node 1 (campus east) in $data/n1"
 fi
 admin_token="$(cat "$data/demo-admin.token")"
+approver_token="$(cat "$data/demo-approver.token")"
+# Four eyes: what an administrator asks that touches a root of trust (a node joining, a
+# user who may view footage) waits as a change until an approver accepts it. The demo's
+# approver accepts the demo's own changes; the second field printed is a token if the
+# change issued one.
+approve() {
+  CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$approver_token" "$bin/custos" --json change approve "$1" --note "demo setup" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["state"], (d.get("token") or {}).get("token", ""))'
+}
 export CUSTOS_CA="$data/n1/keys/ca.pem"
 
 # Own sessions: a terminal's Ctrl-C reaches only this script, which stops each node once.
@@ -89,7 +99,10 @@ start_node() {
 start_node 1
 for n in 2 3; do
   if [ ! -f "$data/n$n/custos.toml" ]; then
-    token="$(CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$admin_token" "$bin/custos" node join-token 2>/dev/null)"
+    asked="$(CUSTOS_ADDR="$(addr 1)" CUSTOS_TOKEN="$admin_token" "$bin/custos" --json node join-token)"
+    token="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<< "$asked")"
+    change="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("change_id", ""))' <<< "$asked")"
+    [ -z "$change" ] || approve "$change" > /dev/null
     "$bin/custos-node" join --data "$data/n$n" --campus "${campuses[$((n - 1))]}" --listen "$(addr "$n")" \
       --metrics-listen "$(metrics "$n")" --allow-test-sources \
       --cluster "$(addr 1)" --token "$token" > /dev/null
@@ -104,9 +117,17 @@ cams="$(CUSTOS_ADDR="$(addr 1)" "$bin/custos" camera list)"
 grep -q '^pharmacy ' <<< "$cams" || CUSTOS_ADDR="$(addr 2)" "$bin/custos" camera add pharmacy --source test://smpte --name "Pharmacy" > /dev/null
 grep -q '^ward-3 ' <<< "$cams" || CUSTOS_ADDR="$(addr 3)" "$bin/custos" camera add ward-3 --source test://snow --name "Ward 3" > /dev/null
 # Footage is for security staff and the audit log for auditors; administrators see neither.
-for who in security auditor approver operator; do
+# The approver is the founding one (init made it); security and operators wait for it.
+for who in security auditor operator; do
   if [ ! -f "$data/demo-$who.token" ]; then
-    ( umask 077; CUSTOS_ADDR="$(addr 1)" "$bin/custos" user add "demo-$who" --role "$who" | tail -n 1 > "$data/demo-$who.token" )
+    asked="$(CUSTOS_ADDR="$(addr 1)" "$bin/custos" --json user add "demo-$who" --role "$who")"
+    change="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("change_id", ""))' <<< "$asked")"
+    if [ -n "$change" ]; then
+      token="$(approve "$change" | cut -d' ' -f2)"
+    else
+      token="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<< "$asked")"
+    fi
+    ( umask 077; echo "$token" > "$data/demo-$who.token" )
   fi
 done
 unset CUSTOS_TOKEN
@@ -137,6 +158,12 @@ cat <<EOT
    CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000001
    $bin/custos export run E-000001 && $bin/custos export download E-000001 -o demo-export
    $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
+
+   # four eyes: an administrator alone cannot open footage, keys or deletion; an approver decides
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user grant demo-security --camera ward-3   # pending change N
+   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos change list --all
+   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos change approve \$(CUSTOS_TOKEN=\$(cat $data/demo-approver.token) \
+       $bin/custos --json change list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["change_id"])')
 
    # backup: what the bucket holds ($data/s3/footage/demo), and read it back
    CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos backup status     # ask the leader

@@ -160,13 +160,17 @@ async fn revocation_grants_and_audit_entries() {
     .await;
     assert_eq!(d.last().unwrap().event.outcome, "denied");
     assert!(d.last().unwrap().event.reason.contains("grant"));
-    admin.grant_camera("guard", "theatre-1", true).await.unwrap();
+    let change = admin.grant_camera("guard", "theatre-1", true).await.unwrap().expect("a grant waits for an approver");
+    assert!(denied(guard.search("theatre-1", now - 30_000, now, PURPOSE).await), "not before it is approved");
+    node.approve(change).await;
     guard.search("theatre-1", now - 30_000, now, PURPOSE).await.unwrap();
     admin.grant_camera("guard", "theatre-1", false).await.unwrap();
     assert!(denied(guard.search("theatre-1", now - 30_000, now, PURPOSE).await));
 
     // Revoking a token refuses it at once; the user's other tokens still work.
-    let second = admin.issue_token("guard", 1).await.unwrap();
+    let asked = admin.issue_token("guard", 1).await.unwrap();
+    assert!(asked.token.is_empty() && asked.change_id != 0, "a token for someone else waits for an approver");
+    let second = node.approve(asked.change_id).await.token.unwrap();
     let guard2 = node.connect(Some(&second.token)).await.unwrap();
     guard2.list_cameras().await.unwrap();
     admin.revoke_token(&second.token_id).await.unwrap();
@@ -213,8 +217,24 @@ async fn cli_token_line_and_audit_tamper_detection() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().last().unwrap().to_string();
     assert!(token.starts_with("cst_") && !token.contains(' '), "last line is the token alone: {stdout:?}");
+    // Security users wait for the approver, who receives their tokens (two-person flow
+    // through the CLI, as the runbook shows it).
     for name in ["ann", "bob", "cem"] {
-        assert!(cli(&node, &node.token, &["user", "add", name, "--role", "security"]).status.success());
+        let out = cli(&node, &node.token, &["user", "add", name, "--role", "security"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8(out.stdout).unwrap();
+        let id = said
+            .strip_prefix("pending change ")
+            .and_then(|r| r.split(':').next())
+            .unwrap_or_else(|| panic!("the admin alone gets a pending change: {said:?}"));
+        let out = cli(&node, &node.approver, &["change", "approve", id]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let t = stdout.lines().last().unwrap();
+        assert!(
+            t.starts_with("cst_") && !t.contains(' '),
+            "the approver gets the token alone on the last line: {stdout:?}"
+        );
     }
     let ok = cli(&node, &token, &["audit", "verify"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
@@ -222,7 +242,7 @@ async fn cli_token_line_and_audit_tamper_detection() {
     let csv = cli(&node, &token, &["audit", "log", "--csv", "--action", "user-add"]);
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("seq,time,user,role,action,outcome"), "{csv}");
-    assert_eq!(csv.lines().count(), 1 + 5, "header plus five user-add entries (bootstrap admin + 4): {csv}");
+    assert_eq!(csv.lines().count(), 1 + 7, "header, auditor's, and request and effect for 3 security users: {csv}");
     node.stop();
 
     // Test-only tamper tool: rewrite the first security user's entry on disk, as an

@@ -229,6 +229,7 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
 
     // The disaster: every node and all its data are gone.
     let (token, ca_pem) = (n1.token.clone(), std::fs::read(&n1.ca_file).unwrap());
+    let approver = n1.approver.clone();
     for n in [&mut n1, &mut n2] {
         n.kill9();
         std::fs::remove_dir_all(n.data()).unwrap();
@@ -265,6 +266,8 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     assert_eq!(std::fs::read(&ca_file).unwrap(), ca_pem, "the cluster's CA came back");
     let metrics = r["metrics_listen"].as_str().unwrap().to_string();
     let mut restored = Node::adopt(dir, listen, token, ca_file, metrics);
+    // The founding approver's token was restored with the catalog too.
+    restored.approver = approver;
     restored.env =
         vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
     let admin = restored.start().await;
@@ -349,7 +352,7 @@ async fn expired_footage_leaves_the_bucket_and_held_footage_stays() {
     node.env = vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
     let admin = node.start_sim(&clock).await;
     let sec = node.user("guard", "security", None).await;
-    admin.set_policy(Some("lobby"), 30, 60).await.unwrap();
+    node.approved(admin.set_policy(Some("lobby"), 30, 60).await).await.unwrap();
     let t0 = now_ms() - 10_000;
     sec.place_hold("case-gate", &["gate".to_string()], t0, None, PURPOSE).await.unwrap();
 

@@ -12,13 +12,13 @@ use common::Node;
 async fn an_unreadable_record_during_apply_stops_the_node_instead_of_refusing() {
     let mut node = Node::init(&[], 4_000);
     let admin = node.start().await;
-    admin.add_user("bob", "security", None, 0).await.unwrap();
+    admin.add_user("bob", "auditor", None, 0).await.unwrap();
     node.stop();
     {
         // A disk that returns garbage for bob's record, as a failing drive would.
         let db = custos_node::meta::db::open(&node.data().join("catalog")).unwrap();
         let cf = db.cf_handle(custos_node::meta::db::CF_USERS).unwrap();
-        db.put_cf(cf, b"bob", [custos_node::meta::types::FORMAT_V1, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        db.put_cf(cf, b"bob", [custos_node::meta::types::FORMAT_V2, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
     }
     let admin = node.start().await;
     let res = admin.disable_user("bob").await;
@@ -108,6 +108,7 @@ mod determinism {
                     created_ms: 0,
                     expires_ms: now + 1_000_000,
                     revoked: false,
+                    issued_by: "test".into(),
                 },
             },
             8 => Command::DisableUser { name: user },
@@ -239,7 +240,8 @@ mod commands {
     use custos_node::meta::db::{self, CF_SM, STATE_CFS};
     use custos_node::meta::state::StateMachine;
     use custos_node::meta::{
-        Camera, Command, ExportRecord, NodeRecord, RejectKind, Request, Response, TokenRecord, TypeConfig, User,
+        Camera, ChangeRecord, ChangeState, Command, ExportRecord, NodeRecord, RejectKind, Request, Response,
+        TokenRecord, TypeConfig, User,
     };
     use custos_node::retention::{Hold, Policy};
     use openraft::storage::RaftStateMachine;
@@ -327,6 +329,7 @@ mod commands {
                 created_ms: 0,
                 expires_ms: NOW * 2,
                 revoked: false,
+                issued_by: "test".into(),
             },
         }
     }
@@ -428,6 +431,7 @@ mod commands {
                 created_ms: 0,
                 expires_ms: NOW * 2,
                 revoked: false,
+                issued_by: "test".into(),
             },
         };
         s.refused(token("zed"), NotFound, "does not exist").await;
@@ -481,6 +485,49 @@ mod commands {
         s.refused(Command::AckAlarm { id: 1, user: "ann".into(), note: " ".into() }, FailedPrecondition, "note").await;
         s.refused(Command::AckAlarm { id: 9, user: "ann".into(), note: "seen".into() }, NotFound, "does not exist")
             .await;
+
+        // The change queue: a change that could not take effect is refused when asked; only
+        // an active approver other than the requester decides, once; a lapsed change never
+        // applies; the founding is refused once there are users.
+        let change = |effect: Command| {
+            Command::RequestChange(Box::new(ChangeRecord {
+                id: 0,
+                requested_by: "ann".into(),
+                requested_ms: 0,
+                action: "test".into(),
+                detail: String::new(),
+                why: String::new(),
+                effect,
+                effect_audit: Default::default(),
+                state: ChangeState::Pending,
+                decided_by: None,
+                decided_ms: None,
+                note: String::new(),
+            }))
+        };
+        let decide = |id: u64, user: &str, approve: bool| Command::DecideChange {
+            id,
+            user: user.into(),
+            approve,
+            note: "because".into(),
+            token: None,
+        };
+        s.refused(change(Command::RemoveCamera { id: "nope".into() }), NotFound, "does not exist").await;
+        s.refused(change(decide(1, "bob", true)), InvalidArgument, "cannot queue or decide").await;
+        assert_eq!(
+            s.ok(change(Command::SetSensitive { camera: "lobby".into(), sensitive: false })).await,
+            Response::Created("1".into())
+        );
+        s.refused(decide(1, "ann", true), PermissionDenied, "cannot also decide").await;
+        s.refused(decide(1, "cem", true), PermissionDenied, "not an active approver").await;
+        s.refused(decide(9, "bob", true), NotFound, "does not exist").await;
+        s.ok(decide(1, "bob", true)).await;
+        s.refused(decide(1, "bob", true), FailedPrecondition, "already approved").await;
+        assert_eq!(s.ok(change(user("dan", Role::Security))).await, Response::Created("2".into()));
+        s.refused(decide(2, "bob", true), InvalidArgument, "no token").await;
+        s.ok(decide(2, "bob", false)).await;
+        s.refused(decide(2, "bob", true), FailedPrecondition, "already rejected").await;
+        s.refused(Command::FoundCluster(vec![]), FailedPrecondition, "founded already").await;
 
         // Nothing refused above left a node behind.
         let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();

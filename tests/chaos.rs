@@ -145,7 +145,6 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
     n1.fast_scrub();
     n1.configure(&format!("free_space_floor_mib = {FLOOR_MIB}"));
     n1.start_sim(&clock).await;
-    let admin = n1.connect(Some(&n1.token)).await.unwrap();
     let mut nodes = vec![n1];
     for (i, campus) in [(1, "west"), (2, "north")] {
         let mut n = Node::join_on(host(i), disk, &nodes[0], campus).await;
@@ -157,7 +156,7 @@ async fn run_schedule(seed: u64, kinds: &mut BTreeMap<&'static str, usize>) -> (
     // A camera recorded by node 3.
     let c3 = nodes[2].connect(Some(&nodes[2].token)).await.unwrap();
     c3.add_camera("ward", "test://snow", "Ward").await.unwrap();
-    let token = admin.add_user("chaos", "security", None, 0).await.unwrap().token;
+    let token = nodes[0].user_token("chaos", "security", None, 0).await;
     let t0 = now_ms() - 60_000;
     let mut seen = BTreeMap::new();
     tokio::time::sleep(Duration::from_secs(4)).await;

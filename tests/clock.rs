@@ -91,15 +91,14 @@ async fn a_leader_forty_days_fast_deletes_nothing_and_expiry_resumes_once_it_is_
         n.start_sim(&others_clock).await;
         others.push(n);
     }
-    let boot = n1.connect(Some(&n1.token)).await.unwrap();
-    let admin = n1.connect(Some(&boot.add_user("admin2", "admin", None, 366).await.unwrap().token)).await.unwrap();
-    let sec = n1.connect(Some(&admin.add_user("guard", "security", None, 366).await.unwrap().token)).await.unwrap();
-    let aud = n1.connect(Some(&admin.add_user("aud", "auditor", None, 366).await.unwrap().token)).await.unwrap();
+    let admin = n1.connect(Some(&n1.user_token("admin2", "admin", None, 366).await)).await.unwrap();
+    let sec = n1.connect(Some(&n1.user_token("guard", "security", None, 366).await)).await.unwrap();
+    let aud = n1.connect(Some(&n1.user_token("aud", "auditor", None, 366).await)).await.unwrap();
     // The camera is recorded by node 2 (the node whose API registered it), so its
     // footage carries true times while node 1's clock is wrong.
     let via2 = others[0].connect(Some(&n1.token)).await.unwrap();
     via2.add_camera("lobby", "test://ball", "Lobby").await.unwrap();
-    admin.set_policy(None, 30, 31).await.unwrap();
+    n1.approved(admin.set_policy(None, 30, 31).await).await.unwrap();
     let t0 = common::now_ms() - 10_000;
     let segs = wait_for(60, "replicated footage", || async {
         let s = sec.search("lobby", t0, common::now_ms(), WHY).await.ok()?.0;

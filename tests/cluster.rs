@@ -185,7 +185,7 @@ async fn removed_node_is_repaired() {
     .await;
     // Retire a node that holds copies.
     let victim = n2.node_id();
-    admin.remove_node(victim).await.unwrap();
+    n1.approved(admin.remove_node(victim).await).await.unwrap();
     let e = admin.remove_node(victim).await.unwrap_err();
     assert!(e.to_string().contains("already retired"), "{e}");
     let live = [n1.node_id(), n3.node_id()];
@@ -214,7 +214,7 @@ async fn removed_node_is_repaired() {
         }
     }
     // The last active nodes cannot all be retired.
-    admin.remove_node(n3.node_id()).await.unwrap();
+    n1.approved(admin.remove_node(n3.node_id()).await).await.unwrap();
     let e = admin.remove_node(n1.node_id()).await.unwrap_err();
     assert!(e.to_string().contains("last active node"), "{e}");
 }
@@ -351,7 +351,9 @@ async fn foreign_certificates_and_tokens_are_refused() {
 
     // Join tokens: another cluster's token names another CA; a used token is refused.
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
-    let token = admin.join_token(0).await.unwrap().token;
+    let t = admin.join_token(0).await.unwrap();
+    n1.approve(t.change_id).await;
+    let token = t.token;
     let join = |token: &str, dir: &std::path::Path| {
         std::process::Command::new(common::bin("custos-node"))
             .arg("join")
@@ -447,7 +449,8 @@ async fn no_majority_refuses_reads_keeps_recording_and_recovers() {
 async fn revocation_reaches_every_node() {
     let (n1, n2, n3) = three_campus_cluster(&[], 1000, ["", "", ""]).await;
     let admin1 = n1.connect(Some(&n1.token)).await.unwrap();
-    let t = admin1.add_user("temp-guard", "security", None, 0).await.unwrap();
+    let asked = admin1.add_user("temp-guard", "security", None, 0).await.unwrap();
+    let t = n1.approve(asked.change_id).await.token.unwrap();
     let on = |n: &Node| {
         let (addr, ca) = (n.addr.clone(), n.ca_file.clone());
         let token = t.token.clone();

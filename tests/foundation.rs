@@ -161,7 +161,7 @@ async fn kill_during_recording_loses_nothing_committed() {
         (n <= 1).then_some(())
     })
     .await;
-    for e in walk(&node.data().join("blobs")) {
+    for e in common::walk(&node.data().join("blobs")) {
         let name = e.file_name().unwrap().to_string_lossy().to_string();
         if name.len() == 64 && !catalogued.contains(&name) {
             // Only a segment sealed after the search above may be missing from it.
@@ -176,19 +176,6 @@ async fn kill_during_recording_loses_nothing_committed() {
     })
     .await;
     node.stop();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A camera whose RTSP server goes away is reported down and reconnected when it returns;

@@ -48,8 +48,7 @@ fn cli(node: &Node, token: &str, args: &[&str]) -> std::process::Output {
 
 /// A new user's token.
 async fn token(node: &Node, name: &str, role: &str) -> String {
-    let admin = node.connect(Some(&node.token)).await.unwrap();
-    admin.add_user(name, role, None, 0).await.unwrap().token
+    node.user_token(name, role, None, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,6 +113,8 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     assert!(matches!(meta.propose(approve("ann")).await.unwrap(), Response::Rejected(..)));
     assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 0);
     assert_eq!(starts("ward"), vec![100, -1]);
+    assert!(matches!(meta.propose(approve("cem")).await.unwrap(), Response::Rejected(..)), "no approver among them");
+    common::add_user(&meta, "bob", custos_node::access::Role::Approver, T0 + 365 * DAY_MS).await;
     assert_eq!(meta.propose(approve("bob")).await.unwrap(), Response::Ok);
     assert_eq!(expire_once(&meta, meta.now_ms()).await.unwrap(), 1, "released: the old ward segment may go");
     assert_eq!(starts("ward"), vec![-1], "the incident hold still protects the newer footage");
@@ -172,13 +174,12 @@ async fn cluster_on_a_simulated_clock_keeps_and_expires_by_the_rules() {
         n.start_sim(&clock).await;
         others.push(n);
     }
-    let boot = n1.connect(Some(&n1.token)).await.unwrap();
     // Tokens that outlive the jumps (the first admin's expires after 90 days).
-    let admin = n1.connect(Some(&boot.add_user("admin2", "admin", None, 366).await.unwrap().token)).await.unwrap();
-    let sec = n1.connect(Some(&admin.add_user("guard", "security", None, 366).await.unwrap().token)).await.unwrap();
-    let appr = n1.connect(Some(&admin.add_user("head", "approver", None, 366).await.unwrap().token)).await.unwrap();
-    let auditor = n1.connect(Some(&admin.add_user("aud", "auditor", None, 366).await.unwrap().token)).await.unwrap();
-    admin.set_policy(Some("lobby"), 30, 60).await.unwrap();
+    let admin = n1.connect(Some(&n1.user_token("admin2", "admin", None, 366).await)).await.unwrap();
+    let sec = n1.connect(Some(&n1.user_token("guard", "security", None, 366).await)).await.unwrap();
+    let appr = n1.connect(Some(&n1.user_token("head", "approver", None, 366).await)).await.unwrap();
+    let auditor = n1.connect(Some(&n1.user_token("aud", "auditor", None, 366).await)).await.unwrap();
+    n1.approved(admin.set_policy(Some("lobby"), 30, 60).await).await.unwrap();
     let t0 = custos_client::time::now_ms() - 10_000;
     let hold = sec.place_hold("case-gate", &["gate".to_string()], t0, None, WHY).await.unwrap();
 

@@ -32,7 +32,7 @@ async fn sensitive_footage_stays_behind_its_grant_after_the_camera_is_removed_or
     admin.add_camera_with("ward-2", "test://ball", "Ward 2 beds", true).await.unwrap();
     let guard = node.user("guard", "security", None).await;
     let nurse_lead = node.user("head.nurse", "security", None).await;
-    admin.grant_camera("head.nurse", "theatre-1", true).await.unwrap();
+    node.approved(admin.grant_camera("head.nurse", "theatre-1", true).await).await.unwrap();
     let auditor = node.user("audit.office", "auditor", None).await;
     let t0 = now_ms();
     wait_for(60, "footage on both sensitive cameras", || async {
@@ -51,7 +51,7 @@ async fn sensitive_footage_stays_behind_its_grant_after_the_camera_is_removed_or
     assert!(!nurse_lead.search("theatre-1", t0 - 1_000, t1, PURPOSE).await.unwrap().0.is_empty());
 
     // The camera is removed, and its id re-added as an ordinary camera.
-    admin.remove_camera("theatre-1").await.unwrap();
+    node.approved(admin.remove_camera("theatre-1").await).await.unwrap();
     denied_search(guard.clone(), "theatre-1").await;
     admin.add_camera_with("theatre-1", "test://ball", "Corridor (reused id)", false).await.unwrap();
     denied_search(guard.clone(), "theatre-1").await;
@@ -66,7 +66,7 @@ async fn sensitive_footage_stays_behind_its_grant_after_the_camera_is_removed_or
     assert!(!nurse_lead.search("theatre-1", t0 - 1_000, t1, PURPOSE).await.unwrap().0.is_empty());
 
     // A flag cleared later does not open what was recorded while it was set.
-    admin.set_camera_sensitive("ward-2", false).await.unwrap();
+    node.approved(admin.set_camera_sensitive("ward-2", false).await).await.unwrap();
     denied_search(guard.clone(), "ward-2").await;
 
     // Every refusal is in the audit log, with the camera.
@@ -88,7 +88,7 @@ async fn export_download_checks_the_caller_and_every_refusal_is_audited() {
     let admin = node.start().await;
     admin.add_camera_with("icu-1", "test://ball", "ICU bay 1", true).await.unwrap();
     let requester = node.user("li.wei", "security", None).await;
-    admin.grant_camera("li.wei", "icu-1", true).await.unwrap();
+    node.approved(admin.grant_camera("li.wei", "icu-1", true).await).await.unwrap();
     let colleague = node.user("zhang.min", "security", None).await;
     let approver = node.user("dr.chen", "approver", None).await;
     let inv = node.user("officer.wu", "investigator", Some("case-7")).await;
@@ -117,7 +117,7 @@ async fn export_download_checks_the_caller_and_every_refusal_is_audited() {
     requester.download_export(&id, &dir.path().join("req"), |_, _| {}).await.unwrap();
     inv.download_export(&id, &dir.path().join("inv"), |_, _| {}).await.unwrap();
     // Once granted, the colleague may too.
-    admin.grant_camera("zhang.min", "icu-1", true).await.unwrap();
+    node.approved(admin.grant_camera("zhang.min", "icu-1", true).await).await.unwrap();
     colleague.download_export_file(&id, "manifest.json", 0, &mut Vec::new(), |_| {}).await.unwrap();
 
     // Another case's investigator: get, download are refused and audited.
@@ -154,7 +154,8 @@ async fn revoking_a_token_stops_a_fetch_in_flight() {
     let cam = TestCamera::start_with(0, &["--keyint", "25", "--bitrate-kbps", "3600", "--pattern", "snow"]);
     let mut node = Node::init(&[format!("door={}", cam.url)], 1_000);
     let admin = node.start().await;
-    let t = admin.add_user("night.guard", "security", None, 0).await.unwrap();
+    let asked = admin.add_user("night.guard", "security", None, 0).await.unwrap();
+    let t = node.approve(asked.change_id).await.token.unwrap();
     let guard = node.connect(Some(&t.token)).await.unwrap();
     let t0 = now_ms();
     let segs = wait_for(90, "40 recorded segments", || async {
@@ -194,7 +195,8 @@ async fn revoking_a_token_stops_a_fetch_in_flight() {
 async fn a_node_cut_off_from_the_leader_stops_honouring_tokens() {
     let (n1, n2, n3) = common::three_node_cluster().await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
-    let t = admin.add_user("guard", "security", None, 0).await.unwrap();
+    let asked = admin.add_user("guard", "security", None, 0).await.unwrap();
+    let t = n1.approve(asked.change_id).await.token.unwrap();
     let on3 = n3.connect(Some(&t.token)).await.unwrap();
     wait_for(10, "the user known on node 3", || async { on3.list_cameras().await.ok() }).await;
 

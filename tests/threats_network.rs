@@ -256,7 +256,11 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     peer_as(&n1.addr, &ca, &k3).await.ping(PingRequest { from: id3 }).await.expect("a member's ping");
 
     // Node 3 is removed; its process is gone, its key and certificate are not.
-    let out = n1.cli(&n1.token, &["node", "remove", &id3.to_string()]);
+    let out = n1.cli(&n1.token, &["--json", "node", "remove", &id3.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let asked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(asked["state"], "pending", "retiring a node waits for an approver");
+    let out = n1.cli(&n1.approver, &["change", "approve", &asked["change_id"].to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     n3.kill9();
     let c2 = n2.connect(Some(&n2.token)).await.unwrap();

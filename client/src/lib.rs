@@ -175,9 +175,11 @@ impl Client {
     }
 
     /// Stops recording a camera.
-    pub async fn remove_camera(&self, id: &str) -> Result<(), ClientError> {
-        self.inner.clone().remove_camera(self.req(pb::RemoveCameraRequest { id: id.into() })).await?;
-        Ok(())
+    /// Asks to remove a camera; `Some(change id)`: it waits for an approver.
+    pub async fn remove_camera(&self, id: &str) -> Result<Option<u64>, ClientError> {
+        let r =
+            self.inner.clone().remove_camera(self.req(pb::RemoveCameraRequest { id: id.into() })).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
     }
 
     /// Segments overlapping `[from_ms, to_ms)`; the flag is true when the list was cut short.
@@ -373,9 +375,10 @@ impl Client {
     }
 
     /// Retires a node.
-    pub async fn remove_node(&self, id: u64) -> Result<(), ClientError> {
-        self.cluster.clone().remove_node(self.req(pb::RemoveNodeRequest { id })).await?;
-        Ok(())
+    /// Asks to retire a node; `Some(change id)`: it waits for an approver.
+    pub async fn remove_node(&self, id: u64) -> Result<Option<u64>, ClientError> {
+        let r = self.cluster.clone().remove_node(self.req(pb::RemoveNodeRequest { id })).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
     }
 }
 
@@ -426,16 +429,20 @@ impl Client {
         Ok(())
     }
 
-    pub async fn grant_camera(&self, user: &str, camera: &str, grant: bool) -> Result<(), ClientError> {
+    /// Grants (or withdraws) a sensitive camera; `Some(change id)`: a grant waits for an
+    /// approver.
+    pub async fn grant_camera(&self, user: &str, camera: &str, grant: bool) -> Result<Option<u64>, ClientError> {
         let r = pb::GrantCameraRequest { user: user.into(), camera: camera.into(), grant };
-        self.admin.clone().grant_camera(self.req(r)).await?;
-        Ok(())
+        let r = self.admin.clone().grant_camera(self.req(r)).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
     }
 
-    pub async fn set_camera_sensitive(&self, camera: &str, sensitive: bool) -> Result<(), ClientError> {
+    /// Marks or unmarks a camera sensitive; `Some(change id)`: unmarking waits for an
+    /// approver.
+    pub async fn set_camera_sensitive(&self, camera: &str, sensitive: bool) -> Result<Option<u64>, ClientError> {
         let r = pb::SetCameraSensitiveRequest { camera: camera.into(), sensitive };
-        self.admin.clone().set_camera_sensitive(self.req(r)).await?;
-        Ok(())
+        let r = self.admin.clone().set_camera_sensitive(self.req(r)).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
     }
 
     /// The default retention policy and every camera's own.
@@ -445,10 +452,32 @@ impl Client {
     }
 
     /// Sets a camera's policy, or the default with `camera = None`.
-    pub async fn set_policy(&self, camera: Option<&str>, min_days: u32, max_days: u32) -> Result<(), ClientError> {
+    /// `Some(change id)`: a shorter `max_days` waits for an approver.
+    pub async fn set_policy(
+        &self,
+        camera: Option<&str>,
+        min_days: u32,
+        max_days: u32,
+    ) -> Result<Option<u64>, ClientError> {
         let policy = Policy { camera: camera.unwrap_or_default().into(), min_days, max_days };
-        self.admin.clone().set_policy(self.req(pb::SetPolicyRequest { policy: Some(policy) })).await?;
-        Ok(())
+        let r =
+            self.admin.clone().set_policy(self.req(pb::SetPolicyRequest { policy: Some(policy) })).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
+    }
+
+    /// Pending changes, or with `all` every change, newest first.
+    pub async fn list_changes(&self, all: bool) -> Result<Vec<pb::Change>, ClientError> {
+        Ok(self.admin.clone().list_changes(self.req(pb::ListChangesRequest { all })).await?.into_inner().changes)
+    }
+
+    pub async fn get_change(&self, id: u64) -> Result<pb::Change, ClientError> {
+        Ok(self.admin.clone().get_change(self.req(pb::GetChangeRequest { id })).await?.into_inner())
+    }
+
+    /// Accepts (`approve`) or rejects a change, with a note or the rejection's reason.
+    pub async fn decide_change(&self, id: u64, approve: bool, note: &str) -> Result<pb::ChangeDecided, ClientError> {
+        let r = pb::DecideChangeRequest { id, approve, note: note.into() };
+        Ok(self.admin.clone().decide_change(self.req(r)).await?.into_inner())
     }
 
     /// Places a hold; `to_ms = None` holds everything from `from_ms` on.

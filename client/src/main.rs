@@ -48,6 +48,10 @@ pub enum Cmd {
     /// Tokens: issue, list, revoke (administrators).
     #[command(subcommand)]
     Token(cmd::user::TokenCmd),
+    /// The change queue: what administrators asked for that waits for an approver
+    /// (list, show; approvers: approve, reject).
+    #[command(subcommand)]
+    Change(cmd::change::ChangeCmd),
     /// Legal and incident holds: keep footage past every expiry until two people release it.
     #[command(subcommand)]
     Hold(cmd::hold::HoldCmd),

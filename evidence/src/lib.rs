@@ -46,6 +46,13 @@ pub struct AuditEvent {
     pub client: String,
     /// What changed, for administrative actions (`role=security`, `source=rtsp://***@…`).
     pub detail: String,
+    /// Id of the token the caller authenticated with (empty when none was accepted, and
+    /// in entries written before it was recorded).
+    #[serde(default)]
+    pub token_id: String,
+    /// Who issued that token: `init`, the user themselves, or `ADMIN, approved by APPROVER`.
+    #[serde(default)]
+    pub token_issued_by: String,
 }
 
 /// One entry as stored and hashed. Field order is fixed: it is the serialisation order.

@@ -60,6 +60,10 @@ pub struct InitReport {
     pub admin_user: String,
     /// Shown once; only its BLAKE3 is stored.
     pub admin_token: String,
+    /// The founding approver (leadership): the second person every change to a root of
+    /// trust needs. Hand this token to them; shown once.
+    pub approver_user: String,
+    pub approver_token: String,
 }
 
 /// The first administrator, waiting to be committed at first start.
@@ -67,6 +71,9 @@ pub struct InitReport {
 pub struct Bootstrap {
     pub name: String,
     pub token_blake3: String,
+    /// The founding approver and their token's BLAKE3.
+    pub approver: String,
+    pub approver_token_blake3: String,
 }
 
 /// A new random bearer token (256 bits).
@@ -144,7 +151,13 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     write_private_bytes(&dir.join(crate::export::SIGNING_KEY_FILE), &signing)?;
 
     let token = new_token();
-    let boot = Bootstrap { name: "admin".into(), token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string() };
+    let approver_token = new_token();
+    let boot = Bootstrap {
+        name: "admin".into(),
+        token_blake3: blake3::hash(token.as_bytes()).to_hex().to_string(),
+        approver: "approver".into(),
+        approver_token_blake3: blake3::hash(approver_token.as_bytes()).to_hex().to_string(),
+    };
     write_private(&dir.join(BOOTSTRAP_FILE), &serde_json::to_string(&boot).expect("json"))?;
 
     let mut cfg =
@@ -173,6 +186,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         archive_recipient: id.recipient,
         admin_user: boot.name,
         admin_token: token,
+        approver_user: boot.approver,
+        approver_token,
     })
 }
 

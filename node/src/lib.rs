@@ -597,35 +597,44 @@ async fn bootstrap_admin(meta: &Meta, data: &std::path::Path, clock: &clock::Sha
     };
     let boot: init::Bootstrap =
         serde_json::from_str(&text).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(&boot.token_blake3, &mut hash)
-        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    let hash_of = |hex_hash: &str| {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(hex_hash, &mut hash)
+            .map(|_| hash)
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
+    };
     if meta.read(|c| c.user_count()).await? == 0 {
         let now = clock.now_ms();
-        let user = User {
-            name: boot.name.clone(),
-            role: access::Role::Admin,
-            case: None,
-            disabled: false,
-            grants: vec![],
-            created_ms: 0,
+        let founder = |name: &str, role, hash: [u8; 32]| {
+            let user = User { name: name.into(), role, case: None, disabled: false, grants: vec![], created_ms: 0 };
+            let token = meta::TokenRecord {
+                id: hex::encode(&hash[..6]),
+                user: name.into(),
+                created_ms: 0,
+                expires_ms: now + access::TOKEN_TTL_DEFAULT_MS,
+                revoked: false,
+                issued_by: "init".into(),
+            };
+            (user, hash, token)
         };
-        let token = meta::TokenRecord {
-            id: hex::encode(&hash[..6]),
-            user: boot.name.clone(),
-            created_ms: 0,
-            expires_ms: now + access::TOKEN_TTL_DEFAULT_MS,
-            revoked: false,
-        };
+        let founders = vec![
+            founder(&boot.name, access::Role::Admin, hash_of(&boot.token_blake3)?),
+            founder(&boot.approver, access::Role::Approver, hash_of(&boot.approver_token_blake3)?),
+        ];
         let ev = audit::AuditEvent {
             user: "-".into(),
-            action: "user-add".into(),
+            action: "found".into(),
             outcome: "ok".into(),
-            detail: format!("first administrator {} created by custos-node init", boot.name),
+            detail: format!(
+                "cluster founded by custos-node init: administrator {}, approver {}",
+                boot.name, boot.approver
+            ),
             ..Default::default()
         };
-        meta.propose_audited(Command::CreateUser { user, token_hash: hash, token }, ev).await?;
-        tracing::info!(user = %boot.name, "first administrator committed");
+        match meta.propose_audited(Command::FoundCluster(founders), ev).await? {
+            meta::Response::Rejected(_, why) => tracing::warn!(%why, "founding users not committed"),
+            _ => tracing::info!(admin = %boot.name, approver = %boot.approver, "founding users committed"),
+        }
     }
     std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
     Ok(())

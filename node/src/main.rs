@@ -300,6 +300,13 @@ fn main() -> anyhow::Result<()> {
                     None => println!("  metrics:           off"),
                 }
                 println!("Start it with: custos-node run --data {}", r.data_dir.display());
+                println!(
+                    "The founding approver ({}) decides what no administrator may do alone: changes to users, \
+                     keys, nodes and retention (custos change approve), exports and hold releases. Their token is \
+                     shown only now; hand it to them:",
+                    r.approver_user
+                );
+                println!("{}", r.approver_token);
                 println!("The administrator token is shown only now; store it safely:");
                 println!("{}", r.admin_token);
             }

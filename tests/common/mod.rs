@@ -53,6 +53,20 @@ pub async fn three_node_cluster() -> (Node, Node, Node) {
 }
 
 /// A free TCP port on loopback.
+/// Every file under `dir`, at any depth.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -318,6 +332,9 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub addr: String,
     pub token: String,
+    /// The founding approver's token (`approver_token` from `init --json`): the second
+    /// person the change queue needs.
+    pub approver: String,
     /// The cluster CA the node's certificate is verified against.
     pub ca_file: PathBuf,
     /// `host:port` of the node's Prometheus endpoint.
@@ -379,6 +396,7 @@ impl Node {
             dir,
             addr: format!("{}:{port}", host.ip),
             token: v["admin_token"].as_str().unwrap().to_string(),
+            approver: v["approver_token"].as_str().expect("init --json reports the approver's token").to_string(),
             ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
             metrics: v["metrics_listen"].as_str().expect("init --json reports the metrics address").to_string(),
             child: None,
@@ -400,6 +418,7 @@ impl Node {
             dir,
             addr,
             token,
+            approver: String::new(),
             ca_file,
             metrics,
             child: None,
@@ -419,7 +438,11 @@ impl Node {
     /// `join` from `host`, with the data directory on a tmpfs of `tmpfs_mib` if given.
     pub async fn join_on(host: Host, tmpfs_mib: Option<u64>, via: &Node, campus: &str) -> Node {
         let admin = via.connect(Some(&via.token)).await.unwrap();
-        let token = admin.join_token(0).await.unwrap().token;
+        let t = admin.join_token(0).await.unwrap();
+        if t.change_id != 0 {
+            via.approve(t.change_id).await;
+        }
+        let token = t.token;
         let dir = tempfile::tempdir().unwrap();
         mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
@@ -440,6 +463,7 @@ impl Node {
             dir,
             addr: format!("{}:{port}", host.ip),
             token: via.token.clone(),
+            approver: via.approver.clone(),
             ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
             metrics,
             child: None,
@@ -579,9 +603,34 @@ impl Node {
 
     /// Creates a user with `role` through the admin API and connects as them.
     pub async fn user(&self, name: &str, role: &str, case: Option<&str>) -> Client {
+        let token = self.user_token(name, role, case, 0).await;
+        self.connect(Some(&token)).await.unwrap()
+    }
+
+    /// Creates a user as the administrator, with the approver accepting the change where
+    /// the role needs one; returns their token.
+    pub async fn user_token(&self, name: &str, role: &str, case: Option<&str>, ttl_days: u32) -> String {
         let admin = self.connect(Some(&self.token)).await.unwrap();
-        let t = admin.add_user(name, role, case, 0).await.unwrap_or_else(|e| panic!("adding {name}: {e}"));
-        self.connect(Some(&t.token)).await.unwrap()
+        let t = admin.add_user(name, role, case, ttl_days).await.unwrap_or_else(|e| panic!("adding {name}: {e}"));
+        if t.change_id == 0 {
+            return t.token;
+        }
+        self.approve(t.change_id).await.token.expect("an accepted user-add returns the token").token
+    }
+
+    /// The founding approver accepts change `id`.
+    pub async fn approve(&self, id: u64) -> custos_proto::v1::ChangeDecided {
+        assert!(!self.approver.is_empty(), "this test node has no approver token");
+        let approver = self.connect(Some(&self.approver)).await.unwrap();
+        approver.decide_change(id, true, "").await.unwrap_or_else(|e| panic!("approving change {id}: {e}"))
+    }
+
+    /// Runs a request that may be queued (`Some(change id)`), approving it if it is.
+    pub async fn approved<T>(&self, r: Result<Option<u64>, T>) -> Result<(), T> {
+        if let Some(id) = r? {
+            self.approve(id).await;
+        }
+        Ok(())
     }
 
     /// Starts the node and connects as a new security user (who may view footage).
@@ -813,7 +862,14 @@ pub async fn add_user(
     let token = format!("cst_test_{name}");
     let hash = *blake3::hash(token.as_bytes()).as_bytes();
     let user = User { name: name.into(), role, case: None, disabled: false, grants: vec![], created_ms: 0 };
-    let rec = TokenRecord { id: hex::encode(&hash[..6]), user: name.into(), created_ms: 0, expires_ms, revoked: false };
+    let rec = TokenRecord {
+        id: hex::encode(&hash[..6]),
+        user: name.into(),
+        created_ms: 0,
+        expires_ms,
+        revoked: false,
+        issued_by: "test".into(),
+    };
     meta.propose(Command::CreateUser { user, token_hash: hash, token: rec }).await.unwrap();
     token
 }

@@ -167,7 +167,9 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
         return Ok(());
     }
     if csv {
-        println!("seq,time,user,role,action,outcome,reason,purpose,cameras,from,to,client,detail");
+        println!(
+            "seq,time,user,role,action,outcome,reason,purpose,cameras,from,to,client,detail,token,token_issued_by"
+        );
     } else {
         println!(
             "{:<6} {:<25} {:<14} {:<13} {:<16} {:<15} DETAILS",
@@ -195,6 +197,8 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
                 opt_time(ev.to_ms),
                 ev.client.clone(),
                 ev.detail.clone(),
+                ev.token_id.clone(),
+                ev.token_issued_by.clone(),
             ];
             println!("{}", fields.iter().map(|f| csv_cell(f)).collect::<Vec<_>>().join(","));
         } else {
@@ -217,6 +221,9 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
                 details.push(format!("reason=\"{}\"", terminal(&ev.reason).replace('"', "\\\"")));
             }
             details.push(format!("from {}", terminal(&ev.client)));
+            if !ev.token_id.is_empty() {
+                details.push(format!("token {} issued by {}", terminal(&ev.token_id), terminal(&ev.token_issued_by)));
+            }
             println!(
                 "{:<6} {:<25} {:<14} {:<13} {:<16} {:<15} {}",
                 b.seq,

@@ -40,7 +40,9 @@ pub fn camera_json(c: &Camera) -> serde_json::Value {
 pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
         CameraCmd::Sensitive { id, off } => {
-            client.set_camera_sensitive(&id, !off).await?;
+            if let Some(change) = client.set_camera_sensitive(&id, !off).await? {
+                return super::pending(change, as_json);
+            }
             if as_json {
                 super::print_json(&json!({"camera": id, "sensitive": !off}));
             } else if off {
@@ -78,7 +80,9 @@ pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Resu
             }
         }
         CameraCmd::Remove { id } => {
-            client.remove_camera(&id).await?;
+            if let Some(change) = client.remove_camera(&id).await? {
+                return super::pending(change, as_json);
+            }
             if as_json {
                 super::print_json(&json!({"removed": id}));
             } else {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod camera;
+pub mod change;
 pub mod export;
 pub mod footage;
 pub mod hold;
@@ -15,6 +16,16 @@ use anyhow::Context;
 use custos_client::{Client, Transport};
 
 use crate::{Cli, Cmd};
+
+/// Says that a command was queued as change `id` and waits for an approver.
+pub fn pending(id: u64, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        print_json(&serde_json::json!({"change_id": id, "state": "pending"}));
+    } else {
+        println!("pending change {id}: waiting for an approver (custos change show {id})");
+    }
+    Ok(())
+}
 
 /// Prints a value as pretty JSON.
 pub fn print_json(v: &serde_json::Value) {
@@ -49,6 +60,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Node(c) => node::run(&client, c, cli.json).await,
         Cmd::User(c) => user::run_user(&client, c, cli.json).await,
         Cmd::Token(c) => user::run_token(&client, c, cli.json).await,
+        Cmd::Change(c) => change::run(&client, c, cli.json).await,
         Cmd::Audit(c) => audit::run(&client, c, cli.json).await,
         Cmd::Policy(c) => policy::run(&client, c, cli.json).await,
         Cmd::Hold(c) => hold::run(&client, c, cli.json).await,

@@ -9,6 +9,7 @@ use serde_json::json;
 pub enum NodeCmd {
     /// Print a single-use token that lets one new node join:
     /// `custos-node join --data DIR --campus NAME --listen ADDR --cluster ADDR --token T`.
+    /// The token is inert until an approver accepts the change it opens.
     JoinToken {
         /// Lifetime in seconds (default one hour, at most seven days).
         #[arg(long, default_value_t = 0)]
@@ -92,16 +93,34 @@ pub async fn run(client: &Client, cmd: NodeCmd, as_json: bool) -> anyhow::Result
         NodeCmd::List => list(client, as_json).await,
         NodeCmd::JoinToken { ttl } => {
             let t = client.join_token(ttl).await?;
+            let pending = t.change_id != 0;
             if as_json {
-                super::print_json(&json!({"token": t.token, "expires": format_ms(t.expires_ms)}));
+                let mut v = json!({"token": t.token, "expires": format_ms(t.expires_ms)});
+                if pending {
+                    v["change_id"] = json!(t.change_id);
+                    v["state"] = json!("pending");
+                }
+                super::print_json(&v);
             } else {
+                // The token alone on stdout, so scripts can capture it; the rest to stderr.
                 println!("{}", t.token);
-                eprintln!("single use, valid until {}", format_ms(t.expires_ms));
+                if pending {
+                    eprintln!(
+                        "pending change {}: the token is inert until an approver runs `custos change approve {}`; \
+                         a node presenting it before then is refused and receives nothing",
+                        t.change_id, t.change_id
+                    );
+                    eprintln!("single use; its lifetime counts from the approval");
+                } else {
+                    eprintln!("single use, valid until {}", format_ms(t.expires_ms));
+                }
             }
             Ok(())
         }
         NodeCmd::Remove { id } => {
-            client.remove_node(id).await?;
+            if let Some(change) = client.remove_node(id).await? {
+                return super::pending(change, as_json);
+            }
             if as_json {
                 super::print_json(&json!({"retired": id}));
             } else {

@@ -57,7 +57,9 @@ pub async fn run(client: &Client, cmd: PolicyCmd, as_json: bool) -> anyhow::Resu
             }
         }
         PolicyCmd::Set { camera, min_days, max_days } => {
-            client.set_policy(camera.as_deref(), min_days, max_days).await?;
+            if let Some(change) = client.set_policy(camera.as_deref(), min_days, max_days).await? {
+                return super::pending(change, as_json);
+            }
             let target = camera.clone().unwrap_or_else(|| "the default".into());
             if as_json {
                 super::print_json(&json!({"camera": camera, "min_days": min_days, "max_days": max_days}));

@@ -7,7 +7,9 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum UserCmd {
-    /// Create a user; prints their token once, alone on the last line.
+    /// Create a user; prints their token once, alone on the last line. A user who may view
+    /// footage or decide (operator, security, approver, investigator) waits for an approver
+    /// instead, who receives the token when accepting (`custos change approve`).
     Add {
         name: String,
         /// operator, security, approver, auditor, admin or investigator.
@@ -36,7 +38,9 @@ pub enum UserCmd {
 
 #[derive(Subcommand)]
 pub enum TokenCmd {
-    /// Issue another token for a user; printed once, alone on the last line.
+    /// Issue another token: your own at once (renewal, any role; printed once, alone on
+    /// the last line), or, as an administrator, someone else's through the change queue
+    /// (the approver who accepts it receives the token).
     Issue {
         user: String,
         #[arg(long, default_value_t = 0)]
@@ -66,6 +70,9 @@ pub async fn run_user(client: &Client, cmd: UserCmd, as_json: bool) -> anyhow::R
     match cmd {
         UserCmd::Add { name, role, case_id, ttl_days } => {
             let t = client.add_user(&name, &role, case_id.as_deref(), ttl_days).await?;
+            if t.change_id != 0 {
+                return super::pending(t.change_id, as_json);
+            }
             print_issued(&t, as_json, &format!("user {name} ({role}) created"));
         }
         UserCmd::List => {
@@ -93,7 +100,9 @@ pub async fn run_user(client: &Client, cmd: UserCmd, as_json: bool) -> anyhow::R
             );
         }
         UserCmd::Grant { name, camera, revoke } => {
-            client.grant_camera(&name, &camera, !revoke).await?;
+            if let Some(change) = client.grant_camera(&name, &camera, !revoke).await? {
+                return super::pending(change, as_json);
+            }
             let msg = if revoke {
                 format!("{name} may no longer view {camera}")
             } else {
@@ -109,6 +118,9 @@ pub async fn run_token(client: &Client, cmd: TokenCmd, as_json: bool) -> anyhow:
     match cmd {
         TokenCmd::Issue { user, ttl_days } => {
             let t = client.issue_token(&user, ttl_days).await?;
+            if t.change_id != 0 {
+                return super::pending(t.change_id, as_json);
+            }
             print_issued(&t, as_json, &format!("new token for {user}"));
         }
         TokenCmd::List { user } => {
@@ -116,20 +128,21 @@ pub async fn run_token(client: &Client, cmd: TokenCmd, as_json: bool) -> anyhow:
             if as_json {
                 let v: Vec<_> = tokens
                     .iter()
-                    .map(|t| json!({"id": t.id, "user": t.user, "created": format_ms(t.created_ms), "expires": format_ms(t.expires_ms), "revoked": t.revoked}))
+                    .map(|t| json!({"id": t.id, "user": t.user, "created": format_ms(t.created_ms), "expires": format_ms(t.expires_ms), "revoked": t.revoked, "issued_by": t.issued_by}))
                     .collect();
                 super::print_json(&json!(v));
             } else {
-                println!("{:<14} {:<20} {:<26} {:<26} STATE", "ID", "USER", "CREATED", "EXPIRES");
+                println!("{:<14} {:<20} {:<26} {:<26} {:<8} ISSUED BY", "ID", "USER", "CREATED", "EXPIRES", "STATE");
                 for t in &tokens {
                     let state = if t.revoked { "revoked" } else { "valid" };
                     println!(
-                        "{:<14} {:<20} {:<26} {:<26} {}",
+                        "{:<14} {:<20} {:<26} {:<26} {:<8} {}",
                         t.id,
                         t.user,
                         format_ms(t.created_ms),
                         format_ms(t.expires_ms),
-                        state
+                        state,
+                        t.issued_by
                     );
                 }
             }

@@ -21,11 +21,12 @@ pub enum Role {
     Operator,
     /// Security office: search, view, holds, export requests.
     Security,
-    /// Leadership: approves exports and hold releases.
+    /// Leadership: approves exports, hold releases and changes to roots of trust.
     Approver,
     /// Reads the audit log and reports; never footage.
     Auditor,
-    /// IT: users, cameras, nodes, policies; never footage, never deletion.
+    /// IT: users, cameras, nodes, policies; never footage, never deletion. What touches a
+    /// root of trust waits for an approver (the change queue).
     Admin,
     /// Police or court: downloads approved exports of their own case only.
     Investigator,
@@ -79,11 +80,17 @@ pub enum Action {
     RecordDuty,
     ViewDuty,
     ComplianceReport,
+    /// See the change queue: pending and decided changes to roots of trust.
+    ViewChanges,
+    /// Accept or reject a change (never one's own: the state machine checks).
+    DecideChange,
+    /// Renew one's own token with the current one.
+    RenewToken,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 25] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -106,6 +113,9 @@ impl Action {
         Action::RecordDuty,
         Action::ViewDuty,
         Action::ComplianceReport,
+        Action::ViewChanges,
+        Action::DecideChange,
+        Action::RenewToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +142,9 @@ impl Action {
             Action::RecordDuty => "duty-record",
             Action::ViewDuty => "duty-list",
             Action::ComplianceReport => "report-compliance",
+            Action::ViewChanges => "change-list",
+            Action::DecideChange => "change-decide",
+            Action::RenewToken => "token-renew",
         }
     }
 
@@ -169,6 +182,10 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         ViewDuty => matches!(role, Operator | Security | Approver | Auditor | Admin),
         // Whether the rules were kept: auditors, leadership and IT.
         ComplianceReport => matches!(role, Auditor | Approver | Admin),
+        // Four eyes: administrators ask, approvers decide, auditors watch.
+        ViewChanges => matches!(role, Admin | Approver | Auditor),
+        DecideChange => matches!(role, Approver),
+        RenewToken => true,
     }
 }
 

@@ -67,6 +67,8 @@ pub const CF_DUTY: &str = "duty";
 /// When each camera was sensitive, by camera id: the periods whose footage needs a grant
 /// whatever the camera record says later (removed, re-added, unmarked).
 pub const CF_SENSITIVITY: &str = "sensitivity";
+/// Changes to roots of trust (change queue), pending and decided, by big-endian id.
+pub const CF_CHANGES: &str = "changes";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -91,6 +93,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_ALARMS_OPEN,
     CF_DUTY,
     CF_SENSITIVITY,
+    CF_CHANGES,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

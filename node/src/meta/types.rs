@@ -110,6 +110,9 @@ pub struct TokenRecord {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub revoked: bool,
+    /// Who issued it: `init` (founding), the user themselves (renewal), or
+    /// `ADMIN, approved by APPROVER` (through the change queue).
+    pub issued_by: String,
 }
 
 /// A cluster member as the catalog knows it.
@@ -297,6 +300,67 @@ pub enum Command {
     /// minted later with the cluster CA cannot stand in for the node. The first pin
     /// stands; another key is rejected. Refused for unknown and retired nodes.
     PinNodeKey { id: NodeId, key_hash: Hash },
+    /// The founding users (`custos-node init`: an administrator and an approver). Refused
+    /// once the catalog has any user, so nobody can found a cluster twice.
+    FoundCluster(Vec<(User, Hash, TokenRecord)>),
+    /// Queues a change to a root of trust; it takes effect only when a second person
+    /// accepts it (`DecideChange`). Replies `Created(id)`.
+    RequestChange(Box<ChangeRecord>),
+    /// An approver accepts or rejects a pending change. Accepting applies its effect in
+    /// the same entry; a change that creates a user or issues a token gets the token
+    /// (made by the approver's node, so the requester never sees it) here.
+    DecideChange { id: u64, user: String, approve: bool, note: String, token: Option<(Hash, TokenRecord)> },
+}
+
+/// How long a change waits for a decision before it lapses.
+pub const CHANGE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Where a change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+/// A change to a root of trust, from its request to its decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// Assigned when the request commits.
+    pub id: u64,
+    pub requested_by: String,
+    pub requested_ms: i64,
+    /// The action it performs (`user-add`, `policy-set`, …) and what it changes.
+    pub action: String,
+    pub detail: String,
+    /// Why it needs a second person.
+    pub why: String,
+    /// The command applied when it is accepted.
+    pub effect: Command,
+    /// The requester's audit event for the effect, appended when it takes effect.
+    pub effect_audit: AuditEvent,
+    pub state: ChangeState,
+    pub decided_by: Option<String>,
+    pub decided_ms: Option<i64>,
+    /// The approver's note, or the reason for a rejection.
+    pub note: String,
+}
+
+impl ChangeRecord {
+    /// When a pending change lapses.
+    pub fn expires_ms(&self) -> i64 {
+        self.requested_ms.saturating_add(CHANGE_TTL_MS)
+    }
+
+    /// `pending`, `approved`, `rejected` or `expired` (a pending change past its time).
+    pub fn state_at(&self, now_ms: i64) -> &'static str {
+        match self.state {
+            ChangeState::Pending if now_ms >= self.expires_ms() => "expired",
+            ChangeState::Pending => "pending",
+            ChangeState::Approved => "approved",
+            ChangeState::Rejected => "rejected",
+        }
+    }
 }
 
 /// One alarm raised or cleared by the leader's evaluation.
@@ -499,6 +563,9 @@ impl std::fmt::Display for Request {
             Command::Alarms(a) => write!(f, "alarms x{}", a.len()),
             Command::AckAlarm { id, user, .. } => write!(f, "ack-alarm {id} by {user}"),
             Command::RecordDuty(d) => write!(f, "record-{} by {}", d.kind.as_str(), d.user),
+            Command::FoundCluster(u) => write!(f, "found-cluster x{}", u.len()),
+            Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),
+            Command::DecideChange { id, user, approve, .. } => write!(f, "decide-change {id} by {user}: {approve}"),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())
@@ -517,12 +584,14 @@ openraft::declare_raft_types!(
         SnapshotData = tokio::fs::File,
 );
 
-/// Format version of everything this module persists.
-pub const FORMAT_V1: u8 = 1;
+/// Format version of everything this module persists. Version 2 added who issued each
+/// token, the token an audited caller used, and the change queue; version 1 was only ever
+/// written by pre-release builds and is refused with a message saying so.
+pub const FORMAT_V2: u8 = 2;
 
 /// Encodes a value behind the format version byte.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+    let mut out = vec![FORMAT_V2];
     // postcard only fails on writer errors, which a Vec cannot produce.
     out.extend(postcard::to_stdvec(v).expect("postcard encoding into a Vec"));
     out
@@ -531,7 +600,10 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 /// Decodes a value written by [`encode`].
 pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     match b.split_first() {
-        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((&FORMAT_V2, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((1, _)) => Err("record in format 1, written by a pre-release build of Custos that this version does not \
+                             read; re-create the data directory (custos-node init or join)"
+            .into()),
         Some((v, _)) => Err(format!("unknown format version {v}; this node is too old for its data")),
         None => Err("empty record".into()),
     }

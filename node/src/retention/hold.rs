@@ -2,8 +2,8 @@
 //!
 //! A hold names a case, cameras and a time range whose end may be open ("from now on",
 //! covering footage not yet recorded). Placing one is a single command. Releasing one
-//! takes approvals from two different users; until then it protects everything it covers
-//! from expiry and from disk pressure.
+//! takes approvals from two different users, one of them an approver (leadership); until
+//! then it protects everything it covers from expiry and from disk pressure.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +45,11 @@ impl Hold {
             && self.to_ms.is_none_or(|to| start_ms < to)
     }
 
-    /// Records `user`'s approval to release at `now_ms`. Returns how many distinct
-    /// approvals it now has, or why the approval does not count.
-    pub fn approve_release(&mut self, user: &str, now_ms: i64) -> Result<usize, String> {
+    /// Records `user`'s approval to release at `now_ms`. `with_approver` says whether an
+    /// approver is among the approvals with this one: the approval that would release the
+    /// hold is refused without one. Returns how many distinct approvals it now has, or why
+    /// the approval does not count.
+    pub fn approve_release(&mut self, user: &str, now_ms: i64, with_approver: bool) -> Result<usize, String> {
         if !self.active() {
             return Err(format!("hold {} is already released", self.id));
         }
@@ -55,6 +57,13 @@ impl Hold {
             return Err(format!(
                 "{user} already approved releasing hold {}; a second, different person must approve",
                 self.id
+            ));
+        }
+        if self.release_approvals.len() + 1 >= RELEASE_APPROVALS && !with_approver {
+            return Err(format!(
+                "releasing hold {} needs an approver (leadership) among its two approvals; ask one to run \
+                 `custos hold release {}`",
+                self.id, self.id
             ));
         }
         self.release_approvals.push((user.to_string(), now_ms));
@@ -99,14 +108,16 @@ mod tests {
     #[test]
     fn release_needs_two_different_people() {
         let mut h = hold(None);
-        assert_eq!(h.approve_release("ann", 10).unwrap(), 1);
+        assert_eq!(h.approve_release("ann", 10, false).unwrap(), 1);
         assert!(h.active(), "one approval is not enough");
-        assert!(h.approve_release("ann", 11).unwrap_err().contains("different person"));
+        assert!(h.approve_release("ann", 11, true).unwrap_err().contains("different person"));
         assert!(h.active(), "the same person twice is not enough");
-        assert_eq!(h.approve_release("bob", 12).unwrap(), 2);
+        assert!(h.approve_release("bob", 12, false).unwrap_err().contains("needs an approver"));
+        assert!(h.active(), "two people without leadership are not enough");
+        assert_eq!(h.approve_release("bob", 12, true).unwrap(), 2);
         assert!(!h.active());
         assert_eq!(h.released_ms, Some(12));
         assert!(!h.covers("ward-3", 2_000, 3_000), "a released hold protects nothing");
-        assert!(h.approve_release("cem", 13).is_err());
+        assert!(h.approve_release("cem", 13, true).is_err());
     }
 }

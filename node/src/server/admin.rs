@@ -1,5 +1,6 @@
-//! The Admin service: users, tokens, grants, camera sensitivity. Every change is one Raft
-//! entry carrying its own audit record.
+//! The Admin service: users, tokens, grants, camera sensitivity, policies and the change
+//! queue. Every change is one Raft entry carrying its own audit record; those that touch a
+//! root of trust wait for an approver (`changes`).
 
 use custos_proto::v1 as pb;
 use custos_proto::v1::admin_server::Admin;
@@ -15,23 +16,19 @@ fn validate_name(what: &str, s: &str) -> Result<(), Status> {
 }
 
 impl Services {
-    /// A new token for `user`: the secret, its hash and its record.
-    fn new_token(&self, user: &str, ttl_days: u32) -> Result<(String, [u8; 32], TokenRecord), Status> {
+    /// A new token for `user` issued by `issued_by`: the secret, its hash and its record.
+    fn new_token(&self, user: &str, ttl_days: u32, issued_by: &str) -> Result<(String, [u8; 32], TokenRecord), Status> {
         let ttl_ms = if ttl_days == 0 { TOKEN_TTL_DEFAULT_MS } else { i64::from(ttl_days) * 86_400_000 };
         if ttl_ms > TOKEN_TTL_MAX_MS {
             return Err(Status::invalid_argument("token lifetime may be at most 366 days"));
         }
-        let secret = crate::init::new_token();
-        let hash = *blake3::hash(secret.as_bytes()).as_bytes();
-        let rec = TokenRecord {
-            id: hex::encode(&hash[..6]),
-            user: user.to_string(),
-            created_ms: 0,
-            expires_ms: self.clock.now_ms() + ttl_ms,
-            revoked: false,
-        };
-        Ok((secret, hash, rec))
+        Ok(self.new_token_ms(user, ttl_ms, issued_by))
     }
+}
+
+/// The reply to a token request that waits for an approver.
+fn pending_token(user: String, expires_ms: i64, change_id: u64) -> pb::TokenIssued {
+    pb::TokenIssued { user, token_id: String::new(), token: String::new(), expires_ms, change_id }
 }
 
 #[tonic::async_trait]
@@ -52,15 +49,20 @@ impl Admin for Services {
             (_, "") => None,
             (_, _) => return Err(Status::invalid_argument("--case applies to investigators only")),
         };
-        let (secret, hash, token) = self.new_token(&r.name, r.ttl_days)?;
+        let (secret, hash, token) = self.new_token(&r.name, r.ttl_days, &caller.who.name)?;
         let expires_ms = token.expires_ms;
         let token_id = token.id.clone();
         let user =
             User { name: r.name.clone(), role, case: case.clone(), disabled: false, grants: vec![], created_ms: 0 };
         let detail =
             format!("user {} role={}{}", r.name, role.as_str(), case.map(|c| format!(" case={c}")).unwrap_or_default());
-        self.admin_change(&caller, "user-add", detail, Command::CreateUser { user, token_hash: hash, token }).await?;
-        Ok(Response::new(pb::TokenIssued { user: r.name, token_id, token: secret, expires_ms }))
+        let cmd = Command::CreateUser { user, token_hash: hash, token };
+        // A role that may view footage or decide waits for an approver, who receives the
+        // token; the secret made here is then dropped unseen.
+        if let Some(change_id) = self.admin_change(&caller, "user-add", detail, cmd).await? {
+            return Ok(Response::new(pending_token(r.name, expires_ms, change_id)));
+        }
+        Ok(Response::new(pb::TokenIssued { user: r.name, token_id, token: secret, expires_ms, change_id: 0 }))
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
@@ -84,14 +86,37 @@ impl Admin for Services {
     }
 
     async fn issue_token(&self, req: Request<pb::IssueTokenRequest>) -> Result<Response<pb::TokenIssued>, Status> {
-        let caller = self.guard(&req, Action::ManageUsers, false).await?;
+        // Renewing one's own token is for everyone; a token for someone else is an
+        // administrator's request that waits for an approver.
+        let caller = self.authenticate(&req, Action::RenewToken).await?;
+        let own = req.get_ref().user == caller.who.name;
+        self.authorize_caller(&caller, if own { Action::RenewToken } else { Action::ManageUsers }, false).await?;
         let r = req.into_inner();
         validate_name("user name", &r.user)?;
-        let (secret, hash, token) = self.new_token(&r.user, r.ttl_days)?;
+        let (secret, hash, token) = self.new_token(&r.user, r.ttl_days, &caller.who.name)?;
         let (expires_ms, token_id) = (token.expires_ms, token.id.clone());
-        let detail = format!("token {token_id} for {}", r.user);
-        self.admin_change(&caller, "token-issue", detail, Command::IssueToken { token_hash: hash, token }).await?;
-        Ok(Response::new(pb::TokenIssued { user: r.user, token_id, token: secret, expires_ms }))
+        if own {
+            let mut ev = caller.event("token-renew", "ok");
+            ev.detail = format!("token {token_id} for {} (renewed with token {})", r.user, caller.token_id);
+            if let crate::meta::Response::Rejected(kind, why) =
+                self.meta.propose_audited(Command::IssueToken { token_hash: hash, token }, ev).await?
+            {
+                return Err(super::rejected(kind, why));
+            }
+            return Ok(Response::new(pb::TokenIssued {
+                user: r.user,
+                token_id,
+                token: secret,
+                expires_ms,
+                change_id: 0,
+            }));
+        }
+        let detail = format!("new token for {}", r.user);
+        let cmd = Command::IssueToken { token_hash: hash, token };
+        match self.admin_change(&caller, "token-issue", detail, cmd).await? {
+            Some(change_id) => Ok(Response::new(pending_token(r.user, expires_ms, change_id))),
+            None => Err(Status::internal("a token for another user was issued without an approver")),
+        }
     }
 
     async fn list_tokens(
@@ -133,14 +158,9 @@ impl Admin for Services {
         validate_name("user name", &r.user)?;
         crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
         let detail = format!("user {} camera {} grant={}", r.user, r.camera, r.grant);
-        self.admin_change(
-            &caller,
-            "camera-grant",
-            detail,
-            Command::GrantCamera { user: r.user, camera: r.camera, grant: r.grant },
-        )
-        .await?;
-        Ok(Response::new(pb::GrantCameraResponse {}))
+        let cmd = Command::GrantCamera { user: r.user, camera: r.camera, grant: r.grant };
+        let change_id = self.admin_change(&caller, "camera-grant", detail, cmd).await?.unwrap_or(0);
+        Ok(Response::new(pb::GrantCameraResponse { change_id }))
     }
 
     async fn set_camera_sensitive(
@@ -151,14 +171,9 @@ impl Admin for Services {
         let r = req.into_inner();
         crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
         let detail = format!("camera {} sensitive={}", r.camera, r.sensitive);
-        self.admin_change(
-            &caller,
-            "camera-sensitive",
-            detail,
-            Command::SetSensitive { camera: r.camera, sensitive: r.sensitive },
-        )
-        .await?;
-        Ok(Response::new(pb::SetCameraSensitiveResponse {}))
+        let cmd = Command::SetSensitive { camera: r.camera, sensitive: r.sensitive };
+        let change_id = self.admin_change(&caller, "camera-sensitive", detail, cmd).await?.unwrap_or(0);
+        Ok(Response::new(pb::SetCameraSensitiveResponse { change_id }))
     }
 
     async fn list_policies(
@@ -187,8 +202,29 @@ impl Admin for Services {
         };
         let scope = camera.as_deref().map(|c| format!("camera {c}")).unwrap_or_else(|| "default".into());
         let detail = format!("{scope} min_days={} max_days={}", policy.min_days, policy.max_days);
-        self.admin_change(&caller, Action::ManagePolicies.as_str(), detail, Command::SetPolicy { camera, policy })
-            .await?;
-        Ok(Response::new(pb::SetPolicyResponse {}))
+        let cmd = Command::SetPolicy { camera, policy };
+        let change_id = self.admin_change(&caller, Action::ManagePolicies.as_str(), detail, cmd).await?.unwrap_or(0);
+        Ok(Response::new(pb::SetPolicyResponse { change_id }))
+    }
+
+    async fn list_changes(
+        &self,
+        req: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        self.guard(&req, Action::ViewChanges, false).await?;
+        Ok(Response::new(self.list_changes_for(req.get_ref().all).await?))
+    }
+
+    async fn get_change(&self, req: Request<pb::GetChangeRequest>) -> Result<Response<pb::Change>, Status> {
+        self.guard(&req, Action::ViewChanges, false).await?;
+        Ok(Response::new(self.get_change_by_id(req.get_ref().id).await?))
+    }
+
+    async fn decide_change(
+        &self,
+        req: Request<pb::DecideChangeRequest>,
+    ) -> Result<Response<pb::ChangeDecided>, Status> {
+        let caller = self.guard(&req, Action::DecideChange, false).await?;
+        Ok(Response::new(self.decide_change_as(&caller, req.into_inner()).await?))
     }
 }

@@ -112,14 +112,18 @@ impl Cluster for Services {
         let expires_ms = self.clock.now_ms() + (ttl * 1000) as i64;
         let rec = JoinTokenRecord { created_by: caller.who.name.clone(), created_ms: 0, expires_ms, used_by: None };
         let hash = *blake3::hash(secret.as_bytes()).as_bytes();
-        self.admin_change(
-            &caller,
-            "join-token",
-            format!("single-use join token valid {ttl} s"),
-            Command::CreateJoinToken { token_hash: hash, token: rec },
-        )
-        .await?;
-        Ok(Response::new(pb::CreateJoinTokenResponse { token, expires_ms }))
+        // The token is inert until an approver accepts the change: a node presenting it
+        // before then is refused and receives nothing. Its lifetime counts from then.
+        let change_id = self
+            .admin_change(
+                &caller,
+                "join-token",
+                format!("single-use join token {} valid {ttl} s", &hex::encode(hash)[..12]),
+                Command::CreateJoinToken { token_hash: hash, token: rec },
+            )
+            .await?
+            .unwrap_or(0);
+        Ok(Response::new(pb::CreateJoinTokenResponse { token, expires_ms, change_id }))
     }
 
     async fn remove_node(
@@ -128,9 +132,12 @@ impl Cluster for Services {
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
         let caller = self.guard(&req, Action::ManageNodes, false).await?;
         let id = req.get_ref().id;
-        self.admin_change(&caller, "node-remove", format!("node {id} retired"), Command::RetireNode { id }).await?;
+        let cmd = Command::RetireNode { id };
+        if let Some(change_id) = self.admin_change(&caller, "node-remove", format!("node {id} retired"), cmd).await? {
+            return Ok(Response::new(pb::RemoveNodeResponse { change_id }));
+        }
         tracing::warn!(node = id, user = %caller.who.name, "node retired: it leaves the group, its cameras and copies move");
-        Ok(Response::new(pb::RemoveNodeResponse {}))
+        Ok(Response::new(pb::RemoveNodeResponse { change_id: 0 }))
     }
 
     async fn verify_backup(

@@ -48,5 +48,6 @@ pub fn token(t: &TokenRecord) -> pb::Token {
         created_ms: t.created_ms,
         expires_ms: t.expires_ms,
         revoked: t.revoked,
+        issued_by: t.issued_by.clone(),
     }
 }

@@ -9,7 +9,7 @@ use super::Services;
 use crate::access::{authorize, Action, FootageScope, Principal};
 use crate::audit::AuditEvent;
 use crate::error::Error;
-use crate::meta::{Command, Response};
+use crate::meta::Command;
 
 /// How long a node that is not in touch with the Raft leader keeps honouring tokens. A
 /// revocation is applied on every node within milliseconds of its commit; a node cut off
@@ -24,6 +24,9 @@ pub struct Caller {
     pub client: String,
     /// BLAKE3 of the bearer token, so long transfers can check it is still valid.
     pub token_hash: crate::segment::Hash,
+    /// The token's public id and who issued it, recorded in every audit entry.
+    pub token_id: String,
+    pub token_issued_by: String,
 }
 
 impl Caller {
@@ -35,6 +38,8 @@ impl Caller {
             action: action.into(),
             outcome: outcome.into(),
             client: self.client.clone(),
+            token_id: self.token_id.clone(),
+            token_issued_by: self.token_issued_by.clone(),
             ..Default::default()
         }
     }
@@ -71,7 +76,9 @@ impl Services {
             self.check_leader_lease()?;
         }
         match self.resolve_token(req).await {
-            Ok((who, token_hash)) => Ok(Caller { who, client, token_hash }),
+            Ok((who, token_hash, tok)) => {
+                Ok(Caller { who, client, token_hash, token_id: tok.id, token_issued_by: tok.issued_by })
+            }
             // Rate-limited: see `throttle` (only a few are audited one by one).
             Err(reason) => Err(self.refuse_authentication(action.as_str(), client, reason).await),
         }
@@ -120,7 +127,10 @@ impl Services {
         Err(Status::unauthenticated(format!("the transfer was stopped: {why}")))
     }
 
-    async fn resolve_token<T>(&self, req: &Request<T>) -> Result<(Principal, crate::segment::Hash), String> {
+    async fn resolve_token<T>(
+        &self,
+        req: &Request<T>,
+    ) -> Result<(Principal, crate::segment::Hash, crate::meta::TokenRecord), String> {
         let header = req.metadata().get("authorization").ok_or("no token: pass --token or set CUSTOS_TOKEN")?;
         let token = header
             .to_str()
@@ -139,7 +149,7 @@ impl Services {
         if user.disabled {
             return Err(format!("user {} is disabled", user.name));
         }
-        Ok((Principal { name: user.name, role: user.role, grants: user.grants, case: user.case }, hash))
+        Ok((Principal { name: user.name, role: user.role, grants: user.grants, case: user.case }, hash, tok))
     }
 
     /// Authenticates and authorises a non-footage action. Denials are audited; when
@@ -151,6 +161,18 @@ impl Services {
         audit_allowed: bool,
     ) -> Result<Caller, Status> {
         let caller = self.authenticate(req, action).await?;
+        self.authorize_caller(&caller, action, audit_allowed).await?;
+        Ok(caller)
+    }
+
+    /// Authorises an authenticated caller for a non-footage action; denials are audited,
+    /// and with `audit_allowed` so are permitted calls.
+    pub(super) async fn authorize_caller(
+        &self,
+        caller: &Caller,
+        action: Action,
+        audit_allowed: bool,
+    ) -> Result<(), Status> {
         if let Err(why) = authorize(&caller.who, action, None, self.clock.now_ms()) {
             let mut ev = caller.event(action.as_str(), "denied");
             ev.reason = why.clone();
@@ -160,7 +182,7 @@ impl Services {
         if audit_allowed {
             self.audit(caller.event(action.as_str(), "allowed")).await?;
         }
-        Ok(caller)
+        Ok(())
     }
 
     /// Authenticates, validates and authorises a footage read, and commits its audit
@@ -200,22 +222,5 @@ impl Services {
         }
         self.audit(ev).await?;
         Ok(caller)
-    }
-
-    /// Proposes an administrative command with its audit entry in the same Raft entry.
-    /// A refusal becomes the gRPC status of its kind, with the reason.
-    pub(super) async fn admin_change(
-        &self,
-        caller: &Caller,
-        action: &str,
-        detail: String,
-        command: Command,
-    ) -> Result<(), Status> {
-        let mut ev = caller.event(action, "ok");
-        ev.detail = detail;
-        match self.meta.propose_audited(command, ev).await? {
-            Response::Rejected(kind, why) => Err(super::rejected(kind, why)),
-            _ => Ok(()),
-        }
     }
 }

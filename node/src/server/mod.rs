@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit_svc;
+mod changes;
 mod cluster_svc;
 mod convert;
 mod exports;
@@ -267,6 +268,7 @@ impl Footage for Services {
             added_ms: 0,
             sensitive: r.sensitive,
         };
+        // Adding a camera never waits for a second person.
         self.admin_change(&caller, "camera-add", detail, Command::AddCamera(cam)).await?;
         tracing::info!(camera = %r.id, user = %caller.who.name, "camera added");
         self.cameras_changed.notify_one();
@@ -286,11 +288,13 @@ impl Footage for Services {
         let caller = self.guard(&req, Action::ManageCameras, false).await?;
         let id = req.into_inner().id;
         validate_camera_id(&id).map_err(Status::invalid_argument)?;
-        self.admin_change(&caller, "camera-remove", format!("camera {id}"), Command::RemoveCamera { id: id.clone() })
-            .await?;
+        let cmd = Command::RemoveCamera { id: id.clone() };
+        if let Some(change_id) = self.admin_change(&caller, "camera-remove", format!("camera {id}"), cmd).await? {
+            return Ok(Response::new(pb::RemoveCameraResponse { change_id }));
+        }
         tracing::info!(camera = %id, user = %caller.who.name, "camera removed; its footage stays under retention");
         self.cameras_changed.notify_one();
-        Ok(Response::new(pb::RemoveCameraResponse {}))
+        Ok(Response::new(pb::RemoveCameraResponse { change_id: 0 }))
     }
 
     async fn search(&self, req: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {

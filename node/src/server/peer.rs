@@ -319,15 +319,24 @@ impl Join for Services {
         let now = self.clock.now_ms();
         let known = self.meta.read(move |c| c.join_token(&token_hash)).await?;
         let refused = match known {
-            None => Some(
-                "unknown join token: it is wrong, or from another cluster; print one with `custos node join-token`",
-            ),
-            Some(t) if t.used_by.is_some() => Some("this join token was already used; ask for a new one"),
-            Some(t) if t.expires_ms <= now => Some("this join token has expired; ask for a new one"),
+            None => Some(match self.meta.read(move |c| c.join_token_change(&token_hash)).await? {
+                // Inert until approved: the node receives nothing, and may try again.
+                Some(ch) => match ch.state_at(now) {
+                    "pending" => format!(
+                        "this join token waits for an approver (change {}): nothing is handed out until one runs                          `custos change approve {}`; then run this join again",
+                        ch.id, ch.id
+                    ),
+                    state => format!("the change that asked for this join token ({}) was {state}; ask for a new one", ch.id),
+                },
+                None => "unknown join token: it is wrong, or from another cluster; print one with `custos node join-token`"
+                    .to_string(),
+            }),
+            Some(t) if t.used_by.is_some() => Some("this join token was already used; ask for a new one".into()),
+            Some(t) if t.expires_ms <= now => Some("this join token has expired; ask for a new one".into()),
             Some(_) => None,
         };
         if let Some(why) = refused {
-            return Err(self.refuse_authentication("node-join", client, why.into()).await);
+            return Err(self.refuse_authentication("node-join", client, why).await);
         }
         let ev = AuditEvent {
             user: "-".into(),

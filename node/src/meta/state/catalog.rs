@@ -11,12 +11,12 @@ use super::{
 use crate::audit::{AuditRecord, GENESIS};
 use crate::meta::db::{
     cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
-    CF_BACKUP_TRASH, CF_CAMERAS, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS,
-    CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
+    CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES,
+    CF_RECEIPTS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
 };
 use crate::meta::types::{
-    decode, AlarmRecord, BackupLocation, Camera, DeletionReceipt, DutyRecord, ExportRecord, JoinTokenRecord, NodeId,
-    NodeRecord, PackRecord, SegmentRecord, SensitivePeriod, TokenRecord, User,
+    decode, AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
+    JoinTokenRecord, NodeId, NodeRecord, PackRecord, SegmentRecord, SensitivePeriod, TokenRecord, User,
 };
 use crate::segment::Hash;
 
@@ -418,6 +418,26 @@ impl Catalog {
     }
 
     /// The join token stored under the BLAKE3 of its secret.
+    /// Changes, newest first: every one with `all`, else those still pending at `now_ms`.
+    pub fn changes(&self, all: bool, now_ms: i64) -> crate::Result<Vec<ChangeRecord>> {
+        let mut v: Vec<ChangeRecord> = read_all(&self.db, CF_CHANGES).map_err(crate::Error::Internal)?;
+        v.retain(|c| all || c.state_at(now_ms) == "pending");
+        v.reverse();
+        Ok(v)
+    }
+
+    pub fn change(&self, id: u64) -> crate::Result<Option<ChangeRecord>> {
+        self.get(CF_CHANGES, &id.to_be_bytes())
+    }
+
+    /// The change that asked for the join token hashing to `hash`, if there is one.
+    pub fn join_token_change(&self, hash: &Hash) -> crate::Result<Option<ChangeRecord>> {
+        let v: Vec<ChangeRecord> = read_all(&self.db, CF_CHANGES).map_err(crate::Error::Internal)?;
+        Ok(v.into_iter()
+            .rev()
+            .find(|c| matches!(&c.effect, Command::CreateJoinToken { token_hash, .. } if token_hash == hash)))
+    }
+
     pub fn join_token(&self, hash: &Hash) -> crate::Result<Option<JoinTokenRecord>> {
         self.get(CF_JOIN_TOKENS, hash)
     }

@@ -34,6 +34,7 @@ mod alarms;
 mod backup;
 mod cameras;
 mod catalog;
+mod changes;
 mod exports;
 mod nodes;
 mod retention;
@@ -95,7 +96,10 @@ fn light(entries: &[Entry<TypeConfig>]) -> bool {
             Command::AddReplicas(v) => v.len() <= LIGHT_BATCH,
             Command::MarkBackedUp(v) => v.len() <= 1,
             Command::Alarms(v) => v.len() <= LIGHT_BATCH,
-            Command::RetireNode { .. } | Command::RemoveCamera { .. } | Command::CompleteExport { .. } => false,
+            Command::RetireNode { .. }
+            | Command::RemoveCamera { .. }
+            | Command::CompleteExport { .. }
+            | Command::DecideChange { .. } => false,
             _ => true,
         },
     }
@@ -133,6 +137,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::RemoveCamera { id } => cameras::remove_camera(db, batch, req, id),
         Command::CommitSegments(segs) => segments::commit_segments(db, batch, segs, segment_count),
         Command::CreateUser { user, token_hash, token } => users::create_user(db, batch, req, user, token_hash, token),
+        Command::FoundCluster(founders) => users::found_cluster(db, batch, req, founders),
         Command::DisableUser { name } => users::disable_user(db, batch, name),
         Command::IssueToken { token_hash, token } => users::issue_token(db, batch, req, token_hash, token),
         Command::RevokeToken { id } => users::revoke_token(db, batch, id),
@@ -164,11 +169,21 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
             exports::apply_export(db, batch, req.time_ms, &req.command)
         }
         Command::AddReplicas(adds) => segments::add_replicas(db, batch, adds),
+        Command::RequestChange(rec) => changes::request(db, batch, req.time_ms, rec),
+        Command::DecideChange { .. } => changes::decide(db, batch, req, segment_count),
     }
 }
 
-/// Appends `req`'s audit event, if any, after the command produced `resp`.
-fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, head: &mut (u64, Hash)) {
+/// Appends `req`'s audit event, if any, after the command produced `resp`, then `more`
+/// (the effect of an accepted change, in its requester's name).
+fn apply_audit(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    resp: &Response,
+    more: Option<crate::audit::AuditEvent>,
+    head: &mut (u64, Hash),
+) {
     let Some(ev) = &req.audit else { return };
     let mut ev = ev.clone();
     if let Response::Rejected(_, why) = resp {
@@ -178,10 +193,15 @@ fn apply_audit(db: &DB, batch: &mut WriteBatch, req: &Request, resp: &Response, 
     if let (Command::ExpireSegments { .. }, Response::Committed { new, duplicate }) = (&req.command, resp) {
         ev.detail = format!("{new} segments deleted with receipts, {duplicate} kept (protected or gone)");
     }
-    let seq = head.0 + 1;
-    let rec = seal_entry(seq, req.time_ms, ev, &head.1);
-    batch.put_cf(cf(db, CF_AUDIT), seq.to_be_bytes(), encode(&rec));
-    *head = (seq, rec.hash);
+    if let (Command::RequestChange(_), Response::Created(id)) = (&req.command, resp) {
+        ev.detail = format!("change {id}: {}", ev.detail);
+    }
+    for ev in std::iter::once(ev).chain(more) {
+        let seq = head.0 + 1;
+        let rec = seal_entry(seq, req.time_ms, ev, &head.1);
+        batch.put_cf(cf(db, CF_AUDIT), seq.to_be_bytes(), encode(&rec));
+        *head = (seq, rec.hash);
+    }
     batch.put_cf(cf(db, CF_SM), KEY_AUDIT_HEAD, encode(&*head));
 }
 
@@ -250,7 +270,8 @@ impl StateMachine {
                     if count != before {
                         batch.put_cf(sm, KEY_SEGMENT_COUNT, encode(&count));
                     }
-                    apply_audit(db, &mut batch, req, &r, &mut head);
+                    let more = changes::effect_audit(db, req, &r);
+                    apply_audit(db, &mut batch, req, &r, more, &mut head);
                     r
                 }
                 EntryPayload::Membership(m) => {
@@ -400,7 +421,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     command: Command::AddCamera(_)
                         | Command::SeedCamera(_)
                         | Command::RemoveCamera { .. }
-                        | Command::AssignCamera { .. },
+                        | Command::AssignCamera { .. }
+                        | Command::DecideChange { approve: true, .. },
                     ..
                 })
             )

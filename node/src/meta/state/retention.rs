@@ -58,7 +58,36 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("hold {id} does not exist")),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
-    match h.approve_release(user, req.time_ms) {
+    // The person who asked for an export may not help release the hold that keeps the
+    // hospital's copy of it.
+    let exports: Vec<crate::meta::types::ExportRecord> = match read_all(db, crate::meta::db::CF_EXPORTS) {
+        Ok(v) => v,
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    if let Some(e) = exports.iter().find(|e| e.hold_id.as_deref() == Some(id) && e.requester == user) {
+        return Response::Rejected(
+            RejectKind::PermissionDenied,
+            format!(
+                "{user} requested export {} and may not approve releasing hold {id}, which keeps its archived copy",
+                e.id
+            ),
+        );
+    }
+    // Leadership must be among the two: is an approver among those who approved so far,
+    // or the one approving now?
+    let is_approver = |name: &str| -> Result<bool, String> {
+        Ok(get_decoded::<crate::meta::types::User>(db, crate::meta::db::CF_USERS, name.as_bytes())?
+            .is_some_and(|u| u.role == crate::access::Role::Approver))
+    };
+    let mut with_approver = false;
+    for name in h.release_approvals.iter().map(|(u, _)| u.as_str()).chain([user]) {
+        match is_approver(name) {
+            Ok(true) => with_approver = true,
+            Ok(false) => {}
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+        }
+    }
+    match h.approve_release(user, req.time_ms, with_approver) {
         Ok(_) => {
             batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
             Response::Ok

@@ -41,6 +41,32 @@ pub(super) fn create_user(
     Response::Ok
 }
 
+/// Commits the founding users, only into a catalog that has none.
+pub(super) fn found_cluster(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    founders: &[(User, Hash, TokenRecord)],
+) -> Response {
+    match db.iterator_cf(cf(db, CF_USERS), IteratorMode::Start).next() {
+        None => {}
+        Some(Ok(_)) => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                "the cluster was founded already; users are added through the change queue".into(),
+            )
+        }
+        Some(Err(e)) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+    for (user, token_hash, token) in founders {
+        let u = User { created_ms: req.time_ms, ..user.clone() };
+        let t = TokenRecord { created_ms: req.time_ms, ..token.clone() };
+        batch.put_cf(cf(db, CF_USERS), u.name.as_bytes(), encode(&u));
+        batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
+    }
+    Response::Ok
+}
+
 /// Refuses a user from now on.
 pub(super) fn disable_user(db: &DB, batch: &mut WriteBatch, name: &str) -> Response {
     match user_for_update(db, name) {
