@@ -161,9 +161,10 @@ cat <<EOT
 
    # four eyes: an administrator alone cannot open footage, keys or deletion; an approver decides
    CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user grant demo-security --camera ward-3   # pending change N
-   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos change list --all
-   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos change approve \$(CUSTOS_TOKEN=\$(cat $data/demo-approver.token) \
-       $bin/custos --json change list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["change_id"])')
+   export CUSTOS_TOKEN=\$(cat $data/demo-approver.token)    # leadership: decides, never views footage
+   $bin/custos change list --all
+   $bin/custos change approve \$($bin/custos --json change list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["change_id"])')
+   export CUSTOS_TOKEN=\$(cat $data/demo-security.token)
 
    # backup: what the bucket holds ($data/s3/footage/demo), and read it back
    CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos backup status     # ask the leader

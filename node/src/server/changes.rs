@@ -23,9 +23,8 @@ use crate::meta::{Catalog, ChangeRecord, ChangeState, Command, Response, TokenRe
 pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Option<String>> {
     Ok(match command {
         Command::CreateUser { user, .. } => match user.role {
-            Role::Operator | Role::Security | Role::Investigator => {
-                Some(format!("a {} may view footage", user.role.as_str()))
-            }
+            Role::Operator => Some("an operator may view footage".into()),
+            Role::Security | Role::Investigator => Some(format!("a {} user may view footage", user.role.as_str())),
             Role::Approver => Some("an approver decides exports, hold releases and changes".into()),
             Role::Auditor | Role::Admin => None,
         },
