@@ -529,6 +529,37 @@ mod commands {
         s.refused(decide(2, "bob", true), FailedPrecondition, "already rejected").await;
         s.refused(Command::FoundCluster(vec![]), FailedPrecondition, "founded already").await;
 
+        // Seals: only the next in the chain, naming an audit entry as it is stored, signed
+        // by the key of the first seal.
+        use custos_evidence::export::SigningKey;
+        use custos_evidence::seal::{SealFile, SealStatement};
+        let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let (audit_seq, audit_hash) = s.sm.catalog().audit_head().unwrap();
+        let first = SealStatement {
+            format: "custos-seal-v1".into(),
+            seq: 1,
+            prev_seal: "0".repeat(64),
+            audit_seq,
+            audit_hash: hex::encode(audit_hash),
+            signing_key: key.public_hex(),
+            ..Default::default()
+        };
+        let second = SealStatement { seq: 2, ..first.clone() };
+        s.refused(Command::StoreSeal(SealFile::sign(&second, &key)), FailedPrecondition, "does not follow").await;
+        let wrong_head = SealStatement { audit_hash: "ab".repeat(32), ..first.clone() };
+        s.refused(Command::StoreSeal(SealFile::sign(&wrong_head, &key)), FailedPrecondition, "audit entry").await;
+        let mut altered = SealFile::sign(&first, &key);
+        altered.statement = altered.statement.replace("\"day\":\"\"", "\"day\":\"x\"");
+        s.refused(Command::StoreSeal(altered), InvalidArgument, "hash").await;
+        let stored = SealFile::sign(&first, &key);
+        assert_eq!(s.ok(Command::StoreSeal(stored.clone())).await, Response::Created("1".into()));
+        let by_other =
+            SealStatement { seq: 2, prev_seal: stored.hash.clone(), signing_key: other.public_hex(), ..first.clone() };
+        s.refused(Command::StoreSeal(SealFile::sign(&by_other, &other)), FailedPrecondition, "another key").await;
+        s.ok(Command::StoreSeal(SealFile::sign(&SealStatement { seq: 2, prev_seal: stored.hash, ..first }, &key)))
+            .await;
+
         // Nothing refused above left a node behind.
         let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();
         assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);

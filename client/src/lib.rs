@@ -514,6 +514,17 @@ impl Client {
             .into_inner())
     }
 
+    /// The daily seals, oldest first.
+    pub async fn list_seals(&self) -> Result<Vec<pb::SealInfo>, ClientError> {
+        Ok(self.audit.clone().list_seals(self.req(pb::ListSealsRequest {})).await?.into_inner().seals)
+    }
+
+    /// One seal file: seal `seq`, else the newest of `day`, else the newest.
+    pub async fn get_seal(&self, seq: u64, day: &str) -> Result<pb::SealFileReply, ClientError> {
+        let r = pb::GetSealRequest { seq, day: day.into() };
+        Ok(self.audit.clone().get_seal(self.req(r)).await?.into_inner())
+    }
+
     /// Deletion receipts, oldest first (optionally of one camera).
     pub async fn receipts(&self, camera: Option<&str>) -> Result<Vec<pb::DeletionReceipt>, ClientError> {
         let r = pb::ReceiptsRequest { after_seq: 0, camera: camera.unwrap_or_default().into(), limit: 0 };

@@ -67,6 +67,9 @@ pub enum Cmd {
     /// The hash-chained audit log (auditors).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// The daily seals: the cluster's signed statement of what it kept (list, show; verify offline).
+    #[command(subcommand)]
+    Seal(cmd::seal::SealCmd),
     /// Alarms raised and cleared by the cluster: list them, acknowledge them with a note.
     Alarms(cmd::ops::AlarmsArgs),
     /// Check every camera and node now and record the patrol (`custos patrol list`: past ones).

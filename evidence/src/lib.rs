@@ -15,6 +15,7 @@
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod seal;
 
 use serde::{Deserialize, Serialize};
 

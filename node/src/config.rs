@@ -104,6 +104,10 @@ pub struct NodeConfig {
     /// Seconds between expiry passes on the leader.
     #[serde(default = "default_expiry_every_s")]
     pub expiry_every_s: u64,
+    /// Seconds between daily seals (the leader's signed statement of what was kept;
+    /// default one day).
+    #[serde(default = "default_seal_every_s")]
+    pub seal_every_s: u64,
     /// Raft entries between catalog snapshots (0: the built-in 20,000). Snapshots seed
     /// nodes that join late and let the log be trimmed.
     #[serde(default)]
@@ -231,6 +235,9 @@ fn default_repair_after_down_s() -> u64 {
 fn default_expiry_every_s() -> u64 {
     60
 }
+fn default_seal_every_s() -> u64 {
+    86_400
+}
 fn default_segment_target_ms() -> u64 {
     4_000
 }
@@ -271,6 +278,7 @@ impl NodeConfig {
             repair_after_down_s: default_repair_after_down_s(),
             raft_snapshot_every: 0,
             expiry_every_s: default_expiry_every_s(),
+            seal_every_s: default_seal_every_s(),
             metrics_listen: Some(default_metrics_listen(listen)),
             alarms: crate::alarms::AlarmsConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
@@ -340,6 +348,9 @@ impl NodeConfig {
         }
         if !(1..=3600).contains(&self.expiry_every_s) {
             return Err(field("expiry_every_s", "must be between 1 and 3600 seconds"));
+        }
+        if !(1..=7 * 86_400).contains(&self.seal_every_s) {
+            return Err(field("seal_every_s", "must be between 1 second and 7 days"));
         }
         if self.repair_after_down_s < 5 {
             return Err(field("repair_after_down_s", "must be at least 5 seconds"));

@@ -39,6 +39,7 @@ pub mod recorder;
 pub mod report;
 pub mod retention;
 pub mod scrub;
+pub mod seal;
 pub mod segment;
 pub mod server;
 pub mod tls;
@@ -193,6 +194,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         cluster_info,
     );
     services.replicator = replicator.clone();
+    let seal_key = services.cluster.signing.clone();
     services.backup = config.backup.clone();
     services.alarms = config.alarms.clone();
     services.allow_test_sources = config.allow_test_sources;
@@ -400,12 +402,30 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         shutdown.clone(),
     ));
 
+    // The daily seal, on the leader, by a node that holds the signing key.
+    let sealer = match seal_key {
+        Some(key) => Some(tokio::spawn(
+            seal::Sealer {
+                meta: meta.clone(),
+                health: health.clone(),
+                key,
+                every: Duration::from_secs(config.seal_every_s),
+                settle_ms: config.alarms.camera_down_after_ms(config.segment_target_ms),
+            }
+            .run(shutdown.clone()),
+        )),
+        None => None,
+    };
+
     let served = server.await.map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!("shutting down: API closed");
 
     // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
     let _ = assigner.await;
     let _ = expiry.await;
+    if let Some(s) = sealer {
+        let _ = s.await;
+    }
     if let Some(b) = backup {
         let _ = b.await;
     }

@@ -39,6 +39,40 @@ fn is_footage_access(action: &str) -> bool {
     matches!(action, "search" | "fetch") || action.starts_with("export-")
 }
 
+/// Footage of one camera over `[start, end)`: what it covered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Coverage {
+    pub recorded_ms: i64,
+    pub segments: u64,
+    pub bytes: u64,
+    /// Periods without footage of at least [`GAP_MIN_MS`]; a silence at the end counts
+    /// only once it is longer than `settle` (the newest segment is still being recorded).
+    pub gaps: Vec<(i64, i64)>,
+}
+
+/// What footage of `camera` covers `[start, end)`. Blocks; reads every segment in it.
+pub fn coverage(c: &Catalog, camera: &str, start: i64, end: i64, settle: i64) -> crate::Result<Coverage> {
+    let mut r = Coverage::default();
+    let mut cursor = start; // covered up to here
+    c.each_segment(camera, start - DAY_MS, end, |s| {
+        if s.end_ms <= start || s.start_ms >= end {
+            return;
+        }
+        let (a, b) = (s.start_ms.max(start), s.end_ms.min(end));
+        if a - cursor >= GAP_MIN_MS {
+            r.gaps.push((cursor, a));
+        }
+        r.recorded_ms += (b - a.max(cursor)).max(0);
+        cursor = cursor.max(b);
+        r.segments += 1;
+        r.bytes += s.bytes;
+    })?;
+    if end - cursor > settle {
+        r.gaps.push((cursor, end));
+    }
+    Ok(r)
+}
+
 /// The report over the `days` before `now_ms`. Blocks; reads every segment in the window.
 pub fn compliance(
     c: &Catalog,
@@ -64,23 +98,8 @@ pub fn compliance(
             max_days: policy.max_days,
             ..Default::default()
         };
-        let mut cursor = start; // covered up to here
-        c.each_segment(&cam.id, start - DAY_MS, now_ms, |s| {
-            if s.end_ms <= start {
-                return;
-            }
-            let (a, b) = (s.start_ms.max(start), s.end_ms.min(now_ms));
-            if a - cursor >= GAP_MIN_MS {
-                r.gaps.push((cursor, a));
-            }
-            r.recorded_ms += (b - a.max(cursor)).max(0);
-            cursor = cursor.max(b);
-            r.segments += 1;
-            r.bytes += s.bytes;
-        })?;
-        if now_ms - cursor > settle {
-            r.gaps.push((cursor, now_ms));
-        }
+        let cov = coverage(c, &cam.id, start, now_ms, settle)?;
+        (r.recorded_ms, r.segments, r.bytes, r.gaps) = (cov.recorded_ms, cov.segments, cov.bytes, cov.gaps);
         let span = (now_ms - start).max(1);
         r.coverage = r.recorded_ms as f64 / span as f64;
         r.oldest_ms = c.first_segment(&cam.id)?.map(|s| s.start_ms);

@@ -29,8 +29,17 @@ pub enum AuditCmd {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
-    /// Fetch the whole chain and recompute every link here; reports the first break.
-    Verify,
+    /// Fetch the whole chain and recompute every link here; reports the first break. With
+    /// --against-seal, also check that the chain still holds the entry a seal recorded as
+    /// its head, unchanged (a log cut or rewritten after the seal fails).
+    Verify {
+        /// A seal file (`custos seal show … -o FILE`, or `seals/` in the backup bucket).
+        #[arg(long, value_name = "FILE")]
+        against_seal: Option<std::path::PathBuf>,
+        /// The hospital's published signing key (hex) the seal must be signed with.
+        #[arg(long, requires = "against_seal")]
+        pubkey: Option<String>,
+    },
     /// Deletion receipts: every segment retention removed, with its hashes and policy.
     Receipts {
         #[arg(long)]
@@ -123,13 +132,40 @@ pub async fn run(client: &Client, cmd: AuditCmd, as_json: bool) -> anyhow::Resul
             }
             Ok(())
         }
-        AuditCmd::Verify => {
+        AuditCmd::Verify { against_seal, pubkey } => {
+            // Read the seal first: a bad file should not cost a download of the chain.
+            let seal = match &against_seal {
+                Some(path) => Some(super::seal::read_verified(path, pubkey.as_deref())?),
+                None => None,
+            };
             let entries = client.audit_log(AuditLogRequest::default()).await?;
             let hashes: Vec<Hash> = entries.iter().map(|e| to_hash(&e.hash)).collect();
             match verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h))) {
                 Ok((n, head)) => {
+                    if let Some((statement, signer_checked)) = &seal {
+                        let chain: Vec<(u64, Hash)> = entries.iter().zip(&hashes).map(|(e, h)| (e.seq, *h)).collect();
+                        if let Err(why) = custos_evidence::seal::check_chain_against(&chain, statement) {
+                            if as_json {
+                                super::print_json(
+                                    &json!({"intact": false, "entries": n, "against_seal": statement.seq, "problem": why}),
+                                );
+                            }
+                            anyhow::bail!("AUDIT LOG CUT OR REWRITTEN: {why}");
+                        }
+                        if !as_json {
+                            println!(
+                                "the chain holds entry {} as seal {} of {} recorded it{}",
+                                statement.audit_seq,
+                                statement.seq,
+                                statement.day,
+                                if *signer_checked { "" } else { " (SIGNER NOT CHECKED: pass --pubkey)" }
+                            );
+                        }
+                    }
                     if as_json {
-                        super::print_json(&json!({"intact": true, "entries": n, "head": hex::encode(head)}));
+                        super::print_json(
+                            &json!({"intact": true, "entries": n, "head": hex::encode(head), "against_seal": seal.as_ref().map(|s| s.0.seq)}),
+                        );
                     } else {
                         println!("audit chain intact: {n} entries verified, head {}", hex::encode(head));
                     }

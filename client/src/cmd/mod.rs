@@ -9,6 +9,7 @@ pub mod hold;
 pub mod node;
 pub mod ops;
 pub mod policy;
+pub mod seal;
 pub mod status;
 pub mod user;
 
@@ -37,6 +38,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::Export(export::ExportCmd::Verify { dir, pubkey, integrity_only }) = &cli.cmd {
         return export::verify(dir, pubkey.as_deref(), *integrity_only, cli.json);
     }
+    if let Cmd::Seal(seal::SealCmd::Verify { file, pubkey, integrity_only }) = &cli.cmd {
+        return seal::verify(file, pubkey.as_deref(), *integrity_only, cli.json);
+    }
     let transport = match (&cli.ca, cli.insecure) {
         (_, true) => Transport::Plaintext,
         (Some(path), false) => {
@@ -61,6 +65,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::User(c) => user::run_user(&client, c, cli.json).await,
         Cmd::Token(c) => user::run_token(&client, c, cli.json).await,
         Cmd::Change(c) => change::run(&client, c, cli.json).await,
+        Cmd::Seal(c) => seal::run(&client, c, cli.json).await,
         Cmd::Audit(c) => audit::run(&client, c, cli.json).await,
         Cmd::Policy(c) => policy::run(&client, c, cli.json).await,
         Cmd::Hold(c) => hold::run(&client, c, cli.json).await,

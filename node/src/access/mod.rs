@@ -86,11 +86,13 @@ pub enum Action {
     DecideChange,
     /// Renew one's own token with the current one.
     RenewToken,
+    /// Read the daily seals.
+    ReadSeals,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -116,6 +118,7 @@ impl Action {
         Action::ViewChanges,
         Action::DecideChange,
         Action::RenewToken,
+        Action::ReadSeals,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +148,7 @@ impl Action {
             Action::ViewChanges => "change-list",
             Action::DecideChange => "change-decide",
             Action::RenewToken => "token-renew",
+            Action::ReadSeals => "seal-read",
         }
     }
 
@@ -186,6 +190,8 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         ViewChanges => matches!(role, Admin | Approver | Auditor),
         DecideChange => matches!(role, Approver),
         RenewToken => true,
+        // The signed daily statements: for whoever checks that the rules were kept.
+        ReadSeals => matches!(role, Auditor | Approver | Admin),
     }
 }
 

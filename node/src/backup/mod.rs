@@ -24,6 +24,7 @@
 //! | `packs/<first 2 hex>/<pack hash hex>` | sealed blobs of one camera's run, then a sealed index |
 //! | `snapshots/<ms>-<index>.age` | catalog + keys, age-encrypted |
 //! | `state/trash-cursor` | the last bucket trash entry applied to the bucket |
+//! | `seals/<seq, 10 digits>-<day>.json` | the daily seals (`custos_evidence::seal::SealFile`) |
 //!
 //! Credentials come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`) or from an AWS-style
@@ -78,6 +79,8 @@ pub struct BackupState {
     pub expired_objects: u64,
     /// The bucket's trash cursor, once read (forgotten when leadership is lost).
     trash_cursor: Option<u64>,
+    /// The newest seal known to be in the bucket, once listed.
+    seals_uploaded: Option<u64>,
     /// The camera whose queue the last round looked at last; the next round starts after it.
     sweep_after: Option<String>,
 }
@@ -271,7 +274,9 @@ impl BackupWorker {
             if !self.meta.is_leader() {
                 wait = BACKUP_IDLE;
                 snapshots_listed = false;
-                self.state.lock().expect("backup state").trash_cursor = None;
+                let mut st = self.state.lock().expect("backup state");
+                (st.trash_cursor, st.seals_uploaded) = (None, None);
+                drop(st);
                 continue;
             }
             let outcome = async {
@@ -292,6 +297,7 @@ impl BackupWorker {
                 if due && applied != last_index {
                     self.snapshot_now(&objects).await?;
                 }
+                self.upload_seals(&objects).await?;
                 Ok::<_, String>(uploaded)
             }
             .await;
@@ -436,6 +442,58 @@ impl BackupWorker {
         }
         Ok(())
     }
+}
+
+impl BackupWorker {
+    /// Copies the seals the bucket does not hold yet.
+    pub async fn upload_seals(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<(), String> {
+        let (head, _, _) = self.meta.read(|c| c.seal_head()).await.map_err(|e| e.to_string())?;
+        let known = self.state.lock().expect("backup state").seals_uploaded;
+        let mut known = match known {
+            Some(k) => k,
+            None => list_seals(objects, &self.cfg.prefix).await?.last().map(|s| s.0).unwrap_or(0),
+        };
+        while known < head {
+            let seq = known + 1;
+            let file = self.meta.read(move |c| c.seal(seq)).await.map_err(|e| e.to_string())?;
+            let Some(file) = file else { break };
+            let day: String = serde_json::from_str::<custos_evidence::seal::SealStatement>(&file.statement)
+                .map(|s| s.day)
+                .unwrap_or_default();
+            let key = seal_key(&self.cfg.prefix, seq, &day);
+            let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+            objects.put(&key, PutPayload::from(body)).await.map_err(|e| explain("storing", &key, &e))?;
+            tracing::info!(key = %key, seal = seq, "seal stored in the bucket");
+            known = seq;
+        }
+        self.state.lock().expect("backup state").seals_uploaded = Some(known);
+        Ok(())
+    }
+}
+
+/// Where seal `seq` of `day` is kept in the bucket.
+pub fn seal_key(prefix: &str, seq: u64, day: &str) -> ObjectPath {
+    snapshot::under(prefix, &format!("seals/{seq:010}-{day}.json"))
+}
+
+/// The seals in the bucket: (seq, key), oldest first.
+pub async fn list_seals(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+) -> std::result::Result<Vec<(u64, String)>, String> {
+    use futures::TryStreamExt;
+    let dir = snapshot::under(prefix, "seals");
+    let metas: Vec<_> = objects.list(Some(&dir)).try_collect().await.map_err(|e| explain("listing", &dir, &e))?;
+    let mut out: Vec<(u64, String)> = metas
+        .into_iter()
+        .filter_map(|m| {
+            let name = m.location.filename()?.to_string();
+            let seq = name.split('-').next()?.parse().ok()?;
+            Some((seq, m.location.to_string()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Where the bucket keeps how far its trash has been applied.

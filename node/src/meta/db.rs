@@ -69,6 +69,8 @@ pub const CF_DUTY: &str = "duty";
 pub const CF_SENSITIVITY: &str = "sensitivity";
 /// Changes to roots of trust (change queue), pending and decided, by big-endian id.
 pub const CF_CHANGES: &str = "changes";
+/// Daily seals (`custos_evidence::seal::SealFile`) by big-endian seal number.
+pub const CF_SEALS: &str = "seals";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -94,6 +96,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_DUTY,
     CF_SENSITIVITY,
     CF_CHANGES,
+    CF_SEALS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -310,6 +310,9 @@ pub enum Command {
     /// the same entry; a change that creates a user or issues a token gets the token
     /// (made by the approver's node, so the requester never sees it) here.
     DecideChange { id: u64, user: String, approve: bool, note: String, token: Option<(Hash, TokenRecord)> },
+    /// The leader's daily seal (`custos_evidence::seal`): stored if it is the next in the
+    /// chain, names the stored audit head, and is signed by the cluster's seal key.
+    StoreSeal(custos_evidence::seal::SealFile),
 }
 
 /// How long a change waits for a decision before it lapses.
@@ -563,6 +566,7 @@ impl std::fmt::Display for Request {
             Command::Alarms(a) => write!(f, "alarms x{}", a.len()),
             Command::AckAlarm { id, user, .. } => write!(f, "ack-alarm {id} by {user}"),
             Command::RecordDuty(d) => write!(f, "record-{} by {}", d.kind.as_str(), d.user),
+            Command::StoreSeal(s) => write!(f, "store-seal {}", &s.hash[..s.hash.len().min(12)]),
             Command::FoundCluster(u) => write!(f, "found-cluster x{}", u.len()),
             Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),
             Command::DecideChange { id, user, approve, .. } => write!(f, "decide-change {id} by {user}: {approve}"),

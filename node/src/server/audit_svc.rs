@@ -112,4 +112,52 @@ impl Audit for Services {
             .collect();
         Ok(Response::new(pb::ReceiptsResponse { receipts }))
     }
+
+    async fn list_seals(&self, req: Request<pb::ListSealsRequest>) -> Result<Response<pb::ListSealsResponse>, Status> {
+        self.guard(&req, Action::ReadSeals, false).await?;
+        let seals = self.meta.read(|c| c.seals()).await?;
+        Ok(Response::new(pb::ListSealsResponse { seals: seals.iter().filter_map(seal_info).collect() }))
+    }
+
+    async fn get_seal(&self, req: Request<pb::GetSealRequest>) -> Result<Response<pb::SealFileReply>, Status> {
+        self.guard(&req, Action::ReadSeals, true).await?;
+        let r = req.into_inner();
+        let seals = self.meta.read(|c| c.seals()).await?;
+        // The newest that matches.
+        let found = seals.iter().rev().filter_map(|f| seal_info(f).map(|i| (f, i))).find(|(_, i)| {
+            match (r.seq, r.day.trim()) {
+                (0, "") => true,
+                (0, day) => i.day == day,
+                (seq, _) => i.seq == seq,
+            }
+        });
+        let Some((file, info)) = found else {
+            return Err(Status::not_found(match (r.seq, r.day.trim()) {
+                (0, "") => {
+                    "no seal yet: the first is made one seal period (seal_every_s) after the cluster was founded"
+                        .to_string()
+                }
+                (0, day) => format!("no seal of {day} (custos seal list shows the days sealed)"),
+                (seq, _) => format!("no seal {seq} (custos seal list)"),
+            }));
+        };
+        let file_json = serde_json::to_string_pretty(file).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::SealFileReply { file_json, info: Some(info) }))
+    }
+}
+
+/// A seal's summary; `None` for a record whose statement cannot be read.
+fn seal_info(f: &custos_evidence::seal::SealFile) -> Option<pb::SealInfo> {
+    let s: custos_evidence::seal::SealStatement = serde_json::from_str(&f.statement).ok()?;
+    Some(pb::SealInfo {
+        seq: s.seq,
+        day: s.day,
+        from_ms: s.from_ms,
+        to_ms: s.to_ms,
+        hash: f.hash.clone(),
+        audit_seq: s.audit_seq,
+        cameras: s.cameras.len() as u32,
+        deletions: s.deletions.count,
+        key_fingerprint: custos_evidence::export::key_fingerprint(&s.signing_key),
+    })
 }

@@ -12,7 +12,7 @@ use crate::audit::{AuditRecord, GENESIS};
 use crate::meta::db::{
     cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
     CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES,
-    CF_RECEIPTS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
+    CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
 };
 use crate::meta::types::{
     decode, AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
@@ -428,6 +428,25 @@ impl Catalog {
 
     pub fn change(&self, id: u64) -> crate::Result<Option<ChangeRecord>> {
         self.get(CF_CHANGES, &id.to_be_bytes())
+    }
+
+    /// Seals, oldest first.
+    pub fn seals(&self) -> crate::Result<Vec<custos_evidence::seal::SealFile>> {
+        read_all(&self.db, CF_SEALS).map_err(crate::Error::Internal)
+    }
+
+    pub fn seal(&self, seq: u64) -> crate::Result<Option<custos_evidence::seal::SealFile>> {
+        self.get(CF_SEALS, &seq.to_be_bytes())
+    }
+
+    /// The newest seal's number, hash and last receipt (zeros before the first).
+    pub fn seal_head(&self) -> crate::Result<(u64, Hash, u64)> {
+        Ok(self.get(CF_SM, super::seals::KEY_SEAL_HEAD)?.unwrap_or((0, [0; 32], 0)))
+    }
+
+    /// The last deletion receipt's number (0 before the first).
+    pub fn receipt_head(&self) -> crate::Result<u64> {
+        Ok(self.get(CF_SM, super::KEY_RECEIPT_SEQ)?.unwrap_or(0))
     }
 
     /// The change that asked for the join token hashing to `hash`, if there is one.

@@ -38,6 +38,7 @@ mod changes;
 mod exports;
 mod nodes;
 mod retention;
+mod seals;
 mod segments;
 mod users;
 
@@ -48,7 +49,7 @@ pub(super) const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(super) const KEY_SEGMENT_COUNT: &[u8] = b"segment_count";
 pub(super) const KEY_AUDIT_HEAD: &[u8] = b"audit_head";
 const KEY_HOLD_SEQ: &[u8] = b"hold_seq";
-const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
+pub(super) const KEY_RECEIPT_SEQ: &[u8] = b"receipt_seq";
 const KEY_EXPORT_SEQ: &[u8] = b"export_seq";
 /// (segments, blob bytes) the backup store has confirmed.
 pub(super) const KEY_BACKED_UP: &[u8] = b"backed_up";
@@ -171,6 +172,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::AddReplicas(adds) => segments::add_replicas(db, batch, adds),
         Command::RequestChange(rec) => changes::request(db, batch, req.time_ms, rec),
         Command::DecideChange { .. } => changes::decide(db, batch, req, segment_count),
+        Command::StoreSeal(file) => seals::store_seal(db, batch, file),
     }
 }
 
