@@ -126,3 +126,64 @@ async fn seals_chain_verify_offline_and_catch_a_cut_audit_log() {
     assert!(said.contains("CUT OR REWRITTEN") && said.contains(&format!("entry {}", head.audit_seq)), "{said}");
     node.stop();
 }
+
+/// Someone with the bucket credentials deletes the newest snapshots, so a restore would
+/// bring back an older catalog: the seals in the bucket give it away, and the restore
+/// refuses unless told `--accept-rollback`, saying what would be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_refuses_a_snapshot_older_than_the_newest_seal() {
+    let s3 = TestS3::start("footage");
+    let mut node = Node::init(&["lobby=test://ball".into()], 1_000);
+    node.configure("seal_every_s = 2");
+    node.append_config(&format!(
+        "[backup]\nendpoint = \"{}\"\nbucket = \"footage\"\nprefix = \"site-a\"\nallow_http = true\nsnapshot_every_s = 1",
+        s3.url
+    ));
+    node.env = vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
+    let admin = node.start().await;
+    let snapshots = || {
+        let mut v = s3.files_under("footage", "site-a/snapshots");
+        v.sort();
+        v
+    };
+    wait_for(30, "a first snapshot", || async { (!snapshots().is_empty()).then_some(()) }).await;
+    let first = snapshots()[0].clone();
+    // Things happen after it, and two more seals record them.
+    admin.add_camera("gate", "test://snow", "Gate").await.unwrap();
+    let seals_then = s3.files_under("footage", "site-a/seals").len();
+    wait_for(30, "two more seals in the bucket", || async {
+        (s3.files_under("footage", "site-a/seals").len() >= seals_then + 2).then_some(())
+    })
+    .await;
+    node.stop();
+    // The thief deletes every snapshot but the first.
+    for p in snapshots().into_iter().filter(|p| *p != first) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let identity = node.data().join("keys/RECOVERY-move-offline.age");
+    let restore = |data: &std::path::Path, extra: &[&str]| {
+        std::process::Command::new(common::bin("custos-node"))
+            .args(["restore", "--from", "s3://footage/site-a", "--endpoint", &s3.url, "--allow-http"])
+            .arg("--recovery-identity")
+            .arg(&identity)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{}", common::free_port()), "--campus", "east", "--json"])
+            .args(["--metrics-listen", "off"])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
+            .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = restore(&dir.path().join("a"), &[]);
+    assert!(!o.status.success(), "a rolled-back bucket must not restore silently: {}", out(&o));
+    let said = out(&o);
+    assert!(said.contains("REFUSED") && said.contains("newest seal") && said.contains("--accept-rollback"), "{said}");
+    assert!(!dir.path().join("a").exists(), "a refused restore leaves no data directory");
+    let o = restore(&dir.path().join("b"), &["--accept-rollback"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["rollback_accepted"].as_str().unwrap().contains("loses entries"), "{r}");
+}

@@ -147,6 +147,10 @@ struct RestoreArgs {
     /// Restore this snapshot key instead of the newest.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
+    /// Restore the snapshot even though the bucket holds a seal newer than it (what the
+    /// seal recorded after the snapshot is lost; the restore's audit entry says so).
+    #[arg(long)]
+    accept_rollback: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -210,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 metrics_listen: metrics_addr(a.metrics_listen, a.listen)?,
                 campus: a.campus,
                 snapshot: a.snapshot,
+                accept_rollback: a.accept_rollback,
                 progress: true,
                 allow_test_sources: a.allow_test_sources,
             };

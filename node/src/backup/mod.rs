@@ -453,6 +453,12 @@ impl BackupWorker {
             Some(k) => k,
             None => list_seals(objects, &self.cfg.prefix).await?.last().map(|s| s.0).unwrap_or(0),
         };
+        if known < head {
+            // A snapshot holding the new seal goes first: a restore refuses a snapshot
+            // older than the newest seal in the bucket (a rollback), so the newest
+            // snapshot must never be older than it.
+            self.snapshot_now(objects).await?;
+        }
         while known < head {
             let seq = known + 1;
             let file = self.meta.read(move |c| c.seal(seq)).await.map_err(|e| e.to_string())?;

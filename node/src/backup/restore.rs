@@ -61,6 +61,8 @@ pub struct RestoreOptions {
     pub campus: String,
     /// A snapshot key to restore instead of the newest.
     pub snapshot: Option<String>,
+    /// Restore even if the bucket's newest seal is newer than the snapshot.
+    pub accept_rollback: bool,
     /// Print progress lines on stderr.
     pub progress: bool,
     /// Accept `file://` and `test://` sources (demos and trials only).
@@ -90,6 +92,9 @@ pub struct RestoreReport {
     pub segments_corrupt: Vec<String>,
     pub nodes_retired: usize,
     pub elapsed_ms: u64,
+    /// Set when the snapshot was older than the bucket's newest seal and
+    /// `--accept-rollback` was given: what was lost.
+    pub rollback_accepted: Option<String>,
 }
 
 /// Splits `s3://BUCKET[/PREFIX]`.
@@ -167,6 +172,26 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     })
     .await?;
     say(opts, &format!("audit chain verified: {audit_n} entries; {} segments catalogued", segments.len()));
+    let rollback = match check_rollback(&objects, &prefix, &snap.keys, &db, audit_n, &key).await {
+        Ok(None) => None,
+        Ok(Some(lost)) if opts.accept_rollback => {
+            say(opts, &format!("ROLLBACK ACCEPTED: {lost}"));
+            Some(lost)
+        }
+        Ok(Some(lost)) => {
+            drop(db);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Error::Integrity(format!(
+                "REFUSED: {lost}. A newer snapshot was deleted from the bucket or never stored. Restore a newer \
+                 snapshot (--snapshot KEY), or pass --accept-rollback to restore this one knowingly"
+            )));
+        }
+        Err(e) => {
+            drop(db);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
 
     // 3. The blobs.
     let blob_root = dir.join("blobs");
@@ -179,7 +204,10 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let campus = opts.campus.clone();
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let restored = fetched.restored.clone();
-    let source = key.clone();
+    let source = match &rollback {
+        Some(lost) => format!("{key} (ROLLBACK ACCEPTED: {lost})"),
+        None => key.clone(),
+    };
     let (node_id, adopted) = blocking(move || -> Result<_> {
         let id = offline::next_node_id(&db)?;
         let node = NodeRecord { id, campus, addr: listen.to_string(), joined_ms: now, retired: false };
@@ -218,7 +246,64 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
         segments_corrupt: fetched.corrupt,
         nodes_retired: adopted.nodes_retired,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        rollback_accepted: rollback,
     })
+}
+
+/// Compares the restored catalog with the newest seal in the bucket signed by the
+/// cluster's key. `Some(what would be lost)` if the seal recorded an audit log that the
+/// snapshot does not hold (a rollback); a seal not signed by the cluster's key is
+/// ignored, with a warning, since anyone with the bucket credentials can put one there.
+async fn check_rollback(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    keys: &snapshot::ClusterKeys,
+    db: &Arc<rocksdb::DB>,
+    audit_n: u64,
+    key: &str,
+) -> Result<Option<String>> {
+    use custos_evidence::seal::{SealFile, SealStatement};
+    if keys.signing_key_pkcs8.is_empty() {
+        return Ok(None);
+    }
+    let public = custos_evidence::export::SigningKey::from_pkcs8(&keys.signing_key_pkcs8)
+        .map_err(Error::Integrity)?
+        .public_hex();
+    let seals = super::list_seals(objects, prefix).await.map_err(Error::Store)?;
+    for (seq, seal_key) in seals.iter().rev() {
+        let Some(body) = get_with_retries(objects, &ObjectPath::from(seal_key.as_str()), None).await? else {
+            continue;
+        };
+        let file: Option<SealFile> = serde_json::from_slice(&body).ok();
+        let statement: Option<SealStatement> = file.as_ref().and_then(|f| f.verify(Some(&public)).ok());
+        let Some(s) = statement else {
+            tracing::warn!(key = %seal_key, "seal {seq} in the bucket is not signed by this cluster's key; ignored");
+            continue;
+        };
+        if s.audit_seq > audit_n {
+            return Ok(Some(format!(
+                "the bucket's newest seal (seal {} of {}) records the audit log up to entry {}, but snapshot {key} \
+                 holds {audit_n} entries: restoring it loses entries {}..{} and what they recorded (accesses, \
+                 changes, holds, deletions) up to {}",
+                s.seq,
+                s.day,
+                s.audit_seq,
+                audit_n + 1,
+                s.audit_seq,
+                crate::server::fmt_ms(s.to_ms)
+            )));
+        }
+        let held = offline::audit_hash_at(db, s.audit_seq)?;
+        if s.audit_seq > 0 && held.map(hex::encode) != Some(s.audit_hash.clone()) {
+            return Ok(Some(format!(
+                "the snapshot's audit entry {} differs from what the bucket's seal {} of {} recorded: the \
+                 snapshot's history is not the cluster's",
+                s.audit_seq, s.seq, s.day
+            )));
+        }
+        return Ok(None);
+    }
+    Ok(None)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

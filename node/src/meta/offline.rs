@@ -188,6 +188,13 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
     Ok(out)
 }
 
+/// The hash of audit entry `seq`, if the catalog holds it.
+pub fn audit_hash_at(db: &DB, seq: u64) -> Result<Option<Hash>> {
+    let rec: Option<crate::audit::AuditRecord> =
+        get_decoded(db, super::db::CF_AUDIT, &seq.to_be_bytes()).map_err(Error::Internal)?;
+    Ok(rec.map(|r| r.hash))
+}
+
 /// Walks the whole audit chain in the database and checks that it ends at the recorded
 /// head. Returns the number of entries. Blocks.
 pub fn verify_audit(db: &DB) -> Result<u64> {
