@@ -512,6 +512,16 @@ mod commands {
             note: "because".into(),
             token: None,
         };
+        // A catalog starts at format 1: the change queue (format 2) waits for the version.
+        s.refused(
+            change(Command::RemoveCamera { id: "nope".into() }),
+            FailedPrecondition,
+            "the cluster runs format 1 until every node is upgraded",
+        )
+        .await;
+        s.ok(Command::SetClusterVersion(2)).await;
+        s.ok(Command::SetClusterVersion(2)).await;
+        s.refused(Command::SetClusterVersion(1), FailedPrecondition, "never goes down").await;
         s.refused(change(Command::RemoveCamera { id: "nope".into() }), NotFound, "does not exist").await;
         s.refused(change(decide(1, "bob", true)), InvalidArgument, "cannot queue or decide").await;
         assert_eq!(

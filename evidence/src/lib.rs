@@ -84,10 +84,62 @@ pub fn entry_hash(body: &[u8]) -> Hash {
 }
 
 /// Builds the next entry after (`seq - 1`, `prev`).
+///
+/// An event without a token (none was accepted, or it comes from an entry written before
+/// tokens were recorded) is sealed without the two token fields, exactly as entries were
+/// sealed before they existed: a node that applies an old Raft entry after upgrading then
+/// seals the bytes that nodes applying it before the upgrade sealed, and every replica
+/// keeps the same chain. Readers take the missing fields as empty.
 pub fn seal_entry(seq: u64, time_ms: i64, event: AuditEvent, prev: &Hash) -> AuditRecord {
-    let body = AuditBody { seq, time_ms, event, prev: hex::encode(prev) };
-    let bytes = serde_json::to_vec(&body).expect("audit body serialises");
+    let prev = hex::encode(prev);
+    let bytes = if event.token_id.is_empty() && event.token_issued_by.is_empty() {
+        serde_json::to_vec(&BodyWithoutToken::new(seq, time_ms, &event, &prev))
+    } else {
+        serde_json::to_vec(&AuditBody { seq, time_ms, event, prev })
+    }
+    .expect("audit body serialises");
     AuditRecord { hash: entry_hash(&bytes), body: bytes }
+}
+
+/// [`AuditBody`] without the token fields, in the same order: the body of every entry
+/// sealed before tokens were recorded, and of every entry without a token since.
+#[derive(Serialize)]
+struct BodyWithoutToken<'a> {
+    seq: u64,
+    time_ms: i64,
+    user: &'a str,
+    role: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    reason: &'a str,
+    purpose: &'a str,
+    cameras: &'a [String],
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    client: &'a str,
+    detail: &'a str,
+    prev: &'a str,
+}
+
+impl<'a> BodyWithoutToken<'a> {
+    fn new(seq: u64, time_ms: i64, e: &'a AuditEvent, prev: &'a str) -> Self {
+        BodyWithoutToken {
+            seq,
+            time_ms,
+            user: &e.user,
+            role: &e.role,
+            action: &e.action,
+            outcome: &e.outcome,
+            reason: &e.reason,
+            purpose: &e.purpose,
+            cameras: &e.cameras,
+            from_ms: e.from_ms,
+            to_ms: e.to_ms,
+            client: &e.client,
+            detail: &e.detail,
+            prev,
+        }
+    }
 }
 
 /// Where and how a chain breaks.
@@ -166,6 +218,63 @@ mod tests {
 
     fn walk(c: &[AuditRecord]) -> Result<(u64, Hash), ChainBreak> {
         verify_chain(c.iter().map(|r| (r.body.as_slice(), &r.hash)))
+    }
+
+    /// An entry sealed before tokens were recorded, as that release's `AuditBody` wrote it.
+    #[derive(Serialize)]
+    struct BodyBeforeTokens {
+        seq: u64,
+        time_ms: i64,
+        user: String,
+        role: String,
+        action: String,
+        outcome: String,
+        reason: String,
+        purpose: String,
+        cameras: Vec<String>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        client: String,
+        detail: String,
+        prev: String,
+    }
+
+    #[test]
+    fn an_event_without_a_token_seals_as_before_tokens_were_recorded() {
+        let ev = AuditEvent {
+            user: "ann".into(),
+            role: "admin".into(),
+            action: "user-add".into(),
+            outcome: "ok".into(),
+            cameras: vec!["lobby".into()],
+            from_ms: Some(3),
+            detail: "role=security".into(),
+            ..Default::default()
+        };
+        let old = BodyBeforeTokens {
+            seq: 4,
+            time_ms: 1000,
+            user: "ann".into(),
+            role: "admin".into(),
+            action: "user-add".into(),
+            outcome: "ok".into(),
+            reason: String::new(),
+            purpose: String::new(),
+            cameras: vec!["lobby".into()],
+            from_ms: Some(3),
+            to_ms: None,
+            client: String::new(),
+            detail: "role=security".into(),
+            prev: hex::encode([7u8; 32]),
+        };
+        let r = seal_entry(4, 1000, ev.clone(), &[7; 32]);
+        assert_eq!(String::from_utf8(r.body.clone()).unwrap(), serde_json::to_string(&old).unwrap());
+        let back: AuditBody = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(back.event, ev, "the token fields read back empty");
+
+        let with = AuditEvent { token_id: "a1b2".into(), token_issued_by: "init".into(), ..ev };
+        let r = seal_entry(4, 1000, with.clone(), &[7; 32]);
+        assert_eq!(serde_json::from_slice::<AuditBody>(&r.body).unwrap().event, with);
     }
 
     #[test]

@@ -267,6 +267,13 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
             std::fs::remove_file(&restored).map_err(|e| Error::io("remove", &restored, e))?;
         }
         register_founder(&meta, &config, &data).await?;
+        if meta.is_leader() {
+            // A cluster of one voter (founded by `custos-node init`, or restored) runs this
+            // binary's format at once; a larger one once its leader has heard every voter.
+            if let Err(e) = meta.raise_cluster_version(|id| health.get(id).format_max).await {
+                tracing::warn!(error = %e, "could not raise the cluster version yet; the leader retries");
+            }
+        }
         bootstrap_admin(&meta, &data, &clock).await?;
         seed_cameras(&meta, &config).await?;
         Ok::<(), Error>(())

@@ -37,6 +37,9 @@ pub struct PeerHealth {
     /// Kept against the monotonic clock, not as an offset from this node's wall clock,
     /// so a jump of this node's own clock cannot make a stale reading agree with it.
     pub clock_read: Option<(i64, Instant)>,
+    /// The newest catalog format the node's binary decodes (0: not said yet, or a binary
+    /// from before format 2).
+    pub format_max: u32,
 }
 
 impl PeerHealth {
@@ -154,6 +157,7 @@ impl Health {
                 scrub_unrepaired: self.scrub.unrepaired_count(),
                 scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
                 clock_read: None,
+                format_max: crate::meta::types::FORMAT_CURRENT.into(),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -221,6 +225,7 @@ impl Health {
             scrub_unrepaired: r.scrub_unrepaired,
             scrub_last_finding_ms: r.scrub_last_finding_ms,
             clock_read,
+            format_max: r.format_max,
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");

@@ -1,6 +1,7 @@
 //! What the leader does for the cluster, in one loop: keep the Raft membership in step
-//! with the catalog's node list, move cameras off nodes that stopped answering, and copy
-//! segments back up to the replication factor.
+//! with the catalog's node list, raise the cluster version once every voter decodes a newer
+//! format, move cameras off nodes that stopped answering, and copy segments back up to the
+//! replication factor.
 //!
 //! Every decision goes through a Raft command, so a new leader picks up where the last
 //! one stopped. Membership changes are made one at a time and retried on the next tick
@@ -80,6 +81,7 @@ impl LeaderDuties {
                 }
             };
             self.reconcile_membership(&nodes).await;
+            self.raise_cluster_version().await;
             self.fail_over_cameras(&nodes).await;
             if last_repair.elapsed() >= REPAIR_EVERY {
                 last_repair = tokio::time::Instant::now();
@@ -125,6 +127,13 @@ impl LeaderDuties {
             Err(_) => {
                 tracing::warn!(node = id, change = what, "membership change did not commit within 10 s; retrying")
             }
+        }
+    }
+
+    /// Adopts the newest format every voter's binary decodes, as their pings report it.
+    async fn raise_cluster_version(&self) {
+        if let Err(e) = self.meta.raise_cluster_version(|id| self.health.get(id).format_max).await {
+            tracing::warn!(error = %e, "could not raise the cluster version; retrying");
         }
     }
 

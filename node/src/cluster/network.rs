@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::peers::Peers;
-use crate::meta::types::{decode, encode, NodeId, TypeConfig};
+use crate::meta::schema::decode_message;
+use crate::meta::types::{encode, NodeId, TypeConfig};
 
 /// RPC kinds carried in `RaftMessage.kind`.
 pub const KIND_APPEND: &str = "append";
@@ -83,7 +84,7 @@ impl PeerNetwork {
                 )))))
             }
         };
-        let res: Result<Resp, E> = decode(&reply.payload).map_err(|e| {
+        let res: Result<Resp, E> = decode_message(&reply.payload).map_err(|e| {
             RPCError::Network(NetworkError::new(&std::io::Error::other(format!("undecodable Raft reply: {e}"))))
         })?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -169,19 +170,19 @@ pub async fn serve_from(
     };
     Ok(match kind {
         KIND_APPEND => {
-            let req: AppendEntriesRequest<TypeConfig> = decode(payload).map_err(ServeError::Malformed)?;
+            let req: AppendEntriesRequest<TypeConfig> = decode_message(payload).map_err(ServeError::Malformed)?;
             check(&req.vote)?;
             let r = raft.append_entries(req).await;
             let from_leader = matches!(&r, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)));
             (encode(&r), from_leader)
         }
         KIND_VOTE => {
-            let req: VoteRequest<NodeId> = decode(payload).map_err(ServeError::Malformed)?;
+            let req: VoteRequest<NodeId> = decode_message(payload).map_err(ServeError::Malformed)?;
             check(&req.vote)?;
             (encode(&raft.vote(req).await), false)
         }
         KIND_SNAPSHOT => {
-            let req: InstallSnapshotRequest<TypeConfig> = decode(payload).map_err(ServeError::Malformed)?;
+            let req: InstallSnapshotRequest<TypeConfig> = decode_message(payload).map_err(ServeError::Malformed)?;
             check(&req.vote)?;
             let r = raft.install_snapshot(req).await;
             let from_leader = r.is_ok();

@@ -101,7 +101,7 @@ impl LogStore {
         LogStore { db, flusher: Arc::new(Flusher { queue: Some(queue), thread: Some(thread) }) }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, String> {
+    fn get_meta<T: super::schema::Record>(db: &DB, key: &[u8]) -> Result<Option<T>, String> {
         match db.get_cf(cf(db, CF_RAFT), key).map_err(|e| e.to_string())? {
             None => Ok(None),
             Some(b) => decode(&b).map(Some),

@@ -4,11 +4,15 @@
 //! node then calls [`Meta::bootstrap`] once, and every node waits for a leader with
 //! [`Meta::wait_for_leader`]. [`Meta::propose`] commits a command: on the leader
 //! directly, elsewhere by forwarding it to the leader (`Peer.Propose`), which stamps it
-//! with its clock. Either way it returns once the command is committed and applied.
+//! with its clock. Either way it returns once the command is committed and applied. A
+//! command introduced in a format newer than the cluster version is refused before it
+//! reaches the log ([`schema`]); the leader raises that version once every voter decodes
+//! the newer format ([`Meta::raise_cluster_version`]).
 
 pub mod db;
 pub mod log_store;
 pub mod offline;
+pub mod schema;
 pub mod state;
 pub mod types;
 
@@ -110,6 +114,8 @@ impl Meta {
             .state(ServerState::Leader, "become leader")
             .await
             .map_err(|e| Error::Unavailable(format!("this node did not become leader: {e}")))?;
+        // The only voter: the cluster runs this binary's format at once.
+        meta.raise_cluster_version(|_| 0).await?;
         Ok(meta)
     }
 
@@ -148,6 +154,73 @@ impl Meta {
     }
 
     async fn submit(&self, req: Request) -> Result<Response> {
+        if let Some((why, instead)) = self.too_new(&req).await? {
+            if let Some(audit_only) = instead {
+                self.write(audit_only).await?;
+            }
+            return Ok(Response::Rejected(RejectKind::FailedPrecondition, why));
+        }
+        self.write(req).await
+    }
+
+    /// If `req`'s command was introduced in a format newer than the cluster version: why it
+    /// is refused, and what to write instead (its audit event marked refused, if it has
+    /// one). Refused before it reaches the log, where a voter whose binary cannot decode it
+    /// would stop; the state machine refuses it again, so replicas agree whatever happens.
+    async fn too_new(&self, req: &Request) -> Result<Option<(String, Option<Request>)>> {
+        if schema::introduced_in(&req.command).is_none() {
+            return Ok(None);
+        }
+        let version = self.read(|c| c.cluster_version()).await?;
+        let Some(why) = schema::too_new(&req.command, version) else { return Ok(None) };
+        let instead = req.audit.clone().map(|mut ev| {
+            ev.outcome = "rejected".into();
+            ev.reason = why.clone();
+            Request { time_ms: req.time_ms, command: Command::Audit, audit: Some(ev) }
+        });
+        Ok(Some((why, instead)))
+    }
+
+    /// Raises the cluster version to the newest format every voter decodes, if that is
+    /// above the recorded one: `format_of(id)` is what voter `id` last reported (0: not yet);
+    /// this node counts with its own. Only the leader calls this. Returns the new version.
+    pub async fn raise_cluster_version(&self, format_of: impl Fn(NodeId) -> u32) -> Result<Option<u32>> {
+        let voters: Vec<NodeId> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let formats: Vec<(NodeId, u32)> = voters
+            .iter()
+            .map(|&id| (id, if id == self.node_id { types::FORMAT_CURRENT.into() } else { format_of(id) }))
+            .collect();
+        // Nothing to read when some voter has not said, or says format 1.
+        if formats.iter().any(|&(_, f)| f <= u32::from(types::FORMAT_V1)) {
+            return Ok(None);
+        }
+        let current = self.read(|c| c.cluster_version()).await?;
+        let Some(version) = schema::raise_to(current, formats.iter().map(|&(_, f)| f)) else { return Ok(None) };
+        let ev = AuditEvent {
+            user: "-".into(),
+            action: "cluster-version".into(),
+            outcome: "ok".into(),
+            detail: format!(
+                "format {current} -> {version}: every voter decodes it ({})",
+                formats.iter().map(|(id, f)| format!("node {id}: {f}")).collect::<Vec<_>>().join(", ")
+            ),
+            ..Default::default()
+        };
+        match self.propose_audited(Command::SetClusterVersion(version), ev).await? {
+            Response::Rejected(_, why) => Err(Error::Internal(format!("raising the cluster version: {why}"))),
+            _ => {
+                tracing::info!(
+                    from = current,
+                    to = version,
+                    "cluster version raised: every voter decodes the new format"
+                );
+                Ok(Some(version))
+            }
+        }
+    }
+
+    /// Commits `req`, forwarding it to the leader when this node does not lead.
+    async fn write(&self, req: Request) -> Result<Response> {
         use openraft::error::{ClientWriteError, RaftError};
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
@@ -186,7 +259,7 @@ impl Meta {
             .map_err(|_| Error::Unavailable(format!("forwarding a write to the leader at {addr}: no answer")))?
             .map_err(|s| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {}", s.message())))?;
         let res: std::result::Result<(Response, u64), String> =
-            types::decode(&reply.into_inner().payload).map_err(Error::Internal)?;
+            schema::decode_message(&reply.into_inner().payload).map_err(Error::Internal)?;
         let (resp, index) = res.map_err(Error::Unavailable)?;
         // Read-your-writes: a caller that reads this node's catalog next must see it.
         let wait = self.raft.wait(Some(FORWARD_TIMEOUT));
@@ -204,9 +277,19 @@ impl Meta {
         command: Command,
         audit: Option<AuditEvent>,
     ) -> std::result::Result<(Response, u64), String> {
-        let req = Request { time_ms: self.clock.now_ms(), command, audit };
+        let mut req = Request { time_ms: self.clock.now_ms(), command, audit };
+        let mut refused = None;
+        if let Some((why, instead)) = self.too_new(&req).await.map_err(|e| e.to_string())? {
+            let Some(audit_only) = instead else {
+                return Ok((Response::Rejected(RejectKind::FailedPrecondition, why), 0));
+            };
+            req = audit_only;
+            refused = Some(Response::Rejected(RejectKind::FailedPrecondition, why));
+        }
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(req)).await {
-            Ok(r) => r.map(|r| (r.data, r.log_id.index)).map_err(|e| format!("the leader could not commit: {e}")),
+            Ok(r) => r
+                .map(|r| (refused.unwrap_or(r.data), r.log_id.index))
+                .map_err(|e| format!("the leader could not commit: {e}")),
             Err(_) => Err(format!("the leader could not commit within {COMMIT_TIMEOUT:?}: it has no majority")),
         }
     }

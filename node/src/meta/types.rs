@@ -1,8 +1,11 @@
 //! Domain records held in the Raft state machine, and the commands that change them.
 //!
-//! Everything here is serialised with postcard behind a one-byte format version, both in
-//! the Raft log and in the state machine's column families. Adding a command or a field
-//! means a new version, never a silent change of an existing one.
+//! Everything here is serialised with positional postcard behind a one-byte format
+//! version, both in the Raft log and in the state machine's column families (`encode`,
+//! `decode`, in `meta::schema`). These are the current format's shapes: adding a command
+//! or a field, or reordering either, makes a new format, with the old shapes frozen and an
+//! upgrade step to the new ones (see `meta::schema`); a command a new format introduces is
+//! refused until the cluster version reaches it.
 
 use serde::{Deserialize, Serialize};
 
@@ -310,6 +313,10 @@ pub enum Command {
     /// the same entry; a change that creates a user or issues a token gets the token
     /// (made by the approver's node, so the requester never sees it) here.
     DecideChange { id: u64, user: String, approve: bool, note: String, token: Option<(Hash, TokenRecord)> },
+    /// Raises the cluster version: the newest format every voter decodes, so commands
+    /// introduced in it may be proposed. The leader proposes it once every voter reports
+    /// a binary that decodes it (`meta::schema`); it never goes down.
+    SetClusterVersion(u32),
     /// The leader's daily seal (`custos_evidence::seal`): stored if it is the next in the
     /// chain, names the stored audit head, and is signed by the cluster's seal key.
     StoreSeal(custos_evidence::seal::SealFile),
@@ -570,6 +577,7 @@ impl std::fmt::Display for Request {
             Command::FoundCluster(u) => write!(f, "found-cluster x{}", u.len()),
             Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),
             Command::DecideChange { id, user, approve, .. } => write!(f, "decide-change {id} by {user}: {approve}"),
+            Command::SetClusterVersion(v) => write!(f, "set-cluster-version {v}"),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())
@@ -588,30 +596,7 @@ openraft::declare_raft_types!(
         SnapshotData = tokio::fs::File,
 );
 
-/// Format version of everything this module persists. Version 2 added who issued each
-/// token, the token an audited caller used, and the change queue; version 1 was only ever
-/// written by pre-release builds and is refused with a message saying so.
-pub const FORMAT_V2: u8 = 2;
-
-/// Encodes a value behind the format version byte.
-pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_V2];
-    // postcard only fails on writer errors, which a Vec cannot produce.
-    out.extend(postcard::to_stdvec(v).expect("postcard encoding into a Vec"));
-    out
-}
-
-/// Decodes a value written by [`encode`].
-pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    match b.split_first() {
-        Some((&FORMAT_V2, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((1, _)) => Err("record in format 1, written by a pre-release build of Custos that this version does not \
-                             read; re-create the data directory (custos-node init or join)"
-            .into()),
-        Some((v, _)) => Err(format!("unknown format version {v}; this node is too old for its data")),
-        None => Err("empty record".into()),
-    }
-}
+pub use super::schema::{decode, encode, FORMAT_CURRENT, FORMAT_V1, FORMAT_V2};
 
 #[cfg(test)]
 mod tests {

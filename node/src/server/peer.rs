@@ -15,7 +15,8 @@ use super::Services;
 use crate::audit::AuditEvent;
 use crate::cluster::network;
 use crate::cluster::replicate::BLOB_CHUNK;
-use crate::meta::types::{decode, encode};
+use crate::meta::schema::decode_message;
+use crate::meta::types::encode;
 use crate::meta::{Command, NodeId, Response as MetaResponse};
 use crate::segment::Hash;
 
@@ -23,7 +24,7 @@ use crate::segment::Hash;
 pub const BLOB_MAX_BYTES: u64 = 1 << 30;
 
 /// Commands only the leader's own duties propose (failover, repair, expiry, alarms,
-/// backup). A node that forwards one is not the leader; the new leader proposes its
+/// backup, the cluster version). A node that forwards one is not the leader; the new leader proposes its
 /// own, so refusing them costs nothing and keeps a member from forging them.
 pub fn leader_only(command: &Command) -> Option<&'static str> {
     Some(match command {
@@ -33,6 +34,7 @@ pub fn leader_only(command: &Command) -> Option<&'static str> {
         Command::Alarms(_) => "alarm changes",
         Command::MarkBackedUp(_) => "backup confirmations",
         Command::RegisterNode { founder: Some(_), .. } => "the founding node's registration",
+        Command::SetClusterVersion(_) => "cluster version changes",
         _ => return None,
     })
 }
@@ -153,7 +155,7 @@ impl Peer for Services {
     async fn propose(&self, req: Request<pb::ProposeRequest>) -> Result<Response<pb::ProposeReply>, Status> {
         let from = self.peer_node(&req).await?;
         let (command, audit): (Command, Option<AuditEvent>) =
-            decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+            decode_message(&req.into_inner().payload).map_err(Status::invalid_argument)?;
         let refuse = |why: String| {
             let what = crate::meta::Request { time_ms: 0, command: command.clone(), audit: None }.to_string();
             tracing::warn!(node = from, command = %what, reason = %why, "refused a forwarded write");
@@ -275,6 +277,7 @@ impl Peer for Services {
             disk_floor_bytes: floor,
             campus: self.cluster.campus.clone(),
             wall_clock_ms: self.clock.now_ms(),
+            format_max: crate::meta::types::FORMAT_CURRENT.into(),
             scrub_unrepaired: self.health.scrub.unrepaired_count(),
             scrub_last_finding_ms: self.health.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
             under_replicated: if self.meta.is_leader() {
@@ -407,6 +410,7 @@ mod tests {
                 token_hash: None,
                 founder: Some(1),
             },
+            Command::SetClusterVersion(2),
         ] {
             let e = check_forwarded(&c, None).unwrap_err();
             assert!(e.starts_with("only the leader proposes"), "{c:?}: {e}");

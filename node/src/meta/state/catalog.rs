@@ -35,7 +35,7 @@ impl Catalog {
         self.cameras_changed.clone()
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
+    fn get<T: crate::meta::schema::Record>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
         match self.db.get_cf(cf(&self.db, cf_name), key)? {
             None => Ok(None),
             Some(b) => decode(&b).map(Some).map_err(crate::Error::Internal),
@@ -166,6 +166,12 @@ impl Catalog {
     /// Every token record (never the secrets, which are not stored).
     pub fn tokens(&self) -> crate::Result<Vec<TokenRecord>> {
         read_all(&self.db, CF_TOKENS).map_err(crate::Error::Internal)
+    }
+
+    /// The cluster version: the newest format every voter decodes, and so the newest
+    /// whose commands may be proposed.
+    pub fn cluster_version(&self) -> crate::Result<u32> {
+        super::cluster_version(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Number of users.

@@ -26,7 +26,8 @@ use openraft::{
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::db::{cf, CF_AUDIT, CF_SM, STATE_CFS};
-use super::types::{decode, encode, Command, NodeId, Request, Response, TypeConfig};
+use super::schema;
+use super::types::{decode, encode, Command, NodeId, RejectKind, Request, Response, TypeConfig, FORMAT_V1};
 use crate::audit::{seal_entry, GENESIS};
 use crate::segment::Hash;
 
@@ -59,6 +60,9 @@ pub(super) const KEY_BACKUP_OBJECTS: &[u8] = b"backup_objects";
 const KEY_ALARM_SEQ: &[u8] = b"alarm_seq";
 /// The last duty record number given.
 const KEY_DUTY_SEQ: &[u8] = b"duty_seq";
+/// The cluster version (u32): the newest format every voter decodes. Absent in a catalog
+/// written before there was one, which is format 1's.
+pub(super) const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
 
 /// Where node `id`'s pinned certificate key hash is kept (in `sm_meta`).
 fn node_key_key(id: NodeId) -> Vec<u8> {
@@ -110,18 +114,14 @@ fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
     StorageIOError::write_state_machine(AnyError::error(e.to_string()))
 }
 
-pub(super) fn get_decoded<T: serde::de::DeserializeOwned>(
-    db: &DB,
-    cf_name: &str,
-    key: &[u8],
-) -> Result<Option<T>, String> {
+pub(super) fn get_decoded<T: schema::Record>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<T>, String> {
     match db.get_cf(cf(db, cf_name), key).map_err(|e| e.to_string())? {
         None => Ok(None),
         Some(b) => decode(&b).map(Some),
     }
 }
 
-pub(super) fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
+pub(super) fn read_all<T: schema::Record>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
     let mut out = Vec::new();
     for kv in db.iterator_cf(cf(db, cf_name), IteratorMode::Start) {
         let (_, v) = kv.map_err(|e| e.to_string())?;
@@ -130,8 +130,25 @@ pub(super) fn read_all<T: serde::de::DeserializeOwned>(db: &DB, cf_name: &str) -
     Ok(out)
 }
 
+/// The cluster version the catalog records.
+pub(super) fn cluster_version(db: &DB) -> Result<u32, String> {
+    Ok(get_decoded(db, CF_SM, KEY_CLUSTER_VERSION)?.unwrap_or(FORMAT_V1.into()))
+}
+
 /// Applies one command into `batch`. Pure with respect to the database state it reads.
 fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: &mut u64) -> Response {
+    // A command of a newer format than the cluster's is refused here as well as when
+    // proposed, so a replica never applies what another would refuse.
+    if schema::introduced_in(&req.command).is_some() {
+        match cluster_version(db) {
+            Ok(v) => {
+                if let Some(why) = schema::too_new(&req.command, v) {
+                    return Response::Rejected(RejectKind::FailedPrecondition, why);
+                }
+            }
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+        }
+    }
     match &req.command {
         Command::AddCamera(cam) => cameras::add_camera(db, batch, req, cam),
         Command::SeedCamera(cam) => cameras::seed_camera(db, batch, req, cam),
@@ -172,6 +189,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::AddReplicas(adds) => segments::add_replicas(db, batch, adds),
         Command::RequestChange(rec) => changes::request(db, batch, req.time_ms, rec),
         Command::DecideChange { .. } => changes::decide(db, batch, req, segment_count),
+        Command::SetClusterVersion(v) => nodes::set_cluster_version(db, batch, *v),
         Command::StoreSeal(file) => seals::store_seal(db, batch, file),
     }
 }

@@ -1,8 +1,9 @@
-//! Node commands: join tokens, registering and retiring nodes, pinned certificate keys.
+//! Node commands: join tokens, registering and retiring nodes, pinned certificate keys, and
+//! the cluster version (the newest format every voter decodes).
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{get_decoded, node_key_key, read_all};
+use super::{cluster_version, get_decoded, node_key_key, read_all, KEY_CLUSTER_VERSION};
 use crate::meta::db::{cf, CF_JOIN_TOKENS, CF_NODES, CF_SM};
 use crate::meta::types::{encode, JoinTokenRecord, NodeId, NodeRecord, RejectKind, Request, Response};
 use crate::segment::Hash;
@@ -122,6 +123,23 @@ pub(super) fn pin_node_key(db: &DB, batch: &mut WriteBatch, id: NodeId, key_hash
         ),
         Ok(None) => {
             batch.put_cf(cf(db, CF_SM), node_key_key(id), encode(key_hash));
+            Response::Ok
+        }
+        Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+}
+
+/// Raises the cluster version to `version`. Raising it to where it is changes nothing; it
+/// never goes down, since some node may already have written the newer format.
+pub(super) fn set_cluster_version(db: &DB, batch: &mut WriteBatch, version: u32) -> Response {
+    match cluster_version(db) {
+        Ok(v) if version < v => Response::Rejected(
+            RejectKind::FailedPrecondition,
+            format!("the cluster version is {v} and never goes down (asked for {version})"),
+        ),
+        Ok(v) if version == v => Response::Ok,
+        Ok(_) => {
+            batch.put_cf(cf(db, CF_SM), KEY_CLUSTER_VERSION, encode(&version));
             Response::Ok
         }
         Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),

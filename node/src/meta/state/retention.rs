@@ -58,6 +58,22 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("hold {id} does not exist")),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
+    // Format 2's rules (leadership among the two; never the export's requester) bind from
+    // the moment the cluster runs format 2: an older entry applied after an upgrade is
+    // decided as the nodes that applied it before did.
+    let v2 = match super::cluster_version(db) {
+        Ok(v) => v >= u32::from(crate::meta::schema::FORMAT_V2),
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    if !v2 {
+        return match h.approve_release(user, req.time_ms, true) {
+            Ok(_) => {
+                batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
+                Response::Ok
+            }
+            Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
+        };
+    }
     // The person who asked for an export may not help release the hold that keeps the
     // hospital's copy of it.
     let exports: Vec<crate::meta::types::ExportRecord> = match read_all(db, crate::meta::db::CF_EXPORTS) {
