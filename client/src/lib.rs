@@ -564,6 +564,28 @@ impl Client {
         Ok(self.ops.clone().handover(self.req(r)).await?.into_inner())
     }
 
+    /// The receiver accepts handover `seq`.
+    pub async fn accept_handover(&self, seq: u64, note: &str) -> Result<pb::DutyRecord, ClientError> {
+        let r = pb::AcceptHandoverRequest { seq, note: note.into() };
+        Ok(self.ops.clone().accept_handover(self.req(r)).await?.into_inner())
+    }
+
+    /// Registers a fault on a camera (`node` 0) or a node (`camera` empty).
+    pub async fn report_fault(&self, camera: &str, node: u64, note: &str) -> Result<pb::Fault, ClientError> {
+        let r = pb::ReportFaultRequest { camera: camera.into(), node, note: note.into() };
+        Ok(self.ops.clone().report_fault(self.req(r)).await?.into_inner())
+    }
+
+    /// Open faults, newest first; with `all`, resolved ones too.
+    pub async fn list_faults(&self, all: bool) -> Result<Vec<pb::Fault>, ClientError> {
+        Ok(self.ops.clone().list_faults(self.req(pb::ListFaultsRequest { all })).await?.into_inner().faults)
+    }
+
+    pub async fn resolve_fault(&self, id: u64, note: &str) -> Result<pb::Fault, ClientError> {
+        let r = pb::ResolveFaultRequest { id, note: note.into() };
+        Ok(self.ops.clone().resolve_fault(self.req(r)).await?.into_inner())
+    }
+
     /// Patrols and handovers, newest first (`kind`: "patrol", "handover" or "").
     pub async fn list_duty(&self, kind: &str, limit: u32) -> Result<Vec<pb::DutyRecord>, ClientError> {
         let r = pb::ListDutyRequest { kind: kind.into(), limit };

@@ -74,7 +74,10 @@ pub enum Cmd {
     Alarms(cmd::ops::AlarmsArgs),
     /// Check every camera and node now and record the patrol (`custos patrol list`: past ones).
     Patrol(cmd::ops::PatrolArgs),
-    /// Shift handovers in writing.
+    /// The fault register: report what the system cannot see, list, resolve.
+    #[command(subcommand)]
+    Fault(cmd::ops::FaultCmd),
+    /// Shift handovers in writing, accepted by the receiver.
     #[command(subcommand)]
     Shift(cmd::ops::ShiftCmd),
     /// Reports: whether retention and access rules were kept.

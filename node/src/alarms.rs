@@ -34,10 +34,23 @@ pub const BACKUP_LAG: &str = "backup-lag";
 pub const BACKUP_FAILING: &str = "backup-failing";
 pub const SCRUB_FAILURE: &str = "scrub-failure";
 pub const CLOCK_SKEW: &str = "clock-skew";
+pub const HANDOVER_UNACCEPTED: &str = "handover-unaccepted";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 8] =
-    [CAMERA_DOWN, NODE_DOWN, DISK_LOW, UNDER_REPLICATED, BACKUP_LAG, BACKUP_FAILING, SCRUB_FAILURE, CLOCK_SKEW];
+pub const KINDS: [&str; 9] = [
+    CAMERA_DOWN,
+    NODE_DOWN,
+    DISK_LOW,
+    UNDER_REPLICATED,
+    BACKUP_LAG,
+    BACKUP_FAILING,
+    SCRUB_FAILURE,
+    CLOCK_SKEW,
+    HANDOVER_UNACCEPTED,
+];
+
+/// Handovers the evaluation looks back over for unaccepted ones.
+const HANDOVERS_CHECKED: usize = 200;
 
 /// When conditions become alarms (`[alarms]` in the node config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +81,20 @@ pub struct AlarmsConfig {
     /// time, cannot be trusted.
     #[serde(default = "default_clock_skew_ms")]
     pub clock_skew_ms: u64,
+    /// A fault open longer than this (hours) is overdue in the compliance report.
+    #[serde(default = "default_fault_open_max_h")]
+    pub fault_open_max_h: u64,
+    /// A shift handover not accepted within this many minutes raises
+    /// `handover-unaccepted`.
+    #[serde(default = "default_handover_accept_min")]
+    pub handover_accept_min: u64,
+}
+
+fn default_fault_open_max_h() -> u64 {
+    24
+}
+fn default_handover_accept_min() -> u64 {
+    30
 }
 
 fn default_camera_down_segments() -> u32 {
@@ -98,6 +125,8 @@ impl Default for AlarmsConfig {
             under_replicated_s: default_under_replicated_s(),
             scrub_finding_hold_s: default_scrub_finding_hold_s(),
             clock_skew_ms: default_clock_skew_ms(),
+            fault_open_max_h: default_fault_open_max_h(),
+            handover_accept_min: default_handover_accept_min(),
         }
     }
 }
@@ -178,6 +207,8 @@ pub struct Observed {
     pub under_replicated: Option<(u64, i64)>,
     /// `None` where backup is not configured or not run.
     pub backup: Option<BackupSeen>,
+    /// Shift handovers nobody has accepted yet: (number, from, to, time).
+    pub pending_handovers: Vec<(u64, String, String, i64)>,
 }
 
 /// The conditions that are alarms now, as `raise` changes, in a stable order.
@@ -238,6 +269,20 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                 )
             };
             raise(SCRUB_FAILURE, format!("node {id}"), detail);
+        }
+    }
+    let accept_ms = cfg.handover_accept_min as i64 * 60_000;
+    for (seq, from, to, at) in &o.pending_handovers {
+        if o.now_ms - at > accept_ms {
+            raise(
+                HANDOVER_UNACCEPTED,
+                format!("handover {seq}"),
+                format!(
+                    "{from} handed the shift to {to} at {} and {to} has not accepted it (custos shift accept {seq}): \
+                     nobody may be watching",
+                    fmt_ms(*at)
+                ),
+            );
         }
     }
     if let Some(median) = median_offset(&o.nodes) {
@@ -334,7 +379,7 @@ impl Sources {
     /// long it has lasted.
     pub async fn observe(&self) -> crate::Result<Observed> {
         let backup_configured = self.backup_configured;
-        let (cams, nodes, backup) = self
+        let (cams, nodes, backup, pending_handovers) = self
             .meta
             .read(move |c| {
                 let mut cams = Vec::new();
@@ -357,7 +402,13 @@ impl Sources {
                 } else {
                     None
                 };
-                Ok((cams, c.nodes()?, backup))
+                let mut pending = Vec::new();
+                for d in c.duty_log(HANDOVERS_CHECKED)? {
+                    if d.kind == crate::meta::DutyKind::Handover && c.handover_acceptance(d.seq)?.is_none() {
+                        pending.push((d.seq, d.user, d.to, d.time_ms));
+                    }
+                }
+                Ok((cams, c.nodes()?, backup, pending))
             })
             .await?;
         let now_ms = self.meta.now_ms();
@@ -386,6 +437,7 @@ impl Sources {
             nodes,
             under_replicated: None,
             backup,
+            pending_handovers,
         })
     }
 }

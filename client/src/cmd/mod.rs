@@ -73,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Alarms(a) => ops::alarms(&client, a, cli.json).await,
         Cmd::Patrol(a) => ops::patrol(&client, a, cli.json).await,
         Cmd::Shift(c) => ops::shift(&client, c, cli.json).await,
+        Cmd::Fault(c) => ops::fault(&client, c, cli.json).await,
         Cmd::Report(c) => ops::report(&client, c, cli.json).await,
     }
 }

@@ -70,11 +70,113 @@ pub enum ShiftCmd {
         #[arg(long)]
         notes: String,
     },
-    /// Recorded handovers, newest first.
+    /// Accept a handover made to you (the receiver's signature); until then it is pending
+    /// and, after 30 minutes, an alarm.
+    Accept {
+        /// The handover's number (`custos shift list`).
+        id: u64,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Recorded handovers, newest first, with who accepted each.
     List {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+}
+
+#[derive(Subcommand)]
+pub enum FaultCmd {
+    /// Register a fault you saw that the system cannot (a covered lens, a camera turned
+    /// away, a damaged dome, a node making noises): on one camera or one node.
+    Report {
+        #[arg(long, conflicts_with = "node", required_unless_present = "node")]
+        camera: Option<String>,
+        #[arg(long)]
+        node: Option<u64>,
+        /// What is wrong.
+        #[arg(long)]
+        note: String,
+    },
+    /// Open faults, newest first; --all adds resolved ones with their time to repair.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Mark a fault repaired, saying what was done.
+    Resolve {
+        id: u64,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+fn fault_subject(f: &pb::Fault) -> String {
+    if f.camera.is_empty() {
+        format!("node {}", f.node)
+    } else {
+        format!("camera {}", terminal(&f.camera))
+    }
+}
+
+fn fault_json(f: &pb::Fault) -> serde_json::Value {
+    json!({
+        "id": f.id, "camera": (!f.camera.is_empty()).then_some(&f.camera), "node": (f.node != 0).then_some(f.node),
+        "reported_by": f.reported_by, "reported": format_ms(f.reported_ms), "note": f.note,
+        "resolved_by": (!f.resolved_by.is_empty()).then_some(&f.resolved_by),
+        "resolved": (f.resolved_ms != 0).then(|| format_ms(f.resolved_ms)),
+        "resolution": (!f.resolution.is_empty()).then_some(&f.resolution),
+        "repair_s": (f.resolved_ms != 0).then(|| (f.resolved_ms - f.reported_ms) / 1000),
+    })
+}
+
+pub async fn fault(client: &Client, c: FaultCmd, as_json: bool) -> anyhow::Result<()> {
+    match c {
+        FaultCmd::Report { camera, node, note } => {
+            let f = client.report_fault(camera.as_deref().unwrap_or(""), node.unwrap_or(0), &note).await?;
+            if as_json {
+                super::print_json(&fault_json(&f));
+            } else {
+                println!("fault {} registered on {} at {}", f.id, fault_subject(&f), format_ms(f.reported_ms));
+            }
+        }
+        FaultCmd::List { all } => {
+            let v = client.list_faults(all).await?;
+            if as_json {
+                super::print_json(&json!(v.iter().map(fault_json).collect::<Vec<_>>()));
+            } else if v.is_empty() {
+                println!("{}", if all { "no faults registered" } else { "no open faults" });
+            }
+            for f in &v {
+                let state = if f.resolved_ms == 0 {
+                    "OPEN".to_string()
+                } else {
+                    format!("repaired in {} by {}", span(f.resolved_ms - f.reported_ms), terminal(&f.resolved_by))
+                };
+                println!(
+                    "{:<5} {:<24} {:<16} {:<26} {state}: {}",
+                    f.id,
+                    fault_subject(f),
+                    terminal(&f.reported_by),
+                    format_ms(f.reported_ms),
+                    terminal(&f.note)
+                );
+            }
+        }
+        FaultCmd::Resolve { id, note } => {
+            let f = client.resolve_fault(id, &note).await?;
+            if as_json {
+                super::print_json(&fault_json(&f));
+            } else {
+                println!(
+                    "fault {id} on {} resolved; repaired in {}",
+                    fault_subject(&f),
+                    span(f.resolved_ms - f.reported_ms)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -158,6 +260,9 @@ fn duty_json(d: &pb::DutyRecord) -> serde_json::Value {
     json!({
         "seq": d.seq, "kind": d.kind, "user": d.user, "time": format_ms(d.time_ms),
         "to": (!d.to.is_empty()).then_some(&d.to), "notes": d.notes, "findings": d.findings, "problems": d.problems,
+        "accepted_by": (!d.accepted_by.is_empty()).then_some(&d.accepted_by),
+        "accepted": (d.accepted_ms != 0).then(|| format_ms(d.accepted_ms)),
+        "pending": d.kind == "handover" && d.accepted_ms == 0,
     })
 }
 
@@ -171,14 +276,24 @@ fn print_duty_list(list: &[pb::DutyRecord], as_json: bool, what: &str) {
     }
     for d in list {
         match d.kind.as_str() {
-            "handover" => println!(
-                "#{} {} handover {} -> {}: {}",
-                d.seq,
-                format_ms(d.time_ms),
-                terminal(&d.user),
-                terminal(&d.to),
-                terminal(&d.notes)
-            ),
+            "handover" => {
+                let state = if d.accepted_ms == 0 {
+                    "PENDING (not accepted)".to_string()
+                } else {
+                    format!("accepted {}", format_ms(d.accepted_ms))
+                };
+                println!(
+                    "#{} {} handover {} -> {} [{state}]: {}",
+                    d.seq,
+                    format_ms(d.time_ms),
+                    terminal(&d.user),
+                    terminal(&d.to),
+                    terminal(&d.notes)
+                );
+                for f in &d.findings {
+                    println!("    {}", terminal(f));
+                }
+            }
             _ => {
                 let notes = if d.notes.is_empty() { String::new() } else { format!(": {}", terminal(&d.notes)) };
                 println!(
@@ -229,12 +344,25 @@ pub async fn shift(client: &Client, c: ShiftCmd, as_json: bool) -> anyhow::Resul
                 super::print_json(&duty_json(&d));
             } else {
                 println!(
-                    "shift handed over from {} to {} at {} (#{})",
+                    "shift handed over from {} to {} at {} (#{}); pending until {} runs `custos shift accept {}`",
                     terminal(&d.user),
                     terminal(&d.to),
                     format_ms(d.time_ms),
+                    d.seq,
+                    terminal(&d.to),
                     d.seq
                 );
+                for f in &d.findings {
+                    println!("    {}", terminal(f));
+                }
+            }
+        }
+        ShiftCmd::Accept { id, note } => {
+            let d = client.accept_handover(id, &note).await?;
+            if as_json {
+                super::print_json(&duty_json(&d));
+            } else {
+                println!("handover #{} from {} accepted at {}", d.seq, terminal(&d.user), format_ms(d.accepted_ms));
             }
         }
         ShiftCmd::List { limit } => print_duty_list(&client.list_duty("handover", limit).await?, as_json, "handovers"),
@@ -264,6 +392,13 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
         super::print_json(&json!({
             "generated": format_ms(r.generated_ms), "days": r.days, "breaking_floor": r.breaking_floor,
             "cameras": r.cameras.iter().map(camera_json).collect::<Vec<_>>(),
+            "faults_overdue": r.faults_overdue,
+            "faults": r.faults.iter().map(|f| {
+                let mut v = f.fault.as_ref().map(fault_json).unwrap_or_default();
+                v["repair_s"] = json!(f.repair_ms / 1000);
+                v["overdue"] = json!(f.overdue);
+                v
+            }).collect::<Vec<_>>(),
         }));
     } else if csv {
         println!("camera,coverage_pct,recorded_s,segments,gaps,longest_gap_s,gap_list,oldest,min_days,required_from,meets_floor,holds,deleted_segments,accesses_allowed,accesses_denied");
@@ -328,6 +463,18 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             for g in &c.gaps {
                 println!("    {} to {} ({})", format_ms(g.start_ms), format_ms(g.end_ms), span(g.end_ms - g.start_ms));
             }
+        }
+        for f in &r.faults {
+            let Some(x) = &f.fault else { continue };
+            let state = if x.resolved_ms == 0 { "open for" } else { "repaired in" };
+            println!(
+                "fault {} on {}: {state} {}{}: {}",
+                x.id,
+                fault_subject(x),
+                span(f.repair_ms),
+                if f.overdue { " (OVERDUE)" } else { "" },
+                terminal(&x.note)
+            );
         }
         for c in r.cameras.iter().filter(|c| !c.meets_floor) {
             println!(

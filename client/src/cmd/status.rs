@@ -17,6 +17,7 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "repair_copies": s.repair_copies,
             "committed_under_replicated": s.committed_under_replicated,
             "alarms": s.alarms,
+            "open_faults": s.open_faults,
             "nodes": nodes.nodes.iter().map(|n| json!({
                 "id": n.id, "campus": n.campus, "addr": n.addr, "raft_role": n.raft_role, "health": n.health,
                 "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes, "disk_low": n.disk_low,
@@ -111,6 +112,9 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         println!("every camera is recording");
     } else {
         println!("NOT RECORDING NOW (blind spots, cover by patrol): {}", blind.join(", "));
+    }
+    for f in &s.open_faults {
+        println!("OPEN FAULT: {}", custos_client::text::terminal(f));
     }
     if s.alarms.is_empty() {
         println!("no open alarms");

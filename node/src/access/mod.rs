@@ -88,11 +88,13 @@ pub enum Action {
     RenewToken,
     /// Read the daily seals.
     ReadSeals,
+    /// Register a fault, or resolve one.
+    ReportFault,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -119,6 +121,7 @@ impl Action {
         Action::DecideChange,
         Action::RenewToken,
         Action::ReadSeals,
+        Action::ReportFault,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +152,7 @@ impl Action {
             Action::DecideChange => "change-decide",
             Action::RenewToken => "token-renew",
             Action::ReadSeals => "seal-read",
+            Action::ReportFault => "fault-report",
         }
     }
 
@@ -192,6 +196,8 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         RenewToken => true,
         // The signed daily statements: for whoever checks that the rules were kept.
         ReadSeals => matches!(role, Auditor | Approver | Admin),
+        // The monitoring centre registers what it sees; IT registers and repairs.
+        ReportFault => matches!(role, Operator | Security | Admin),
     }
 }
 

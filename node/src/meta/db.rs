@@ -71,6 +71,10 @@ pub const CF_SENSITIVITY: &str = "sensitivity";
 pub const CF_CHANGES: &str = "changes";
 /// Daily seals (`custos_evidence::seal::SealFile`) by big-endian seal number.
 pub const CF_SEALS: &str = "seals";
+/// The fault register by big-endian fault number.
+pub const CF_FAULTS: &str = "faults";
+/// Acceptances of shift handovers by the handover's big-endian duty number.
+pub const CF_HANDOVER_ACCEPTS: &str = "handover_accepts";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -97,6 +101,8 @@ pub const STATE_CFS: &[&str] = &[
     CF_SENSITIVITY,
     CF_CHANGES,
     CF_SEALS,
+    CF_FAULTS,
+    CF_HANDOVER_ACCEPTS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

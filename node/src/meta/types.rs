@@ -320,6 +320,53 @@ pub enum Command {
     /// The leader's daily seal (`custos_evidence::seal`): stored if it is the next in the
     /// chain, names the stored audit head, and is signed by the cluster's seal key.
     StoreSeal(custos_evidence::seal::SealFile),
+    /// A fault someone on duty saw (a covered lens, a camera turned away): registered at
+    /// once, under the next number. Replies `Created(id)`.
+    ReportFault(FaultRecord),
+    /// A fault repaired, with what was done.
+    ResolveFault { id: u64, user: String, note: String },
+    /// The receiver of a shift handover accepts it (only they may, once).
+    AcceptHandover { seq: u64, user: String, note: String },
+}
+
+/// What a registered fault is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultSubject {
+    Camera(String),
+    Node(NodeId),
+}
+
+impl std::fmt::Display for FaultSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultSubject::Camera(c) => write!(f, "camera {c}"),
+            FaultSubject::Node(n) => write!(f, "node {n}"),
+        }
+    }
+}
+
+/// One entry of the fault register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Assigned by the state machine.
+    pub id: u64,
+    pub subject: FaultSubject,
+    pub reported_by: String,
+    /// Assigned by the state machine: the leader time of the report.
+    pub reported_ms: i64,
+    pub note: String,
+    pub resolved_by: Option<String>,
+    pub resolved_ms: Option<i64>,
+    /// What was done.
+    pub resolution: String,
+}
+
+/// A receiver's acceptance of a shift handover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverAcceptance {
+    pub user: String,
+    pub time_ms: i64,
+    pub note: String,
 }
 
 /// How long a change waits for a decision before it lapses.
@@ -573,6 +620,9 @@ impl std::fmt::Display for Request {
             Command::Alarms(a) => write!(f, "alarms x{}", a.len()),
             Command::AckAlarm { id, user, .. } => write!(f, "ack-alarm {id} by {user}"),
             Command::RecordDuty(d) => write!(f, "record-{} by {}", d.kind.as_str(), d.user),
+            Command::ReportFault(r) => write!(f, "report-fault {} by {}", r.subject, r.reported_by),
+            Command::ResolveFault { id, user, .. } => write!(f, "resolve-fault {id} by {user}"),
+            Command::AcceptHandover { seq, user, .. } => write!(f, "accept-handover {seq} by {user}"),
             Command::StoreSeal(s) => write!(f, "store-seal {}", &s.hash[..s.hash.len().min(12)]),
             Command::FoundCluster(u) => write!(f, "found-cluster x{}", u.len()),
             Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),

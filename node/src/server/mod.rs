@@ -6,6 +6,7 @@ mod audit_svc;
 mod changes;
 mod cluster_svc;
 mod convert;
+mod duty;
 mod exports;
 mod guard;
 mod holds;
@@ -339,6 +340,7 @@ impl Footage for Services {
         let seen = self.alarm_sources().observe().await?;
         let (segments, (backed_up_segments, backed_up_bytes), (backup_objects, backup_object_bytes), open) =
             self.meta.read(|c| Ok((c.segment_count()?, c.backed_up()?, c.backup_objects()?, c.open_alarms()?))).await?;
+        let faults = self.meta.read(|c| c.faults(false)).await?;
         let down_after = self.alarms.camera_down_after_ms(seen.segment_target_ms);
         let cameras = seen
             .cameras
@@ -409,6 +411,7 @@ impl Footage for Services {
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect(),
             scrub_last_pass_ms: sc.last_pass_ms.load(Ordering::Relaxed),
+            open_faults: faults.iter().map(duty::fault_line).collect(),
         }))
     }
 }

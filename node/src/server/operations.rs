@@ -31,18 +31,8 @@ fn alarm_pb(a: &AlarmRecord) -> pb::Alarm {
     }
 }
 
-fn duty_pb(d: &DutyRecord) -> pb::DutyRecord {
-    pb::DutyRecord {
-        seq: d.seq,
-        kind: d.kind.as_str().into(),
-        user: d.user.clone(),
-        time_ms: d.time_ms,
-        to: d.to.clone(),
-        notes: d.notes.clone(),
-        findings: d.findings.clone(),
-        problems: d.problems,
-    }
-}
+use super::duty::{duty_pb, fault_line, fault_pb};
+use crate::meta::{FaultRecord, FaultSubject};
 
 fn check_text(what: &str, text: &str, required: bool) -> Result<String, Status> {
     let t = text.trim();
@@ -109,6 +99,10 @@ impl Services {
                 fmt_ms(a.raised_ms)
             ));
         }
+        for f in self.meta.read(|c| c.faults(false)).await? {
+            problems += 1;
+            findings.push(format!("OPEN {}", fault_line(&f)));
+        }
         Ok((findings, problems))
     }
 
@@ -173,7 +167,7 @@ impl Operations for Services {
         };
         let stored = self.record_duty(&caller, d).await?;
         tracing::info!(user = %stored.user, problems = stored.problems, "patrol recorded");
-        Ok(Response::new(duty_pb(&stored)))
+        Ok(Response::new(duty_pb(&stored, None)))
     }
 
     async fn handover(&self, req: Request<pb::HandoverRequest>) -> Result<Response<pb::DutyRecord>, Status> {
@@ -195,6 +189,10 @@ impl Operations for Services {
             }
             Some(_) => {}
         }
+        // What is open is handed over with it, whatever the notes say.
+        let (patrol, _) = self.patrol_findings().await?;
+        let blind: Vec<String> = patrol.into_iter().filter(|f| f.contains("NOT RECORDING")).collect();
+        let (findings, problems) = self.handover_findings(blind).await?;
         let d = DutyRecord {
             seq: 0,
             kind: DutyKind::Handover,
@@ -202,12 +200,12 @@ impl Operations for Services {
             time_ms: 0,
             to,
             notes,
-            findings: Vec::new(),
-            problems: 0,
+            findings,
+            problems,
         };
         let stored = self.record_duty(&caller, d).await?;
-        tracing::info!(from = %stored.user, to = %stored.to, "shift handed over");
-        Ok(Response::new(duty_pb(&stored)))
+        tracing::info!(from = %stored.user, to = %stored.to, "shift handed over; pending until accepted");
+        Ok(Response::new(duty_pb(&stored, None)))
     }
 
     async fn list_duty(&self, req: Request<pb::ListDutyRequest>) -> Result<Response<pb::ListDutyResponse>, Status> {
@@ -222,7 +220,20 @@ impl Operations for Services {
         let limit = if r.limit == 0 { 100 } else { r.limit.min(10_000) } as usize;
         // Filtering reads further back than `limit` when one kind is asked for.
         let records = self.meta.read(move |c| c.duty_log(if kind.is_some() { limit * 20 } else { limit })).await?;
-        let records = records.iter().filter(|d| kind.is_none_or(|k| d.kind == k)).take(limit).map(duty_pb).collect();
+        let chosen: Vec<DutyRecord> =
+            records.into_iter().filter(|d| kind.is_none_or(|k| d.kind == k)).take(limit).collect();
+        let seqs: Vec<u64> = chosen.iter().filter(|d| d.kind == DutyKind::Handover).map(|d| d.seq).collect();
+        let accepted = self
+            .meta
+            .read(move |c| seqs.iter().map(|s| Ok((*s, c.handover_acceptance(*s)?))).collect::<crate::Result<Vec<_>>>())
+            .await?;
+        let records = chosen
+            .iter()
+            .map(|d| {
+                let a = accepted.iter().find(|(s, _)| *s == d.seq).and_then(|(_, a)| a.as_ref());
+                duty_pb(d, a)
+            })
+            .collect();
         Ok(Response::new(pb::ListDutyResponse { records }))
     }
 
@@ -265,6 +276,102 @@ impl Operations for Services {
             })
             .collect();
         let breaking_floor = cameras.iter().filter(|c| !c.meets_floor).count() as u32;
-        Ok(Response::new(pb::ComplianceResponse { generated_ms: now, days, cameras, breaking_floor }))
+        // Faults reported in the window or still open, with their time to repair.
+        let since = now - i64::from(days) * 86_400_000;
+        let bound_ms = self.alarms.fault_open_max_h as i64 * 3_600_000;
+        let faults: Vec<pb::FaultRepair> = self
+            .meta
+            .read(|c| c.faults(true))
+            .await?
+            .iter()
+            .filter(|f| f.reported_ms >= since || f.resolved_ms.is_none())
+            .map(|f| {
+                let repair_ms = f.resolved_ms.unwrap_or(now) - f.reported_ms;
+                pb::FaultRepair { fault: Some(fault_pb(f)), repair_ms, overdue: repair_ms > bound_ms }
+            })
+            .collect();
+        let faults_overdue = faults.iter().filter(|f| f.overdue).count() as u32;
+        Ok(Response::new(pb::ComplianceResponse {
+            generated_ms: now,
+            days,
+            cameras,
+            breaking_floor,
+            faults,
+            faults_overdue,
+        }))
+    }
+
+    async fn accept_handover(
+        &self,
+        req: Request<pb::AcceptHandoverRequest>,
+    ) -> Result<Response<pb::DutyRecord>, Status> {
+        let caller = self.guard(&req, Action::RecordDuty, false).await?;
+        let r = req.into_inner();
+        let note = check_text("--note", &r.note, false)?;
+        let cmd = Command::AcceptHandover { seq: r.seq, user: caller.who.name.clone(), note };
+        self.duty_change(&caller, "shift-accept", format!("handover {}", r.seq), cmd).await?;
+        let seq = r.seq;
+        let (d, a) = self.meta.read(move |c| Ok((c.duty(seq)?, c.handover_acceptance(seq)?))).await?;
+        let d = d.ok_or_else(|| Status::internal("the handover vanished"))?;
+        tracing::info!(handover = seq, user = %caller.who.name, from = %d.user, "shift handover accepted");
+        Ok(Response::new(duty_pb(&d, a.as_ref())))
+    }
+
+    async fn report_fault(&self, req: Request<pb::ReportFaultRequest>) -> Result<Response<pb::Fault>, Status> {
+        let caller = self.guard(&req, Action::ReportFault, false).await?;
+        let r = req.into_inner();
+        let note = check_text("--note", &r.note, true)?;
+        let subject = match (r.camera.trim(), r.node) {
+            ("", 0) => return Err(Status::invalid_argument("say what is faulty: --camera ID or --node ID")),
+            (c, 0) => {
+                crate::ingest::validate_camera_id(c).map_err(Status::invalid_argument)?;
+                FaultSubject::Camera(c.to_string())
+            }
+            ("", n) => FaultSubject::Node(n),
+            _ => return Err(Status::invalid_argument("a fault is about one camera or one node, not both")),
+        };
+        let f = FaultRecord {
+            id: 0,
+            subject: subject.clone(),
+            reported_by: caller.who.name.clone(),
+            reported_ms: 0,
+            note,
+            resolved_by: None,
+            resolved_ms: None,
+            resolution: String::new(),
+        };
+        let mut cameras = vec![];
+        if let FaultSubject::Camera(c) = &subject {
+            cameras.push(c.clone());
+        }
+        let detail = format!("{subject}: {}", f.note);
+        let id = match self.duty_change(&caller, "fault-report", detail, Command::ReportFault(f)).await? {
+            Applied::Created(id) => id.parse().map_err(|_| Status::internal("fault number"))?,
+            other => return Err(Status::internal(format!("unexpected answer {other:?}"))),
+        };
+        let f = self.fault_by_id(id).await?;
+        tracing::warn!(fault = id, subject = %f.subject, user = %caller.who.name, "fault registered: {}", f.note);
+        Ok(Response::new(fault_pb(&f)))
+    }
+
+    async fn list_faults(
+        &self,
+        req: Request<pb::ListFaultsRequest>,
+    ) -> Result<Response<pb::ListFaultsResponse>, Status> {
+        self.guard(&req, Action::ViewDuty, false).await?;
+        let all = req.get_ref().all;
+        let faults = self.meta.read(move |c| c.faults(all)).await?;
+        Ok(Response::new(pb::ListFaultsResponse { faults: faults.iter().map(fault_pb).collect() }))
+    }
+
+    async fn resolve_fault(&self, req: Request<pb::ResolveFaultRequest>) -> Result<Response<pb::Fault>, Status> {
+        let caller = self.guard(&req, Action::ReportFault, false).await?;
+        let r = req.into_inner();
+        let note = check_text("--note", &r.note, true)?;
+        let cmd = Command::ResolveFault { id: r.id, user: caller.who.name.clone(), note: note.clone() };
+        self.duty_change(&caller, "fault-resolve", format!("fault {}: {note}", r.id), cmd).await?;
+        let f = self.fault_by_id(r.id).await?;
+        tracing::info!(fault = r.id, user = %caller.who.name, "fault resolved");
+        Ok(Response::new(fault_pb(&f)))
     }
 }

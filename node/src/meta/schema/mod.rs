@@ -127,6 +127,8 @@ unchanged!(
     crate::retention::Hold,
     crate::backup::snapshot::SnapshotFile,
     custos_evidence::seal::SealFile,
+    crate::meta::types::FaultRecord,
+    crate::meta::types::HandoverAcceptance,
     String,
     (u64, Hash, u64),
     Vote<NodeId>,
@@ -181,6 +183,8 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::RequestChange(_) => Some((FORMAT_V2.into(), "the change queue")),
         Command::DecideChange { .. } => Some((FORMAT_V2.into(), "the change queue")),
         Command::StoreSeal(_) => Some((FORMAT_V2.into(), "the daily seal")),
+        Command::ReportFault(_) | Command::ResolveFault { .. } => Some((FORMAT_V2.into(), "the fault register")),
+        Command::AcceptHandover { .. } => Some((FORMAT_V2.into(), "accepted handovers")),
         _ => None,
     }
 }

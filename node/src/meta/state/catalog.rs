@@ -11,12 +11,14 @@ use super::{
 use crate::audit::{AuditRecord, GENESIS};
 use crate::meta::db::{
     cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
-    CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_HOLDS, CF_JOIN_TOKENS, CF_NODES, CF_POLICIES,
-    CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS, CF_USERS,
+    CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_HOLDS,
+    CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS,
+    CF_USERS,
 };
 use crate::meta::types::{
     decode, AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
-    JoinTokenRecord, NodeId, NodeRecord, PackRecord, SegmentRecord, SensitivePeriod, TokenRecord, User,
+    FaultRecord, HandoverAcceptance, JoinTokenRecord, NodeId, NodeRecord, PackRecord, SegmentRecord, SensitivePeriod,
+    TokenRecord, User,
 };
 use crate::segment::Hash;
 
@@ -434,6 +436,19 @@ impl Catalog {
 
     pub fn change(&self, id: u64) -> crate::Result<Option<ChangeRecord>> {
         self.get(CF_CHANGES, &id.to_be_bytes())
+    }
+
+    /// Faults, newest first: every one with `all`, else the open ones.
+    pub fn faults(&self, all: bool) -> crate::Result<Vec<FaultRecord>> {
+        let mut v: Vec<FaultRecord> = read_all(&self.db, CF_FAULTS).map_err(crate::Error::Internal)?;
+        v.retain(|f| all || f.resolved_ms.is_none());
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Who accepted handover `seq`, if anyone has.
+    pub fn handover_acceptance(&self, seq: u64) -> crate::Result<Option<HandoverAcceptance>> {
+        self.get(CF_HANDOVER_ACCEPTS, &seq.to_be_bytes())
     }
 
     /// Seals, oldest first.

@@ -36,6 +36,7 @@ mod backup;
 mod cameras;
 mod catalog;
 mod changes;
+mod duty;
 mod exports;
 mod nodes;
 mod retention;
@@ -191,6 +192,9 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::DecideChange { .. } => changes::decide(db, batch, req, segment_count),
         Command::SetClusterVersion(v) => nodes::set_cluster_version(db, batch, *v),
         Command::StoreSeal(file) => seals::store_seal(db, batch, file),
+        Command::ReportFault(f) => duty::report_fault(db, batch, req, f),
+        Command::ResolveFault { id, user, note } => duty::resolve_fault(db, batch, req, *id, user, note),
+        Command::AcceptHandover { seq, user, note } => duty::accept_handover(db, batch, req, *seq, user, note),
     }
 }
 

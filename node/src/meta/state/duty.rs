@@ -1,0 +1,111 @@
+//! The fault register and handover acceptances: what the monitoring centre records
+//! beside the duty log (`alarms.rs`).
+
+use rocksdb::{WriteBatch, DB};
+
+use super::get_decoded;
+use crate::meta::db::{cf, CF_CAMERAS, CF_DUTY, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_NODES, CF_SM};
+use crate::meta::types::{
+    encode, DutyKind, DutyRecord, FaultRecord, FaultSubject, HandoverAcceptance, RejectKind, Request, Response,
+};
+
+/// The last fault number given (in `sm_meta`).
+const KEY_FAULT_SEQ: &[u8] = b"fault_seq";
+
+fn read_failed(e: String) -> Response {
+    Response::StorageFailed(format!("catalog read failed: {e}"))
+}
+
+/// Registers a fault under the next number, if its camera or node exists.
+pub(super) fn report_fault(db: &DB, batch: &mut WriteBatch, req: &Request, f: &FaultRecord) -> Response {
+    let known = match &f.subject {
+        FaultSubject::Camera(c) => db.get_pinned_cf(cf(db, CF_CAMERAS), c.as_bytes()).map(|v| v.is_some()),
+        FaultSubject::Node(n) => db.get_pinned_cf(cf(db, CF_NODES), n.to_be_bytes()).map(|v| v.is_some()),
+    };
+    match known {
+        Ok(true) => {}
+        Ok(false) => return Response::Rejected(RejectKind::NotFound, format!("{} does not exist", f.subject)),
+        Err(e) => return read_failed(e.to_string()),
+    }
+    if f.note.trim().is_empty() {
+        return Response::Rejected(RejectKind::InvalidArgument, "a fault needs a note saying what is wrong".into());
+    }
+    let seq: u64 = match get_decoded(db, CF_SM, KEY_FAULT_SEQ) {
+        Ok(v) => v.unwrap_or(0) + 1,
+        Err(e) => return read_failed(e),
+    };
+    let f = FaultRecord {
+        id: seq,
+        reported_ms: req.time_ms,
+        resolved_by: None,
+        resolved_ms: None,
+        resolution: String::new(),
+        ..f.clone()
+    };
+    batch.put_cf(cf(db, CF_FAULTS), seq.to_be_bytes(), encode(&f));
+    batch.put_cf(cf(db, CF_SM), KEY_FAULT_SEQ, encode(&seq));
+    Response::Created(seq.to_string())
+}
+
+/// Marks fault `id` repaired, once, with what was done.
+pub(super) fn resolve_fault(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    id: u64,
+    user: &str,
+    note: &str,
+) -> Response {
+    let mut f: FaultRecord = match get_decoded(db, CF_FAULTS, &id.to_be_bytes()) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("fault {id} does not exist")),
+        Err(e) => return read_failed(e),
+    };
+    if f.resolved_ms.is_some() {
+        return Response::Rejected(RejectKind::FailedPrecondition, format!("fault {id} was already resolved"));
+    }
+    if note.trim().is_empty() {
+        return Response::Rejected(
+            RejectKind::InvalidArgument,
+            "a resolution needs a note saying what was done".into(),
+        );
+    }
+    (f.resolved_by, f.resolved_ms, f.resolution) = (Some(user.to_string()), Some(req.time_ms), note.trim().to_string());
+    batch.put_cf(cf(db, CF_FAULTS), id.to_be_bytes(), encode(&f));
+    Response::Ok
+}
+
+/// The receiver accepts handover `seq`: only the user it was handed to, only once.
+pub(super) fn accept_handover(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    seq: u64,
+    user: &str,
+    note: &str,
+) -> Response {
+    let d: DutyRecord = match get_decoded::<DutyRecord>(db, CF_DUTY, &seq.to_be_bytes()) {
+        Ok(Some(d)) if d.kind == DutyKind::Handover => d,
+        Ok(_) => return Response::Rejected(RejectKind::NotFound, format!("handover {seq} does not exist")),
+        Err(e) => return read_failed(e),
+    };
+    if d.to != user {
+        return Response::Rejected(
+            RejectKind::PermissionDenied,
+            format!("handover {seq} was handed to {}; only they can accept it", d.to),
+        );
+    }
+    match get_decoded::<HandoverAcceptance>(db, CF_HANDOVER_ACCEPTS, &seq.to_be_bytes()) {
+        Ok(Some(a)) => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                format!("{} accepted handover {seq} already", a.user),
+            )
+        }
+        Ok(None) => {}
+        Err(e) => return read_failed(e),
+    }
+    let a = HandoverAcceptance { user: user.to_string(), time_ms: req.time_ms, note: note.trim().to_string() };
+    batch.put_cf(cf(db, CF_HANDOVER_ACCEPTS), seq.to_be_bytes(), encode(&a));
+    Response::Ok
+}

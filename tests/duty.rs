@@ -1,0 +1,79 @@
+//! The monitoring centre's procedures, black-box: the fault register (report, shown in
+//! status, patrols and handovers, resolved with a time to repair in the compliance
+//! report) and two-party handovers (pending until the receiver accepts; an alarm when
+//! nobody has after 30 minutes).
+
+mod common;
+
+use common::{wait_for, Node};
+
+fn run(node: &Node, token: &str, args: &[&str]) -> (bool, String) {
+    let o = node.cli(token, args);
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_registered_handed_over_and_repaired_and_handovers_wait_for_the_receiver() {
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("offset-ms");
+    std::fs::write(&clock, "0").unwrap();
+    let mut node = Node::init(&["lobby=test://ball".into()], 1_000);
+    let admin = node.start_sim(&clock).await;
+    let ann = node.user_token("ann", "operator", None, 0).await;
+    let bob = node.user_token("bob", "operator", None, 0).await;
+    let auditor = node.user_token("audit.office", "auditor", None, 0).await;
+
+    // A fault nobody's software can see: registered at once, shown everywhere.
+    let (ok, said) = run(&node, &ann, &["fault", "report", "--camera", "lobby", "--note", "lens taped over"]);
+    assert!(ok && said.contains("fault 1 registered on camera lobby"), "{said}");
+    let (ok, said) = run(&node, &ann, &["fault", "report", "--camera", "nope", "--note", "gone"]);
+    assert!(!ok && said.contains("does not exist"), "{said}");
+    let (ok, said) = run(&node, &auditor, &["fault", "report", "--camera", "lobby", "--note", "x"]);
+    assert!(!ok && said.contains("may not"), "auditors watch, they do not register: {said}");
+    let (_, said) = run(&node, &ann, &["status"]);
+    assert!(said.contains("OPEN FAULT: fault 1 on camera lobby: lens taped over"), "{said}");
+    let (ok, said) = run(&node, &ann, &["patrol", "--notes", "first round"]);
+    assert!(ok, "{said}");
+    let (_, said) = run(&node, &ann, &["patrol", "list", "--limit", "1"]);
+    assert!(said.contains("patrol by ann"), "{said}");
+
+    // The handover carries the open fault by itself and waits for bob.
+    let (ok, said) = run(&node, &ann, &["shift", "handover", "--to", "bob", "--notes", "quiet night"]);
+    assert!(ok && said.contains("pending until bob"), "{said}");
+    assert!(said.contains("open fault 1 on camera lobby"), "the handover names the open fault: {said}");
+    let seq: String = said.split("(#").nth(1).unwrap().split(')').next().unwrap().to_string();
+    let (ok, said) = run(&node, &ann, &["shift", "accept", &seq]);
+    assert!(!ok && said.contains("only they can accept"), "{said}");
+    let (_, said) = run(&node, &bob, &["shift", "list"]);
+    assert!(said.contains("PENDING"), "{said}");
+
+    // Half an hour later nobody has accepted: an alarm says so.
+    std::fs::write(&clock, (31 * 60_000i64).to_string()).unwrap();
+    let alarm = wait_for(20, "handover-unaccepted", || async {
+        admin.list_alarms(false).await.ok()?.into_iter().find(|a| a.kind == "handover-unaccepted")
+    })
+    .await;
+    assert_eq!(alarm.subject, format!("handover {seq}"));
+    let (ok, said) = run(&node, &bob, &["shift", "accept", &seq, "--note", "took over at the desk"]);
+    assert!(ok && said.contains("accepted"), "{said}");
+    wait_for(20, "the alarm clears once accepted", || async {
+        let open = admin.list_alarms(false).await.ok()?;
+        open.iter().all(|a| a.kind != "handover-unaccepted").then_some(())
+    })
+    .await;
+    let (ok, said) = run(&node, &bob, &["shift", "accept", &seq]);
+    assert!(!ok && said.contains("already"), "{said}");
+
+    // Repaired: the compliance report gives the time to repair.
+    let (ok, said) = run(&node, &bob, &["fault", "resolve", "1", "--note", "tape removed, picture checked"]);
+    assert!(ok && said.contains("repaired in 31m"), "{said}");
+    let (_, said) = run(&node, &bob, &["fault", "list"]);
+    assert!(said.contains("no open faults"), "{said}");
+    let o = node.cli(&auditor, &["--json", "report", "compliance", "--days", "1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &v["faults"][0];
+    assert_eq!(f["id"], 1);
+    assert!(f["repair_s"].as_i64().unwrap() >= 31 * 60, "{f}");
+    assert_eq!(f["overdue"], false);
+    node.stop();
+}
