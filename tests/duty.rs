@@ -77,3 +77,61 @@ async fn faults_are_registered_handed_over_and_repaired_and_handovers_wait_for_t
     assert_eq!(f["overdue"], false);
     node.stop();
 }
+
+/// A shift that ends with fewer patrols than the regulation's four raises `patrol-quota`,
+/// and the compliance report counts them; shifts are defined through the change queue and
+/// leadership signs the duty log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shift_short_of_patrols_is_an_alarm_and_leadership_signs_the_log() {
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("offset-ms");
+    std::fs::write(&clock, "0").unwrap();
+    let mut node = Node::init(&["lobby=test://ball".into()], 1_000);
+    let admin = node.start_sim(&clock).await;
+    let ann = node.user_token("ann", "operator", None, 0).await;
+    let auditor = node.user_token("audit.office", "auditor", None, 0).await;
+
+    // A shift under way now (UTC, the default time zone), ending in 50 minutes.
+    let minute = (common::now_ms() / 60_000).rem_euclid(1440);
+    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(1440) % 60);
+    let (ok, said) = run(
+        &node,
+        &node.token,
+        &["shift", "define", "early", "--from", &hhmm(minute - 10), "--to", &hhmm(minute + 50)],
+    );
+    assert!(ok && said.contains("pending change"), "shifts wait for an approver: {said}");
+    let id: u64 = said.split_whitespace().nth(2).unwrap().trim_end_matches(':').parse().unwrap();
+    node.approve(id).await;
+    let (_, said) = run(&node, &ann, &["status"]);
+    assert!(said.contains("shift under way: early"), "{said}");
+    for round in 1..=3 {
+        let (ok, said) = run(&node, &ann, &["patrol", "--notes", &format!("round {round}")]);
+        assert!(ok, "{said}");
+    }
+    // An hour later the shift has ended with 3 of 4.
+    std::fs::write(&clock, (60 * 60_000i64).to_string()).unwrap();
+    let alarm = wait_for(20, "patrol-quota", || async {
+        admin.list_alarms(false).await.ok()?.into_iter().find(|a| a.kind == "patrol-quota")
+    })
+    .await;
+    assert!(alarm.subject.starts_with("shift early ") && alarm.detail.contains("3 patrols of the 4"), "{alarm:?}");
+    let o = node.cli(&auditor, &["--json", "report", "compliance", "--days", "1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v["shifts"][0];
+    assert_eq!(
+        (s["shift"].as_str(), s["patrols"].as_u64(), s["short"].as_bool()),
+        (Some("early"), Some(3), Some(true)),
+        "{v}"
+    );
+
+    // Leadership signs the log; nobody else can.
+    let (ok, said) = run(&node, &node.token, &["duty", "sign", "--from", "-2h", "--to", "now"]);
+    assert!(!ok && said.contains("may not"), "{said}");
+    let (ok, said) =
+        run(&node, &node.approver, &["duty", "sign", "--from", "-2h", "--to", "now", "--note", "reviewed"]);
+    assert!(ok && said.contains("signed off by approver"), "{said}");
+    let o = node.cli(&auditor, &["--json", "report", "compliance", "--days", "1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["signoffs"][0]["user"], "approver", "{v}");
+    node.stop();
+}

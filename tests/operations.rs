@@ -253,6 +253,7 @@ async fn patrols_and_handovers_are_recorded_listed_and_audited() {
     }
     let out = cli(&node, &olga, &["shift", "list", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = &list["handovers"];
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!((list[0]["user"].as_str(), list[0]["to"].as_str()), (Some("olga"), Some("pavel")));
     // An auditor may read the duty log but not write it; both entries are in the audit log.

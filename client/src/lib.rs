@@ -564,6 +564,24 @@ impl Client {
         Ok(self.ops.clone().handover(self.req(r)).await?.into_inner())
     }
 
+    /// Defines a shift (local HH:MM); `Some(change id)` while it waits for an approver.
+    pub async fn define_shift(&self, name: &str, from: &str, to: &str) -> Result<Option<u64>, ClientError> {
+        let r = pb::DefineShiftRequest { name: name.into(), from: from.into(), to: to.into() };
+        let r = self.ops.clone().define_shift(self.req(r)).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
+    }
+
+    /// The shifts and the one under way.
+    pub async fn list_shifts(&self) -> Result<pb::ListShiftsResponse, ClientError> {
+        Ok(self.ops.clone().list_shifts(self.req(pb::ListShiftsRequest {})).await?.into_inner())
+    }
+
+    /// Signs off the duty log of `[from_ms, to_ms)` (approvers).
+    pub async fn sign_duty(&self, from_ms: i64, to_ms: i64, note: &str) -> Result<pb::Signoff, ClientError> {
+        let r = pb::SignDutyRequest { from_ms, to_ms, note: note.into() };
+        Ok(self.ops.clone().sign_duty(self.req(r)).await?.into_inner())
+    }
+
     /// The receiver accepts handover `seq`.
     pub async fn accept_handover(&self, seq: u64, note: &str) -> Result<pb::DutyRecord, ClientError> {
         let r = pb::AcceptHandoverRequest { seq, note: note.into() };

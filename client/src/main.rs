@@ -74,6 +74,9 @@ pub enum Cmd {
     Alarms(cmd::ops::AlarmsArgs),
     /// Check every camera and node now and record the patrol (`custos patrol list`: past ones).
     Patrol(cmd::ops::PatrolArgs),
+    /// Leadership's sign-off of the duty log (approvers).
+    #[command(subcommand)]
+    Duty(cmd::ops::DutyCmd),
     /// The fault register: report what the system cannot see, list, resolve.
     #[command(subcommand)]
     Fault(cmd::ops::FaultCmd),

@@ -35,9 +35,10 @@ pub const BACKUP_FAILING: &str = "backup-failing";
 pub const SCRUB_FAILURE: &str = "scrub-failure";
 pub const CLOCK_SKEW: &str = "clock-skew";
 pub const HANDOVER_UNACCEPTED: &str = "handover-unaccepted";
+pub const PATROL_QUOTA: &str = "patrol-quota";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     CAMERA_DOWN,
     NODE_DOWN,
     DISK_LOW,
@@ -47,6 +48,7 @@ pub const KINDS: [&str; 9] = [
     SCRUB_FAILURE,
     CLOCK_SKEW,
     HANDOVER_UNACCEPTED,
+    PATROL_QUOTA,
 ];
 
 /// Handovers the evaluation looks back over for unaccepted ones.
@@ -209,6 +211,9 @@ pub struct Observed {
     pub backup: Option<BackupSeen>,
     /// Shift handovers nobody has accepted yet: (number, from, to, time).
     pub pending_handovers: Vec<(u64, String, String, i64)>,
+    /// The last instance of each shift that ended within a day, the patrols recorded in
+    /// it, and how many it needed.
+    pub ended_shifts: Vec<(crate::shifts::ShiftInstance, u32, u32)>,
 }
 
 /// The conditions that are alarms now, as `raise` changes, in a stable order.
@@ -269,6 +274,21 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                 )
             };
             raise(SCRUB_FAILURE, format!("node {id}"), detail);
+        }
+    }
+    for (s, patrols, needed) in &o.ended_shifts {
+        if patrols < needed {
+            raise(
+                PATROL_QUOTA,
+                format!("shift {} {}", s.name, s.day),
+                format!(
+                    "the {} shift of {} ({} to {}) ended with {patrols} patrols of the {needed} required",
+                    s.name,
+                    s.day,
+                    fmt_ms(s.start_ms),
+                    fmt_ms(s.end_ms)
+                ),
+            );
         }
     }
     let accept_ms = cfg.handover_accept_min as i64 * 60_000;
@@ -372,6 +392,7 @@ pub struct Sources {
     pub backup_configured: bool,
     pub backup_state: SharedBackupState,
     pub segment_target_ms: u64,
+    pub duty: crate::shifts::DutyConfig,
 }
 
 impl Sources {
@@ -379,7 +400,9 @@ impl Sources {
     /// long it has lasted.
     pub async fn observe(&self) -> crate::Result<Observed> {
         let backup_configured = self.backup_configured;
-        let (cams, nodes, backup, pending_handovers) = self
+        let (offset, needed) = (self.duty.offset_min(), self.duty.patrols_per_shift);
+        let now_ms = self.meta.now_ms();
+        let (cams, nodes, backup, pending_handovers, ended_shifts) = self
             .meta
             .read(move |c| {
                 let mut cams = Vec::new();
@@ -403,15 +426,26 @@ impl Sources {
                     None
                 };
                 let mut pending = Vec::new();
-                for d in c.duty_log(HANDOVERS_CHECKED)? {
+                let log = c.duty_log(HANDOVERS_CHECKED)?;
+                for d in &log {
                     if d.kind == crate::meta::DutyKind::Handover && c.handover_acceptance(d.seq)?.is_none() {
-                        pending.push((d.seq, d.user, d.to, d.time_ms));
+                        pending.push((d.seq, d.user.clone(), d.to.clone(), d.time_ms));
                     }
                 }
-                Ok((cams, c.nodes()?, backup, pending))
+                let ended = crate::shifts::just_ended(&c.shifts()?, offset, now_ms)
+                    .into_iter()
+                    .map(|s| {
+                        let n = log
+                            .iter()
+                            .filter(|d| d.kind == crate::meta::DutyKind::Patrol)
+                            .filter(|d| s.start_ms <= d.time_ms && d.time_ms < s.end_ms)
+                            .count() as u32;
+                        (s, n, needed)
+                    })
+                    .collect();
+                Ok((cams, c.nodes()?, backup, pending, ended))
             })
             .await?;
-        let now_ms = self.meta.now_ms();
         let nodes = nodes
             .into_iter()
             .map(|n| {
@@ -438,6 +472,7 @@ impl Sources {
             under_replicated: None,
             backup,
             pending_handovers,
+            ended_shifts,
         })
     }
 }

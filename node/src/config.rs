@@ -126,6 +126,9 @@ pub struct NodeConfig {
     /// Background re-verification of this node's blobs.
     #[serde(default)]
     pub scrub: crate::scrub::ScrubConfig,
+    /// Shifts' time zone and the patrols each needs.
+    #[serde(default)]
+    pub duty: crate::shifts::DutyConfig,
     /// Continuous backup to S3-compatible storage (optional).
     #[serde(default)]
     pub backup: Option<BackupConfig>,
@@ -281,6 +284,7 @@ impl NodeConfig {
             seal_every_s: default_seal_every_s(),
             metrics_listen: Some(default_metrics_listen(listen)),
             alarms: crate::alarms::AlarmsConfig::default(),
+            duty: crate::shifts::DutyConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
             backup: None,
             allow_test_sources: false,
@@ -348,6 +352,12 @@ impl NodeConfig {
         }
         if !(1..=3600).contains(&self.expiry_every_s) {
             return Err(field("expiry_every_s", "must be between 1 and 3600 seconds"));
+        }
+        if let Err(why) = crate::shifts::parse_offset(&self.duty.time_zone) {
+            return Err(field("duty.time_zone", why));
+        }
+        if !(1..=100).contains(&self.duty.patrols_per_shift) {
+            return Err(field("duty.patrols_per_shift", "must be between 1 and 100"));
         }
         if !(1..=7 * 86_400).contains(&self.seal_every_s) {
             return Err(field("seal_every_s", "must be between 1 second and 7 days"));

@@ -42,6 +42,7 @@ pub mod scrub;
 pub mod seal;
 pub mod segment;
 pub mod server;
+pub mod shifts;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -197,6 +198,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let seal_key = services.cluster.signing.clone();
     services.backup = config.backup.clone();
     services.alarms = config.alarms.clone();
+    services.duty = config.duty.clone();
     services.allow_test_sources = config.allow_test_sources;
     let alarm_sources = services.alarm_sources();
     let metrics_services = services.clone();

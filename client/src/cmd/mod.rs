@@ -74,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Patrol(a) => ops::patrol(&client, a, cli.json).await,
         Cmd::Shift(c) => ops::shift(&client, c, cli.json).await,
         Cmd::Fault(c) => ops::fault(&client, c, cli.json).await,
+        Cmd::Duty(c) => ops::duty(&client, c, cli.json).await,
         Cmd::Report(c) => ops::report(&client, c, cli.json).await,
     }
 }

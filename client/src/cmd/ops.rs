@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 use custos_client::text::{csv_cell, terminal};
-use custos_client::time::format_ms;
+use custos_client::time::{format_ms, now_ms, parse_time_ms};
 use custos_client::Client;
 use custos_proto::v1 as pb;
 use serde_json::json;
@@ -78,11 +78,56 @@ pub enum ShiftCmd {
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// Recorded handovers, newest first, with who accepted each.
+    /// The shifts (and the one under way), then recorded handovers, newest first, with who
+    /// accepted each.
     List {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Define a shift by name and local times (administrators; waits for an approver):
+    /// `custos shift define night --from 20:00 --to 08:00`.
+    Define {
+        name: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DutyCmd {
+    /// Sign off the duty log of a period (approvers): patrols, handovers, faults.
+    Sign {
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        #[arg(long, allow_hyphen_values = true)]
+        to: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+pub async fn duty(client: &Client, c: DutyCmd, as_json: bool) -> anyhow::Result<()> {
+    let DutyCmd::Sign { from, to, note } = c;
+    let now = now_ms();
+    let from_ms = parse_time_ms(&from, now).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to_ms = parse_time_ms(&to, now).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let s = client.sign_duty(from_ms, to_ms, &note).await?;
+    if as_json {
+        super::print_json(
+            &json!({"seq": s.seq, "from": format_ms(s.from_ms), "to": format_ms(s.to_ms), "user": s.user, "signed": format_ms(s.time_ms), "note": s.note}),
+        );
+    } else {
+        println!(
+            "duty log {} to {} signed off by {} (#{})",
+            format_ms(s.from_ms),
+            format_ms(s.to_ms),
+            terminal(&s.user),
+            s.seq
+        );
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -365,7 +410,32 @@ pub async fn shift(client: &Client, c: ShiftCmd, as_json: bool) -> anyhow::Resul
                 println!("handover #{} from {} accepted at {}", d.seq, terminal(&d.user), format_ms(d.accepted_ms));
             }
         }
-        ShiftCmd::List { limit } => print_duty_list(&client.list_duty("handover", limit).await?, as_json, "handovers"),
+        ShiftCmd::List { limit } => {
+            let shifts = client.list_shifts().await?;
+            let handovers = client.list_duty("handover", limit).await?;
+            if as_json {
+                super::print_json(&json!({
+                    "time_zone": shifts.time_zone, "patrols_per_shift": shifts.patrols_per_shift,
+                    "shifts": shifts.shifts.iter().map(|s| json!({"name": s.name, "from": s.from, "to": s.to, "defined_by": s.defined_by})).collect::<Vec<_>>(),
+                    "current": (!shifts.current.is_empty()).then(|| json!({"name": shifts.current, "day": shifts.current_day, "from": format_ms(shifts.current_start_ms), "to": format_ms(shifts.current_end_ms)})),
+                    "handovers": handovers.iter().map(duty_json).collect::<Vec<_>>(),
+                }));
+            } else {
+                if shifts.shifts.is_empty() {
+                    println!("no shifts defined (custos shift define NAME --from HH:MM --to HH:MM)");
+                }
+                for s in &shifts.shifts {
+                    let now = if s.name == shifts.current { "  <- now" } else { "" };
+                    println!("shift {:<12} {} to {} {}{now}", terminal(&s.name), s.from, s.to, shifts.time_zone);
+                }
+                println!("{} patrols required per shift", shifts.patrols_per_shift);
+                print_duty_list(&handovers, false, "handovers");
+            }
+        }
+        ShiftCmd::Define { name, from, to } => match client.define_shift(&name, &from, &to).await? {
+            Some(change) => return super::pending(change, as_json),
+            None => println!("shift {name} defined: {from} to {to}"),
+        },
     }
     Ok(())
 }
@@ -393,6 +463,15 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             "generated": format_ms(r.generated_ms), "days": r.days, "breaking_floor": r.breaking_floor,
             "cameras": r.cameras.iter().map(camera_json).collect::<Vec<_>>(),
             "faults_overdue": r.faults_overdue,
+            "shifts_short": r.shifts_short,
+            "shifts": r.shifts.iter().map(|s| json!({
+                "shift": s.shift, "day": s.day, "from": format_ms(s.start_ms), "to": format_ms(s.end_ms),
+                "patrols": s.patrols, "required": s.required, "short": s.short,
+            })).collect::<Vec<_>>(),
+            "signoffs": r.signoffs.iter().map(|s| json!({
+                "seq": s.seq, "from": format_ms(s.from_ms), "to": format_ms(s.to_ms), "user": s.user,
+                "signed": format_ms(s.time_ms), "note": s.note,
+            })).collect::<Vec<_>>(),
             "faults": r.faults.iter().map(|f| {
                 let mut v = f.fault.as_ref().map(fault_json).unwrap_or_default();
                 v["repair_s"] = json!(f.repair_ms / 1000);
@@ -463,6 +542,25 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
             for g in &c.gaps {
                 println!("    {} to {} ({})", format_ms(g.start_ms), format_ms(g.end_ms), span(g.end_ms - g.start_ms));
             }
+        }
+        for s in &r.shifts {
+            println!(
+                "shift {} {}: {} patrols of {}{}",
+                terminal(&s.shift),
+                s.day,
+                s.patrols,
+                s.required,
+                if s.short { " (SHORT)" } else { "" }
+            );
+        }
+        for s in &r.signoffs {
+            println!(
+                "duty log {} to {} signed off by {} at {}",
+                format_ms(s.from_ms),
+                format_ms(s.to_ms),
+                terminal(&s.user),
+                format_ms(s.time_ms)
+            );
         }
         for f in &r.faults {
             let Some(x) = &f.fault else { continue };

@@ -18,6 +18,7 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             "committed_under_replicated": s.committed_under_replicated,
             "alarms": s.alarms,
             "open_faults": s.open_faults,
+            "current_shift": (!s.current_shift.is_empty()).then_some(&s.current_shift),
             "nodes": nodes.nodes.iter().map(|n| json!({
                 "id": n.id, "campus": n.campus, "addr": n.addr, "raft_role": n.raft_role, "health": n.health,
                 "disk_free_bytes": n.disk_free_bytes, "disk_total_bytes": n.disk_total_bytes, "disk_low": n.disk_low,
@@ -108,6 +109,9 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         );
     }
     println!();
+    if !s.current_shift.is_empty() {
+        println!("shift under way: {}", custos_client::text::terminal(&s.current_shift));
+    }
     if blind.is_empty() {
         println!("every camera is recording");
     } else {

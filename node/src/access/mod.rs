@@ -90,11 +90,15 @@ pub enum Action {
     ReadSeals,
     /// Register a fault, or resolve one.
     ReportFault,
+    /// Define the monitoring centre's shifts.
+    ManageShifts,
+    /// Sign off the duty log of a period.
+    SignDuty,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -122,6 +126,8 @@ impl Action {
         Action::RenewToken,
         Action::ReadSeals,
         Action::ReportFault,
+        Action::ManageShifts,
+        Action::SignDuty,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +159,8 @@ impl Action {
             Action::RenewToken => "token-renew",
             Action::ReadSeals => "seal-read",
             Action::ReportFault => "fault-report",
+            Action::ManageShifts => "shift-define",
+            Action::SignDuty => "duty-sign",
         }
     }
 
@@ -198,6 +206,9 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         ReadSeals => matches!(role, Auditor | Approver | Admin),
         // The monitoring centre registers what it sees; IT registers and repairs.
         ReportFault => matches!(role, Operator | Security | Admin),
+        // IT sets the shifts (through the change queue); leadership signs the duty log.
+        ManageShifts => matches!(role, Admin),
+        SignDuty => matches!(role, Approver),
     }
 }
 

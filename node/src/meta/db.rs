@@ -75,6 +75,10 @@ pub const CF_SEALS: &str = "seals";
 pub const CF_FAULTS: &str = "faults";
 /// Acceptances of shift handovers by the handover's big-endian duty number.
 pub const CF_HANDOVER_ACCEPTS: &str = "handover_accepts";
+/// Shift definitions by name.
+pub const CF_SHIFTS: &str = "shifts";
+/// Leadership's sign-offs of the duty log by big-endian number.
+pub const CF_SIGNOFFS: &str = "duty_signoffs";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -103,6 +107,8 @@ pub const STATE_CFS: &[&str] = &[
     CF_SEALS,
     CF_FAULTS,
     CF_HANDOVER_ACCEPTS,
+    CF_SHIFTS,
+    CF_SIGNOFFS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

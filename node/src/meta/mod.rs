@@ -26,9 +26,9 @@ use openraft::{BasicNode, Raft, ServerState};
 pub use state::Catalog;
 pub use types::{
     AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, ChangeRecord, ChangeState, Codec, Command,
-    DeletionReceipt, DutyKind, DutyRecord, ExportRecord, ExportStatus, FaultRecord, FaultSubject, HandoverAcceptance,
-    JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, RejectKind, Request, Response, SegmentRecord,
-    StoredPack, TokenRecord, TypeConfig, User,
+    DeletionReceipt, DutyKind, DutyRecord, DutySignoff, ExportRecord, ExportStatus, FaultRecord, FaultSubject,
+    HandoverAcceptance, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, RejectKind, Request, Response,
+    SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

@@ -327,6 +327,23 @@ pub enum Command {
     ResolveFault { id: u64, user: String, note: String },
     /// The receiver of a shift handover accepts it (only they may, once).
     AcceptHandover { seq: u64, user: String, note: String },
+    /// Defines (or redefines) a shift by name and local times of day.
+    DefineShift(crate::shifts::ShiftDef),
+    /// An approver signs off the duty log of a period. Replies `Created(number)`.
+    SignDuty(DutySignoff),
+}
+
+/// Leadership's signature on the duty log of a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DutySignoff {
+    /// Assigned by the state machine.
+    pub seq: u64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub user: String,
+    /// Assigned by the state machine.
+    pub time_ms: i64,
+    pub note: String,
 }
 
 /// What a registered fault is about.
@@ -623,6 +640,8 @@ impl std::fmt::Display for Request {
             Command::ReportFault(r) => write!(f, "report-fault {} by {}", r.subject, r.reported_by),
             Command::ResolveFault { id, user, .. } => write!(f, "resolve-fault {id} by {user}"),
             Command::AcceptHandover { seq, user, .. } => write!(f, "accept-handover {seq} by {user}"),
+            Command::DefineShift(s) => write!(f, "define-shift {}", s.name),
+            Command::SignDuty(s) => write!(f, "sign-duty by {}", s.user),
             Command::StoreSeal(s) => write!(f, "store-seal {}", &s.hash[..s.hash.len().min(12)]),
             Command::FoundCluster(u) => write!(f, "found-cluster x{}", u.len()),
             Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),

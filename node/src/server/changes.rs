@@ -55,6 +55,9 @@ pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Opt
             Some("a node that joins receives the cluster's keys: it can decrypt every recording".into())
         }
         Command::RetireNode { id } => Some(format!("retiring node {id} removes it from the cluster")),
+        Command::DefineShift(s) => {
+            Some(format!("shift {} decides when the monitoring centre owes its patrols and hands over", s.name))
+        }
         _ => None,
     })
 }

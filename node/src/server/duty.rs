@@ -51,7 +51,69 @@ pub(super) fn duty_pb(d: &DutyRecord, accepted: Option<&HandoverAcceptance>) -> 
     }
 }
 
+/// "night 2026-12-02, 20:00 to 08:00 +08:00".
+pub(super) fn shift_line(s: &crate::shifts::ShiftInstance, defs: &[crate::shifts::ShiftDef], tz: &str) -> String {
+    let d = defs.iter().find(|d| d.name == s.name);
+    let (from, to) =
+        d.map(|d| (crate::shifts::fmt_hhmm(d.from_min), crate::shifts::fmt_hhmm(d.to_min))).unwrap_or_default();
+    format!("{} {}, {from} to {to} {tz}", s.name, s.day)
+}
+
+pub(super) fn signoff_pb(s: &crate::meta::DutySignoff) -> pb::Signoff {
+    pb::Signoff {
+        seq: s.seq,
+        from_ms: s.from_ms,
+        to_ms: s.to_ms,
+        user: s.user.clone(),
+        time_ms: s.time_ms,
+        note: s.note.clone(),
+    }
+}
+
 impl Services {
+    /// The shift under way now, as one line, or empty.
+    pub(super) async fn current_shift_line(&self) -> Result<String, Status> {
+        let (now, offset) = (self.meta.now_ms(), self.duty.offset_min());
+        let defs = self.meta.read(|c| c.shifts()).await?;
+        Ok(crate::shifts::current(&defs, offset, now)
+            .map(|s| shift_line(&s, &defs, &self.duty.time_zone))
+            .unwrap_or_default())
+    }
+
+    /// Every shift that ended in `[since, now)` with its patrols, and leadership's
+    /// sign-offs overlapping it, for the compliance report.
+    pub(super) async fn shift_report(
+        &self,
+        since: i64,
+        now: i64,
+    ) -> Result<(Vec<pb::ShiftPatrols>, Vec<pb::Signoff>), Status> {
+        let (offset, needed) = (self.duty.offset_min(), self.duty.patrols_per_shift);
+        let (defs, log, signoffs) = self.meta.read(|c| Ok((c.shifts()?, c.duty_log(100_000)?, c.signoffs()?))).await?;
+        let shifts = crate::shifts::instances(&defs, offset, since, now)
+            .into_iter()
+            .filter(|s| s.end_ms <= now && s.start_ms >= since)
+            .map(|s| {
+                let patrols = log
+                    .iter()
+                    .filter(|d| {
+                        d.kind == crate::meta::DutyKind::Patrol && s.start_ms <= d.time_ms && d.time_ms < s.end_ms
+                    })
+                    .count() as u32;
+                pb::ShiftPatrols {
+                    shift: s.name,
+                    day: s.day,
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    patrols,
+                    required: needed,
+                    short: patrols < needed,
+                }
+            })
+            .collect();
+        let signoffs = signoffs.iter().filter(|x| x.to_ms > since && x.from_ms < now).map(signoff_pb).collect();
+        Ok((shifts, signoffs))
+    }
+
     /// Proposes a fault-register or handover command with its audit entry; the fault or
     /// duty record's number when one was created.
     pub(super) async fn duty_change(

@@ -65,6 +65,8 @@ pub struct Services {
     pub backup_state: crate::backup::SharedBackupState,
     /// When conditions become alarms.
     pub alarms: crate::alarms::AlarmsConfig,
+    /// Shifts' time zone and the patrols each needs.
+    pub duty: crate::shifts::DutyConfig,
     /// Whether cameras may be added with `file://` and `test://` sources (trials only).
     pub allow_test_sources: bool,
     /// Refused authentications per client address, and the request limit's counters.
@@ -127,6 +129,7 @@ impl Services {
             backup: None,
             backup_state: Arc::default(),
             alarms: Default::default(),
+            duty: Default::default(),
             allow_test_sources: false,
             throttle: Arc::default(),
         }
@@ -191,6 +194,7 @@ impl Services {
             backup_configured: self.backup.is_some(),
             backup_state: self.backup_state.clone(),
             segment_target_ms: self.cluster.segment_target_ms,
+            duty: self.duty.clone(),
         }
     }
 
@@ -341,6 +345,7 @@ impl Footage for Services {
         let (segments, (backed_up_segments, backed_up_bytes), (backup_objects, backup_object_bytes), open) =
             self.meta.read(|c| Ok((c.segment_count()?, c.backed_up()?, c.backup_objects()?, c.open_alarms()?))).await?;
         let faults = self.meta.read(|c| c.faults(false)).await?;
+        let current_shift = self.current_shift_line().await?;
         let down_after = self.alarms.camera_down_after_ms(seen.segment_target_ms);
         let cameras = seen
             .cameras
@@ -412,6 +417,7 @@ impl Footage for Services {
                 .collect(),
             scrub_last_pass_ms: sc.last_pass_ms.load(Ordering::Relaxed),
             open_faults: faults.iter().map(duty::fault_line).collect(),
+            current_shift,
         }))
     }
 }

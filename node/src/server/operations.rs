@@ -291,6 +291,8 @@ impl Operations for Services {
             })
             .collect();
         let faults_overdue = faults.iter().filter(|f| f.overdue).count() as u32;
+        let (shifts, signoffs) = self.shift_report(since, now).await?;
+        let shifts_short = shifts.iter().filter(|s| s.short).count() as u32;
         Ok(Response::new(pb::ComplianceResponse {
             generated_ms: now,
             days,
@@ -298,7 +300,85 @@ impl Operations for Services {
             breaking_floor,
             faults,
             faults_overdue,
+            shifts,
+            shifts_short,
+            signoffs,
         }))
+    }
+
+    async fn define_shift(
+        &self,
+        req: Request<pb::DefineShiftRequest>,
+    ) -> Result<Response<pb::DefineShiftResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageShifts, false).await?;
+        let r = req.into_inner();
+        custos_formats::fields::validate_user_name("shift name", &r.name).map_err(Status::invalid_argument)?;
+        let from_min =
+            crate::shifts::parse_hhmm(&r.from).map_err(|e| Status::invalid_argument(format!("--from: {e}")))?;
+        let to_min = crate::shifts::parse_hhmm(&r.to).map_err(|e| Status::invalid_argument(format!("--to: {e}")))?;
+        let def = crate::shifts::ShiftDef {
+            name: r.name.clone(),
+            from_min,
+            to_min,
+            defined_by: caller.who.name.clone(),
+            defined_ms: 0,
+        };
+        let detail = format!("shift {} {} to {} ({})", r.name, r.from, r.to, self.duty.time_zone);
+        let change_id =
+            self.admin_change(&caller, "shift-define", detail, Command::DefineShift(def)).await?.unwrap_or(0);
+        Ok(Response::new(pb::DefineShiftResponse { change_id }))
+    }
+
+    async fn list_shifts(
+        &self,
+        req: Request<pb::ListShiftsRequest>,
+    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        self.guard(&req, Action::ViewDuty, false).await?;
+        let defs = self.meta.read(|c| c.shifts()).await?;
+        let now = self.meta.now_ms();
+        let cur = crate::shifts::current(&defs, self.duty.offset_min(), now);
+        Ok(Response::new(pb::ListShiftsResponse {
+            shifts: defs
+                .iter()
+                .map(|d| pb::Shift {
+                    name: d.name.clone(),
+                    from: crate::shifts::fmt_hhmm(d.from_min),
+                    to: crate::shifts::fmt_hhmm(d.to_min),
+                    defined_by: d.defined_by.clone(),
+                })
+                .collect(),
+            current: cur.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            current_day: cur.as_ref().map(|c| c.day.clone()).unwrap_or_default(),
+            current_start_ms: cur.as_ref().map_or(0, |c| c.start_ms),
+            current_end_ms: cur.as_ref().map_or(0, |c| c.end_ms),
+            time_zone: self.duty.time_zone.clone(),
+            patrols_per_shift: self.duty.patrols_per_shift,
+        }))
+    }
+
+    async fn sign_duty(&self, req: Request<pb::SignDutyRequest>) -> Result<Response<pb::Signoff>, Status> {
+        let caller = self.guard(&req, Action::SignDuty, false).await?;
+        let r = req.into_inner();
+        let note = check_text("--note", &r.note, false)?;
+        if r.from_ms >= r.to_ms {
+            return Err(Status::invalid_argument("--from must be before --to"));
+        }
+        let s = crate::meta::DutySignoff {
+            seq: 0,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+            user: caller.who.name.clone(),
+            time_ms: 0,
+            note,
+        };
+        let detail = format!("duty log {} to {}", fmt_ms(r.from_ms), fmt_ms(r.to_ms));
+        let seq: u64 = match self.duty_change(&caller, "duty-sign", detail, Command::SignDuty(s)).await? {
+            Applied::Created(n) => n.parse().map_err(|_| Status::internal("sign-off number"))?,
+            other => return Err(Status::internal(format!("unexpected answer {other:?}"))),
+        };
+        let all = self.meta.read(|c| c.signoffs()).await?;
+        let s = all.iter().find(|s| s.seq == seq).ok_or_else(|| Status::internal("the sign-off vanished"))?;
+        Ok(Response::new(super::duty::signoff_pb(s)))
     }
 
     async fn accept_handover(

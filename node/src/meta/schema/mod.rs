@@ -129,6 +129,8 @@ unchanged!(
     custos_evidence::seal::SealFile,
     crate::meta::types::FaultRecord,
     crate::meta::types::HandoverAcceptance,
+    crate::meta::types::DutySignoff,
+    crate::shifts::ShiftDef,
     String,
     (u64, Hash, u64),
     Vote<NodeId>,
@@ -185,6 +187,8 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::StoreSeal(_) => Some((FORMAT_V2.into(), "the daily seal")),
         Command::ReportFault(_) | Command::ResolveFault { .. } => Some((FORMAT_V2.into(), "the fault register")),
         Command::AcceptHandover { .. } => Some((FORMAT_V2.into(), "accepted handovers")),
+        Command::DefineShift(_) => Some((FORMAT_V2.into(), "shifts")),
+        Command::SignDuty(_) => Some((FORMAT_V2.into(), "duty sign-offs")),
         _ => None,
     }
 }

@@ -12,8 +12,8 @@ use crate::audit::{AuditRecord, GENESIS};
 use crate::meta::db::{
     cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
     CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_HOLDS,
-    CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SM, CF_TOKENS,
-    CF_USERS,
+    CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SHIFTS, CF_SIGNOFFS,
+    CF_SM, CF_TOKENS, CF_USERS,
 };
 use crate::meta::types::{
     decode, AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
@@ -444,6 +444,16 @@ impl Catalog {
         v.retain(|f| all || f.resolved_ms.is_none());
         v.reverse();
         Ok(v)
+    }
+
+    /// Shift definitions, by name.
+    pub fn shifts(&self) -> crate::Result<Vec<crate::shifts::ShiftDef>> {
+        read_all(&self.db, CF_SHIFTS).map_err(crate::Error::Internal)
+    }
+
+    /// Duty sign-offs, oldest first.
+    pub fn signoffs(&self) -> crate::Result<Vec<crate::meta::types::DutySignoff>> {
+        read_all(&self.db, CF_SIGNOFFS).map_err(crate::Error::Internal)
     }
 
     /// Who accepted handover `seq`, if anyone has.

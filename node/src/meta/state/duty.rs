@@ -4,13 +4,59 @@
 use rocksdb::{WriteBatch, DB};
 
 use super::get_decoded;
-use crate::meta::db::{cf, CF_CAMERAS, CF_DUTY, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_NODES, CF_SM};
+use crate::meta::db::{
+    cf, CF_CAMERAS, CF_DUTY, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_NODES, CF_SHIFTS, CF_SIGNOFFS, CF_SM, CF_USERS,
+};
 use crate::meta::types::{
-    encode, DutyKind, DutyRecord, FaultRecord, FaultSubject, HandoverAcceptance, RejectKind, Request, Response,
+    encode, DutyKind, DutyRecord, DutySignoff, FaultRecord, FaultSubject, HandoverAcceptance, RejectKind, Request,
+    Response, User,
 };
 
 /// The last fault number given (in `sm_meta`).
 const KEY_FAULT_SEQ: &[u8] = b"fault_seq";
+/// The last duty sign-off number given (in `sm_meta`).
+const KEY_SIGNOFF_SEQ: &[u8] = b"signoff_seq";
+
+/// Stores a shift definition under its name (replacing one of the same name).
+pub(super) fn define_shift(db: &DB, batch: &mut WriteBatch, req: &Request, s: &crate::shifts::ShiftDef) -> Response {
+    if let Err(why) = custos_formats::fields::validate_user_name("shift name", &s.name) {
+        return Response::Rejected(RejectKind::InvalidArgument, why);
+    }
+    if s.from_min >= 1440 || s.to_min >= 1440 {
+        return Response::Rejected(RejectKind::InvalidArgument, "a shift's times are minutes of one day".into());
+    }
+    let s = crate::shifts::ShiftDef { defined_ms: req.time_ms, ..s.clone() };
+    batch.put_cf(cf(db, CF_SHIFTS), s.name.as_bytes(), encode(&s));
+    Response::Ok
+}
+
+/// An approver signs off the duty log of a period that has ended.
+pub(super) fn sign_duty(db: &DB, batch: &mut WriteBatch, req: &Request, s: &DutySignoff) -> Response {
+    match get_decoded::<User>(db, CF_USERS, s.user.as_bytes()) {
+        Ok(Some(u)) if u.role == crate::access::Role::Approver && !u.disabled => {}
+        Ok(_) => {
+            return Response::Rejected(
+                RejectKind::PermissionDenied,
+                format!("{} is not an active approver; leadership signs off the duty log", s.user),
+            )
+        }
+        Err(e) => return read_failed(e),
+    }
+    if s.from_ms >= s.to_ms || s.to_ms > req.time_ms {
+        return Response::Rejected(
+            RejectKind::InvalidArgument,
+            "a sign-off covers a period that has ended: --from before --to, --to not in the future".into(),
+        );
+    }
+    let seq: u64 = match get_decoded(db, CF_SM, KEY_SIGNOFF_SEQ) {
+        Ok(v) => v.unwrap_or(0) + 1,
+        Err(e) => return read_failed(e),
+    };
+    let s = DutySignoff { seq, time_ms: req.time_ms, ..s.clone() };
+    batch.put_cf(cf(db, CF_SIGNOFFS), seq.to_be_bytes(), encode(&s));
+    batch.put_cf(cf(db, CF_SM), KEY_SIGNOFF_SEQ, encode(&seq));
+    Response::Created(seq.to_string())
+}
 
 fn read_failed(e: String) -> Response {
     Response::StorageFailed(format!("catalog read failed: {e}"))

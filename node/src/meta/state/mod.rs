@@ -195,6 +195,8 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::ReportFault(f) => duty::report_fault(db, batch, req, f),
         Command::ResolveFault { id, user, note } => duty::resolve_fault(db, batch, req, *id, user, note),
         Command::AcceptHandover { seq, user, note } => duty::accept_handover(db, batch, req, *seq, user, note),
+        Command::DefineShift(s) => duty::define_shift(db, batch, req, s),
+        Command::SignDuty(s) => duty::sign_duty(db, batch, req, s),
     }
 }
 
