@@ -135,3 +135,60 @@ async fn a_shift_short_of_patrols_is_an_alarm_and_leadership_signs_the_log() {
     assert_eq!(v["signoffs"][0]["user"], "approver", "{v}");
     node.stop();
 }
+
+/// A receiver that answers the first POST with 500 and the rest with 200, handing each
+/// body over.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let status = if n == 0 { "500 Internal Server Error" } else { "200 OK" };
+            let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if n > 0 {
+                let _ = tx.send(serde_json::from_slice(&body).unwrap_or_default());
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// Alarms reach a webhook in Alertmanager's shape, retried when the receiver fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_are_posted_to_a_webhook_and_retried() {
+    let (url, bodies) = webhook_receiver();
+    let mut node = Node::init(&[], 1_000);
+    let p = node.data().join("custos.toml");
+    let text = std::fs::read_to_string(&p).unwrap().replace("webhooks = []", &format!("webhooks = [\"{url}\"]"));
+    std::fs::write(&p, text).unwrap();
+    let admin = node.start().await;
+    admin.add_camera("door", "rtsp://127.0.0.1:1/nothing-here", "Door").await.unwrap();
+    let body = tokio::task::spawn_blocking(move || bodies.recv_timeout(std::time::Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the webhook got the alarm (after one refused attempt)");
+    assert_eq!(body["version"], "4");
+    let alert = body["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["subject"] == "door").cloned();
+    let alert = alert.unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(
+        (alert["status"].as_str(), alert["labels"]["alertname"].as_str()),
+        (Some("firing"), Some("camera-down"))
+    );
+    node.stop();
+}

@@ -90,6 +90,9 @@ pub struct AlarmsConfig {
     /// `handover-unaccepted`.
     #[serde(default = "default_handover_accept_min")]
     pub handover_accept_min: u64,
+    /// URLs the leader posts alarm changes to, in Alertmanager's webhook JSON.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
 }
 
 fn default_fault_open_max_h() -> u64 {
@@ -129,6 +132,7 @@ impl Default for AlarmsConfig {
             clock_skew_ms: default_clock_skew_ms(),
             fault_open_max_h: default_fault_open_max_h(),
             handover_accept_min: default_handover_accept_min(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -481,6 +485,8 @@ impl Sources {
 pub struct AlarmWatch {
     pub sources: Sources,
     pub cfg: AlarmsConfig,
+    /// Where recorded changes are posted (`[alarms] webhooks`).
+    pub notifier: Option<crate::webhooks::Notifier>,
 }
 
 impl AlarmWatch {
@@ -513,6 +519,9 @@ impl AlarmWatch {
                 let summary: BTreeMap<_, _> =
                     changes.iter().map(|c| ((c.kind.clone(), c.subject.clone()), c)).collect();
                 meta.propose(Command::Alarms(changes.clone())).await?;
+                if let Some(n) = &self.notifier {
+                    n.send(crate::webhooks::payload(&changes, meta.now_ms(), meta.node_id));
+                }
                 for c in summary.values() {
                     if c.raise {
                         tracing::warn!(kind = %c.kind, subject = %c.subject, detail = %c.detail, "ALARM raised");

@@ -353,6 +353,9 @@ impl NodeConfig {
         if !(1..=3600).contains(&self.expiry_every_s) {
             return Err(field("expiry_every_s", "must be between 1 and 3600 seconds"));
         }
+        for u in &self.alarms.webhooks {
+            crate::webhooks::validate_url(u).map_err(|why| field("alarms.webhooks", why))?;
+        }
         if let Err(why) = crate::shifts::parse_offset(&self.duty.time_zone) {
             return Err(field("duty.time_zone", why));
         }

@@ -44,6 +44,7 @@ pub mod segment;
 pub mod server;
 pub mod shifts;
 pub mod tls;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -316,7 +317,8 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         cameras_changed: cameras_changed.clone(),
     };
     let leader_loop = tokio::spawn(duties.run(shutdown.clone()));
-    let watch = alarms::AlarmWatch { sources: alarm_sources, cfg: config.alarms.clone() };
+    let notifier = webhooks::Notifier::start(config.alarms.webhooks.clone(), shutdown.clone());
+    let watch = alarms::AlarmWatch { sources: alarm_sources, cfg: config.alarms.clone(), notifier };
     let alarm_watch = tokio::spawn(watch.run(shutdown.clone()));
     let scrubber = scrub::Scrubber {
         meta: meta.clone(),
