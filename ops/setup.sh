@@ -22,6 +22,8 @@ packages=(
   # `ip netns`/veth for the partitions in tests/chaos.rs (mount, for its tmpfs disks, is
   # in util-linux, always present).
   iproute2
+  # Python venvs, for moto below.
+  python3 python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -49,6 +51,16 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install cargo-nextest --locked
+fi
+
+# moto, an S3 server that implements Object Lock, for tests/object_lock.rs. It lives in a
+# venv at a fixed path (Debian's own Python refuses pip installs, PEP 668); tests/common
+# starts target/py/bin/moto_server.
+moto_version=5.2.5
+if ! target/py/bin/python -c "import sys, moto; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+  echo "setup: installing moto $moto_version into target/py"
+  python3 -m venv target/py
+  target/py/bin/pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
 fi
 
 if [ "${1:-}" = "--release" ]; then

@@ -169,6 +169,55 @@ pub struct BackupConfig {
     /// Longest a segment waits for more of its camera's footage to fill a pack.
     #[serde(default = "default_pack_max_wait_s")]
     pub pack_max_wait_s: u64,
+    /// Write packs, snapshots and seals under S3 Object Lock (`true`, `false` or `"auto"`:
+    /// use it when the bucket has it enabled). See `backup::lock`.
+    #[serde(default)]
+    pub object_lock: ObjectLock,
+}
+
+/// `backup.object_lock`: whether objects are written with a COMPLIANCE retention date and
+/// held footage with a legal hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ObjectLockToml", into = "ObjectLockToml")]
+pub enum ObjectLock {
+    /// Never: plain puts, even on a bucket with Object Lock.
+    Off,
+    /// Always: the worker refuses to upload to a bucket without Object Lock.
+    On,
+    /// Whatever the bucket has (`GetObjectLockConfiguration`), checked when the node
+    /// starts leading.
+    #[default]
+    Auto,
+}
+
+/// How `object_lock` is spelt in TOML: a boolean or `"auto"`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ObjectLockToml {
+    Bool(bool),
+    Word(String),
+}
+
+impl TryFrom<ObjectLockToml> for ObjectLock {
+    type Error = String;
+    fn try_from(v: ObjectLockToml) -> Result<Self, String> {
+        match v {
+            ObjectLockToml::Bool(true) => Ok(ObjectLock::On),
+            ObjectLockToml::Bool(false) => Ok(ObjectLock::Off),
+            ObjectLockToml::Word(w) if w == "auto" => Ok(ObjectLock::Auto),
+            ObjectLockToml::Word(w) => Err(format!("object_lock is true, false or \"auto\", not {w:?}")),
+        }
+    }
+}
+
+impl From<ObjectLock> for ObjectLockToml {
+    fn from(v: ObjectLock) -> Self {
+        match v {
+            ObjectLock::On => ObjectLockToml::Bool(true),
+            ObjectLock::Off => ObjectLockToml::Bool(false),
+            ObjectLock::Auto => ObjectLockToml::Word("auto".into()),
+        }
+    }
 }
 
 impl Default for BackupConfig {
@@ -184,6 +233,7 @@ impl Default for BackupConfig {
             profile: default_profile(),
             pack_target_bytes: default_pack_target_bytes(),
             pack_max_wait_s: default_pack_max_wait_s(),
+            object_lock: ObjectLock::Auto,
         }
     }
 }
@@ -466,6 +516,17 @@ mod tests {
         assert!(e.contains("camera[0].source") && e.contains("allow_test_sources = true"), "{e}");
         c.allow_test_sources = true;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn object_lock_is_a_boolean_or_auto() {
+        let parse = |v: &str| toml::from_str::<BackupConfig>(&format!("bucket = \"b\"\n{v}"));
+        assert_eq!(parse("").unwrap().object_lock, ObjectLock::Auto);
+        assert_eq!(parse("object_lock = true").unwrap().object_lock, ObjectLock::On);
+        assert_eq!(parse("object_lock = false").unwrap().object_lock, ObjectLock::Off);
+        assert_eq!(parse("object_lock = \"auto\"").unwrap().object_lock, ObjectLock::Auto);
+        let e = parse("object_lock = \"always\"").unwrap_err().to_string();
+        assert!(e.contains("true, false or \"auto\""), "{e}");
     }
 
     #[test]

@@ -194,6 +194,70 @@ impl Drop for TestS3 {
     }
 }
 
+/// moto in server mode on loopback: an S3 server that implements Object Lock, which
+/// `custos-test-s3` (s3s-fs) does not. `ops/setup.sh` installs it into `target/py`.
+pub struct TestMoto {
+    child: Child,
+    pub url: String,
+}
+
+/// The venv's Python, which has moto and boto3.
+pub fn moto_python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py/bin/python");
+    assert!(p.exists(), "{} is missing: run ops/setup.sh, which installs moto there", p.display());
+    p
+}
+
+impl TestMoto {
+    /// Starts a server on a free loopback port and waits until it answers.
+    pub fn start() -> TestMoto {
+        let port = free_port();
+        let child = Command::new(moto_python())
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto");
+        let mut m = TestMoto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = m.child.try_wait().unwrap() {
+                panic!("moto exited with {status} at start");
+            }
+            assert!(Instant::now() < deadline, "moto did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m.py(S3_KEY, "s3.list_buckets()", &[]);
+        m
+    }
+
+    /// Runs a Python snippet with `s3`, a boto3 client signed with `key`, and `args` as
+    /// `sys.argv[1:]`; returns what it printed. Panics if it fails.
+    pub fn py(&self, key: (&str, &str), script: &str, args: &[&str]) -> String {
+        let prelude = "import sys, json, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+            aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\n\
+            sys.argv = sys.argv[3:]\n";
+        let out = Command::new(moto_python())
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .args([self.url.as_str(), key.0, key.1])
+            .args(args)
+            .output()
+            .expect("run python");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "python failed:\n{script}\n{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    }
+}
+
+impl Drop for TestMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A private network for test nodes: a bridge in the test's own namespace (address
 /// `gateway()`, where test cameras and the test's clients live) and one network namespace
 /// per host, joined to the bridge by a veth pair. Links between hosts can then be cut

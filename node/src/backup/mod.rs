@@ -15,7 +15,11 @@
 //!   `snapshot_every_s` ([`snapshot`]), keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
 //! - deletes packs from the bucket by following the catalog's bucket trash with a cursor
 //!   kept in the bucket. A pack enters the trash when expiry has deleted its last live
-//!   member, so a pack holding any held footage is never removed.
+//!   member, so a pack holding any held footage is never removed;
+//! - on a bucket with S3 Object Lock ([`lock`], `backup.object_lock`), writes every pack
+//!   in COMPLIANCE mode until its newest segment's end plus its camera's `min_days`,
+//!   snapshots and seals for the 30-day floor, and keeps a legal hold on every pack with
+//!   footage under an active hold until the hold's two-person release.
 //!
 //! Key layout under the configured prefix:
 //!
@@ -24,6 +28,8 @@
 //! | `packs/<first 2 hex>/<pack hash hex>` | sealed blobs of one camera's run, then a sealed index |
 //! | `snapshots/<ms>-<index>.age` | catalog + keys, age-encrypted |
 //! | `state/trash-cursor` | the last bucket trash entry applied to the bucket |
+//! | `state/trash-locked` | Object Lock: trashed packs still under retention, retried hourly |
+//! | `state/legal-holds` | Object Lock: packs this cluster put a legal hold on |
 //! | `seals/<seq, 10 digits>-<day>.json` | the daily seals (`custos_evidence::seal::SealFile`) |
 //!
 //! Credentials come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
@@ -31,22 +37,25 @@
 //! credentials file named by `backup.credentials_file`; they are never written to the
 //! catalog or the logs.
 
+pub mod lock;
 pub mod pack;
 pub mod restore;
 pub mod snapshot;
 pub mod verify;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::cluster::replicate::Replicator;
-use crate::config::BackupConfig;
+use crate::config::{BackupConfig, ObjectLock};
 use crate::error::{Error, Result};
 use crate::meta::{Command, Meta, SegmentRecord, StoredPack};
-use crate::segment::{BlobStore, Keys};
+use crate::retention::{Hold, Policy, DAY_MS, MIN_DAYS_FLOOR};
+use crate::segment::{BlobStore, Hash, Keys};
 
 /// Cameras whose queues one round looks at.
 pub const ROUND_CAMERAS: usize = 64;
@@ -65,6 +74,22 @@ pub const BACKUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Trash entries followed per step of bucket expiry.
 const TRASH_PAGE: usize = 256;
+/// Pause before trashed packs that were still under Object Lock retention are tried again.
+/// Retention normally ends before expiry (`min_days <= max_days`), so a locked pack in the
+/// trash means a raised-then-lowered `min_days` or clocks that disagree: hourly is enough.
+pub const TRASH_LOCKED_RETRY: Duration = Duration::from_secs(3600);
+/// Trashed packs kept for their retention at most; when full, the trash waits for them.
+pub const TRASH_LOCKED_MAX: usize = 4096;
+/// Legal holds turned on or off per round.
+pub const LEGAL_HOLDS_ROUND: usize = 256;
+/// Packs under legal hold the worker tracks at most.
+pub const HELD_PACKS_MAX: usize = 100_000;
+/// A retain-until date closer than this is not set (S3 refuses dates in the past).
+const RETAIN_MIN_AHEAD_MS: i64 = 60_000;
+/// Where the bucket lists trashed packs still under retention.
+pub const TRASH_LOCKED: &str = "state/trash-locked";
+/// Where the bucket lists the packs this cluster put a legal hold on.
+pub const LEGAL_HOLDS: &str = "state/legal-holds";
 
 /// What the worker last saw, for `custos status`.
 #[derive(Debug, Default, Clone)]
@@ -83,6 +108,16 @@ pub struct BackupState {
     seals_uploaded: Option<u64>,
     /// The camera whose queue the last round looked at last; the next round starts after it.
     sweep_after: Option<String>,
+    /// The Object Lock client once the bucket was checked (`Some(None)`: not locking).
+    lock: Option<Option<Arc<lock::Locker>>>,
+    /// Trashed packs still under retention, once read from the bucket.
+    trash_locked: Option<Vec<Hash>>,
+    /// When the trashed packs under retention are tried again.
+    trash_locked_retry: Option<Instant>,
+    /// Packs under a legal hold this cluster placed, once read from the bucket.
+    legal_holds: Option<BTreeSet<Hash>>,
+    /// Fingerprint of the holds the legal holds last matched; `None`: look again.
+    holds_seen: Option<[u8; 32]>,
 }
 
 /// What one upload round did.
@@ -173,20 +208,52 @@ async fn sealed_blob(rec: &SegmentRecord, store: &Arc<BlobStore>, replicator: &R
     }
 }
 
-/// Builds and uploads packs; returns what the store confirmed and the first error.
+/// What Object Lock needs to know to write a round's packs.
+struct LockRules {
+    locker: Arc<lock::Locker>,
+    default_policy: Policy,
+    policies: Vec<(String, Policy)>,
+    /// Active holds only.
+    holds: Vec<Hold>,
+    now_ms: i64,
+}
+
+impl LockRules {
+    fn pack_lock(&self, members: &[SegmentRecord]) -> (Option<i64>, bool) {
+        let camera = members.first().map(|r| r.camera.as_str()).unwrap_or_default();
+        let policy = self.policies.iter().find(|(c, _)| c == camera).map(|(_, p)| *p).unwrap_or(self.default_policy);
+        pack_lock(members, policy, &self.holds, self.now_ms)
+    }
+}
+
+/// How a pack is locked: COMPLIANCE retention until its newest member's end plus its
+/// camera's `min_days` (`None` when that is already past at `now_ms`), and a legal hold
+/// when an active hold covers any member. A pack holds one camera's footage.
+pub fn pack_lock(members: &[SegmentRecord], policy: Policy, holds: &[Hold], now_ms: i64) -> (Option<i64>, bool) {
+    let newest_end = members.iter().map(|r| r.end_ms).max().unwrap_or(i64::MIN);
+    let until = newest_end.saturating_add(i64::from(policy.min_days) * DAY_MS);
+    let held = members.iter().any(|r| holds.iter().any(|h| h.covers(&r.camera, r.start_ms, r.end_ms)));
+    ((until > now_ms + RETAIN_MIN_AHEAD_MS).then_some(until), held)
+}
+
+/// Builds and uploads packs; returns what the store confirmed, whether any of it went
+/// under a legal hold, and the first error.
 async fn upload_packs(
     packs: Vec<Vec<SegmentRecord>>,
     objects: &Arc<dyn ObjectStore>,
+    rules: Option<Arc<LockRules>>,
     prefix: &str,
     store: &Arc<BlobStore>,
     replicator: &Replicator,
     keys: &Arc<Keys>,
-) -> (Vec<StoredPack>, Option<String>) {
+) -> (Vec<StoredPack>, bool, Option<String>) {
     use futures::StreamExt;
     let results: Vec<_> = futures::stream::iter(packs)
         .map(|members| {
             let (objects, store, replicator, keys) = (objects.clone(), store.clone(), replicator.clone(), keys.clone());
+            let rules = rules.clone();
             async move {
+                let locked = rules.as_ref().map(|r| r.pack_lock(&members));
                 let mut blobs = Vec::with_capacity(members.len());
                 for rec in members {
                     let blob = sealed_blob(&rec, &store, &replicator).await.map_err(|e| e.to_string())?;
@@ -197,35 +264,56 @@ async fn upload_packs(
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 let key = pack::pack_key(prefix, &stored.hash);
-                objects.put(&key, PutPayload::from(object)).await.map_err(|e| explain("storing", &key, &e))?;
-                Ok::<_, String>(stored)
+                match (&rules, locked) {
+                    (Some(r), Some((until, held))) => {
+                        r.locker.put(&key, object, until, held).await.map_err(|e| with_hint(&e))?;
+                        Ok::<_, String>((stored, held))
+                    }
+                    _ => {
+                        objects.put(&key, PutPayload::from(object)).await.map_err(|e| explain("storing", &key, &e))?;
+                        Ok((stored, false))
+                    }
+                }
             }
         })
         .buffer_unordered(BACKUP_CONCURRENCY)
         .collect()
         .await;
     let mut done = Vec::new();
-    let mut first_error = None;
+    let (mut any_held, mut first_error) = (false, None);
     for r in results {
         match r {
-            Ok(p) => done.push(p),
+            Ok((p, held)) => {
+                any_held |= held;
+                done.push(p)
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    (done, first_error)
+    (done, any_held, first_error)
 }
 
 /// An upload error in words an operator can act on.
 fn explain(op: &str, key: &ObjectPath, e: &object_store::Error) -> String {
-    let text = e.to_string();
     let refused =
-        matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
-            || ["SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden"]
-                .iter()
-                .any(|c| text.contains(c));
-    let hint = if refused {
+        matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. });
+    format!("{}{op} {key}: {e}", hint(&e.to_string(), refused))
+}
+
+/// An error of the Object Lock client in words an operator can act on.
+fn with_hint(text: &str) -> String {
+    format!("{}{text}", hint(text, false))
+}
+
+/// What to check for a store error, from its text.
+fn hint(text: &str, refused: bool) -> &'static str {
+    let refused = refused
+        || ["SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden", "HTTP 403"]
+            .iter()
+            .any(|c| text.contains(c));
+    if refused {
         "the bucket refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the node's environment (or backup.credentials_file). "
     } else if text.contains("NoSuchBucket") {
         "the bucket does not exist: create it, or fix the bucket name. "
@@ -233,8 +321,7 @@ fn explain(op: &str, key: &ObjectPath, e: &object_store::Error) -> String {
         "the S3 endpoint does not answer: check backup.endpoint and the network. "
     } else {
         ""
-    };
-    format!("{hint}{op} {key}: {e}")
+    }
 }
 
 /// What the worker needs besides the catalog: the blobs, a way to reach replicas, and
@@ -276,6 +363,7 @@ impl BackupWorker {
                 snapshots_listed = false;
                 let mut st = self.state.lock().expect("backup state");
                 (st.trash_cursor, st.seals_uploaded) = (None, None);
+                (st.lock, st.trash_locked, st.legal_holds, st.holds_seen) = (None, None, None, None);
                 drop(st);
                 continue;
             }
@@ -285,7 +373,11 @@ impl BackupWorker {
                     self.state.lock().expect("backup state").last_snapshot = newest;
                     snapshots_listed = true;
                 }
+                let locker = self.resolve_lock().await?;
                 let uploaded = self.upload_round(&objects).await?;
+                if let Some(l) = &locker {
+                    self.legal_hold_round(&objects, l).await?;
+                }
                 self.expire_round(&objects).await?;
                 let last = self.state.lock().expect("backup state").last_snapshot.clone();
                 let (last_ms, last_index) = last
@@ -327,6 +419,112 @@ impl BackupWorker {
         }
     }
 
+    /// The Object Lock client, when objects are written under Object Lock.
+    fn locker(&self) -> Option<Arc<lock::Locker>> {
+        self.state.lock().expect("backup state").lock.clone().flatten()
+    }
+
+    /// Decides, once per leadership, whether objects are written under Object Lock:
+    /// `backup.object_lock`, and for `"auto"` the bucket's own configuration.
+    async fn resolve_lock(&self) -> std::result::Result<Option<Arc<lock::Locker>>, String> {
+        if let Some(decided) = self.state.lock().expect("backup state").lock.clone() {
+            return Ok(decided);
+        }
+        let (mode, bucket) = (self.cfg.object_lock, &self.cfg.bucket);
+        let decided = match mode {
+            ObjectLock::Off => None,
+            ObjectLock::On | ObjectLock::Auto => match lock::Locker::new(&self.cfg) {
+                Err(e) if mode == ObjectLock::Auto => {
+                    tracing::warn!(error = %e, "Object Lock not checked; backing up without it");
+                    None
+                }
+                Err(e) => return Err(e.to_string()),
+                Ok(locker) => match (locker.bucket_lock_enabled().await.map_err(|e| with_hint(&e))?, mode) {
+                    (true, _) => Some(Arc::new(locker)),
+                    (false, ObjectLock::On) => {
+                        return Err(format!(
+                            "backup.object_lock = true, but bucket {bucket} has no Object Lock: create the bucket \
+                             with Object Lock enabled, or set object_lock = \"auto\" or false"
+                        ))
+                    }
+                    (false, _) => None,
+                },
+            },
+        };
+        if decided.is_some() {
+            tracing::info!(
+                bucket = %bucket,
+                "Object Lock on: packs are kept in COMPLIANCE mode until their newest footage's end + min_days, \
+                 snapshots and seals for {MIN_DAYS_FLOOR} days; held footage gets a legal hold"
+            );
+        } else {
+            tracing::info!(bucket = %bucket, setting = ?mode, "Object Lock off");
+        }
+        self.state.lock().expect("backup state").lock = Some(decided.clone());
+        Ok(decided)
+    }
+
+    /// Object Lock: puts a legal hold on every pack with footage under an active hold and
+    /// takes it off the packs no active hold covers any more (after a two-person
+    /// release). Looks again only when the holds change or a held pack was written.
+    async fn legal_hold_round(
+        &self,
+        objects: &Arc<dyn ObjectStore>,
+        locker: &lock::Locker,
+    ) -> std::result::Result<(), String> {
+        let holds = self.meta.read(|c| c.holds()).await.map_err(|e| e.to_string())?;
+        let mut fp = blake3::Hasher::new();
+        for h in &holds {
+            fp.update(h.id.as_bytes()).update(&[u8::from(h.active()), 0]);
+        }
+        let fp = *fp.finalize().as_bytes();
+        let (seen, known) = {
+            let st = self.state.lock().expect("backup state");
+            (st.holds_seen, st.legal_holds.clone())
+        };
+        if seen == Some(fp) {
+            return Ok(());
+        }
+        let current = match known {
+            Some(k) => k,
+            None => read_hash_list(objects, &self.cfg.prefix, LEGAL_HOLDS).await?.into_iter().collect(),
+        };
+        let (wanted, truncated) = self.meta.read(|c| c.held_packs(HELD_PACKS_MAX)).await.map_err(|e| e.to_string())?;
+        if truncated {
+            tracing::warn!(
+                limit = HELD_PACKS_MAX,
+                "more held packs than the worker tracks; the rest get no legal hold"
+            );
+        }
+        let mut now_held = current.clone();
+        let (mut on, mut off) = (0, 0);
+        let to_on: Vec<Hash> = wanted.difference(&current).take(LEGAL_HOLDS_ROUND).copied().collect();
+        let to_off: Vec<Hash> = current.difference(&wanted).take(LEGAL_HOLDS_ROUND - to_on.len()).copied().collect();
+        for h in to_on {
+            let key = pack::pack_key(&self.cfg.prefix, &h);
+            if locker.set_legal_hold(&key, true).await.map_err(|e| with_hint(&e))? == 0 {
+                tracing::warn!(key = %key, "a held pack is not in the bucket; no legal hold placed");
+            }
+            now_held.insert(h);
+            on += 1;
+        }
+        for h in to_off {
+            let key = pack::pack_key(&self.cfg.prefix, &h);
+            locker.set_legal_hold(&key, false).await.map_err(|e| with_hint(&e))?;
+            now_held.remove(&h);
+            off += 1;
+        }
+        if now_held != current {
+            write_hash_list(objects, &self.cfg.prefix, LEGAL_HOLDS, now_held.iter()).await?;
+            tracing::info!(placed = on, released = off, held_packs = now_held.len(), "legal holds on packs updated");
+        }
+        let done = now_held == wanted || truncated && now_held.is_superset(&wanted);
+        let mut st = self.state.lock().expect("backup state");
+        st.legal_holds = Some(now_held);
+        st.holds_seen = done.then_some(fp);
+        Ok(())
+    }
+
     /// Looks at the next cameras' queues, uploads the packs that are ready and records
     /// what the store confirmed.
     pub async fn upload_round(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<Round, String> {
@@ -350,14 +548,29 @@ impl BackupWorker {
         if ready.is_empty() {
             return Ok(Round { packs: 0, more_ready, sweep_unfinished });
         }
-        let (done, error) =
-            upload_packs(ready, objects, &self.cfg.prefix, &self.store, &self.replicator, &self.keys).await;
+        let rules = match self.locker() {
+            None => None,
+            Some(locker) => {
+                let (default_policy, policies) = self.meta.read(|c| c.policies()).await.map_err(|e| e.to_string())?;
+                let mut holds = self.meta.read(|c| c.holds()).await.map_err(|e| e.to_string())?;
+                holds.retain(Hold::active);
+                Some(Arc::new(LockRules { locker, default_policy, policies, holds, now_ms: self.meta.now_ms() }))
+            }
+        };
+        let (done, any_held, error) =
+            upload_packs(ready, objects, rules, &self.cfg.prefix, &self.store, &self.replicator, &self.keys).await;
         let packs = done.len();
         if !done.is_empty() {
             let segments: usize = done.iter().map(|p| p.members.len()).sum();
             match self.meta.propose(Command::MarkBackedUp(done)).await {
                 Ok(_) => {
-                    self.state.lock().expect("backup state").last_success_ms = self.meta.now_ms();
+                    let mut st = self.state.lock().expect("backup state");
+                    st.last_success_ms = self.meta.now_ms();
+                    if any_held {
+                        // The legal-hold list in the bucket learns of the new held packs.
+                        st.holds_seen = None;
+                    }
+                    drop(st);
                     tracing::debug!(packs, segments, "backed up");
                 }
                 Err(e) => {
@@ -381,17 +594,51 @@ impl BackupWorker {
             None => read_trash_cursor(objects, &self.cfg.prefix).await.map_err(|e| e.to_string())?,
         };
         self.state.lock().expect("backup state").trash_cursor = Some(cursor);
+        let locker = self.locker();
+        let mut locked = Vec::new();
+        if let Some(l) = &locker {
+            locked = self.retry_locked_trash(objects, l).await?;
+            if locked.len() + TRASH_PAGE > TRASH_LOCKED_MAX {
+                // Full: the trash waits until some of them may go (the retry logs it).
+                return Ok(());
+            }
+        }
         loop {
             let after = cursor;
             let page = self.meta.read(move |c| c.trash_after(after, TRASH_PAGE)).await.map_err(|e| e.to_string())?;
             let Some(&(last, _)) = page.last() else { return Ok(()) };
+            let mut newly_locked = 0;
             for (_, hash) in &page {
                 let key = pack::pack_key(&self.cfg.prefix, hash);
-                match objects.delete(&key).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(explain("deleting", &key, &e)),
+                let gone = match &locker {
+                    // A versioned bucket: each version goes, or the pack waits for its retention.
+                    Some(l) => l.delete_versions(&key).await.map_err(|e| with_hint(&e))? == lock::Deleted::Gone,
+                    None => match objects.delete(&key).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => true,
+                        Err(e) => return Err(explain("deleting", &key, &e)),
+                    },
+                };
+                if !gone {
+                    locked.push(*hash);
+                    newly_locked += 1;
                 }
             }
+            if newly_locked > 0 {
+                // Listed in the bucket before the cursor passes them, so none is forgotten.
+                write_hash_list(objects, &self.cfg.prefix, TRASH_LOCKED, locked.iter()).await?;
+                let mut st = self.state.lock().expect("backup state");
+                st.trash_locked = Some(locked.clone());
+                st.trash_locked_retry.get_or_insert_with(|| Instant::now() + TRASH_LOCKED_RETRY);
+                drop(st);
+                tracing::warn!(
+                    packs = newly_locked,
+                    waiting = locked.len(),
+                    retry_s = TRASH_LOCKED_RETRY.as_secs(),
+                    "packs of expired footage are still under Object Lock retention: the bucket refuses to delete \
+                     them yet; they stay in the bucket trash and are tried again later"
+                );
+            }
+            let page_len = page.len() - newly_locked;
             cursor = last;
             objects
                 .put(&cursor_key, PutPayload::from(cursor.to_string().into_bytes()))
@@ -399,15 +646,61 @@ impl BackupWorker {
                 .map_err(|e| explain("storing", &cursor_key, &e))?;
             {
                 let mut st = self.state.lock().expect("backup state");
-                st.expired_objects += page.len() as u64;
+                st.expired_objects += page_len as u64;
                 st.trash_cursor = Some(cursor);
             }
             tracing::info!(
-                objects = page.len(),
+                objects = page_len,
                 through_entry = cursor,
                 "packs of expired footage deleted from the bucket"
             );
         }
+    }
+
+    /// Object Lock: tries the trashed packs that were still under retention again when
+    /// their retry is due; returns those still waiting.
+    async fn retry_locked_trash(
+        &self,
+        objects: &Arc<dyn ObjectStore>,
+        locker: &lock::Locker,
+    ) -> std::result::Result<Vec<Hash>, String> {
+        let (known, retry) = {
+            let st = self.state.lock().expect("backup state");
+            (st.trash_locked.clone(), st.trash_locked_retry)
+        };
+        let waiting = match known {
+            Some(w) => w,
+            None => read_hash_list(objects, &self.cfg.prefix, TRASH_LOCKED).await?,
+        };
+        let due = retry.is_none_or(|t| Instant::now() >= t);
+        if waiting.is_empty() || !due {
+            self.state.lock().expect("backup state").trash_locked = Some(waiting.clone());
+            return Ok(waiting);
+        }
+        let mut still = Vec::new();
+        for hash in &waiting {
+            let key = pack::pack_key(&self.cfg.prefix, hash);
+            if locker.delete_versions(&key).await.map_err(|e| with_hint(&e))? == lock::Deleted::Locked {
+                still.push(*hash);
+            }
+        }
+        let deleted = waiting.len() - still.len();
+        if deleted > 0 {
+            write_hash_list(objects, &self.cfg.prefix, TRASH_LOCKED, still.iter()).await?;
+            tracing::info!(packs = deleted, "packs whose Object Lock retention ended deleted from the bucket");
+        }
+        if !still.is_empty() {
+            tracing::info!(
+                packs = still.len(),
+                retry_s = TRASH_LOCKED_RETRY.as_secs(),
+                "packs of expired footage still under Object Lock retention; tried again later"
+            );
+        }
+        let mut st = self.state.lock().expect("backup state");
+        st.expired_objects += deleted as u64;
+        st.trash_locked = Some(still.clone());
+        st.trash_locked_retry = (!still.is_empty()).then(|| Instant::now() + TRASH_LOCKED_RETRY);
+        Ok(still)
     }
 
     /// Stores a snapshot of the catalog and the keys, then prunes old snapshots.
@@ -430,13 +723,27 @@ impl BackupWorker {
             .map_err(|e| e.to_string())?;
         let key = snapshot::snapshot_key(&self.cfg.prefix, created, index);
         let size = sealed.len() as u64;
-        objects.put(&key, PutPayload::from(sealed)).await.map_err(|e| explain("storing", &key, &e))?;
+        let locker = self.locker();
+        match &locker {
+            Some(l) => l.put(&key, sealed, Some(floor_from(created)), false).await.map_err(|e| with_hint(&e))?,
+            None => objects
+                .put(&key, PutPayload::from(sealed))
+                .await
+                .map(|_| ())
+                .map_err(|e| explain("storing", &key, &e))?,
+        }
         tracing::info!(key = %key, bytes = size, log_index = index, "catalog snapshot stored");
         self.state.lock().expect("backup state").last_snapshot = Some((key.to_string(), created, size));
         let all = list_snapshots(objects, &self.cfg.prefix).await?;
-        for (old, _, _) in all.iter().take(all.len().saturating_sub(snapshot::KEEP_SNAPSHOTS)) {
+        for (old, old_created, _) in all.iter().take(all.len().saturating_sub(snapshot::KEEP_SNAPSHOTS)) {
             let p = ObjectPath::from(old.as_str());
-            if let Err(e) = objects.delete(&p).await {
+            let pruned = match &locker {
+                // Under Object Lock a snapshot stays for the floor; then each version goes.
+                Some(_) if floor_from(*old_created) > self.meta.now_ms() => continue,
+                Some(l) => l.delete_versions(&p).await.map(|_| ()),
+                None => objects.delete(&p).await.map_err(|e| e.to_string()),
+            };
+            if let Err(e) = pruned {
                 tracing::warn!(key = %old, error = %e, "cannot prune an old snapshot");
             }
         }
@@ -468,13 +775,60 @@ impl BackupWorker {
                 .unwrap_or_default();
             let key = seal_key(&self.cfg.prefix, seq, &day);
             let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-            objects.put(&key, PutPayload::from(body)).await.map_err(|e| explain("storing", &key, &e))?;
+            match self.locker() {
+                Some(l) => {
+                    l.put(&key, body, Some(floor_from(self.meta.now_ms())), false).await.map_err(|e| with_hint(&e))?
+                }
+                None => {
+                    objects.put(&key, PutPayload::from(body)).await.map_err(|e| explain("storing", &key, &e))?;
+                }
+            }
             tracing::info!(key = %key, seal = seq, "seal stored in the bucket");
             known = seq;
         }
         self.state.lock().expect("backup state").seals_uploaded = Some(known);
         Ok(())
     }
+}
+
+/// The end of the retention floor for an object written at `ms`.
+fn floor_from(ms: i64) -> i64 {
+    ms + i64::from(MIN_DAYS_FLOOR) * DAY_MS
+}
+
+/// A list of pack hashes kept in the bucket under `name` (empty when absent).
+async fn read_hash_list(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    name: &str,
+) -> std::result::Result<Vec<Hash>, String> {
+    let key = snapshot::under(prefix, name);
+    let text = match objects.get(&key).await {
+        Ok(r) => r.bytes().await.map_err(|e| explain("reading", &key, &e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(explain("reading", &key, &e)),
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            hex::decode(l.trim()).ok().and_then(|b| Hash::try_from(b).ok()).ok_or_else(|| {
+                format!("{key} holds {l:?}, not a pack hash: the bucket was changed by hand; remove that line")
+            })
+        })
+        .collect()
+}
+
+/// Stores a list of pack hashes under `name`, one hex hash a line.
+async fn write_hash_list<'a>(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    name: &str,
+    hashes: impl Iterator<Item = &'a Hash>,
+) -> std::result::Result<(), String> {
+    let key = snapshot::under(prefix, name);
+    let text: String = hashes.map(|h| format!("{}\n", hex::encode(h))).collect();
+    objects.put(&key, PutPayload::from(text.into_bytes())).await.map(|_| ()).map_err(|e| explain("storing", &key, &e))
 }
 
 /// Where seal `seq` of `day` is kept in the bucket.
@@ -557,6 +911,46 @@ mod tests {
         let e = explain("reading", &k, &generic("HTTP error: error sending request"));
         assert!(e.contains("does not answer"), "{e}");
         assert!(explain("reading", &k, &generic("something else")).starts_with("reading p/snapshots"));
+    }
+
+    #[test]
+    fn packs_are_locked_until_their_newest_end_plus_min_days_and_held_while_a_hold_covers_them() {
+        let seg = |start_ms: i64| SegmentRecord {
+            camera: "icu".into(),
+            start_ms,
+            end_ms: start_ms + 4_000,
+            bytes: 1,
+            blob_bytes: 1,
+            content_hash: [1; 32],
+            blob_hash: [2; 32],
+            codec: crate::meta::Codec::H264,
+            replicas: vec![1],
+        };
+        let members = [seg(8_000), seg(0), seg(4_000)];
+        let policy = Policy::new(45, 90).unwrap();
+        let (until, held) = pack_lock(&members, policy, &[], 20_000);
+        assert_eq!(until, Some(12_000 + 45 * DAY_MS), "the newest member's end, not the first's");
+        assert!(!held);
+        let hold = Hold {
+            id: "H-000001".into(),
+            case_id: "c".into(),
+            cameras: vec!["icu".into()],
+            from_ms: 11_000,
+            to_ms: None,
+            reason: String::new(),
+            placed_by: "g".into(),
+            placed_ms: 0,
+            release_approvals: vec![],
+            released_ms: None,
+        };
+        assert!(
+            pack_lock(&members, policy, std::slice::from_ref(&hold), 20_000).1,
+            "one covered member holds the pack"
+        );
+        let other = Hold { cameras: vec!["lobby".into()], ..hold };
+        assert!(!pack_lock(&members, policy, &[other], 20_000).1);
+        // Footage already past its floor gets no retention date (S3 refuses past dates).
+        assert_eq!(pack_lock(&members, policy, &[], 12_000 + 45 * DAY_MS).0, None);
     }
 
     #[test]

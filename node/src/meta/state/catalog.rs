@@ -386,6 +386,36 @@ impl Catalog {
         self.get(CF_BACKUP_PACKS, hash)
     }
 
+    /// The packs in the bucket that hold footage an active hold covers, at most `limit`;
+    /// the flag is true when there were more. Linear in the held footage.
+    pub fn held_packs(&self, limit: usize) -> crate::Result<(std::collections::BTreeSet<Hash>, bool)> {
+        /// Segments read per step of one camera's held range.
+        const PAGE: usize = 1024;
+        let mut out = std::collections::BTreeSet::new();
+        for hold in self.holds()?.into_iter().filter(|h| h.active()) {
+            let to = hold.to_ms.unwrap_or(i64::MAX);
+            for camera in &hold.cameras {
+                let mut from = hold.from_ms;
+                loop {
+                    let (page, more) = self.search(camera, from, to, PAGE)?;
+                    for rec in &page {
+                        if let Some(loc) = self.backup_location(camera, rec.start_ms)? {
+                            if out.len() == limit && !out.contains(&loc.pack) {
+                                return Ok((out, true));
+                            }
+                            out.insert(loc.pack);
+                        }
+                    }
+                    match page.last() {
+                        Some(last) if more && last.end_ms > from => from = last.end_ms,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok((out, false))
+    }
+
     /// Bucket trash entries with `seq > after_seq`, oldest first, at most `limit`: packs
     /// to delete from the bucket.
     pub fn trash_after(&self, after_seq: u64, limit: usize) -> crate::Result<Vec<(u64, Hash)>> {
