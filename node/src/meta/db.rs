@@ -71,6 +71,9 @@ pub const CF_SENSITIVITY: &str = "sensitivity";
 pub const CF_CHANGES: &str = "changes";
 /// Daily seals (`custos_evidence::seal::SealFile`) by big-endian seal number.
 pub const CF_SEALS: &str = "seals";
+/// Clock flags of segments recorded while their recorder's clock was skewed
+/// (`SegmentClock`), by segment key.
+pub const CF_SEGMENT_CLOCKS: &str = "segment_clocks";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -97,6 +100,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_SENSITIVITY,
     CF_CHANGES,
     CF_SEALS,
+    CF_SEGMENT_CLOCKS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -27,7 +27,7 @@ pub use state::Catalog;
 pub use types::{
     AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, ChangeRecord, ChangeState, Codec, Command,
     DeletionReceipt, DutyKind, DutyRecord, ExportRecord, ExportStatus, JoinTokenRecord, NodeId, NodeRecord, PackMember,
-    PackRecord, RejectKind, Request, Response, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
+    PackRecord, RejectKind, Request, Response, SegmentClock, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

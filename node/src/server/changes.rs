@@ -55,6 +55,10 @@ pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Opt
             Some("a node that joins receives the cluster's keys: it can decrypt every recording".into())
         }
         Command::RetireNode { id } => Some(format!("retiring node {id} removes it from the cluster")),
+        Command::ConfirmClock { node } => Some(format!(
+            "node {node} expires footage at its clock's new time once confirmed: a wrong clock would delete footage \
+             early"
+        )),
         _ => None,
     })
 }

@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use super::types::{
     AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
-    JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, SegmentRecord, SensitivePeriod, TokenRecord, TypeConfig,
-    User,
+    JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, SegmentClock, SegmentRecord, SensitivePeriod,
+    TokenRecord, TypeConfig, User,
 };
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::segment::Hash;
@@ -129,6 +129,8 @@ unchanged!(
     custos_evidence::seal::SealFile,
     String,
     (u64, Hash, u64),
+    (i64, i64, u64),
+    SegmentClock,
     Vote<NodeId>,
     LogId<NodeId>,
     Option<LogId<NodeId>>,
@@ -181,6 +183,8 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::RequestChange(_) => Some((FORMAT_V2.into(), "the change queue")),
         Command::DecideChange { .. } => Some((FORMAT_V2.into(), "the change queue")),
         Command::StoreSeal(_) => Some((FORMAT_V2.into(), "the daily seal")),
+        Command::ConfirmClock { .. } => Some((FORMAT_V2.into(), "clock-jump confirmation")),
+        Command::MarkSegmentClocks(_) => Some((FORMAT_V2.into(), "clock flags on segments")),
         _ => None,
     }
 }
