@@ -211,7 +211,7 @@ async fn ping_rtt(node: &BenchNode, n: usize) -> Duration {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        client.ping(custos_proto::v1::PingRequest { from: 1 }).await.unwrap();
+        client.ping(custos_proto::v1::PingRequest { from: 1, ..Default::default() }).await.unwrap();
         v.push(t.elapsed());
     }
     p50(v)
@@ -237,6 +237,7 @@ async fn ingest(node: &BenchNode, replicate: bool, per_camera: usize, round: usi
         pending,
         Arc::new(AtomicBool::new(false)),
         stats.clone(),
+        None,
     ));
     let inputs: Vec<Vec<RawSegment>> = (0..CAMERAS)
         .map(|c| {

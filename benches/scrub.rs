@@ -35,8 +35,14 @@ use rand::{Rng, SeedableRng};
 async fn fill(ctx: Arc<SealContext>, meta: &Meta, n: usize) -> Vec<std::path::PathBuf> {
     let stats = Arc::new(RecorderStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let committer =
-        tokio::spawn(run_committer(rx, meta.clone(), ctx.pending.clone(), Arc::new(AtomicBool::new(false)), stats));
+    let committer = tokio::spawn(run_committer(
+        rx,
+        meta.clone(),
+        ctx.pending.clone(),
+        Arc::new(AtomicBool::new(false)),
+        stats,
+        None,
+    ));
     let mut paths = Vec::new();
     for i in 0..n {
         let data = common::segment(0, i);

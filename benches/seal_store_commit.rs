@@ -63,6 +63,7 @@ async fn custos(ctx: Arc<SealContext>, meta: &Meta, segs: Vec<Vec<u8>>, start_ms
         ctx.pending.clone(),
         Arc::new(AtomicBool::new(false)),
         stats.clone(),
+        None,
     ));
     let t = Instant::now();
     for (i, data) in segs.into_iter().enumerate() {

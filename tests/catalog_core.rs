@@ -574,4 +574,58 @@ mod commands {
         let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();
         assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
     }
+
+    /// Issue 18, item 1: the state machine refuses an expiry whose time runs ahead of the
+    /// previous expiry's by more than the leader's clock moved between the two entries
+    /// (stamps of the same term) plus `EXPIRY_TIME_AHEAD_MAX_MS`, with FailedPrecondition,
+    /// writing nothing; the next leader's first expiry is bounded by its own stamp alone;
+    /// a cluster still at format 1 does not check.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expiry_time_running_ahead_of_the_leaders_clock_is_refused() {
+        use custos_node::meta::state::EXPIRY_TIME_AHEAD_MAX_MS as BOUND;
+        const DAY: i64 = 86_400_000;
+        const MIN: i64 = 60_000;
+        let mut s = Store::new();
+        s.ok(Command::SetClusterVersion(2)).await;
+        // (term, leader's stamp, expiry time, accepted, why), both times from NOW.
+        let table: &[(u64, i64, i64, bool, &str)] = &[
+            (1, 0, -40 * DAY, true, "the first expiry: nothing to compare with"),
+            (1, MIN, -40 * DAY + MIN, true, "in step with the leader's clock"),
+            (1, 2 * MIN, -40 * DAY + 2 * MIN + BOUND, true, "up to the bound ahead of it"),
+            (1, 3 * MIN, 3 * MIN, false, "40 days ahead in a minute: the agreed time jumped"),
+            (1, 3 * MIN, -40 * DAY + 2 * MIN + BOUND + MIN + BOUND + 1, false, "just over the bound"),
+            (1, 4 * MIN, -40 * DAY + 2 * MIN + BOUND + 2 * MIN, true, "refusals do not move the reference"),
+            (1, 5 * MIN, -41 * DAY, true, "going back is never refused"),
+            (2, 6 * MIN, 0, true, "a new leader's first expiry is bounded by its own stamp alone"),
+            (2, 7 * MIN, 3 * DAY, true, "at the earlier of its time and its stamp"),
+            (2, 8 * MIN, 8 * MIN, true, "in step"),
+        ];
+        for &(term, stamp, at, accepted, why) in table {
+            let before = s.dump();
+            s.index += 1;
+            let e: Entry<TypeConfig> = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(term, 1), s.index),
+                payload: EntryPayload::Normal(Request {
+                    time_ms: NOW + stamp,
+                    command: Command::ExpireSegments { at_ms: NOW + at, segments: vec![] },
+                    audit: None,
+                }),
+            };
+            let r = s.sm.apply(vec![e]).await.unwrap().remove(0);
+            match (accepted, &r) {
+                (true, Response::Committed { .. }) => {}
+                (false, Response::Rejected(RejectKind::FailedPrecondition, reason)) => {
+                    assert!(reason.contains("the agreed time jumped"), "{why}: {reason}");
+                    assert!(s.dump() == before, "{why}: a refusal wrote to the catalog");
+                }
+                _ => panic!("{why}: {r:?}"),
+            }
+        }
+        // At format 1 (a replica of the previous release would not check) nothing is refused.
+        let mut old = Store::new();
+        for (i, at) in [-40 * DAY, 0].into_iter().enumerate() {
+            let r = old.ok(Command::ExpireSegments { at_ms: NOW + at + i as i64, segments: vec![] }).await;
+            assert!(matches!(r, Response::Committed { .. }), "{r:?}");
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Cluster time: every node measures every other node's wall clock in its pings; a node
 //! off the cluster's median raises `clock-skew` naming it, shows in `custos nodes` and
-//! the metrics, and the alarm clears when its clock is fixed. Real processes; the skewed
-//! node is `custos-sim-node`, whose clock is the system's plus an offset in a file.
+//! the metrics, and the alarm clears when its clock is fixed. A node whose clock jumps
+//! forward while it runs stops expiring until the jump is confirmed; footage a skewed
+//! recorder records is flagged. Real processes; the skewed node is `custos-sim-node`,
+//! whose clock is the system's plus an offset in a file.
 
 mod common;
 
@@ -126,13 +128,167 @@ async fn a_leader_forty_days_fast_deletes_nothing_and_expiry_resumes_once_it_is_
     // Its clock is fixed; then the whole cluster really is 32 days later: lobby's
     // footage is past max_days by every clock and expires, with receipts.
     set(&leader_clock, 0);
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Set back to where it was, the leader's jump is undone: its clock-jump alarm clears
+    // (and a confirmation given before the next jump is seen would not confirm that one).
+    wait_for(30, "the leader's clock-jump alarm cleared", || async {
+        let all = admin.list_alarms(true).await.ok()?;
+        let jumps: Vec<_> = all.into_iter().filter(|a| a.kind == "clock-jump" && a.subject == subject).collect();
+        (!jumps.is_empty() && jumps.iter().all(|a| a.cleared_ms != 0)).then_some(())
+    })
+    .await;
+    assert!(admin.list_alarms(false).await.unwrap().iter().all(|a| a.kind != "clock-jump"));
     set(&leader_clock, 32);
     set(&others_clock, 32);
+    // Every clock jumped 32 days while the nodes ran: the leader expires nothing until
+    // its jump is confirmed (issue 18, item 2), here through the change queue.
+    let leader = n1.node_id();
+    wait_for(30, "clock-jump naming the leader", || async {
+        let a = admin.list_alarms(false).await.ok()?;
+        a.iter().any(|a| a.kind == "clock-jump" && a.subject == subject).then_some(())
+    })
+    .await;
+    assert_eq!(count().await, kept, "nothing expires before the jump is confirmed");
+    let ids: Vec<u64> = std::iter::once(&n1).chain(others.iter()).map(|n| n.node_id()).collect();
+    assert!(ids.contains(&leader));
+    n1.confirm_clock_jumps(&ids).await;
     wait_for(30, "lobby's old footage expired", || async { (count().await == 0).then_some(()) }).await;
     let receipts = aud.receipts(Some("lobby")).await.unwrap();
     for s in segs.iter().filter(|s| s.end_ms <= t1) {
         assert!(receipts.iter().any(|r| r.start_ms == s.start_ms), "receipt for lobby@{}", s.start_ms);
     }
     drop((n1, others));
+}
+
+/// Issue 18, item 2: a node whose clock jumps forward by more than a day while it runs
+/// (here the only node, so the leader, and its own clock is the only one) would find the
+/// footage past its policy and delete it. It stops expiring instead, raises `clock-jump`
+/// naming itself and the size of the jump, and logs it; once an administrator asks
+/// `custos node confirm-clock` and an approver accepts, expiry resumes at the new time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_whose_clock_jumps_two_days_stops_expiring_until_the_jump_is_confirmed() {
+    const WHY: &str = "retention check across a clock jump";
+    let clocks = tempfile::tempdir().unwrap();
+    let clock = clocks.path().join("clock");
+    let set = |ms: i64| std::fs::write(&clock, ms.to_string()).unwrap();
+    set(0);
+    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
+    n1.configure("expiry_every_s = 1");
+    n1.start_sim(&clock).await;
+    let admin_token = n1.user_token("admin2", "admin", None, 366).await;
+    let admin = n1.connect(Some(&admin_token)).await.unwrap();
+    let sec = n1.connect(Some(&n1.user_token("guard", "security", None, 366).await)).await.unwrap();
+    let aud = n1.connect(Some(&n1.user_token("aud", "auditor", None, 366).await)).await.unwrap();
+    admin.add_camera("lobby", "test://ball", "Lobby").await.unwrap();
+    n1.approved(admin.set_policy(None, 30, 31).await).await.unwrap();
+    let t0 = common::now_ms() - 10_000;
+    let segs = wait_for(60, "footage", || async {
+        let s = sec.search("lobby", t0, common::now_ms(), WHY).await.ok()?.0;
+        (s.len() >= 3).then_some(s)
+    })
+    .await;
+    let t1 = segs.last().unwrap().end_ms;
+    let count = || async { sec.search("lobby", t0, t1, WHY).await.unwrap().0.len() };
+    let kept = count().await;
+
+    // Restarted 29 days later (a restart is not a jump while running): the footage is 29
+    // days old, inside its policy.
+    n1.stop();
+    set(29 * DAY_MS);
+    n1.start_sim(&clock).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(count().await, kept, "nothing is past max_days yet");
+    // Now its clock jumps 2.5 days forward while it runs: 31.5 days, past max_days.
+    set(29 * DAY_MS + 5 * DAY_MS / 2);
+    let id = n1.node_id();
+    let subject = format!("node {id}");
+    let alarm = wait_for(30, "clock-jump naming the node", || async {
+        let a = admin.list_alarms(false).await.ok()?;
+        a.into_iter().find(|a| a.kind == "clock-jump")
+    })
+    .await;
+    assert_eq!(alarm.subject, subject, "{alarm:?}");
+    assert!(alarm.detail.contains("jumped 2 d 12 h forward"), "{}", alarm.detail);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await; // several expiry passes
+    assert_eq!(count().await, kept, "nothing was deleted at the jumped clock's time");
+    assert!(aud.receipts(Some("lobby")).await.unwrap().is_empty(), "no deletion receipt");
+    let log = n1.log();
+    assert!(log.contains("clock jumped forward while it ran"), "{log}");
+    assert!(log.contains("expiry pass skipped"), "{log}");
+
+    // The administrator asks to confirm the jump: a pending change, nothing yet...
+    let out = n1.cli(&admin_token, &["node", "confirm-clock", &id.to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let change: u64 = text
+        .strip_prefix("pending change ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(count().await, kept, "a pending confirmation confirms nothing");
+    // ... until an approver accepts it: expiry resumes, with receipts, and the alarm clears.
+    n1.approve(change).await;
+    wait_for(30, "lobby's old footage expired", || async { (count().await == 0).then_some(()) }).await;
+    let receipts = aud.receipts(Some("lobby")).await.unwrap();
+    for s in &segs {
+        assert!(receipts.iter().any(|r| r.start_ms == s.start_ms), "receipt for lobby@{}", s.start_ms);
+    }
+    wait_for(30, "the clock-jump alarm cleared", || async {
+        let all = admin.list_alarms(true).await.ok()?;
+        let a = all.into_iter().find(|a| a.kind == "clock-jump" && a.subject == subject)?;
+        (a.cleared_ms != 0).then_some(())
+    })
+    .await;
+    drop(n1);
+}
+
+/// Issue 18, item 3: footage a recorder records while its clock is 10 s off the cluster's
+/// median is flagged: `custos search` marks it with the offset, `custos fetch` warns on
+/// stderr naming the segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_recorded_by_a_recorder_ten_seconds_off_is_flagged_in_search_and_fetch() {
+    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    n2.start().await;
+    let mut n3 = Node::join(&n2, "north").await;
+    let clock_file = n3.data().join("sim-clock");
+    std::fs::write(&clock_file, "10000").unwrap();
+    n3.start_sim(&clock_file).await;
+    let guard = n1.user_token("guard", "security", None, 366).await;
+    // Node 3 registers the camera, so node 3 records it.
+    let via3 = n3.connect(Some(&n1.token)).await.unwrap();
+    via3.add_camera("ward", "test://ball", "Ward").await.unwrap();
+    let (from, to) = (common::now_ms() - 60_000, common::now_ms() + 600_000);
+    let range = [
+        "--camera",
+        "ward",
+        "--from",
+        &custos_client::time::format_ms(from),
+        "--to",
+        &custos_client::time::format_ms(to),
+        "--purpose",
+        "clock check",
+    ]
+    .map(str::to_string);
+    let line = wait_for(60, "a flagged segment in `custos search`", || async {
+        let args: Vec<&str> = std::iter::once("search").chain(range.iter().map(String::as_str)).collect();
+        let out = n1.cli(&guard, &args);
+        String::from_utf8_lossy(&out.stdout).lines().find(|l| l.contains("CLOCK+")).map(str::to_string)
+    })
+    .await;
+    let mark = line.split_whitespace().last().unwrap();
+    let secs: f64 = mark.trim_start_matches("CLOCK+").trim_end_matches('s').parse().unwrap();
+    assert!((secs - 10.0).abs() < 1.5, "{line}");
+
+    let out_file = n1.data().join("ward.ts");
+    let out_path = out_file.display().to_string();
+    let mut args: Vec<&str> = std::iter::once("fetch").chain(range.iter().map(String::as_str)).collect();
+    args.extend(["--quiet", "-o", &out_path]);
+    let out = n1.cli(&guard, &args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("recorded while their recorder's clock was off the cluster's median"), "{err}");
+    assert!(err.lines().any(|l| l.trim_start().starts_with("ward@") && l.contains("CLOCK+")), "{err}");
+    drop((n1, n2, n3));
 }

@@ -328,7 +328,7 @@ async fn foreign_certificates_and_tokens_are_refused() {
             let ch = Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap().connect().await;
             match ch {
                 Ok(ch) => PeerClient::new(ch)
-                    .ping(custos_proto::v1::PingRequest { from: 1 })
+                    .ping(custos_proto::v1::PingRequest { from: 1, ..Default::default() })
                     .await
                     .map(|_| ())
                     .map_err(|s| s.to_string()),

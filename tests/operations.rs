@@ -181,6 +181,8 @@ async fn the_compliance_report_flags_a_camera_whose_footage_does_not_reach_its_f
     // (30 days by default); vault's is held. Gate no longer has 30 days of footage.
     cam.kill();
     std::fs::write(&clock, (40 * DAY).to_string()).unwrap();
+    // The clock jumped while the node ran: expiry waits for the jump to be confirmed.
+    node.confirm_clock_jumps(&[node.node_id()]).await;
     let auditor = token(&node, "ada", "auditor").await;
     let r = wait_for(60, "gate's footage expired", || async {
         let out = cli(&node, &auditor, &["report", "compliance", "--json"]);

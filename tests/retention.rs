@@ -208,6 +208,9 @@ async fn cluster_on_a_simulated_clock_keeps_and_expires_by_the_rules() {
 
     // +61 days: lobby expires everywhere, with receipts; the held gate footage stays.
     jump(61);
+    // The clocks jumped while the nodes ran: expiry waits for the jumps to be confirmed.
+    let ids: Vec<u64> = std::iter::once(&n1).chain(others.iter()).map(|n| n.node_id()).collect();
+    n1.confirm_clock_jumps(&ids).await;
     wait_for(30, "lobby expired", || async { (count("lobby").await == 0).then_some(()) }).await;
     assert_eq!(count("gate").await, n_gate, "held footage survives its policy");
     let receipts = auditor.receipts(Some("lobby")).await.unwrap();

@@ -253,7 +253,11 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     let (k2, k3) = (node_keys(&n2), node_keys(&n3));
 
     // While it is a member, node 3's certificate is a peer's.
-    peer_as(&n1.addr, &ca, &k3).await.ping(PingRequest { from: id3 }).await.expect("a member's ping");
+    peer_as(&n1.addr, &ca, &k3)
+        .await
+        .ping(PingRequest { from: id3, ..Default::default() })
+        .await
+        .expect("a member's ping");
 
     // Node 3 is removed; its process is gone, its key and certificate are not.
     let out = n1.cli(&n1.token, &["--json", "node", "remove", &id3.to_string()]);
@@ -273,7 +277,7 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     let term_before = term();
     for n in [&n1, &n2] {
         let mut p = peer_as(&n.addr, &ca, &k3).await;
-        denied(p.ping(PingRequest { from: id3 }).await, "removed node's ping", "removed");
+        denied(p.ping(PingRequest { from: id3, ..Default::default() }).await, "removed node's ping", "removed");
         denied(p.raft(vote_request(id3, term_before + 1000)).await, "removed node's vote request", "removed");
         let audit = propose_request(Command::Audit, Some(audit_as("-", "")));
         denied(p.propose(audit).await, "removed node's forwarded write", "removed");
@@ -285,7 +289,7 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     let ca_key = std::fs::read_to_string(n3.data().join("keys").join("ca.key")).unwrap();
     let minted = custos_node::tls::issue_node_cert(&ca, &ca_key, id2, &n3.addr).unwrap();
     let mut p = peer_as(&n1.addr, &ca, &minted).await;
-    denied(p.ping(PingRequest { from: id2 }).await, "a minted certificate for node 2", "pins");
+    denied(p.ping(PingRequest { from: id2, ..Default::default() }).await, "a minted certificate for node 2", "pins");
     denied(p.raft(vote_request(id2, term_before + 1000)).await, "votes asked with a minted certificate", "pins");
     // Its vote request did not disturb the cluster.
     let t = term();
@@ -293,10 +297,14 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
 
     // A live node's certificate cannot claim another node's id.
     let mut p2 = peer_as(&n1.addr, &ca, &k2).await;
-    denied(p2.ping(PingRequest { from: id1 }).await, "node 2 pinging as node 1", &format!("node {id2}"));
+    denied(
+        p2.ping(PingRequest { from: id1, ..Default::default() }).await,
+        "node 2 pinging as node 1",
+        &format!("node {id2}"),
+    );
     denied(p2.raft(vote_request(id1, term_before + 1000)).await, "node 2 asking votes as node 1", "claims");
     denied(p2.raft(vote_request(id3, term_before + 1000)).await, "node 2 asking votes as node 3", "claims");
-    p2.ping(PingRequest { from: id2 }).await.expect("node 2 pinging as itself");
+    p2.ping(PingRequest { from: id2, ..Default::default() }).await.expect("node 2 pinging as itself");
 
     // A live node cannot forward what only a leader proposes, nor an entry in the name
     // of a user who does not exist. Sent to the leader, where a forwarded write commits.

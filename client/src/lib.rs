@@ -380,6 +380,12 @@ impl Client {
         let r = self.cluster.clone().remove_node(self.req(pb::RemoveNodeRequest { id })).await?.into_inner();
         Ok((r.change_id != 0).then_some(r.change_id))
     }
+
+    /// Asks to confirm node `id`'s clock jump; returns the pending change's id.
+    pub async fn confirm_clock(&self, id: u64) -> Result<u64, ClientError> {
+        let r = self.cluster.clone().confirm_clock(self.req(pb::ConfirmClockRequest { id })).await?.into_inner();
+        Ok(r.change_id)
+    }
 }
 
 impl Client {

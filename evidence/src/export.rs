@@ -64,6 +64,15 @@ pub struct SegmentEntry {
     /// The media file holding it, and where in that file it starts.
     pub file: String,
     pub offset: u64,
+    /// Present only for a segment recorded while its recorder's clock was off the
+    /// cluster's median by more than the skew bound: that offset (ms, the recorder's clock
+    /// minus the median), so its times may be off by as much. Absent otherwise, so a
+    /// package without flagged footage is byte for byte what earlier releases wrote, and
+    /// readers that predate the field (which ignore unknown fields) still verify packages
+    /// that have it: the signature covers the manifest's exact bytes, the field included,
+    /// and `format` stays `custos-export-v1` (the Merkle construction is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// What an export contains and why it was made.
@@ -349,6 +358,7 @@ mod tests {
             blake3: blake3::hash(data).to_hex().to_string(),
             file: "door.ts".into(),
             offset,
+            clock_offset_ms: None,
         };
         let segments = vec![seg(&s1, 0, 0), seg(&s2, 4000, s1.len() as u64)];
         let root = merkle_root(&[*blake3::hash(&s1).as_bytes(), *blake3::hash(&s2).as_bytes()]).unwrap();

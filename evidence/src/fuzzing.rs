@@ -42,6 +42,7 @@ mod tests {
                 blake3: blake3::hash(&content[off..off + len]).to_hex().to_string(),
                 file: "door.ts".into(),
                 offset: off as u64,
+                clock_offset_ms: None,
             })
             .collect();
         let leaves: Vec<[u8; 32]> = segs.iter().map(|&(o, l)| *blake3::hash(&content[o..o + l]).as_bytes()).collect();

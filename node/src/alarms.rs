@@ -36,9 +36,10 @@ pub const SCRUB_FAILURE: &str = "scrub-failure";
 pub const CLOCK_SKEW: &str = "clock-skew";
 pub const HANDOVER_UNACCEPTED: &str = "handover-unaccepted";
 pub const PATROL_QUOTA: &str = "patrol-quota";
+pub const CLOCK_JUMP: &str = "clock-jump";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     CAMERA_DOWN,
     NODE_DOWN,
     DISK_LOW,
@@ -49,6 +50,7 @@ pub const KINDS: [&str; 10] = [
     CLOCK_SKEW,
     HANDOVER_UNACCEPTED,
     PATROL_QUOTA,
+    CLOCK_JUMP,
 ];
 
 /// Handovers the evaluation looks back over for unaccepted ones.
@@ -167,6 +169,8 @@ pub struct NodeSeen {
     pub scrub_last_finding_ms: i64,
     /// Its clock's offset from the evaluating node's (ms), if measured.
     pub clock_offset_ms: Option<i64>,
+    /// How far its clock jumped forward while it ran, unconfirmed (ms; 0: none).
+    pub clock_jump_ms: i64,
 }
 
 /// The cluster's time relative to the evaluating node's clock: the median offset of the
@@ -330,6 +334,19 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
             }
         }
     }
+    for n in o.nodes.iter().filter(|n| !n.node.retired && n.clock_jump_ms > 0) {
+        let id = n.node.id;
+        raise(
+            CLOCK_JUMP,
+            format!("node {id}"),
+            format!(
+                "node {id}'s clock jumped {} forward while it ran: it expires nothing (and proposes no expiry as \
+                 leader) until the jump is confirmed: check its time source, then `custos node confirm-clock {id}` \
+                 (an approver accepts it), or let the backup endpoint's clock confirm it",
+                fmt_skew(n.clock_jump_ms)
+            ),
+        );
+    }
     if let Some((count, since)) = o.under_replicated {
         if count > 0 && o.now_ms - since >= cfg.under_replicated_s as i64 * 1000 {
             raise(
@@ -462,6 +479,7 @@ impl Sources {
                     scrub_unrepaired: h.scrub_unrepaired,
                     scrub_last_finding_ms: h.scrub_last_finding_ms,
                     clock_offset_ms: self.health.clock_offset_ms(n.id, now_ms),
+                    clock_jump_ms: h.clock_jump_ms,
                     node: n,
                 }
             })
@@ -559,7 +577,21 @@ mod tests {
             scrub_unrepaired: 0,
             scrub_last_finding_ms: 0,
             clock_offset_ms: Some(0),
+            clock_jump_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_clock_jump_is_an_alarm_naming_the_node_and_the_size() {
+        let cfg = AlarmsConfig::default();
+        let mut o = seen(10_000_000);
+        o.nodes = vec![node(1, true, false), node(2, true, false)];
+        o.nodes[1].clock_jump_ms = 2 * 86_400_000 + 5_000;
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CLOCK_JUMP, "node 2"));
+        assert!(a[0].detail.contains("jumped 2 d 0 h forward"), "{}", a[0].detail);
+        assert!(a[0].detail.contains("custos node confirm-clock 2"), "{}", a[0].detail);
     }
 
     #[test]

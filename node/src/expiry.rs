@@ -73,8 +73,7 @@ pub fn remove_expired_blobs(catalog: &Catalog, store: &BlobStore, cursor_file: &
     }
 }
 
-/// How old a peer's clock reading may be to count towards the agreed time.
-const CLOCK_READING_FRESH: Duration = Duration::from_secs(10);
+use crate::cluster::health::CLOCK_READING_FRESH;
 /// The leader's clock may run this far ahead of the agreed time before it says so.
 const CLOCK_AHEAD_WARN_MS: i64 = 60_000;
 
@@ -123,7 +122,16 @@ pub async fn run(
 ) {
     let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
     loop {
-        let now = if meta.is_leader() {
+        let jumped = health.clock_jump.jump();
+        let now = if !meta.is_leader() {
+            None
+        } else if let Some(j) = jumped {
+            tracing::warn!(
+                jump = %crate::alarms::fmt_skew(j.jump_ms),
+                "expiry pass skipped: this node's clock jumped forward and the jump is not confirmed (alarm clock-jump)"
+            );
+            None
+        } else {
             match agreed_time(&meta, &health) {
                 Ok(t) => {
                     let ahead = meta.now_ms() - t;
@@ -137,8 +145,6 @@ pub async fn run(
                     None
                 }
             }
-        } else {
-            None
         };
         if let Some(now) = now {
             match expire_once(&meta, now).await {

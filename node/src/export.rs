@@ -43,6 +43,9 @@ pub fn file_names(ranges: &[(String, i64, i64)]) -> Vec<String> {
 pub struct BuiltFile {
     pub name: String,
     pub segments: Vec<SegmentRecord>,
+    /// Per segment (same order): its recorder's clock offset from the cluster's median
+    /// when the segment was flagged as recorded by a skewed clock.
+    pub clock_offsets_ms: Vec<Option<i64>>,
     pub blake3: String,
     pub bytes: u64,
 }
@@ -54,8 +57,9 @@ pub fn manifest(rec: &ExportRecord, files: &[BuiltFile], key: &SigningKey, now_m
     let mut leaves = Vec::new();
     for f in files {
         let mut offset = 0;
-        for s in &f.segments {
+        for (i, s) in f.segments.iter().enumerate() {
             segments.push(SegmentEntry {
+                clock_offset_ms: f.clock_offsets_ms.get(i).copied().flatten(),
                 camera: s.camera.clone(),
                 start_ms: s.start_ms,
                 end_ms: s.end_ms,

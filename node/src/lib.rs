@@ -26,6 +26,7 @@ pub mod alarms;
 pub mod audit;
 pub mod backup;
 pub mod clock;
+pub mod clock_jump;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -307,6 +308,16 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let summaries = tokio::spawn(server::throttle::run_summaries(metrics_services.clone(), shutdown.clone()));
     // Cluster duties: pings everywhere; membership, failover and repair on the leader.
     let pinger = tokio::spawn(health.clone().run(meta.clone(), peers.clone(), shutdown.clone()));
+    // This node's own clock: a forward jump stops expiry until it is confirmed.
+    let clock_watch = tokio::spawn(
+        clock_jump::Watcher {
+            meta: meta.clone(),
+            watch: health.clock_jump.clone(),
+            data_dir: data.clone(),
+            backup: config.backup.clone(),
+        }
+        .run(shutdown.clone()),
+    );
     let duties = cluster::leader::LeaderDuties {
         meta: meta.clone(),
         health: health.clone(),
@@ -344,6 +355,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         pending.clone(),
         stopping.clone(),
         stats.clone(),
+        Some(recorder::SkewCheck { health: health.clone(), bound_ms: config.alarms.clock_skew_ms }),
     ));
     let seal_ctx = Arc::new(SealContext {
         node_id: config.node_id,
@@ -440,6 +452,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     if let Some(b) = backup {
         let _ = b.await;
     }
+    let _ = clock_watch.await;
     let _ = pinger.await;
     let _ = leader_loop.await;
     let _ = alarm_watch.await;

@@ -185,15 +185,62 @@ async fn commit_batch(
     }
 }
 
+/// How the committer tells whether this recorder's clock is skewed.
+#[derive(Debug, Clone)]
+pub struct SkewCheck {
+    pub health: crate::cluster::health::Health,
+    /// Off the cluster's median by more than this (ms), footage is flagged (the
+    /// `clock-skew` alarm's bound).
+    pub bound_ms: u64,
+}
+
+/// Flags `batch` (before it is committed, so a crash in between loses no flag) when this
+/// recorder's clock is off the median by more than the bound, as the leader or this node
+/// measures it. Returns whether it is skewed; logs when that changes.
+async fn flag_if_skewed(meta: &Meta, check: &SkewCheck, batch: &[SegmentRecord], was: &mut bool) {
+    let skew = check.health.own_skew_ms(meta.now_ms()).filter(|(s, _)| s.unsigned_abs() > check.bound_ms);
+    if skew.is_some() != *was {
+        *was = skew.is_some();
+        match skew {
+            Some((ms, by)) => tracing::warn!(
+                offset_ms = ms,
+                measured_by = by,
+                "this recorder's clock is off the cluster's median: its footage is flagged (custos search shows it)"
+            ),
+            None => tracing::info!("this recorder's clock agrees with the cluster again: footage is no longer flagged"),
+        }
+    }
+    let Some((offset_ms, by)) = skew else { return };
+    for chunk in batch.chunks(crate::meta::state::SEGMENT_CLOCKS_MAX) {
+        let flags = chunk
+            .iter()
+            .map(|r| crate::meta::SegmentClock {
+                camera: r.camera.clone(),
+                start_ms: r.start_ms,
+                offset_ms,
+                measured_by: by.to_string(),
+            })
+            .collect();
+        match meta.propose(Command::MarkSegmentClocks(flags)).await {
+            Ok(Response::Rejected(_, why)) => tracing::warn!(%why, "segments of a skewed clock could not be flagged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "segments of a skewed clock could not be flagged"),
+        }
+    }
+}
+
 /// Gathers records from every sealer into batches and commits them until all senders
-/// are gone.
+/// are gone. With `skew`, batches recorded while this recorder's clock is skewed are
+/// flagged first.
 pub async fn run_committer(
     mut rx: mpsc::Receiver<SegmentRecord>,
     meta: Meta,
     pending: Arc<PendingDir>,
     stopping: Arc<AtomicBool>,
     stats: Arc<RecorderStats>,
+    skew: Option<SkewCheck>,
 ) {
+    let mut skewed = false;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + COMMIT_LINGER;
@@ -205,6 +252,9 @@ pub async fn run_committer(
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
+        }
+        if let Some(check) = &skew {
+            flag_if_skewed(&meta, check, &batch, &mut skewed).await;
         }
         commit_batch(&meta, &pending, batch, &stopping, &stats).await;
     }

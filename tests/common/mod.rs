@@ -697,6 +697,24 @@ impl Node {
         Ok(())
     }
 
+    /// Confirms, through the change queue (the founding administrator asks, the founding
+    /// approver accepts), the clock jump of each node in `ids` once the alarm `clock-jump`
+    /// names it. A simulated clock moved days forward while the nodes ran is a clock jump,
+    /// which stops expiry until it is confirmed.
+    pub async fn confirm_clock_jumps(&self, ids: &[u64]) {
+        let admin = self.connect(Some(&self.token)).await.unwrap();
+        for id in ids {
+            let subject = format!("node {id}");
+            wait_for(30, &format!("clock-jump naming {subject}"), || async {
+                let a = admin.list_alarms(false).await.ok()?;
+                a.iter().any(|a| a.kind == "clock-jump" && a.subject == subject).then_some(())
+            })
+            .await;
+            let change = admin.confirm_clock(*id).await.unwrap_or_else(|e| panic!("confirm-clock {id}: {e}"));
+            self.approve(change).await;
+        }
+    }
+
     /// Starts the node and connects as a new security user (who may view footage).
     pub async fn start_as_security(&mut self) -> Client {
         self.start().await;

@@ -59,7 +59,34 @@ pub fn segment_json(s: &Segment) -> serde_json::Value {
         "start_ms": s.start_ms, "end_ms": s.end_ms, "bytes": s.bytes, "blob_bytes": s.blob_bytes,
         "content_blake3": hex::encode(&s.content_hash), "blob_blake3": hex::encode(&s.blob_hash),
         "codec": s.codec, "replicas": s.replicas,
+        "clock_offset_ms": s.clock_skewed.then_some(s.clock_offset_ms),
     })
+}
+
+/// The marker of a segment recorded by a skewed clock: `CLOCK+10.2s`, or empty.
+pub fn clock_mark(s: &Segment) -> String {
+    if !s.clock_skewed {
+        return String::new();
+    }
+    let sign = if s.clock_offset_ms < 0 { '-' } else { '+' };
+    format!("CLOCK{sign}{:.1}s", s.clock_offset_ms.unsigned_abs() as f64 / 1000.0)
+}
+
+/// Warns on stderr, naming them, about segments recorded while their recorder's clock was
+/// off the cluster's median: their times are that recorder's.
+fn warn_skewed(segs: &[Segment]) {
+    let skewed: Vec<_> = segs.iter().filter(|s| s.clock_skewed).collect();
+    if skewed.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} segments were recorded while their recorder's clock was off the cluster's median; their times \
+         may be off by that much:",
+        skewed.len()
+    );
+    for s in skewed {
+        eprintln!("  {}@{} ({}): {}", s.camera, s.start_ms, format_ms(s.start_ms), clock_mark(s));
+    }
 }
 
 pub async fn search(client: &Client, a: SearchArgs, as_json: bool) -> anyhow::Result<()> {
@@ -71,16 +98,26 @@ pub async fn search(client: &Client, a: SearchArgs, as_json: bool) -> anyhow::Re
         );
         return Ok(());
     }
-    println!("{:<26} {:<26} {:>8} {:>10} {:<6} CONTENT BLAKE3", "START", "END", "SECONDS", "BYTES", "CODEC");
+    println!(
+        "{:<26} {:<26} {:>8} {:>10} {:<6} {:<16} CLOCK",
+        "START", "END", "SECONDS", "BYTES", "CODEC", "CONTENT BLAKE3"
+    );
     for s in &segs {
         println!(
-            "{:<26} {:<26} {:>8.2} {:>10} {:<6} {}",
+            "{:<26} {:<26} {:>8.2} {:>10} {:<6} {:<16} {}",
             format_ms(s.start_ms),
             format_ms(s.end_ms),
             (s.end_ms - s.start_ms) as f64 / 1000.0,
             s.bytes,
             s.codec,
-            &hex::encode(&s.content_hash)[..16]
+            &hex::encode(&s.content_hash)[..16],
+            clock_mark(s)
+        );
+    }
+    let skewed = segs.iter().filter(|s| s.clock_skewed).count();
+    if skewed > 0 {
+        println!(
+            "{skewed} segments marked CLOCK were recorded while their recorder's clock was off the cluster's median"
         );
     }
     let secs: i64 = segs.iter().map(|s| s.end_ms - s.start_ms).sum();
@@ -133,6 +170,7 @@ pub async fn fetch(client: &Client, a: FetchArgs, as_json: bool) -> anyhow::Resu
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&part, &a.output)?;
     let bytes: u64 = segs.iter().map(|s| s.bytes).sum();
+    warn_skewed(&segs);
     if as_json {
         super::print_json(&json!({
             "output": a.output, "bytes": bytes,

@@ -1,4 +1,4 @@
-//! `custos nodes` and `custos node join-token|remove`.
+//! `custos nodes` and `custos node join-token|remove|confirm-clock`.
 
 use clap::Subcommand;
 use custos_client::time::format_ms;
@@ -19,6 +19,13 @@ pub enum NodeCmd {
     /// copies are made again elsewhere.
     Remove {
         /// Node id (see `custos nodes`).
+        id: u64,
+    },
+    /// Confirm that a node's clock jumped forward on purpose (alarm `clock-jump`): the
+    /// node expires footage again at its new time. Always a pending change that an
+    /// approver accepts.
+    ConfirmClock {
+        /// Node id (the alarm's subject).
         id: u64,
     },
     /// Same as `custos nodes`.
@@ -116,6 +123,10 @@ pub async fn run(client: &Client, cmd: NodeCmd, as_json: bool) -> anyhow::Result
                 }
             }
             Ok(())
+        }
+        NodeCmd::ConfirmClock { id } => {
+            let change = client.confirm_clock(id).await?;
+            super::pending(change, as_json)
         }
         NodeCmd::Remove { id } => {
             if let Some(change) = client.remove_node(id).await? {

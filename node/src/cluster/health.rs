@@ -40,6 +40,8 @@ pub struct PeerHealth {
     /// The newest catalog format the node's binary decodes (0: not said yet, or a binary
     /// from before format 2).
     pub format_max: u32,
+    /// How far the node's clock jumped forward while it ran, unconfirmed (ms; 0: none).
+    pub clock_jump_ms: i64,
 }
 
 impl PeerHealth {
@@ -82,7 +84,15 @@ pub struct Health {
     leader_contact: Arc<std::sync::Mutex<Option<Instant>>>,
     /// This node's scrubber figures, reported to the others in pings.
     pub scrub: Arc<crate::scrub::ScrubStats>,
+    /// This node's unconfirmed clock jump, reported to the others in pings.
+    pub clock_jump: Arc<crate::clock_jump::ClockWatch>,
+    /// This node's clock against the cluster's median as the leader last measured it
+    /// (ms, and when it said so).
+    skew_by_leader: Arc<std::sync::Mutex<Option<(i64, Instant)>>>,
 }
+
+/// How old a clock reading (or a leader's word on this node's skew) may be to count.
+pub const CLOCK_READING_FRESH: Duration = Duration::from_secs(10);
 
 /// Free and total bytes of the filesystem holding `path`.
 pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -108,6 +118,44 @@ impl Health {
             table: Arc::default(),
             leader_contact: Arc::default(),
             scrub: Arc::default(),
+            clock_jump: Arc::default(),
+            skew_by_leader: Arc::default(),
+        }
+    }
+
+    /// Records how far the leader measures this node's clock from the cluster's median.
+    pub fn note_skew_by_leader(&self, skew_ms: i64) {
+        *self.skew_by_leader.lock().expect("skew") = Some((skew_ms, Instant::now()));
+    }
+
+    /// The cluster's median clock relative to this node's (the lower median of the fresh
+    /// offsets, this node's own 0 included), if at least one other node was read.
+    pub fn median_offset_ms(&self, now_ms: i64) -> Option<i64> {
+        let ids: Vec<NodeId> = self.table.read().expect("health table poisoned").keys().copied().collect();
+        let mut offsets = vec![0];
+        for id in ids {
+            let fresh = self.get(id).last_ok.is_some_and(|t| t.elapsed() <= CLOCK_READING_FRESH);
+            if let (true, Some(o)) = (fresh, self.clock_offset_ms(id, now_ms)) {
+                offsets.push(o);
+            }
+        }
+        (offsets.len() > 1).then(|| median_offset(offsets)).flatten()
+    }
+
+    /// This node's clock minus the cluster's median clock, as the leader last measured it
+    /// or as this node measures it itself: whichever is further off, and who measured it
+    /// (`leader`, `recorder`). `None` while neither is known.
+    pub fn own_skew_ms(&self, now_ms: i64) -> Option<(i64, &'static str)> {
+        let by_leader = self
+            .skew_by_leader
+            .lock()
+            .expect("skew")
+            .filter(|(_, at)| at.elapsed() <= CLOCK_READING_FRESH)
+            .map(|(s, _)| (s, "leader"));
+        let own = self.median_offset_ms(now_ms).map(|m| (-m, "recorder"));
+        match (by_leader, own) {
+            (Some(a), Some(b)) => Some(if a.0.abs() >= b.0.abs() { a } else { b }),
+            (a, b) => a.or(b),
         }
     }
 
@@ -158,6 +206,7 @@ impl Health {
                 scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
                 clock_read: None,
                 format_max: crate::meta::types::FORMAT_CURRENT.into(),
+                clock_jump_ms: self.clock_jump.jump_ms(),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -226,6 +275,7 @@ impl Health {
             scrub_last_finding_ms: r.scrub_last_finding_ms,
             clock_read,
             format_max: r.format_max,
+            clock_jump_ms: r.clock_jump_ms,
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");
@@ -259,12 +309,21 @@ impl Health {
                 }
             }
             let nodes = meta.read(|c| c.nodes()).await.unwrap_or_default();
+            let now_ms = meta.now_ms();
+            let median = self.median_offset_ms(now_ms);
             for n in nodes.into_iter().filter(|n| !n.retired && n.id != self.me) {
                 self.note_down(n.id, &mut reported);
                 let (h, peers, me) = (self.clone(), peers.clone(), self.me);
+                // Tell the peer how far its clock is from the median, as this node sees it.
+                let skew = median.zip(self.clock_offset_ms(n.id, now_ms)).map(|(m, o)| o - m);
                 tokio::spawn(async move {
                     let Ok(mut c) = peers.client(&n.addr) else { return };
-                    let mut req = tonic::Request::new(custos_proto::v1::PingRequest { from: me });
+                    let ping = custos_proto::v1::PingRequest {
+                        from: me,
+                        skew_seen_ms: skew.unwrap_or(0),
+                        skew_known: skew.is_some(),
+                    };
+                    let mut req = tonic::Request::new(ping);
                     req.set_timeout(PING_TIMEOUT);
                     // The header asks the peer to give up; the local timeout covers a peer
                     // that cannot answer at all (stopped process, partition).

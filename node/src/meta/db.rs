@@ -79,6 +79,9 @@ pub const CF_HANDOVER_ACCEPTS: &str = "handover_accepts";
 pub const CF_SHIFTS: &str = "shifts";
 /// Leadership's sign-offs of the duty log by big-endian number.
 pub const CF_SIGNOFFS: &str = "duty_signoffs";
+/// Clock flags of segments recorded while their recorder's clock was skewed
+/// (`SegmentClock`), by segment key.
+pub const CF_SEGMENT_CLOCKS: &str = "segment_clocks";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -109,6 +112,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_HANDOVER_ACCEPTS,
     CF_SHIFTS,
     CF_SIGNOFFS,
+    CF_SEGMENT_CLOCKS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -28,7 +28,7 @@ pub use types::{
     AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, ChangeRecord, ChangeState, Codec, Command,
     DeletionReceipt, DutyKind, DutyRecord, DutySignoff, ExportRecord, ExportStatus, FaultRecord, FaultSubject,
     HandoverAcceptance, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, RejectKind, Request, Response,
-    SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
+    SegmentClock, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
 use crate::audit::AuditEvent;

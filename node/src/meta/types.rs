@@ -331,6 +331,14 @@ pub enum Command {
     DefineShift(crate::shifts::ShiftDef),
     /// An approver signs off the duty log of a period. Replies `Created(number)`.
     SignDuty(DutySignoff),
+    /// Confirms that node `node`'s clock jumped forward on purpose (or that its new time is
+    /// right): the node resumes expiry. Only ever the effect of an accepted change
+    /// (`custos node confirm-clock`); the state machine counts confirmations per node.
+    ConfirmClock { node: NodeId },
+    /// Flags segments recorded while their recorder's clock was off the cluster's median
+    /// by more than the skew bound, with the offset measured. Kept beside the segments
+    /// (`segment_clocks`), so the segment records keep their format.
+    MarkSegmentClocks(Vec<SegmentClock>),
 }
 
 /// Leadership's signature on the duty log of a period.
@@ -384,6 +392,17 @@ pub struct HandoverAcceptance {
     pub user: String,
     pub time_ms: i64,
     pub note: String,
+}
+
+/// A segment recorded while its recorder's clock was skewed, and by how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentClock {
+    pub camera: String,
+    pub start_ms: i64,
+    /// The recorder's clock minus the cluster's median clock when it recorded (ms).
+    pub offset_ms: i64,
+    /// Who measured it: `leader` (the leader's pings) or `recorder` (its own pings).
+    pub measured_by: String,
 }
 
 /// How long a change waits for a decision before it lapses.
@@ -647,6 +666,8 @@ impl std::fmt::Display for Request {
             Command::RequestChange(c) => write!(f, "request-change {} by {}", c.action, c.requested_by),
             Command::DecideChange { id, user, approve, .. } => write!(f, "decide-change {id} by {user}: {approve}"),
             Command::SetClusterVersion(v) => write!(f, "set-cluster-version {v}"),
+            Command::ConfirmClock { node } => write!(f, "confirm-clock {node}"),
+            Command::MarkSegmentClocks(v) => write!(f, "mark-segment-clocks x{}", v.len()),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())

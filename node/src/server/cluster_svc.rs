@@ -140,6 +140,21 @@ impl Cluster for Services {
         Ok(Response::new(pb::RemoveNodeResponse { change_id: 0 }))
     }
 
+    async fn confirm_clock(
+        &self,
+        req: Request<pb::ConfirmClockRequest>,
+    ) -> Result<Response<pb::ConfirmClockResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageNodes, false).await?;
+        let id = req.get_ref().id;
+        let cmd = Command::ConfirmClock { node: id };
+        let detail = format!("node {id}'s clock jump confirmed: it expires footage again at its new time");
+        let change_id = self
+            .admin_change(&caller, "clock-confirm", detail, cmd)
+            .await?
+            .ok_or_else(|| Status::internal("a clock confirmation must wait for an approver, but it was not queued"))?;
+        Ok(Response::new(pb::ConfirmClockResponse { change_id }))
+    }
+
     async fn verify_backup(
         &self,
         req: Request<pb::VerifyBackupRequest>,

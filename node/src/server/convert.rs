@@ -3,7 +3,7 @@
 
 use custos_proto::v1 as pb;
 
-use crate::meta::{Camera, SegmentRecord, TokenRecord, User};
+use crate::meta::{Camera, SegmentClock, SegmentRecord, TokenRecord, User};
 
 pub fn camera(c: &Camera) -> pb::Camera {
     pb::Camera {
@@ -27,7 +27,18 @@ pub fn segment(s: &SegmentRecord) -> pb::Segment {
         blob_hash: s.blob_hash.to_vec(),
         codec: s.codec.as_str().to_string(),
         replicas: s.replicas.clone(),
+        clock_skewed: false,
+        clock_offset_ms: 0,
     }
+}
+
+/// A segment with its clock flag, if it was recorded while its recorder was skewed.
+pub fn flagged_segment(s: &SegmentRecord, clock: Option<&SegmentClock>) -> pb::Segment {
+    let mut out = segment(s);
+    if let Some(c) = clock {
+        (out.clock_skewed, out.clock_offset_ms) = (true, c.offset_ms);
+    }
+    out
 }
 
 pub fn user(u: &User) -> pb::User {

@@ -144,7 +144,17 @@ impl Services {
         let mut total = 0;
         for ((camera, from, to), name) in rec.ranges.iter().zip(file_names(&rec.ranges)) {
             let (cam, from, to) = (camera.clone(), *from, *to);
-            let (segs, more) = self.meta.read(move |c| c.search(&cam, from, to, EXPORT_SEGMENTS_MAX)).await?;
+            let (segs, more, clocks) = self
+                .meta
+                .read(move |c| {
+                    let (segs, more) = c.search(&cam, from, to, EXPORT_SEGMENTS_MAX)?;
+                    let clocks = segs
+                        .iter()
+                        .map(|s| Ok(c.segment_clock(&s.camera, s.start_ms)?.map(|k| k.offset_ms)))
+                        .collect::<crate::Result<Vec<_>>>()?;
+                    Ok((segs, more, clocks))
+                })
+                .await?;
             total += segs.len();
             if more || total > EXPORT_SEGMENTS_MAX {
                 return Err(Status::failed_precondition(format!(
@@ -167,7 +177,8 @@ impl Services {
                 bytes += plain.len() as u64;
             }
             drop(opened);
-            files.push(BuiltFile { name, segments: segs, blake3: hasher.finalize().to_hex().to_string(), bytes });
+            let blake3 = hasher.finalize().to_hex().to_string();
+            files.push(BuiltFile { name, segments: segs, clock_offsets_ms: clocks, blake3, bytes });
         }
         if total == 0 {
             return Err(Status::failed_precondition("no footage is catalogued in the requested ranges"));

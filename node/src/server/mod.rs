@@ -308,9 +308,11 @@ impl Footage for Services {
         let caller = self.guard_footage(&req, Action::SearchFootage, f).await?;
         let limit = if r.limit == 0 { SEARCH_LIMIT_MAX } else { (r.limit as usize).min(SEARCH_LIMIT_MAX) };
         let cam = r.camera.clone();
-        let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, limit)).await?;
+        let (segs, truncated) =
+            self.meta.read(move |c| with_clocks(c, c.search(&cam, r.from_ms, r.to_ms, limit)?)).await?;
         tracing::info!(user = %caller.who.name, camera = %r.camera, found = segs.len(), "search");
-        Ok(Response::new(pb::SearchResponse { segments: segs.iter().map(convert::segment).collect(), truncated }))
+        let segments = segs.iter().map(|(s, k)| convert::flagged_segment(s, k.as_ref())).collect();
+        Ok(Response::new(pb::SearchResponse { segments, truncated }))
     }
 
     type FetchStream = ReceiverStream<Result<pb::FetchChunk, Status>>;
@@ -320,7 +322,8 @@ impl Footage for Services {
         let f = FootageRequest { camera: &r.camera, from_ms: r.from_ms, to_ms: r.to_ms, purpose: &r.purpose };
         let caller = self.guard_footage(&req, Action::FetchFootage, f).await?;
         let cam = r.camera.clone();
-        let (segs, truncated) = self.meta.read(move |c| c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)).await?;
+        let (segs, truncated) =
+            self.meta.read(move |c| with_clocks(c, c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)?)).await?;
         if truncated {
             return Err(Status::invalid_argument(format!(
                 "the range holds more than {FETCH_SEGMENTS_MAX} segments; fetch it in shorter parts"
@@ -422,6 +425,20 @@ impl Footage for Services {
     }
 }
 
+/// Each segment with its clock flag, if its recorder's clock was skewed when it recorded.
+#[allow(clippy::type_complexity)]
+fn with_clocks(
+    c: &crate::meta::Catalog,
+    (segs, truncated): (Vec<SegmentRecord>, bool),
+) -> crate::Result<(Vec<(SegmentRecord, Option<crate::meta::SegmentClock>)>, bool)> {
+    let mut out = Vec::with_capacity(segs.len());
+    for s in segs {
+        let clock = c.segment_clock(&s.camera, s.start_ms)?;
+        out.push((s, clock));
+    }
+    Ok((out, truncated))
+}
+
 /// Reads and verifies one segment's plaintext: from this node's copy, or, when that is
 /// missing or fails verification, from another replica.
 pub(crate) async fn open_segment(
@@ -484,15 +501,15 @@ impl Services {
     async fn stream_segments(
         self,
         caller: guard::Caller,
-        segs: Vec<SegmentRecord>,
+        segs: Vec<(SegmentRecord, Option<crate::meta::SegmentClock>)>,
         tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
     ) {
         use pb::fetch_chunk::Item;
-        let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.bytes).sum() };
+        let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.0.bytes).sum() };
         if tx.send(Ok(pb::FetchChunk { item: Some(Item::Summary(summary)) })).await.is_err() {
             return;
         }
-        for seg in segs {
+        for (seg, clock) in segs {
             if let Err(status) = self.recheck(&caller).await {
                 tracing::warn!(user = %caller.who.name, camera = %seg.camera, reason = status.message(), "fetch stopped: the caller is no longer authorised");
                 let _ = tx.send(Err(status)).await;
@@ -506,7 +523,11 @@ impl Services {
                     return;
                 }
             };
-            if tx.send(Ok(pb::FetchChunk { item: Some(Item::Segment(convert::segment(&seg))) })).await.is_err() {
+            if tx
+                .send(Ok(pb::FetchChunk { item: Some(Item::Segment(convert::flagged_segment(&seg, clock.as_ref()))) }))
+                .await
+                .is_err()
+            {
                 return; // client went away
             }
             for chunk in plain.chunks(FETCH_CHUNK_BYTES) {

@@ -55,6 +55,9 @@ pub fn acting_user(command: &Command) -> Option<&str> {
 /// What a forwarded write may carry, whoever forwards it (pure part): no leader-only
 /// command, and a command naming who acted only with that person's audit entry.
 pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<(), String> {
+    if let Command::ConfirmClock { .. } = command {
+        return Err("a clock confirmation is only ever the effect of an accepted change".into());
+    }
     if let Some(what) = leader_only(command) {
         return Err(format!(
             "only the leader proposes {what}; a forwarded one is refused (the sender is not the leader, or not a node)"
@@ -269,8 +272,13 @@ impl Peer for Services {
                 req.get_ref().from
             )));
         }
+        let p = req.get_ref();
+        if p.skew_known && self.meta.raft.metrics().borrow().current_leader == Some(from) {
+            self.health.note_skew_by_leader(p.skew_seen_ms);
+        }
         let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
+            clock_jump_ms: self.health.clock_jump.jump_ms(),
             node_id: self.meta.node_id,
             disk_free_bytes: free,
             disk_total_bytes: total,

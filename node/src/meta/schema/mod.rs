@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use super::types::{
     AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
-    JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, SegmentRecord, SensitivePeriod, TokenRecord, TypeConfig,
-    User,
+    JoinTokenRecord, NodeId, NodeRecord, PackRecord, Request, SegmentClock, SegmentRecord, SensitivePeriod,
+    TokenRecord, TypeConfig, User,
 };
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::segment::Hash;
@@ -133,6 +133,8 @@ unchanged!(
     crate::shifts::ShiftDef,
     String,
     (u64, Hash, u64),
+    (i64, i64, u64),
+    SegmentClock,
     Vote<NodeId>,
     LogId<NodeId>,
     Option<LogId<NodeId>>,
@@ -189,6 +191,8 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::AcceptHandover { .. } => Some((FORMAT_V2.into(), "accepted handovers")),
         Command::DefineShift(_) => Some((FORMAT_V2.into(), "shifts")),
         Command::SignDuty(_) => Some((FORMAT_V2.into(), "duty sign-offs")),
+        Command::ConfirmClock { .. } => Some((FORMAT_V2.into(), "clock-jump confirmation")),
+        Command::MarkSegmentClocks(_) => Some((FORMAT_V2.into(), "clock flags on segments")),
         _ => None,
     }
 }

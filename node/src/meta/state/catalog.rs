@@ -120,6 +120,17 @@ impl Catalog {
         self.get(CF_SEGMENTS, &segment_key(camera, start_ms))
     }
 
+    /// The clock flag of the segment of `camera` starting at `start_ms`, if it was
+    /// recorded while its recorder's clock was skewed.
+    pub fn segment_clock(&self, camera: &str, start_ms: i64) -> crate::Result<Option<crate::meta::SegmentClock>> {
+        self.get(crate::meta::db::CF_SEGMENT_CLOCKS, &segment_key(camera, start_ms))
+    }
+
+    /// How many clock-jump confirmations of node `id` were accepted.
+    pub fn clock_confirmations(&self, id: NodeId) -> crate::Result<u64> {
+        Ok(self.get(CF_SM, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))
+    }
+
     /// True if the catalog has a segment of `camera` starting at `start_ms`.
     pub fn has_segment(&self, camera: &str, start_ms: i64) -> crate::Result<bool> {
         Ok(self.db.get_pinned_cf(cf(&self.db, CF_SEGMENTS), segment_key(camera, start_ms))?.is_some())

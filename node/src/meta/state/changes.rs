@@ -36,7 +36,7 @@ pub(super) fn request(db: &DB, batch: &mut WriteBatch, now_ms: i64, rec: &Change
     // A change that could not take effect now is refused when asked, with the reason,
     // rather than queued for an approver to find out.
     let probe = Request { time_ms: now_ms, command: rec.effect.clone(), audit: None };
-    let r = apply_command(db, &mut WriteBatch::default(), &probe, &mut 0);
+    let r = apply_command(db, &mut WriteBatch::default(), &probe, 0, &mut 0);
     if matches!(r, Response::Rejected(..) | Response::StorageFailed(_)) {
         return r;
     }
@@ -148,7 +148,7 @@ pub(super) fn decide(db: &DB, batch: &mut WriteBatch, req: &Request, segment_cou
             Err(r) => return r,
         };
         let inner = Request { time_ms: req.time_ms, command: effect, audit: None };
-        match apply_command(db, batch, &inner, segment_count) {
+        match apply_command(db, batch, &inner, 0, segment_count) {
             Response::Rejected(kind, why) => {
                 return Response::Rejected(
                     kind,

@@ -36,6 +36,7 @@ mod backup;
 mod cameras;
 mod catalog;
 mod changes;
+mod clocks;
 mod duty;
 mod exports;
 mod nodes;
@@ -45,6 +46,7 @@ mod segments;
 mod users;
 
 pub use catalog::Catalog;
+pub use clocks::{EXPIRY_TIME_AHEAD_MAX_MS, SEGMENT_CLOCKS_MAX};
 
 pub(super) const KEY_APPLIED: &[u8] = b"applied";
 pub(super) const KEY_MEMBERSHIP: &[u8] = b"membership";
@@ -102,6 +104,7 @@ fn light(entries: &[Entry<TypeConfig>]) -> bool {
             Command::AddReplicas(v) => v.len() <= LIGHT_BATCH,
             Command::MarkBackedUp(v) => v.len() <= 1,
             Command::Alarms(v) => v.len() <= LIGHT_BATCH,
+            Command::MarkSegmentClocks(v) => v.len() <= LIGHT_BATCH,
             Command::RetireNode { .. }
             | Command::RemoveCamera { .. }
             | Command::CompleteExport { .. }
@@ -137,7 +140,8 @@ pub(super) fn cluster_version(db: &DB) -> Result<u32, String> {
 }
 
 /// Applies one command into `batch`. Pure with respect to the database state it reads.
-fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: &mut u64) -> Response {
+/// `term` is the term of the leader that stamped the entry.
+fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segment_count: &mut u64) -> Response {
     // A command of a newer format than the cluster's is refused here as well as when
     // proposed, so a replica never applies what another would refuse.
     if schema::introduced_in(&req.command).is_some() {
@@ -169,8 +173,17 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         },
         Command::ApproveHoldRelease { id, user } => retention::approve_hold_release(db, batch, req, id, user),
         // Never later than the leader's own clock, nor than the time the voters agree on.
+        // And never further ahead of the previous expiry than the leader's clock moved.
         Command::ExpireSegments { at_ms, segments } => {
-            retention::expire_segments(db, batch, (*at_ms).min(req.time_ms), segments, segment_count)
+            let at = (*at_ms).min(req.time_ms);
+            if let Some(refused) = clocks::check_expiry_time(db, at, req.time_ms, term) {
+                return refused;
+            }
+            let r = retention::expire_segments(db, batch, at, segments, segment_count);
+            if matches!(r, Response::Committed { .. }) {
+                clocks::note_expiry(db, batch, at, req.time_ms, term);
+            }
+            r
         }
         Command::Audit => Response::Ok,
         Command::CreateJoinToken { token_hash, token } => nodes::create_join_token(db, batch, req, token_hash, token),
@@ -197,6 +210,8 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, segment_count: 
         Command::AcceptHandover { seq, user, note } => duty::accept_handover(db, batch, req, *seq, user, note),
         Command::DefineShift(s) => duty::define_shift(db, batch, req, s),
         Command::SignDuty(s) => duty::sign_duty(db, batch, req, s),
+        Command::ConfirmClock { node } => clocks::confirm_clock(db, batch, *node),
+        Command::MarkSegmentClocks(flags) => clocks::mark_segment_clocks(db, batch, flags),
     }
 }
 
@@ -276,7 +291,7 @@ impl StateMachine {
                 EntryPayload::Blank => Response::Ok,
                 EntryPayload::Normal(req) => {
                     let before = count;
-                    let r = apply_command(db, &mut batch, req, &mut count);
+                    let r = apply_command(db, &mut batch, req, e.log_id.leader_id.term, &mut count);
                     match &r {
                         // The store failed under this replica: stop here, fail-stop, rather
                         // than apply the entry differently from the others.
