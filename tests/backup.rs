@@ -272,22 +272,48 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
         vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
     let admin = restored.start().await;
     let sec = restored.user("guard2", "security", None).await;
-    let mut after = Vec::new();
+    let (mut after, mut lost) = (Vec::new(), Vec::new());
     for c in ["door", "ward"] {
-        after.extend(sec.search(c, t0, now_ms(), PURPOSE).await.unwrap().0);
+        let r = sec.search_full(c, t0, now_ms(), PURPOSE).await.unwrap();
+        after.extend(r.segments);
+        lost.extend(r.lost);
     }
     let key =
         |s: &custos_proto::v1::Segment| (s.camera.clone(), s.start_ms, s.content_hash.clone(), s.blob_hash.clone());
-    let (mut b, mut a): (Vec<_>, Vec<_>) = (before.iter().map(key).collect(), after.iter().map(key).collect());
+    let (mut b, mut a): (Vec<_>, Vec<_>) = (
+        before.iter().filter(|s| s.content_hash != damaged.content_hash).map(key).collect(),
+        after.iter().map(key).collect(),
+    );
     b.sort();
     a.sort();
     assert_eq!(a, b, "the catalog came back as it was");
+    // The damaged segment is a gap with its reason, not a segment that fails to play.
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!((lost[0].camera.as_str(), lost[0].start_ms), (damaged.camera.as_str(), damaged.start_ms));
+    assert!(lost[0].reason.contains("failed verification"), "{lost:?}");
+    // A range around it is served, naming it; the compliance report counts it.
+    let (from, to) = (damaged.start_ms - 3_000, damaged.end_ms + 3_000);
+    let (mut buf, mut named) = (Vec::new(), Vec::new());
+    let served = sec
+        .fetch(&damaged.camera, from, to, PURPOSE, &mut buf, |ev| {
+            if let custos_client::FetchEvent::Lost(l) = ev {
+                named.push(l.start_ms);
+            }
+        })
+        .await
+        .unwrap();
+    assert!(!served.is_empty() && served.iter().all(|s| s.start_ms != damaged.start_ms), "{served:?}");
+    assert_eq!(named, [damaged.start_ms]);
+    let report = restored.user("auditor3", "auditor", None).await.compliance_report(1).await.unwrap();
+    let row = report.cameras.iter().find(|c| c.camera == damaged.camera).unwrap();
+    assert_eq!(row.lost_segments, 1, "{row:?}");
     for s in &before {
         let mut buf = Vec::new();
         let got = sec.fetch(&s.camera, s.start_ms, s.end_ms, PURPOSE, &mut buf, |_| {}).await;
         if s.content_hash == damaged.content_hash {
             let e = got.expect_err("the damaged segment is not served");
-            println!("damaged segment: {e}");
+            assert_eq!(e.code(), Some(tonic::Code::DataLoss), "{e}");
+            assert!(e.to_string().contains("lost for good"), "{e}");
         } else {
             got.unwrap_or_else(|e| panic!("{}@{}: {e}", s.camera, s.start_ms));
             assert_eq!(

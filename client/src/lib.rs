@@ -182,6 +182,19 @@ impl Client {
         Ok((r.change_id != 0).then_some(r.change_id))
     }
 
+    /// The whole search answer: segments, whether the list was cut short, and the
+    /// segments of the range whose footage is lost for good.
+    pub async fn search_full(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+        purpose: &str,
+    ) -> Result<pb::SearchResponse, ClientError> {
+        let r = pb::SearchRequest { camera: camera.into(), from_ms, to_ms, purpose: purpose.into(), limit: 0 };
+        Ok(self.inner.clone().search(self.req(r)).await?.into_inner())
+    }
+
     /// Segments overlapping `[from_ms, to_ms)`; the flag is true when the list was cut short.
     pub async fn search(
         &self,
@@ -235,6 +248,7 @@ impl Client {
                     written += d.len() as u64;
                     progress(FetchEvent::Bytes(written));
                 }
+                Some(Item::Lost(l)) => progress(FetchEvent::Lost(&l)),
                 None => {}
             }
         }
@@ -630,6 +644,8 @@ pub enum FetchEvent<'a> {
     Summary(&'a FetchSummary),
     Segment(&'a Segment),
     Bytes(u64),
+    /// A segment of the range whose footage is lost for good: skipped.
+    Lost(&'a pb::LostSegment),
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

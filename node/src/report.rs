@@ -30,6 +30,8 @@ pub struct CameraCompliance {
     pub meets_floor: bool,
     pub holds: Vec<String>,
     pub deleted_segments: u64,
+    /// Segments in the window whose footage is lost for good (a restore found no copy).
+    pub lost_segments: u64,
     pub accesses_allowed: u64,
     pub accesses_denied: u64,
 }
@@ -48,14 +50,21 @@ pub struct Coverage {
     /// Periods without footage of at least [`GAP_MIN_MS`]; a silence at the end counts
     /// only once it is longer than `settle` (the newest segment is still being recorded).
     pub gaps: Vec<(i64, i64)>,
+    /// Catalogued segments whose footage is lost for good (counted as gaps).
+    pub lost: u64,
 }
 
 /// What footage of `camera` covers `[start, end)`. Blocks; reads every segment in it.
 pub fn coverage(c: &Catalog, camera: &str, start: i64, end: i64, settle: i64) -> crate::Result<Coverage> {
     let mut r = Coverage::default();
+    let lost: std::collections::HashSet<i64> = c.lost_in(camera, start, end)?.into_iter().map(|(s, _)| s).collect();
     let mut cursor = start; // covered up to here
     c.each_segment(camera, start - DAY_MS, end, |s| {
         if s.end_ms <= start || s.start_ms >= end {
+            return;
+        }
+        if lost.contains(&s.start_ms) {
+            r.lost += 1;
             return;
         }
         let (a, b) = (s.start_ms.max(start), s.end_ms.min(end));
@@ -99,7 +108,8 @@ pub fn compliance(
             ..Default::default()
         };
         let cov = coverage(c, &cam.id, start, now_ms, settle)?;
-        (r.recorded_ms, r.segments, r.bytes, r.gaps) = (cov.recorded_ms, cov.segments, cov.bytes, cov.gaps);
+        (r.recorded_ms, r.segments, r.bytes, r.gaps, r.lost_segments) =
+            (cov.recorded_ms, cov.segments, cov.bytes, cov.gaps, cov.lost);
         let span = (now_ms - start).max(1);
         r.coverage = r.recorded_ms as f64 / span as f64;
         r.oldest_ms = c.first_segment(&cam.id)?.map(|s| s.start_ms);

@@ -91,11 +91,13 @@ fn warn_skewed(segs: &[Segment]) {
 
 pub async fn search(client: &Client, a: SearchArgs, as_json: bool) -> anyhow::Result<()> {
     let (from, to) = a.range.times()?;
-    let (segs, truncated) = client.search(&a.range.camera, from, to, &a.range.purpose).await?;
+    let r = client.search_full(&a.range.camera, from, to, &a.range.purpose).await?;
+    let (segs, truncated, lost) = (r.segments, r.truncated, r.lost);
     if as_json {
-        super::print_json(
-            &json!({"segments": segs.iter().map(segment_json).collect::<Vec<_>>(), "truncated": truncated}),
-        );
+        super::print_json(&json!({
+            "segments": segs.iter().map(segment_json).collect::<Vec<_>>(), "truncated": truncated,
+            "lost": lost.iter().map(|l| json!({"start": format_ms(l.start_ms), "end": format_ms(l.end_ms), "reason": l.reason})).collect::<Vec<_>>(),
+        }));
         return Ok(());
     }
     println!(
@@ -112,6 +114,14 @@ pub async fn search(client: &Client, a: SearchArgs, as_json: bool) -> anyhow::Re
             s.codec,
             &hex::encode(&s.content_hash)[..16],
             clock_mark(s)
+        );
+    }
+    for l in &lost {
+        println!(
+            "{:<26} {:<26} LOST: {}",
+            format_ms(l.start_ms),
+            format_ms(l.end_ms),
+            custos_client::text::terminal(&l.reason)
         );
     }
     let skewed = segs.iter().filter(|s| s.clock_skewed).count();
@@ -144,6 +154,7 @@ pub async fn fetch(client: &Client, a: FetchArgs, as_json: bool) -> anyhow::Resu
     );
     let mut seen = 0u32;
     let mut total_segments = 0u32;
+    let mut lost = Vec::new();
     let result = client
         .fetch(&a.range.camera, from, to, &a.range.purpose, &mut file, |ev| match ev {
             FetchEvent::Summary(s) => {
@@ -155,6 +166,7 @@ pub async fn fetch(client: &Client, a: FetchArgs, as_json: bool) -> anyhow::Resu
                 bar.set_message(format!("segment {seen}/{total_segments}"));
             }
             FetchEvent::Bytes(n) => bar.set_position(n),
+            FetchEvent::Lost(l) => lost.push(l.clone()),
         })
         .await;
     bar.finish_and_clear();
@@ -171,10 +183,20 @@ pub async fn fetch(client: &Client, a: FetchArgs, as_json: bool) -> anyhow::Resu
     std::fs::rename(&part, &a.output)?;
     let bytes: u64 = segs.iter().map(|s| s.bytes).sum();
     warn_skewed(&segs);
+    for l in &lost {
+        eprintln!(
+            "warning: LOST {} to {} of camera {} (not in the file): {}",
+            format_ms(l.start_ms),
+            format_ms(l.end_ms),
+            custos_client::text::terminal(&l.camera),
+            custos_client::text::terminal(&l.reason)
+        );
+    }
     if as_json {
         super::print_json(&json!({
             "output": a.output, "bytes": bytes,
             "segments": segs.iter().map(segment_json).collect::<Vec<_>>(),
+            "lost": lost.iter().map(|l| json!({"start": format_ms(l.start_ms), "end": format_ms(l.end_ms), "reason": l.reason})).collect::<Vec<_>>(),
         }));
     } else {
         let (first, last) = (segs.first().map(|s| s.start_ms).unwrap_or(0), segs.last().map(|s| s.end_ms).unwrap_or(0));

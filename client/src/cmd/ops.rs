@@ -452,6 +452,7 @@ fn camera_json(c: &pb::CameraCompliance) -> serde_json::Value {
         "min_days": c.min_days, "max_days": c.max_days, "required_from": format_ms(c.required_from_ms),
         "meets_floor": c.meets_floor, "holds": c.holds, "deleted_segments": c.deleted_segments,
         "accesses_allowed": c.accesses_allowed, "accesses_denied": c.accesses_denied,
+        "lost_segments": c.lost_segments,
     })
 }
 
@@ -572,6 +573,12 @@ pub async fn report(client: &Client, c: ReportCmd, as_json: bool) -> anyhow::Res
                 span(f.repair_ms),
                 if f.overdue { " (OVERDUE)" } else { "" },
                 terminal(&x.note)
+            );
+        }
+        for c in r.cameras.iter().filter(|c| c.lost_segments > 0) {
+            println!(
+                "LOST: {} segments of {} are lost for good (custos search shows each with why)",
+                c.lost_segments, c.camera
             );
         }
         for c in r.cameras.iter().filter(|c| !c.meets_floor) {

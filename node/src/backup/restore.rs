@@ -204,6 +204,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let campus = opts.campus.clone();
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let restored = fetched.restored.clone();
+    let lost = fetched.lost.clone();
     let source = match &rollback {
         Some(lost) => format!("{key} (ROLLBACK ACCEPTED: {lost})"),
         None => key.clone(),
@@ -211,7 +212,7 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let (node_id, adopted) = blocking(move || -> Result<_> {
         let id = offline::next_node_id(&db)?;
         let node = NodeRecord { id, campus, addr: listen.to_string(), joined_ms: now, retired: false };
-        let a = offline::adopt(&db, &offline::Adoption { node, restored, time_ms: now, source, trash_applied })?;
+        let a = offline::adopt(&db, &offline::Adoption { node, restored, lost, time_ms: now, source, trash_applied })?;
         db.flush().map_err(Error::Db)?;
         Ok((id, a))
     })
@@ -395,6 +396,8 @@ struct Fetched {
     bytes: u64,
     missing: Vec<String>,
     corrupt: Vec<String>,
+    /// Why each segment not restored was lost, by content hash.
+    lost: HashMap<Hash, String>,
 }
 
 /// Downloads every backed-up segment's blob, pack by pack, verifies and stores it.
@@ -412,7 +415,13 @@ async fn fetch_all(
     for (rec, loc) in segments {
         match loc {
             Some(l) => packs.entry(l.pack).or_default().push((rec.clone(), *l)),
-            None => out.missing.push(format!("{}@{} (never backed up)", rec.camera, rec.start_ms)),
+            None => {
+                out.missing.push(format!("{}@{} (never backed up)", rec.camera, rec.start_ms));
+                out.lost.insert(
+                    rec.content_hash,
+                    "it was committed but never reached the backup bucket before the cluster was lost".into(),
+                );
+            }
         }
     }
     let mut results = futures::stream::iter(packs)
@@ -465,8 +474,14 @@ async fn fetch_all(
                     out.restored.insert(rec.content_hash, (blob_hash, n));
                     out.bytes += n;
                 }
-                Outcome::Missing => out.missing.push(name),
-                Outcome::Corrupt(problem) => out.corrupt.push(format!("{name}: {problem}")),
+                Outcome::Missing => {
+                    out.missing.push(name);
+                    out.lost.insert(rec.content_hash, "its pack was not in the backup bucket at the restore".into());
+                }
+                Outcome::Corrupt(problem) => {
+                    out.lost.insert(rec.content_hash, format!("the bucket's copy failed verification: {problem}"));
+                    out.corrupt.push(format!("{name}: {problem}"));
+                }
             }
             done += 1;
         }

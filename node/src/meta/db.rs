@@ -82,6 +82,8 @@ pub const CF_SIGNOFFS: &str = "duty_signoffs";
 /// Clock flags of segments recorded while their recorder's clock was skewed
 /// (`SegmentClock`), by segment key.
 pub const CF_SEGMENT_CLOCKS: &str = "segment_clocks";
+/// Segments whose footage is lost for good (`LostSegment`), by segment key.
+pub const CF_LOST: &str = "lost";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -113,6 +115,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_SHIFTS,
     CF_SIGNOFFS,
     CF_SEGMENT_CLOCKS,
+    CF_LOST,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

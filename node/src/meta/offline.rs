@@ -94,6 +94,8 @@ pub struct Adoption {
     /// Segments whose blobs were restored and verified, by content hash: the blob hash
     /// and size of the copy now stored.
     pub restored: HashMap<Hash, (Hash, u64)>,
+    /// Why each segment not restored was lost, by content hash.
+    pub lost: HashMap<Hash, String>,
     pub time_ms: i64,
     /// Names the snapshot restored from, for the audit entry.
     pub source: String,
@@ -154,6 +156,14 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
         } else {
             rec.replicas.clear();
             out.segments_missing += 1;
+            // Marked lost, so search shows a gap with the reason and fetch serves the rest.
+            let reason = a
+                .lost
+                .get(&rec.content_hash)
+                .cloned()
+                .unwrap_or_else(|| "its blob was not in the backup bucket at the restore".into());
+            let lost = super::types::LostSegment { end_ms: rec.end_ms, reason, since_ms: a.time_ms };
+            b.put_cf(cf(db, super::db::CF_LOST), &k, encode(&lost));
         }
         b.put_cf(cf(db, CF_SEGMENTS), &k, encode(&rec));
     }

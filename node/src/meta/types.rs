@@ -394,6 +394,18 @@ pub struct HandoverAcceptance {
     pub note: String,
 }
 
+/// A catalogued segment whose footage is gone for good (its blob never reached the
+/// bucket before a disaster, or the bucket's copy was damaged): kept beside the segment
+/// record (`lost` column family), so search shows a gap with the reason and fetch serves
+/// the rest of a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostSegment {
+    pub end_ms: i64,
+    pub reason: String,
+    /// When it was found lost (the restore's time).
+    pub since_ms: i64,
+}
+
 /// A segment recorded while its recorder's clock was skewed, and by how much.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentClock {

@@ -308,11 +308,17 @@ impl Footage for Services {
         let caller = self.guard_footage(&req, Action::SearchFootage, f).await?;
         let limit = if r.limit == 0 { SEARCH_LIMIT_MAX } else { (r.limit as usize).min(SEARCH_LIMIT_MAX) };
         let cam = r.camera.clone();
-        let (segs, truncated) =
-            self.meta.read(move |c| with_clocks(c, c.search(&cam, r.from_ms, r.to_ms, limit)?)).await?;
-        tracing::info!(user = %caller.who.name, camera = %r.camera, found = segs.len(), "search");
+        let ((segs, truncated), lost) = self
+            .meta
+            .read(move |c| {
+                let (found, lost) =
+                    without_lost(c, (&cam, r.from_ms, r.to_ms), c.search(&cam, r.from_ms, r.to_ms, limit)?)?;
+                Ok((with_clocks(c, found)?, lost))
+            })
+            .await?;
+        tracing::info!(user = %caller.who.name, camera = %r.camera, found = segs.len(), lost = lost.len(), "search");
         let segments = segs.iter().map(|(s, k)| convert::flagged_segment(s, k.as_ref())).collect();
-        Ok(Response::new(pb::SearchResponse { segments, truncated }))
+        Ok(Response::new(pb::SearchResponse { segments, truncated, lost }))
     }
 
     type FetchStream = ReceiverStream<Result<pb::FetchChunk, Status>>;
@@ -322,19 +328,33 @@ impl Footage for Services {
         let f = FootageRequest { camera: &r.camera, from_ms: r.from_ms, to_ms: r.to_ms, purpose: &r.purpose };
         let caller = self.guard_footage(&req, Action::FetchFootage, f).await?;
         let cam = r.camera.clone();
-        let (segs, truncated) =
-            self.meta.read(move |c| with_clocks(c, c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)?)).await?;
+        let ((segs, truncated), lost) = self
+            .meta
+            .read(move |c| {
+                let found = c.search(&cam, r.from_ms, r.to_ms, FETCH_SEGMENTS_MAX)?;
+                let (found, lost) = without_lost(c, (&cam, r.from_ms, r.to_ms), found)?;
+                Ok((with_clocks(c, found)?, lost))
+            })
+            .await?;
         if truncated {
             return Err(Status::invalid_argument(format!(
                 "the range holds more than {FETCH_SEGMENTS_MAX} segments; fetch it in shorter parts"
             )));
         }
+        if segs.is_empty() && !lost.is_empty() {
+            return Err(Status::data_loss(format!(
+                "all {} segments of camera {} between those times are lost for good: {}",
+                lost.len(),
+                r.camera,
+                lost[0].reason
+            )));
+        }
         if segs.is_empty() {
             return Err(Status::not_found(format!("camera {} has no footage between those times", r.camera)));
         }
-        tracing::info!(user = %caller.who.name, camera = %r.camera, segments = segs.len(), "fetch");
+        tracing::info!(user = %caller.who.name, camera = %r.camera, segments = segs.len(), lost = lost.len(), "fetch");
         let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-        tokio::spawn(self.clone().stream_segments(caller, segs, tx));
+        tokio::spawn(self.clone().stream_segments(caller, segs, lost, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -427,6 +447,31 @@ impl Footage for Services {
 
 /// Each segment with its clock flag, if its recorder's clock was skewed when it recorded.
 #[allow(clippy::type_complexity)]
+/// Takes the segments whose footage is lost for good out of a search's result, and
+/// returns them apart, with why.
+fn without_lost(
+    c: &crate::meta::Catalog,
+    (camera, from_ms, to_ms): (&str, i64, i64),
+    (segs, truncated): (Vec<SegmentRecord>, bool),
+) -> crate::Result<((Vec<SegmentRecord>, bool), Vec<pb::LostSegment>)> {
+    let lost = c.lost_in(camera, from_ms, to_ms)?;
+    if lost.is_empty() {
+        return Ok(((segs, truncated), Vec::new()));
+    }
+    let starts: std::collections::HashSet<i64> = lost.iter().map(|(s, _)| *s).collect();
+    let kept = segs.into_iter().filter(|s| !starts.contains(&s.start_ms)).collect();
+    let lost = lost
+        .into_iter()
+        .map(|(start_ms, l)| pb::LostSegment {
+            camera: camera.to_string(),
+            start_ms,
+            end_ms: l.end_ms,
+            reason: l.reason,
+        })
+        .collect();
+    Ok(((kept, truncated), lost))
+}
+
 fn with_clocks(
     c: &crate::meta::Catalog,
     (segs, truncated): (Vec<SegmentRecord>, bool),
@@ -502,12 +547,19 @@ impl Services {
         self,
         caller: guard::Caller,
         segs: Vec<(SegmentRecord, Option<crate::meta::SegmentClock>)>,
+        lost: Vec<pb::LostSegment>,
         tx: mpsc::Sender<Result<pb::FetchChunk, Status>>,
     ) {
         use pb::fetch_chunk::Item;
         let summary = pb::FetchSummary { segments: segs.len() as u32, bytes: segs.iter().map(|s| s.0.bytes).sum() };
         if tx.send(Ok(pb::FetchChunk { item: Some(Item::Summary(summary)) })).await.is_err() {
             return;
+        }
+        // The lost ones are named up front; the rest of the range follows.
+        for l in lost {
+            if tx.send(Ok(pb::FetchChunk { item: Some(Item::Lost(l)) })).await.is_err() {
+                return;
+            }
         }
         for (seg, clock) in segs {
             if let Err(status) = self.recheck(&caller).await {

@@ -273,6 +273,7 @@ impl Operations for Services {
                 deleted_segments: r.deleted_segments,
                 accesses_allowed: r.accesses_allowed,
                 accesses_denied: r.accesses_denied,
+                lost_segments: r.lost_segments,
             })
             .collect();
         let breaking_floor = cameras.iter().filter(|c| !c.meets_floor).count() as u32;

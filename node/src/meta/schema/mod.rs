@@ -130,6 +130,7 @@ unchanged!(
     crate::meta::types::FaultRecord,
     crate::meta::types::HandoverAcceptance,
     crate::meta::types::DutySignoff,
+    crate::meta::types::LostSegment,
     crate::shifts::ShiftDef,
     String,
     (u64, Hash, u64),

@@ -126,6 +126,30 @@ impl Catalog {
         self.get(crate::meta::db::CF_SEGMENT_CLOCKS, &segment_key(camera, start_ms))
     }
 
+    /// Segments of `camera` overlapping `[from_ms, to_ms)` whose footage is lost for good:
+    /// (start, what is known of the loss), oldest first.
+    pub fn lost_in(
+        &self,
+        camera: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> crate::Result<Vec<(i64, crate::meta::types::LostSegment)>> {
+        let c = cf(&self.db, crate::meta::db::CF_LOST);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(segment_key(camera, to_ms));
+        let seek = segment_key(camera, from_ms.saturating_sub(86_400_000));
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf_opt(c, opts, IteratorMode::From(&seek, rocksdb::Direction::Forward)) {
+            let (k, v) = kv?;
+            let lost: crate::meta::types::LostSegment = decode(&v).map_err(crate::Error::Internal)?;
+            let start = crate::meta::db::time_from_key(&k[k.len().saturating_sub(8)..]);
+            if lost.end_ms > from_ms {
+                out.push((start, lost));
+            }
+        }
+        Ok(out)
+    }
+
     /// How many clock-jump confirmations of node `id` were accepted.
     pub fn clock_confirmations(&self, id: NodeId) -> crate::Result<u64> {
         Ok(self.get(CF_SM, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))

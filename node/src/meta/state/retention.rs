@@ -171,6 +171,7 @@ pub(super) fn expire_segments(
         batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
         batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
         batch.delete_cf(cf(db, crate::meta::db::CF_SEGMENT_CLOCKS), &key);
+        batch.delete_cf(cf(db, crate::meta::db::CF_LOST), &key);
         match get_decoded::<BackupLocation>(db, CF_BACKUP_LOCS, &key) {
             Ok(Some(loc)) => {
                 batch.delete_cf(cf(db, CF_BACKUP_LOCS), &key);
