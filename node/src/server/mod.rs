@@ -472,10 +472,13 @@ fn without_lost(
     Ok(((kept, truncated), lost))
 }
 
+/// Segments with their clock flags.
+type Flagged = Vec<(SegmentRecord, Option<crate::meta::SegmentClock>)>;
+
 fn with_clocks(
     c: &crate::meta::Catalog,
     (segs, truncated): (Vec<SegmentRecord>, bool),
-) -> crate::Result<(Vec<(SegmentRecord, Option<crate::meta::SegmentClock>)>, bool)> {
+) -> crate::Result<(Flagged, bool)> {
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         let clock = c.segment_clock(&s.camera, s.start_ms)?;
