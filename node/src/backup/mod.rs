@@ -734,7 +734,9 @@ impl BackupWorker {
             .map_err(|e| e.to_string())?;
             match checked {
                 Ok(hash) => return Ok(hash),
-                Err(e) => tracing::warn!(key = %key, error = %e, "a snapshot in the bucket is not the cluster's; not chained to"),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "a snapshot in the bucket is not the cluster's; not chained to")
+                }
             }
         }
         Ok(String::new())

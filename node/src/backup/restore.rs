@@ -384,7 +384,9 @@ async fn check_chain(
         match names {
             Ok(p) if p == sealed_blake3 => chain.newer.push(k.clone()),
             Ok(_) => {}
-            Err(e) => tracing::warn!(key = %k, error = %e, "a newer object in snapshots/ is not the cluster's snapshot"),
+            Err(e) => {
+                tracing::warn!(key = %k, error = %e, "a newer object in snapshots/ is not the cluster's snapshot")
+            }
         }
     }
     Ok(chain)

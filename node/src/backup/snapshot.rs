@@ -245,8 +245,7 @@ mod tests {
         assert_eq!(back.keys.archive_identity, archive.secret);
 
         let stranger = crate::segment::seal::generate_identity();
-        let e =
-            SnapshotFile::open(&sealed, &Keys::new(&recipients, &stranger.secret).unwrap(), None).unwrap_err();
+        let e = SnapshotFile::open(&sealed, &Keys::new(&recipients, &stranger.secret).unwrap(), None).unwrap_err();
         assert!(e.to_string().contains("recovery identity"), "{e}");
 
         let mut bad = sealed.clone();

@@ -53,9 +53,10 @@ pub async fn verify(
                     None => Some("listed but gone".into()),
                     Some(b) => {
                         let k = keys.clone();
-                        let opened = tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k, cluster_key.as_deref()))
-                            .await
-                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        let opened =
+                            tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k, cluster_key.as_deref()))
+                                .await
+                                .map_err(|e| Error::Internal(e.to_string()))?;
                         opened.err().map(|e| e.to_string())
                     }
                 };
