@@ -12,7 +12,8 @@
 //!
 //! The same worker also
 //! - stores an encrypted snapshot of the whole catalog and the cluster's keys every
-//!   `snapshot_every_s` ([`snapshot`]), keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
+//!   `snapshot_every_s` ([`snapshot`]), signed with the cluster's key and naming the
+//!   snapshot stored before it, keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
 //! - deletes packs from the bucket by following the catalog's bucket trash with a cursor
 //!   kept in the bucket. A pack enters the trash when expiry has deleted its last live
 //!   member, so a pack holding any held footage is never removed;
