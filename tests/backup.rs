@@ -132,6 +132,17 @@ async fn leader_status(nodes: &[&Node]) -> Option<custos_proto::v1::StatusRespon
 
 /// Runs `custos-node restore` and returns its exit status and output.
 fn restore_cmd(s3: &TestS3, identity: &std::path::Path, data: &std::path::Path, listen: &str) -> std::process::Output {
+    restore_with(s3, identity, data, listen, &[])
+}
+
+/// `custos-node restore` with `extra` flags.
+fn restore_with(
+    s3: &TestS3,
+    identity: &std::path::Path,
+    data: &std::path::Path,
+    listen: &str,
+    extra: &[&str],
+) -> std::process::Output {
     std::process::Command::new(common::bin("custos-node"))
         .args(["restore", "--from", "s3://footage/site-a", "--endpoint", &s3.url, "--allow-http"])
         .arg("--recovery-identity")
@@ -139,6 +150,7 @@ fn restore_cmd(s3: &TestS3, identity: &std::path::Path, data: &std::path::Path, 
         .arg("--data")
         .arg(data)
         .args(["--listen", listen, "--campus", "east", "--json"])
+        .args(extra)
         .args(["--metrics-listen", &format!("127.0.0.1:{}", common::free_port())])
         .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
         .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)
@@ -354,6 +366,149 @@ async fn a_destroyed_cluster_is_rebuilt_from_its_bucket_and_recovery_key() {
     }
     west.stop();
     restored.stop();
+}
+
+/// Issue 18, item 5: age does not say who encrypted, so anyone who knows the cluster's
+/// (public) recipients can plant a snapshot that the recovery identity opens. Restore
+/// refuses one not signed by the key it carries, with `--pubkey` one not signed by the
+/// hospital's published key, and restores a real one with `--pubkey`, reporting its
+/// chain: the previous snapshot it names is in the bucket, and an older one restored is
+/// named as the previous of a newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_sealed_by_someone_who_knows_only_the_recipients_is_refused_by_restore() {
+    use custos_node::backup::snapshot::{snapshot_key, ClusterKeys, SnapshotFile, NOT_SIGNED, SNAPSHOT_FORMAT};
+    let s3 = TestS3::start("footage");
+    let mut node = Node::init(&["lobby=test://ball".to_string()], 1_000);
+    node.append_config(&format!("{}\nsnapshot_every_s = 1", backup_section(&s3, "footage")));
+    node.env = vec![("AWS_ACCESS_KEY_ID".into(), S3_KEY.0.into()), ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.1.into())];
+    let admin = node.start().await;
+    // What the hospital publishes.
+    let published = admin.signing_key().await.unwrap().public_key;
+    let snapshots = || -> Vec<String> {
+        let mut v: Vec<String> = s3
+            .files_under("footage", "site-a/snapshots")
+            .iter()
+            .filter_map(|f| {
+                f.file_name()?.to_str().filter(|n| n.ends_with(".age")).map(|n| format!("site-a/snapshots/{n}"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    wait_for(60, "three snapshots in the bucket", || async { (snapshots().len() >= 3).then_some(()) }).await;
+    node.kill9();
+    let real = snapshots();
+    let identity = node.data().join("keys/RECOVERY-move-offline.age");
+
+    // The forger knows the recipients (they are in every node's config) and nothing else.
+    let config = std::fs::read_to_string(node.data().join("custos.toml")).unwrap();
+    let recipients: Vec<String> = config.split('"').filter(|s| s.starts_with("age1")).map(String::from).collect();
+    assert!(recipients.len() >= 2, "{config}");
+    let own = custos_node::segment::seal::generate_identity();
+    let forger_keys = custos_node::segment::Keys::new(&recipients, &own.secret).unwrap();
+    let forger_der = custos_evidence::export::SigningKey::generate_pkcs8().unwrap();
+    let forger = custos_evidence::export::SigningKey::from_pkcs8(&forger_der).unwrap();
+    let state = b"a catalog of the forger's choosing".to_vec();
+    let mut forged = SnapshotFile {
+        format: SNAPSHOT_FORMAT.into(),
+        created_ms: now_ms() + 60_000,
+        made_by: 1,
+        applied_index: 999_999,
+        previous_blake3: String::new(),
+        keys: ClusterKeys { archive_identity: own.secret.clone(), signing_key_pkcs8: forger_der, ..Default::default() },
+        state_blake3: *blake3::hash(&state).as_bytes(),
+        state,
+        signature: String::new(),
+    };
+    let cfg = custos_node::config::BackupConfig {
+        endpoint: Some(s3.url.clone()),
+        bucket: "footage".into(),
+        prefix: "site-a".into(),
+        allow_http: true,
+        credentials_file: Some(write_credentials()),
+        ..Default::default()
+    };
+    let bucket = custos_node::backup::open_store(&cfg).unwrap();
+    let plant = |file: &SnapshotFile| {
+        let (bucket, sealed) = (bucket.clone(), file.seal(&forger_keys).unwrap());
+        let key = snapshot_key("site-a", file.created_ms, file.applied_index);
+        async move {
+            use object_store::ObjectStoreExt;
+            bucket.put(&key, sealed.into()).await.unwrap();
+        }
+    };
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let refused = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = restore_with(&s3, &identity, &dir.path().join("data"), &listen, extra);
+        assert!(!out.status.success(), "a planted snapshot was restored: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(!dir.path().join("data").exists(), "nothing is written");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+
+    // Unsigned: refused.
+    plant(&forged).await;
+    let err = refused(&[]);
+    assert!(err.contains(NOT_SIGNED), "{err}");
+    // Signed by a key other than the one it carries (the cluster's cannot be carried:
+    // the forger does not have it): refused.
+    let other = custos_evidence::export::SigningKey::from_pkcs8(
+        &custos_evidence::export::SigningKey::generate_pkcs8().unwrap(),
+    )
+    .unwrap();
+    forged.sign(&other);
+    plant(&forged).await;
+    let err = refused(&[]);
+    assert!(err.contains(NOT_SIGNED), "{err}");
+    // Signed by the key it carries, the forger's own: only the published key tells.
+    forged.sign(&forger);
+    plant(&forged).await;
+    let err = refused(&["--pubkey", &published]);
+    assert!(err.contains(NOT_SIGNED) && err.contains("--pubkey"), "{err}");
+
+    // The real newest snapshot, pinned to the published key.
+    let dir = tempfile::tempdir().unwrap();
+    let newest = real.last().unwrap();
+    let out = restore_with(
+        &s3,
+        &identity,
+        &dir.path().join("data"),
+        &listen,
+        &["--pubkey", &published, "--snapshot", newest],
+    );
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("restore report: {r}");
+    assert_eq!(r["snapshot_key"], newest.as_str());
+    assert_eq!(r["snapshot_signing_key"], published.as_str());
+    assert_eq!(r["signer_checked_against"], "published-key");
+    assert_eq!(r["previous_link"], "found", "{r}");
+    assert_eq!(r["previous_snapshot_key"], real[real.len() - 2].as_str(), "{r}");
+    assert_eq!(r["newer_snapshots"].as_array().unwrap().len(), 0, "the planted one is not the cluster's: {r}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signed by the published key"), "{stderr}");
+
+    // An older one: the newer snapshot that names it is reported; without --pubkey the
+    // report and the progress lines say the signer was checked only against its own key.
+    let dir = tempfile::tempdir().unwrap();
+    let older = &real[real.len() - 2];
+    let out = restore_with(&s3, &identity, &dir.path().join("data"), &listen, &["--snapshot", older]);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["signer_checked_against"], "snapshot-key-only");
+    assert_eq!(r["newer_snapshots"], serde_json::json!([newest]), "{r}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("checked only against the key inside the snapshot"), "{stderr}");
+}
+
+/// An AWS-style credentials file for the test S3 server.
+fn write_credentials() -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let p = dir.join("credentials");
+    std::fs::write(&p, format!("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n", S3_KEY.0, S3_KEY.1))
+        .unwrap();
+    p
 }
 
 /// Entries in the audit log, read by a new auditor.

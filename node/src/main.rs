@@ -151,6 +151,11 @@ struct RestoreArgs {
     /// seal recorded after the snapshot is lost; the restore's audit entry says so).
     #[arg(long)]
     accept_rollback: bool,
+    /// The hospital's published signing key (64 hex digits, `custos export pubkey`): the
+    /// snapshot must be signed by it. Without it the signature is checked only against
+    /// the key the snapshot itself carries, which does not show who made it.
+    #[arg(long, value_name = "HEX")]
+    pubkey: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -215,6 +220,7 @@ fn main() -> anyhow::Result<()> {
                 campus: a.campus,
                 snapshot: a.snapshot,
                 accept_rollback: a.accept_rollback,
+                pubkey: a.pubkey,
                 progress: true,
                 allow_test_sources: a.allow_test_sources,
             };
@@ -224,6 +230,18 @@ fn main() -> anyhow::Result<()> {
             } else {
                 println!("Restored node {} (campus {}) in {}", r.node_id, r.campus, r.data_dir.display());
                 println!("  snapshot:   {} (log index {})", r.snapshot_key, r.snapshot_log_index);
+                let fingerprint = custos_evidence::export::key_fingerprint(&r.snapshot_signing_key);
+                match r.signer_checked_against {
+                    custos_node::backup::restore::SignerCheck::PublishedKey => {
+                        println!("  signed by:  the published key {fingerprint} (--pubkey)")
+                    }
+                    custos_node::backup::restore::SignerCheck::SnapshotKeyOnly => println!(
+                        "  signed by:  {fingerprint}, checked ONLY against the key inside the snapshot (pass --pubkey)"
+                    ),
+                }
+                if !r.newer_snapshots.is_empty() {
+                    println!("  NEWER snapshots exist: {}", r.newer_snapshots.join(", "));
+                }
                 println!("  audit log:  {} entries, chain verified", r.audit_entries_verified);
                 println!(
                     "  segments:   {} of {} restored and verified ({} bytes)",

@@ -12,7 +12,8 @@
 //!
 //! The same worker also
 //! - stores an encrypted snapshot of the whole catalog and the cluster's keys every
-//!   `snapshot_every_s` ([`snapshot`]), keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
+//!   `snapshot_every_s` ([`snapshot`]), signed with the cluster's key and naming the
+//!   snapshot stored before it, keeping the newest [`snapshot::KEEP_SNAPSHOTS`];
 //! - deletes packs from the bucket by following the catalog's bucket trash with a cursor
 //!   kept in the bucket. A pack enters the trash when expiry has deleted its last live
 //!   member, so a pack holding any held footage is never removed;
@@ -26,7 +27,7 @@
 //! | key | what |
 //! |---|---|
 //! | `packs/<first 2 hex>/<pack hash hex>` | sealed blobs of one camera's run, then a sealed index |
-//! | `snapshots/<ms>-<index>.age` | catalog + keys, age-encrypted |
+//! | `snapshots/<ms>-<index>.age` | catalog + keys, signed, naming the previous snapshot, age-encrypted |
 //! | `state/trash-cursor` | the last bucket trash entry applied to the bucket |
 //! | `state/trash-locked` | Object Lock: trashed packs still under retention, retried hourly |
 //! | `state/legal-holds` | Object Lock: packs this cluster put a legal hold on |
@@ -100,6 +101,10 @@ pub struct BackupState {
     pub last_success_ms: i64,
     /// The newest snapshot in the bucket: key, creation time, size.
     pub last_snapshot: Option<(String, i64, u64)>,
+    /// Hex BLAKE3 of the sealed object of the last snapshot this worker stored, or found
+    /// in the bucket signed by the cluster's key (`Some("")`: none); the next snapshot
+    /// names it. Forgotten when leadership is lost.
+    previous_snapshot: Option<String>,
     /// Objects deleted from the bucket after their segments expired.
     pub expired_objects: u64,
     /// The bucket's trash cursor, once read (forgotten when leadership is lost).
@@ -362,7 +367,7 @@ impl BackupWorker {
                 wait = BACKUP_IDLE;
                 snapshots_listed = false;
                 let mut st = self.state.lock().expect("backup state");
-                (st.trash_cursor, st.seals_uploaded) = (None, None);
+                (st.trash_cursor, st.seals_uploaded, st.previous_snapshot) = (None, None, None);
                 (st.lock, st.trash_locked, st.legal_holds, st.holds_seen) = (None, None, None, None);
                 drop(st);
                 continue;
@@ -703,24 +708,77 @@ impl BackupWorker {
         Ok(still)
     }
 
-    /// Stores a snapshot of the catalog and the keys, then prunes old snapshots.
+    /// The hash the next snapshot names as its previous one: the last this worker stored,
+    /// or on a new leader the newest in the bucket that opens and is signed by the
+    /// cluster's key (a planted one is passed over, with a warning); "" when there is none.
+    async fn previous_snapshot(
+        &self,
+        objects: &Arc<dyn ObjectStore>,
+        public: &str,
+    ) -> std::result::Result<String, String> {
+        if let Some(p) = self.state.lock().expect("backup state").previous_snapshot.clone() {
+            return Ok(p);
+        }
+        let all = list_snapshots(objects, &self.cfg.prefix).await?;
+        for (key, _, _) in all.iter().rev().take(snapshot::KEEP_SNAPSHOTS) {
+            let Some(sealed) = restore::get_with_retries(objects, &ObjectPath::from(key.as_str()), None)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            let (keys, public) = (self.keys.clone(), public.to_string());
+            let checked = tokio::task::spawn_blocking(move || {
+                snapshot::SnapshotFile::open(&sealed, &keys, Some(&public)).map(|_| snapshot::object_blake3(&sealed))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            match checked {
+                Ok(hash) => return Ok(hash),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "a snapshot in the bucket is not the cluster's; not chained to")
+                }
+            }
+        }
+        Ok(String::new())
+    }
+
+    /// Stores a snapshot of the catalog and the keys, signed with the cluster's key and
+    /// naming the one stored before it, then prunes old snapshots.
     pub async fn snapshot_now(&self, objects: &Arc<dyn ObjectStore>) -> std::result::Result<(), String> {
+        if self.cluster_keys.signing_key_pkcs8.is_empty() {
+            return Err(format!(
+                "this node has no signing key ({}): it cannot sign catalog snapshots, so it stores none. Copy \
+                 the cluster's signing key there from another node and restart it",
+                crate::export::SIGNING_KEY_FILE
+            ));
+        }
+        let signing = custos_evidence::export::SigningKey::from_pkcs8(&self.cluster_keys.signing_key_pkcs8)?;
+        let previous = self.previous_snapshot(objects, &signing.public_hex()).await?;
         let (index, state) = self.meta.read(|c| c.dump_state()).await.map_err(|e| e.to_string())?;
-        let file = snapshot::SnapshotFile {
+        let mut file = snapshot::SnapshotFile {
             format: snapshot::SNAPSHOT_FORMAT.into(),
             created_ms: self.meta.now_ms(),
             made_by: self.meta.node_id,
             applied_index: index,
+            previous_blake3: previous,
             keys: self.cluster_keys.clone(),
             state_blake3: *blake3::hash(&state).as_bytes(),
             state,
+            signature: String::new(),
         };
         let created = file.created_ms;
         let keys = self.keys.clone();
-        let sealed = tokio::task::spawn_blocking(move || file.seal(&keys))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (sealed, sealed_blake3) = tokio::task::spawn_blocking(move || {
+            file.sign(&signing);
+            file.seal(&keys).map(|b| {
+                let h = snapshot::object_blake3(&b);
+                (b, h)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let key = snapshot::snapshot_key(&self.cfg.prefix, created, index);
         let size = sealed.len() as u64;
         let locker = self.locker();
@@ -733,7 +791,11 @@ impl BackupWorker {
                 .map_err(|e| explain("storing", &key, &e))?,
         }
         tracing::info!(key = %key, bytes = size, log_index = index, "catalog snapshot stored");
-        self.state.lock().expect("backup state").last_snapshot = Some((key.to_string(), created, size));
+        {
+            let mut st = self.state.lock().expect("backup state");
+            st.last_snapshot = Some((key.to_string(), created, size));
+            st.previous_snapshot = Some(sealed_blake3);
+        }
         let all = list_snapshots(objects, &self.cfg.prefix).await?;
         for (old, old_created, _) in all.iter().take(all.len().saturating_sub(snapshot::KEEP_SNAPSHOTS)) {
             let p = ObjectPath::from(old.as_str());

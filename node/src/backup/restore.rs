@@ -2,7 +2,12 @@
 //! identity alone, after every node of the cluster is gone.
 //!
 //! 1. Opens the newest snapshot under `s3://BUCKET/PREFIX/snapshots/` with the recovery
-//!    identity and checks its BLAKE3.
+//!    identity, checks its BLAKE3 and its signature: by the signing key it carries, and
+//!    with `--pubkey` that this key is the hospital's published one (without it, a forger
+//!    who signs with a key of their own and carries it is not caught: the report says the
+//!    signer was checked only against the key inside the snapshot). It then reports the
+//!    snapshot's links: whether the previous snapshot it names is in the bucket, and
+//!    whether a newer one names it.
 //! 2. Loads its catalog into a new data directory and walks the whole audit chain; a
 //!    broken chain stops the restore (the backup itself would be evidence of tampering).
 //! 3. Downloads every pack the catalog points to, cuts each backed-up segment's sealed
@@ -63,6 +68,9 @@ pub struct RestoreOptions {
     pub snapshot: Option<String>,
     /// Restore even if the bucket's newest seal is newer than the snapshot.
     pub accept_rollback: bool,
+    /// The hospital's published signing key (hex, `custos export pubkey`): the snapshot
+    /// must be signed by it.
+    pub pubkey: Option<String>,
     /// Print progress lines on stderr.
     pub progress: bool,
     /// Accept `file://` and `test://` sources (demos and trials only).
@@ -95,6 +103,42 @@ pub struct RestoreReport {
     /// Set when the snapshot was older than the bucket's newest seal and
     /// `--accept-rollback` was given: what was lost.
     pub rollback_accepted: Option<String>,
+    /// Hex public key that signed the snapshot (the key it carries).
+    pub snapshot_signing_key: String,
+    /// What that key was checked against.
+    pub signer_checked_against: SignerCheck,
+    /// Hex BLAKE3 of the previous snapshot's sealed object, as the snapshot names it
+    /// ("": the first its worker knew of).
+    pub previous_snapshot_blake3: String,
+    /// Whether that previous snapshot is in the bucket.
+    pub previous_link: PreviousLink,
+    /// Its key, when found.
+    pub previous_snapshot_key: Option<String>,
+    /// Snapshots in the bucket, signed by the same key, that name this one as their
+    /// previous: newer snapshots exist.
+    pub newer_snapshots: Vec<String>,
+}
+
+/// What a restored snapshot's signer was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignerCheck {
+    /// `--pubkey`: the hospital's published key. The cluster made the snapshot.
+    PublishedKey,
+    /// Only the key inside the snapshot: whole and self-consistent, maker unproven.
+    SnapshotKeyOnly,
+}
+
+/// Whether the previous snapshot a snapshot names is in the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreviousLink {
+    /// It names none: the first snapshot its worker knew of.
+    First,
+    /// A snapshot in the bucket hashes to it.
+    Found,
+    /// None does (pruned beyond the newest kept, or deleted).
+    NotInBucket,
 }
 
 /// Splits `s3://BUCKET[/PREFIX]`.
@@ -121,6 +165,18 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
             id: dir.display().to_string(),
         });
     }
+    let pubkey = match &opts.pubkey {
+        None => None,
+        Some(k) => {
+            let k = k.trim().to_lowercase();
+            if k.len() != 64 || hex::decode(&k).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "--pubkey {k:?}: expected the cluster's Ed25519 public key as 64 hex digits (custos export pubkey)"
+                )));
+            }
+            Some(k)
+        }
+    };
     let identity = std::fs::read_to_string(&opts.recovery_identity)
         .map_err(|e| Error::io("read the recovery identity", &opts.recovery_identity, e))?;
     let recovery = Arc::new(Keys::new(&[], &identity)?);
@@ -153,9 +209,38 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
     let sealed = get_with_retries(&objects, &ObjectPath::from(key.as_str()), None)
         .await?
         .ok_or_else(|| Error::NotFound { what: "backup snapshot", id: key.clone() })?;
-    let recovery2 = recovery.clone();
-    let snap = blocking(move || SnapshotFile::open(&sealed, &recovery2)).await?;
+    let (recovery2, published) = (recovery.clone(), pubkey.clone());
+    let (snap, sealed_blake3) = blocking(move || {
+        let snap = SnapshotFile::open(&sealed, &recovery2, published.as_deref())?;
+        Ok((snap, snapshot::object_blake3(&sealed)))
+    })
+    .await?;
     say(opts, &format!("snapshot {key}: catalog at log index {}, made by node {}", snap.applied_index, snap.made_by));
+    let signer = snap.signer_hex()?;
+    let fingerprint = custos_evidence::export::key_fingerprint(&signer);
+    let signer_check = if pubkey.is_some() {
+        say(opts, &format!("signed by the published key {fingerprint} (--pubkey)"));
+        SignerCheck::PublishedKey
+    } else {
+        say(
+            opts,
+            &format!(
+                "signature checked only against the key inside the snapshot ({fingerprint}): this shows the snapshot \
+                 is whole, not who made it. Pass --pubkey with the hospital's published key (custos export pubkey) \
+                 to check the cluster made it"
+            ),
+        );
+        SignerCheck::SnapshotKeyOnly
+    };
+    let chain = check_chain(&objects, &prefix, &key, &sealed_blake3, &snap.previous_blake3, &signer, &recovery).await?;
+    match (&chain.link, &chain.previous_key) {
+        (PreviousLink::First, _) => say(opts, "it names no previous snapshot (the first its worker knew of)"),
+        (PreviousLink::Found, Some(k)) => say(opts, &format!("the previous snapshot it names is in the bucket: {k}")),
+        _ => say(opts, "the previous snapshot it names is not in the bucket (pruned, or deleted)"),
+    }
+    if !chain.newer.is_empty() {
+        say(opts, &format!("NEWER snapshots name this one as their previous: {}", chain.newer.join(", ")));
+    }
 
     // 2. The catalog and its audit chain.
     crate::create_private_dir(dir)?;
@@ -248,7 +333,64 @@ pub async fn restore(opts: &RestoreOptions) -> Result<RestoreReport> {
         nodes_retired: adopted.nodes_retired,
         elapsed_ms: started.elapsed().as_millis() as u64,
         rollback_accepted: rollback,
+        snapshot_signing_key: signer,
+        signer_checked_against: signer_check,
+        previous_snapshot_blake3: snap.previous_blake3,
+        previous_link: chain.link,
+        previous_snapshot_key: chain.previous_key,
+        newer_snapshots: chain.newer,
     })
+}
+
+/// A snapshot's place in the bucket's chain of snapshots.
+struct Chain {
+    link: PreviousLink,
+    previous_key: Option<String>,
+    newer: Vec<String>,
+}
+
+/// Looks for the snapshot `key` names as its previous among the older ones (hashing
+/// their sealed objects, newest first), and for newer snapshots signed by `signer` that
+/// name `key` (opening each). At most [`snapshot::KEEP_SNAPSHOTS`] each way; a newer
+/// object that does not open or is not signed by `signer` is not counted.
+async fn check_chain(
+    objects: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    key: &str,
+    sealed_blake3: &str,
+    previous: &str,
+    signer: &str,
+    recovery: &Arc<Keys>,
+) -> Result<Chain> {
+    let all = super::list_snapshots(objects, prefix).await.map_err(Error::Store)?;
+    let mut chain = Chain {
+        link: if previous.is_empty() { PreviousLink::First } else { PreviousLink::NotInBucket },
+        previous_key: None,
+        newer: Vec::new(),
+    };
+    if !previous.is_empty() {
+        for (k, _, _) in all.iter().rev().filter(|(k, _, _)| k.as_str() < key).take(snapshot::KEEP_SNAPSHOTS) {
+            let Some(b) = get_with_retries(objects, &ObjectPath::from(k.as_str()), None).await? else { continue };
+            if blocking(move || Ok(snapshot::object_blake3(&b))).await? == previous {
+                (chain.link, chain.previous_key) = (PreviousLink::Found, Some(k.clone()));
+                break;
+            }
+        }
+    }
+    for (k, _, _) in all.iter().filter(|(k, _, _)| k.as_str() > key).take(snapshot::KEEP_SNAPSHOTS) {
+        let Some(b) = get_with_retries(objects, &ObjectPath::from(k.as_str()), None).await? else { continue };
+        let (recovery, signer) = (recovery.clone(), signer.to_string());
+        let names: Result<String> =
+            blocking(move || SnapshotFile::open(&b, &recovery, Some(&signer)).map(|s| s.previous_blake3)).await;
+        match names {
+            Ok(p) if p == sealed_blake3 => chain.newer.push(k.clone()),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(key = %k, error = %e, "a newer object in snapshots/ is not the cluster's snapshot")
+            }
+        }
+    }
+    Ok(chain)
 }
 
 /// Compares the restored catalog with the newest seal in the bucket signed by the

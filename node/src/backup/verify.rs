@@ -19,7 +19,7 @@ const VERIFY_CONCURRENCY: usize = 4;
 pub struct VerifyReport {
     pub snapshot: String,
     pub snapshot_created_ms: i64,
-    /// `None` when the newest snapshot opened and matched its hash.
+    /// `None` when the newest snapshot opened, matched its hash and its signature verified.
     pub snapshot_problem: Option<String>,
     pub backed_up: u64,
     pub checked: u64,
@@ -29,7 +29,17 @@ pub struct VerifyReport {
 }
 
 /// Checks the newest snapshot and `sample` backed-up segments (0: all of them).
-pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: usize) -> Result<VerifyReport> {
+///
+/// The snapshot must be signed by the key it carries and, when this node has the
+/// cluster's signing key (`cluster_key`, hex public half), by that key: a snapshot the
+/// running cluster did not make is reported as a problem.
+pub async fn verify(
+    cfg: &BackupConfig,
+    meta: &Meta,
+    keys: &Arc<Keys>,
+    cluster_key: Option<String>,
+    sample: usize,
+) -> Result<VerifyReport> {
     use futures::StreamExt;
     let objects = super::open_store(cfg)?;
     let mut report = VerifyReport::default();
@@ -43,9 +53,10 @@ pub async fn verify(cfg: &BackupConfig, meta: &Meta, keys: &Arc<Keys>, sample: u
                     None => Some("listed but gone".into()),
                     Some(b) => {
                         let k = keys.clone();
-                        let opened = tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k))
-                            .await
-                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        let opened =
+                            tokio::task::spawn_blocking(move || SnapshotFile::open(&b, &k, cluster_key.as_deref()))
+                                .await
+                                .map_err(|e| Error::Internal(e.to_string()))?;
                         opened.err().map(|e| e.to_string())
                     }
                 };

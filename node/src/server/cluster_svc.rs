@@ -166,7 +166,8 @@ impl Cluster for Services {
             ));
         };
         let sample = req.get_ref().sample as usize;
-        let r = crate::backup::verify::verify(cfg, &self.meta, &self.keys, sample).await?;
+        let cluster_key = self.cluster.signing.as_ref().map(|k| k.public_hex());
+        let r = crate::backup::verify::verify(cfg, &self.meta, &self.keys, cluster_key, sample).await?;
         tracing::info!(checked = r.checked, ok = r.ok, missing = r.missing.len(), corrupt = r.corrupt.len(), snapshot = %r.snapshot, "backup verified");
         Ok(Response::new(pb::VerifyBackupResponse {
             snapshot: r.snapshot,

@@ -125,7 +125,6 @@ unchanged!(
     AuditRecord,
     crate::retention::Policy,
     crate::retention::Hold,
-    crate::backup::snapshot::SnapshotFile,
     custos_evidence::seal::SealFile,
     crate::meta::types::FaultRecord,
     crate::meta::types::HandoverAcceptance,
@@ -142,6 +141,12 @@ unchanged!(
     StoredMembership<NodeId, BasicNode>,
     SnapshotMeta<NodeId, BasicNode>,
 );
+
+impl Record for crate::backup::snapshot::SnapshotFile {
+    fn from_v1(bytes: &[u8]) -> Result<Self, String> {
+        postcard::<v1::SnapshotFileV1>(bytes).map(v1::SnapshotFileV1::v1_to_v2)
+    }
+}
 
 impl Record for TokenRecord {
     fn from_v1(bytes: &[u8]) -> Result<Self, String> {

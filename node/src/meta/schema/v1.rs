@@ -1,10 +1,10 @@
 //! Format 1, frozen: the shapes format 2 changed, as the previous release wrote them, and
 //! the step from each to format 2 (`v1_to_v2`).
 //!
-//! Only what changed is here: a token record (no issuer), an audit event (no token), and
-//! the command, request and log entry that carry them. Everything they contain that did
-//! not change (cameras, users, holds, …) is the current type. Never edit these types: they
-//! describe bytes already on disks.
+//! Only what changed is here: a token record (no issuer), an audit event (no token), the
+//! command, request and log entry that carry them, and the backup snapshot (unsigned).
+//! Everything they contain that did not change (cameras, users, holds, …) is the current
+//! type. Never edit these types: they describe bytes already on disks.
 //!
 //! Format 2 fields that format 1 did not have become empty strings, which the code reads
 //! as "not recorded" (a token whose issuer is unknown, an audit entry without a token).
@@ -352,5 +352,36 @@ mod tests {
         // A format-2 token read as format 1 would silently drop its issuer; the byte says which.
         let t = TokenRecord { issued_by: "init".into(), ..token().v1_to_v2() };
         assert_eq!(decode::<TokenRecord>(&crate::meta::schema::encode(&t)).unwrap().issued_by, "init");
+    }
+}
+
+/// A backup snapshot in format 1: unsigned, not linked to the one before
+/// (`custos-backup-snapshot-v1`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotFileV1 {
+    pub format: String,
+    pub created_ms: i64,
+    pub made_by: u64,
+    pub applied_index: u64,
+    pub keys: crate::backup::snapshot::ClusterKeys,
+    pub state_blake3: Hash,
+    pub state: Vec<u8>,
+}
+
+impl SnapshotFileV1 {
+    /// Format 2 with no signature and no previous snapshot: readers name it as a snapshot
+    /// of the release before and refuse it, since nothing says who made it.
+    pub fn v1_to_v2(self) -> crate::backup::snapshot::SnapshotFile {
+        crate::backup::snapshot::SnapshotFile {
+            format: self.format,
+            created_ms: self.created_ms,
+            made_by: self.made_by,
+            applied_index: self.applied_index,
+            previous_blake3: String::new(),
+            keys: self.keys,
+            state_blake3: self.state_blake3,
+            state: self.state,
+            signature: String::new(),
+        }
     }
 }
