@@ -149,9 +149,6 @@ cat <<EOT
    $bin/custos fetch --camera entrance --from -1m --to now --purpose "demo: export a clip" -o entrance.ts
    gst-play-1.0 entrance.ts        # or: vlc entrance.ts / ffplay entrance.ts
 
-   # lose a node: its cameras move to a live node within seconds, footage stays readable
-   kill -9 \$(pgrep -f "custos-node run --data $data/n1")
-
    # an export for the police: requested by security, approved by a second person, verified offline
    $bin/custos export request --case demo-1 --org "City Police Station 3" --letter L-2026-1 \
        --purpose "demo: evidence for case demo-1" --camera lobby --from -2m --to -1m
@@ -185,6 +182,11 @@ cat <<EOT
    $bin/custos patrol --notes "demo round: lobby and entrance checked"
    $bin/custos shift handover --to demo-security --notes "demo: nothing open"
    curl -s http://$(metrics 1)/metrics | grep -E '^custos_(camera_up|raft_leader|backup_lag)'
+
+   # lose a node (last: the others elect a new leader within seconds); its cameras move
+   # to a live node and its footage stays readable from the other copies
+   kill -9 \$(pgrep -f "custos-node run --data $data/n1"); sleep 8
+   CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos status
 
  Node logs: $data/n1.log, n2.log, n3.log. Press Ctrl-C here to stop.
 ================================================================================
