@@ -42,6 +42,10 @@ pub struct SealCamera {
     pub holds: Vec<String>,
     /// Segments expiry deleted in the sealed period.
     pub deleted: u64,
+    /// Catalogued segments of the period whose footage is lost for good (a restore
+    /// found no good copy): counted in the gaps.
+    #[serde(default)]
+    pub lost: u64,
 }
 
 /// A hold as the seal records it.

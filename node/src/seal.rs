@@ -48,6 +48,7 @@ pub fn statement(
             max_days: policy.max_days,
             holds: holds.iter().filter(|h| h.active() && h.cameras.contains(&cam.id)).map(|h| h.id.clone()).collect(),
             deleted: 0,
+            lost: cov.lost,
         });
     }
     // Every deletion since the previous seal, in receipt order, hashed together.
