@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod init;
 pub mod meta;
 pub mod metrics;
+pub mod picture;
 pub mod recorder;
 pub mod report;
 pub mod retention;
