@@ -8,6 +8,13 @@
 //! [`judge`] turns measures and the reference into at most one finding, the
 //! `camera-picture` alarm's detail. Everything but the decode is pure so the thresholds
 //! are unit-tested on synthetic frames.
+//!
+//! [`Checker`] is the node's worker: every `picture_check_every_s` it checks each camera
+//! it records, one decode at a time, and keeps the latest finding per camera in a
+//! [`PictureWatch`] that pings report to the others; the leader's alarm evaluation raises
+//! `camera-picture` for a finding of a camera's current recorder, and clears it when a
+//! later check finds nothing. The reference still is, for now, the first healthy picture
+//! the worker saw (kept in memory): a restart or a new recorder takes a new one.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -22,10 +29,12 @@ pub const THUMB_WIDTH: usize = FRAME_WIDTH / 2;
 /// Height of the thumbnail.
 pub const THUMB_HEIGHT: usize = FRAME_HEIGHT / 2;
 
-/// A picture darker than this mean (0–255) ...
-pub const BLACK_MEAN_MAX: f64 = 16.0;
+/// A picture darker than this mean (0–255) ... Luma is read as the decoder gives it:
+/// cameras send H.264 in video range, where black is 16 and white 235, so these bounds
+/// sit 8 levels inside them (on a full-range camera they are only stricter).
+pub const BLACK_MEAN_MAX: f64 = 24.0;
 /// ... or brighter than this mean ...
-pub const WHITE_MEAN_MIN: f64 = 240.0;
+pub const WHITE_MEAN_MIN: f64 = 227.0;
 /// ... with a spread (standard deviation, grey levels) below this is black or white; a
 /// picture this flat at any other brightness is covered (a cap, a bag, paint, fog).
 pub const FLAT_STDDEV_MAX: f64 = 8.0;
@@ -241,6 +250,119 @@ pub fn decode_first_frame(ts: &[u8]) -> Result<Frame, String> {
 fn gray8_stride(caps: &gst::CapsRef) -> Option<usize> {
     let w = caps.structure(0)?.get::<i32>("width").ok()? as usize;
     Some(w.div_ceil(4) * 4)
+}
+
+/// The latest finding of this node's picture checks, per camera it records: what it
+/// reports to the others in pings, and the leader turns into `camera-picture` alarms.
+#[derive(Debug, Default)]
+pub struct PictureWatch {
+    findings: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl PictureWatch {
+    /// (camera, detail) for every camera whose last check found something, by camera.
+    pub fn findings(&self) -> Vec<(String, String)> {
+        self.findings.lock().expect("picture findings").iter().map(|(c, d)| (c.clone(), d.clone())).collect()
+    }
+
+    fn set(&self, camera: &str, finding: Option<&Finding>) {
+        let mut f = self.findings.lock().expect("picture findings");
+        match finding {
+            Some(x) => f.insert(camera.to_string(), x.detail()),
+            None => f.remove(camera),
+        };
+    }
+
+    fn keep_only(&self, cameras: &std::collections::BTreeSet<String>) {
+        self.findings.lock().expect("picture findings").retain(|c, _| cameras.contains(c));
+    }
+}
+
+/// Checks the pictures of the cameras this node records, one decode at a time (the
+/// bound on its cost: one small GStreamer pipeline on a blocking thread), each camera at
+/// most once per `every`.
+pub struct Checker {
+    pub meta: crate::meta::Meta,
+    pub store: std::sync::Arc<crate::segment::BlobStore>,
+    pub keys: std::sync::Arc<crate::segment::Keys>,
+    pub replicator: crate::cluster::replicate::Replicator,
+    pub watch: std::sync::Arc<PictureWatch>,
+    pub every: std::time::Duration,
+}
+
+impl Checker {
+    /// Runs until `shutdown`. With `every` zero, checks nothing.
+    pub async fn run(self, shutdown: crate::Shutdown) {
+        if self.every.is_zero() {
+            tracing::warn!("picture checks are off (picture_check_every_s = 0)");
+            return;
+        }
+        let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
+        // References taken by this process: the first healthy picture of each camera.
+        let mut references: std::collections::BTreeMap<String, Reference> = Default::default();
+        tracing::info!(every_s = self.every.as_secs(), "picture checks started");
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.pass(&mut references) => {}
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep_until(started + self.every) => {}
+            }
+        }
+    }
+
+    /// One check of every camera this node records.
+    async fn pass(&self, references: &mut std::collections::BTreeMap<String, Reference>) {
+        let me = self.meta.node_id;
+        let newest = self
+            .meta
+            .read(move |c| {
+                let mut out = Vec::new();
+                for cam in c.cameras()?.into_iter().filter(|c| c.recorder == me) {
+                    out.push((cam.id.clone(), c.last_segment(&cam.id)?));
+                }
+                Ok(out)
+            })
+            .await;
+        let newest = match newest {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "picture checks: cannot read the catalog");
+                return;
+            }
+        };
+        let mine: std::collections::BTreeSet<String> = newest.iter().map(|(c, _)| c.clone()).collect();
+        self.watch.keep_only(&mine);
+        references.retain(|c, _| mine.contains(c));
+        for (camera, seg) in newest {
+            let Some(seg) = seg else { continue };
+            let m = match self.measure(&seg).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(camera = %camera, start_ms = seg.start_ms, error = %e, "picture check: cannot decode");
+                    continue;
+                }
+            };
+            let finding = judge(&m, references.get(&camera));
+            if finding.is_none() && !references.contains_key(&camera) {
+                references.insert(camera.clone(), Reference { thumb: m.thumb.clone(), laplacian_var: m.laplacian_var });
+            }
+            tracing::debug!(camera = %camera, mean = m.mean, stddev = m.stddev, laplacian_var = m.laplacian_var, ?finding, "picture checked");
+            self.watch.set(&camera, finding.as_ref());
+        }
+    }
+
+    async fn measure(&self, seg: &crate::meta::SegmentRecord) -> Result<Measures, String> {
+        let plain = crate::server::open_segment(seg, &self.store, &self.keys, &self.replicator)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || decode_first_frame(&plain).map(|f| measure(&f)))
+            .await
+            .map_err(|e| e.to_string())?
+    }
 }
 
 #[cfg(test)]

@@ -279,6 +279,13 @@ impl Peer for Services {
         let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
             clock_jump_ms: self.health.clock_jump.jump_ms(),
+            picture_findings: self
+                .health
+                .picture
+                .findings()
+                .into_iter()
+                .map(|(camera, detail)| pb::PictureFinding { camera, detail })
+                .collect(),
             node_id: self.meta.node_id,
             disk_free_bytes: free,
             disk_total_bytes: total,
