@@ -1,7 +1,7 @@
 //! Picture checks against a real node and real RTSP cameras: a camera serving a black
 //! picture raises `camera-picture` within two checks while a healthy one raises nothing;
-//! a camera whose picture is replaced by another scene is flagged as turned; the alarm
-//! clears when the picture returns.
+//! a camera whose picture is replaced by another scene is flagged as turned until
+//! `custos camera confirm` is approved; the alarm clears when the picture returns.
 
 mod common;
 
@@ -32,7 +32,7 @@ async fn a_black_picture_is_an_alarm_a_healthy_one_is_not_and_another_scene_is_a
     let (dark_port, hall_port) = (dark.port, hall.port);
     let mut node = Node::init(&[format!("dark={}", dark.url), format!("hall={}", hall.url)], 1_000);
     node.configure(&format!("picture_check_every_s = {CHECK_EVERY_S}"));
-    node.start().await;
+    let admin = node.start().await;
     let operator = node.user("olga", "operator", None).await;
 
     wait_for(60, "footage of both cameras", || async {
@@ -65,6 +65,19 @@ async fn a_black_picture_is_an_alarm_a_healthy_one_is_not_and_another_scene_is_a
     })
     .await;
     assert!(turned.detail.contains("another scene"), "{}", turned.detail);
+
+    // The new view is accepted with four eyes: the next picture becomes the reference
+    // and the alarm clears.
+    let change = admin.confirm_camera("hall").await.unwrap();
+    assert!(operator.confirm_camera("hall").await.is_err(), "an operator cannot re-aim the reference");
+    let still_open = operator.list_alarms(false).await.unwrap();
+    assert!(still_open.iter().any(|a| a.id == turned.id), "nothing changes before an approver accepts");
+    node.approve(change).await;
+    wait_for(30, "the turned alarm cleared after the confirmation", || async {
+        let all = operator.list_alarms(true).await.ok()?;
+        all.into_iter().find(|a| a.id == turned.id && a.cleared_ms != 0)
+    })
+    .await;
 
     // The dark camera's picture returns: its alarm clears by itself.
     dark.kill();

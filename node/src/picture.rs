@@ -13,8 +13,10 @@
 //! it records, one decode at a time, and keeps the latest finding per camera in a
 //! [`PictureWatch`] that pings report to the others; the leader's alarm evaluation raises
 //! `camera-picture` for a finding of a camera's current recorder, and clears it when a
-//! later check finds nothing. The reference still is, for now, the first healthy picture
-//! the worker saw (kept in memory): a restart or a new recorder takes a new one.
+//! later check finds nothing. The reference still (`Command::SetPictureReference`, kept in
+//! the catalog) is the first healthy picture the recorder saw of the camera, and is
+//! replaced only through the change queue (`custos camera confirm`, which drops it so the
+//! next healthy picture is taken).
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -298,14 +300,12 @@ impl Checker {
             return;
         }
         let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
-        // References taken by this process: the first healthy picture of each camera.
-        let mut references: std::collections::BTreeMap<String, Reference> = Default::default();
         tracing::info!(every_s = self.every.as_secs(), "picture checks started");
         loop {
             let started = tokio::time::Instant::now();
             tokio::select! {
                 _ = &mut stop => return,
-                _ = self.pass(&mut references) => {}
+                _ = self.pass() => {}
             }
             tokio::select! {
                 _ = &mut stop => return,
@@ -315,14 +315,14 @@ impl Checker {
     }
 
     /// One check of every camera this node records.
-    async fn pass(&self, references: &mut std::collections::BTreeMap<String, Reference>) {
+    async fn pass(&self) {
         let me = self.meta.node_id;
         let newest = self
             .meta
             .read(move |c| {
                 let mut out = Vec::new();
                 for cam in c.cameras()?.into_iter().filter(|c| c.recorder == me) {
-                    out.push((cam.id.clone(), c.last_segment(&cam.id)?));
+                    out.push((cam.id.clone(), c.last_segment(&cam.id)?, c.picture_reference(&cam.id)?));
                 }
                 Ok(out)
             })
@@ -334,10 +334,9 @@ impl Checker {
                 return;
             }
         };
-        let mine: std::collections::BTreeSet<String> = newest.iter().map(|(c, _)| c.clone()).collect();
+        let mine: std::collections::BTreeSet<String> = newest.iter().map(|(c, _, _)| c.clone()).collect();
         self.watch.keep_only(&mine);
-        references.retain(|c, _| mine.contains(c));
-        for (camera, seg) in newest {
+        for (camera, seg, still) in newest {
             let Some(seg) = seg else { continue };
             let m = match self.measure(&seg).await {
                 Ok(m) => m,
@@ -346,12 +345,33 @@ impl Checker {
                     continue;
                 }
             };
-            let finding = judge(&m, references.get(&camera));
-            if finding.is_none() && !references.contains_key(&camera) {
-                references.insert(camera.clone(), Reference { thumb: m.thumb.clone(), laplacian_var: m.laplacian_var });
+            let reference = still
+                .as_ref()
+                .map(|s| Reference { thumb: s.thumb.clone(), laplacian_var: s.laplacian_var_milli as f64 / 1000.0 });
+            let finding = judge(&m, reference.as_ref());
+            if finding.is_none() && reference.is_none() {
+                self.take_reference(&camera, &m).await;
             }
             tracing::debug!(camera = %camera, mean = m.mean, stddev = m.stddev, laplacian_var = m.laplacian_var, ?finding, "picture checked");
             self.watch.set(&camera, finding.as_ref());
+        }
+    }
+
+    /// Stores a healthy picture as the camera's reference still (the first one, or the
+    /// first after `custos camera confirm`).
+    async fn take_reference(&self, camera: &str, m: &Measures) {
+        let still = crate::meta::types::PictureStill {
+            thumb: m.thumb.clone(),
+            laplacian_var_milli: (m.laplacian_var * 1000.0) as u64,
+            taken_ms: self.meta.now_ms(),
+        };
+        let cmd = crate::meta::Command::SetPictureReference { camera: camera.to_string(), still: Some(still) };
+        match self.meta.propose(cmd).await {
+            Ok(crate::meta::types::Response::Ok) => {
+                tracing::info!(camera = %camera, "picture check: reference still taken")
+            }
+            Ok(r) => tracing::debug!(camera = %camera, response = ?r, "picture check: reference still not stored"),
+            Err(e) => tracing::warn!(camera = %camera, error = %e, "picture check: cannot store the reference still"),
         }
     }
 

@@ -58,6 +58,9 @@ pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<
     if let Command::ConfirmClock { .. } = command {
         return Err("a clock confirmation is only ever the effect of an accepted change".into());
     }
+    if let Command::SetPictureReference { still: None, .. } = command {
+        return Err("a camera confirmation is only ever the effect of an accepted change".into());
+    }
     if let Some(what) = leader_only(command) {
         return Err(format!(
             "only the leader proposes {what}; a forwarded one is refused (the sender is not the leader, or not a node)"
