@@ -570,6 +570,22 @@ mod commands {
         s.ok(Command::StoreSeal(SealFile::sign(&SealStatement { seq: 2, prev_seal: stored.hash, ..first }, &key)))
             .await;
 
+        // Reference stills: the first is stored; a recorder cannot replace it; only a
+        // confirmation (an accepted change) drops it.
+        let still = |b: u8| custos_node::meta::types::PictureStill {
+            thumb: vec![b; 32 * 18],
+            laplacian_var_milli: 1_000,
+            taken_ms: NOW,
+        };
+        let set = |camera: &str, still| Command::SetPictureReference { camera: camera.into(), still };
+        s.refused(set("nope", Some(still(1))), NotFound, "does not exist").await;
+        let huge = custos_node::meta::types::PictureStill { thumb: vec![0; 5_000], ..still(1) };
+        s.refused(set("lobby", Some(huge)), InvalidArgument, "bytes").await;
+        s.ok(set("lobby", Some(still(1)))).await;
+        s.refused(set("lobby", Some(still(2))), FailedPrecondition, "custos camera confirm").await;
+        s.ok(set("lobby", None)).await;
+        s.ok(set("lobby", Some(still(2)))).await;
+
         // Nothing refused above left a node behind.
         let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();
         assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);

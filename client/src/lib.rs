@@ -182,6 +182,14 @@ impl Client {
         Ok((r.change_id != 0).then_some(r.change_id))
     }
 
+    /// Asks to take a camera's next healthy picture as its reference still; returns the
+    /// change id an approver decides.
+    pub async fn confirm_camera(&self, id: &str) -> Result<u64, ClientError> {
+        let r =
+            self.inner.clone().confirm_camera(self.req(pb::ConfirmCameraRequest { id: id.into() })).await?.into_inner();
+        Ok(r.change_id)
+    }
+
     /// The whole search answer: segments, whether the list was cut short, and the
     /// segments of the range whose footage is lost for good.
     pub async fn search_full(

@@ -37,9 +37,10 @@ pub const CLOCK_SKEW: &str = "clock-skew";
 pub const HANDOVER_UNACCEPTED: &str = "handover-unaccepted";
 pub const PATROL_QUOTA: &str = "patrol-quota";
 pub const CLOCK_JUMP: &str = "clock-jump";
+pub const CAMERA_PICTURE: &str = "camera-picture";
 
 /// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 12] = [
     CAMERA_DOWN,
     NODE_DOWN,
     DISK_LOW,
@@ -51,6 +52,7 @@ pub const KINDS: [&str; 11] = [
     HANDOVER_UNACCEPTED,
     PATROL_QUOTA,
     CLOCK_JUMP,
+    CAMERA_PICTURE,
 ];
 
 /// Handovers the evaluation looks back over for unaccepted ones.
@@ -171,6 +173,8 @@ pub struct NodeSeen {
     pub clock_offset_ms: Option<i64>,
     /// How far its clock jumped forward while it ran, unconfirmed (ms; 0: none).
     pub clock_jump_ms: i64,
+    /// What its picture checks found wrong with the cameras it records: (camera, detail).
+    pub picture_findings: Vec<(String, String)>,
 }
 
 /// The cluster's time relative to the evaluating node's clock: the median offset of the
@@ -247,6 +251,18 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                 ),
             };
             raise(CAMERA_DOWN, c.id.clone(), detail);
+            continue;
+        }
+        // Only the camera's recorder decodes its footage; a node that recorded it before
+        // a failover may still hold an old finding.
+        let finding = o
+            .nodes
+            .iter()
+            .filter(|n| n.node.id == c.recorder && n.alive)
+            .flat_map(|n| n.picture_findings.iter())
+            .find(|(cam, _)| *cam == c.id);
+        if let Some((_, detail)) = finding {
+            raise(CAMERA_PICTURE, c.id.clone(), detail.clone());
         }
     }
     for n in o.nodes.iter().filter(|n| !n.node.retired) {
@@ -480,6 +496,7 @@ impl Sources {
                     scrub_last_finding_ms: h.scrub_last_finding_ms,
                     clock_offset_ms: self.health.clock_offset_ms(n.id, now_ms),
                     clock_jump_ms: h.clock_jump_ms,
+                    picture_findings: h.picture_findings,
                     node: n,
                 }
             })
@@ -578,7 +595,30 @@ mod tests {
             scrub_last_finding_ms: 0,
             clock_offset_ms: Some(0),
             clock_jump_ms: 0,
+            picture_findings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_picture_finding_of_a_cameras_recorder_is_an_alarm_and_a_stale_one_elsewhere_is_not() {
+        let cfg = AlarmsConfig::default();
+        let mut o = seen(1_000_000);
+        o.cameras = vec![
+            CameraSeen { recorder: 1, id: "ward".into(), added_ms: 0, last_end_ms: Some(999_000) },
+            CameraSeen { recorder: 2, id: "door".into(), added_ms: 0, last_end_ms: Some(999_000) },
+        ];
+        o.nodes = vec![node(1, true, false), node(2, true, false)];
+        o.nodes[0].picture_findings = vec![("ward".into(), "the picture is black".into())];
+        // Node 1 recorded door before a failover and still holds its old finding.
+        o.nodes[0].picture_findings.push(("door".into(), "the picture is black".into()));
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CAMERA_PICTURE, "ward"));
+        assert!(a[0].detail.contains("black"));
+        // A down camera is camera-down only.
+        o.cameras[0].last_end_ms = Some(900_000);
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), [CAMERA_DOWN]);
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub struct NodeConfig {
     /// default one day).
     #[serde(default = "default_seal_every_s")]
     pub seal_every_s: u64,
+    /// Seconds between picture checks of each camera this node records (one keyframe of
+    /// the newest segment decoded, one camera at a time); 0 turns them off.
+    #[serde(default = "default_picture_check_every_s")]
+    pub picture_check_every_s: u64,
     /// Raft entries between catalog snapshots (0: the built-in 20,000). Snapshots seed
     /// nodes that join late and let the log be trimmed.
     #[serde(default)]
@@ -288,6 +292,9 @@ fn default_repair_after_down_s() -> u64 {
 fn default_expiry_every_s() -> u64 {
     60
 }
+fn default_picture_check_every_s() -> u64 {
+    60
+}
 fn default_seal_every_s() -> u64 {
     86_400
 }
@@ -332,6 +339,7 @@ impl NodeConfig {
             raft_snapshot_every: 0,
             expiry_every_s: default_expiry_every_s(),
             seal_every_s: default_seal_every_s(),
+            picture_check_every_s: default_picture_check_every_s(),
             metrics_listen: Some(default_metrics_listen(listen)),
             alarms: crate::alarms::AlarmsConfig::default(),
             duty: crate::shifts::DutyConfig::default(),

@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod init;
 pub mod meta;
 pub mod metrics;
+pub mod picture;
 pub mod recorder;
 pub mod report;
 pub mod retention;
@@ -340,6 +341,18 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         backup: config.backup.clone(),
     };
     let scrubber = tokio::spawn(scrubber.run(shutdown.clone()));
+    // Picture checks of the cameras this node records: black, covered, blurred, turned.
+    let picture_checker = tokio::spawn(
+        picture::Checker {
+            meta: meta.clone(),
+            store: store.clone(),
+            keys: keys.clone(),
+            replicator: replicator.clone(),
+            watch: health.picture.clone(),
+            every: Duration::from_secs(config.picture_check_every_s),
+        }
+        .run(shutdown.clone()),
+    );
     let metrics_server = metrics_listener.map(|l| {
         let m = Arc::new(metrics::Metrics::new(&stats.ingest, &metrics_services.throttle));
         tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
@@ -456,6 +469,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     let _ = pinger.await;
     let _ = leader_loop.await;
     let _ = alarm_watch.await;
+    let _ = picture_checker.await;
     let _ = scrubber.await;
     let _ = summaries.await;
     if let Some(p) = pinner {

@@ -1,4 +1,4 @@
-//! `custos camera add|list|remove`.
+//! `custos camera add|list|remove|confirm`.
 
 use clap::Subcommand;
 use custos_client::time::format_ms;
@@ -31,6 +31,9 @@ pub enum CameraCmd {
     List,
     /// Stop recording a camera. Its footage stays under retention.
     Remove { id: String },
+    /// Take the camera's next healthy picture as its reference still, after it was
+    /// re-aimed on purpose (clears `camera-picture` "turned"). Waits for an approver.
+    Confirm { id: String },
 }
 
 pub fn camera_json(c: &Camera) -> serde_json::Value {
@@ -78,6 +81,10 @@ pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Resu
                     );
                 }
             }
+        }
+        CameraCmd::Confirm { id } => {
+            let change = client.confirm_camera(&id).await?;
+            return super::pending(change, as_json);
         }
         CameraCmd::Remove { id } => {
             if let Some(change) = client.remove_camera(&id).await? {

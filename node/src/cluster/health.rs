@@ -42,6 +42,8 @@ pub struct PeerHealth {
     pub format_max: u32,
     /// How far the node's clock jumped forward while it ran, unconfirmed (ms; 0: none).
     pub clock_jump_ms: i64,
+    /// What the node's picture checks found wrong: (camera, detail), by camera.
+    pub picture_findings: Vec<(String, String)>,
 }
 
 impl PeerHealth {
@@ -86,6 +88,8 @@ pub struct Health {
     pub scrub: Arc<crate::scrub::ScrubStats>,
     /// This node's unconfirmed clock jump, reported to the others in pings.
     pub clock_jump: Arc<crate::clock_jump::ClockWatch>,
+    /// This node's picture check findings, reported to the others in pings.
+    pub picture: Arc<crate::picture::PictureWatch>,
     /// This node's clock against the cluster's median as the leader last measured it
     /// (ms, and when it said so).
     skew_by_leader: Arc<std::sync::Mutex<Option<(i64, Instant)>>>,
@@ -119,6 +123,7 @@ impl Health {
             leader_contact: Arc::default(),
             scrub: Arc::default(),
             clock_jump: Arc::default(),
+            picture: Arc::default(),
             skew_by_leader: Arc::default(),
         }
     }
@@ -207,6 +212,7 @@ impl Health {
                 clock_read: None,
                 format_max: crate::meta::types::FORMAT_CURRENT.into(),
                 clock_jump_ms: self.clock_jump.jump_ms(),
+                picture_findings: self.picture.findings(),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()
@@ -276,6 +282,7 @@ impl Health {
             clock_read,
             format_max: r.format_max,
             clock_jump_ms: r.clock_jump_ms,
+            picture_findings: r.picture_findings.iter().map(|f| (f.camera.clone(), f.detail.clone())).collect(),
         };
         if t.insert(id, h).is_some() && was_down {
             tracing::info!(node = id, "node answers again");

@@ -84,6 +84,8 @@ pub const CF_SIGNOFFS: &str = "duty_signoffs";
 pub const CF_SEGMENT_CLOCKS: &str = "segment_clocks";
 /// Segments whose footage is lost for good (`LostSegment`), by segment key.
 pub const CF_LOST: &str = "lost";
+/// Reference stills for picture checks, by camera id.
+pub const CF_PICTURE_REFS: &str = "picture_refs";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -116,6 +118,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_SIGNOFFS,
     CF_SEGMENT_CLOCKS,
     CF_LOST,
+    CF_PICTURE_REFS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

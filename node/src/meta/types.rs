@@ -339,6 +339,24 @@ pub enum Command {
     /// by more than the skew bound, with the offset measured. Kept beside the segments
     /// (`segment_clocks`), so the segment records keep their format.
     MarkSegmentClocks(Vec<SegmentClock>),
+    /// A camera's reference still for picture checks. `Some`: the recorder's first
+    /// healthy picture, stored only while the camera has none (a recorder cannot re-aim
+    /// the reference by itself). `None`: drops the reference so the recorder takes a new
+    /// one, only ever the effect of an accepted change (`custos camera confirm`), since
+    /// re-aiming a camera is a privacy question.
+    SetPictureReference { camera: String, still: Option<PictureStill> },
+}
+
+/// A small grayscale still of what a camera should show (`crate::picture`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictureStill {
+    /// `picture::THUMB_WIDTH`×`picture::THUMB_HEIGHT` luma, row by row.
+    pub thumb: Vec<u8>,
+    /// Its frame's variance of the Laplacian, in thousandths (an integer, so every
+    /// replica stores the same bytes).
+    pub laplacian_var_milli: u64,
+    /// When the recorder took it (its clock).
+    pub taken_ms: i64,
 }
 
 /// Leadership's signature on the duty log of a period.
@@ -680,6 +698,8 @@ impl std::fmt::Display for Request {
             Command::SetClusterVersion(v) => write!(f, "set-cluster-version {v}"),
             Command::ConfirmClock { node } => write!(f, "confirm-clock {node}"),
             Command::MarkSegmentClocks(v) => write!(f, "mark-segment-clocks x{}", v.len()),
+            Command::SetPictureReference { camera, still: Some(_) } => write!(f, "picture-reference {camera}"),
+            Command::SetPictureReference { camera, still: None } => write!(f, "camera-confirm {camera}"),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())

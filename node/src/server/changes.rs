@@ -58,6 +58,10 @@ pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Opt
         Command::DefineShift(s) => {
             Some(format!("shift {} decides when the monitoring centre owes its patrols and hands over", s.name))
         }
+        Command::SetPictureReference { camera, still: None } => Some(format!(
+            "camera {camera}'s next picture becomes its reference: if it was re-aimed (at a private area, or away \
+             from what it must watch), that view is accepted"
+        )),
         Command::ConfirmClock { node } => Some(format!(
             "node {node} expires footage at its clock's new time once confirmed: a wrong clock would delete footage \
              early"

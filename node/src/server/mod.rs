@@ -302,6 +302,21 @@ impl Footage for Services {
         Ok(Response::new(pb::RemoveCameraResponse { change_id: 0 }))
     }
 
+    async fn confirm_camera(
+        &self,
+        req: Request<pb::ConfirmCameraRequest>,
+    ) -> Result<Response<pb::ConfirmCameraResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageCameras, false).await?;
+        let id = req.into_inner().id;
+        validate_camera_id(&id).map_err(Status::invalid_argument)?;
+        let cmd = Command::SetPictureReference { camera: id.clone(), still: None };
+        let detail = format!("camera {id}'s next healthy picture becomes its reference still");
+        let change_id = self.admin_change(&caller, "camera-confirm", detail, cmd).await?.ok_or_else(|| {
+            Status::internal("a camera confirmation must wait for an approver, but it was not queued")
+        })?;
+        Ok(Response::new(pb::ConfirmCameraResponse { change_id }))
+    }
+
     async fn search(&self, req: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {
         let r = req.get_ref().clone();
         let f = FootageRequest { camera: &r.camera, from_ms: r.from_ms, to_ms: r.to_ms, purpose: &r.purpose };

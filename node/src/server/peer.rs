@@ -58,6 +58,9 @@ pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<
     if let Command::ConfirmClock { .. } = command {
         return Err("a clock confirmation is only ever the effect of an accepted change".into());
     }
+    if let Command::SetPictureReference { still: None, .. } = command {
+        return Err("a camera confirmation is only ever the effect of an accepted change".into());
+    }
     if let Some(what) = leader_only(command) {
         return Err(format!(
             "only the leader proposes {what}; a forwarded one is refused (the sender is not the leader, or not a node)"
@@ -279,6 +282,13 @@ impl Peer for Services {
         let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
             clock_jump_ms: self.health.clock_jump.jump_ms(),
+            picture_findings: self
+                .health
+                .picture
+                .findings()
+                .into_iter()
+                .map(|(camera, detail)| pb::PictureFinding { camera, detail })
+                .collect(),
             node_id: self.meta.node_id,
             disk_free_bytes: free,
             disk_total_bytes: total,

@@ -135,6 +135,7 @@ unchanged!(
     (u64, Hash, u64),
     (i64, i64, u64),
     SegmentClock,
+    crate::meta::types::PictureStill,
     Vote<NodeId>,
     LogId<NodeId>,
     Option<LogId<NodeId>>,
@@ -199,6 +200,7 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::SignDuty(_) => Some((FORMAT_V2.into(), "duty sign-offs")),
         Command::ConfirmClock { .. } => Some((FORMAT_V2.into(), "clock-jump confirmation")),
         Command::MarkSegmentClocks(_) => Some((FORMAT_V2.into(), "clock flags on segments")),
+        Command::SetPictureReference { .. } => Some((FORMAT_V2.into(), "picture reference stills")),
         _ => None,
     }
 }

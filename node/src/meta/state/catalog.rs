@@ -155,6 +155,11 @@ impl Catalog {
         Ok(self.get(CF_SM, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))
     }
 
+    /// The reference still of `camera` for picture checks, if one is stored.
+    pub fn picture_reference(&self, camera: &str) -> crate::Result<Option<crate::meta::types::PictureStill>> {
+        self.get(crate::meta::db::CF_PICTURE_REFS, camera.as_bytes())
+    }
+
     /// True if the catalog has a segment of `camera` starting at `start_ms`.
     pub fn has_segment(&self, camera: &str, start_ms: i64) -> crate::Result<bool> {
         Ok(self.db.get_pinned_cf(cf(&self.db, CF_SEGMENTS), segment_key(camera, start_ms))?.is_some())

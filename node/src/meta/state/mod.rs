@@ -40,6 +40,7 @@ mod clocks;
 mod duty;
 mod exports;
 mod nodes;
+mod pictures;
 mod retention;
 mod seals;
 mod segments;
@@ -212,6 +213,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segm
         Command::SignDuty(s) => duty::sign_duty(db, batch, req, s),
         Command::ConfirmClock { node } => clocks::confirm_clock(db, batch, *node),
         Command::MarkSegmentClocks(flags) => clocks::mark_segment_clocks(db, batch, flags),
+        Command::SetPictureReference { camera, still } => pictures::set_reference(db, batch, camera, still.as_ref()),
     }
 }
 
