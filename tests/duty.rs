@@ -37,10 +37,17 @@ async fn faults_are_registered_handed_over_and_repaired_and_handovers_wait_for_t
     let (_, said) = run(&node, &ann, &["patrol", "list", "--limit", "1"]);
     assert!(said.contains("patrol by ann"), "{said}");
 
-    // The handover carries the open fault by itself and waits for bob.
+    // A camera that is down: an open alarm for the handover to carry.
+    admin.add_camera("door", "rtsp://127.0.0.1:1/nothing-here", "Door").await.unwrap();
+    wait_for(40, "camera-down door", || async {
+        admin.list_alarms(false).await.ok()?.into_iter().find(|a| a.kind == "camera-down" && a.subject == "door")
+    })
+    .await;
+    // The handover carries the open alarm and the open fault by itself and waits for bob.
     let (ok, said) = run(&node, &ann, &["shift", "handover", "--to", "bob", "--notes", "quiet night"]);
     assert!(ok && said.contains("pending until bob"), "{said}");
     assert!(said.contains("open fault 1 on camera lobby"), "the handover names the open fault: {said}");
+    assert!(said.contains("open alarm") && said.contains("camera-down door"), "and the open alarm: {said}");
     let seq: String = said.split("(#").nth(1).unwrap().split(')').next().unwrap().to_string();
     let (ok, said) = run(&node, &ann, &["shift", "accept", &seq]);
     assert!(!ok && said.contains("only they can accept"), "{said}");
