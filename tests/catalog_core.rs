@@ -585,6 +585,13 @@ mod commands {
         s.refused(set("lobby", Some(still(2))), FailedPrecondition, "custos camera confirm").await;
         s.ok(set("lobby", None)).await;
         s.ok(set("lobby", Some(still(2)))).await;
+        // A removed camera's still goes with it; the id re-added starts without one.
+        s.ok(Command::AddCamera(camera("porch", false))).await;
+        s.ok(set("porch", Some(still(3)))).await;
+        s.ok(Command::RemoveCamera { id: "porch".into() }).await;
+        assert_eq!(s.sm.catalog().picture_reference("porch").unwrap(), None);
+        s.ok(Command::AddCamera(camera("porch", false))).await;
+        s.ok(set("porch", Some(still(4)))).await;
 
         // Nothing refused above left a node behind.
         let nodes: Vec<NodeRecord> = s.sm.catalog().nodes().unwrap();

@@ -100,6 +100,9 @@ pub(super) fn remove_camera(db: &DB, batch: &mut WriteBatch, req: &Request, id: 
                 }
             }
             batch.delete_cf(cf(db, CF_CAMERAS), id.as_bytes());
+            // Its reference still goes with it: a camera re-added under the id is a new
+            // view, whose first healthy picture becomes its reference.
+            batch.delete_cf(cf(db, crate::meta::db::CF_PICTURE_REFS), id.as_bytes());
             Response::Ok
         }
         Err(r) => r,
