@@ -323,6 +323,21 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     let mismatched = Command::ApproveHoldRelease { id: "H-000001".into(), user: "mallory".into() };
     let forged = propose_request(mismatched, Some(audit_as(admin_name, "admin")));
     denied(p.propose(forged).await, "a release naming another user than its audit entry", "mallory");
+    // Nor what only an approver's acceptance applies: a compromised follower cannot go
+    // round the change queue by forwarding the effect itself.
+    let raw = Command::RetireNode { id: id3 };
+    denied(
+        p.propose(propose_request(raw, Some(audit_as(admin_name, "admin")))).await,
+        "a raw node retirement",
+        "only ever the effect of a change",
+    );
+    let decide =
+        Command::DecideChange { id: 1, user: "approver".into(), approve: true, note: String::new(), token: None };
+    denied(
+        p.propose(propose_request(decide, Some(audit_as(admin_name, "admin")))).await,
+        "a decision in the approver's name",
+        "approver",
+    );
     // What a follower legitimately forwards still commits.
     let ok = p.propose(propose_request(Command::Audit, Some(audit_as("-", "")))).await;
     assert!(ok.is_ok(), "{ok:?}");

@@ -44,22 +44,49 @@ pub fn acting_user(command: &Command) -> Option<&str> {
     match command {
         Command::ApproveHoldRelease { user, .. }
         | Command::DecideExport { user, .. }
-        | Command::AckAlarm { user, .. } => Some(user),
+        | Command::AckAlarm { user, .. }
+        | Command::DecideChange { user, .. }
+        | Command::ResolveFault { user, .. }
+        | Command::AcceptHandover { user, .. } => Some(user),
         Command::PlaceHold(h) => Some(&h.placed_by),
         Command::RequestExport(r) => Some(&r.requester),
         Command::RecordDuty(d) => Some(&d.user),
+        Command::RequestChange(c) => Some(&c.requested_by),
+        Command::ReportFault(f) => Some(&f.reported_by),
+        Command::SignDuty(s) => Some(&s.user),
+        // Forwarded, a token is only ever a renewal by the user it is for.
+        Command::IssueToken { token, .. } => Some(&token.user),
         _ => None,
+    }
+}
+
+/// Commands that only ever take effect as an accepted change (applied inside the state
+/// machine, never proposed on their own by the API): a forwarded one would be a way
+/// round the second person.
+fn only_through_the_queue(command: &Command) -> bool {
+    use crate::access::Role;
+    match command {
+        Command::CreateUser { user, .. } => !matches!(user.role, Role::Auditor | Role::Admin),
+        Command::GrantCamera { grant, .. } => *grant,
+        Command::SetSensitive { sensitive, .. } => !*sensitive,
+        Command::ConfirmClock { .. } | Command::SetPictureReference { still: None, .. } => true,
+        Command::RemoveCamera { .. }
+        | Command::CreateJoinToken { .. }
+        | Command::RetireNode { .. }
+        | Command::DefineShift(_)
+        | Command::FoundCluster(_) => true,
+        _ => false,
     }
 }
 
 /// What a forwarded write may carry, whoever forwards it (pure part): no leader-only
 /// command, and a command naming who acted only with that person's audit entry.
 pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<(), String> {
-    if let Command::ConfirmClock { .. } = command {
-        return Err("a clock confirmation is only ever the effect of an accepted change".into());
-    }
-    if let Command::SetPictureReference { still: None, .. } = command {
-        return Err("a camera confirmation is only ever the effect of an accepted change".into());
+    if only_through_the_queue(command) {
+        return Err(format!(
+            "{} is only ever the effect of a change an approver accepted; a forwarded one is refused",
+            crate::meta::Request { time_ms: 0, command: command.clone(), audit: None }
+        ));
     }
     if let Some(what) = leader_only(command) {
         return Err(format!(
@@ -448,5 +475,25 @@ mod tests {
         };
         assert_eq!(check_forwarded(&join, Some(&ev("-"))), Ok(()));
         assert_eq!(check_forwarded(&Command::PinNodeKey { id: 2, key_hash: [1; 32] }, None), Ok(()));
+        // What only an accepted change applies is never forwarded raw: a compromised
+        // follower cannot go round the approver.
+        for c in [
+            Command::RemoveCamera { id: "lobby".into() },
+            Command::RetireNode { id: 2 },
+            Command::SetSensitive { camera: "lobby".into(), sensitive: false },
+            Command::GrantCamera { user: "ana".into(), camera: "lobby".into(), grant: true },
+            Command::ConfirmClock { node: 2 },
+            Command::FoundCluster(vec![]),
+        ] {
+            let e = check_forwarded(&c, Some(&ev("ana"))).unwrap_err();
+            assert!(e.contains("only ever the effect of a change"), "{c:?}: {e}");
+        }
+        let revoke = Command::GrantCamera { user: "ana".into(), camera: "lobby".into(), grant: false };
+        assert_eq!(check_forwarded(&revoke, Some(&ev("-"))), Ok(()));
+        // A decision or a renewal names its person, and carries that person's entry.
+        let decide =
+            Command::DecideChange { id: 1, user: "boss".into(), approve: true, note: String::new(), token: None };
+        assert!(check_forwarded(&decide, Some(&ev("mallory"))).unwrap_err().contains("same person"));
+        assert_eq!(check_forwarded(&decide, Some(&ev("boss"))), Ok(()));
     }
 }
