@@ -78,3 +78,66 @@ async fn h265_rtsp_and_file_sources_record_without_transcoding() {
     assert!(segs.iter().all(|s| s.codec == "h264"));
     node.stop();
 }
+
+/// `first_mb_in_slice` of an H.264 slice NAL unit (an unsigned Exp-Golomb code after the
+/// one-byte header).
+fn first_mb(nal: &[u8]) -> u64 {
+    let bit = |i: usize| (nal[1 + i / 8] >> (7 - i % 8)) & 1;
+    let mut zeros = 0;
+    while bit(zeros) == 0 {
+        zeros += 1;
+    }
+    let mut v = 1u64;
+    for i in 0..zeros {
+        v = (v << 1) | u64::from(bit(zeros + 1 + i));
+    }
+    v - 1
+}
+
+/// A camera that repeats SPS and PPS before each slice of a keyframe (as GStreamer's
+/// `rtph264pay config-interval=-1` does, and the test camera with it) makes the parser
+/// split every keyframe into one access unit per slice, the later ones without a
+/// timestamp. The recorder used to drop those, archiving keyframes with half the picture
+/// missing (a browser showed green where the slices were). Every slice of every keyframe
+/// must be kept, in one access unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_slice_of_every_keyframe_is_archived() {
+    use custos_formats::segmenter::nal_units;
+    let cam = TestCamera::start(0);
+    let mut node = Node::init(&[format!("lobby={}", cam.url)], 2_000);
+    let viewer = node.start_as_security().await;
+    let t0 = now_ms();
+    wait_for(60, "three segments", || async {
+        let (segs, _) = viewer.search("lobby", t0 - 60_000, now_ms(), PURPOSE).await.ok()?;
+        (segs.len() >= 3).then_some(())
+    })
+    .await;
+    let mut ts = Vec::new();
+    let segs = viewer.fetch("lobby", t0 - 60_000, now_ms(), PURPOSE, &mut ts, |_| {}).await.unwrap();
+    let mut frames = Vec::new();
+    let mut at = 0usize;
+    for s in &segs {
+        let n = s.bytes as usize;
+        frames.extend(custos_formats::mpegts::demux(&ts[at..at + n]).unwrap().frames);
+        at += n;
+    }
+    let d = custos_formats::mpegts::Demuxed { stream_type: 0x1B, service_name: None, frames };
+    let slices = |data: &[u8], kind: u8| -> Vec<u64> {
+        nal_units(data)
+            .into_iter()
+            .filter(|(s, _)| data[*s] & 0x1F == kind)
+            .map(|(s, e)| first_mb(&data[s..e]))
+            .collect()
+    };
+    let p_frames: Vec<Vec<u64>> = d.frames.iter().filter(|f| !f.keyframe).map(|f| slices(&f.data, 1)).collect();
+    let whole = p_frames.iter().max_by_key(|s| s.len()).cloned().unwrap();
+    assert!(whole.len() >= 2, "the camera sends one slice per picture here, so this proves nothing: {whole:?}");
+    let keys: Vec<Vec<u64>> = d.frames.iter().filter(|f| f.keyframe).map(|f| slices(&f.data, 5)).collect();
+    assert!(keys.len() >= 2, "{} keyframes", keys.len());
+    for k in &keys {
+        assert_eq!(
+            k, &whole,
+            "a keyframe lost slices: it starts slices at macroblocks {k:?}, the pictures at {whole:?}"
+        );
+    }
+}

@@ -133,6 +133,25 @@ impl Segmenter {
         }
     }
 
+    /// The presentation time of the latest access unit, if a segment is open.
+    pub fn last_pts_ns(&self) -> Option<u64> {
+        self.units.last().map(|u| u.pts_ns)
+    }
+
+    /// Adds `more` to the latest access unit: the rest of the same picture, which a parser
+    /// emitted apart (see [`continuation`]). Returns false, dropping it, when no segment is
+    /// open yet (nothing before the first keyframe is kept) or the segment is full.
+    pub fn extend_last(&mut self, more: &[u8], h265: bool) -> bool {
+        if self.bytes + more.len() > MAX_SEGMENT_BYTES {
+            return false;
+        }
+        let Some(last) = self.units.last_mut() else { return false };
+        let rest = continuation(h265, &last.data, more);
+        self.bytes += rest.len();
+        last.data.extend_from_slice(rest);
+        true
+    }
+
     /// Closes the open segment at end of stream (or on an error), if it has frames.
     pub fn finish(&mut self) -> Option<Cut> {
         let start = self.start_ns()?;
@@ -141,6 +160,82 @@ impl Segmenter {
         let units = std::mem::take(&mut self.units);
         Some(Cut { units, start_ns: start, end_ns, forced: false })
     }
+}
+
+/// The NAL units of an Annex-B byte stream: (offset of the NAL header, end) pairs, the
+/// end excluding the next start code's zero bytes.
+pub fn nal_units(data: &[u8]) -> Vec<(usize, usize)> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(data.len(), |n| n - 3);
+        while end > s && data[end - 1] == 0 && k + 1 < starts.len() {
+            end -= 1;
+        }
+        if end > s {
+            out.push((s, end));
+        }
+    }
+    out
+}
+
+/// True if the first slice in `data` begins a picture (H.264 `first_mb_in_slice` 0, H.265
+/// `first_slice_segment_in_pic_flag`), false if it continues one, or if `data` has no slice.
+pub fn starts_picture(h265: bool, data: &[u8]) -> bool {
+    for (s, e) in nal_units(data) {
+        let nal = &data[s..e];
+        if h265 {
+            let k = (nal[0] >> 1) & 0x3F;
+            if k < 32 {
+                return nal.get(2).is_some_and(|b| b & 0x80 != 0);
+            }
+        } else {
+            let k = nal[0] & 0x1F;
+            if (1..=5).contains(&k) {
+                // ue(v) 0 is the single bit 1.
+                return nal.get(1).is_some_and(|b| b & 0x80 != 0);
+            }
+        }
+    }
+    false
+}
+
+/// What of `more` continues the picture in `existing` (the same timestamp, split apart by
+/// a parser): `more` without its leading access unit delimiter and without leading
+/// parameter sets that `existing` already carries byte for byte. Some payloaders (GStreamer's
+/// `rtph264pay config-interval=-1`, and cameras alike) repeat SPS and PPS before every
+/// slice of a keyframe; a parser then sees each slice start a new access unit, and a
+/// recorder that kept only the first would archive keyframes with slices missing.
+pub fn continuation<'a>(h265: bool, existing: &[u8], more: &'a [u8]) -> &'a [u8] {
+    let kind = |nal: &[u8]| if h265 { (nal[0] >> 1) & 0x3F } else { nal[0] & 0x1F };
+    // AUD; and the parameter sets (H.264 SPS/PPS, H.265 VPS/SPS/PPS).
+    let (aud, params): (u8, &[u8]) = if h265 { (35, &[32, 33, 34]) } else { (9, &[7, 8]) };
+    let have: Vec<&[u8]> = nal_units(existing).into_iter().map(|(s, e)| &existing[s..e]).collect();
+    let mut cut = 0;
+    for (s, e) in nal_units(more) {
+        let nal = &more[s..e];
+        let k = kind(nal);
+        if k == aud || (params.contains(&k) && have.contains(&nal)) {
+            cut = e;
+            continue;
+        }
+        // Back up to this unit's start code (three or four bytes).
+        cut = s - 3;
+        if cut > 0 && more[cut - 1] == 0 {
+            cut -= 1;
+        }
+        return &more[cut..];
+    }
+    &more[more.len().min(cut)..more.len().min(cut)]
 }
 
 #[cfg(test)]
@@ -208,5 +303,40 @@ mod tests {
         assert!(c.forced);
         assert_eq!(c.end_ns, 3_000_000_000);
         assert!(s.buffered_bytes() > 0);
+    }
+
+    #[test]
+    fn the_rest_of_a_keyframe_joins_it_without_its_delimiter_or_repeated_parameter_sets() {
+        let sps = [0x67, 0x42, 0xC0, 0x1E];
+        let pps = [0x68, 0xCE, 0x3C, 0x80];
+        let mut first = vec![0, 0, 0, 1, 0x09, 0x10];
+        for n in [&sps[..], &pps[..], &[0x65, 0x88, 0x84][..]] {
+            first.extend_from_slice(&[0, 0, 0, 1]);
+            first.extend_from_slice(n);
+        }
+        // The second slice, as the parser emits it: AUD, SPS, PPS again, then the slice.
+        let mut more = vec![0, 0, 0, 1, 0x09, 0x10, 0, 0, 0, 1];
+        more.extend_from_slice(&sps);
+        more.extend_from_slice(&[0, 0, 1]);
+        more.extend_from_slice(&pps);
+        more.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x00, 0x78]);
+        assert_eq!(continuation(false, &first, &more), &[0, 0, 0, 1, 0x65, 0x00, 0x78]);
+        // 0x00 0x78: first_mb_in_slice 480 (the slice continues a picture); 0x88…: 0, it starts one.
+        assert!(!starts_picture(false, &more));
+        assert!(starts_picture(false, &first));
+        // A parameter set that differs is kept; so is everything after the first slice.
+        let mut other = vec![0, 0, 1, 0x68, 0xEE, 0x3C, 0x80, 0, 0, 1, 0x65, 0x01];
+        assert_eq!(continuation(false, &first, &other), &other[..]);
+        other.truncate(0);
+        assert!(continuation(false, &first, &other).is_empty());
+
+        let mut s = Segmenter::new(2_000_000_000, 8_000_000_000);
+        assert!(!s.extend_last(&more, false), "nothing before the first keyframe");
+        assert!(s.push(AccessUnit { pts_ns: 0, dts_ns: None, keyframe: true, data: first.clone() }).is_none());
+        assert!(s.extend_last(&more, false));
+        let cut = s.finish().unwrap();
+        assert_eq!(cut.units.len(), 1);
+        let kinds: Vec<u8> = nal_units(&cut.units[0].data).iter().map(|(b, _)| cut.units[0].data[*b] & 0x1F).collect();
+        assert_eq!(kinds, [9, 7, 8, 5, 5], "one access unit holding both slices");
     }
 }

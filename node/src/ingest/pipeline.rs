@@ -16,6 +16,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 
 use super::mpegts::{frames_of, mux_segment, StreamType};
+use super::segmenter::starts_picture;
 use super::segmenter::{AccessUnit, Cut, Segmenter};
 use super::{CameraStates, RawSegment, Source, State};
 use crate::meta::Codec;
@@ -220,9 +221,25 @@ fn install_callbacks(
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                // A buffer without a timestamp, or with the latest one's, is the rest of
+                // the same picture that the parser split off (a camera that repeats SPS
+                // and PPS before each slice of a keyframe): it joins that access unit,
+                // so no slice of a keyframe is lost.
+                {
+                    let mut s = session.lock().expect("session lock");
+                    let h265 = s.codec == Some(Codec::H265);
+                    let same = match buffer.pts() {
+                        None => true,
+                        Some(p) => s.segmenter.last_pts_ns() == Some(p.nseconds()),
+                    };
+                    if same && !starts_picture(h265, map.as_slice()) {
+                        s.segmenter.extend_last(map.as_slice(), h265);
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
+                }
                 let Some(pts) = buffer.pts() else { return Ok(gst::FlowSuccess::Ok) };
                 let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let au = AccessUnit {
                     pts_ns: pts.nseconds(),
                     dts_ns: buffer.dts().map(|d| d.nseconds()),
