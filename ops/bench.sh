@@ -94,7 +94,7 @@ start_node() {
   local port
   port=$(free_port)
   node_data="$work/$name"
-  target/release/custos-node init --data "$node_data" --listen "127.0.0.1:$port" --metrics-listen off \
+  target/release/custos-node init --data "$node_data" --listen "127.0.0.1:$port" --metrics-listen off --web-listen off \
     --segment-target-ms 4000 "${cams[@]}" --json > "$node_data.json"
   RUST_LOG=warn target/release/custos-node run --data "$node_data" 2> "$node_data.log" &
   node_pid=$!

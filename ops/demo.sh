@@ -29,10 +29,13 @@ addr() { echo "127.0.0.1:$((port + $1 - 1))"; }
 # Prometheus endpoints: 9464, 9465, 9466 (override the first with CUSTOS_DEMO_METRICS_PORT).
 metrics_port="${CUSTOS_DEMO_METRICS_PORT:-9464}"
 metrics() { echo "127.0.0.1:$((metrics_port + $1 - 1))"; }
+# Web consoles: https://127.0.0.1:8443/, 8444, 8445 (override the first with CUSTOS_DEMO_WEB_PORT).
+web_port="${CUSTOS_DEMO_WEB_PORT:-8443}"
+web() { echo "127.0.0.1:$((web_port + $1 - 1))"; }
 
 if [ ! -f "$data/n1/custos.toml" ]; then
   # --allow-test-sources: the demo records test patterns; a deployed node accepts only rtsp:// cameras.
-  "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" --metrics-listen "$(metrics 1)" \
+  "$bin/custos-node" init --data "$data/n1" --campus east --listen "$(addr 1)" --metrics-listen "$(metrics 1)" --web-listen "$(web 1)" \
     --allow-test-sources --camera lobby=test://ball --camera entrance="rtsp://127.0.0.1:$rtsp_port/stream" --json > "$data/init.json.tmp"
   # The demo keeps the admin's and the founding approver's tokens in files so its
   # commands can be pasted; a real deployment gives each to its own person.
@@ -104,7 +107,7 @@ for n in 2 3; do
     change="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("change_id", ""))' <<< "$asked")"
     [ -z "$change" ] || approve "$change" > /dev/null
     "$bin/custos-node" join --data "$data/n$n" --campus "${campuses[$((n - 1))]}" --listen "$(addr "$n")" \
-      --metrics-listen "$(metrics "$n")" --allow-test-sources \
+      --metrics-listen "$(metrics "$n")" --web-listen "$(web "$n")" --allow-test-sources \
       --cluster "$(addr 1)" --token "$token" > /dev/null
     echo "demo: node $n joined (campus ${campuses[$((n - 1))]})"
   fi
@@ -131,6 +134,18 @@ for who in security auditor operator; do
   fi
 done
 unset CUSTOS_TOKEN
+# Web console passwords for the demo's people, set with each one's enrolment code (their
+# token) on node 1's console; a second run finds them set and leaves them.
+demo_password="custos demo password"
+console_enrol() {
+  curl -s --cacert "$data/n1/keys/ca.pem" -H 'content-type: application/json' \
+    -d "{\"name\":\"$1\",\"code\":\"$2\",\"password\":\"$demo_password\"}" \
+    "https://$(web 1)/api/enrol" > /dev/null || true
+}
+if grep -q '^web_listen' "$data/n1/custos.toml"; then
+  console_enrol approver "$approver_token"
+  for who in security auditor operator; do console_enrol "demo-$who" "$(cat "$data/demo-$who.token")"; done
+fi
 
 cat <<EOT
 
@@ -169,7 +184,7 @@ cat <<EOT
    # lose everything but the bucket: rebuild from it and the recovery key (docs/backup.md)
    AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret $bin/custos-node restore \
        --from s3://footage/demo --endpoint http://127.0.0.1:$s3_port --allow-http \
-       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499 --allow-test-sources
+       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499 --web-listen off --allow-test-sources
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
@@ -182,6 +197,11 @@ cat <<EOT
    $bin/custos patrol --notes "demo round: lobby and entrance checked"
    $bin/custos shift handover --to demo-security --notes "demo: nothing open"
    curl -s http://$(metrics 1)/metrics | grep -E '^custos_(camera_up|raft_leader|backup_lag)'
+
+   # the web console (trust $data/n1/keys/ca.pem in the browser, or accept its warning):
+   # https://$(web 1)/  sign in as approver, demo-security, demo-operator or demo-auditor,
+   # password "$demo_password"; the approver previews and decides export requests there
+   curl -s --cacert $data/n1/keys/ca.pem https://$(web 1)/ | grep -o '<title>.*</title>'
 
    # lose a node (last: the others elect a new leader within seconds); its cameras move
    # to a live node and its footage stays readable from the other copies

@@ -24,6 +24,9 @@ packages=(
   iproute2
   # Python venvs, for moto below.
   python3 python3-venv
+  # Headless Chromium and its WebDriver, which drive the web console in tests/console.rs;
+  # openssl names the node certificate the browser is told to trust.
+  chromium chromium-driver openssl
 )
 missing=()
 for p in "${packages[@]}"; do

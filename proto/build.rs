@@ -1,7 +1,8 @@
 //! Generates the tonic code for the `.proto` files; no other logic lives here.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(
+    // Every message serialises to JSON for the web console (`custos_node::web`).
+    tonic_prost_build::configure().type_attribute(".", "#[derive(serde::Serialize)]").compile_protos(
         &[
             "proto/custos/v1/footage.proto",
             "proto/custos/v1/admin.proto",

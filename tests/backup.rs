@@ -151,7 +151,7 @@ fn restore_with(
         .arg(data)
         .args(["--listen", listen, "--campus", "east", "--json"])
         .args(extra)
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", common::free_port())])
+        .args(["--metrics-listen", &format!("127.0.0.1:{}", common::free_port()), "--web-listen", "off"])
         .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
         .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)
         .output()

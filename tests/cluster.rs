@@ -366,6 +366,8 @@ async fn foreign_certificates_and_tokens_are_refused() {
                 &format!("127.0.0.1:{}", common::free_port()),
                 "--metrics-listen",
                 &format!("127.0.0.1:{}", common::free_port()),
+                "--web-listen",
+                "off",
                 "--cluster",
                 &n1.addr,
                 "--token",

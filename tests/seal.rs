@@ -169,7 +169,7 @@ async fn a_restore_refuses_a_snapshot_older_than_the_newest_seal() {
             .arg("--data")
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{}", common::free_port()), "--campus", "east", "--json"])
-            .args(["--metrics-listen", "off"])
+            .args(["--metrics-listen", "off", "--web-listen", "off"])
             .args(extra)
             .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
             .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1)

@@ -54,7 +54,14 @@ async fn file_and_test_sources_are_refused_unless_the_node_allows_test_sources()
         .arg("init")
         .arg("--data")
         .arg(tmp.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", common::free_port()), "--metrics-listen", "off"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+            "--metrics-listen",
+            "off",
+            "--web-listen",
+            "off",
+        ])
         .args(["--camera", "lobby=test://ball"])
         .output()
         .unwrap();
@@ -252,6 +259,9 @@ fn metrics_listen_on_loopback_unless_configured() {
     assert_eq!(v["metrics_listen"], "127.0.0.1:9464", "{v}");
     let cfg = std::fs::read_to_string(tmp.path().join("data/custos.toml")).unwrap();
     assert!(cfg.contains("metrics_listen = \"127.0.0.1:9464\""), "{cfg}");
+    // The console listens where the API does (it is authenticated HTTPS), on port 8443.
+    assert!(cfg.contains("web_listen = \"0.0.0.0:8443\""), "{cfg}");
+    assert!(v["web_url"].as_str().is_some_and(|u| u.starts_with("https://") && u.ends_with(":8443/")), "{v}");
     assert!(open_to_others(&tmp.path().join("data")).is_empty());
 }
 

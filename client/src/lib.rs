@@ -437,6 +437,12 @@ impl Client {
         Ok(())
     }
 
+    /// Asks for `user`'s console password to be cleared (a pending change).
+    pub async fn reset_password(&self, user: &str) -> Result<TokenIssued, ClientError> {
+        let r = self.admin.clone().reset_password(self.req(pb::ResetPasswordRequest { user: user.into() })).await?;
+        Ok(r.into_inner())
+    }
+
     pub async fn issue_token(&self, user: &str, ttl_days: u32) -> Result<TokenIssued, ClientError> {
         Ok(self
             .admin

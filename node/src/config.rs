@@ -120,6 +120,13 @@ pub struct NodeConfig {
     /// to serve none.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the web console (HTTPS, with this node's certificate) listens; leave out to
+    /// serve none. `init` writes the API host on port 8443.
+    #[serde(default)]
+    pub web_listen: Option<SocketAddr>,
+    /// Seconds without activity after which a console session ends (default 15 minutes).
+    #[serde(default = "default_web_idle_timeout_s")]
+    pub web_idle_timeout_s: u64,
     /// Accept `file://` and `test://` sources (recorded files, test patterns). For demos
     /// and trials only: such a source puts footage no camera saw into the archive.
     #[serde(default)]
@@ -305,6 +312,35 @@ fn default_identity_file() -> PathBuf {
     PathBuf::from("keys/archive.age")
 }
 
+/// The console's port when nothing else is said.
+pub const DEFAULT_WEB_PORT: u16 = 8443;
+
+fn default_web_idle_timeout_s() -> u64 {
+    900
+}
+
+/// Where the console is served when nothing else is said: the API's host, port 8443.
+pub fn default_web_listen(listen: SocketAddr) -> SocketAddr {
+    SocketAddr::new(listen.ip(), DEFAULT_WEB_PORT)
+}
+
+/// The console's URL for a node serving it on `web`: its host name when it listens on
+/// every address.
+pub fn web_url(web: SocketAddr) -> String {
+    let host = if web.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    } else if web.is_ipv6() {
+        format!("[{}]", web.ip())
+    } else {
+        web.ip().to_string()
+    };
+    format!("https://{host}:{}/", web.port())
+}
+
 /// The conventional port of a Prometheus exporter that has no registered one of its own.
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
@@ -341,6 +377,8 @@ impl NodeConfig {
             seal_every_s: default_seal_every_s(),
             picture_check_every_s: default_picture_check_every_s(),
             metrics_listen: Some(default_metrics_listen(listen)),
+            web_listen: Some(default_web_listen(listen)),
+            web_idle_timeout_s: default_web_idle_timeout_s(),
             alarms: crate::alarms::AlarmsConfig::default(),
             duty: crate::shifts::DutyConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),

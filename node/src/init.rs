@@ -33,6 +33,8 @@ pub struct InitOptions {
     pub campus: String,
     /// Where Prometheus metrics are served (`None`: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the web console is served (`None`: nowhere).
+    pub web_listen: Option<SocketAddr>,
     /// Accept `file://` and `test://` sources (demos and trials only).
     pub allow_test_sources: bool,
 }
@@ -46,6 +48,8 @@ pub struct InitReport {
     pub listen: SocketAddr,
     /// `http://ADDR/metrics` for Prometheus (absent: metrics are off).
     pub metrics_listen: Option<SocketAddr>,
+    /// The web console (absent: off, or the node serves plaintext).
+    pub web_url: Option<String>,
     pub archive_recipient: String,
     pub archive_identity_file: PathBuf,
     /// The offline recovery identity: a recipient of every blob and backup snapshot.
@@ -169,10 +173,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     cfg.campus = opts.campus.clone();
     cfg.cameras = opts.cameras.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    // The console needs HTTPS: a plaintext node serves none.
+    cfg.web_listen = opts.web_listen.filter(|_| cfg.tls.is_some());
+    let web_url = cfg.web_listen.map(crate::config::web_url);
     cfg.allow_test_sources = opts.allow_test_sources;
     write_config(&dir, cfg)?;
 
     Ok(InitReport {
+        web_url,
         config_file: dir.join(CONFIG_FILE_NAME),
         archive_identity_file: dir.join(identity_rel),
         recovery_identity_file: dir.join(recovery_rel),
@@ -231,6 +239,8 @@ pub struct JoinOptions {
     pub token: String,
     /// Where Prometheus metrics are served (`None`: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the web console is served (`None`: nowhere).
+    pub web_listen: Option<SocketAddr>,
     /// Accept `file://` and `test://` sources (demos and trials only).
     pub allow_test_sources: bool,
 }
@@ -244,6 +254,7 @@ pub struct JoinReport {
     pub campus: String,
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
+    pub web_url: Option<String>,
     pub ca_file: PathBuf,
 }
 
@@ -296,9 +307,12 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     cfg.tls = Some(tls);
     cfg.campus = opts.campus.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.web_listen = opts.web_listen;
+    let web_url = cfg.web_listen.map(crate::config::web_url);
     cfg.allow_test_sources = opts.allow_test_sources;
     write_config(&dir, cfg)?;
     Ok(JoinReport {
+        web_url,
         config_file: dir.join(CONFIG_FILE_NAME),
         ca_file: k.join("ca.pem"),
         data_dir: dir,

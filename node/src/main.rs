@@ -48,6 +48,10 @@ enum Cmd {
         /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Where the web console is served (https://ADDR/, this node's certificate), or
+        /// `off`. Default: the --listen host on port 8443.
+        #[arg(long, value_name = "ADDR|off")]
+        web_listen: Option<String>,
         /// Accept file:// and test:// camera sources (recorded files, test patterns):
         /// writes allow_test_sources = true. For demos and trials only.
         #[arg(long)]
@@ -81,6 +85,10 @@ enum Cmd {
         /// Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
         #[arg(long, value_name = "ADDR|off")]
         metrics_listen: Option<String>,
+        /// Where the web console is served (https://ADDR/, this node's certificate), or
+        /// `off`. Default: the --listen host on port 8443.
+        #[arg(long, value_name = "ADDR|off")]
+        web_listen: Option<String>,
         /// Accept file:// and test:// camera sources (recorded files, test patterns):
         /// writes allow_test_sources = true. For demos and trials only.
         #[arg(long)]
@@ -140,6 +148,10 @@ struct RestoreArgs {
     /// `off`. Default: 127.0.0.1:9464 (loopback; metrics are unauthenticated plain HTTP).
     #[arg(long, value_name = "ADDR|off")]
     metrics_listen: Option<String>,
+    /// Where the restored node serves the web console, or `off`. Default: the --listen
+    /// host on port 8443.
+    #[arg(long, value_name = "ADDR|off")]
+    web_listen: Option<String>,
     /// Accept file:// and test:// camera sources (recorded files, test patterns):
     /// writes allow_test_sources = true. For demos and trials only.
     #[arg(long)]
@@ -176,13 +188,29 @@ fn metrics_addr(arg: Option<String>, listen: SocketAddr) -> anyhow::Result<Optio
     Ok(Some(addr))
 }
 
+/// `--web-listen`: an address, `off`, or by default the API host on port 8443.
+fn web_addr(arg: Option<String>, listen: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    let addr = match arg.as_deref() {
+        None => custos_node::config::default_web_listen(listen),
+        Some("off") => return Ok(None),
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("--web-listen {a:?}: expected HOST:PORT (for example 0.0.0.0:8443) or off"))?,
+    };
+    if addr == listen {
+        bail!("--web-listen {addr} is the API's own address; choose another port");
+    }
+    Ok(Some(addr))
+}
+
 fn main() -> anyhow::Result<()> {
     // Keys, config, catalog and blobs: everything this process creates is owner-only.
     custos_node::owner_only_umask();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen, allow_test_sources } => {
+        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen, web_listen, allow_test_sources } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
+            let web_listen = web_addr(web_listen, listen)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let r = rt.block_on(custos_node::init::join(&custos_node::init::JoinOptions {
                 data_dir: data,
@@ -191,6 +219,7 @@ fn main() -> anyhow::Result<()> {
                 cluster,
                 token,
                 metrics_listen,
+                web_listen,
                 allow_test_sources,
             }))?;
             if json {
@@ -217,6 +246,7 @@ fn main() -> anyhow::Result<()> {
                 data_dir: a.data,
                 listen: a.listen,
                 metrics_listen: metrics_addr(a.metrics_listen, a.listen)?,
+                web_listen: web_addr(a.web_listen, a.listen)?,
                 campus: a.campus,
                 snapshot: a.snapshot,
                 accept_rollback: a.accept_rollback,
@@ -274,9 +304,11 @@ fn main() -> anyhow::Result<()> {
             insecure_plaintext,
             campus,
             metrics_listen,
+            web_listen,
             allow_test_sources,
         } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
+            let web_listen = web_addr(web_listen, listen)?;
             let cameras = cameras
                 .iter()
                 .map(|c| {
@@ -294,6 +326,7 @@ fn main() -> anyhow::Result<()> {
                 insecure_plaintext,
                 campus,
                 metrics_listen,
+                web_listen,
                 allow_test_sources,
             })?;
             if json {

@@ -2,6 +2,8 @@
 //! (`custos-test-camera`), and the `custos_client` library talking gRPC to them.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -403,6 +405,8 @@ pub struct Node {
     pub ca_file: PathBuf,
     /// `host:port` of the node's Prometheus endpoint.
     pub metrics: String,
+    /// The web console's URL (`https://host:port/`), if the node serves one.
+    pub web: Option<String>,
     child: Option<Child>,
     starts: u32,
     /// Extra environment for the node process (credentials, say).
@@ -437,6 +441,7 @@ impl Node {
         mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
         let metrics = format!("{}:{}", host.ip, free_port());
+        let web = format!("{}:{}", host.ip, free_port());
         let mut cmd = host.command(&bin("custos-node"));
         // Tests record test patterns and files; a deployed node refuses them unless told.
         cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
@@ -444,6 +449,8 @@ impl Node {
             &format!("{}:{port}", host.ip),
             "--metrics-listen",
             &metrics,
+            "--web-listen",
+            &web,
             "--segment-target-ms",
             &segment_target_ms.to_string(),
             "--allow-test-sources",
@@ -463,6 +470,7 @@ impl Node {
             approver: v["approver_token"].as_str().expect("init --json reports the approver's token").to_string(),
             ca_file: PathBuf::from(v["ca_file"].as_str().expect("init --json reports the CA file")),
             metrics: v["metrics_listen"].as_str().expect("init --json reports the metrics address").to_string(),
+            web: v["web_url"].as_str().map(str::to_string),
             child: None,
             starts: 0,
             env: vec![],
@@ -485,6 +493,7 @@ impl Node {
             approver: String::new(),
             ca_file,
             metrics,
+            web: None,
             child: None,
             starts: 0,
             env: vec![],
@@ -511,13 +520,14 @@ impl Node {
         mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
         let metrics = format!("{}:{}", host.ip, free_port());
+        let web = format!("{}:{}", host.ip, free_port());
         let out = host
             .command(&bin("custos-node"))
             .arg("join")
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--campus", campus, "--listen", &format!("{}:{port}", host.ip), "--cluster", &via.addr])
-            .args(["--metrics-listen", &metrics, "--allow-test-sources"])
+            .args(["--metrics-listen", &metrics, "--web-listen", &web, "--allow-test-sources"])
             .args(["--token", &token, "--json"])
             .output()
             .expect("custos-node join");
@@ -530,6 +540,7 @@ impl Node {
             approver: via.approver.clone(),
             ca_file: PathBuf::from(v["ca_file"].as_str().unwrap()),
             metrics,
+            web: v["web_url"].as_str().map(str::to_string),
             child: None,
             starts: 0,
             env: vec![],

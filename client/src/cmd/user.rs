@@ -26,6 +26,10 @@ pub enum UserCmd {
     List,
     /// Disable a user at once, on every node (departing staff).
     Disable { name: String },
+    /// Clear a user's web-console password and end their console sessions, through the
+    /// change queue: the approver who accepts receives a new token for the user, which is
+    /// their enrolment code for setting a password again.
+    ResetPassword { name: String },
     /// Allow a user to view a sensitive camera (or withdraw it with --revoke).
     Grant {
         name: String,
@@ -61,7 +65,13 @@ fn print_issued(t: &TokenIssued, as_json: bool, what: &str) {
             &json!({"user": t.user, "token_id": t.token_id, "expires": format_ms(t.expires_ms), "token": t.token}),
         );
     } else {
-        println!("{what}; token {} expires {}. The token is shown only now:", t.token_id, format_ms(t.expires_ms));
+        println!(
+            "{what}; token {} expires {}. The token is shown only now; it is also the enrolment code with which {} \
+             sets a password in the web console:",
+            t.token_id,
+            format_ms(t.expires_ms),
+            t.user
+        );
         println!("{}", t.token);
     }
 }
@@ -98,6 +108,10 @@ pub async fn run_user(client: &Client, cmd: UserCmd, as_json: bool) -> anyhow::R
                 json!({"disabled": name}),
                 &format!("user {name} disabled; their tokens are refused from now on"),
             );
+        }
+        UserCmd::ResetPassword { name } => {
+            let t = client.reset_password(&name).await?;
+            return super::pending(t.change_id, as_json);
         }
         UserCmd::Grant { name, camera, revoke } => {
             if let Some(change) = client.grant_camera(&name, &camera, !revoke).await? {

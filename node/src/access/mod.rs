@@ -94,11 +94,15 @@ pub enum Action {
     ManageShifts,
     /// Sign off the duty log of a period.
     SignDuty,
+    /// Play footage in the web console (no copy leaves the node but the frames shown).
+    ViewFootage,
+    /// Play the exact ranges of a pending export request, to decide it (approvers).
+    ReviewExport,
 }
 
 impl Action {
     /// Every action, for the matrix test.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 31] = [
         Action::ListCameras,
         Action::ViewStatus,
         Action::SearchFootage,
@@ -128,6 +132,8 @@ impl Action {
         Action::ReportFault,
         Action::ManageShifts,
         Action::SignDuty,
+        Action::ViewFootage,
+        Action::ReviewExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,13 +167,15 @@ impl Action {
             Action::ReportFault => "fault-report",
             Action::ManageShifts => "shift-define",
             Action::SignDuty => "duty-sign",
+            Action::ViewFootage => "view",
+            Action::ReviewExport => "export-review",
         }
     }
 
     /// True for actions that reveal footage (they need a purpose and are audited before
     /// anything is served).
     pub fn reads_footage(self) -> bool {
-        matches!(self, Action::SearchFootage | Action::FetchFootage)
+        matches!(self, Action::SearchFootage | Action::FetchFootage | Action::ViewFootage | Action::ReviewExport)
     }
 }
 
@@ -177,7 +185,10 @@ pub fn role_allows(role: Role, action: Action) -> bool {
     use Role::*;
     match action {
         ListCameras | ViewStatus | ViewPolicies => matches!(role, Operator | Security | Approver | Auditor | Admin),
-        SearchFootage | FetchFootage => matches!(role, Operator | Security),
+        SearchFootage | FetchFootage | ViewFootage => matches!(role, Operator | Security),
+        // Leadership sees exactly what it is asked to release, and nothing else: the
+        // ranges of a pending export request (`web::review`).
+        ReviewExport => matches!(role, Approver),
         ManageCameras | ManageUsers | ManagePolicies | ManageNodes => matches!(role, Admin),
         ReadAudit => matches!(role, Auditor),
         // Operators place incident holds; security places case holds.

@@ -63,6 +63,8 @@ pub struct RestoreOptions {
     pub listen: SocketAddr,
     /// Where the restored node serves Prometheus metrics (`None`: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where it serves the web console (`None`: nowhere).
+    pub web_listen: Option<SocketAddr>,
     pub campus: String,
     /// A snapshot key to restore instead of the newest.
     pub snapshot: Option<String>,
@@ -673,6 +675,7 @@ fn write_node_files(
     }
     cfg.campus = opts.campus.clone();
     cfg.metrics_listen = opts.metrics_listen;
+    cfg.web_listen = opts.web_listen;
     cfg.allow_test_sources = opts.allow_test_sources;
     cfg.tls = Some(tls.clone());
     cfg.insecure_plaintext = false;

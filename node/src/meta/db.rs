@@ -86,6 +86,8 @@ pub const CF_SEGMENT_CLOCKS: &str = "segment_clocks";
 pub const CF_LOST: &str = "lost";
 /// Reference stills for picture checks, by camera id.
 pub const CF_PICTURE_REFS: &str = "picture_refs";
+/// User name → console password (`Credential`).
+pub const CF_CREDENTIALS: &str = "credentials";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -119,6 +121,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_SEGMENT_CLOCKS,
     CF_LOST,
     CF_PICTURE_REFS,
+    CF_CREDENTIALS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use openraft::{BasicNode, Raft, ServerState};
 
-pub use state::Catalog;
+pub use state::{Catalog, CONSOLE_SESSION};
 pub use types::{
-    AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, ChangeRecord, ChangeState, Codec, Command,
+    AlarmAck, AlarmChange, AlarmRecord, BackupLocation, Camera, ChangeRecord, ChangeState, Codec, Command, Credential,
     DeletionReceipt, DutyKind, DutyRecord, DutySignoff, ExportRecord, ExportStatus, FaultRecord, FaultSubject,
     HandoverAcceptance, JoinTokenRecord, NodeId, NodeRecord, PackMember, PackRecord, RejectKind, Request, Response,
     SegmentClock, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,

@@ -345,6 +345,23 @@ pub enum Command {
     /// one, only ever the effect of an accepted change (`custos camera confirm`), since
     /// re-aiming a camera is a privacy question.
     SetPictureReference { camera: String, still: Option<PictureStill> },
+    /// A user sets their console password (`crate::web`), proving who they are with one
+    /// of their live tokens, the enrolment code. Only while no password is set: a
+    /// password is set once, and changed only through a reset.
+    SetPassword { user: String, token_hash: Hash, phc: String },
+    /// Clears a user's console password and ends their console sessions, giving them a
+    /// new token (made by the approver's node) to enrol again. Only ever the effect of an
+    /// accepted change (`custos user reset-password`).
+    ResetPassword { user: String, token_hash: Hash, token: TokenRecord },
+}
+
+/// A user's console password: an argon2id PHC string (salt and parameters included), when
+/// it was set, and the id of the token that enrolled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub phc: String,
+    pub set_ms: i64,
+    pub enrolled_with: String,
 }
 
 /// A small grayscale still of what a camera should show (`crate::picture`).
@@ -700,6 +717,8 @@ impl std::fmt::Display for Request {
             Command::MarkSegmentClocks(v) => write!(f, "mark-segment-clocks x{}", v.len()),
             Command::SetPictureReference { camera, still: Some(_) } => write!(f, "picture-reference {camera}"),
             Command::SetPictureReference { camera, still: None } => write!(f, "camera-confirm {camera}"),
+            Command::SetPassword { user, .. } => write!(f, "set-password {user}"),
+            Command::ResetPassword { user, .. } => write!(f, "reset-password {user}"),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())

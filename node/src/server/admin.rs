@@ -119,6 +119,24 @@ impl Admin for Services {
         }
     }
 
+    async fn reset_password(
+        &self,
+        req: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::TokenIssued>, Status> {
+        let caller = self.guard(&req, Action::ManageUsers, false).await?;
+        let user = req.into_inner().user;
+        validate_name("user name", &user)?;
+        // The secret made here is dropped unseen: the approver's node makes the one used.
+        let (_, hash, token) = self.new_token(&user, 0, &caller.who.name)?;
+        let expires_ms = token.expires_ms;
+        let detail = format!("console password of {user} cleared; a new enrolment token for them");
+        let cmd = Command::ResetPassword { user: user.clone(), token_hash: hash, token };
+        match self.admin_change(&caller, "password-reset", detail, cmd).await? {
+            Some(change_id) => Ok(Response::new(pending_token(user, expires_ms, change_id))),
+            None => Err(Status::internal("a password reset took effect without an approver")),
+        }
+    }
+
     async fn list_tokens(
         &self,
         req: Request<pb::ListTokensRequest>,

@@ -62,6 +62,9 @@ pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Opt
             "camera {camera}'s next picture becomes its reference: if it was re-aimed (at a private area, or away \
              from what it must watch), that view is accepted"
         )),
+        Command::ResetPassword { user, .. } => {
+            Some(format!("a reset lets whoever receives the new enrolment token set {user}'s console password"))
+        }
         Command::ConfirmClock { node } => Some(format!(
             "node {node} expires footage at its clock's new time once confirmed: a wrong clock would delete footage \
              early"
@@ -79,6 +82,9 @@ fn without_secret(command: Command) -> Command {
             Command::CreateUser { user, token_hash: [0; 32], token: blank(token) }
         }
         Command::IssueToken { token, .. } => Command::IssueToken { token_hash: [0; 32], token: blank(token) },
+        Command::ResetPassword { user, token, .. } => {
+            Command::ResetPassword { user, token_hash: [0; 32], token: blank(token) }
+        }
         other => other,
     }
 }
@@ -102,7 +108,7 @@ pub(super) fn change(c: &ChangeRecord, now_ms: i64) -> pb::Change {
 impl Services {
     /// A new token for `user` valid `ttl_ms`, issued by `issued_by`: the secret, its hash
     /// and its record.
-    pub(super) fn new_token_ms(&self, user: &str, ttl_ms: i64, issued_by: &str) -> (String, [u8; 32], TokenRecord) {
+    pub(crate) fn new_token_ms(&self, user: &str, ttl_ms: i64, issued_by: &str) -> (String, [u8; 32], TokenRecord) {
         let secret = crate::init::new_token();
         let hash = *blake3::hash(secret.as_bytes()).as_bytes();
         let rec = TokenRecord {
@@ -210,7 +216,12 @@ impl Services {
         // The token a user-creating change needs is made here, on the approver's node.
         let mut issued = None;
         let token = match (&rec.effect, r.approve) {
-            (Command::CreateUser { token: wanted, .. } | Command::IssueToken { token: wanted, .. }, true) => {
+            (
+                Command::CreateUser { token: wanted, .. }
+                | Command::IssueToken { token: wanted, .. }
+                | Command::ResetPassword { token: wanted, .. },
+                true,
+            ) => {
                 let ttl = if wanted.expires_ms > rec.requested_ms {
                     wanted.expires_ms - rec.requested_ms
                 } else {

@@ -60,7 +60,7 @@ fn client_addr<T>(req: &Request<T>) -> String {
 
 impl Services {
     /// Appends an audit entry on its own; Unavailable if it cannot be committed.
-    pub(super) async fn audit(&self, ev: AuditEvent) -> Result<(), Status> {
+    pub(crate) async fn audit(&self, ev: AuditEvent) -> Result<(), Status> {
         self.meta
             .propose_audited(Command::Audit, ev)
             .await
@@ -70,7 +70,7 @@ impl Services {
 
     /// Authenticates the caller's bearer token. Failures are audited as `unauthenticated`
     /// (a few per address, the rest summarised: `throttle.rs`).
-    pub(super) async fn authenticate<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
+    pub(crate) async fn authenticate<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
         let client = client_addr(req);
         if action != Action::ViewStatus {
             self.check_leader_lease()?;
@@ -113,7 +113,7 @@ impl Services {
 
     /// Checks again, during a long transfer, that the caller's token and user are still
     /// valid: a revocation or a disabled user stops a stream before its next segment.
-    pub(super) async fn recheck(&self, caller: &Caller) -> Result<(), Status> {
+    pub(crate) async fn recheck(&self, caller: &Caller) -> Result<(), Status> {
         self.check_leader_lease()?;
         let hash = caller.token_hash;
         let found = self.meta.read(move |c| c.token(&hash)).await?;
@@ -167,7 +167,7 @@ impl Services {
 
     /// Authorises an authenticated caller for a non-footage action; denials are audited,
     /// and with `audit_allowed` so are permitted calls.
-    pub(super) async fn authorize_caller(
+    pub(crate) async fn authorize_caller(
         &self,
         caller: &Caller,
         action: Action,
@@ -187,7 +187,7 @@ impl Services {
 
     /// Authenticates, validates and authorises a footage read, and commits its audit
     /// entry. Returns only once the entry is committed.
-    pub(super) async fn guard_footage<T>(
+    pub(crate) async fn guard_footage<T>(
         &self,
         req: &Request<T>,
         action: Action,
@@ -222,5 +222,63 @@ impl Services {
         }
         self.audit(ev).await?;
         Ok(caller)
+    }
+
+    /// Authorises an approver to play the ranges of pending export `id`, to decide it, and
+    /// commits the audit entry (purpose `approval review of export ID`) before anything is
+    /// served. Returns the ranges, read from the request itself: an approver sees exactly
+    /// what they are asked to release.
+    pub(crate) async fn guard_export_review(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<(String, i64, i64)>, Status> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(Status::invalid_argument(format!("{id:?} is not an export id (like E-000001)")));
+        }
+        let key = id.to_string();
+        let rec = self
+            .meta
+            .read(move |c| c.export(&key))
+            .await?
+            .ok_or_else(|| Status::not_found(format!("export {id} does not exist")))?;
+        let mut ev = caller.event(Action::ReviewExport.as_str(), "allowed");
+        ev.purpose = format!("approval review of export {id}");
+        ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
+        ev.cameras.dedup();
+        ev.from_ms = rec.ranges.iter().map(|r| r.1).min();
+        ev.to_ms = rec.ranges.iter().map(|r| r.2).max();
+        ev.detail = format!(
+            "case {} for {}: {}",
+            rec.case_id,
+            rec.organisation,
+            rec.ranges
+                .iter()
+                .map(|(c, f, t)| format!("{c} {}..{}", super::fmt_ms(*f), super::fmt_ms(*t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let refused = if let Err(why) = authorize(&caller.who, Action::ReviewExport, None, self.clock.now_ms()) {
+            Some(Status::permission_denied(why))
+        } else if rec.status != crate::meta::ExportStatus::Requested {
+            Some(Status::failed_precondition(format!(
+                "export {id} is {}: only a pending request is reviewed before its decision",
+                rec.status.as_str()
+            )))
+        } else if rec.requester == caller.who.name {
+            Some(Status::permission_denied(format!(
+                "you requested export {id}; a second person reviews and decides it"
+            )))
+        } else {
+            None
+        };
+        if let Some(status) = refused {
+            ev.outcome = "denied".into();
+            ev.reason = status.message().to_string();
+            self.audit(ev).await?;
+            return Err(status);
+        }
+        self.audit(ev).await?;
+        Ok(rec.ranges)
     }
 }

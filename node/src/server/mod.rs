@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use self::guard::FootageRequest;
+pub(crate) use self::guard::FootageRequest;
 use crate::access::Action;
 use crate::clock::SharedClock;
 use crate::cluster::health::Health;

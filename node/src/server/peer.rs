@@ -56,6 +56,7 @@ pub fn acting_user(command: &Command) -> Option<&str> {
         Command::SignDuty(s) => Some(&s.user),
         // Forwarded, a token is only ever a renewal by the user it is for.
         Command::IssueToken { token, .. } => Some(&token.user),
+        Command::SetPassword { user, .. } => Some(user),
         _ => None,
     }
 }
@@ -74,6 +75,7 @@ fn only_through_the_queue(command: &Command) -> bool {
         | Command::CreateJoinToken { .. }
         | Command::RetireNode { .. }
         | Command::DefineShift(_)
+        | Command::ResetPassword { .. }
         | Command::FoundCluster(_) => true,
         _ => false,
     }
@@ -484,6 +486,18 @@ mod tests {
             Command::GrantCamera { user: "ana".into(), camera: "lobby".into(), grant: true },
             Command::ConfirmClock { node: 2 },
             Command::FoundCluster(vec![]),
+            Command::ResetPassword {
+                user: "ana".into(),
+                token_hash: [0; 32],
+                token: crate::meta::TokenRecord {
+                    id: "t".into(),
+                    user: "ana".into(),
+                    created_ms: 0,
+                    expires_ms: 1,
+                    revoked: false,
+                    issued_by: String::new(),
+                },
+            },
         ] {
             let e = check_forwarded(&c, Some(&ev("ana"))).unwrap_err();
             assert!(e.contains("only ever the effect of a change"), "{c:?}: {e}");
@@ -495,5 +509,9 @@ mod tests {
             Command::DecideChange { id: 1, user: "boss".into(), approve: true, note: String::new(), token: None };
         assert!(check_forwarded(&decide, Some(&ev("mallory"))).unwrap_err().contains("same person"));
         assert_eq!(check_forwarded(&decide, Some(&ev("boss"))), Ok(()));
+        // A console password is set by its own user only.
+        let set = Command::SetPassword { user: "ana".into(), token_hash: [0; 32], phc: "$argon2id$x".into() };
+        assert!(check_forwarded(&set, Some(&ev("mallory"))).unwrap_err().contains("same person"));
+        assert_eq!(check_forwarded(&set, Some(&ev("ana"))), Ok(()));
     }
 }

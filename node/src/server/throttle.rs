@@ -250,7 +250,7 @@ impl super::Services {
     /// The answer to a refused authentication from `client` (`ip:port`) attempting
     /// `action` for `reason`: audited on its own while the address and the node are
     /// within their budgets, otherwise counted for the next summary.
-    pub(super) async fn refuse_authentication(&self, action: &str, client: String, reason: String) -> tonic::Status {
+    pub(crate) async fn refuse_authentication(&self, action: &str, client: String, reason: String) -> tonic::Status {
         match self.throttle.on_failure(&client, Instant::now()) {
             Verdict::Audit => {
                 let ev = crate::audit::AuditEvent {

@@ -136,6 +136,7 @@ unchanged!(
     (i64, i64, u64),
     SegmentClock,
     crate::meta::types::PictureStill,
+    crate::meta::types::Credential,
     Vote<NodeId>,
     LogId<NodeId>,
     Option<LogId<NodeId>>,
@@ -201,6 +202,7 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::ConfirmClock { .. } => Some((FORMAT_V2.into(), "clock-jump confirmation")),
         Command::MarkSegmentClocks(_) => Some((FORMAT_V2.into(), "clock flags on segments")),
         Command::SetPictureReference { .. } => Some((FORMAT_V2.into(), "picture reference stills")),
+        Command::SetPassword { .. } | Command::ResetPassword { .. } => Some((FORMAT_V2.into(), "console passwords")),
         _ => None,
     }
 }

@@ -160,6 +160,11 @@ impl Catalog {
         self.get(crate::meta::db::CF_PICTURE_REFS, camera.as_bytes())
     }
 
+    /// `user`'s console password, if they enrolled one.
+    pub fn credential(&self, user: &str) -> crate::Result<Option<crate::meta::types::Credential>> {
+        self.get(crate::meta::db::CF_CREDENTIALS, user.as_bytes())
+    }
+
     /// True if the catalog has a segment of `camera` starting at `start_ms`.
     pub fn has_segment(&self, camera: &str, start_ms: i64) -> crate::Result<bool> {
         Ok(self.db.get_pinned_cf(cf(&self.db, CF_SEGMENTS), segment_key(camera, start_ms))?.is_some())

@@ -88,6 +88,11 @@ fn effect_now(
             let rec = TokenRecord { user: wanted.user.clone(), issued_by, ..rec.clone() };
             Command::IssueToken { token_hash: *hash, token: rec }
         }
+        Command::ResetPassword { user, .. } => {
+            let (hash, rec) = token.ok_or_else(|| needs("gives a new enrolment token"))?;
+            let rec = TokenRecord { user: user.clone(), issued_by, ..rec.clone() };
+            Command::ResetPassword { user: user.clone(), token_hash: *hash, token: rec }
+        }
         Command::CreateJoinToken { token_hash, token } => Command::CreateJoinToken {
             token_hash: *token_hash,
             token: crate::meta::types::JoinTokenRecord {

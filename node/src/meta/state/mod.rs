@@ -48,6 +48,7 @@ mod users;
 
 pub use catalog::Catalog;
 pub use clocks::{EXPIRY_TIME_AHEAD_MAX_MS, SEGMENT_CLOCKS_MAX};
+pub use users::CONSOLE_SESSION;
 
 pub(super) const KEY_APPLIED: &[u8] = b"applied";
 pub(super) const KEY_MEMBERSHIP: &[u8] = b"membership";
@@ -214,6 +215,10 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segm
         Command::ConfirmClock { node } => clocks::confirm_clock(db, batch, *node),
         Command::MarkSegmentClocks(flags) => clocks::mark_segment_clocks(db, batch, flags),
         Command::SetPictureReference { camera, still } => pictures::set_reference(db, batch, camera, still.as_ref()),
+        Command::SetPassword { user, token_hash, phc } => users::set_password(db, batch, req, user, token_hash, phc),
+        Command::ResetPassword { user, token_hash, token } => {
+            users::reset_password(db, batch, req, user, token_hash, token)
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::get_decoded;
-use crate::meta::db::{cf, CF_TOKENS, CF_USERS};
-use crate::meta::types::{decode, encode, RejectKind, Request, Response, TokenRecord, User};
+use crate::meta::db::{cf, CF_CREDENTIALS, CF_TOKENS, CF_USERS};
+use crate::meta::types::{decode, encode, Credential, RejectKind, Request, Response, TokenRecord, User};
 use crate::segment::Hash;
 
 /// Reads a user for a command that modifies it.
@@ -115,3 +115,95 @@ pub(super) fn revoke_token(db: &DB, batch: &mut WriteBatch, id: &str) -> Respons
     }
     Response::Rejected(RejectKind::NotFound, format!("no token with id {id:?}"))
 }
+
+/// Longest PHC string a password record may carry.
+pub const PHC_MAX: usize = 256;
+
+/// Sets `user`'s console password, proven by one of their live tokens (the enrolment
+/// code), while they have none.
+pub(super) fn set_password(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    user: &str,
+    token_hash: &Hash,
+    phc: &str,
+) -> Response {
+    let u = match user_for_update(db, user) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if u.disabled {
+        return Response::Rejected(RejectKind::FailedPrecondition, format!("user {user:?} is disabled"));
+    }
+    if !phc.starts_with("$argon2id$") || phc.len() > PHC_MAX {
+        return Response::Rejected(
+            RejectKind::InvalidArgument,
+            format!("a password is stored as an argon2id PHC string of at most {PHC_MAX} bytes"),
+        );
+    }
+    let token = match get_decoded::<TokenRecord>(db, CF_TOKENS, token_hash) {
+        Ok(Some(t)) if t.user == user && !t.revoked && t.expires_ms > req.time_ms => t,
+        Ok(_) => {
+            return Response::Rejected(
+                RejectKind::PermissionDenied,
+                format!("the enrolment code is not a live token of {user}; ask for a new one (custos user reset-password {user})"),
+            )
+        }
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    };
+    match get_decoded::<Credential>(db, CF_CREDENTIALS, user.as_bytes()) {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Response::Rejected(
+                RejectKind::FailedPrecondition,
+                format!(
+                    "{user} has a password already; to set another, an administrator asks for a reset (custos user \
+                     reset-password {user}) and an approver accepts it"
+                ),
+            )
+        }
+        Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+    }
+    let cred = Credential { phc: phc.to_string(), set_ms: req.time_ms, enrolled_with: token.id };
+    batch.put_cf(cf(db, CF_CREDENTIALS), user.as_bytes(), encode(&cred));
+    Response::Ok
+}
+
+/// Clears `user`'s console password, revokes their console session tokens, and gives
+/// them a new token to enrol again with.
+pub(super) fn reset_password(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    user: &str,
+    token_hash: &Hash,
+    token: &TokenRecord,
+) -> Response {
+    match user_for_update(db, user) {
+        Ok(u) if u.disabled => {
+            return Response::Rejected(RejectKind::FailedPrecondition, format!("user {user:?} is disabled"))
+        }
+        Ok(_) => {}
+        Err(r) => return r,
+    }
+    if token.user != user {
+        return Response::Rejected(RejectKind::InvalidArgument, "the new token is for another user".into());
+    }
+    let c = cf(db, CF_TOKENS);
+    for kv in db.iterator_cf(c, IteratorMode::Start) {
+        let Ok((k, v)) = kv else { return Response::StorageFailed("catalog read failed".into()) };
+        let Ok(mut t) = decode::<TokenRecord>(&v) else { continue };
+        if t.user == user && !t.revoked && t.issued_by.starts_with(CONSOLE_SESSION) {
+            t.revoked = true;
+            batch.put_cf(c, k, encode(&t));
+        }
+    }
+    batch.delete_cf(cf(db, CF_CREDENTIALS), user.as_bytes());
+    let t = TokenRecord { created_ms: req.time_ms, ..token.clone() };
+    batch.put_cf(c, token_hash, encode(&t));
+    Response::Ok
+}
+
+/// How a console session's token names its issuer (`issued_by` starts with this).
+pub const CONSOLE_SESSION: &str = "console sign-in";
