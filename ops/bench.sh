@@ -9,7 +9,7 @@
 #                                 prints the table, writes nothing under docs/
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
 #
-# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras (p3 and p4 are one benchmark).
+# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras console (p3 and p4 are one benchmark).
 # Raw output of each part is kept in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ for a in "$@"; do
   case "$a" in
     --smoke) smoke=--smoke ;;
     -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    p[1-8] | catalog | memory | cameras) parts+=("$a") ;;
-    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras (or --smoke)" >&2; exit 2 ;;
+    p[1-8] | catalog | memory | cameras | console) parts+=("$a") ;;
+    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, console (or --smoke)" >&2; exit 2 ;;
   esac
 done
 want() {
@@ -222,6 +222,11 @@ if want p8; then
     result P8 "footage gap of a camera when its recorder is killed (kill -9)" "not measured: the test failed" "≤ 5 s" missed \
       "see cargo nextest run --test cluster killed_recorder_fails_over_within_bound"
   fi
+fi
+
+if want console; then
+  echo "== C1, C2: web console first frame and seek to frame in headless Chromium vs the same player on static files"
+  bench console
 fi
 
 if want catalog; then

@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
-         "memory 4 Mbit/s", "cameras"]
+         "memory 4 Mbit/s", "cameras", "C1", "C2"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
     "P2": "ops/bench.sh p2",
@@ -33,6 +33,8 @@ COMMANDS = {
     "memory 1 Mbit/s": "ops/bench.sh memory",
     "memory 4 Mbit/s": "ops/bench.sh memory",
     "cameras": "ops/bench.sh cameras",
+    "C1": "cargo bench --bench console",
+    "C2": "cargo bench --bench console",
 }
 JSON_PATH = "docs/benchmarks.json"
 MD_PATH = "docs/benchmarks.md"
