@@ -4,12 +4,12 @@
 # full run, rewrites the table at the top of docs/benchmarks.md (docs/benchmarks.json
 # keeps each row with the date, commit and machine it was measured on).
 #
-#   ops/bench.sh                  every part (about 30 minutes on 2 cores)
+#   ops/bench.sh                  every part (about 40 minutes on 2 cores)
 #   ops/bench.sh --smoke          a quick pass that only checks every part still runs;
 #                                 prints the table, writes nothing under docs/
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
 #
-# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras console (p3 and p4 are one benchmark).
+# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras picture console (p3 and p4 are one benchmark).
 # Raw output of each part is kept in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ for a in "$@"; do
   case "$a" in
     --smoke) smoke=--smoke ;;
     -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    p[1-8] | catalog | memory | cameras | console) parts+=("$a") ;;
-    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, console (or --smoke)" >&2; exit 2 ;;
+    p[1-8] | catalog | memory | cameras | picture | console) parts+=("$a") ;;
+    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, picture, console (or --smoke)" >&2; exit 2 ;;
   esac
 done
 want() {
@@ -88,20 +88,30 @@ stop_camera() { kill "$cam_pid" 2>/dev/null || true; wait "$cam_pid" 2>/dev/null
 
 # A fresh single node recording N RTSP sessions of $cam_url as cam1…camN, 4 s segments.
 # Sets node_pid, node_data and the CUSTOS_* variables the client reads.
-start_node() {
-  local n="$1" name="$2" i cams=()
-  for i in $(seq 1 "$n"); do cams+=(--camera "cam$i=$cam_url"); done
+start_node() { init_node "$@"; run_node; }
+# start_node in two steps, so a part can edit $node_data/custos.toml in between.
+init_node() {
+  local n="$1" name="$2" i sources=()
+  for i in $(seq 1 "$n"); do sources+=(--camera "cam$i=$cam_url"); done
   local port
   port=$(free_port)
   node_data="$work/$name"
   target/release/custos-node init --data "$node_data" --listen "127.0.0.1:$port" --metrics-listen off --web-listen off \
-    --segment-target-ms 4000 "${cams[@]}" --json > "$node_data.json"
-  RUST_LOG=warn target/release/custos-node run --data "$node_data" 2> "$node_data.log" &
-  node_pid=$!
-  pids+=("$node_pid")
+    --segment-target-ms 4000 "${sources[@]}" --json > "$node_data.json"
   export CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_CA="$node_data/keys/ca.pem"
   CUSTOS_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$node_data.json")
   export CUSTOS_TOKEN
+}
+# Runs the node init_node made; its log (RUST_LOG=$1, warn by default) goes to $node_data.log.
+run_node() {
+  RUST_LOG="${1:-warn}" target/release/custos-node run --data "$node_data" 2> "$node_data.log" &
+  node_pid=$!
+  pids+=("$node_pid")
+}
+# Sets a top-level key of the node's custos.toml (as `custos-node init` writes it).
+set_node_config() {
+  sed -i "s/^$1 = .*/$1 = $2/" "$node_data/custos.toml"
+  grep -qx "$1 = $2" "$node_data/custos.toml" || { echo "cannot set $1 in $node_data/custos.toml" >&2; exit 1; }
 }
 # A security user for the footage checks: the administrator asks, the founding approver
 # accepts (four eyes) and receives the token, which this prints.
@@ -144,6 +154,7 @@ if want p2; then
     mkdir -p "$dir"
     desc=()
     for i in $(seq 1 "$cams"); do
+      # shellcheck disable=SC2054 # the commas belong to GStreamer caps
       desc+=(rtspsrc "location=$cam_url" latency=200 protocols=tcp '!' rtph264depay '!' h264parse config-interval=-1
         '!' video/x-h264,stream-format=byte-stream,alignment=au
         '!' splitmuxsink muxer=mpegtsmux max-size-time=4500000000 "location=$dir/cam$i-%05d.ts")
@@ -289,6 +300,76 @@ if want cameras; then
   stop_camera
   result cameras "most real RTSP cameras (H.264 4 Mbit/s) one node records without losing a segment" \
     "$best" "" - "steps of ${steps[*]} cameras, ${secs} s each, the test camera (one x264 encoder and its RTSP server) on the same 2 cores; $stop"
+fi
+
+if want picture; then
+  # Checks run every 5 s so a 40 s window holds enough of them to measure; the cost of one
+  # check then gives the cost at the default 60 s. The warm-up is longer than P2's so the
+  # first checks (the first segments are committed about 6 s in), which load the decoder
+  # plugins and take the reference stills, fall before the window.
+  cams=16 secs=40 warm=20 rounds=5 every=5 default=60
+  is_smoke && { cams=2 secs=8 warm=6 rounds=1 every=2; }
+  echo "== Picture checks: CPU per recorded camera with picture checks off and every ${every} s; the cost of one check"
+  start_camera 4000
+  offs=() ons=() costs=() counts=()
+  failed=0
+  for round in $(seq 1 "$rounds"); do
+    # Each round runs both sides, in alternating order, so a drift in the machine's load
+    # favours neither.
+    sides=(0 "$every")
+    [ $((round % 2)) -eq 0 ] && sides=("$every" 0)
+    for s in "${sides[@]}"; do
+      init_node "$cams" "picture-$s-$round"
+      set_node_config picture_check_every_s "$s"
+      # Every check logs "picture checked" at debug level (or a warning when it cannot
+      # decode): the count of checks in the window.
+      run_node warn,custos_node::picture=debug
+      sleep "$warm"
+      c0=$(cpu_seconds "$node_pid")
+      k0=$(grep -c -e 'picture checked' -e 'picture check: cannot decode' "$node_data.log" || true)
+      sleep "$secs"
+      c1=$(cpu_seconds "$node_pid")
+      k1=$(grep -c -e 'picture checked' -e 'picture check: cannot decode' "$node_data.log" || true)
+      segs=$(segments_committed)
+      stop_node
+      bad=$(grep -c 'picture check: cannot decode' "$node_data.log" || true)
+      failed=$((failed + bad))
+      if [ "$s" = 0 ]; then
+        off=$(calc "round($c1 - $c0, 2)")
+        echo "  round $round, checks off: $off CPU s over ${secs} s ($segs segments committed)"
+      else
+        on=$(calc "round($c1 - $c0, 2)")
+        checks=$((k1 - k0))
+        findings=$(sed -n 's/.*picture checked.* finding=\(Some(\)\{0,1\}\([A-Za-z]*\).*/\2/p' "$node_data.log" | sort | uniq -c | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+        echo "  round $round, checks every ${s} s: $on CPU s over ${secs} s, $checks checks ($segs segments committed; findings in the run: ${findings:-none}; $bad could not decode)"
+      fi
+    done
+    offs+=("$off")
+    ons+=("$on")
+    counts+=("$checks")
+    cost=$(calc "'%.1f' % (1000 * ($on - $off) / max($checks, 1))")
+    costs+=("$cost")
+    echo "  round $round: one check costs $cost ms of CPU"
+  done
+  stop_camera
+  off=$(median "${offs[@]}")
+  on=$(median "${ons[@]}")
+  cost=$(median "${costs[@]}")
+  checks=$(median "${counts[@]}")
+  per_cam_off=$(calc "'%.3f' % (100 * $off / $secs / $cams)")
+  per_cam_on=$(calc "'%.3f' % (100 * $on / $secs / $cams)")
+  # At the default interval each camera costs one check per $default s on top.
+  per_cam_check=$(calc "'%.4f' % (100 * $cost / 1000 / $default)")
+  ratio=$(calc "'%.3f' % (($per_cam_off + $per_cam_check) / $per_cam_off)")
+  echo "  per camera: ${per_cam_off} % of a core without checks, ${per_cam_on} % with checks every ${every} s ($checks checks per window);"
+  echo "  one check ${cost} ms of CPU (per round ${costs[*]}), so ${per_cam_check} % of a core per camera at every ${default} s;"
+  echo "  with ÷ without at ${default} s: $ratio (target <= 1.05)"
+  met=missed
+  python3 -c "import sys; sys.exit(0 if $ratio <= 1.05 else 1)" && met=met
+  result picture "CPU per recorded camera with picture checks every ${default} s ÷ without (RTSP, H.264 4 Mbit/s)" \
+    "$ratio; one check $cost ms of CPU (per round ${costs[*]}), ${per_cam_check} % of a core per camera at ${default} s" \
+    "≤ 1.05" "$met" \
+    "$cams cameras, ${secs} s per side per round, $rounds rounds; checks off: ${per_cam_off} % of a core per camera; checks every ${every} s (median $checks checks per window, $failed could not decode): ${per_cam_on} %; cost at ${default} s derived from the cost of one check"
 fi
 
 echo
