@@ -186,6 +186,23 @@ async fn an_approver_previews_exactly_the_requested_footage_and_decides_in_the_b
     let refused = audit(&node, "console-sign-in").await;
     assert!(refused.iter().filter(|e| e["outcome"] == "unauthenticated").count() >= 2, "{refused:?}");
     assert!(refused.iter().any(|e| e["user"] == "approver" && e["outcome"] == "ok"), "{refused:?}");
+
+    // An auditor reads the log, verifies its chain and reads the compliance report.
+    sign_out(&b);
+    let ada = node.user_token("ada", "auditor", None, 0).await;
+    enrol(&b, "ada", &ada, "the books must balance every day");
+    sign_in(&b, "ada", "the books must balance every day");
+    b.wait(20, "the audit log", "return document.querySelectorAll('#audit-entries tr').length > 5");
+    assert!(b.text("#audit-entries").contains("approval review of export"), "{}", b.text("#audit-entries"));
+    b.click("#audit-verify");
+    let v = b.wait(20, "the chain check", "return document.getElementById('audit-verified').textContent");
+    assert!(v.as_str().unwrap().starts_with("Intact:"), "{v}");
+    b.js("show('report');", json!([]));
+    b.wait(
+        30,
+        "the compliance report",
+        "return document.getElementById('report-cameras').textContent.includes('lobby')",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,6 +254,18 @@ async fn four_cameras_play_in_step_and_no_console_url_hands_out_footage() {
     let (s, times) = spread(&b);
     assert!(s <= 500.0, "after a seek the cameras are {s} ms apart: {times:?}");
     assert!(times.iter().all(|t| (*t - target).abs() < 4_000.0), "after seeking to {target}: {times:?}");
+
+    // What was found becomes an export request for an approver, from the same page.
+    b.type_into("#keep-case", "2026-114");
+    b.type_into("#export-org", "City Police Station 3");
+    b.type_into("#export-letter", "L-2026-114");
+    b.type_into("#export-purpose", "evidence for case 2026-114");
+    b.click("#keep-request-export");
+    let said = b.wait(20, "the export request", "return document.getElementById('keep-result').textContent");
+    assert!(said.as_str().unwrap().contains("requested"), "{said}");
+    let asked = sam.list_exports().await.unwrap();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].ranges.len(), 4, "one range per reviewed camera");
 
     // Each camera's viewing was audited with the purpose, the person and the address.
     let views = audit(&node, "view").await;
@@ -301,6 +330,15 @@ async fn four_cameras_play_in_step_and_no_console_url_hands_out_footage() {
     // Disabling sam ends his session at once: the page returns to the sign-in form.
     b.goto(&web);
     b.wait(20, "sam's session again", "return document.getElementById('who').textContent.startsWith('sam')");
+    // A patrol from the operations page.
+    b.js("show('operations');", json!([]));
+    b.wait(20, "the patrol form", "return !document.getElementById('patrol-form').hidden");
+    b.type_into("#patrol-notes", "four areas checked on screen");
+    b.click("#patrol-form button");
+    let said = b.wait(20, "the patrol", "return document.getElementById('ops-result').textContent");
+    assert!(said.as_str().unwrap().starts_with("Patrol"), "{said}");
+    assert!(b.text("#ops-nodes").contains("GiB"), "{}", b.text("#ops-nodes"));
+
     let admin = node.connect(Some(&node.token)).await.unwrap();
     admin.disable_user("sam").await.unwrap();
     b.js("show('review');", json!([]));

@@ -47,6 +47,12 @@ pub(super) fn router(console: Arc<Console>) -> Router {
         .route("/api/alarms", get(alarms))
         .route("/api/alarms/{id}/ack", post(ack_alarm))
         .route("/api/audit", get(audit_log))
+        .route("/api/audit/verify", get(audit_verify))
+        .route("/api/patrol", post(patrol))
+        .route("/api/handover", post(handover))
+        .route("/api/duty", get(duty))
+        .route("/api/nodes", get(nodes))
+        .route("/api/policies", get(policies))
         .route("/api/report", get(report))
         .route("/api/users", get(users))
         .route("/api/review", post(super::media::review))
@@ -431,6 +437,68 @@ async fn audit_log(State(c): Shared, headers: HeaderMap, Query(q): Query<AuditAr
         entries.push(body);
     }
     ok(json!({ "entries": entries }))
+}
+
+/// Checks the whole audit chain as `custos audit verify` does, here on the node: every
+/// entry's hash, its link to the one before, and its sequence number.
+async fn audit_verify(State(c): Shared, headers: HeaderMap) -> Api {
+    use futures::StreamExt;
+    use pb::audit_server::Audit;
+    let a = c.session(&headers, false)?;
+    let s = c.services.clone();
+    let mut stream = call(&c, &a, pb::AuditLogRequest::default(), async |r| s.log(r).await).await?;
+    let mut entries = Vec::new();
+    while let Some(e) = stream.next().await {
+        entries.push(e.map_err(ApiError::from)?);
+    }
+    let hashes: Vec<custos_evidence::Hash> =
+        entries.iter().map(|e| e.hash.as_slice().try_into().unwrap_or([0; 32])).collect();
+    match custos_evidence::verify_chain(entries.iter().zip(&hashes).map(|(e, h)| (e.body.as_slice(), h))) {
+        Ok((n, head)) => ok(json!({"intact": true, "entries": n, "head": hex::encode(head)})),
+        Err(b) => ok(json!({"intact": false, "entries": entries.len(), "broken_at": b.seq, "problem": b.problem})),
+    }
+}
+
+#[derive(Deserialize)]
+struct Notes {
+    #[serde(default)]
+    to: String,
+    notes: String,
+}
+
+async fn patrol(State(c): Shared, headers: HeaderMap, Json(b): Json<Notes>) -> Api {
+    use pb::operations_server::Operations;
+    let a = c.session(&headers, true)?;
+    let s = c.services.clone();
+    ok(call(&c, &a, pb::PatrolRequest { notes: b.notes }, async |r| s.patrol(r).await).await?)
+}
+
+async fn handover(State(c): Shared, headers: HeaderMap, Json(b): Json<Notes>) -> Api {
+    use pb::operations_server::Operations;
+    let a = c.session(&headers, true)?;
+    let s = c.services.clone();
+    ok(call(&c, &a, pb::HandoverRequest { to: b.to, notes: b.notes }, async |r| s.handover(r).await).await?)
+}
+
+async fn duty(State(c): Shared, headers: HeaderMap) -> Api {
+    use pb::operations_server::Operations;
+    let a = c.session(&headers, false)?;
+    let s = c.services.clone();
+    ok(call(&c, &a, pb::ListDutyRequest { kind: String::new(), limit: 50 }, async |r| s.list_duty(r).await).await?)
+}
+
+async fn nodes(State(c): Shared, headers: HeaderMap) -> Api {
+    use pb::cluster_server::Cluster;
+    let a = c.session(&headers, false)?;
+    let s = c.services.clone();
+    ok(call(&c, &a, pb::ListNodesRequest {}, async |r| s.list_nodes(r).await).await?)
+}
+
+async fn policies(State(c): Shared, headers: HeaderMap) -> Api {
+    use pb::admin_server::Admin;
+    let a = c.session(&headers, false)?;
+    let s = c.services.clone();
+    ok(call(&c, &a, pb::ListPoliciesRequest {}, async |r| s.list_policies(r).await).await?)
 }
 
 async fn report(State(c): Shared, headers: HeaderMap) -> Api {

@@ -312,7 +312,23 @@ const LOADERS = {
     $("review-player").replaceChildren();
   },
   async operations() {
-    const [alarms, status] = await Promise.all([api("/api/alarms"), api("/api/status")]);
+    const canRecord = ["operator", "security"].includes(state.session.role);
+    $("patrol-form").hidden = !canRecord;
+    $("handover-form").hidden = !canRecord;
+    const [alarms, status, nodes, duty] = await Promise.all([
+      api("/api/alarms"), api("/api/status"), api("/api/nodes").catch(() => ({ nodes: [] })), api("/api/duty").catch(() => ({ records: [] })),
+    ]);
+    const gib = (b) => (b / 2 ** 30).toFixed(1);
+    $("ops-nodes").replaceChildren(table([
+      ["Node", (n) => n.id], ["Campus", (n) => n.campus], ["Role", (n) => n.raft_role], ["Health", (n) => n.health],
+      ["Disk free", (n) => `${gib(n.disk_free_bytes)} of ${gib(n.disk_total_bytes)} GiB${n.disk_low ? " — BELOW FLOOR" : ""}`],
+      ["Cameras", (n) => n.cameras],
+    ], nodes.nodes || [], "No nodes."));
+    $("ops-duty").replaceChildren(table([
+      ["#", (d) => d.seq], ["Kind", (d) => d.kind], ["By", (d) => d.user], ["When", (d) => fmtTime(d.time_ms)],
+      ["To", (d) => d.to ? `${d.to}${d.accepted_by ? " (accepted)" : " (pending)"}` : ""], ["Notes", (d) => d.notes],
+      ["Findings", (d) => (d.findings || []).join("; ")],
+    ], duty.records || [], "No duty records yet."));
     $("ops-alarms").replaceChildren(table([
       ["Alarm", (a) => a.id], ["Kind", (a) => a.kind], ["Subject", (a) => a.subject], ["Detail", (a) => a.detail],
       ["Raised", (a) => fmtTime(a.raised_ms)],
@@ -333,10 +349,30 @@ const LOADERS = {
   async audit() { await loadAudit(); },
   async report() {
     const r = await api("/api/report");
-    $("report-body").textContent = JSON.stringify(r, null, 2);
+    state.report = r;
+    $("report-summary").textContent = `${(r.cameras || []).length} cameras over ${r.days} days; ${r.breaking_floor} below their retention floor; `
+      + `${r.shifts_short} shifts short of patrols; ${r.faults_overdue} faults open too long. Generated ${fmtTime(r.generated_ms)}.`;
+    const dur = (ms) => `${(ms / 3600000).toFixed(1)} h`;
+    $("report-cameras").replaceChildren(table([
+      ["Camera", (c) => c.camera], ["Coverage", (c) => `${(100 * c.coverage).toFixed(2)} %`], ["Gaps", (c) => (c.gaps || []).length],
+      ["Oldest kept", (c) => fmtTime(c.oldest_ms)], ["Floor", (c) => `${c.min_days} d: ${c.meets_floor ? "met" : "BROKEN"}`],
+      ["Holds", (c) => (c.holds || []).join(", ")], ["Deleted", (c) => c.deleted_segments],
+      ["Accesses", (c) => `${c.accesses_allowed} allowed, ${c.accesses_denied} denied`],
+    ], r.cameras || [], "No cameras."));
+    $("report-shifts").replaceChildren(table([
+      ["Shift", (s) => `${s.shift} ${s.day}`], ["Patrols", (s) => `${s.patrols} of ${s.required}`], ["", (s) => (s.short ? "SHORT" : "")],
+    ], r.shifts || [], "No shift ended in the window."));
+    $("report-faults").replaceChildren(table([
+      ["Fault", (f) => f.fault.id], ["Subject", (f) => f.fault.camera || `node ${f.fault.node}`], ["Note", (f) => f.fault.note],
+      ["Time to repair", (f) => `${dur(f.repair_ms)}${f.fault.resolved_ms ? "" : " (open)"}${f.overdue ? " — OVERDUE" : ""}`],
+    ], r.faults || [], "No faults in the window."));
   },
   async admin() {
-    const [users, cams, changes] = await Promise.all([api("/api/users"), api("/api/cameras"), api("/api/changes")]);
+    const [users, cams, changes, pol] = await Promise.all([api("/api/users"), api("/api/cameras"), api("/api/changes"), api("/api/policies")]);
+    const policies = [{ camera: "(default)", ...(pol.default_policy || {}) }, ...(pol.cameras || [])];
+    $("admin-policies").replaceChildren(table([
+      ["Camera", (p) => p.camera], ["Kept at least", (p) => `${p.min_days} days`], ["Deleted after", (p) => `${p.max_days} days`],
+    ], policies, "No policies."));
     $("admin-users").replaceChildren(table([
       ["Name", (u) => u.name], ["Role", (u) => u.role], ["Case", (u) => u.case_id], ["State", (u) => (u.disabled ? "disabled" : "active")],
       ["Grants", (u) => (u.grants || []).join(", ")],
@@ -424,6 +460,14 @@ async function loadAudit() {
   ], state.auditRows, "No entries match."));
 }
 
+// Saves text the page already holds (the audit log or the report) as a file.
+function download(text, name) {
+  const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
 function csv(rows) {
   const cols = ["seq", "time_ms", "user", "role", "action", "outcome", "purpose", "cameras", "from_ms", "to_ms", "client", "detail", "reason", "hash"];
   const q = (v) => `"${String(Array.isArray(v) ? v.join(" ") : v ?? "").replaceAll('"', '""')}"`;
@@ -448,7 +492,20 @@ async function startReview(ev) {
     const p = new Player($("review-player"), review);
     state.players.push(p);
     $("review-after").hidden = state.session.role !== "security" && state.session.role !== "operator";
+    $("keep-export").hidden = state.session.role !== "security";
   } catch (e) { $("review-error").textContent = e.message; }
+}
+
+async function requestExport() {
+  const r = state.lastReview;
+  if (!r) return;
+  try {
+    const e = await api("/api/exports", { body: {
+      case_id: $("keep-case").value, organisation: $("export-org").value, letter: $("export-letter").value,
+      purpose: $("export-purpose").value, ranges: r.cameras.map((camera) => ({ camera, from_ms: r.from_ms, to_ms: r.to_ms })),
+    } });
+    $("keep-result").textContent = `Export ${e.id} requested; an approver reviews the footage and decides.`;
+  } catch (err) { $("keep-result").textContent = err.message; }
 }
 
 async function placeHold() {
@@ -492,14 +549,42 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("close-review").addEventListener("click", () => { stopPlayers(); $("inbox-review").hidden = true; });
   $("review-form").addEventListener("submit", startReview);
   $("keep-hold").addEventListener("click", placeHold);
-  $("audit-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadAudit().catch((e) => notice(e.message)); });
-  $("audit-csv").addEventListener("click", () => {
-    const blob = new Blob([csv(state.auditRows || [])], { type: "text/csv" });
-    const a = el("a", { href: URL.createObjectURL(blob), download: "custos-audit.csv" });
-    document.body.append(a);
-    a.click();
-    a.remove();
+  $("keep-request-export").addEventListener("click", requestExport);
+  $("patrol-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const d = await api("/api/patrol", { body: { notes: $("patrol-notes").value } });
+      $("ops-result").textContent = `Patrol ${d.seq} recorded: ${d.problems} problem(s) found.`;
+      $("patrol-notes").value = "";
+      LOADERS.operations();
+    } catch (e) { $("ops-result").textContent = e.message; }
   });
+  $("handover-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const d = await api("/api/handover", { body: { to: $("handover-to").value, notes: $("handover-notes").value } });
+      $("ops-result").textContent = `Handover ${d.seq} to ${d.to} recorded; it waits for ${d.to} to accept it.`;
+      LOADERS.operations();
+    } catch (e) { $("ops-result").textContent = e.message; }
+  });
+  $("audit-verify").addEventListener("click", async () => {
+    try {
+      const v = await api("/api/audit/verify");
+      $("audit-verified").textContent = v.intact
+        ? `Intact: ${v.entries} entries, each linked to the one before; head ${v.head.slice(0, 16)}…`
+        : `BROKEN at entry ${v.broken_at}: ${v.problem}`;
+    } catch (e) { $("audit-verified").textContent = e.message; }
+  });
+  $("report-csv").addEventListener("click", () => {
+    const r = state.report;
+    if (!r) return;
+    const cols = ["camera", "coverage", "gaps", "oldest_ms", "min_days", "meets_floor", "holds", "deleted_segments", "accesses_allowed", "accesses_denied"];
+    const q = (v) => `"${String(Array.isArray(v) ? v.length : v ?? "").replaceAll('"', '""')}"`;
+    const text = [cols.join(","), ...(r.cameras || []).map((c) => cols.map((k) => q(k === "holds" ? (c.holds || []).join(" ") : c[k])).join(","))].join("\n");
+    download(text, "custos-compliance.csv");
+  });
+  $("audit-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadAudit().catch((e) => notice(e.message)); });
+  $("audit-csv").addEventListener("click", () => download(csv(state.auditRows || []), "custos-audit.csv"));
   // A background check that the session is still alive (does not count as activity).
   setInterval(() => { if (state.session) api("/api/session", { background: true }).catch(() => {}); }, 20000);
   try {
