@@ -446,3 +446,55 @@ async fn without_a_quorum_to_record_the_viewing_nothing_plays() {
     drop(admin);
     n1.stop();
 }
+
+/// A camera whose codec the browser cannot decode (H.265 in Chromium without a hardware
+/// decoder) is said so plainly on its tile, which shows the first picture of the segment
+/// at the shared clock's time instead, made by the node from the verified segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_the_browser_cannot_decode_is_shown_as_stills() {
+    let cam = TestCamera::start_with(0, &["--codec", "h265"]);
+    let mut node = Node::init(&[format!("dome={}", cam.url)], 2_000);
+    node.start().await;
+    let web = node.web.clone().unwrap();
+    let sam_token = node.user_token("sam", "security", None, 0).await;
+    let sam = node.connect(Some(&sam_token)).await.unwrap();
+    recorded(&sam, "dome", 8).await;
+    let b = Browser::start(&node_cert(&node));
+    b.goto(&web);
+    enrol(&b, "sam", &sam_token, SAM_PASSWORD);
+    sign_in(&b, "sam", SAM_PASSWORD);
+    b.wait(20, "the camera list", "return document.querySelectorAll('#review-cameras input').length === 1");
+    b.js(
+        "document.querySelector('#review-cameras input').checked = true;
+         document.getElementById('review-from').value = toLocalInput(Date.now() - 12000);
+         document.getElementById('review-to').value = toLocalInput(Date.now() - 1000);",
+        json!([]),
+    );
+    b.type_into("#review-purpose", "incident 2026-116: the dome over the car park");
+    b.click("#review-start");
+    b.wait(30, "the player", "return !!(window.custos && window.custos.player)");
+    let hevc = b.js("return MediaSource.isTypeSupported('video/mp4; codecs=\"hvc1.1.6.L93.B0\"');", json!([]));
+    if hevc == json!(true) {
+        // This browser decodes H.265 itself: the camera plays like any other.
+        b.click("#review-player .controls button");
+        b.wait(30, "decoded frames", "return custos.player.tiles[0].frames() > 5");
+        return;
+    }
+    let w = b.wait(
+        30,
+        "a still in place of the video",
+        "const t = custos.player.tiles[0]; return t.stills && t.img.complete && t.img.naturalWidth;",
+    );
+    assert_eq!(w, 640, "the node's still is 640 pixels wide");
+    assert!(b.text(".tile .caption").contains("cannot decode"), "{}", b.text(".tile .caption"));
+    // Stills advance with the shared clock, one per segment.
+    let first = b.js("return custos.player.tiles[0].shown;", json!([]));
+    b.click("#review-player .controls button");
+    b.wait(20, "the next segment's still", &format!("return custos.player.tiles[0].shown !== {first};"));
+    // A still is footage too: not without the page's CSRF header.
+    let playlist = b.js("return custos.player.review.tracks[0].playlist;", json!([])).as_str().unwrap().to_string();
+    let still =
+        format!("{}{}", playlist.trim_end_matches("index.m3u8"), first.as_str().unwrap().replace(".ts", ".jpg"));
+    assert_eq!(b.fetch(&still, json!({}))["status"], 403);
+    assert_eq!(fetch_as_page(&b, "GET", &still, None)["type"], "image/jpeg");
+}

@@ -196,11 +196,42 @@ pub fn judge(m: &Measures, reference: Option<&Reference>) -> Option<Finding> {
 /// first decoded frame is whole. `decodebin` picks the demuxer and decoder (H.264 or
 /// H.265, `gstreamer1.0-libav`).
 pub fn decode_first_frame(ts: &[u8]) -> Result<Frame, String> {
+    let tail = format!(
+        "videoconvert ! videoscale ! video/x-raw,format=GRAY8,width={FRAME_WIDTH},height={FRAME_HEIGHT},pixel-aspect-ratio=1/1"
+    );
+    let sample = first_sample(ts, &tail)?;
+    let buf = sample.buffer().ok_or("sample without buffer")?;
+    let map = buf.map_readable().map_err(|e| e.to_string())?;
+    // GRAY8 rows are padded to 4 bytes; 64 is a multiple of 4, so the data is dense,
+    // but take the stride from the caps to be safe.
+    let stride = sample.caps().and_then(gray8_stride).unwrap_or(FRAME_WIDTH);
+    let mut luma = Vec::with_capacity(FRAME_WIDTH * FRAME_HEIGHT);
+    for y in 0..FRAME_HEIGHT {
+        let row = map.get(y * stride..y * stride + FRAME_WIDTH).ok_or("short frame")?;
+        luma.extend_from_slice(row);
+    }
+    Ok(Frame { width: FRAME_WIDTH, height: FRAME_HEIGHT, luma })
+}
+
+/// The first picture of an MPEG-TS segment's plaintext as a JPEG `width` pixels wide (its
+/// aspect kept): what the console shows of a camera whose codec the browser cannot play
+/// (H.265 in most browsers). Blocks like [`decode_first_frame`].
+pub fn still_jpeg(ts: &[u8], width: usize) -> Result<Vec<u8>, String> {
+    let tail =
+        format!("videoconvert ! videoscale ! video/x-raw,width={width},pixel-aspect-ratio=1/1 ! jpegenc quality=85");
+    let sample = first_sample(ts, &tail)?;
+    let buf = sample.buffer().ok_or("sample without buffer")?;
+    let map = buf.map_readable().map_err(|e| e.to_string())?;
+    Ok(map.as_slice().to_vec())
+}
+
+/// Runs `ts` through `appsrc ! decodebin ! {tail} ! appsink` and returns the first
+/// sample that comes out, or why none did.
+fn first_sample(ts: &[u8], tail: &str) -> Result<gst::Sample, String> {
     gst::init().map_err(|e| e.to_string())?;
     let desc = format!(
-        "appsrc name=src is-live=false format=bytes caps=video/mpegts,systemstream=true ! decodebin ! \
-         videoconvert ! videoscale ! video/x-raw,format=GRAY8,width={FRAME_WIDTH},height={FRAME_HEIGHT},\
-         pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=1 drop=false"
+        "appsrc name=src is-live=false format=bytes caps=video/mpegts,systemstream=true ! decodebin ! {tail} ! \
+         appsink name=sink sync=false max-buffers=1 drop=false"
     );
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| e.to_string())?
@@ -216,9 +247,9 @@ pub fn decode_first_frame(ts: &[u8]) -> Result<Frame, String> {
         // at once instead of at the timeout.
         let deadline = std::time::Instant::now() + DECODE_TIMEOUT;
         let bus = pipeline.bus().ok_or("no bus")?;
-        let sample = loop {
+        loop {
             if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
-                break s;
+                return Ok(s);
             }
             if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
                 if let gst::MessageView::Error(e) = m.view() {
@@ -231,18 +262,7 @@ pub fn decode_first_frame(ts: &[u8]) -> Result<Frame, String> {
             if std::time::Instant::now() > deadline {
                 return Err(format!("no picture decoded within {} s", DECODE_TIMEOUT.as_secs()));
             }
-        };
-        let buf = sample.buffer().ok_or("sample without buffer")?;
-        let map = buf.map_readable().map_err(|e| e.to_string())?;
-        // GRAY8 rows are padded to 4 bytes; 64 is a multiple of 4, so the data is dense,
-        // but take the stride from the caps to be safe.
-        let stride = sample.caps().and_then(gray8_stride).unwrap_or(FRAME_WIDTH);
-        let mut luma = Vec::with_capacity(FRAME_WIDTH * FRAME_HEIGHT);
-        for y in 0..FRAME_HEIGHT {
-            let row = map.get(y * stride..y * stride + FRAME_WIDTH).ok_or("short frame")?;
-            luma.extend_from_slice(row);
         }
-        Ok::<_, String>(Frame { width: FRAME_WIDTH, height: FRAME_HEIGHT, luma })
     })();
     let _ = pipeline.set_state(gst::State::Null);
     result

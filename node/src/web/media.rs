@@ -32,6 +32,8 @@ pub const REVIEW_SPAN_MAX_MS: i64 = 24 * 3600 * 1000;
 pub const REVIEW_CAMERAS_MAX: usize = 4;
 /// Most segments one track lists (a day of 4-second segments, with room).
 pub const TRACK_SEGMENTS_MAX: usize = 30_000;
+/// Width of the stills shown for a camera the browser cannot decode.
+pub const STILL_WIDTH: usize = 640;
 /// Segments closer than this are one recorded span on the timeline.
 const SPAN_JOIN_MS: i64 = 1500;
 
@@ -167,10 +169,14 @@ pub(super) async fn media(
     if file == "index.m3u8" {
         return playlist(&c, &camera, from_ms, to_ms).await;
     }
-    let start_ms: i64 = file
-        .strip_suffix(".ts")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such media file"))?;
+    // START.ts: the segment; START.jpg: its first picture, for a browser that cannot
+    // decode the camera's codec.
+    let (start, still) = match (file.strip_suffix(".ts"), file.strip_suffix(".jpg")) {
+        (Some(s), _) => (s, false),
+        (_, Some(s)) => (s, true),
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such media file")),
+    };
+    let start_ms: i64 = start.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such media file"))?;
     let cam = camera.clone();
     let seg = c
         .services
@@ -184,6 +190,15 @@ pub(super) async fn media(
         tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, user = %caller.who.name, error = %e, "console playback: segment failed verification");
         ApiError::from(e)
     })?;
+    if still {
+        let jpeg = tokio::task::spawn_blocking(move || crate::picture::still_jpeg(&plain, STILL_WIDTH))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("no still of that segment: {e}")))?;
+        let mut resp = jpeg.into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+        return Ok(no_store(resp));
+    }
     let mut resp = plain.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
     Ok(no_store(resp))

@@ -129,19 +129,48 @@ class Tile {
     });
     this.ready = new Promise((resolve) => {
       this.hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
-        this.frags = data.details.fragments.map((f) => ({ start: f.start, dur: f.duration, pdt: f.programDateTime }));
+        this.frags = data.details.fragments.map((f) => ({ start: f.start, dur: f.duration, pdt: f.programDateTime, file: f.relurl }));
         resolve();
       });
     });
     this.hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal) return;
-      const codec = data.details && /codec|incompatible|bufferAddCodec/i.test(data.details);
-      this.fail(codec
-        ? `Camera ${track.camera} records in a format this browser cannot decode (H.265?). Ask security staff to view it with the custos CLI.`
-        : `Playback of camera ${track.camera} stopped: ${data.details}${data.response && data.response.code ? ` (HTTP ${data.response.code})` : ""}`);
+      // What the browser cannot parse or decode (H.265: hls.js's light build does not
+      // parse it, and Chromium decodes it only in hardware) is shown as stills; a
+      // refused or failed request is said as it is.
+      if (data.type !== Hls.ErrorTypes.NETWORK_ERROR) this.toStills();
+      else this.fail(`Playback of camera ${track.camera} stopped: ${data.details}${data.response && data.response.code ? ` (HTTP ${data.response.code})` : ""}`);
     });
     this.hls.loadSource(track.playlist);
     this.hls.attachMedia(this.video);
+  }
+  // The browser cannot decode this camera's codec (H.265 in most browsers): show the
+  // first picture of the segment at the shared clock's time instead, made by the node.
+  toStills() {
+    if (this.stills) return;
+    this.stills = true;
+    if (this.hls) this.hls.destroy();
+    this.hls = null;
+    this.video.hidden = true;
+    this.img = el("img", { class: "still", alt: `camera ${this.track.camera}: first picture of the segment` });
+    this.caption = el("span", { class: "caption" },
+      `This browser cannot decode camera ${this.track.camera}'s video (H.265?): showing the first picture of each segment.`);
+    this.root.insertBefore(this.img, this.gap);
+    this.root.append(this.caption);
+  }
+  stillAt(wall) {
+    const f = this.frags.find((x) => wall >= x.pdt && wall < x.pdt + x.dur * 1000);
+    this.gap.hidden = !!f;
+    if (!f || f.file === this.shown) return;
+    this.shown = f.file;
+    const url = this.track.playlist.replace(/index\.m3u8$/, f.file.replace(/\.ts$/, ".jpg"));
+    fetch(url, { headers: { "x-csrf-token": state.session.csrf }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`HTTP ${r.status}`))))
+      .then((b) => {
+        if (this.img.src) URL.revokeObjectURL(this.img.src);
+        this.img.src = URL.createObjectURL(b);
+      })
+      .catch((e) => { this.caption.textContent = `No still of this segment: ${e.message}`; });
   }
   fail(msg) {
     this.failed = msg;
@@ -246,11 +275,12 @@ class Player {
     let w = this.now();
     if (w >= this.to) { w = this.to; this.pause(); }
     // Hold the shared clock while a tile that has footage now is still loading it.
-    const waiting = this.playing && this.tiles.some((t) => !t.failed && t.mediaFor(w) !== null && t.video.readyState < 3);
+    const waiting = this.playing && this.tiles.some((t) => !t.failed && !t.stills && t.mediaFor(w) !== null && t.video.readyState < 3);
     if (waiting) { this.base = { wall: w, perf: performance.now() }; }
     this.wall = w;
     for (const t of this.tiles) {
       if (t.failed) continue;
+      if (t.stills) { t.stillAt(w); continue; }
       const m = t.mediaFor(w);
       t.gap.hidden = m !== null;
       if (m === null) { t.video.pause(); continue; }
