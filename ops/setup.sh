@@ -26,7 +26,7 @@ packages=(
   python3 python3-venv
   # Headless Chromium and its WebDriver, which drive the web console in tests/console.rs;
   # openssl names the node certificate the browser is told to trust.
-  chromium chromium-driver openssl
+  chromium chromium-driver openssl curl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -372,6 +372,17 @@ async fn an_idle_session_ends_and_repeated_wrong_passwords_lock_the_door() {
     node.configure("web_idle_timeout_s = 3");
     node.start().await;
     let web = node.web.clone().unwrap();
+    // A page on another site cannot sign a browser in (or enrol it) under a name of its
+    // choosing: the console refuses writes whose Origin is another site.
+    let url = format!("{web}api/enrol");
+    let body = json!({"name": "admin", "code": node.token, "password": ADMIN_PASSWORD}).to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(node.data().join("keys/ca.pem"))
+        .args(["-H", "origin: https://evil.example", "-H", "content-type: application/json", "-d", &body, &url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "a cross-site enrolment");
     let b = Browser::start(&node_cert(&node));
     b.goto(&web);
     enrol(&b, "admin", &node.token, ADMIN_PASSWORD);

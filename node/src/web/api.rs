@@ -58,7 +58,36 @@ pub(super) fn router(console: Arc<Console>) -> Router {
         .route("/api/review", post(super::media::review))
         .route("/media/{review}/{track}/{file}", get(super::media::media))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(same_origin))
         .with_state(console)
+}
+
+/// Refuses a request that changes something when the browser says it comes from another
+/// site (`Origin` naming another host than the one asked): sign-in and enrolment have no
+/// session to carry a CSRF token yet, and a page elsewhere must not sign a browser in
+/// under someone else's name.
+async fn same_origin(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.method() != axum::http::Method::GET {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let from = origin.strip_prefix("https://").unwrap_or(origin);
+            if host.as_deref() != Some(from) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a request from {origin} to this console is refused: only the console's own pages may send it"
+                    ),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> Response {
