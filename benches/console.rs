@@ -1,4 +1,4 @@
-//! C1, C2: the web console's time to first frame, and seek to frame, in headless Chromium.
+//! W1, W2: the web console's time to first frame, and seek to frame, in headless Chromium.
 //!
 //! Console: a security user in the real console of a `custos-node` recording a real RTSP
 //! camera presses "Start review" on one camera: the node commits the viewing's audit
@@ -223,7 +223,7 @@ fn main() {
         println!("static files seek:     p50 {t50:.0} ms, p99 {t99:.0} ms; ratio p50 {:.2}", s50 / t50);
         let _ = std::io::stdout().flush();
         report::result(
-            "C1",
+            "W1",
             "web console: first frame after Start review (audit commit, playlist, verified segment), loopback",
             &format!(
                 "p50 {p50:.0} ms, p99 {p99:.0} ms; {:.2}× the same player on static files (p50 {b50:.0} ms)",
@@ -234,7 +234,7 @@ fn main() {
             &format!("{} plays in headless Chromium, 1 camera 640×360 H.264, 2 s segments", first_ours.len()),
         );
         report::result(
-            "C2",
+            "W2",
             &format!("web console: seek to a presented frame at a random moment of a {window_s} s review"),
             &format!("p50 {s50:.0} ms, p99 {s99:.0} ms; {:.2}× static files (p50 {t50:.0} ms)", s50 / t50),
             "p99 ≤ 300 ms",

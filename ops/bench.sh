@@ -236,7 +236,7 @@ if want p8; then
 fi
 
 if want console; then
-  echo "== C1, C2: web console first frame and seek to frame in headless Chromium vs the same player on static files"
+  echo "== W1, W2: web console first frame and seek to frame in headless Chromium vs the same player on static files"
   bench console
 fi
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
-         "memory 4 Mbit/s", "cameras", "picture", "C1", "C2"]
+         "memory 4 Mbit/s", "cameras", "picture", "W1", "W2"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
     "P2": "ops/bench.sh p2",
@@ -33,8 +33,8 @@ COMMANDS = {
     "memory 1 Mbit/s": "ops/bench.sh memory",
     "memory 4 Mbit/s": "ops/bench.sh memory",
     "cameras": "ops/bench.sh cameras",
-    "C1": "cargo bench --bench console",
-    "C2": "cargo bench --bench console",
+    "W1": "cargo bench --bench console",
+    "W2": "cargo bench --bench console",
     "picture": "ops/bench.sh picture",
 }
 JSON_PATH = "docs/benchmarks.json"
