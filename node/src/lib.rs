@@ -210,10 +210,8 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
-    let mut web_listener = match (config.web_listen, &tls_files) {
-        (Some(addr), Some(_)) => Some(web::bind(addr).await?),
-        _ => None,
-    };
+    let web_listener =
+        web::Listener::bind(&config, tls_files.as_ref().map(|(c, k, _)| (c.as_str(), k.as_str()))).await?;
     let backup_state = services.backup_state.clone();
     let (stats, states, repair_stats) =
         (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
@@ -359,23 +357,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         .run(shutdown.clone()),
     );
     // The web console, over HTTPS with this node's certificate.
-    let console_server = match (config.web_listen, &tls_files) {
-        (Some(addr), Some((cert, key, _))) => {
-            let tls = web::tls_config(cert, key)?;
-            let listener = web_listener.take().expect("bound with the other listeners");
-            let console = Arc::new(web::Console::new(
-                metrics_services.clone(),
-                Duration::from_secs(config.web_idle_timeout_s.max(1)),
-            ));
-            tracing::info!(url = %config::web_url(addr), "serving the web console");
-            Some(tokio::spawn(web::serve(listener, tls, console, shutdown.clone())))
-        }
-        (Some(addr), None) => {
-            tracing::warn!(%addr, "web_listen is set but the node serves plaintext: the console needs TLS and is off");
-            None
-        }
-        (None, _) => None,
-    };
+    let console_server = web_listener.map(|l| tokio::spawn(l.serve(metrics_services.clone(), shutdown.clone())));
     let metrics_server = metrics_listener.map(|l| {
         let m = Arc::new(metrics::Metrics::new(&stats.ingest, &metrics_services.throttle));
         tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");

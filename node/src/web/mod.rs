@@ -264,6 +264,43 @@ pub async fn bind(addr: SocketAddr) -> crate::Result<tokio::net::TcpListener> {
     })
 }
 
+/// The console's bound address and TLS configuration, made with the node's other
+/// listeners so that a taken port stops the node at start.
+pub struct Listener {
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    idle: Duration,
+    url: String,
+}
+
+impl Listener {
+    /// Binds `config.web_listen` with the node's certificate and key (PEM), if the node
+    /// serves a console: it needs both a `web_listen` and TLS.
+    pub async fn bind(
+        config: &crate::config::NodeConfig,
+        tls: Option<(&str, &str)>,
+    ) -> crate::Result<Option<Listener>> {
+        let Some(addr) = config.web_listen else { return Ok(None) };
+        let Some((cert, key)) = tls else {
+            tracing::warn!(%addr, "web_listen is set but the node serves plaintext: the console needs TLS and is off");
+            return Ok(None);
+        };
+        Ok(Some(Listener {
+            tls: tls_config(cert, key)?,
+            listener: bind(addr).await?,
+            idle: Duration::from_secs(config.web_idle_timeout_s.max(1)),
+            url: crate::config::web_url(addr),
+        }))
+    }
+
+    /// Serves the console with `services` until `shutdown`.
+    pub async fn serve(self, services: Services, shutdown: crate::Shutdown) {
+        tracing::info!(url = %self.url, "serving the web console");
+        let console = Arc::new(Console::new(services, self.idle));
+        serve(self.listener, self.tls, console, shutdown).await
+    }
+}
+
 /// Serves the console on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
