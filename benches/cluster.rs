@@ -133,10 +133,10 @@ async fn three_nodes(keys: Arc<Keys>) -> Vec<BenchNode> {
         leader.propose(cmd).await.unwrap();
         if id != 1 {
             let node = openraft::BasicNode { addr: format!("127.0.0.1:{port}") };
-            leader.raft.add_learner(id, node, true).await.unwrap();
+            leader.add_learner(id, node, true).await.unwrap();
         }
     }
-    leader.raft.change_membership(BTreeSet::from([1, 2, 3]), false).await.unwrap();
+    leader.change_membership(BTreeSet::from([1, 2, 3]), false).await.unwrap();
     // Let the pings fill the health table (placement wants live peers with disk figures).
     tokio::time::sleep(Duration::from_secs(2)).await;
     nodes

@@ -159,12 +159,8 @@ async fn a_catalog_written_in_format_1_opens_upgraded_and_its_audit_chain_goes_o
 
     let clock: SharedClock = Arc::new(SystemClock);
     let meta = Meta::open(1, dir.path(), clock, Peers::new(None), 0).await.unwrap();
-    meta.raft
-        .wait(Some(Duration::from_secs(20)))
-        .state(ServerState::Leader, "the only voter leads again")
-        .await
-        .unwrap();
-    meta.raft.wait(Some(Duration::from_secs(10))).applied_index_at_least(Some(6), "the old log applied").await.unwrap();
+    meta.wait(Some(Duration::from_secs(20))).state(ServerState::Leader, "the only voter leads again").await.unwrap();
+    meta.wait(Some(Duration::from_secs(10))).applied_index_at_least(Some(6), "the old log applied").await.unwrap();
 
     // Users and tokens written in format 1, and the token issued by an entry only in the
     // log, read back with their issuer unknown.

@@ -83,7 +83,7 @@ const CLOCK_AHEAD_WARN_MS: i64 = 60_000;
 /// theirs and expiry runs at their time, not its own. Refused while fewer than a majority
 /// of the voters have reported their clocks recently: then nothing can be confirmed.
 pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<i64, String> {
-    let m = meta.raft.metrics().borrow().clone();
+    let m = meta.metrics();
     let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
     let now = meta.now_ms();
     let offsets: Vec<i64> = voters

@@ -257,7 +257,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
         loop {
             match meta.wait_for_leader(Duration::from_secs(10)).await {
                 Ok(leader) => {
-                    tracing::info!(leader, term = meta.raft.metrics().borrow().current_term, "metadata group ready");
+                    tracing::info!(leader, term = meta.metrics().current_term, "metadata group ready");
                     break;
                 }
                 Err(_) if !*shutdown.borrow() => {
@@ -516,7 +516,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
 /// it rejoins and catches up from the others. Acknowledged footage is never at risk: it
 /// was committed by a majority before it was acknowledged.
 async fn watch_metadata_store(meta: Meta, stop: Arc<watch::Sender<bool>>, shutdown: Shutdown) -> Option<Error> {
-    let mut m = meta.raft.metrics();
+    let mut m = meta.metrics_watch();
     let mut stopping = std::pin::pin!(wait_shutdown(shutdown));
     loop {
         let failed = match &m.borrow().running_state {

@@ -199,7 +199,7 @@ impl Metrics {
     /// Reads the node's state into the gauges and renders everything.
     pub async fn render(&self, s: &Services) -> Result<String, crate::Error> {
         let g = &self.gauges;
-        let m = s.meta.raft.metrics().borrow().clone();
+        let m = s.meta.metrics();
         g.raft_leader.set(i64::from(m.current_leader == Some(s.meta.node_id)));
         g.raft_term.set(m.current_term as i64);
         g.raft_applied.set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);

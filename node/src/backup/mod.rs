@@ -390,7 +390,7 @@ impl BackupWorker {
                 let (last_ms, last_index) = last
                     .and_then(|(k, _, _)| snapshot::parse_snapshot_key(&ObjectPath::from(k.as_str())))
                     .unwrap_or((0, 0));
-                let applied = self.meta.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0);
+                let applied = self.meta.metrics().last_applied.map(|l| l.index).unwrap_or(0);
                 let due = self.meta.now_ms().saturating_sub(last_ms) >= every.as_millis() as i64;
                 // An idle catalog is not snapshotted again.
                 if due && applied != last_index {

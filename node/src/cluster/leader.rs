@@ -91,7 +91,7 @@ impl LeaderDuties {
     }
 
     async fn reconcile_membership(&self, nodes: &[NodeRecord]) {
-        let m = self.meta.raft.metrics().borrow().clone();
+        let m = self.meta.metrics();
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
@@ -117,9 +117,8 @@ impl LeaderDuties {
             }
         });
         let Some((id, what, change)) = change else { return };
-        let raft = self.meta.raft.clone();
         // A change commits only with a quorum; never block the loop on it.
-        match tokio::time::timeout(Duration::from_secs(10), raft.change_membership(change, true)).await {
+        match tokio::time::timeout(Duration::from_secs(10), self.meta.change_membership(change, true)).await {
             Ok(Ok(_)) => tracing::info!(node = id, change = what, "membership changed"),
             Ok(Err(e)) => {
                 tracing::info!(node = id, change = what, error = %e, "membership change not made yet; retrying")

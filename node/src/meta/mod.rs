@@ -53,7 +53,7 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
 /// The running metadata group on this node.
 #[derive(Clone)]
 pub struct Meta {
-    pub raft: Raft<TypeConfig>,
+    raft: Raft<TypeConfig>,
     pub catalog: Catalog,
     pub node_id: NodeId,
     clock: SharedClock,
@@ -296,6 +296,50 @@ impl Meta {
     }
 
     /// The node's clock (the leader's time goes into every command it proposes).
+    /// What Raft reports now (role, term, leader, log, membership, replication).
+    pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Raft's reports as they change.
+    pub fn metrics_watch(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>> {
+        self.raft.metrics()
+    }
+
+    /// Waits, up to `timeout`, for a condition on Raft's reports (tests, start-up).
+    pub fn wait(
+        &self,
+        timeout: Option<Duration>,
+    ) -> openraft::metrics::Wait<NodeId, BasicNode, <TypeConfig as openraft::RaftTypeConfig>::AsyncRuntime> {
+        self.raft.wait(timeout)
+    }
+
+    /// Changes the membership (the leader's duties, and clusters built in one process).
+    pub async fn change_membership(
+        &self,
+        change: impl Into<openraft::ChangeMembers<NodeId, BasicNode>>,
+        retain: bool,
+    ) -> std::result::Result<(), String> {
+        self.raft.change_membership(change, retain).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Adds a learner (clusters built in one process; nodes join through the leader's
+    /// duties otherwise).
+    pub async fn add_learner(&self, id: NodeId, node: BasicNode, blocking: bool) -> std::result::Result<(), String> {
+        self.raft.add_learner(id, node, blocking).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Hands a Raft message a peer sent to this node's Raft (`Peer.Raft`); returns the
+    /// reply and whether it came from the current leader.
+    pub async fn serve_raft(
+        &self,
+        kind: &str,
+        payload: &[u8],
+        from: Option<NodeId>,
+    ) -> std::result::Result<(Vec<u8>, bool), crate::cluster::network::ServeError> {
+        crate::cluster::network::serve_from(&self.raft, kind, payload, from).await
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

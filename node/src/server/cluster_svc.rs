@@ -21,7 +21,7 @@ impl Cluster for Services {
     async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
         self.guard(&req, Action::ViewStatus, false).await?;
         let (nodes, cams) = self.meta.read(|c| Ok((c.nodes()?, c.cameras()?))).await?;
-        let m = self.meta.raft.metrics().borrow().clone();
+        let m = self.meta.metrics();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();

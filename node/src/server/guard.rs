@@ -89,7 +89,7 @@ impl Services {
     /// it cannot know whether a token was revoked or a user disabled meanwhile. Status
     /// stays readable so an operator can see what the node sees.
     fn check_leader_lease(&self) -> Result<(), Status> {
-        let m = self.meta.raft.metrics().borrow().clone();
+        let m = self.meta.metrics();
         let me = self.meta.node_id;
         let lease_ms = LEADER_LEASE.as_millis() as u64;
         let fresh = match m.current_leader {

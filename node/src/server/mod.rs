@@ -375,7 +375,7 @@ impl Footage for Services {
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         self.guard(&req, Action::ViewStatus, false).await?;
-        let m = self.meta.raft.metrics().borrow().clone();
+        let m = self.meta.metrics();
         let node_id = self.meta.node_id;
         // One view of cameras, nodes and the backup queue serves the camera list and the
         // alarms; the queue is counted only where backup is configured.

@@ -171,7 +171,7 @@ impl Peer for Services {
     async fn raft(&self, req: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
         let from = self.peer_node(&req).await?;
         let m = req.into_inner();
-        let payload = match network::serve_from(&self.meta.raft, &m.kind, &m.payload, Some(from)).await {
+        let payload = match self.meta.serve_raft(&m.kind, &m.payload, Some(from)).await {
             Ok((p, from_leader)) => {
                 if from_leader {
                     self.health.note_leader_contact();
@@ -305,7 +305,7 @@ impl Peer for Services {
             )));
         }
         let p = req.get_ref();
-        if p.skew_known && self.meta.raft.metrics().borrow().current_leader == Some(from) {
+        if p.skew_known && self.meta.metrics().current_leader == Some(from) {
             self.health.note_skew_by_leader(p.skew_seen_ms);
         }
         let (free, total, floor) = self.health.own_disk();
