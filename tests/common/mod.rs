@@ -61,7 +61,6 @@ pub async fn three_node_cluster() -> (Node, Node, Node) {
     (n1, n2, n3)
 }
 
-/// A free TCP port on loopback.
 /// Every file under `dir`, at any depth.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -76,8 +75,18 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A free TCP port on loopback, never the same twice in one test process: the kernel may hand a just-released
+/// port out again, and a node given one port for two listeners refuses to start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A node's data directory and, while running, its process.
