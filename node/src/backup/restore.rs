@@ -435,7 +435,7 @@ async fn check_rollback(
                 s.audit_seq,
                 audit_n + 1,
                 s.audit_seq,
-                crate::server::fmt_ms(s.to_ms)
+                custos_formats::fields::fmt_ms(s.to_ms)
             )));
         }
         let held = offline::audit_hash_at(db, s.audit_seq)?;
