@@ -59,8 +59,13 @@ fn refused(c: &Console, a: &Authed, s: tonic::Status) -> ApiError {
 /// before anything is returned.
 pub(super) async fn review(State(c): State<Arc<Console>>, headers: HeaderMap, Json(b): Json<ReviewAsk>) -> Api {
     let a = c.session(&headers, true)?;
-    let mut cameras = b.cameras.clone();
-    cameras.dedup();
+    // Each camera once, in the order chosen (the tiles' order).
+    let mut cameras: Vec<String> = Vec::new();
+    for cam in &b.cameras {
+        if !cameras.contains(cam) {
+            cameras.push(cam.clone());
+        }
+    }
     if cameras.is_empty() || cameras.len() > REVIEW_CAMERAS_MAX {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "choose one to four cameras to review"));
     }

@@ -182,11 +182,6 @@ impl Sessions {
         self.map.lock().expect("sessions").remove(blake3::hash(id.as_bytes()).as_bytes())
     }
 
-    /// Ends every session whose token was refused (revoked, user disabled).
-    pub fn end_token(&self, token_id: &str) {
-        self.map.lock().expect("sessions").retain(|_, s| s.token_id != token_id);
-    }
-
     /// Adds a review to the session of cookie value `id`; returns its id.
     pub fn add_review(&self, id: &str, mut review: Review) -> Option<u64> {
         let key = *blake3::hash(id.as_bytes()).as_bytes();
