@@ -376,13 +376,19 @@ async fn an_idle_session_ends_and_repeated_wrong_passwords_lock_the_door() {
     // choosing: the console refuses writes whose Origin is another site.
     let url = format!("{web}api/enrol");
     let body = json!({"name": "admin", "code": node.token, "password": ADMIN_PASSWORD}).to_string();
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(node.data().join("keys/ca.pem"))
-        .args(["-H", "origin: https://evil.example", "-H", "content-type: application/json", "-d", &body, &url])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "a cross-site enrolment");
+    // The console starts serving once the node is ready; ask until it answers.
+    let code = wait_for(30, "the console to answer", || async {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-S", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(node.data().join("keys/ca.pem"))
+            .args(["-H", "origin: https://evil.example", "-H", "content-type: application/json", "-d", &body, &url])
+            .output()
+            .expect("curl (ops/setup.sh installs it)");
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        (code != "000").then_some(code)
+    })
+    .await;
+    assert_eq!(code, "403", "a cross-site enrolment");
     let b = Browser::start(&node_cert(&node));
     b.goto(&web);
     enrol(&b, "admin", &node.token, ADMIN_PASSWORD);
