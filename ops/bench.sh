@@ -9,7 +9,7 @@
 #                                 prints the table, writes nothing under docs/
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
 #
-# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras picture console (p3 and p4 are one benchmark).
+# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras picture console evidence (p3 and p4 are one benchmark).
 # Raw output of each part is kept in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ for a in "$@"; do
   case "$a" in
     --smoke) smoke=--smoke ;;
     -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    p[1-8] | catalog | memory | cameras | picture | console) parts+=("$a") ;;
-    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, picture, console (or --smoke)" >&2; exit 2 ;;
+    p[1-8] | catalog | memory | cameras | picture | console | evidence) parts+=("$a") ;;
+    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, picture, console, evidence (or --smoke)" >&2; exit 2 ;;
   esac
 done
 want() {
@@ -238,6 +238,11 @@ fi
 if want console; then
   echo "== W1, W2: web console first frame and seek to frame in headless Chromium vs the same player on static files"
   bench console
+fi
+
+if want evidence; then
+  echo "== E2: an export's MP4 remux vs a plain copy of the same file"
+  bench evidence
 fi
 
 if want catalog; then

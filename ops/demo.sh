@@ -84,6 +84,8 @@ trap stop INT TERM
 # Data from before nodes refused test sources by default: say that this demo allows them.
 allow_test_sources() {
   grep -q '^allow_test_sources' "$data/n$1/custos.toml" || sed -i '1a allow_test_sources = true' "$data/n$1/custos.toml"
+  # The name export receipts print.
+  grep -q '^hospital' "$data/n$1/custos.toml" || sed -i '1a hospital = "Custos Demo Hospital"' "$data/n$1/custos.toml"
 }
 
 start_node() {
@@ -170,6 +172,7 @@ cat <<EOT
    CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000001
    $bin/custos export run E-000001 && $bin/custos export download E-000001 -o demo-export
    $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
+   ls demo-export          # lobby.ts is the original, lobby.mp4 plays in stock players, receipt.pdf is to print and sign
 
    # four eyes: an administrator alone cannot open footage, keys or deletion; an approver decides
    CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user grant demo-security --camera ward-3   # pending change N

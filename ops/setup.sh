@@ -27,6 +27,9 @@ packages=(
   # Headless Chromium and its WebDriver, which drive the web console in tests/console.rs;
   # openssl names the node certificate the browser is told to trust.
   chromium chromium-driver openssl curl
+  # The font of the custody receipt in export packages (Latin and Chinese), embedded at
+  # build time; ffprobe and pdftotext, which read the MP4s and the receipt in tests.
+  fonts-wqy-microhei ffmpeg poppler-utils
 )
 missing=()
 for p in "${packages[@]}"; do

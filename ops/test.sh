@@ -12,7 +12,7 @@ cargo nextest run --locked --workspace --no-fail-fast "$@"
 # The benchmarks still build and run: one short pass of each in the test profile. Nothing
 # here is timed or compared; the figures come from ops/bench.sh (docs/benchmarks.md).
 if [ $# -eq 0 ]; then
-  for b in seal_store_commit cluster export backup scrub catalog_scale console; do
+  for b in seal_store_commit cluster export backup scrub catalog_scale console evidence; do
     cargo bench --locked --profile dev --bench "$b" -- --smoke > "target/bench-smoke-$b.log" 2>&1 ||
       { cat "target/bench-smoke-$b.log"; echo "benchmark $b failed its smoke pass" >&2; exit 1; }
   done

@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{demux_h264, now_ms, wait_for, Node, TestCamera};
-use custos_evidence::export::{verify_package, Manifest, MANIFEST_FILE};
+use common::{demux_h264, ffprobe, now_ms, pdftotext, wait_for, Node, TestCamera};
+use custos_evidence::export::{verify_package, Manifest, MANIFEST_FILE, RECEIPT_FILE};
 use tonic::Code;
 
 const PURPOSE: &str = "court order 2026-114: assault in the emergency department";
@@ -20,6 +20,7 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 async fn export_workflow_signed_package_and_identical_archived_copy() {
     let cam = TestCamera::start_with(0, &["--keyint", "25"]);
     let mut node = Node::init(&[format!("door={}", cam.url)], 1_000);
+    node.configure("hospital = \"St. Example General Hospital / 圣例综合医院\"");
     node.start().await;
     let sec = node.user("li.wei", "security", None).await;
     let sec2 = node.user("zhang.min", "security", None).await;
@@ -92,16 +93,60 @@ async fn export_workflow_signed_package_and_identical_archived_copy() {
     // The hospital's archived copy, read back through the cluster, is identical.
     let archived = tmp.path().join("archive");
     sec2.download_export(&id, &archived, |_, _| {}).await.unwrap();
-    for f in ["manifest.json", "manifest.sig", "door.ts"] {
+    for f in ["manifest.json", "manifest.sig", "door.ts", "door.mp4", RECEIPT_FILE] {
         assert_eq!(read(&got, f), read(&archived, f), "{f} differs between the two copies");
     }
+    assert_eq!((v.mp4s, v.receipt), (1, true), "the package holds the MP4 and the receipt");
+
+    // The MP4 plays elsewhere: FFmpeg reads the same codec and the catalogued duration.
+    let catalogued = manifest.segments.last().unwrap().end_ms - manifest.segments[0].start_ms;
+    let (codec, mp4_ms) = ffprobe(&got.join("door.mp4"));
+    assert_eq!(codec, "h264");
+    assert!((mp4_ms - catalogued).abs() <= 200, "MP4 lasts {mp4_ms} ms, catalogued {catalogued} ms");
+    // A resumed MP4 download is the same file too (it is rebuilt from the segments).
+    let mp4 = read(&got, "door.mp4");
+    std::fs::remove_file(got.join("door.mp4")).unwrap();
+    std::fs::write(got.join("door.mp4.part"), &mp4[..mp4.len() / 2]).unwrap();
+    inv.download_export(&id, &got, |_, _| {}).await.unwrap();
+    assert_eq!(read(&got, "door.mp4"), mp4);
+
+    // The custody receipt names the case, the letter, the people, the hospital and the
+    // Merkle root, and `custos export receipt` prints the same file again.
+    let text = pdftotext(&got.join(RECEIPT_FILE));
+    for needle in [
+        done.merkle_root.as_str(),
+        "letter 2026-114",
+        "City Police Station 3",
+        "li.wei",
+        "dr.chen",
+        "圣例综合医院",
+        "door.mp4",
+    ] {
+        assert!(text.contains(needle), "the receipt lacks {needle:?}:\n{text}");
+    }
+    let again = tmp.path().join("again.pdf");
+    let inv_token = node.user_token("officer.qian", "investigator", Some("case-7"), 0).await;
+    let out = node.cli(&inv_token, &["export", "receipt", &id, "-o", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&again).unwrap(), read(&got, RECEIPT_FILE));
 
     // It plays: GStreamer demuxes and parses it with the catalogued duration.
     let (frames, first, last) = demux_h264(&got.join("door.ts"));
     let span_ms = ((last - first) / 1_000_000) as i64;
-    let catalogued = manifest.segments.last().unwrap().end_ms - manifest.segments[0].start_ms;
     assert!(frames > 50, "{frames} frames");
     assert!((span_ms - catalogued).abs() <= 100, "played {span_ms} ms, catalogued {catalogued} ms");
+
+    // One changed byte in the MP4 or the receipt is found and named.
+    for f in ["door.mp4", RECEIPT_FILE] {
+        let good = read(&got, f);
+        let mut bad = good.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 0x01;
+        std::fs::write(got.join(f), &bad).unwrap();
+        let problems = verify_package(&got, Some(&key.public_key)).unwrap_err();
+        assert_eq!(problems, vec![format!("{f}: BLAKE3 differs from the manifest")]);
+        std::fs::write(got.join(f), &good).unwrap();
+    }
 
     // One changed byte in the media, or in the manifest, is found and named.
     let mut bad = media.clone();
@@ -126,6 +171,8 @@ async fn export_workflow_signed_package_and_identical_archived_copy() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("(1 MP4, the custody receipt)"), "{said}");
     let out = std::process::Command::new(common::bin("custos")).args(["export", "verify"]).arg(&got).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.sig"));
@@ -139,6 +186,42 @@ async fn export_workflow_signed_package_and_identical_archived_copy() {
     assert!(bodies
         .iter()
         .any(|b| b["action"] == "export-run" && b["detail"].as_str().unwrap().contains(&done.merkle_root)));
+    node.stop();
+}
+
+/// An export of an H.265 camera carries an MP4 that FFmpeg reads as HEVC with the
+/// catalogued duration, made without transcoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_exports_carry_an_mp4_of_the_same_pictures() {
+    let cam = TestCamera::start_with(0, &["--codec", "h265", "--width", "320", "--height", "240", "--keyint", "25"]);
+    let mut node = Node::init(&[format!("ward={}", cam.url)], 1_000);
+    node.start().await;
+    let sec = node.user("li.wei", "security", None).await;
+    let appr = node.user("dr.chen", "approver", None).await;
+    let t0 = now_ms();
+    let segs = wait_for(60, "four recorded segments", || async {
+        let s = sec.search("ward", t0 - 60_000, now_ms(), PURPOSE).await.ok()?.0;
+        (s.len() >= 4).then_some(s)
+    })
+    .await;
+    assert!(segs.iter().all(|s| s.codec == "h265"));
+    let (from, to) = (segs[1].start_ms, segs[3].end_ms);
+    let e = sec
+        .request_export("case-8", "Court of Example", "order 77", PURPOSE, &[("ward".into(), from, to)])
+        .await
+        .unwrap();
+    appr.decide_export(&e.id, true, "").await.unwrap();
+    sec.run_export(&e.id).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    sec.download_export(&e.id, dir.path(), |_, _| {}).await.unwrap();
+    let v = verify_package(dir.path(), Some(&sec.signing_key().await.unwrap().public_key)).unwrap();
+    assert_eq!((v.mp4s, v.receipt, v.segments), (1, true, 3));
+    let (codec, ms) = ffprobe(&dir.path().join("ward.mp4"));
+    assert_eq!(codec, "hevc");
+    let catalogued = segs[3].end_ms - segs[1].start_ms;
+    assert!((ms - catalogued).abs() <= 200, "MP4 lasts {ms} ms, catalogued {catalogued} ms");
+    // The receipt says the hospital name is not configured rather than leaving a blank.
+    assert!(pdftotext(&dir.path().join(RECEIPT_FILE)).contains("not configured"));
     node.stop();
 }
 

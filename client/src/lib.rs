@@ -380,11 +380,21 @@ impl Client {
             let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&part)?;
             out.set_len(have)?;
             done += have;
-            self.download_export_file(id, &f.name, have, &mut out, |n| {
-                done += n;
-                progress(done, total);
-            })
-            .await?;
+            let got = self
+                .download_export_file(id, &f.name, have, &mut out, |n| {
+                    done += n;
+                    progress(done, total);
+                })
+                .await;
+            if let Err(e) = got {
+                // A file the node rebuilt (an MP4) and found different from the manifest:
+                // what arrived is wrong, so a later attempt must not resume after it.
+                if e.code() == Some(tonic::Code::DataLoss) {
+                    drop(out);
+                    let _ = std::fs::remove_file(&part);
+                }
+                return Err(e);
+            }
             out.sync_all()?;
             std::fs::rename(&part, &path)?;
         }

@@ -4,7 +4,14 @@
 //!
 //! * one MPEG-TS file per requested camera range (`<camera>.ts`, or `<camera>-<n>.ts`
 //!   when a camera appears in several ranges), the verified plaintext segments of that
-//!   range concatenated in time order, so it plays in VLC, ffplay or GStreamer;
+//!   range concatenated in time order, so it plays in VLC, ffplay or GStreamer: the
+//!   original, whose every segment the manifest lists;
+//! * beside each, the same pictures remuxed into a faststart MP4 (`<camera>.mp4`), which
+//!   plays in the players that ship with Windows and macOS; no frame is decoded or
+//!   re-encoded, and the file's creation time is the footage's first instant
+//!   ([`FileEntry::derived_from`] names the original);
+//! * `receipt.pdf`: the custody receipt, printed and signed by the person who hands the
+//!   copy over and the person who receives it ([`RECEIPT_FILE`]);
 //! * `manifest.json` ([`Manifest`]): who asked, who approved, why, under which letter,
 //!   every file with its size and BLAKE3, every segment with its camera, times, size,
 //!   BLAKE3 and byte offset in its file, and the Merkle root over the segment hashes;
@@ -34,6 +41,12 @@ pub const FORMAT: &str = "custos-export-v1";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Name of the signature file in a package.
 pub const SIGNATURE_FILE: &str = "manifest.sig";
+/// Name of the custody receipt in a package.
+pub const RECEIPT_FILE: &str = "receipt.pdf";
+/// [`FileEntry::kind`] of an MP4 remux of an original.
+pub const KIND_MP4: &str = "mp4";
+/// [`FileEntry::kind`] of the custody receipt.
+pub const KIND_RECEIPT: &str = "receipt";
 
 /// One requested camera range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,13 +56,32 @@ pub struct ExportRange {
     pub to_ms: i64,
 }
 
-/// A media file of the package.
+/// A file of the package other than the manifest and its signature.
+///
+/// The two optional fields are absent for an original MPEG-TS, so packages without
+/// derived files are byte for byte what earlier releases wrote, and earlier verifiers
+/// (which ignore unknown fields) still check every file's size and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub name: String,
     pub bytes: u64,
     /// Hex BLAKE3 of the whole file.
     pub blake3: String,
+    /// What the file is when it is not an original: [`KIND_MP4`] or [`KIND_RECEIPT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// For a file made from another file of the package (an MP4 from its MPEG-TS): that
+    /// file's name. Its pictures are those of the original's segments, which the
+    /// manifest lists under the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+}
+
+impl FileEntry {
+    /// An original file: segments concatenated.
+    pub fn original(name: impl Into<String>, bytes: u64, blake3: impl Into<String>) -> FileEntry {
+        FileEntry { name: name.into(), bytes, blake3: blake3.into(), kind: None, derived_from: None }
+    }
 }
 
 /// A segment inside a media file.
@@ -89,6 +121,10 @@ pub struct Manifest {
     pub requested_ms: i64,
     pub approved_ms: i64,
     pub created_ms: i64,
+    /// The hospital that hands the copy over, as its nodes are configured (`hospital` in
+    /// `custos.toml`); absent when none is set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hospital: String,
     pub ranges: Vec<ExportRange>,
     pub files: Vec<FileEntry>,
     pub segments: Vec<SegmentEntry>,
@@ -208,7 +244,11 @@ pub fn verify_signature(public_hex: &str, msg: &[u8], sig_hex: &str) -> Result<(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub export_id: String,
+    /// Files checked (originals, derived files and the receipt).
     pub files: usize,
+    /// Of which MP4 remuxes, and whether a custody receipt was among them.
+    pub mp4s: usize,
+    pub receipt: bool,
     pub segments: usize,
     pub bytes: u64,
     pub merkle_root: String,
@@ -267,6 +307,14 @@ pub fn verify_package_with(
         if blake3::hash(&data).to_hex().as_str() != f.blake3 {
             problems.push(format!("{}: BLAKE3 differs from the manifest", f.name));
         }
+        let shape_ok = match f.kind.as_deref() {
+            Some(KIND_MP4) => data.get(4..8) == Some(b"ftyp".as_slice()),
+            Some(KIND_RECEIPT) => data.starts_with(b"%PDF-"),
+            _ => true,
+        };
+        if !shape_ok {
+            problems.push(format!("{}: not a {} file", f.name, f.kind.as_deref().unwrap_or("")));
+        }
         for s in manifest.segments.iter().filter(|s| s.file == f.name) {
             let end = s.offset.checked_add(s.bytes).filter(|&e| e <= data.len() as u64);
             let ok =
@@ -281,6 +329,28 @@ pub fn verify_package_with(
                     s.offset.saturating_add(s.bytes)
                 ));
             }
+        }
+    }
+    for f in &manifest.files {
+        match (f.kind.as_deref(), f.derived_from.as_deref()) {
+            (None, None) => {}
+            (Some(KIND_MP4), Some(from)) => {
+                let original = manifest.files.iter().find(|o| o.name == from);
+                if original.is_none_or(|o| o.kind.is_some()) {
+                    problems
+                        .push(format!("{}: made from {from}, which is not an original file of the package", f.name));
+                }
+            }
+            (Some(KIND_RECEIPT), None) => {}
+            (kind, from) => problems.push(format!(
+                "{}: unknown kind {:?} (made from {:?}); this verifier knows originals, {KIND_MP4} and {KIND_RECEIPT}",
+                f.name,
+                kind.unwrap_or(""),
+                from.unwrap_or("")
+            )),
+        }
+        if manifest.segments.iter().any(|s| s.file == f.name) && f.kind.is_some() {
+            problems.push(format!("{}: segments are listed only under original files", f.name));
         }
     }
     for s in &manifest.segments {
@@ -306,6 +376,8 @@ pub fn verify_package_with(
     Ok(Verified {
         export_id: manifest.export_id.clone(),
         files: manifest.files.len(),
+        mp4s: manifest.files.iter().filter(|f| f.kind.as_deref() == Some(KIND_MP4)).count(),
+        receipt: manifest.files.iter().any(|f| f.kind.as_deref() == Some(KIND_RECEIPT)),
         segments: manifest.segments.len(),
         bytes: total,
         merkle_root: manifest.merkle_root.clone(),
@@ -374,12 +446,9 @@ mod tests {
             requested_ms: 1,
             approved_ms: 2,
             created_ms: 3,
+            hospital: String::new(),
             ranges: vec![ExportRange { camera: "door".into(), from_ms: 0, to_ms: 8000 }],
-            files: vec![FileEntry {
-                name: "door.ts".into(),
-                bytes: media.len() as u64,
-                blake3: blake3::hash(&media).to_hex().to_string(),
-            }],
+            files: vec![FileEntry::original("door.ts", media.len() as u64, blake3::hash(&media).to_hex().to_string())],
             segments,
             merkle_root: hex::encode(root),
             signing_key: key.public_hex(),
@@ -416,5 +485,93 @@ mod tests {
         assert_eq!(fp.split('-').count(), 8);
         assert_eq!(fp.replace('-', "").len() * 4, 128, "at least 128 bits");
         assert_eq!(fp, key_fingerprint(&key.public_hex().to_uppercase()), "the same key reads the same");
+    }
+
+    #[test]
+    fn derived_files_and_the_receipt_are_checked_against_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let ts = b"segment".to_vec();
+        let mp4 = [&[0u8, 0, 0, 16][..], b"ftypisom", b"\0\0\0\0", b"rest of it"].concat();
+        let pdf = b"%PDF-1.7 receipt".to_vec();
+        let entry = |name: &str, data: &[u8], kind: Option<&str>, from: Option<&str>| FileEntry {
+            name: name.into(),
+            bytes: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+            kind: kind.map(String::from),
+            derived_from: from.map(String::from),
+        };
+        let write = |files: Vec<FileEntry>| {
+            let m = Manifest {
+                format: FORMAT.into(),
+                export_id: "E-000002".into(),
+                case_id: "c".into(),
+                organisation: "o".into(),
+                letter: "l".into(),
+                purpose: "p".into(),
+                requester: "a".into(),
+                approver: "b".into(),
+                requested_ms: 1,
+                approved_ms: 2,
+                created_ms: 3,
+                hospital: "St. Example".into(),
+                ranges: vec![],
+                files,
+                segments: vec![SegmentEntry {
+                    camera: "door".into(),
+                    start_ms: 0,
+                    end_ms: 4000,
+                    bytes: ts.len() as u64,
+                    blake3: blake3::hash(&ts).to_hex().to_string(),
+                    file: "door.ts".into(),
+                    offset: 0,
+                    clock_offset_ms: None,
+                }],
+                merkle_root: hex::encode(merkle_root(&[*blake3::hash(&ts).as_bytes()]).unwrap()),
+                signing_key: key.public_hex(),
+            };
+            let bytes = m.to_bytes();
+            std::fs::write(dir.path().join(MANIFEST_FILE), &bytes).unwrap();
+            std::fs::write(dir.path().join(SIGNATURE_FILE), key.sign_hex(&bytes)).unwrap();
+        };
+        for (name, data) in [("door.ts", &ts), ("door.mp4", &mp4), (RECEIPT_FILE, &pdf)] {
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        let good = vec![
+            entry("door.ts", &ts, None, None),
+            entry("door.mp4", &mp4, Some(KIND_MP4), Some("door.ts")),
+            entry(RECEIPT_FILE, &pdf, Some(KIND_RECEIPT), None),
+        ];
+        write(good.clone());
+        let v = verify_package(dir.path(), Some(&key.public_hex())).unwrap();
+        assert_eq!((v.files, v.mp4s, v.receipt, v.segments), (3, 1, true, 1));
+
+        // A changed byte in the MP4 or the receipt is named.
+        for (name, data) in [("door.mp4", &mp4), (RECEIPT_FILE, &pdf)] {
+            let mut bad = data.clone();
+            *bad.last_mut().unwrap() ^= 1;
+            std::fs::write(dir.path().join(name), &bad).unwrap();
+            let e = verify_package(dir.path(), None).unwrap_err();
+            assert_eq!(e, vec![format!("{name}: BLAKE3 differs from the manifest")]);
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        // An MP4 said to be made from a file the package does not hold, an unknown kind,
+        // and a receipt that is not a PDF are each refused.
+        let mut files = good.clone();
+        files[1].derived_from = Some("lift.ts".into());
+        write(files);
+        let e = verify_package(dir.path(), None).unwrap_err();
+        assert!(e.iter().any(|p| p.contains("door.mp4: made from lift.ts")), "{e:?}");
+        let mut files = good.clone();
+        files[1].kind = Some("avi".into());
+        write(files);
+        let e = verify_package(dir.path(), None).unwrap_err();
+        assert!(e.iter().any(|p| p.contains("door.mp4: unknown kind")), "{e:?}");
+        std::fs::write(dir.path().join(RECEIPT_FILE), b"not a pdf").unwrap();
+        let mut files = good.clone();
+        files[2] = entry(RECEIPT_FILE, b"not a pdf", Some(KIND_RECEIPT), None);
+        write(files);
+        let e = verify_package(dir.path(), None).unwrap_err();
+        assert_eq!(e, vec![format!("{RECEIPT_FILE}: not a receipt file")]);
     }
 }

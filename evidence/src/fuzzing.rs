@@ -59,12 +59,13 @@ mod tests {
             requested_ms: 1,
             approved_ms: 2,
             created_ms: 3,
+            hospital: String::new(),
             ranges: vec![ExportRange { camera: "door".into(), from_ms: 1, to_ms: 2 }],
-            files: vec![FileEntry {
-                name: "door.ts".into(),
-                bytes: content.len() as u64,
-                blake3: blake3::hash(&content).to_hex().to_string(),
-            }],
+            files: vec![FileEntry::original(
+                "door.ts",
+                content.len() as u64,
+                blake3::hash(&content).to_hex().to_string(),
+            )],
             segments,
             merkle_root: hex::encode(merkle_root(&leaves).unwrap()),
             signing_key: key.public_hex(),

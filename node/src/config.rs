@@ -131,6 +131,10 @@ pub struct NodeConfig {
     /// and trials only: such a source puts footage no camera saw into the archive.
     #[serde(default)]
     pub allow_test_sources: bool,
+    /// The hospital's name as export packages print it on their custody receipt
+    /// (`receipt.pdf`). Set the same on every node.
+    #[serde(default)]
+    pub hospital: String,
     /// When conditions become alarms.
     #[serde(default)]
     pub alarms: crate::alarms::AlarmsConfig,
@@ -384,6 +388,7 @@ impl NodeConfig {
             scrub: crate::scrub::ScrubConfig::default(),
             backup: None,
             allow_test_sources: false,
+            hospital: String::new(),
             cameras: vec![],
         }
     }

@@ -204,6 +204,7 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
     services.alarms = config.alarms.clone();
     services.duty = config.duty.clone();
     services.allow_test_sources = config.allow_test_sources;
+    services.hospital = config.hospital.clone();
     let alarm_sources = services.alarm_sources();
     let metrics_services = services.clone();
     let metrics_listener = match config.metrics_listen {

@@ -605,6 +605,42 @@ pub fn demux(path: &Path, parser: &str) -> (usize, u64, u64) {
     (frames, first, last)
 }
 
+/// What ffprobe (FFmpeg's, another implementation than the GStreamer that wrote the
+/// file) reads of a media file's first video stream: its codec name and the file's
+/// duration in milliseconds.
+pub fn ffprobe(path: &Path) -> (String, i64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (ops/setup.sh installs ffmpeg)");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codec = v["streams"][0]["codec_name"].as_str().unwrap_or_default().to_string();
+    let secs: f64 = v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(-1.0);
+    (codec, (secs * 1000.0).round() as i64)
+}
+
+/// The text of a PDF, as `pdftotext` (poppler) extracts it.
+pub fn pdftotext(path: &Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (ops/setup.sh installs poppler-utils)");
+    assert!(out.status.success(), "pdftotext {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// An in-process write path (keys, blob store, pending records) under `dir`, for tests
 /// that drive the recorder without a node process.
 pub fn write_path(dir: &Path) -> custos_node::recorder::SealContext {

@@ -74,6 +74,14 @@ pub enum ExportCmd {
     },
     /// Print the cluster's export signing key and its fingerprint.
     Pubkey,
+    /// Write a completed export's custody receipt (receipt.pdf) again, to print and sign
+    /// at the handing-over: the same file as in the package.
+    Receipt {
+        id: String,
+        /// Where to write it (default: receipt-ID.pdf in the current directory).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 fn export_json(e: &Export) -> serde_json::Value {
@@ -196,6 +204,25 @@ pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Resu
             }
         }
         ExportCmd::Verify { .. } => unreachable!("verified without a connection in dispatch"),
+        ExportCmd::Receipt { id, file } => {
+            let e = client.get_export(&id).await?;
+            let Some(f) = e.files.iter().find(|f| f.name == custos_evidence::export::RECEIPT_FILE) else {
+                bail!(
+                    "export {id} has no custody receipt: it is {} (a receipt is made when the export runs), or it \
+                     was run by a release that made none",
+                    e.status
+                );
+            };
+            let path = file.unwrap_or_else(|| PathBuf::from(format!("receipt-{id}.pdf")));
+            let mut pdf = Vec::with_capacity(f.bytes as usize);
+            client.download_export_file(&id, &f.name, 0, &mut pdf, |_| {}).await?;
+            std::fs::write(&path, &pdf).with_context(|| format!("writing {}", path.display()))?;
+            if as_json {
+                super::print_json(&json!({"export": id, "receipt": path, "bytes": pdf.len()}));
+            } else {
+                println!("custody receipt of export {id} written to {} ({} bytes)", path.display(), pdf.len());
+            }
+        }
         ExportCmd::Pubkey => {
             let k = client.signing_key().await?;
             if as_json {
@@ -219,15 +246,18 @@ pub fn verify(dir: &Path, pubkey: Option<&str>, integrity_only: bool, as_json: b
             if as_json {
                 super::print_json(&json!({
                     "ok": v.key_checked || integrity_only, "export": v.export_id, "files": v.files,
+                    "mp4_files": v.mp4s, "receipt": v.receipt,
                     "segments": v.segments, "bytes": v.bytes, "merkle_root": v.merkle_root,
                     "signing_key": v.signing_key, "fingerprint": fingerprint,
                     "key_checked": v.key_checked, "signer_checked": v.key_checked,
                 }));
             } else {
                 println!(
-                    "intact: export {}: {} files, {} segments, {} bytes; every file, every segment and the Merkle root match the signed manifest",
+                    "intact: export {}: {} files ({} MP4{}), {} segments, {} bytes; every file, every segment and the Merkle root match the signed manifest",
                     terminal(&v.export_id),
                     v.files,
+                    v.mp4s,
+                    if v.receipt { ", the custody receipt" } else { "" },
                     v.segments,
                     v.bytes
                 );

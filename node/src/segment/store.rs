@@ -93,6 +93,14 @@ impl BlobStore {
         Ok((BlobStore { root: root.to_path_buf(), tmp, next_tmp: AtomicU64::new(0), bytes }, swept))
     }
 
+    /// A fresh path in the store's temp directory for a working file (an MP4 being
+    /// remuxed for an export). The caller removes it; a crash leaves it to the sweep at
+    /// the next open.
+    pub fn scratch_path(&self, tag: &str) -> PathBuf {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{tag}.{n}"))
+    }
+
     /// Bytes of sealed blobs this store holds.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)

@@ -2,7 +2,9 @@
 //! under a hold) → download. Each step is one audited Raft entry; downloads are audited
 //! before a byte is sent.
 
-use custos_evidence::export::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
+use custos_evidence::export::{
+    FileEntry, Manifest, SegmentEntry, KIND_MP4, KIND_RECEIPT, MANIFEST_FILE, SIGNATURE_FILE,
+};
 use custos_proto::v1 as pb;
 use custos_proto::v1::exports_server::Exports;
 use tokio::sync::mpsc;
@@ -12,9 +14,12 @@ use tonic::{Request, Response, Status};
 use super::guard::Caller;
 use super::{open_segment, validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
 use crate::access::{authorize, Action, FootageScope, Role};
-use crate::export::{file_names, BuiltFile, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
+use crate::export::{file_names, mp4, BuiltFile, Derived, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
 use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
 use crate::retention::Hold;
+
+/// Where a remux takes its input: segment plaintexts in order, or why it must stop.
+type Feed = mpsc::Sender<Result<Vec<u8>, String>>;
 
 /// Segments read and verified concurrently while an export runs.
 pub const EXPORT_PARALLEL_SEGMENTS: usize = 2;
@@ -161,6 +166,14 @@ impl Services {
                     "the export holds more than {EXPORT_SEGMENTS_MAX} segments; split it into several requests"
                 )));
             }
+            // The MP4 is remuxed from the same plaintexts as they pass, on a blocking thread.
+            let (remux_tx, remux) = match segs.first() {
+                Some(first) => {
+                    let (tx, job) = self.spawn_remux(first.start_ms, |_| true);
+                    (Some(tx), Some(job))
+                }
+                None => (None, None),
+            };
             // Two segments are read and verified at a time (in order), one per core.
             use futures::StreamExt;
             let mut opened = futures::stream::iter(segs.clone())
@@ -175,15 +188,59 @@ impl Services {
                 let plain = plain?;
                 hasher.update(&plain);
                 bytes += plain.len() as u64;
+                if let Some(tx) = &remux_tx {
+                    // A remux that failed has stopped listening; the failure is read below.
+                    let _ = tx.send(Ok(plain)).await;
+                }
             }
-            drop(opened);
+            drop((opened, remux_tx));
             let blake3 = hasher.finalize().to_hex().to_string();
-            files.push(BuiltFile { name, segments: segs, clock_offsets_ms: clocks, blake3, bytes });
+            let mp4 = match remux {
+                None => None,
+                Some(job) => match job.await {
+                    Ok(d) => Some(d),
+                    // The original is the evidence; a package without the MP4 of one file
+                    // is still whole. Say why in the log and the run's audit entry.
+                    Err(e) => {
+                        tracing::warn!(export = %rec.id, file = %name, error = %e, "no MP4 for this file: the package carries its MPEG-TS only");
+                        None
+                    }
+                },
+            };
+            files.push(BuiltFile { name, segments: segs, clock_offsets_ms: clocks, blake3, bytes, mp4 });
         }
         if total == 0 {
             return Err(Status::failed_precondition("no footage is catalogued in the requested ranges"));
         }
         Ok(files)
+    }
+
+    /// Starts an MP4 remux on a blocking thread: segment plaintexts go into the returned
+    /// sender (an `Err` aborts); `out` sees the MP4 piece by piece (false: stop). The job
+    /// returns the MP4's size and BLAKE3.
+    fn spawn_remux(
+        &self,
+        start_ms: i64,
+        mut out: impl FnMut(&[u8]) -> bool + Send + 'static,
+    ) -> (Feed, impl std::future::Future<Output = Result<Derived, String>>) {
+        let (tx, rx) = mpsc::channel(2);
+        let scratch = self.store.scratch_path("export-mp4");
+        let job = tokio::task::spawn_blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            let mut bytes = 0u64;
+            let r = mp4::remux(rx, start_ms, &scratch, |b| {
+                hasher.update(b);
+                bytes += b.len() as u64;
+                out(b)
+            });
+            if let Err(e) = std::fs::remove_file(&scratch) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %scratch.display(), error = %e, "could not remove an MP4 working file");
+                }
+            }
+            r.map(|()| Derived { bytes, blake3: hasher.finalize().to_hex().to_string() })
+        });
+        (tx, async move { job.await.map_err(|e| format!("the MP4 remux stopped: {e}"))? })
     }
 }
 
@@ -287,7 +344,14 @@ impl Exports for Services {
         })?;
         let t = std::time::Instant::now();
         let files = self.build_files(&rec).await?;
-        let (manifest, bytes, signature) = crate::export::manifest(&rec, &files, &key, self.clock.now_ms());
+        let (rec2, hospital, now) = (rec.clone(), self.hospital.clone(), self.clock.now_ms());
+        let (manifest, bytes, signature, files) = tokio::task::spawn_blocking(move || {
+            crate::export::manifest(&rec2, &files, &hospital, &key, now).map(|(m, b, s)| (m, b, s, files))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("cannot make the package's custody receipt: {e}")))?;
+        let no_mp4: Vec<&str> = files.iter().filter(|f| f.mp4.is_none()).map(|f| f.name.as_str()).collect();
         let mut cameras: Vec<String> = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
         cameras.sort();
         cameras.dedup();
@@ -307,11 +371,12 @@ impl Exports for Services {
         ev.cameras = cameras;
         ev.purpose = rec.purpose.clone();
         ev.detail = format!(
-            "export {id}: {} segments, {} files, Merkle root {}, signed by {}",
+            "export {id}: {} segments, {} files, Merkle root {}, signed by {}{}",
             manifest.segments.len(),
             manifest.files.len(),
             manifest.merkle_root,
-            manifest.signing_key
+            manifest.signing_key,
+            if no_mp4.is_empty() { String::new() } else { format!("; no MP4 could be made of {}", no_mp4.join(", ")) }
         );
         let cmd = Command::CompleteExport {
             id: id.clone(),
@@ -366,11 +431,13 @@ impl Exports for Services {
         };
         let manifest: Manifest =
             serde_json::from_str(&manifest_text).map_err(|e| Status::internal(format!("stored manifest: {e}")))?;
-        let fixed = match r.file.as_str() {
-            MANIFEST_FILE => Some(manifest_text.into_bytes()),
-            SIGNATURE_FILE => Some(sig.into_bytes()),
-            name if manifest.files.iter().any(|f| f.name == name) => None,
-            other => return Err(Status::not_found(format!("export {} has no file {other:?}", r.id))),
+        let entry = manifest.files.iter().find(|f| f.name == r.file).cloned();
+        let fixed = match (r.file.as_str(), entry.as_ref().and_then(|e| e.kind.as_deref())) {
+            (MANIFEST_FILE, _) => Some(manifest_text.into_bytes()),
+            (SIGNATURE_FILE, _) => Some(sig.into_bytes()),
+            (_, Some(KIND_RECEIPT)) => Some(rebuilt_receipt(&manifest, entry.as_ref().expect("listed")).await?),
+            _ if entry.is_some() => None,
+            (other, _) => return Err(Status::not_found(format!("export {} has no file {other:?}", r.id))),
         };
         let mut ev = caller.event(Action::DownloadExport.as_str(), "ok");
         ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
@@ -389,8 +456,14 @@ impl Exports for Services {
             });
         } else {
             let svc = self.clone();
-            let segs: Vec<_> = manifest.segments.into_iter().filter(|s| s.file == r.file).collect();
-            tokio::spawn(async move { svc.stream_media(&caller, segs, r.offset, tx).await });
+            let entry = entry.expect("a listed file");
+            let source = entry.derived_from.clone().filter(|_| entry.kind.as_deref() == Some(KIND_MP4));
+            let of = source.as_deref().unwrap_or(&r.file);
+            let segs: Vec<_> = manifest.segments.into_iter().filter(|s| s.file == of).collect();
+            match source {
+                Some(_) => tokio::spawn(async move { svc.stream_mp4(&caller, segs, entry, r.offset, tx).await }),
+                None => tokio::spawn(async move { svc.stream_media(&caller, segs, r.offset, tx).await }),
+            };
         }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -413,7 +486,123 @@ impl Exports for Services {
     }
 }
 
+/// The package's receipt, made again from the stored manifest (off the reactor: it lays
+/// out text and subsets a font) and checked against the hash the manifest lists for it.
+async fn rebuilt_receipt(manifest: &Manifest, entry: &FileEntry) -> Result<Vec<u8>, Status> {
+    let m = manifest.clone();
+    let pdf = tokio::task::spawn_blocking(move || crate::export::receipt_of(&m))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::internal)?;
+    if blake3::hash(&pdf).to_hex().as_str() != entry.blake3 {
+        return Err(Status::data_loss(format!(
+            "the custody receipt of export {} made on this node differs from the one its manifest lists: this \
+                 node's build renders it differently (another release?); download it through a node that runs the \
+                 release that built the package. The footage and the manifest are unaffected",
+            manifest.export_id
+        )));
+    }
+    Ok(pdf)
+}
+
 impl Services {
+    /// Rebuilds an MP4 of the package from its original's segments and streams it from
+    /// byte `offset`. The segments are verified as for the original; the MP4's own hash
+    /// is known only at its end, so a rebuild that differs from the manifest ends the
+    /// stream with an error (DATA_LOSS), on which the client discards what it got.
+    async fn stream_mp4(
+        &self,
+        caller: &Caller,
+        segs: Vec<SegmentEntry>,
+        entry: FileEntry,
+        offset: u64,
+        tx: mpsc::Sender<Result<pb::DownloadChunk, Status>>,
+    ) {
+        let Some(start_ms) = segs.first().map(|s| s.start_ms) else {
+            let _ = tx.send(Err(Status::data_loss(format!("{}: its original lists no segments", entry.name)))).await;
+            return;
+        };
+        if offset >= entry.bytes {
+            return; // nothing left to send
+        }
+        // The MP4 flows out only once every segment is in (its index comes first), so the
+        // caller's authorisation is checked again every few seconds while it does.
+        let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watch = {
+            let (svc, caller, revoked) = (self.clone(), caller.clone(), revoked.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    if svc.recheck(&caller).await.is_err() {
+                        revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        };
+        let (out, stop) = (tx.clone(), revoked.clone());
+        let mut pos = 0u64;
+        let (feed, job) = self.spawn_remux(start_ms, move |b| {
+            let skip = offset.saturating_sub(pos).min(b.len() as u64) as usize;
+            pos += b.len() as u64;
+            !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && b[skip..]
+                    .chunks(FETCH_CHUNK_BYTES)
+                    .all(|c| out.blocking_send(Ok(pb::DownloadChunk { data: c.to_vec() })).is_ok())
+        });
+        for s in segs {
+            let next = match self.recheck(caller).await {
+                Ok(()) => self.archived_segment(&s).await,
+                Err(status) => {
+                    tracing::warn!(user = %caller.who.name, reason = status.message(), "export download stopped: the caller is no longer authorised");
+                    Err(status)
+                }
+            };
+            match next {
+                Ok(plain) => {
+                    if feed.send(Ok(plain)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(status) => {
+                    let _ = feed.send(Err(status.message().to_string())).await;
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            }
+        }
+        drop(feed);
+        let done = job.await;
+        watch.abort();
+        if revoked.load(std::sync::atomic::Ordering::SeqCst) {
+            let status = match self.recheck(caller).await {
+                Err(status) => status,
+                Ok(()) => Status::unauthenticated("the caller's authorisation lapsed during the download"),
+            };
+            tracing::warn!(user = %caller.who.name, reason = status.message(), "export download stopped: the caller is no longer authorised");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+        match done {
+            Ok(d) if d.blake3 == entry.blake3 && d.bytes == entry.bytes => {}
+            Ok(_) if tx.is_closed() => {}
+            Ok(_) => {
+                let _ = tx
+                    .send(Err(Status::data_loss(format!(
+                        "{} rebuilt on this node differs from the MP4 the manifest lists (another GStreamer release?); \
+                         discard it. The original {} is intact: download it, or this file through a node that runs \
+                         the release that built the package",
+                        entry.name,
+                        entry.derived_from.as_deref().unwrap_or("MPEG-TS")
+                    ))))
+                    .await;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(Status::internal(format!("{}: {e}", entry.name)))).await;
+            }
+        }
+    }
+
     /// The verified plaintext of one segment of an archived copy.
     async fn archived_segment(&self, s: &custos_evidence::export::SegmentEntry) -> Result<Vec<u8>, Status> {
         let (cam, start) = (s.camera.clone(), s.start_ms);

@@ -69,6 +69,8 @@ pub struct Services {
     pub duty: crate::shifts::DutyConfig,
     /// Whether cameras may be added with `file://` and `test://` sources (trials only).
     pub allow_test_sources: bool,
+    /// The hospital's name, for export receipts (`hospital` in `custos.toml`).
+    pub hospital: String,
     /// Refused authentications per client address, and the request limit's counters.
     pub throttle: Arc<throttle::Throttle>,
 }
@@ -131,6 +133,7 @@ impl Services {
             alarms: Default::default(),
             duty: Default::default(),
             allow_test_sources: false,
+            hospital: String::new(),
             throttle: Arc::default(),
         }
     }

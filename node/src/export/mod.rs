@@ -6,9 +6,18 @@
 //! segments it lists, kept by a hold on the case that the same command places. A media
 //! file is those segments' verified plaintexts concatenated, so every download rebuilds
 //! it byte for byte, and the investigator's copy and the archived copy have the same
-//! Merkle root by construction.
+//! Merkle root by construction. The MP4 beside each ([`mp4`]) and the custody receipt
+//! ([`receipt`]) are made deterministically from the same segments and the manifest, so
+//! a download rebuilds them too and checks them against the hashes the manifest lists.
 
-use custos_evidence::export::{merkle_root, ExportRange, FileEntry, Manifest, SegmentEntry, SigningKey, FORMAT};
+pub mod mp4;
+pub mod receipt;
+pub mod redact;
+
+use custos_evidence::export::{
+    merkle_root, ExportRange, FileEntry, Manifest, SegmentEntry, SigningKey, FORMAT, KIND_MP4, KIND_RECEIPT,
+    RECEIPT_FILE,
+};
 
 use crate::meta::{ExportRecord, SegmentRecord};
 
@@ -48,11 +57,35 @@ pub struct BuiltFile {
     pub clock_offsets_ms: Vec<Option<i64>>,
     pub blake3: String,
     pub bytes: u64,
+    /// Its MP4 remux, when one could be made (see [`mp4`]).
+    pub mp4: Option<Derived>,
 }
 
-/// The manifest of `rec`'s package, signed by `key`. Returns the manifest, its exact
-/// bytes and the hex signature of those bytes.
-pub fn manifest(rec: &ExportRecord, files: &[BuiltFile], key: &SigningKey, now_ms: i64) -> (Manifest, Vec<u8>, String) {
+/// A file made from an original: its size and BLAKE3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+/// The receipt of the package `m` describes, made as it was when the package was built:
+/// from the manifest without the receipt's own entry.
+pub fn receipt_of(m: &Manifest) -> Result<Vec<u8>, String> {
+    let mut without = m.clone();
+    without.files.retain(|f| f.kind.as_deref() != Some(KIND_RECEIPT));
+    receipt::render(&without)
+}
+
+/// The manifest of `rec`'s package, signed by `key`, with the custody receipt made from
+/// it listed last. Returns the manifest, its exact bytes and the hex signature of those
+/// bytes.
+pub fn manifest(
+    rec: &ExportRecord,
+    files: &[BuiltFile],
+    hospital: &str,
+    key: &SigningKey,
+    now_ms: i64,
+) -> Result<(Manifest, Vec<u8>, String), String> {
     let mut segments = Vec::new();
     let mut leaves = Vec::new();
     for f in files {
@@ -72,7 +105,7 @@ pub fn manifest(rec: &ExportRecord, files: &[BuiltFile], key: &SigningKey, now_m
             offset += s.bytes;
         }
     }
-    let m = Manifest {
+    let mut m = Manifest {
         format: FORMAT.into(),
         export_id: rec.id.clone(),
         case_id: rec.case_id.clone(),
@@ -84,18 +117,37 @@ pub fn manifest(rec: &ExportRecord, files: &[BuiltFile], key: &SigningKey, now_m
         requested_ms: rec.requested_ms,
         approved_ms: rec.decided_ms.unwrap_or_default(),
         created_ms: now_ms,
+        hospital: hospital.trim().to_string(),
         ranges: rec.ranges.iter().map(|(c, f, t)| ExportRange { camera: c.clone(), from_ms: *f, to_ms: *t }).collect(),
         files: files
             .iter()
-            .map(|f| FileEntry { name: f.name.clone(), bytes: f.bytes, blake3: f.blake3.clone() })
+            .flat_map(|f| {
+                let original = FileEntry::original(f.name.clone(), f.bytes, f.blake3.clone());
+                let mp4 = f.mp4.as_ref().map(|d| FileEntry {
+                    name: mp4::mp4_name(&f.name),
+                    bytes: d.bytes,
+                    blake3: d.blake3.clone(),
+                    kind: Some(KIND_MP4.into()),
+                    derived_from: Some(f.name.clone()),
+                });
+                std::iter::once(original).chain(mp4)
+            })
             .collect(),
         segments,
         merkle_root: merkle_root(&leaves).map(hex::encode).unwrap_or_default(),
         signing_key: key.public_hex(),
     };
+    let receipt = receipt::render(&m)?;
+    m.files.push(FileEntry {
+        name: RECEIPT_FILE.into(),
+        bytes: receipt.len() as u64,
+        blake3: blake3::hash(&receipt).to_hex().to_string(),
+        kind: Some(KIND_RECEIPT.into()),
+        derived_from: None,
+    });
     let bytes = m.to_bytes();
     let sig = key.sign_hex(&bytes);
-    (m, bytes, sig)
+    Ok((m, bytes, sig))
 }
 
 #[cfg(test)]
