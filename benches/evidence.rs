@@ -12,7 +12,7 @@
 //! printed.
 //!
 //! E3: `export::redact::redact` of the same footage with two privacy zones (decode, fill,
-//! encode H.264 with x264 at `veryfast`, mux): frames per second per core, from the
+//! encode H.264 with x264 at `ultrafast`, mux): frames per second per core, from the
 //! process's CPU time (every thread) over the run, against real time at 25 fps (target
 //! ≥ 4× real time on one core).
 //!
@@ -28,11 +28,12 @@ use custos_node::export::mp4;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-/// An MPEG-TS of `frames` frames of 720p H.264.
-fn footage(frames: u32) -> Vec<u8> {
+/// An MPEG-TS of `frames` frames of 720p H.264 of a test pattern (`snow`: every pixel
+/// changes every frame, the worst case for a decoder and an encoder).
+fn footage(pattern: &str, frames: u32) -> Vec<u8> {
     gst::init().unwrap();
     let desc = format!(
-        "videotestsrc pattern=snow num-buffers={frames} ! video/x-raw,width=1280,height=720,framerate=25/1 ! \
+        "videotestsrc pattern={pattern} num-buffers={frames} ! video/x-raw,width=1280,height=720,framerate=25/1 ! \
          x264enc bitrate=4000 key-int-max=50 speed-preset=ultrafast tune=zerolatency ! h264parse ! mpegtsmux ! \
          appsink name=sink sync=false"
     );
@@ -83,7 +84,7 @@ fn main() {
     let (seconds, rounds) = if common::smoke() { (4, 1) } else { (120, 5) };
     let dir = tempfile::tempdir_in(std::env::var_os("CUSTOS_BENCH_DIR").unwrap_or_else(|| "target".into())).unwrap();
     let t = Instant::now();
-    let ts = footage(seconds * 25);
+    let ts = footage("snow", seconds * 25);
     println!("footage: {seconds} s of 720p H.264, {} bytes, encoded in {:.1} s", ts.len(), t.elapsed().as_secs_f64());
     // 4-second pieces, on packet boundaries, as segments arrive.
     let piece = (ts.len() / seconds as usize * 4).div_ceil(188) * 188;
@@ -115,34 +116,45 @@ fn main() {
         mb,
         mp4_bytes as f64 / 1e6
     );
-    // E3: redaction of the first part of the same footage.
+    // E3: redaction, of the worst footage (the first part of the same noise) and of a
+    // scene with steady motion on a still background (scrolling colour bars).
     let redact_s = if common::smoke() { 4 } else { 40 };
-    let part: Vec<Vec<u8>> = pieces.iter().take(redact_s / 4).cloned().collect();
+    let worst: Vec<Vec<u8>> = pieces.iter().take(redact_s / 4).cloned().collect();
+    let bars = footage("smpte horizontal-speed=2", redact_s as u32 * 25);
+    let calm: Vec<Vec<u8>> = bars.chunks(piece).map(<[u8]>::to_vec).collect();
     let zones = [
         custos_node::export::redact::Zone::rect(0.1, 0.2, 0.3, 0.5),
         custos_node::export::redact::Zone::parse("0.6,0.1 0.9,0.2 0.8,0.7").unwrap(),
     ];
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let feeder = std::thread::spawn(move || part.into_iter().for_each(|p| tx.blocking_send(Ok(p)).unwrap()));
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
-    let frames =
-        custos_node::export::redact::redact(rx, &zones, 1_780_000_000_000, &dir.path().join("r"), |_| true).unwrap();
-    let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
-    feeder.join().unwrap();
-    let per_core = frames as f64 / cpu;
-    println!(
-        "E3 redaction of {frames} frames of 720p: {:.1} s wall, {cpu:.1} s CPU: {per_core:.0} frames/s per core, \
-         {:.1}× real time at 25 fps per core",
-        wall,
-        per_core / 25.0
-    );
+    let redact_rate = |pieces: Vec<Vec<u8>>, what: &str| {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let feeder = std::thread::spawn(move || pieces.into_iter().for_each(|p| tx.blocking_send(Ok(p)).unwrap()));
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        let frames =
+            custos_node::export::redact::redact(rx, &zones, 1_780_000_000_000, &dir.path().join("r"), |_| true)
+                .unwrap();
+        let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+        feeder.join().unwrap();
+        let per_core = frames as f64 / cpu;
+        println!(
+            "E3 redaction of {frames} frames of 720p {what}: {wall:.1} s wall, {cpu:.1} s CPU: {per_core:.0} frames/s \
+             per core, {:.1}× real time at 25 fps per core",
+            per_core / 25.0
+        );
+        (frames, per_core / 25.0)
+    };
+    let (frames, worst_x) = redact_rate(worst, "noise");
+    let (_, calm_x) = redact_rate(calm, "moving bars");
     report::result(
         "E3",
-        "export redaction speed, 720p H.264, per core ÷ real time (25 fps)",
-        &format!("{:.1}× ({per_core:.0} frames/s per core)", per_core / 25.0),
+        "export redaction speed, 720p H.264, per core ÷ real time (25 fps): full-frame noise; moving bars",
+        &format!("{worst_x:.1}×; {calm_x:.1}×"),
         "≥ 4×",
-        Some(per_core / 25.0 >= 4.0),
-        &format!("{frames} frames, 2 zones, decode + fill + x264 veryfast + mp4mux; CPU time of every thread"),
+        Some(worst_x >= 4.0),
+        &format!(
+            "{frames} frames each, 2 zones, decode + fill + x264 ultrafast + mp4mux; CPU time of every thread; the \
+             target is judged on the noise"
+        ),
     );
     report::result(
         "E2",

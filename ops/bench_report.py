@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
-         "memory 4 Mbit/s", "cameras", "picture", "W1", "W2"]
+         "memory 4 Mbit/s", "cameras", "picture", "W1", "W2", "E2", "E3"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
     "P2": "ops/bench.sh p2",
@@ -36,6 +36,8 @@ COMMANDS = {
     "W1": "cargo bench --bench console",
     "W2": "cargo bench --bench console",
     "picture": "ops/bench.sh picture",
+    "E2": "cargo bench --bench evidence",
+    "E3": "cargo bench --bench evidence",
 }
 JSON_PATH = "docs/benchmarks.json"
 MD_PATH = "docs/benchmarks.md"

@@ -178,12 +178,15 @@ fn mask_frame(cache: &mut Option<FrameMask>, zones: &[Zone], w: usize, h: usize,
     m.chroma.fill(&mut data[v0..], cs, 128);
 }
 
-/// The x264 settings of redacted derivatives: quick, widely playable (main profile),
-/// a keyframe every 2 s at 25 fps. x264 is deterministic unless told otherwise, so a
-/// node can make the same derivative again.
-/// The thread count is fixed: x264's output depends on it, and the default follows the
+/// The x264 settings of redacted derivatives: the fastest preset (on the worst footage,
+/// full-frame noise at 720p, `veryfast` managed 1.7× real time per core and `ultrafast`
+/// about 4×; see E3 in `docs/benchmarks.md`), a little more bitrate to make up for it,
+/// widely playable (main profile), a keyframe every 2 s at 25 fps. x264 is deterministic
+/// unless told otherwise, so a node can make the same derivative again; its output does
+/// depend on the thread count, which is therefore fixed rather than left to follow the
 /// machine's cores.
-const ENCODER: &str = "x264enc speed-preset=veryfast key-int-max=50 bitrate=2048 threads=2 ! video/x-h264,profile=main";
+const ENCODER: &str =
+    "x264enc speed-preset=ultrafast key-int-max=50 bitrate=3000 threads=2 ! video/x-h264,profile=main";
 
 /// Decodes the MPEG-TS arriving on `input`, fills `zones` in every picture (the
 /// `identity` before the encoder drops the allocation query, so no element upstream
