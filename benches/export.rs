@@ -99,9 +99,10 @@ async fn custos(svc: &Services, sec: &str, appr: &str, from: i64, to: i64) -> f6
         letter: "B-1".into(),
         purpose: "export throughput benchmark".into(),
         ranges: vec![pb::ExportRange { camera: "bench".into(), from_ms: from, to_ms: to }],
+        ..Default::default()
     };
     let id = svc.request_export(authed(r, sec)).await.unwrap().into_inner().id;
-    let d = pb::DecideExportRequest { id: id.clone(), approve: true, reason: String::new() };
+    let d = pb::DecideExportRequest { id: id.clone(), approve: true, ..Default::default() };
     svc.decide_export(authed(d, appr)).await.unwrap();
     let t = Instant::now();
     let e = svc.run_export(authed(pb::RunExportRequest { id }, sec)).await.unwrap().into_inner();

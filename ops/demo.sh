@@ -174,6 +174,13 @@ cat <<EOT
    $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
    ls demo-export          # lobby.ts is the original, lobby.mp4 plays in stock players, receipt.pdf is to print and sign
 
+   # a redacted copy: the right half of the lobby filled in; the approver keeps the original back
+   $bin/custos export request --case demo-1 --org "City Police Station 3" --letter L-2026-1 \
+       --purpose "demo: evidence without bystanders" --camera lobby --from -2m --to -1m --redact --redact-box lobby:0.5,0,0.5,1
+   CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000002
+   $bin/custos export run E-000002 && $bin/custos export download E-000002 -o demo-redacted
+   ls demo-redacted        # lobby-redacted.mp4 and the receipt only: the original stays in the hospital
+
    # four eyes: an administrator alone cannot open footage, keys or deletion; an approver decides
    CUSTOS_TOKEN=\$(cat $data/demo-admin.token) $bin/custos user grant demo-security --camera ward-3   # pending change N
    export CUSTOS_TOKEN=\$(cat $data/demo-approver.token)    # leadership: decides, never views footage

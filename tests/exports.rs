@@ -225,6 +225,119 @@ async fn h265_exports_carry_an_mp4_of_the_same_pictures() {
     node.stop();
 }
 
+/// GRAY8 frames (width, height, rows without padding) of an MP4, decoded by GStreamer.
+fn gray_frames(path: &Path) -> (usize, usize, Vec<Vec<u8>>) {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let desc = format!(
+        "filesrc location={} ! qtdemux ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink \
+         sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut w, mut h, mut frames) = (0, 0, Vec::new());
+    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(20)) {
+        let st = s.caps().unwrap().structure(0).unwrap().to_owned();
+        (w, h) = (st.get::<i32>("width").unwrap() as usize, st.get::<i32>("height").unwrap() as usize);
+        let map = s.buffer().unwrap().map_readable().unwrap();
+        frames.push(map.as_slice().chunks(w.div_ceil(4) * 4).take(h).flat_map(|r| r[..w].to_vec()).collect());
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (w, h, frames)
+}
+
+/// Variance of a frame's pixels in the box [x0, x1) × [y0, y1).
+fn variance(frame: &[u8], w: usize, (x0, x1, y0, y1): (usize, usize, usize, usize)) -> f64 {
+    let v: Vec<f64> = (y0..y1).flat_map(|y| (x0..x1).map(move |x| frame[y * w + x] as f64)).collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    v.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / v.len() as f64
+}
+
+/// Privacy zones (set through the change queue) and a request's own box are filled in the
+/// redacted copy, the rest of the picture is kept, the approver's decision withholds the
+/// originals from the package, and the package still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacted_exports_fill_the_zones_and_withhold_the_originals() {
+    let cam = TestCamera::start_with(0, &["--pattern", "smpte", "--width", "320", "--height", "240", "--keyint", "25"]);
+    let mut node = Node::init(&[format!("ward={}", cam.url)], 1_000);
+    node.start().await;
+    let admin = node.connect(Some(&node.token)).await.unwrap();
+    let boss = node.connect(Some(&node.approver)).await.unwrap();
+    let sec = node.user("li.wei", "security", None).await;
+    let appr = node.user("dr.chen", "approver", None).await;
+    let inv = node.user("officer.wu", "investigator", Some("case-9")).await;
+
+    // A privacy zone waits for an approver; a degenerate one is refused with the reason.
+    let err = admin.set_privacy_zones("ward", &["0,0 0.5,0.5 1,1".into()]).await.unwrap_err();
+    assert!(err.to_string().contains("no area"), "{err}");
+    let change = admin.set_privacy_zones("ward", &["0.25,0.25,0.5,0.5".into()]).await.unwrap().expect("pending");
+    assert!(admin.list_cameras().await.unwrap()[0].privacy_zones.is_empty(), "nothing before the approval");
+    boss.decide_change(change, true, "the bed by the window").await.unwrap();
+    assert_eq!(admin.list_cameras().await.unwrap()[0].privacy_zones, ["0.25,0.25 0.75,0.25 0.75,0.75 0.25,0.75"]);
+
+    let t0 = now_ms();
+    let segs = wait_for(60, "four recorded segments", || async {
+        let s = sec.search("ward", t0 - 60_000, now_ms(), PURPOSE).await.ok()?.0;
+        (s.len() >= 4).then_some(s)
+    })
+    .await;
+    let range = [("ward".to_string(), segs[1].start_ms, segs[3].end_ms)];
+    // A box for a camera the request does not export is refused.
+    let err = sec
+        .request_export_with("case-9", "Court", "order 9", PURPOSE, &range, Some(&["lift:0,0,0.1,0.1".into()]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    // The top strip, across every bar, is this request's own box.
+    let e = sec
+        .request_export_with("case-9", "Court", "order 9", PURPOSE, &range, Some(&["ward:0,0,1,0.1".into()]))
+        .await
+        .unwrap();
+    assert!(e.redacted && e.originals.is_empty());
+    let e = appr.decide_export_with(&e.id, true, "patients in the next bed", false).await.unwrap();
+    assert_eq!(e.originals, "withheld");
+    sec.run_export(&e.id).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    inv.download_export(&e.id, dir.path(), |_, _| {}).await.unwrap();
+    assert!(!dir.path().join("ward.ts").exists() && !dir.path().join("ward.mp4").exists(), "originals withheld");
+    let err = inv.download_export_file(&e.id, "ward.ts", 0, &mut Vec::new(), |_| {}).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    let v = verify_package(dir.path(), Some(&sec.signing_key().await.unwrap().public_key)).unwrap();
+    assert_eq!((v.redacted, v.receipt, v.withheld.clone()), (1, true, vec!["ward.ts".into(), "ward.mp4".into()]));
+    let manifest: Manifest = serde_json::from_slice(&read(dir.path(), MANIFEST_FILE)).unwrap();
+    let red = manifest.files.iter().find(|f| f.name == "ward-redacted.mp4").unwrap();
+    assert_eq!(red.zones.len(), 2, "the camera's zone and the request's box are named: {:?}", red.zones);
+
+    // The redacted copy plays in FFmpeg with the catalogued duration; the zone and the box
+    // are flat, the rest of the picture is the bars.
+    let (codec, ms) = ffprobe(&dir.path().join("ward-redacted.mp4"));
+    let catalogued = segs[3].end_ms - segs[1].start_ms;
+    assert!(codec == "h264" && (ms - catalogued).abs() <= 200, "{codec}, {ms} ms against {catalogued} ms");
+    let (w, h, frames) = gray_frames(&dir.path().join("ward-redacted.mp4"));
+    assert_eq!((w, h), (320, 240));
+    assert!(frames.len() > 50, "{} frames", frames.len());
+    for f in &frames {
+        let zone = variance(f, w, (84, 236, 64, 176));
+        let strip = variance(f, w, (0, w, 0, 20));
+        let kept = variance(f, w, (0, w, 30, 56));
+        assert!(zone < 2.0 && strip < 2.0, "zone variance {zone}, box variance {strip}");
+        assert!(kept > 300.0, "outside the zones the bars are kept: variance {kept}");
+    }
+    // A changed byte in the redacted copy is found.
+    let path = dir.path().join("ward-redacted.mp4");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let problems = verify_package(dir.path(), None).unwrap_err();
+    assert_eq!(problems, vec!["ward-redacted.mp4: BLAKE3 differs from the manifest".to_string()]);
+    node.stop();
+}
+
 /// The second-person rule holds in the state machine itself: even a hand-made command
 /// cannot let the requester decide their own export, nor decide one twice, nor complete
 /// one that was not approved.

@@ -287,6 +287,20 @@ impl Client {
         purpose: &str,
         ranges: &[(String, i64, i64)],
     ) -> Result<Export, ClientError> {
+        self.request_export_with(case_id, organisation, letter, purpose, ranges, None).await
+    }
+
+    /// [`Client::request_export`], asking for redacted copies when `redact` is given: the
+    /// boxes (`CAMERA:ZONE`) to fill besides each camera's privacy zones.
+    pub async fn request_export_with(
+        &self,
+        case_id: &str,
+        organisation: &str,
+        letter: &str,
+        purpose: &str,
+        ranges: &[(String, i64, i64)],
+        redact: Option<&[String]>,
+    ) -> Result<Export, ClientError> {
         let r = pb::RequestExportRequest {
             case_id: case_id.into(),
             organisation: organisation.into(),
@@ -296,13 +310,27 @@ impl Client {
                 .iter()
                 .map(|(c, f, t)| pb::ExportRange { camera: c.clone(), from_ms: *f, to_ms: *t })
                 .collect(),
+            redact: redact.is_some(),
+            redact_boxes: redact.map(<[String]>::to_vec).unwrap_or_default(),
         };
         Ok(self.exports.clone().request_export(self.req(r)).await?.into_inner())
     }
 
     /// Approves (or rejects, with a reason) an export request.
     pub async fn decide_export(&self, id: &str, approve: bool, reason: &str) -> Result<Export, ClientError> {
-        let r = pb::DecideExportRequest { id: id.into(), approve, reason: reason.into() };
+        self.decide_export_with(id, approve, reason, false).await
+    }
+
+    /// [`Client::decide_export`] for a redacted export: `include_original` puts the
+    /// originals into the package beside the redacted copies.
+    pub async fn decide_export_with(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        include_original: bool,
+    ) -> Result<Export, ClientError> {
+        let r = pb::DecideExportRequest { id: id.into(), approve, reason: reason.into(), include_original };
         Ok(self.exports.clone().decide_export(self.req(r)).await?.into_inner())
     }
 
@@ -486,6 +514,13 @@ impl Client {
     pub async fn set_camera_sensitive(&self, camera: &str, sensitive: bool) -> Result<Option<u64>, ClientError> {
         let r = pb::SetCameraSensitiveRequest { camera: camera.into(), sensitive };
         let r = self.admin.clone().set_camera_sensitive(self.req(r)).await?.into_inner();
+        Ok((r.change_id != 0).then_some(r.change_id))
+    }
+
+    /// Replaces a camera's privacy zones (through the change queue: returns the change).
+    pub async fn set_privacy_zones(&self, camera: &str, zones: &[String]) -> Result<Option<u64>, ClientError> {
+        let r = pb::SetPrivacyZonesRequest { camera: camera.into(), zones: zones.to_vec() };
+        let r = self.admin.clone().set_privacy_zones(self.req(r)).await?.into_inner();
         Ok((r.change_id != 0).then_some(r.change_id))
     }
 

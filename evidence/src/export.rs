@@ -47,6 +47,9 @@ pub const RECEIPT_FILE: &str = "receipt.pdf";
 pub const KIND_MP4: &str = "mp4";
 /// [`FileEntry::kind`] of the custody receipt.
 pub const KIND_RECEIPT: &str = "receipt";
+/// [`FileEntry::kind`] of a redacted derivative of an original (privacy zones filled in,
+/// re-encoded).
+pub const KIND_REDACTED: &str = "redacted";
 
 /// One requested camera range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,12 +78,29 @@ pub struct FileEntry {
     /// manifest lists under the original.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived_from: Option<String>,
+    /// For a redacted derivative: the zones filled in, each `x1,y1 x2,y2 …` in fractions
+    /// of the picture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Listed (so the segments and the Merkle root still describe all the footage) but not
+    /// in the package: the approver withheld the originals of a redacted export, which the
+    /// hospital's archived copy keeps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withheld: bool,
 }
 
 impl FileEntry {
     /// An original file: segments concatenated.
     pub fn original(name: impl Into<String>, bytes: u64, blake3: impl Into<String>) -> FileEntry {
-        FileEntry { name: name.into(), bytes, blake3: blake3.into(), kind: None, derived_from: None }
+        FileEntry {
+            name: name.into(),
+            bytes,
+            blake3: blake3.into(),
+            kind: None,
+            derived_from: None,
+            zones: vec![],
+            withheld: false,
+        }
     }
 }
 
@@ -246,9 +266,14 @@ pub struct Verified {
     pub export_id: String,
     /// Files checked (originals, derived files and the receipt).
     pub files: usize,
-    /// Of which MP4 remuxes, and whether a custody receipt was among them.
+    /// Of which MP4 remuxes, redacted derivatives, and whether a custody receipt was
+    /// among them.
     pub mp4s: usize,
+    pub redacted: usize,
     pub receipt: bool,
+    /// Files the manifest lists as withheld and the package does not hold (originals of a
+    /// redacted export, kept by the hospital).
+    pub withheld: Vec<String>,
     pub segments: usize,
     pub bytes: u64,
     pub merkle_root: String,
@@ -295,6 +320,8 @@ pub fn verify_package_with(
         }
         let data = match read(&f.name) {
             Ok(d) => d,
+            // Withheld by the approver: the hospital keeps it; nothing here to check.
+            Err(e) if f.withheld && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 problems.push(format!("{}: cannot read: {e}", f.name));
                 continue;
@@ -308,7 +335,7 @@ pub fn verify_package_with(
             problems.push(format!("{}: BLAKE3 differs from the manifest", f.name));
         }
         let shape_ok = match f.kind.as_deref() {
-            Some(KIND_MP4) => data.get(4..8) == Some(b"ftyp".as_slice()),
+            Some(KIND_MP4) | Some(KIND_REDACTED) => data.get(4..8) == Some(b"ftyp".as_slice()),
             Some(KIND_RECEIPT) => data.starts_with(b"%PDF-"),
             _ => true,
         };
@@ -341,9 +368,20 @@ pub fn verify_package_with(
                         .push(format!("{}: made from {from}, which is not an original file of the package", f.name));
                 }
             }
+            (Some(KIND_REDACTED), Some(from)) => {
+                let original = manifest.files.iter().find(|o| o.name == from);
+                if original.is_none_or(|o| o.kind.is_some()) {
+                    problems
+                        .push(format!("{}: made from {from}, which is not an original file of the package", f.name));
+                }
+                if f.zones.is_empty() {
+                    problems.push(format!("{}: a redacted file that names no zones", f.name));
+                }
+            }
             (Some(KIND_RECEIPT), None) => {}
             (kind, from) => problems.push(format!(
-                "{}: unknown kind {:?} (made from {:?}); this verifier knows originals, {KIND_MP4} and {KIND_RECEIPT}",
+                "{}: unknown kind {:?} (made from {:?}); this verifier knows originals, {KIND_MP4}, {KIND_REDACTED} \
+                 and {KIND_RECEIPT}",
                 f.name,
                 kind.unwrap_or(""),
                 from.unwrap_or("")
@@ -373,10 +411,13 @@ pub fn verify_package_with(
     if !problems.is_empty() {
         return Err(problems);
     }
+    let absent = |f: &FileEntry| f.withheld && read(&f.name).is_err();
     Ok(Verified {
         export_id: manifest.export_id.clone(),
         files: manifest.files.len(),
-        mp4s: manifest.files.iter().filter(|f| f.kind.as_deref() == Some(KIND_MP4)).count(),
+        mp4s: manifest.files.iter().filter(|f| f.kind.as_deref() == Some(KIND_MP4) && !absent(f)).count(),
+        redacted: manifest.files.iter().filter(|f| f.kind.as_deref() == Some(KIND_REDACTED)).count(),
+        withheld: manifest.files.iter().filter(|f| absent(f)).map(|f| f.name.clone()).collect(),
         receipt: manifest.files.iter().any(|f| f.kind.as_deref() == Some(KIND_RECEIPT)),
         segments: manifest.segments.len(),
         bytes: total,
@@ -500,6 +541,8 @@ mod tests {
             blake3: blake3::hash(data).to_hex().to_string(),
             kind: kind.map(String::from),
             derived_from: from.map(String::from),
+            zones: vec![],
+            withheld: false,
         };
         let write = |files: Vec<FileEntry>| {
             let m = Manifest {

@@ -48,6 +48,7 @@ pub mod shifts;
 pub mod tls;
 pub mod web;
 pub mod webhooks;
+pub mod zones;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;

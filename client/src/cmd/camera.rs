@@ -34,14 +34,95 @@ pub enum CameraCmd {
     /// Take the camera's next healthy picture as its reference still, after it was
     /// re-aimed on purpose (clears `camera-picture` "turned"). Waits for an approver.
     Confirm { id: String },
+    /// The parts of a camera's picture that redacted exports fill in (a bed, a window
+    /// into a ward). Every change waits for an approver.
+    #[command(subcommand, name = "privacy-zone")]
+    PrivacyZone(ZoneCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ZoneCmd {
+    /// Add a zone: `x,y,w,h` (a rectangle) or `"x1,y1 x2,y2 x3,y3 …"` (a polygon), in
+    /// fractions of the picture (0,0 is its top left; 0.5 is half way).
+    Add {
+        camera: String,
+        #[arg(long)]
+        zone: String,
+    },
+    /// The zones of one camera, or of every camera that has some.
+    List { camera: Option<String> },
+    /// Remove zone N (as `list` numbers them) of a camera.
+    Remove { camera: String, n: usize },
 }
 
 pub fn camera_json(c: &Camera) -> serde_json::Value {
-    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms), "sensitive": c.sensitive})
+    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms), "sensitive": c.sensitive, "privacy_zones": c.privacy_zones})
+}
+
+async fn zones(client: &Client, cmd: ZoneCmd, as_json: bool) -> anyhow::Result<()> {
+    let cams = client.list_cameras().await?;
+    let of = |id: &str| {
+        cams.iter()
+            .find(|c| c.id == id)
+            .map(|c| c.privacy_zones.clone())
+            .ok_or_else(|| anyhow::anyhow!("camera {id} does not exist (`custos camera list`)"))
+    };
+    let (camera, zones) = match cmd {
+        ZoneCmd::List { camera } => {
+            let shown: Vec<&Camera> =
+                cams.iter().filter(|c| camera.as_ref().map_or(!c.privacy_zones.is_empty(), |id| &c.id == id)).collect();
+            if let Some(id) = &camera {
+                of(id)?;
+            }
+            if as_json {
+                super::print_json(&json!(shown
+                    .iter()
+                    .map(|c| json!({"camera": c.id, "zones": c.privacy_zones}))
+                    .collect::<Vec<_>>()));
+            } else if shown.iter().all(|c| c.privacy_zones.is_empty()) {
+                println!("no privacy zones; add one with `custos camera privacy-zone add CAMERA --zone x,y,w,h`");
+            } else {
+                for c in shown {
+                    for (n, z) in c.privacy_zones.iter().enumerate() {
+                        println!("{:<24} {:>2}  {z}", c.id, n + 1);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        ZoneCmd::Add { camera, zone } => {
+            let mut zones = of(&camera)?;
+            zones.push(zone);
+            (camera, zones)
+        }
+        ZoneCmd::Remove { camera, n } => {
+            let mut zones = of(&camera)?;
+            if n == 0 || n > zones.len() {
+                anyhow::bail!(
+                    "camera {camera} has {} privacy zones; `custos camera privacy-zone list {camera}` numbers them",
+                    zones.len()
+                );
+            }
+            zones.remove(n - 1);
+            (camera, zones)
+        }
+    };
+    match client.set_privacy_zones(&camera, &zones).await? {
+        Some(change) => super::pending(change, as_json),
+        None => {
+            if as_json {
+                super::print_json(&json!({"camera": camera, "zones": zones}));
+            } else {
+                println!("camera {camera} has {} privacy zones", zones.len());
+            }
+            Ok(())
+        }
+    }
 }
 
 pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
+        CameraCmd::PrivacyZone(z) => return zones(client, z, as_json).await,
         CameraCmd::Sensitive { id, off } => {
             if let Some(change) = client.set_camera_sensitive(&id, !off).await? {
                 return super::pending(change, as_json);

@@ -34,12 +34,24 @@ pub enum ExportCmd {
         from: Vec<String>,
         #[arg(long = "to", required = true, allow_hyphen_values = true)]
         to: Vec<String>,
+        /// Ask for a redacted copy of each camera's footage: its privacy zones filled in
+        /// (`custos camera privacy-zone`), plus any --redact-box. The approver decides
+        /// whether the originals go out too.
+        #[arg(long)]
+        redact: bool,
+        /// A box to fill for this request only: CAMERA:x,y,w,h (fractions of the picture).
+        #[arg(long = "redact-box", requires = "redact")]
+        redact_boxes: Vec<String>,
     },
     /// Approve a request (an approver other than the requester).
     Approve {
         id: String,
         #[arg(long, default_value = "")]
         reason: String,
+        /// For a redacted export: put the originals in the package too (by default the
+        /// recipient gets the redacted copies only; the hospital keeps the originals).
+        #[arg(long)]
+        include_original: bool,
     },
     /// Reject a request, saying why.
     Reject {
@@ -95,6 +107,8 @@ fn export_json(e: &Export) -> serde_json::Value {
         "hold": (!e.hold_id.is_empty()).then_some(&e.hold_id),
         "completed": (e.completed_ms != 0).then(|| format_ms(e.completed_ms)),
         "files": e.files.iter().map(|f| json!({"name": f.name, "bytes": f.bytes})).collect::<Vec<_>>(),
+        "redacted": e.redacted, "redact_boxes": e.redact_boxes,
+        "originals": (!e.originals.is_empty()).then_some(&e.originals),
     })
 }
 
@@ -108,6 +122,14 @@ fn print_export(e: &Export) {
     }
     for r in &e.ranges {
         println!("  camera {:<16} {} to {}", r.camera, format_ms(r.from_ms), format_ms(r.to_ms));
+    }
+    if e.redacted {
+        let boxes = if e.redact_boxes.is_empty() { "none".to_string() } else { e.redact_boxes.join("; ") };
+        println!("  redacted:   the cameras' privacy zones, plus boxes {}", terminal(&boxes));
+        match e.originals.as_str() {
+            "" => println!("  originals:  the approver decides whether they go out too"),
+            o => println!("  originals:  {o}"),
+        }
     }
     if !e.merkle_root.is_empty() {
         println!("  run:        {}; archived copy held by {}", format_ms(e.completed_ms), e.hold_id);
@@ -128,7 +150,7 @@ fn show(e: &Export, as_json: bool) {
 
 pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
-        ExportCmd::Request { case_id, organisation, letter, purpose, cameras, from, to } => {
+        ExportCmd::Request { case_id, organisation, letter, purpose, cameras, from, to, redact, redact_boxes } => {
             if cameras.len() != from.len() || cameras.len() != to.len() {
                 bail!("give one --from and one --to for each --camera, in the same order");
             }
@@ -139,13 +161,16 @@ pub async fn run(client: &Client, cmd: ExportCmd, as_json: bool) -> anyhow::Resu
                 let t = parse_time_ms(t, now).map_err(anyhow::Error::msg).context("--to")?;
                 ranges.push((c.clone(), f, t));
             }
-            let e = client.request_export(&case_id, &organisation, &letter, &purpose, &ranges).await?;
+            let boxes = redact.then_some(redact_boxes.as_slice());
+            let e = client.request_export_with(&case_id, &organisation, &letter, &purpose, &ranges, boxes).await?;
             if !as_json {
                 println!("export {} requested; an approver must now run `custos export approve {}`", e.id, e.id);
             }
             show(&e, as_json);
         }
-        ExportCmd::Approve { id, reason } => show(&client.decide_export(&id, true, &reason).await?, as_json),
+        ExportCmd::Approve { id, reason, include_original } => {
+            show(&client.decide_export_with(&id, true, &reason, include_original).await?, as_json)
+        }
         ExportCmd::Reject { id, reason } => show(&client.decide_export(&id, false, &reason).await?, as_json),
         ExportCmd::Run { id } => {
             let e = client.run_export(&id).await?;
@@ -246,7 +271,8 @@ pub fn verify(dir: &Path, pubkey: Option<&str>, integrity_only: bool, as_json: b
             if as_json {
                 super::print_json(&json!({
                     "ok": v.key_checked || integrity_only, "export": v.export_id, "files": v.files,
-                    "mp4_files": v.mp4s, "receipt": v.receipt,
+                    "mp4_files": v.mp4s, "redacted_files": v.redacted, "receipt": v.receipt,
+                    "withheld": v.withheld,
                     "segments": v.segments, "bytes": v.bytes, "merkle_root": v.merkle_root,
                     "signing_key": v.signing_key, "fingerprint": fingerprint,
                     "key_checked": v.key_checked, "signer_checked": v.key_checked,
@@ -261,6 +287,18 @@ pub fn verify(dir: &Path, pubkey: Option<&str>, integrity_only: bool, as_json: b
                     v.segments,
                     v.bytes
                 );
+                if v.redacted > 0 {
+                    println!(
+                        "{} redacted copies (privacy zones filled in; the zones are listed in the manifest)",
+                        v.redacted
+                    );
+                }
+                if !v.withheld.is_empty() {
+                    println!(
+                        "withheld by the approver, kept by the hospital (listed, so the segments and the Merkle root still cover them): {}",
+                        terminal(&v.withheld.join(", "))
+                    );
+                }
                 // The package is someone else's file: even its hex fields are escaped.
                 println!("Merkle root {}", terminal(&v.merkle_root));
                 if v.key_checked {

@@ -16,7 +16,7 @@ pub mod redact;
 
 use custos_evidence::export::{
     merkle_root, ExportRange, FileEntry, Manifest, SegmentEntry, SigningKey, FORMAT, KIND_MP4, KIND_RECEIPT,
-    RECEIPT_FILE,
+    KIND_REDACTED, RECEIPT_FILE,
 };
 
 use crate::meta::{ExportRecord, SegmentRecord};
@@ -47,6 +47,12 @@ pub fn file_names(ranges: &[(String, i64, i64)]) -> Vec<String> {
         .collect()
 }
 
+/// The name of the redacted derivative beside an original (`door.ts` →
+/// `door-redacted.mp4`).
+pub fn redacted_name(ts_name: &str) -> String {
+    format!("{}-redacted.mp4", ts_name.strip_suffix(".ts").unwrap_or(ts_name))
+}
+
 /// One media file as built: its name, its segments in order, and the BLAKE3 and size of
 /// the concatenated plaintexts.
 pub struct BuiltFile {
@@ -59,6 +65,8 @@ pub struct BuiltFile {
     pub bytes: u64,
     /// Its MP4 remux, when one could be made (see [`mp4`]).
     pub mp4: Option<Derived>,
+    /// Its redacted derivative and the zones filled in, for a redacted export.
+    pub redacted: Option<(Derived, Vec<crate::zones::Zone>)>,
 }
 
 /// A file made from an original: its size and BLAKE3.
@@ -82,6 +90,7 @@ pub fn receipt_of(m: &Manifest) -> Result<Vec<u8>, String> {
 pub fn manifest(
     rec: &ExportRecord,
     files: &[BuiltFile],
+    withhold_originals: bool,
     hospital: &str,
     key: &SigningKey,
     now_ms: i64,
@@ -122,15 +131,21 @@ pub fn manifest(
         files: files
             .iter()
             .flat_map(|f| {
-                let original = FileEntry::original(f.name.clone(), f.bytes, f.blake3.clone());
+                let mut original = FileEntry::original(f.name.clone(), f.bytes, f.blake3.clone());
+                original.withheld = withhold_originals;
                 let mp4 = f.mp4.as_ref().map(|d| FileEntry {
-                    name: mp4::mp4_name(&f.name),
-                    bytes: d.bytes,
-                    blake3: d.blake3.clone(),
                     kind: Some(KIND_MP4.into()),
                     derived_from: Some(f.name.clone()),
+                    withheld: withhold_originals,
+                    ..FileEntry::original(mp4::mp4_name(&f.name), d.bytes, d.blake3.clone())
                 });
-                std::iter::once(original).chain(mp4)
+                let redacted = f.redacted.as_ref().map(|(d, zones)| FileEntry {
+                    kind: Some(KIND_REDACTED.into()),
+                    derived_from: Some(f.name.clone()),
+                    zones: zones.iter().map(ToString::to_string).collect(),
+                    ..FileEntry::original(redacted_name(&f.name), d.bytes, d.blake3.clone())
+                });
+                std::iter::once(original).chain(mp4).chain(redacted)
             })
             .collect(),
         segments,
@@ -139,11 +154,8 @@ pub fn manifest(
     };
     let receipt = receipt::render(&m)?;
     m.files.push(FileEntry {
-        name: RECEIPT_FILE.into(),
-        bytes: receipt.len() as u64,
-        blake3: blake3::hash(&receipt).to_hex().to_string(),
         kind: Some(KIND_RECEIPT.into()),
-        derived_from: None,
+        ..FileEntry::original(RECEIPT_FILE, receipt.len() as u64, blake3::hash(&receipt).to_hex().to_string())
     });
     let bytes = m.to_bytes();
     let sig = key.sign_hex(&bytes);

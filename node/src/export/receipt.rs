@@ -8,7 +8,7 @@
 //! deterministically: a node rebuilds a package's receipt on download and checks it
 //! against the hash the signed manifest lists, as it does for the media files.
 
-use custos_evidence::export::{key_fingerprint, Manifest, KIND_MP4, KIND_RECEIPT};
+use custos_evidence::export::{key_fingerprint, Manifest, KIND_MP4, KIND_RECEIPT, KIND_REDACTED};
 use krilla::geom::Point;
 use krilla::page::PageSettings;
 use krilla::text::{Font, TextDirection};
@@ -103,11 +103,19 @@ fn lines(m: &Manifest) -> Vec<Line> {
     for f in &m.files {
         let what = match (f.kind.as_deref(), f.derived_from.as_deref()) {
             (Some(KIND_MP4), Some(from)) => format!("MP4 remux of {from}, same pictures"),
+            (Some(KIND_REDACTED), Some(from)) => {
+                format!("redacted copy of {from}: {} privacy zones filled in, re-encoded", f.zones.len())
+            }
             (Some(KIND_RECEIPT), _) => "this receipt".to_string(),
             _ => "original MPEG-TS".to_string(),
         };
-        push(format!("{} ({} bytes, {what})", f.name, f.bytes), 10.0, 12.0, 5.0);
+        let held =
+            if f.withheld { "; WITHHELD by the approver, kept by the hospital / 未移交，医院留存" } else { "" };
+        push(format!("{} ({} bytes, {what}{held})", f.name, f.bytes), 10.0, 12.0, 5.0);
         push(format!("BLAKE3 {}", f.blake3), 8.0, 24.0, 2.0);
+        for z in &f.zones {
+            push(format!("zone {z}"), 8.0, 24.0, 2.0);
+        }
     }
     push("Integrity / 完整性".into(), 12.0, 0.0, 14.0);
     push(format!("Merkle root over the segments: {}", m.merkle_root), 9.0, 12.0, 3.0);

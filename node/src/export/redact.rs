@@ -15,88 +15,8 @@ use std::sync::{Arc, Mutex};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use serde::{Deserialize, Serialize};
 
-/// Most corners one zone may have.
-pub const ZONE_POINTS_MAX: usize = 32;
-
-/// A privacy zone: a polygon in relative coordinates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Zone {
-    pub points: Vec<(f64, f64)>,
-}
-
-impl Zone {
-    /// A rectangle from its top-left corner and size, relative.
-    pub fn rect(x: f64, y: f64, w: f64, h: f64) -> Zone {
-        Zone { points: vec![(x, y), (x + w, y), (x + w, y + h), (x, y + h)] }
-    }
-
-    /// Reads a zone as people write it: `x,y,w,h` for a rectangle, or `x1,y1 x2,y2 x3,y3 …`
-    /// (three or more corners) for a polygon; numbers between 0 and 1.
-    pub fn parse(s: &str) -> Result<Zone, String> {
-        let bad = |why: &str| {
-            format!(
-                "privacy zone {s:?}: {why}; write a rectangle as x,y,w,h or a polygon as x1,y1 x2,y2 x3,y3 …, \
-                 with numbers between 0 and 1 (0,0 is the picture's top left)"
-            )
-        };
-        let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad(&format!("{t:?} is not a number")));
-        let corners: Vec<&str> = s.split_whitespace().collect();
-        let zone = if corners.len() == 1 {
-            let v = corners[0].split(',').map(num).collect::<Result<Vec<_>, _>>()?;
-            match v[..] {
-                [x, y, w, h] if w > 0.0 && h > 0.0 => Zone::rect(x, y, w, h),
-                [_, _, _, _] => return Err(bad("width and height must be above 0")),
-                _ => return Err(bad("a rectangle has four numbers")),
-            }
-        } else {
-            let points = corners
-                .iter()
-                .map(|c| match c.split(',').map(num).collect::<Result<Vec<_>, _>>()?[..] {
-                    [x, y] => Ok((x, y)),
-                    _ => Err(bad(&format!("corner {c:?} is not x,y"))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Zone { points }
-        };
-        zone.validate().map_err(|e| bad(&e))?;
-        Ok(zone)
-    }
-
-    /// Three to [`ZONE_POINTS_MAX`] corners, each inside the picture.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.points.len() < 3 || self.points.len() > ZONE_POINTS_MAX {
-            return Err(format!("a zone has 3 to {ZONE_POINTS_MAX} corners, not {}", self.points.len()));
-        }
-        if self.points.iter().any(|&(x, y)| !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y)) {
-            return Err("every corner must lie inside the picture (0 to 1)".into());
-        }
-        Ok(())
-    }
-
-    /// Whether the point (relative) lies inside (even-odd rule).
-    pub fn covers(&self, x: f64, y: f64) -> bool {
-        let p = &self.points;
-        let mut inside = false;
-        let mut j = p.len() - 1;
-        for i in 0..p.len() {
-            let ((xi, yi), (xj, yj)) = (p[i], p[j]);
-            if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
-                inside = !inside;
-            }
-            j = i;
-        }
-        inside
-    }
-}
-
-impl std::fmt::Display for Zone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let corners: Vec<String> = self.points.iter().map(|(x, y)| format!("{x},{y}")).collect();
-        write!(f, "{}", corners.join(" "))
-    }
-}
+pub use crate::zones::Zone;
 
 /// Per row of a plane, the runs `[from, to)` of samples to fill.
 #[derive(Debug, Clone, PartialEq)]
@@ -266,19 +186,6 @@ pub fn redact(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zones_parse_cover_and_refuse_nonsense() {
-        let r = Zone::parse("0.25,0.25,0.5,0.5").unwrap();
-        assert!(r.covers(0.5, 0.5) && !r.covers(0.1, 0.5) && !r.covers(0.5, 0.8));
-        let tri = Zone::parse("0,0 1,0 0,1").unwrap();
-        assert!(tri.covers(0.2, 0.2) && !tri.covers(0.8, 0.8));
-        assert_eq!(Zone::parse(&tri.to_string()).unwrap(), tri, "a zone prints as it parses");
-        for bad in ["", "0.1,0.1,0.5", "0,0 1,1", "0.5,0.5,0,0.2", "0,0,2,1", "a,b,c,d", "0,0 1,0 1"] {
-            let e = Zone::parse(bad).unwrap_err();
-            assert!(e.contains("privacy zone"), "{bad:?}: {e}");
-        }
-    }
 
     #[test]
     fn masks_fill_exactly_the_samples_whose_centres_are_inside() {

@@ -88,6 +88,11 @@ pub const CF_LOST: &str = "lost";
 pub const CF_PICTURE_REFS: &str = "picture_refs";
 /// User name → console password (`Credential`).
 pub const CF_CREDENTIALS: &str = "credentials";
+/// Camera id → its privacy zones (`Vec<zones::Zone>`). Format 3.
+pub const CF_PRIVACY_ZONES: &str = "privacy_zones";
+/// Export id → what a redacted export asked for and its approver decided
+/// (`ExportRedaction`). Format 3.
+pub const CF_REDACTIONS: &str = "redactions";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -122,6 +127,8 @@ pub const STATE_CFS: &[&str] = &[
     CF_LOST,
     CF_PICTURE_REFS,
     CF_CREDENTIALS,
+    CF_PRIVACY_ZONES,
+    CF_REDACTIONS,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

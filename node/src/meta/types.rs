@@ -353,6 +353,29 @@ pub enum Command {
     /// new token (made by the approver's node) to enrol again. Only ever the effect of an
     /// accepted change (`custos user reset-password`).
     ResetPassword { user: String, token_hash: Hash, token: TokenRecord },
+    /// A camera's privacy zones (replacing the ones it had; none removes them all), which
+    /// redacted exports fill in. Through the change queue: a zone hides part of what the
+    /// camera sees from every redacted copy, and removing one reveals it. Format 3.
+    SetPrivacyZones { camera: String, zones: Vec<crate::zones::Zone> },
+    /// An export request that asks for a redacted derivative of each camera's footage: the
+    /// camera's zones at run time plus `extra` boxes for this request, per camera. Applied
+    /// as `RequestExport`, and the redaction stored under the export's id. Format 3.
+    RequestRedactedExport { export: ExportRecord, extra: Vec<(String, crate::zones::Zone)> },
+    /// `DecideExport` for a redacted export, with the approver's decision whether the
+    /// originals (the MPEG-TS and its MP4) go into the package too, or stay in the
+    /// hospital's archived copy only. Format 3.
+    DecideRedactedExport { id: String, user: String, approve: bool, reason: String, include_original: bool },
+}
+
+/// What a redacted export asked for and what its approver decided (`CF_REDACTIONS`, by
+/// export id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRedaction {
+    /// Boxes for this request only, by camera, besides the cameras' own zones.
+    pub extra: Vec<(String, crate::zones::Zone)>,
+    /// Whether the package carries the originals too: the approver's decision (`None`
+    /// until decided; withheld unless the approver includes them).
+    pub include_original: Option<bool>,
 }
 
 /// A user's console password: an argon2id PHC string (salt and parameters included), when
@@ -719,6 +742,13 @@ impl std::fmt::Display for Request {
             Command::SetPictureReference { camera, still: None } => write!(f, "camera-confirm {camera}"),
             Command::SetPassword { user, .. } => write!(f, "set-password {user}"),
             Command::ResetPassword { user, .. } => write!(f, "reset-password {user}"),
+            Command::SetPrivacyZones { camera, zones } => write!(f, "set-privacy-zones {camera} x{}", zones.len()),
+            Command::RequestRedactedExport { export, extra } => {
+                write!(f, "request-redacted-export case {} boxes x{}", export.case_id, extra.len())
+            }
+            Command::DecideRedactedExport { id, user, approve, include_original, .. } => {
+                write!(f, "decide-redacted-export {id} by {user}: {approve}, originals {include_original}")
+            }
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())

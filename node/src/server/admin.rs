@@ -194,6 +194,27 @@ impl Admin for Services {
         Ok(Response::new(pb::SetCameraSensitiveResponse { change_id }))
     }
 
+    async fn set_privacy_zones(
+        &self,
+        req: Request<pb::SetPrivacyZonesRequest>,
+    ) -> Result<Response<pb::SetPrivacyZonesResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageCameras, false).await?;
+        let r = req.into_inner();
+        crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
+        let zones = r.zones.iter().map(|z| crate::zones::Zone::parse(z)).collect::<Result<Vec<_>, _>>();
+        let zones = zones.map_err(Status::invalid_argument)?;
+        crate::zones::validate_all(&zones).map_err(Status::invalid_argument)?;
+        let listed: Vec<String> = zones.iter().map(|z| format!("[{z}]")).collect();
+        let detail = format!(
+            "camera {} privacy zones: {}",
+            r.camera,
+            if listed.is_empty() { "none".into() } else { listed.join(" ") }
+        );
+        let cmd = Command::SetPrivacyZones { camera: r.camera, zones };
+        let change_id = self.admin_change(&caller, "camera-privacy-zones", detail, cmd).await?.unwrap_or(0);
+        Ok(Response::new(pb::SetPrivacyZonesResponse { change_id }))
+    }
+
     async fn list_policies(
         &self,
         req: Request<pb::ListPoliciesRequest>,

@@ -39,6 +39,10 @@ pub fn needs_approval(command: &Command, catalog: &Catalog) -> crate::Result<Opt
             Some(format!("clearing the flag opens camera {camera}'s future footage to staff without a grant"))
         }
         Command::RemoveCamera { id } => Some(format!("removing camera {id} stops its recording")),
+        Command::SetPrivacyZones { camera, .. } => Some(format!(
+            "camera {camera}'s privacy zones decide what every redacted export of it hides: a zone removed shows \
+             patients, one added hides what an investigator may need"
+        )),
         Command::SetPolicy { camera, policy } => {
             let now = match camera {
                 Some(c) => catalog.policy_for(c)?,

@@ -13,6 +13,7 @@ pub fn camera(c: &Camera) -> pb::Camera {
         recorder: c.recorder,
         added_ms: c.added_ms,
         sensitive: c.sensitive,
+        privacy_zones: vec![],
     }
 }
 

@@ -3,7 +3,7 @@
 //! before a byte is sent.
 
 use custos_evidence::export::{
-    FileEntry, Manifest, SegmentEntry, KIND_MP4, KIND_RECEIPT, MANIFEST_FILE, SIGNATURE_FILE,
+    FileEntry, Manifest, SegmentEntry, KIND_MP4, KIND_RECEIPT, KIND_REDACTED, MANIFEST_FILE, SIGNATURE_FILE,
 };
 use custos_proto::v1 as pb;
 use custos_proto::v1::exports_server::Exports;
@@ -15,8 +15,10 @@ use super::guard::Caller;
 use super::{open_segment, validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
 use crate::access::{authorize, Action, FootageScope, Role};
 use crate::export::{file_names, mp4, BuiltFile, Derived, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
+use crate::meta::types::ExportRedaction;
 use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
 use crate::retention::Hold;
+use crate::zones::Zone;
 
 /// Where a remux takes its input: segment plaintexts in order, or why it must stop.
 type Feed = mpsc::Sender<Result<Vec<u8>, String>>;
@@ -47,13 +49,35 @@ fn package_files(rec: &ExportRecord) -> Vec<pb::PackageFile> {
         pb::PackageFile { name: SIGNATURE_FILE.into(), bytes: sig.len() as u64 },
     ];
     if let Ok(man) = serde_json::from_str::<Manifest>(m) {
-        out.extend(man.files.iter().map(|f| pb::PackageFile { name: f.name.clone(), bytes: f.bytes }));
+        out.extend(
+            man.files.iter().filter(|f| !f.withheld).map(|f| pb::PackageFile { name: f.name.clone(), bytes: f.bytes }),
+        );
     }
     out
 }
 
-fn to_pb(rec: &ExportRecord) -> pb::Export {
+/// Reads `CAMERA:ZONE` boxes of an export request.
+fn parse_boxes(boxes: &[String]) -> Result<Vec<(String, Zone)>, Status> {
+    boxes
+        .iter()
+        .map(|b| {
+            let (camera, zone) = b.split_once(':').ok_or_else(|| {
+                Status::invalid_argument(format!("redaction box {b:?}: write CAMERA:ZONE, e.g. door:0.1,0.1,0.3,0.4"))
+            })?;
+            Ok((camera.trim().to_string(), Zone::parse(zone).map_err(Status::invalid_argument)?))
+        })
+        .collect()
+}
+
+fn to_pb(rec: &ExportRecord, red: Option<&ExportRedaction>) -> pb::Export {
     pb::Export {
+        redacted: red.is_some(),
+        redact_boxes: red.map(|r| r.extra.iter().map(|(c, z)| format!("{c}:{z}")).collect()).unwrap_or_default(),
+        originals: match red.map(|r| r.include_original) {
+            Some(Some(true)) => "included".into(),
+            Some(Some(false)) => "withheld".into(),
+            _ => String::new(),
+        },
         id: rec.id.clone(),
         case_id: rec.case_id.clone(),
         organisation: rec.organisation.clone(),
@@ -140,11 +164,42 @@ impl Services {
 
     async fn export_reply(&self, id: String) -> Result<Response<pb::Export>, Status> {
         let rec = self.meta.read(move |c| c.export(&id)).await?.ok_or_else(|| Status::internal("export vanished"))?;
-        Ok(Response::new(to_pb(&rec)))
+        self.export_pb(&rec).await.map(Response::new)
     }
 
-    /// Reads, verifies and hashes every segment of `rec`'s ranges, file by file.
-    async fn build_files(&self, rec: &ExportRecord) -> Result<Vec<BuiltFile>, Status> {
+    async fn export_pb(&self, rec: &ExportRecord) -> Result<pb::Export, Status> {
+        let id = rec.id.clone();
+        let red = self.meta.read(move |c| c.export_redaction(&id)).await?;
+        Ok(to_pb(rec, red.as_ref()))
+    }
+
+    /// The zones to fill in each camera of a redacted export: its privacy zones now, plus
+    /// the request's boxes for it.
+    async fn zones_for(&self, red: &ExportRedaction, cameras: Vec<String>) -> Result<Vec<(String, Vec<Zone>)>, Status> {
+        let extra = red.extra.clone();
+        Ok(self
+            .meta
+            .read(move |c| {
+                cameras
+                    .into_iter()
+                    .map(|cam| {
+                        let mut zones = c.privacy_zones(&cam)?;
+                        zones.extend(extra.iter().filter(|(x, _)| *x == cam).map(|(_, z)| z.clone()));
+                        Ok((cam, zones))
+                    })
+                    .collect::<crate::Result<Vec<_>>>()
+            })
+            .await?)
+    }
+
+    /// Reads, verifies and hashes every segment of `rec`'s ranges, file by file, making
+    /// each file's MP4 and, for a redacted export (`zones`: per camera), its redacted
+    /// derivative from the same plaintexts.
+    async fn build_files(
+        &self,
+        rec: &ExportRecord,
+        zones: Option<&[(String, Vec<Zone>)]>,
+    ) -> Result<Vec<BuiltFile>, Status> {
         let mut files = Vec::new();
         let mut total = 0;
         for ((camera, from, to), name) in rec.ranges.iter().zip(file_names(&rec.ranges)) {
@@ -169,10 +224,19 @@ impl Services {
             // The MP4 is remuxed from the same plaintexts as they pass, on a blocking thread.
             let (remux_tx, remux) = match segs.first() {
                 Some(first) => {
-                    let (tx, job) = self.spawn_remux(first.start_ms, |_| true);
+                    let (tx, job) = self.spawn_remux(first.start_ms, None, |_| true);
                     (Some(tx), Some(job))
                 }
                 None => (None, None),
+            };
+            let cam_zones =
+                zones.map(|z| z.iter().find(|(c, _)| c == camera).map(|(_, z)| z.clone()).unwrap_or_default());
+            let (redact_tx, redact) = match (segs.first(), &cam_zones) {
+                (Some(first), Some(z)) => {
+                    let (tx, job) = self.spawn_remux(first.start_ms, Some(z.clone()), |_| true);
+                    (Some(tx), Some(job))
+                }
+                _ => (None, None),
             };
             // Two segments are read and verified at a time (in order), one per core.
             use futures::StreamExt;
@@ -188,12 +252,15 @@ impl Services {
                 let plain = plain?;
                 hasher.update(&plain);
                 bytes += plain.len() as u64;
+                if let Some(tx) = &redact_tx {
+                    let _ = tx.send(Ok(plain.clone())).await;
+                }
                 if let Some(tx) = &remux_tx {
                     // A remux that failed has stopped listening; the failure is read below.
                     let _ = tx.send(Ok(plain)).await;
                 }
             }
-            drop((opened, remux_tx));
+            drop((opened, remux_tx, redact_tx));
             let blake3 = hasher.finalize().to_hex().to_string();
             let mp4 = match remux {
                 None => None,
@@ -207,7 +274,17 @@ impl Services {
                     }
                 },
             };
-            files.push(BuiltFile { name, segments: segs, clock_offsets_ms: clocks, blake3, bytes, mp4 });
+            let redacted = match (redact, cam_zones) {
+                (Some(job), Some(z)) => match job.await {
+                    Ok(d) => Some((d, z)),
+                    // Asked for and approved: without it the package cannot go out.
+                    Err(e) => {
+                        return Err(Status::internal(format!("cannot make the redacted copy of {name}: {e}")));
+                    }
+                },
+                _ => None,
+            };
+            files.push(BuiltFile { name, segments: segs, clock_offsets_ms: clocks, blake3, bytes, mp4, redacted });
         }
         if total == 0 {
             return Err(Status::failed_precondition("no footage is catalogued in the requested ranges"));
@@ -221,6 +298,7 @@ impl Services {
     fn spawn_remux(
         &self,
         start_ms: i64,
+        redact: Option<Vec<Zone>>,
         mut out: impl FnMut(&[u8]) -> bool + Send + 'static,
     ) -> (Feed, impl std::future::Future<Output = Result<Derived, String>>) {
         let (tx, rx) = mpsc::channel(2);
@@ -228,11 +306,15 @@ impl Services {
         let job = tokio::task::spawn_blocking(move || {
             let mut hasher = blake3::Hasher::new();
             let mut bytes = 0u64;
-            let r = mp4::remux(rx, start_ms, &scratch, |b| {
+            let mut sink = |b: &[u8]| {
                 hasher.update(b);
                 bytes += b.len() as u64;
                 out(b)
-            });
+            };
+            let r = match &redact {
+                None => mp4::remux(rx, start_ms, &scratch, &mut sink),
+                Some(zones) => crate::export::redact::redact(rx, zones, start_ms, &scratch, &mut sink).map(|_| ()),
+            };
             if let Err(e) = std::fs::remove_file(&scratch) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %scratch.display(), error = %e, "could not remove an MP4 working file");
@@ -290,13 +372,40 @@ impl Exports for Services {
             caller.who.name.clone(),
             r.ranges.iter().map(|g| (g.camera.clone(), g.from_ms, g.to_ms)).collect(),
         );
+        let boxes = parse_boxes(&r.redact_boxes)?;
+        if !boxes.is_empty() && !r.redact {
+            return Err(Status::invalid_argument("redaction boxes need --redact"));
+        }
+        if r.redact {
+            // Every camera must have something to fill, or its "redacted" copy would show
+            // everything.
+            let cameras: Vec<String> = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
+            let red = ExportRedaction { extra: boxes.clone(), include_original: None };
+            for (cam, zones) in self.zones_for(&red, cameras).await? {
+                if zones.is_empty() {
+                    return Err(Status::failed_precondition(format!(
+                        "camera {cam} has no privacy zones and the request gives no box for it, so nothing of it \
+                         would be redacted: add --redact-box {cam}:x,y,w,h, or set its zones with `custos camera \
+                         privacy-zone add {cam} …`"
+                    )));
+                }
+            }
+        }
         let mut ev = caller.event(Action::RequestExport.as_str(), "ok");
         ev.cameras = r.ranges.iter().map(|g| g.camera.clone()).collect();
         ev.from_ms = r.ranges.iter().map(|g| g.from_ms).min();
         ev.to_ms = r.ranges.iter().map(|g| g.to_ms).max();
         ev.purpose = rec.purpose.clone();
         ev.detail = format!("case {} for {} (letter {})", rec.case_id, rec.organisation, rec.letter);
-        let id = match status_of(self.meta.propose_audited(Command::RequestExport(rec), ev).await?)? {
+        if r.redact {
+            ev.detail.push_str(&format!("; redacted, {} extra boxes", boxes.len()));
+        }
+        let cmd = if r.redact {
+            Command::RequestRedactedExport { export: rec, extra: boxes }
+        } else {
+            Command::RequestExport(rec)
+        };
+        let id = match status_of(self.meta.propose_audited(cmd, ev).await?)? {
             Applied::Created(id) => id,
             other => return Err(Status::internal(format!("unexpected response {other:?}"))),
         };
@@ -312,13 +421,36 @@ impl Exports for Services {
             return Err(Status::invalid_argument("a rejection needs --reason saying why"));
         }
         let verdict = if r.approve { "approved" } else { "rejected" };
+        let id2 = r.id.clone();
+        let redacted = self.meta.read(move |c| c.export_redaction(&id2)).await?.is_some();
+        if r.include_original && !redacted {
+            return Err(Status::invalid_argument(format!(
+                "export {} asked for no redaction: its package carries the originals anyway",
+                r.id
+            )));
+        }
         let mut ev = caller.event(Action::DecideExport.as_str(), "ok");
         ev.detail = format!(
-            "export {} {verdict}{}",
+            "export {} {verdict}{}{}",
             r.id,
+            match (redacted && r.approve, r.include_original) {
+                (true, true) => ", originals included with the redacted copies",
+                (true, false) => ", redacted copies only (originals withheld)",
+                _ => "",
+            },
             if reason.is_empty() { String::new() } else { format!(": {reason}") }
         );
-        let cmd = Command::DecideExport { id: r.id.clone(), user: caller.who.name.clone(), approve: r.approve, reason };
+        let cmd = if redacted {
+            Command::DecideRedactedExport {
+                id: r.id.clone(),
+                user: caller.who.name.clone(),
+                approve: r.approve,
+                reason,
+                include_original: r.include_original,
+            }
+        } else {
+            Command::DecideExport { id: r.id.clone(), user: caller.who.name.clone(), approve: r.approve, reason }
+        };
         status_of(self.meta.propose_audited(cmd, ev).await?)?;
         tracing::info!(export = %r.id, user = %caller.who.name, verdict, "export decided");
         self.export_reply(r.id).await
@@ -343,10 +475,17 @@ impl Exports for Services {
             )
         })?;
         let t = std::time::Instant::now();
-        let files = self.build_files(&rec).await?;
+        let id2 = id.clone();
+        let redaction = self.meta.read(move |c| c.export_redaction(&id2)).await?;
+        let zones = match &redaction {
+            Some(red) => Some(self.zones_for(red, rec.ranges.iter().map(|(c, _, _)| c.clone()).collect()).await?),
+            None => None,
+        };
+        let files = self.build_files(&rec, zones.as_deref()).await?;
+        let withhold = redaction.as_ref().is_some_and(|r| r.include_original != Some(true));
         let (rec2, hospital, now) = (rec.clone(), self.hospital.clone(), self.clock.now_ms());
         let (manifest, bytes, signature, files) = tokio::task::spawn_blocking(move || {
-            crate::export::manifest(&rec2, &files, &hospital, &key, now).map(|(m, b, s)| (m, b, s, files))
+            crate::export::manifest(&rec2, &files, withhold, &hospital, &key, now).map(|(m, b, s)| (m, b, s, files))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -395,11 +534,18 @@ impl Exports for Services {
         req: Request<pb::ListExportsRequest>,
     ) -> Result<Response<pb::ListExportsResponse>, Status> {
         let caller = self.guard(&req, Action::ViewExports, false).await?;
-        let all = self.meta.read(|c| c.exports()).await?;
+        let all = self
+            .meta
+            .read(|c| {
+                c.exports()?.into_iter().map(|e| Ok((c.export_redaction(&e.id)?, e))).collect::<crate::Result<Vec<_>>>()
+            })
+            .await?;
         let exports = all
             .iter()
-            .filter(|e| caller.who.role != Role::Investigator || caller.who.case.as_deref() == Some(e.case_id.as_str()))
-            .map(to_pb)
+            .filter(|(_, e)| {
+                caller.who.role != Role::Investigator || caller.who.case.as_deref() == Some(e.case_id.as_str())
+            })
+            .map(|(red, e)| to_pb(e, red.as_ref()))
             .collect();
         Ok(Response::new(pb::ListExportsResponse { exports }))
     }
@@ -407,7 +553,7 @@ impl Exports for Services {
     async fn get_export(&self, req: Request<pb::GetExportRequest>) -> Result<Response<pb::Export>, Status> {
         let caller = self.guard(&req, Action::ViewExports, false).await?;
         let rec = self.visible_export(&caller, Action::ViewExports, &req.into_inner().id).await?;
-        Ok(Response::new(to_pb(&rec)))
+        self.export_pb(&rec).await.map(Response::new)
     }
 
     type DownloadExportStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
@@ -435,6 +581,13 @@ impl Exports for Services {
         let fixed = match (r.file.as_str(), entry.as_ref().and_then(|e| e.kind.as_deref())) {
             (MANIFEST_FILE, _) => Some(manifest_text.into_bytes()),
             (SIGNATURE_FILE, _) => Some(sig.into_bytes()),
+            _ if entry.as_ref().is_some_and(|e| e.withheld) => {
+                return Err(Status::failed_precondition(format!(
+                    "{} of export {} was withheld by its approver: the package carries the redacted copies only, and \
+                     the hospital's archived copy keeps the original",
+                    r.file, r.id
+                )))
+            }
             (_, Some(KIND_RECEIPT)) => Some(rebuilt_receipt(&manifest, entry.as_ref().expect("listed")).await?),
             _ if entry.is_some() => None,
             (other, _) => return Err(Status::not_found(format!("export {} has no file {other:?}", r.id))),
@@ -457,7 +610,10 @@ impl Exports for Services {
         } else {
             let svc = self.clone();
             let entry = entry.expect("a listed file");
-            let source = entry.derived_from.clone().filter(|_| entry.kind.as_deref() == Some(KIND_MP4));
+            let source = entry
+                .derived_from
+                .clone()
+                .filter(|_| matches!(entry.kind.as_deref(), Some(KIND_MP4) | Some(KIND_REDACTED)));
             let of = source.as_deref().unwrap_or(&r.file);
             let segs: Vec<_> = manifest.segments.into_iter().filter(|s| s.file == of).collect();
             match source {
@@ -542,7 +698,17 @@ impl Services {
         };
         let (out, stop) = (tx.clone(), revoked.clone());
         let mut pos = 0u64;
-        let (feed, job) = self.spawn_remux(start_ms, move |b| {
+        let zones = match entry.kind.as_deref() {
+            Some(KIND_REDACTED) => match entry.zones.iter().map(|z| Zone::parse(z)).collect::<Result<Vec<_>, _>>() {
+                Ok(z) => Some(z),
+                Err(e) => {
+                    let _ = tx.send(Err(Status::data_loss(format!("{}: {e}", entry.name)))).await;
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let (feed, job) = self.spawn_remux(start_ms, zones, move |b| {
             let skip = offset.saturating_sub(pos).min(b.len() as u64) as usize;
             pos += b.len() as u64;
             !stop.load(std::sync::atomic::Ordering::SeqCst)

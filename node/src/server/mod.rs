@@ -244,8 +244,23 @@ impl Footage for Services {
         req: Request<pb::ListCamerasRequest>,
     ) -> Result<Response<pb::ListCamerasResponse>, Status> {
         self.guard(&req, Action::ListCameras, false).await?;
-        let cams = self.meta.read(|c| c.cameras()).await?;
-        Ok(Response::new(pb::ListCamerasResponse { cameras: cams.iter().map(convert::camera).collect() }))
+        let cams = self
+            .meta
+            .read(|c| {
+                c.cameras()?
+                    .into_iter()
+                    .map(|cam| Ok((c.privacy_zones(&cam.id)?, cam)))
+                    .collect::<crate::Result<Vec<_>>>()
+            })
+            .await?;
+        let cameras = cams
+            .iter()
+            .map(|(zones, cam)| pb::Camera {
+                privacy_zones: zones.iter().map(ToString::to_string).collect(),
+                ..convert::camera(cam)
+            })
+            .collect();
+        Ok(Response::new(pb::ListCamerasResponse { cameras }))
     }
 
     async fn add_camera(&self, req: Request<pb::AddCameraRequest>) -> Result<Response<pb::Camera>, Status> {

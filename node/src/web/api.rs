@@ -340,6 +340,7 @@ async fn request_export(State(c): Shared, headers: HeaderMap, Json(b): Json<Expo
             .into_iter()
             .map(|r| pb::ExportRange { camera: r.camera, from_ms: r.from_ms, to_ms: r.to_ms })
             .collect(),
+        ..Default::default()
     };
     ok(call(&c, &a, msg, async |r| s.request_export(r).await).await?)
 }
@@ -349,13 +350,16 @@ struct Decision {
     approve: bool,
     #[serde(default)]
     note: String,
+    /// For a redacted export: the originals go into the package too.
+    #[serde(default)]
+    include_original: bool,
 }
 
 async fn decide_export(State(c): Shared, headers: HeaderMap, Path(id): Path<String>, Json(b): Json<Decision>) -> Api {
     use pb::exports_server::Exports;
     let a = c.session(&headers, true)?;
     let s = c.services.clone();
-    let msg = pb::DecideExportRequest { id, approve: b.approve, reason: b.note };
+    let msg = pb::DecideExportRequest { id, approve: b.approve, reason: b.note, include_original: b.include_original };
     ok(call(&c, &a, msg, async |r| s.decide_export(r).await).await?)
 }
 

@@ -45,8 +45,11 @@ pub const FORMAT_V1: u8 = 1;
 /// Who issued each token, the token an audited caller used, the change queue, the founding
 /// command, and the cluster version.
 pub const FORMAT_V2: u8 = 2;
+/// Privacy zones and redacted exports: commands appended to `Command` (older entries
+/// read unchanged) and a column family of their own; no record changed shape.
+pub const FORMAT_V3: u8 = 3;
 /// The format this binary writes, and the newest it reads (reported to the leader in pings).
-pub const FORMAT_CURRENT: u8 = FORMAT_V2;
+pub const FORMAT_CURRENT: u8 = FORMAT_V3;
 
 /// Encodes a value behind the current format byte.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -60,6 +63,7 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 /// current type.
 pub fn decode<T: Record>(b: &[u8]) -> Result<T, String> {
     match b.split_first() {
+        Some((&FORMAT_V3, rest)) => T::from_v3(rest),
         Some((&FORMAT_V2, rest)) => T::from_v2(rest),
         Some((&FORMAT_V1, rest)) => T::from_v1(rest),
         Some((v, _)) => Err(format!("unknown format version {v}; this node is too old for its data")),
@@ -92,8 +96,14 @@ pub trait Record: serde::de::DeserializeOwned {
         Self::from_v2(bytes)
     }
 
-    /// Reads what format 2 (the current format) wrote.
+    /// Reads what format 2 wrote. The default: the type did not change in format 3 (format 3
+    /// only appended enum variants), so the bytes are format 3's.
     fn from_v2(bytes: &[u8]) -> Result<Self, String> {
+        Self::from_v3(bytes)
+    }
+
+    /// Reads what format 3 (the current format) wrote.
+    fn from_v3(bytes: &[u8]) -> Result<Self, String> {
         postcard(bytes)
     }
 }
@@ -137,6 +147,8 @@ unchanged!(
     SegmentClock,
     crate::meta::types::PictureStill,
     crate::meta::types::Credential,
+    crate::meta::types::ExportRedaction,
+    Vec<crate::zones::Zone>,
     Vote<NodeId>,
     LogId<NodeId>,
     Option<LogId<NodeId>>,
@@ -203,6 +215,10 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::MarkSegmentClocks(_) => Some((FORMAT_V2.into(), "clock flags on segments")),
         Command::SetPictureReference { .. } => Some((FORMAT_V2.into(), "picture reference stills")),
         Command::SetPassword { .. } | Command::ResetPassword { .. } => Some((FORMAT_V2.into(), "console passwords")),
+        Command::SetPrivacyZones { .. } => Some((FORMAT_V3.into(), "privacy zones")),
+        Command::RequestRedactedExport { .. } | Command::DecideRedactedExport { .. } => {
+            Some((FORMAT_V3.into(), "redacted exports"))
+        }
         _ => None,
     }
 }

@@ -143,6 +143,28 @@ pub(super) fn set_sensitive(db: &DB, batch: &mut WriteBatch, req: &Request, came
     }
 }
 
+/// Replaces a camera's privacy zones (none: removes them).
+pub(super) fn set_privacy_zones(
+    db: &DB,
+    batch: &mut WriteBatch,
+    camera: &str,
+    zones: &[crate::zones::Zone],
+) -> Response {
+    if let Err(r) = camera_for_update(db, camera) {
+        return r;
+    }
+    if let Err(why) = crate::zones::validate_all(zones) {
+        return Response::Rejected(RejectKind::InvalidArgument, format!("camera {camera}: {why}"));
+    }
+    let family = cf(db, crate::meta::db::CF_PRIVACY_ZONES);
+    if zones.is_empty() {
+        batch.delete_cf(family, camera.as_bytes());
+    } else {
+        batch.put_cf(family, camera.as_bytes(), encode(&zones.to_vec()));
+    }
+    Response::Ok
+}
+
 /// Moves a camera to another recorder, which must be an active node.
 pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recorder: NodeId) -> Response {
     match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {

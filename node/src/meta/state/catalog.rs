@@ -160,6 +160,17 @@ impl Catalog {
         self.get(crate::meta::db::CF_PICTURE_REFS, camera.as_bytes())
     }
 
+    /// `camera`'s privacy zones (none if it has none).
+    pub fn privacy_zones(&self, camera: &str) -> crate::Result<Vec<crate::zones::Zone>> {
+        Ok(self.get(crate::meta::db::CF_PRIVACY_ZONES, camera.as_bytes())?.unwrap_or_default())
+    }
+
+    /// What redacted export `id` asked for and its approver decided; `None` for an export
+    /// that asked for no redaction.
+    pub fn export_redaction(&self, id: &str) -> crate::Result<Option<crate::meta::types::ExportRedaction>> {
+        self.get(crate::meta::db::CF_REDACTIONS, id.as_bytes())
+    }
+
     /// `user`'s console password, if they enrolled one.
     pub fn credential(&self, user: &str) -> crate::Result<Option<crate::meta::types::Credential>> {
         self.get(crate::meta::db::CF_CREDENTIALS, user.as_bytes())

@@ -4,8 +4,8 @@ use rocksdb::{WriteBatch, DB};
 
 use super::retention::place_hold;
 use super::{get_decoded, KEY_EXPORT_SEQ};
-use crate::meta::db::{cf, CF_EXPORTS, CF_SM};
-use crate::meta::types::{encode, Command, ExportRecord, ExportStatus, RejectKind, Response};
+use crate::meta::db::{cf, CF_EXPORTS, CF_REDACTIONS, CF_SM};
+use crate::meta::types::{encode, Command, ExportRecord, ExportRedaction, ExportStatus, RejectKind, Response};
 
 /// Applies the export workflow's commands.
 pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command) -> Response {
@@ -86,6 +86,46 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             e.completed_ms = Some(now_ms);
             batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
             Response::Ok
+        }
+        Command::RequestRedactedExport { export, extra } => {
+            for (camera, _) in extra {
+                if !export.ranges.iter().any(|(c, _, _)| c == camera) {
+                    return Response::Rejected(
+                        RejectKind::InvalidArgument,
+                        format!("a redaction box names camera {camera}, which the request does not export"),
+                    );
+                }
+                let boxes: Vec<_> = extra.iter().filter(|(c, _)| c == camera).map(|(_, z)| z.clone()).collect();
+                if let Err(why) = crate::zones::validate_all(&boxes) {
+                    return Response::Rejected(RejectKind::InvalidArgument, format!("camera {camera}: {why}"));
+                }
+            }
+            let r = apply_export(db, batch, now_ms, &Command::RequestExport(export.clone()));
+            if let Response::Created(id) = &r {
+                let red = ExportRedaction { extra: extra.clone(), include_original: None };
+                batch.put_cf(cf(db, CF_REDACTIONS), id.as_bytes(), encode(&red));
+            }
+            r
+        }
+        Command::DecideRedactedExport { id, user, approve, reason, include_original } => {
+            let mut red = match get_decoded::<ExportRedaction>(db, CF_REDACTIONS, id.as_bytes()) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Response::Rejected(
+                        RejectKind::FailedPrecondition,
+                        format!("export {id} asked for no redaction: there are no originals to withhold or include"),
+                    )
+                }
+                Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+            };
+            let decide =
+                Command::DecideExport { id: id.clone(), user: user.clone(), approve: *approve, reason: reason.clone() };
+            let r = apply_export(db, batch, now_ms, &decide);
+            if r == Response::Ok && *approve {
+                red.include_original = Some(*include_original);
+                batch.put_cf(cf(db, CF_REDACTIONS), id.as_bytes(), encode(&red));
+            }
+            r
         }
         _ => Response::Rejected(RejectKind::FailedPrecondition, "not an export command".into()),
     }

@@ -199,9 +199,12 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segm
         Command::Alarms(changes) => alarms::apply_alarms(db, batch, req.time_ms, changes),
         Command::AckAlarm { id, user, note } => alarms::ack_alarm(db, batch, req, *id, user, note),
         Command::RecordDuty(d) => alarms::record_duty(db, batch, req, d),
-        Command::RequestExport(_) | Command::DecideExport { .. } | Command::CompleteExport { .. } => {
-            exports::apply_export(db, batch, req.time_ms, &req.command)
-        }
+        Command::RequestExport(_)
+        | Command::DecideExport { .. }
+        | Command::CompleteExport { .. }
+        | Command::RequestRedactedExport { .. }
+        | Command::DecideRedactedExport { .. } => exports::apply_export(db, batch, req.time_ms, &req.command),
+        Command::SetPrivacyZones { camera, zones } => cameras::set_privacy_zones(db, batch, camera, zones),
         Command::AddReplicas(adds) => segments::add_replicas(db, batch, adds),
         Command::RequestChange(rec) => changes::request(db, batch, req.time_ms, rec),
         Command::DecideChange { .. } => changes::decide(db, batch, req, segment_count),

@@ -453,9 +453,13 @@ async function reviewExport(e) {
   $("decision-note").value = "";
   const f = $("inbox-review-facts");
   f.replaceChildren();
-  for (const [k, v] of [["Case", e.case_id], ["Letter", e.letter], ["Purpose", e.purpose], ["Requested by", e.requester], ["Requested", fmtTime(e.requested_ms)]]) {
+  const facts = [["Case", e.case_id], ["Letter", e.letter], ["Purpose", e.purpose], ["Requested by", e.requester], ["Requested", fmtTime(e.requested_ms)]];
+  if (e.redacted) facts.push(["Redaction", `privacy zones${(e.redact_boxes || []).length ? ` and boxes ${e.redact_boxes.join("; ")}` : ""}`]);
+  for (const [k, v] of facts) {
     f.append(el("dt", {}, k), el("dd", {}, v));
   }
+  $("include-original-row").hidden = !e.redacted;
+  $("include-original").checked = false;
   try {
     const review = await api(`/api/exports/${e.id}/review`, { body: {} });
     const p = new Player($("inbox-player"), review);
@@ -471,7 +475,8 @@ async function decideExport(approve) {
   const note = $("decision-note").value.trim();
   if (!approve && note.length < 4) { $("decision-error").textContent = "Say why you reject it (the requester and the audit log read it)."; return; }
   try {
-    const r = await api(`/api/exports/${e.id}/decide`, { body: { approve, note } });
+    const include_original = !!e.redacted && $("include-original").checked;
+    const r = await api(`/api/exports/${e.id}/decide`, { body: { approve, note, include_original } });
     stopPlayers();
     notice(`Export ${r.id} ${r.status} by ${r.decided_by}.`);
     state.reviewExport = null;
