@@ -85,6 +85,7 @@ trap stop INT TERM
 allow_test_sources() {
   grep -q '^allow_test_sources' "$data/n$1/custos.toml" || sed -i '1a allow_test_sources = true' "$data/n$1/custos.toml"
   # The name export receipts print.
+  sed -i 's/^hospital = ""$/hospital = "Custos Demo Hospital"/' "$data/n$1/custos.toml"
   grep -q '^hospital' "$data/n$1/custos.toml" || sed -i '1a hospital = "Custos Demo Hospital"' "$data/n$1/custos.toml"
 }
 
