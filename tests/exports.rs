@@ -19,8 +19,8 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_workflow_signed_package_and_identical_archived_copy() {
     let cam = TestCamera::start_with(0, &["--keyint", "25"]);
-    let mut node = Node::init(&[format!("door={}", cam.url)], 1_000);
-    node.configure("hospital = \"St. Example General Hospital / 圣例综合医院\"");
+    let hospital = ["--hospital", "St. Example General Hospital / 圣例综合医院"];
+    let mut node = Node::init_with(&[format!("door={}", cam.url)], 1_000, &hospital);
     node.start().await;
     let sec = node.user("li.wei", "security", None).await;
     let sec2 = node.user("zhang.min", "security", None).await;

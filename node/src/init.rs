@@ -37,6 +37,8 @@ pub struct InitOptions {
     pub web_listen: Option<SocketAddr>,
     /// Accept `file://` and `test://` sources (demos and trials only).
     pub allow_test_sources: bool,
+    /// The hospital's name for export receipts (`hospital`).
+    pub hospital: String,
 }
 
 /// Everything `init` created, as printed by `--json`.
@@ -177,6 +179,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     cfg.web_listen = opts.web_listen.filter(|_| cfg.tls.is_some());
     let web_url = cfg.web_listen.map(crate::config::web_url);
     cfg.allow_test_sources = opts.allow_test_sources;
+    cfg.hospital = opts.hospital.trim().to_string();
     write_config(&dir, cfg)?;
 
     Ok(InitReport {
@@ -243,6 +246,8 @@ pub struct JoinOptions {
     pub web_listen: Option<SocketAddr>,
     /// Accept `file://` and `test://` sources (demos and trials only).
     pub allow_test_sources: bool,
+    /// The hospital's name for export receipts (`hospital`).
+    pub hospital: String,
 }
 
 /// What `join` created, as printed by `--json`.
@@ -310,6 +315,7 @@ pub async fn join(opts: &JoinOptions) -> Result<JoinReport> {
     cfg.web_listen = opts.web_listen;
     let web_url = cfg.web_listen.map(crate::config::web_url);
     cfg.allow_test_sources = opts.allow_test_sources;
+    cfg.hospital = opts.hospital.trim().to_string();
     write_config(&dir, cfg)?;
     Ok(JoinReport {
         web_url,

@@ -56,6 +56,10 @@ enum Cmd {
         /// writes allow_test_sources = true. For demos and trials only.
         #[arg(long)]
         allow_test_sources: bool,
+        /// The hospital's name, printed on every export's custody receipt (writes
+        /// `hospital`; set the same on every node).
+        #[arg(long, default_value = "")]
+        hospital: String,
     },
     /// Create the data directory of a node joining an existing cluster.
     ///
@@ -93,6 +97,10 @@ enum Cmd {
         /// writes allow_test_sources = true. For demos and trials only.
         #[arg(long)]
         allow_test_sources: bool,
+        /// The hospital's name, printed on every export's custody receipt (writes
+        /// `hospital`; set the same on every node).
+        #[arg(long, default_value = "")]
+        hospital: String,
     },
     /// Rebuild a node from the backup bucket and the offline recovery identity.
     ///
@@ -156,6 +164,10 @@ struct RestoreArgs {
     /// writes allow_test_sources = true. For demos and trials only.
     #[arg(long)]
     allow_test_sources: bool,
+    /// The hospital's name, printed on every export's custody receipt (writes
+    /// `hospital`; set the same on every node).
+    #[arg(long, default_value = "")]
+    hospital: String,
     /// Restore this snapshot key instead of the newest.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
@@ -208,7 +220,18 @@ fn main() -> anyhow::Result<()> {
     custos_node::owner_only_umask();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Join { data, campus, listen, cluster, token, json, metrics_listen, web_listen, allow_test_sources } => {
+        Cmd::Join {
+            data,
+            campus,
+            listen,
+            cluster,
+            token,
+            json,
+            metrics_listen,
+            web_listen,
+            allow_test_sources,
+            hospital,
+        } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let web_listen = web_addr(web_listen, listen)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -221,6 +244,7 @@ fn main() -> anyhow::Result<()> {
                 metrics_listen,
                 web_listen,
                 allow_test_sources,
+                hospital,
             }))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -253,6 +277,7 @@ fn main() -> anyhow::Result<()> {
                 pubkey: a.pubkey,
                 progress: true,
                 allow_test_sources: a.allow_test_sources,
+                hospital: a.hospital,
             };
             let r = rt.block_on(custos_node::backup::restore::restore(&opts))?;
             if json {
@@ -306,6 +331,7 @@ fn main() -> anyhow::Result<()> {
             metrics_listen,
             web_listen,
             allow_test_sources,
+            hospital,
         } => {
             let metrics_listen = metrics_addr(metrics_listen, listen)?;
             let web_listen = web_addr(web_listen, listen)?;
@@ -328,6 +354,7 @@ fn main() -> anyhow::Result<()> {
                 metrics_listen,
                 web_listen,
                 allow_test_sources,
+                hospital,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

@@ -77,6 +77,8 @@ pub struct RestoreOptions {
     pub progress: bool,
     /// Accept `file://` and `test://` sources (demos and trials only).
     pub allow_test_sources: bool,
+    /// The hospital's name for export receipts (`hospital`).
+    pub hospital: String,
 }
 
 /// What the restore did, as printed by `--json`.
@@ -677,6 +679,7 @@ fn write_node_files(
     cfg.metrics_listen = opts.metrics_listen;
     cfg.web_listen = opts.web_listen;
     cfg.allow_test_sources = opts.allow_test_sources;
+    cfg.hospital = opts.hospital.trim().to_string();
     cfg.tls = Some(tls.clone());
     cfg.insecure_plaintext = false;
     // The restored cluster goes on backing up to the bucket it came from.
