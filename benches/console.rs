@@ -134,6 +134,7 @@ fn ms(v: &Value, what: &str) -> f64 {
 }
 
 fn main() {
+    common::serve_consoles();
     let smoke = std::env::args().any(|a| a == "--smoke");
     let plays = if smoke { 4 } else { 50 };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -99,6 +99,7 @@ async fn recorded(viewer: &custos_client::Client, camera: &str, secs: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_previews_exactly_the_requested_footage_and_decides_in_the_browser() {
+    common::serve_consoles();
     let cam = TestCamera::start(0);
     let mut node = Node::init(&[format!("lobby={}", cam.url)], 2_000);
     node.start().await;
@@ -207,6 +208,7 @@ async fn an_approver_previews_exactly_the_requested_footage_and_decides_in_the_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_cameras_play_in_step_and_no_console_url_hands_out_footage() {
+    common::serve_consoles();
     let cam = TestCamera::start(0);
     let cams = ["lobby", "ward", "door", "yard"];
     let mut node = Node::init(&cams.iter().map(|c| format!("{c}={}", cam.url)).collect::<Vec<_>>(), 2_000);
@@ -368,6 +370,7 @@ async fn four_cameras_play_in_step_and_no_console_url_hands_out_footage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_ends_and_repeated_wrong_passwords_lock_the_door() {
+    common::serve_consoles();
     let mut node = Node::init(&[], 2_000);
     node.configure("web_idle_timeout_s = 3");
     node.start().await;
@@ -433,6 +436,7 @@ async fn an_idle_session_ends_and_repeated_wrong_passwords_lock_the_door() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_quorum_to_record_the_viewing_nothing_plays() {
+    common::serve_consoles();
     let cam = TestCamera::start(0);
     let (mut n1, mut n2, mut n3) = common::three_node_cluster().await;
     let admin = n1.connect(Some(&n1.token)).await.unwrap();
@@ -469,6 +473,7 @@ async fn without_a_quorum_to_record_the_viewing_nothing_plays() {
 /// at the shared clock's time instead, made by the node from the verified segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_the_browser_cannot_decode_is_shown_as_stills() {
+    common::serve_consoles();
     let cam = TestCamera::start_with(0, &["--codec", "h265"]);
     let mut node = Node::init(&[format!("dome={}", cam.url)], 2_000);
     node.start().await;

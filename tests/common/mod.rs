@@ -89,6 +89,24 @@ pub fn free_port() -> u16 {
     }
 }
 
+static CONSOLES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Nodes made after this call serve the web console (the console's own tests and
+/// benchmark). Other tests' nodes serve none: a node restarted by a test could otherwise
+/// find its console port taken meanwhile by another test's process, and fail to start.
+pub fn serve_consoles() {
+    CONSOLES.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `--web-listen`'s value for a new node on `host`.
+fn web_listen(host: &Host) -> String {
+    if CONSOLES.load(std::sync::atomic::Ordering::SeqCst) {
+        format!("{}:{}", host.ip, free_port())
+    } else {
+        "off".into()
+    }
+}
+
 /// A node's data directory and, while running, its process.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -137,7 +155,7 @@ impl Node {
         mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
         let metrics = format!("{}:{}", host.ip, free_port());
-        let web = format!("{}:{}", host.ip, free_port());
+        let web = web_listen(&host);
         let mut cmd = host.command(&bin("custos-node"));
         // Tests record test patterns and files; a deployed node refuses them unless told.
         cmd.arg("init").arg("--data").arg(dir.path().join("data")).args([
@@ -216,7 +234,7 @@ impl Node {
         mount_data(dir.path(), tmpfs_mib);
         let port = free_port();
         let metrics = format!("{}:{}", host.ip, free_port());
-        let web = format!("{}:{}", host.ip, free_port());
+        let web = web_listen(&host);
         let out = host
             .command(&bin("custos-node"))
             .arg("join")
