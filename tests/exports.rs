@@ -269,6 +269,7 @@ async fn redacted_exports_fill_the_zones_and_withhold_the_originals() {
     let sec = node.user("li.wei", "security", None).await;
     let appr = node.user("dr.chen", "approver", None).await;
     let inv = node.user("officer.wu", "investigator", Some("case-9")).await;
+    let auditor = node.user("audit.office", "auditor", None).await;
 
     // A privacy zone waits for an approver; a degenerate one is refused with the reason.
     let err = admin.set_privacy_zones("ward", &["0,0 0.5,0.5 1,1".into()]).await.unwrap_err();
@@ -306,6 +307,16 @@ async fn redacted_exports_fill_the_zones_and_withhold_the_originals() {
     assert!(!dir.path().join("ward.ts").exists() && !dir.path().join("ward.mp4").exists(), "originals withheld");
     let err = inv.download_export_file(&e.id, "ward.ts", 0, &mut Vec::new(), |_| {}).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    // The attempt is in the audit log, like every refused download.
+    let log = auditor.audit_log(Default::default()).await.unwrap();
+    let bodies: Vec<serde_json::Value> = log.iter().map(|e| serde_json::from_slice(&e.body).unwrap()).collect();
+    assert!(
+        bodies.iter().any(|b| b["action"] == "export-download"
+            && b["outcome"] == "denied"
+            && b["user"] == "officer.wu"
+            && b["reason"].as_str().unwrap_or_default().contains("withheld")),
+        "no audited refusal of the withheld original"
+    );
     let v = verify_package(dir.path(), Some(&sec.signing_key().await.unwrap().public_key)).unwrap();
     assert_eq!((v.redacted, v.receipt, v.withheld.clone()), (1, true, vec!["ward.ts".into(), "ward.mp4".into()]));
     let manifest: Manifest = serde_json::from_slice(&read(dir.path(), MANIFEST_FILE)).unwrap();

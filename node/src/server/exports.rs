@@ -582,11 +582,17 @@ impl Exports for Services {
             (MANIFEST_FILE, _) => Some(manifest_text.into_bytes()),
             (SIGNATURE_FILE, _) => Some(sig.into_bytes()),
             _ if entry.as_ref().is_some_and(|e| e.withheld) => {
-                return Err(Status::failed_precondition(format!(
+                let why = format!(
                     "{} of export {} was withheld by its approver: the package carries the redacted copies only, and \
                      the hospital's archived copy keeps the original",
                     r.file, r.id
-                )))
+                );
+                // Audited like every refusal of a download; a precondition, not a role.
+                let status = self.deny(&caller, Action::DownloadExport, &rec, why).await;
+                return Err(match status.code() {
+                    tonic::Code::PermissionDenied => Status::failed_precondition(status.message()),
+                    _ => status,
+                });
             }
             (_, Some(KIND_RECEIPT)) => Some(rebuilt_receipt(&manifest, entry.as_ref().expect("listed")).await?),
             _ if entry.is_some() => None,
@@ -681,6 +687,9 @@ impl Services {
         if offset >= entry.bytes {
             return; // nothing left to send
         }
+        // A rebuild (a redacted copy decodes and encodes) costs a core while it runs: a few
+        // at a time per node, the others wait their turn rather than starve recording.
+        let Ok(_turn) = self.derived_downloads.clone().acquire_owned().await else { return };
         // The MP4 flows out only once every segment is in (its index comes first), so the
         // caller's authorisation is checked again every few seconds while it does.
         let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

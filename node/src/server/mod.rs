@@ -45,6 +45,10 @@ pub const FETCH_CHUNK_BYTES: usize = 256 * 1024;
 /// Messages a fetch may have queued for a slow client (bounds memory per fetch).
 pub const FETCH_QUEUE: usize = 8;
 
+/// Downloads of rebuilt export files (an MP4 remux, a redacted copy's decode and encode)
+/// one node serves at once; more wait for a turn.
+pub const DERIVED_DOWNLOADS_AT_ONCE: usize = 2;
+
 /// Shared handles the services use.
 #[derive(Clone)]
 pub struct Services {
@@ -71,6 +75,9 @@ pub struct Services {
     pub allow_test_sources: bool,
     /// The hospital's name, for export receipts (`hospital` in `custos.toml`).
     pub hospital: String,
+    /// Turns for downloads of files an export rebuilds (MP4s, redacted copies): at most
+    /// [`DERIVED_DOWNLOADS_AT_ONCE`] at a time on this node.
+    pub derived_downloads: Arc<tokio::sync::Semaphore>,
     /// Refused authentications per client address, and the request limit's counters.
     pub throttle: Arc<throttle::Throttle>,
 }
@@ -134,6 +141,7 @@ impl Services {
             duty: Default::default(),
             allow_test_sources: false,
             hospital: String::new(),
+            derived_downloads: Arc::new(tokio::sync::Semaphore::new(DERIVED_DOWNLOADS_AT_ONCE)),
             throttle: Arc::default(),
         }
     }
