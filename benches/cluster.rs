@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use custos_node::clock::{SharedClock, SystemClock};
 use custos_node::cluster::health::Health;
+use custos_node::cluster::network::NetworkFactory;
 use custos_node::cluster::peers::{PeerTls, Peers};
 use custos_node::cluster::replicate::Replicator;
 use custos_node::ingest::RawSegment;
@@ -53,7 +54,7 @@ async fn start_node(id: u64, port: u16, tls: Option<PeerTls>, keys: Arc<Keys>, f
     let dir = tempfile::tempdir().unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let peers = Peers::new(tls.clone());
-    let meta = Meta::open(id, dir.path(), clock.clone(), peers, 0).await.unwrap();
+    let meta = Meta::open(id, dir.path(), clock.clone(), NetworkFactory { peers: peers.clone() }, 0).await.unwrap();
     let (store, _) = BlobStore::open(&dir.path().join("blobs")).unwrap();
     let store = Arc::new(store);
     let pending = Arc::new(PendingDir::open(&dir.path().join("pending")).unwrap());
@@ -67,8 +68,8 @@ async fn start_node(id: u64, port: u16, tls: Option<PeerTls>, keys: Arc<Keys>, f
         signing: None,
         signing_pkcs8: None,
     };
-    let services = Services::new(meta.clone(), (store.clone(), keys.clone()), clock, health.clone(), factor, cluster);
-    let replicator = services.replicator.clone();
+    let replicator = Replicator { meta: meta.clone(), peers: peers.clone(), health: health.clone(), factor };
+    let services = Services::new(meta.clone(), (store.clone(), keys.clone()), clock, replicator.clone(), cluster);
     if let Some(t) = &tls {
         let tls = tonic::transport::ServerTlsConfig::new()
             .identity(tonic::transport::Identity::from_pem(&t.cert_pem, &t.key_pem))
@@ -83,7 +84,7 @@ async fn start_node(id: u64, port: u16, tls: Option<PeerTls>, keys: Arc<Keys>, f
         let (tx, rx) = tokio::sync::watch::channel(false);
         // The benchmark never shuts its nodes down: keep the sender for the process's life.
         std::mem::forget(tx);
-        tokio::spawn(health.run(meta.clone(), meta.peers().clone(), rx));
+        tokio::spawn(health.run(meta.clone(), peers.clone(), rx));
     }
     let ctx = Arc::new(SealContext { node_id: id, keys, store, pending });
     BenchNode { meta, ctx, replicator, _dir: dir }
@@ -207,7 +208,7 @@ async fn commit_latency(meta: &Meta, dir: &std::path::Path, n: usize) -> (Durati
 /// p50 of a Peer.Ping round trip from node 1 to node 2.
 async fn ping_rtt(node: &BenchNode, n: usize) -> Duration {
     let addr = node.meta.read(|c| Ok(c.node(2)?.expect("node 2 registered").addr)).await.unwrap();
-    let mut client = node.meta.peers().client(&addr).unwrap();
+    let mut client = node.replicator.peers.client(&addr).unwrap();
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();

@@ -22,6 +22,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use custos_node::access::Role;
 use custos_node::clock::{SharedClock, SystemClock};
 use custos_node::cluster::health::Health;
+use custos_node::cluster::replicate::Replicator;
 use custos_node::ingest::RawSegment;
 use custos_node::meta::{Camera, Codec, Command, Meta, TokenRecord, User};
 use custos_node::recorder::seal_and_store;
@@ -126,7 +127,8 @@ fn main() {
         signing: Some(Arc::new(custos_evidence::export::SigningKey::from_pkcs8(&pk8).unwrap())),
         signing_pkcs8: None,
     };
-    let svc = Services::new(meta.clone(), (store, keys), clock, Health::new(1, dir.path()), 1, cluster);
+    let replicator = Replicator::alone(meta.clone(), Health::new(1, dir.path()));
+    let svc = Services::new(meta.clone(), (store, keys), clock, replicator, cluster);
 
     // The footage: n sealed segments, committed.
     let start = custos_client::time::now_ms() - 3_600_000;

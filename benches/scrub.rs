@@ -24,11 +24,13 @@ use common::{median, OneNode};
 use custos_node::cluster::health::Health;
 use custos_node::cluster::peers::Peers;
 use custos_node::cluster::replicate::Replicator;
+use custos_node::config::ScrubConfig;
 use custos_node::ingest::RawSegment;
 use custos_node::meta::{Codec, Meta};
 use custos_node::recorder::{run_committer, seal_and_store, RecorderStats, SealContext};
-use custos_node::scrub::{ScrubConfig, ScrubStats, Scrubber};
+use custos_node::scrub::Scrubber;
 use custos_node::segment::BlobStore;
+use custos_node::worker::ScrubStats;
 use rand::{Rng, SeedableRng};
 
 /// Fills the store with `n` committed segments; returns their blob paths.

@@ -79,6 +79,12 @@ async fn metrics_alarms_and_the_compliance_report_follow_a_camera_that_goes_away
     assert_eq!(m["custos_nodes_up"], 1.0);
     assert_eq!(m["custos_alarms_open{kind=\"camera-down\"}"], 0.0);
     assert!(m.keys().any(|k| k.starts_with("custos_commit_latency_seconds_bucket{le=")));
+    // Every long-running loop is listed and up (the node has metrics and no backup; the
+    // one-shot key pinning may have finished).
+    for w in ["pings", "leader-duties", "expiry", "scrub", "picture", "alarms", "clock-jump", "metrics", "seal"] {
+        assert_eq!(m.get(&format!("custos_worker_up{{worker=\"{w}\"}}")), Some(&1.0), "worker {w} in {m:?}");
+    }
+    assert!(!m.keys().any(|k| k.contains("worker=\"backup\"")), "no backup worker without [backup]");
 
     // The camera's RTSP server goes away: a camera-down alarm is raised and recorded.
     cam.kill();

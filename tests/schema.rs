@@ -11,8 +11,8 @@ use std::time::Duration;
 use custos_evidence::{entry_hash, verify_chain, AuditRecord, GENESIS};
 use custos_node::access::Role;
 use custos_node::clock::{SharedClock, SystemClock};
-use custos_node::cluster::peers::Peers;
 use custos_node::meta::db::{self, CF_AUDIT, CF_LOG, CF_NODES, CF_RAFT, CF_SM, CF_TOKENS, CF_USERS};
+use custos_node::meta::network::NoPeers;
 use custos_node::meta::schema::v1::{self, AuditEventV1, CommandV1, EntryV1, RequestV1, TokenRecordV1};
 use custos_node::meta::{ChangeRecord, ChangeState, Command, Meta, NodeRecord, RejectKind, Response, User};
 use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, Membership, ServerState, StoredMembership, Vote};
@@ -158,7 +158,7 @@ async fn a_catalog_written_in_format_1_opens_upgraded_and_its_audit_chain_goes_o
     let old_chain = write_catalog_v1(&dir.path().join("catalog"));
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let meta = Meta::open(1, dir.path(), clock, Peers::new(None), 0).await.unwrap();
+    let meta = Meta::open(1, dir.path(), clock, NoPeers, 0).await.unwrap();
     meta.wait(Some(Duration::from_secs(20))).state(ServerState::Leader, "the only voter leads again").await.unwrap();
     meta.wait(Some(Duration::from_secs(10))).applied_index_at_least(Some(6), "the old log applied").await.unwrap();
 

@@ -202,7 +202,7 @@ fn vote_request(candidate: u64, term: u64) -> custos_proto::v1::RaftMessage {
     let req: openraft::raft::VoteRequest<u64> =
         openraft::raft::VoteRequest::new(openraft::Vote::new(term, candidate), None);
     custos_proto::v1::RaftMessage {
-        kind: custos_node::cluster::network::KIND_VOTE.into(),
+        kind: custos_node::meta::network::KIND_VOTE.into(),
         payload: custos_node::meta::types::encode(&req),
     }
 }

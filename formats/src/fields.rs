@@ -92,6 +92,22 @@ pub fn fmt_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
+pub fn fmt_skew(ms: i64) -> String {
+    let a = ms.unsigned_abs();
+    // Whole minutes, rounded: a clock 40 days ahead measures a few ms short of it.
+    let s = if a < 120_000 { a / 1000 } else { (a + 30_000) / 60_000 * 60 };
+    if s < 120 {
+        format!("{:.1} s", a as f64 / 1000.0)
+    } else if s < 2 * 3600 {
+        format!("{} min", s / 60)
+    } else if s < 2 * 86_400 {
+        format!("{} h {} min", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{} d {} h", s / 86_400, s % 86_400 / 3600)
+    }
+}
+
 /// Validates a footage request's time range.
 pub fn validate_range(from_ms: i64, to_ms: i64) -> Result<(), String> {
     if from_ms <= 0 || to_ms <= 0 {

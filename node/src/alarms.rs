@@ -15,13 +15,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::backup::SharedBackupState;
 use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
+use crate::config::AlarmsConfig;
 use crate::meta::{AlarmChange, AlarmRecord, Command, Meta, NodeRecord};
-use custos_formats::fields::fmt_ms;
+use custos_formats::fields::{fmt_ms, fmt_skew};
 
 /// How often the leader evaluates.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
@@ -58,97 +57,6 @@ pub const KINDS: [&str; 12] = [
 /// Handovers the evaluation looks back over for unaccepted ones.
 const HANDOVERS_CHECKED: usize = 200;
 
-/// When conditions become alarms (`[alarms]` in the node config).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlarmsConfig {
-    /// A camera is down when no segment of it ended within this many target segment
-    /// lengths.
-    #[serde(default = "default_camera_down_segments")]
-    pub camera_down_segments: u32,
-    /// ... and never sooner than this many seconds.
-    #[serde(default = "default_camera_down_min_s")]
-    pub camera_down_min_s: u64,
-    /// Backup is lagging when the oldest segment waiting for the bucket ended this long
-    /// ago (seconds).
-    #[serde(default = "default_backup_lag_s")]
-    pub backup_lag_s: u64,
-    /// Segments under the replication factor for this long (seconds) raise an alarm;
-    /// shorter spells are repair's everyday work.
-    #[serde(default = "default_under_replicated_s")]
-    pub under_replicated_s: u64,
-    /// A node's scrubber finding damage keeps a `scrub-failure` alarm open this long
-    /// (seconds), repaired or not, so someone sees it; unrepaired damage keeps it open
-    /// until it is repaired.
-    #[serde(default = "default_scrub_finding_hold_s")]
-    pub scrub_finding_hold_s: u64,
-    /// A node whose wall clock is further than this (ms) from the cluster's median clock
-    /// raises `clock-skew`: its timestamps on footage, and any decision taken at its
-    /// time, cannot be trusted.
-    #[serde(default = "default_clock_skew_ms")]
-    pub clock_skew_ms: u64,
-    /// A fault open longer than this (hours) is overdue in the compliance report.
-    #[serde(default = "default_fault_open_max_h")]
-    pub fault_open_max_h: u64,
-    /// A shift handover not accepted within this many minutes raises
-    /// `handover-unaccepted`.
-    #[serde(default = "default_handover_accept_min")]
-    pub handover_accept_min: u64,
-    /// URLs the leader posts alarm changes to, in Alertmanager's webhook JSON.
-    #[serde(default)]
-    pub webhooks: Vec<String>,
-}
-
-fn default_fault_open_max_h() -> u64 {
-    24
-}
-fn default_handover_accept_min() -> u64 {
-    30
-}
-
-fn default_camera_down_segments() -> u32 {
-    4
-}
-fn default_camera_down_min_s() -> u64 {
-    10
-}
-fn default_backup_lag_s() -> u64 {
-    900
-}
-fn default_under_replicated_s() -> u64 {
-    300
-}
-fn default_scrub_finding_hold_s() -> u64 {
-    600
-}
-fn default_clock_skew_ms() -> u64 {
-    2_000
-}
-
-impl Default for AlarmsConfig {
-    fn default() -> Self {
-        AlarmsConfig {
-            camera_down_segments: default_camera_down_segments(),
-            camera_down_min_s: default_camera_down_min_s(),
-            backup_lag_s: default_backup_lag_s(),
-            under_replicated_s: default_under_replicated_s(),
-            scrub_finding_hold_s: default_scrub_finding_hold_s(),
-            clock_skew_ms: default_clock_skew_ms(),
-            fault_open_max_h: default_fault_open_max_h(),
-            handover_accept_min: default_handover_accept_min(),
-            webhooks: Vec::new(),
-        }
-    }
-}
-
-impl AlarmsConfig {
-    /// How long a camera may go without a committed segment.
-    pub fn camera_down_after_ms(&self, segment_target_ms: u64) -> i64 {
-        let by_segments = segment_target_ms.saturating_mul(u64::from(self.camera_down_segments));
-        by_segments.max(self.camera_down_min_s * 1000) as i64
-    }
-}
-
 /// A camera as the evaluation sees it.
 #[derive(Debug, Clone)]
 pub struct CameraSeen {
@@ -183,22 +91,6 @@ pub fn median_offset(nodes: &[NodeSeen]) -> Option<i64> {
     crate::cluster::health::median_offset(
         nodes.iter().filter(|n| !n.node.retired && n.alive).filter_map(|n| n.clock_offset_ms).collect(),
     )
-}
-
-/// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
-pub fn fmt_skew(ms: i64) -> String {
-    let a = ms.unsigned_abs();
-    // Whole minutes, rounded: a clock 40 days ahead measures a few ms short of it.
-    let s = if a < 120_000 { a / 1000 } else { (a + 30_000) / 60_000 * 60 };
-    if s < 120 {
-        format!("{:.1} s", a as f64 / 1000.0)
-    } else if s < 2 * 3600 {
-        format!("{} min", s / 60)
-    } else if s < 2 * 86_400 {
-        format!("{} h {} min", s / 3600, s % 3600 / 60)
-    } else {
-        format!("{} d {} h", s / 86_400, s % 86_400 / 3600)
-    }
 }
 
 /// The backup as the leader's worker sees it.
@@ -571,6 +463,16 @@ impl AlarmWatch {
                 tracing::debug!(error = %e, "alarm evaluation not recorded; retrying");
             }
         }
+    }
+}
+
+impl crate::worker::Worker for AlarmWatch {
+    fn name(&self) -> &'static str {
+        "alarms"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        AlarmWatch::run(self, shutdown)
     }
 }
 

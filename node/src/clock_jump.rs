@@ -18,14 +18,12 @@
 //! data directory ([`STATE_FILE`]), so a restart does not forget it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::config::BackupConfig;
 use crate::meta::{Command, Meta};
+use crate::worker::{ClockWatch, Jump};
 
 /// A forward leap of the wall clock, beyond the boot clock's progress, that stops expiry.
 pub const JUMP_MIN_MS: i64 = 86_400_000;
@@ -39,39 +37,6 @@ pub const REFERENCE_EVERY: Duration = Duration::from_secs(30);
 const REFERENCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where an unconfirmed jump is kept, in the data directory.
 pub const STATE_FILE: &str = "clock-jump.json";
-
-/// An unconfirmed forward jump of this node's clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jump {
-    /// How far the wall clock ran ahead of the boot clock since the jump (ms).
-    pub jump_ms: i64,
-    /// The (new) wall clock when the jump was seen.
-    pub seen_ms: i64,
-    /// Accepted confirmations of this node's clock when the jump was seen.
-    pub confirmations: u64,
-}
-
-/// This node's jump, shared by the watch, the expiry worker and ping answers.
-#[derive(Debug, Default)]
-pub struct ClockWatch {
-    jump: Mutex<Option<Jump>>,
-}
-
-impl ClockWatch {
-    /// The unconfirmed jump, if any.
-    pub fn jump(&self) -> Option<Jump> {
-        self.jump.lock().expect("clock watch").clone()
-    }
-
-    /// The unconfirmed jump in ms (0: none), as pings report it.
-    pub fn jump_ms(&self) -> i64 {
-        self.jump().map_or(0, |j| j.jump_ms)
-    }
-
-    fn set(&self, j: Option<Jump>) {
-        *self.jump.lock().expect("clock watch") = j;
-    }
-}
 
 /// What one comparison of the clocks means.
 #[derive(Debug, PartialEq, Eq)]
@@ -141,7 +106,7 @@ fn load(path: &Path) -> Option<Jump> {
 
 fn store(path: &Path, j: Option<&Jump>) {
     let res = match j {
-        Some(j) => crate::segment::store::write_file_atomic(path, &serde_json::to_vec(j).expect("json")),
+        Some(j) => crate::files::write_file_atomic(path, &serde_json::to_vec(j).expect("json")),
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::io("remove", path, e)),
             _ => Ok(()),
@@ -193,7 +158,7 @@ impl Watcher {
                     let confirmations = self.meta.read(move |c| c.clock_confirmations(me)).await.unwrap_or(0);
                     let j = Jump { jump_ms: ms, seen_ms: w, confirmations };
                     tracing::error!(
-                        jump = %crate::alarms::fmt_skew(ms),
+                        jump = %custos_formats::fields::fmt_skew(ms),
                         "ALARM this node's clock jumped forward while it ran: it expires nothing until the jump is \
                          confirmed (`custos node confirm-clock {me}`, accepted by an approver, or the backup \
                          endpoint's clock)"
@@ -242,7 +207,7 @@ impl Watcher {
                         let detail = format!(
                             "node {me}'s clock jumped {} forward; the backup endpoint's clock agrees with its new time \
                              within {} s ({} ms apart)",
-                            crate::alarms::fmt_skew(j.jump_ms),
+                            custos_formats::fields::fmt_skew(j.jump_ms),
                             REFERENCE_AGREE_MS / 1000,
                             off
                         );
@@ -270,6 +235,16 @@ impl Watcher {
                 Err(e) => tracing::warn!(error = %e, "could not read the backup endpoint's clock"),
             }
         }
+    }
+}
+
+impl crate::worker::Worker for Watcher {
+    fn name(&self) -> &'static str {
+        "clock-jump"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        Watcher::run(self, shutdown)
     }
 }
 

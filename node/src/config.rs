@@ -137,10 +137,10 @@ pub struct NodeConfig {
     pub hospital: String,
     /// When conditions become alarms.
     #[serde(default)]
-    pub alarms: crate::alarms::AlarmsConfig,
+    pub alarms: AlarmsConfig,
     /// Background re-verification of this node's blobs.
     #[serde(default)]
-    pub scrub: crate::scrub::ScrubConfig,
+    pub scrub: ScrubConfig,
     /// Shifts' time zone and the patrols each needs.
     #[serde(default)]
     pub duty: crate::shifts::DutyConfig,
@@ -150,6 +150,131 @@ pub struct NodeConfig {
     /// Cameras to register at start, once per cluster (see `seed_cameras` in lib.rs).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<SeedCamera>,
+}
+
+/// `[scrub]` in the node config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Most blob bytes read per second (bounds the disk time scrubbing takes from
+    /// recording and playback).
+    #[serde(default = "default_bytes_per_s")]
+    pub bytes_per_s: u64,
+    /// Pause between the end of one pass over every blob and the start of the next.
+    #[serde(default = "default_pass_pause_s")]
+    pub pass_pause_s: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_bytes_per_s() -> u64 {
+    32 << 20
+}
+fn default_pass_pause_s() -> u64 {
+    3_600
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        ScrubConfig { enabled: true, bytes_per_s: default_bytes_per_s(), pass_pause_s: default_pass_pause_s() }
+    }
+}
+
+/// Replicas every segment should have (counting the recorder's own copy).
+pub const REPLICATION_FACTOR_DEFAULT: usize = 2;
+
+/// When conditions become alarms (`[alarms]` in the node config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// A camera is down when no segment of it ended within this many target segment
+    /// lengths.
+    #[serde(default = "default_camera_down_segments")]
+    pub camera_down_segments: u32,
+    /// ... and never sooner than this many seconds.
+    #[serde(default = "default_camera_down_min_s")]
+    pub camera_down_min_s: u64,
+    /// Backup is lagging when the oldest segment waiting for the bucket ended this long
+    /// ago (seconds).
+    #[serde(default = "default_backup_lag_s")]
+    pub backup_lag_s: u64,
+    /// Segments under the replication factor for this long (seconds) raise an alarm;
+    /// shorter spells are repair's everyday work.
+    #[serde(default = "default_under_replicated_s")]
+    pub under_replicated_s: u64,
+    /// A node's scrubber finding damage keeps a `scrub-failure` alarm open this long
+    /// (seconds), repaired or not, so someone sees it; unrepaired damage keeps it open
+    /// until it is repaired.
+    #[serde(default = "default_scrub_finding_hold_s")]
+    pub scrub_finding_hold_s: u64,
+    /// A node whose wall clock is further than this (ms) from the cluster's median clock
+    /// raises `clock-skew`: its timestamps on footage, and any decision taken at its
+    /// time, cannot be trusted.
+    #[serde(default = "default_clock_skew_ms")]
+    pub clock_skew_ms: u64,
+    /// A fault open longer than this (hours) is overdue in the compliance report.
+    #[serde(default = "default_fault_open_max_h")]
+    pub fault_open_max_h: u64,
+    /// A shift handover not accepted within this many minutes raises
+    /// `handover-unaccepted`.
+    #[serde(default = "default_handover_accept_min")]
+    pub handover_accept_min: u64,
+    /// URLs the leader posts alarm changes to, in Alertmanager's webhook JSON.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+fn default_fault_open_max_h() -> u64 {
+    24
+}
+fn default_handover_accept_min() -> u64 {
+    30
+}
+
+fn default_camera_down_segments() -> u32 {
+    4
+}
+fn default_camera_down_min_s() -> u64 {
+    10
+}
+fn default_backup_lag_s() -> u64 {
+    900
+}
+fn default_under_replicated_s() -> u64 {
+    300
+}
+fn default_scrub_finding_hold_s() -> u64 {
+    600
+}
+fn default_clock_skew_ms() -> u64 {
+    2_000
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig {
+            camera_down_segments: default_camera_down_segments(),
+            camera_down_min_s: default_camera_down_min_s(),
+            backup_lag_s: default_backup_lag_s(),
+            under_replicated_s: default_under_replicated_s(),
+            scrub_finding_hold_s: default_scrub_finding_hold_s(),
+            clock_skew_ms: default_clock_skew_ms(),
+            fault_open_max_h: default_fault_open_max_h(),
+            handover_accept_min: default_handover_accept_min(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl AlarmsConfig {
+    /// How long a camera may go without a committed segment.
+    pub fn camera_down_after_ms(&self, segment_target_ms: u64) -> i64 {
+        let by_segments = segment_target_ms.saturating_mul(u64::from(self.camera_down_segments));
+        by_segments.max(self.camera_down_min_s * 1000) as i64
+    }
 }
 
 /// Where backups go: an S3-compatible bucket. Credentials come from the standard AWS
@@ -292,7 +417,7 @@ fn default_campus() -> String {
     "main".into()
 }
 fn default_replication_factor() -> usize {
-    crate::cluster::REPLICATION_FACTOR_DEFAULT
+    REPLICATION_FACTOR_DEFAULT
 }
 fn default_free_space_floor_mib() -> u64 {
     1024
@@ -383,9 +508,9 @@ impl NodeConfig {
             metrics_listen: Some(default_metrics_listen(listen)),
             web_listen: Some(default_web_listen(listen)),
             web_idle_timeout_s: default_web_idle_timeout_s(),
-            alarms: crate::alarms::AlarmsConfig::default(),
+            alarms: AlarmsConfig::default(),
             duty: crate::shifts::DutyConfig::default(),
-            scrub: crate::scrub::ScrubConfig::default(),
+            scrub: ScrubConfig::default(),
             backup: None,
             allow_test_sources: false,
             hospital: String::new(),

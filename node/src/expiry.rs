@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
+use crate::files::write_file_atomic;
 use crate::meta::{Catalog, Command, Meta, Response};
-use crate::segment::store::write_file_atomic;
 use crate::segment::BlobStore;
 
 /// Segments nominated per Raft entry.
@@ -122,12 +122,12 @@ pub async fn run(
 ) {
     let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
     loop {
-        let jumped = health.clock_jump.jump();
+        let jumped = health.workers.clock_jump.jump();
         let now = if !meta.is_leader() {
             None
         } else if let Some(j) = jumped {
             tracing::warn!(
-                jump = %crate::alarms::fmt_skew(j.jump_ms),
+                jump = %custos_formats::fields::fmt_skew(j.jump_ms),
                 "expiry pass skipped: this node's clock jumped forward and the jump is not confirmed (alarm clock-jump)"
             );
             None

@@ -211,8 +211,8 @@ pub(crate) fn write_tls_files(
     let k = dir.join("keys");
     write_private(&k.join("ca.key"), ca_key)?;
     write_private(&k.join("node.key"), node_key)?;
-    crate::segment::store::write_file_atomic(&k.join("ca.pem"), ca_pem.as_bytes())?;
-    crate::segment::store::write_file_atomic(&k.join("node.pem"), node_pem.as_bytes())?;
+    crate::files::write_file_atomic(&k.join("ca.pem"), ca_pem.as_bytes())?;
+    crate::files::write_file_atomic(&k.join("node.pem"), node_pem.as_bytes())?;
     Ok(TlsConfig {
         cert_file: PathBuf::from("keys/node.pem"),
         key_file: PathBuf::from("keys/node.key"),
@@ -228,7 +228,7 @@ pub(crate) fn write_config(dir: &Path, cfg: NodeConfig) -> Result<()> {
         "# Custos node configuration; every field is described in docs/config.md.\n{}",
         toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?
     );
-    crate::segment::store::write_file_atomic(&dir.join(CONFIG_FILE_NAME), text.as_bytes())
+    crate::files::write_file_atomic(&dir.join(CONFIG_FILE_NAME), text.as_bytes())
 }
 
 /// Options for `join`.

@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod export;
+pub mod files;
 pub mod ingest;
 pub mod init;
 pub mod meta;
@@ -48,6 +49,7 @@ pub mod shifts;
 pub mod tls;
 pub mod web;
 pub mod webhooks;
+pub mod worker;
 pub mod zones;
 
 use std::collections::BTreeMap;
@@ -56,6 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
+use tracing::Instrument;
 
 pub use config::NodeConfig;
 pub use error::{Error, Result};
@@ -88,172 +91,274 @@ pub async fn run(config: NodeConfig, shutdown: Shutdown) -> Result<()> {
 
 /// [`run`] on a given clock. `custos-node` always uses the system clock; only the test
 /// harness's simulated node (`custos-sim-node`) passes another.
-pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::SharedClock) -> Result<()> {
-    // Every part stops on the caller's signal, or when the metadata store fails for good
-    // (see `watch_metadata_store`).
-    let (stop_tx, shutdown) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let forward = stop_tx.clone();
-    tokio::spawn(async move {
-        wait_shutdown(outer).await;
-        let _ = forward.send(true);
-    });
-    let data = config.data_dir.clone();
-    let advertise = config.advertise_addr();
-    tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
+pub async fn run_with_clock(config: NodeConfig, shutdown: Shutdown, clock: clock::SharedClock) -> Result<()> {
+    Node::open(config, clock).await?.run(shutdown).await
+}
 
-    tighten_data_dir(&data)?;
-    if config.allow_test_sources {
-        tracing::warn!("allow_test_sources = true: this node records file:// and test:// sources (trials only; such footage comes from no camera)");
+/// A node opened from its config: keys read, blob store and catalog open, listeners
+/// bound, services built; nothing running but Raft. [`Node::run`] starts the rest.
+pub struct Node {
+    config: NodeConfig,
+    clock: clock::SharedClock,
+    keys: Arc<Keys>,
+    store: Arc<BlobStore>,
+    pending: Arc<PendingDir>,
+    peers: cluster::peers::Peers,
+    meta: Meta,
+    health: cluster::health::Health,
+    replicator: cluster::replicate::Replicator,
+    services: server::Services,
+    tls_files: Option<(String, String, String)>,
+    listeners: Option<Listeners>,
+    cluster_keys: backup::snapshot::ClusterKeys,
+}
+
+impl Node {
+    /// Opens everything `config` names. Every step that can fail on a bad config, a busy
+    /// port or a missing file comes before the catalog opens, so a refused start leaves
+    /// nothing running.
+    pub async fn open(config: NodeConfig, clock: clock::SharedClock) -> Result<Node> {
+        let data = config.data_dir.clone();
+        tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
+        tighten_data_dir(&data)?;
+        if config.allow_test_sources {
+            tracing::warn!("allow_test_sources = true: this node records file:// and test:// sources (trials only; such footage comes from no camera)");
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
+
+        let identity_path = config.identity_path();
+        let identity = std::fs::read_to_string(&identity_path)
+            .map_err(|e| Error::io("read archive identity", &identity_path, e))?;
+        let keys = Arc::new(Keys::new(&config.archive_recipients, &identity)?);
+
+        let blob_root = data.join("blobs");
+        let (store, swept) = tokio::task::spawn_blocking(move || BlobStore::open(&blob_root))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let store = Arc::new(store);
+        tracing::info!(swept_temp_files = swept, "blob store open");
+        let pending = Arc::new(PendingDir::open(&data.join("pending"))?);
+
+        // TLS: the same certificate serves clients and authenticates this node to peers.
+        let read = |p: &std::path::Path| {
+            let p = config.resolve(p);
+            std::fs::read_to_string(&p).map_err(|e| Error::io("read TLS file", p, e))
+        };
+        let (tls_files, pki) = match &config.tls {
+            Some(tls) => {
+                let files = (read(&tls.cert_file)?, read(&tls.key_file)?, read(&tls.ca_file)?);
+                let ca_key = tls.ca_file.with_file_name("ca.key");
+                let pki = read(&ca_key).ok().map(|k| server::ClusterPki { ca_pem: files.2.clone(), ca_key_pem: k });
+                (Some(files), pki)
+            }
+            None => (None, None),
+        };
+        let peers = cluster::peers::Peers::new(tls_files.as_ref().map(|(cert, key, ca)| cluster::peers::PeerTls {
+            ca_pem: ca.clone(),
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+        }));
+
+        let signing_path = data.join(export::SIGNING_KEY_FILE);
+        let signing_pkcs8 = match std::fs::read(&signing_path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %signing_path.display(), "no export signing key: this node cannot run exports");
+                None
+            }
+            Err(e) => return Err(Error::io("read the export signing key", &signing_path, e)),
+        };
+        let signing = match &signing_pkcs8 {
+            Some(b) => Some(Arc::new(
+                custos_evidence::export::SigningKey::from_pkcs8(b)
+                    .map_err(|e| Error::Internal(format!("{}: {e}", signing_path.display())))?,
+            )),
+            None => None,
+        };
+        let cluster_keys = backup::snapshot::ClusterKeys {
+            archive_identity: identity.clone(),
+            archive_recipients: config.archive_recipients.clone(),
+            ca_pem: pki.as_ref().map(|p| p.ca_pem.clone()).unwrap_or_default(),
+            ca_key_pem: pki.as_ref().map(|p| p.ca_key_pem.clone()).unwrap_or_default(),
+            signing_key_pkcs8: signing_pkcs8.clone().unwrap_or_default(),
+            segment_target_ms: config.segment_target_ms,
+        };
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(metrics::bind(addr).await?),
+            None => None,
+        };
+        let web_listener =
+            web::Listener::bind(&config, tls_files.as_ref().map(|(c, k, _)| (c.as_str(), k.as_str()))).await?;
+
+        // The last step: from here on Raft runs, and only `run` stops it.
+        let network = cluster::network::NetworkFactory { peers: peers.clone() };
+        let meta = Meta::open(config.node_id, &data, clock.clone(), network, config.raft_snapshot_every).await?;
+        let health = cluster::health::Health::new(config.node_id, &data).with_limits(cluster::health::DiskLimits {
+            floor: config.free_space_floor_mib << 20,
+            capacity: (config.capacity_mib > 0).then(|| (config.capacity_mib << 20, store.clone())),
+        });
+        let replicator = cluster::replicate::Replicator {
+            meta: meta.clone(),
+            peers: peers.clone(),
+            health: health.clone(),
+            factor: config.replication_factor,
+        };
+        let cluster_info = server::ClusterInfo {
+            campus: config.campus.clone(),
+            pki,
+            archive_recipients: config.archive_recipients.clone(),
+            archive_identity: identity,
+            segment_target_ms: config.segment_target_ms,
+            signing,
+            signing_pkcs8,
+        };
+        let mut services = server::Services::new(
+            meta.clone(),
+            (store.clone(), keys.clone()),
+            clock.clone(),
+            replicator.clone(),
+            cluster_info,
+        );
+        services.backup = config.backup.clone();
+        services.alarms = config.alarms.clone();
+        services.duty = config.duty.clone();
+        services.allow_test_sources = config.allow_test_sources;
+        services.hospital = config.hospital.clone();
+        Ok(Node {
+            config,
+            clock,
+            keys,
+            store,
+            pending,
+            peers,
+            meta,
+            health,
+            replicator,
+            services,
+            tls_files,
+            listeners: Some(Listeners { api: listener, metrics: metrics_listener, web: web_listener }),
+            cluster_keys,
+        })
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
+    /// Runs the node until `outer` fires or the metadata store fails: serves the API,
+    /// waits for the metadata group, recovers what the last stop left, starts the workers
+    /// and the cameras; then stops them all in reverse order, on every path.
+    pub async fn run(mut self, outer: Shutdown) -> Result<()> {
+        let Listeners { api, metrics: metrics_listener, web: web_listener } =
+            self.listeners.take().ok_or_else(|| Error::Internal("a node runs once".into()))?;
+        // Every part stops on the caller's signal, or when the metadata store fails for
+        // good (see `watch_metadata_store`).
+        let (stop_tx, shutdown) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let forward = stop_tx.clone();
+        tokio::spawn(async move {
+            wait_shutdown(outer).await;
+            let _ = forward.send(true);
+        });
+        let fatal = tokio::spawn(watch_metadata_store(self.meta.clone(), stop_tx.clone(), shutdown.clone()));
 
-    let identity_path = config.identity_path();
-    let identity =
-        std::fs::read_to_string(&identity_path).map_err(|e| Error::io("read archive identity", &identity_path, e))?;
-    let keys = Arc::new(Keys::new(&config.archive_recipients, &identity)?);
-
-    let blob_root = data.join("blobs");
-    let (store, swept) = tokio::task::spawn_blocking(move || BlobStore::open(&blob_root))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-    let store = Arc::new(store);
-    tracing::info!(swept_temp_files = swept, "blob store open");
-    let pending = Arc::new(PendingDir::open(&data.join("pending"))?);
-
-    // TLS: the same certificate serves clients and authenticates this node to peers.
-    let read = |p: &std::path::Path| {
-        let p = config.resolve(p);
-        std::fs::read_to_string(&p).map_err(|e| Error::io("read TLS file", p, e))
-    };
-    let (tls_files, pki) = match &config.tls {
-        Some(tls) => {
-            let files = (read(&tls.cert_file)?, read(&tls.key_file)?, read(&tls.ca_file)?);
-            let ca_key = tls.ca_file.with_file_name("ca.key");
-            let pki = read(&ca_key).ok().map(|k| server::ClusterPki { ca_pem: files.2.clone(), ca_key_pem: k });
-            (Some(files), pki)
+        // API and peer services start before Raft has a leader: the leader must reach this
+        // node to bring it up to date.
+        let server = match self.serve_api(api, shutdown.clone()) {
+            Ok(s) => tokio::spawn(s),
+            Err(e) => {
+                self.meta.shutdown().await;
+                return Err(e);
+            }
+        };
+        let ready = tokio::select! {
+            r = self.start() => r,
+            _ = wait_shutdown(shutdown.clone()) => Err(Error::Unavailable("shut down before the node was ready".into())),
+        };
+        if let Err(e) = ready {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            self.meta.shutdown().await;
+            return Err(e);
         }
-        None => (None, None),
-    };
-    let peers = cluster::peers::Peers::new(tls_files.as_ref().map(|(cert, key, ca)| cluster::peers::PeerTls {
-        ca_pem: ca.clone(),
-        cert_pem: cert.clone(),
-        key_pem: key.clone(),
-    }));
 
-    let meta = Meta::open(config.node_id, &data, clock.clone(), peers.clone(), config.raft_snapshot_every).await?;
-    let fatal = tokio::spawn(watch_metadata_store(meta.clone(), stop_tx.clone(), shutdown.clone()));
-    let health = cluster::health::Health::new(config.node_id, &data).with_limits(cluster::health::DiskLimits {
-        floor: config.free_space_floor_mib << 20,
-        capacity: (config.capacity_mib > 0).then(|| (config.capacity_mib << 20, store.clone())),
-    });
-    let replicator = cluster::replicate::Replicator {
-        meta: meta.clone(),
-        peers: peers.clone(),
-        health: health.clone(),
-        factor: config.replication_factor,
-    };
-    // API and peer services start before Raft has a leader: the leader must reach this
-    // node to bring it up to date.
-    let signing_path = data.join(export::SIGNING_KEY_FILE);
-    let signing_pkcs8 = match std::fs::read(&signing_path) {
-        Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %signing_path.display(), "no export signing key: this node cannot run exports");
-            None
+        let workers = self.spawn_workers(shutdown.clone(), web_listener, metrics_listener);
+        let recording = match self.start_recording(shutdown.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                let _ = server.await;
+                workers.stop().await;
+                self.meta.shutdown().await;
+                return Err(e);
+            }
+        };
+
+        let served = server.await.map_err(|e| Error::Internal(e.to_string()));
+        tracing::info!("shutting down: API closed");
+        // Reverse order: the workers and the cameras stop, the last segments commit, then Raft.
+        workers.stop().await;
+        recording.stop().await;
+        self.meta.shutdown().await;
+        let stats = &self.services.stats;
+        tracing::info!(
+            sealed = stats.segments_sealed.load(std::sync::atomic::Ordering::Relaxed),
+            committed = stats.segments_committed.load(std::sync::atomic::Ordering::Relaxed),
+            "custos-node stopped"
+        );
+        if let Some(e) = fatal.await.ok().flatten() {
+            return Err(e);
         }
-        Err(e) => return Err(Error::io("read the export signing key", &signing_path, e)),
-    };
-    let signing = match &signing_pkcs8 {
-        Some(b) => Some(Arc::new(
-            custos_evidence::export::SigningKey::from_pkcs8(b)
-                .map_err(|e| Error::Internal(format!("{}: {e}", signing_path.display())))?,
-        )),
-        None => None,
-    };
-    let cluster_keys = backup::snapshot::ClusterKeys {
-        archive_identity: identity.clone(),
-        archive_recipients: config.archive_recipients.clone(),
-        ca_pem: pki.as_ref().map(|p| p.ca_pem.clone()).unwrap_or_default(),
-        ca_key_pem: pki.as_ref().map(|p| p.ca_key_pem.clone()).unwrap_or_default(),
-        signing_key_pkcs8: signing_pkcs8.clone().unwrap_or_default(),
-        segment_target_ms: config.segment_target_ms,
-    };
-    let cluster_info = server::ClusterInfo {
-        campus: config.campus.clone(),
-        pki,
-        archive_recipients: config.archive_recipients.clone(),
-        archive_identity: identity.clone(),
-        segment_target_ms: config.segment_target_ms,
-        signing,
-        signing_pkcs8,
-    };
-    let mut services = server::Services::new(
-        meta.clone(),
-        (store.clone(), keys.clone()),
-        clock.clone(),
-        health.clone(),
-        config.replication_factor,
-        cluster_info,
-    );
-    services.replicator = replicator.clone();
-    let seal_key = services.cluster.signing.clone();
-    services.backup = config.backup.clone();
-    services.alarms = config.alarms.clone();
-    services.duty = config.duty.clone();
-    services.allow_test_sources = config.allow_test_sources;
-    services.hospital = config.hospital.clone();
-    let alarm_sources = services.alarm_sources();
-    let metrics_services = services.clone();
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(metrics::bind(addr).await?),
-        None => None,
-    };
-    let web_listener =
-        web::Listener::bind(&config, tls_files.as_ref().map(|(c, k, _)| (c.as_str(), k.as_str()))).await?;
-    let backup_state = services.backup_state.clone();
-    let (stats, states, repair_stats) =
-        (services.stats.clone(), services.states.clone(), services.repair_stats.clone());
-    let cameras_changed = services.cameras_changed.clone();
-    tracing::info!(listen = %config.listen, "serving the client API and the peer service");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = tonic::transport::Server::builder();
-    if let Some((cert, key, ca)) = &tls_files {
-        let identity = tonic::transport::Identity::from_pem(cert, key);
-        // Clients authenticate with tokens; nodes also present certificates, which the
-        // peer service requires. A certificate from another CA fails the handshake.
-        let tls = tonic::transport::ServerTlsConfig::new()
-            .identity(identity)
-            .client_ca_root(tonic::transport::Certificate::from_pem(ca))
-            .client_auth_optional(true);
-        builder = builder.tls_config(tls).map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
-    } else {
-        tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only; this node cannot join a cluster");
+        served?.map_err(|e| Error::Internal(format!("API server: {e}")))
     }
-    let server = builder
-        // Bounds: requests at once per connection (queued) and client requests at once
-        // on the node (refused past it; peer calls exempt). See `server/throttle.rs`.
-        .concurrency_limit_per_connection(server::throttle::PER_CONNECTION_MAX)
-        .layer(server::throttle::ClientLimit::new(server::throttle::CLIENT_CONCURRENCY_MAX, services.throttle.clone()))
-        .add_service(services.clone().footage())
-        .add_service(services.clone().admin())
-        .add_service(services.clone().holds())
-        .add_service(services.clone().cluster_service())
-        .add_service(services.clone().peer_service())
-        .add_service(services.clone().join_service())
-        .add_service(services.clone().exports_service())
-        .add_service(services.clone().operations_service())
-        .add_service(services.audit_service())
-        .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown.clone()));
-    let server = tokio::spawn(server);
 
-    let started = async {
+    /// The gRPC API and the peer service, on the listener `open` bound.
+    fn serve_api(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: Shutdown,
+    ) -> Result<impl std::future::Future<Output = std::result::Result<(), tonic::transport::Error>>> {
+        tracing::info!(listen = %self.config.listen, "serving the client API and the peer service");
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key, ca)) = &self.tls_files {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            // Clients authenticate with tokens; nodes also present certificates, which the
+            // peer service requires. A certificate from another CA fails the handshake.
+            let tls = tonic::transport::ServerTlsConfig::new()
+                .identity(identity)
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true);
+            builder = builder.tls_config(tls).map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
+        } else {
+            tracing::warn!("serving the client API WITHOUT TLS (insecure_plaintext = true): for local development only; this node cannot join a cluster");
+        }
+        let services = &self.services;
+        Ok(builder
+            // Bounds: requests at once per connection (queued) and client requests at once
+            // on the node (refused past it; peer calls exempt). See `server/throttle.rs`.
+            .concurrency_limit_per_connection(server::throttle::PER_CONNECTION_MAX)
+            .layer(server::throttle::ClientLimit::new(
+                server::throttle::CLIENT_CONCURRENCY_MAX,
+                services.throttle.clone(),
+            ))
+            .add_service(services.clone().footage())
+            .add_service(services.clone().admin())
+            .add_service(services.clone().holds())
+            .add_service(services.clone().cluster_service())
+            .add_service(services.clone().peer_service())
+            .add_service(services.clone().join_service())
+            .add_service(services.clone().exports_service())
+            .add_service(services.clone().operations_service())
+            .add_service(services.clone().audit_service())
+            .serve_with_incoming_shutdown(incoming, wait_shutdown(shutdown)))
+    }
+
+    /// Waits for the metadata group, founds it or registers this node where this node is
+    /// the first, and recommits the segments the last stop left pending.
+    async fn start(&self) -> Result<()> {
+        let (meta, config, data) = (&self.meta, &self.config, &self.config.data_dir);
         let restored = data.join(backup::restore::RESTORED_FILE);
         if data.join(init::BOOTSTRAP_FILE).exists() || restored.exists() {
-            meta.bootstrap(advertise.clone()).await?;
+            meta.bootstrap(config.advertise_addr()).await?;
         }
         let mut waited = 0u64;
         loop {
@@ -262,11 +367,10 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
                     tracing::info!(leader, term = meta.metrics().current_term, "metadata group ready");
                     break;
                 }
-                Err(_) if !*shutdown.borrow() => {
+                Err(_) => {
                     waited += 10;
                     tracing::warn!(waited_s = waited, "no leader yet: waiting for the cluster to reach this node (is it a member? are most nodes up?)");
                 }
-                Err(e) => return Err(e),
             }
         }
         if restored.exists() {
@@ -276,238 +380,212 @@ pub async fn run_with_clock(config: NodeConfig, outer: Shutdown, clock: clock::S
             tracing::info!("founded a new metadata group on the catalog restored from backup");
             std::fs::remove_file(&restored).map_err(|e| Error::io("remove", &restored, e))?;
         }
-        register_founder(&meta, &config, &data).await?;
+        register_founder(meta, config, data).await?;
         if meta.is_leader() {
             // A cluster of one voter (founded by `custos-node init`, or restored) runs this
             // binary's format at once; a larger one once its leader has heard every voter.
-            if let Err(e) = meta.raise_cluster_version(|id| health.get(id).format_max).await {
+            if let Err(e) = meta.raise_cluster_version(|id| self.health.get(id).format_max).await {
                 tracing::warn!(error = %e, "could not raise the cluster version yet; the leader retries");
             }
         }
-        bootstrap_admin(&meta, &data, &clock).await?;
-        seed_cameras(&meta, &config).await?;
-        Ok::<(), Error>(())
-    };
-    let ready = tokio::select! {
-        r = started => r,
-        _ = wait_shutdown(shutdown.clone()) => Err(Error::Unavailable("shut down before the node was ready".into())),
-    };
-    if let Err(e) = ready {
-        meta.shutdown().await;
-        let _ = server.await;
-        return Err(e);
-    }
-    let rec = recorder::recover(&meta, store.clone(), pending.clone()).await?;
-    if rec != recorder::Recovery::default() {
-        tracing::info!(
-            recommitted = rec.recommitted,
-            already_committed = rec.already_committed,
-            dropped_unacknowledged = rec.dropped,
-            "recovered segments left by the last stop"
-        );
+        bootstrap_admin(meta, data, &self.clock).await?;
+        seed_cameras(meta, config).await?;
+        let rec = recorder::recover(meta, self.store.clone(), self.pending.clone()).await?;
+        if rec != recorder::Recovery::default() {
+            tracing::info!(
+                recommitted = rec.recommitted,
+                already_committed = rec.already_committed,
+                dropped_unacknowledged = rec.dropped,
+                "recovered segments left by the last stop"
+            );
+        }
+        Ok(())
     }
 
-    // This node's certificate key, pinned so that no other certificate speaks for it.
-    let pinner =
-        tls_files.as_ref().map(|(cert, _, _)| tokio::spawn(pin_own_key(meta.clone(), cert.clone(), shutdown.clone())));
-    // Refused authentications beyond the audit budget: one summary entry per period.
-    let summaries = tokio::spawn(server::throttle::run_summaries(metrics_services.clone(), shutdown.clone()));
-    // Cluster duties: pings everywhere; membership, failover and repair on the leader.
-    let pinger = tokio::spawn(health.clone().run(meta.clone(), peers.clone(), shutdown.clone()));
-    // This node's own clock: a forward jump stops expiry until it is confirmed.
-    let clock_watch = tokio::spawn(
-        clock_jump::Watcher {
+    /// Starts every long-running loop but the cameras' write path.
+    fn spawn_workers(
+        &self,
+        shutdown: Shutdown,
+        web_listener: Option<web::Listener>,
+        metrics_listener: Option<tokio::net::TcpListener>,
+    ) -> worker::Workers {
+        let (config, meta, health, services) = (&self.config, &self.meta, &self.health, &self.services);
+        let mut w = worker::Workers::new(health.workers.clone(), shutdown);
+        // This node's certificate key, pinned so that no other certificate speaks for it.
+        if let Some((cert, _, _)) = &self.tls_files {
+            let (meta, cert) = (meta.clone(), cert.clone());
+            w.spawn(worker::task("pin-key", move |s| pin_own_key(meta, cert, s)));
+        }
+        // Refused authentications beyond the audit budget: one summary entry per period.
+        let s = services.clone();
+        w.spawn(worker::task("refusal-summaries", move |stop| server::throttle::run_summaries(s, stop)));
+        // Cluster duties: pings everywhere; membership, failover and repair on the leader.
+        let (h, m, p) = (health.clone(), meta.clone(), self.peers.clone());
+        w.spawn(worker::task("pings", move |s| h.run(m, p, s)));
+        // This node's own clock: a forward jump stops expiry until it is confirmed.
+        w.spawn(clock_jump::Watcher {
             meta: meta.clone(),
-            watch: health.clock_jump.clone(),
-            data_dir: data.clone(),
+            watch: health.workers.clock_jump.clone(),
+            data_dir: config.data_dir.clone(),
             backup: config.backup.clone(),
-        }
-        .run(shutdown.clone()),
-    );
-    let duties = cluster::leader::LeaderDuties {
-        meta: meta.clone(),
-        health: health.clone(),
-        replicator: replicator.clone(),
-        store: store.clone(),
-        stats: repair_stats,
-        repair_after_down: Duration::from_secs(config.repair_after_down_s),
-        cameras_changed: cameras_changed.clone(),
-    };
-    let leader_loop = tokio::spawn(duties.run(shutdown.clone()));
-    let notifier = webhooks::Notifier::start(config.alarms.webhooks.clone(), shutdown.clone());
-    let watch = alarms::AlarmWatch { sources: alarm_sources, cfg: config.alarms.clone(), notifier };
-    let alarm_watch = tokio::spawn(watch.run(shutdown.clone()));
-    let scrubber = scrub::Scrubber {
-        meta: meta.clone(),
-        store: store.clone(),
-        replicator: replicator.clone(),
-        stats: health.scrub.clone(),
-        cfg: config.scrub.clone(),
-        backup: config.backup.clone(),
-    };
-    let scrubber = tokio::spawn(scrubber.run(shutdown.clone()));
-    // Picture checks of the cameras this node records: black, covered, blurred, turned.
-    let picture_checker = tokio::spawn(
-        picture::Checker {
+        });
+        w.spawn(cluster::leader::LeaderDuties {
             meta: meta.clone(),
-            store: store.clone(),
-            keys: keys.clone(),
-            replicator: replicator.clone(),
-            watch: health.picture.clone(),
+            health: health.clone(),
+            replicator: self.replicator.clone(),
+            store: self.store.clone(),
+            stats: services.repair_stats.clone(),
+            repair_after_down: Duration::from_secs(config.repair_after_down_s),
+            cameras_changed: services.cameras_changed.clone(),
+        });
+        let notifier = webhooks::Notifier::start(config.alarms.webhooks.clone(), w.shutdown());
+        w.spawn(alarms::AlarmWatch { sources: services.alarm_sources(), cfg: config.alarms.clone(), notifier });
+        w.spawn(scrub::Scrubber {
+            meta: meta.clone(),
+            store: self.store.clone(),
+            replicator: self.replicator.clone(),
+            stats: health.workers.scrub.clone(),
+            cfg: config.scrub.clone(),
+            backup: config.backup.clone(),
+        });
+        // Picture checks of the cameras this node records: black, covered, blurred, turned.
+        w.spawn(picture::Checker {
+            meta: meta.clone(),
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            replicator: self.replicator.clone(),
+            watch: health.workers.picture.clone(),
             every: Duration::from_secs(config.picture_check_every_s),
+        });
+        // The web console, over HTTPS with this node's certificate.
+        if let Some(l) = web_listener {
+            let s = services.clone();
+            w.spawn(worker::task("console", move |stop| l.serve(s, stop)));
         }
-        .run(shutdown.clone()),
-    );
-    // The web console, over HTTPS with this node's certificate.
-    let console_server = web_listener.map(|l| tokio::spawn(l.serve(metrics_services.clone(), shutdown.clone())));
-    let metrics_server = metrics_listener.map(|l| {
-        let m = Arc::new(metrics::Metrics::new(&stats.ingest, &metrics_services.throttle));
-        tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
-        tokio::spawn(metrics::serve(l, metrics_services.clone(), m, shutdown.clone()))
-    });
-
-    // Write path: sealers (one per camera) → replicas → committer.
-    let stopping = Arc::new(AtomicBool::new(false));
-    let (commit_tx, commit_rx) = mpsc::channel(recorder::COMMIT_QUEUE);
-    let committer = tokio::spawn(recorder::run_committer(
-        commit_rx,
-        meta.clone(),
-        pending.clone(),
-        stopping.clone(),
-        stats.clone(),
-        Some(recorder::SkewCheck { health: health.clone(), bound_ms: config.alarms.clock_skew_ms }),
-    ));
-    let seal_ctx = Arc::new(SealContext {
-        node_id: config.node_id,
-        keys: keys.clone(),
-        store: store.clone(),
-        pending: pending.clone(),
-    });
-
-    // Ingest: a supervisor thread owns the pipelines; an async task feeds it assignments.
-    let handle = tokio::runtime::Handle::current();
-    let (ctx2, stats2) = (seal_ctx.clone(), stats.clone());
-    let commit_tx2 = commit_tx.clone();
-    let replicator2 = replicator.clone();
-    let on_new_camera = Box::new(move |_camera: &str| {
-        let (tx, rx) = mpsc::channel(ingest::SEGMENT_QUEUE_PER_CAMERA);
-        handle.spawn(recorder::run_sealer(
-            rx,
-            ctx2.clone(),
-            Some(replicator2.clone()),
-            commit_tx2.clone(),
-            stats2.clone(),
-        ));
-        tx
-    });
-    drop(commit_tx);
-    let mut supervisor = ingest::Supervisor::new(
-        config.segment_target_ms,
-        states.clone(),
-        on_new_camera,
-        clock.clone(),
-        config.allow_test_sources,
-    )
-    .map_err(Error::Internal)?;
-    let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
-    let supervisor_thread = std::thread::Builder::new()
-        .name("ingest-supervisor".into())
-        .spawn(move || {
-            while let Ok(Some(wanted)) = assign_rx.recv() {
-                supervisor.reconcile(&wanted);
-            }
-            supervisor.stop_all();
-        })
-        .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
-    let assigner = tokio::spawn(assign_cameras(meta.clone(), assign_tx, cameras_changed.clone(), shutdown.clone()));
-
-    // Backup: the leader uploads queued blobs.
-    let backup = config.backup.clone().map(|cfg| {
-        let worker = backup::BackupWorker {
-            cfg,
-            meta: meta.clone(),
-            store: store.clone(),
-            replicator: replicator.clone(),
-            keys: keys.clone(),
-            cluster_keys,
-            state: backup_state.clone(),
-        };
-        tokio::spawn(worker.run(shutdown.clone()))
-    });
-
-    // Retention: expiry on the leader, blob removal from receipts everywhere.
-    let expiry = tokio::spawn(expiry::run(
-        meta.clone(),
-        health.clone(),
-        store.clone(),
-        data.join("expiry.cursor"),
-        Duration::from_secs(config.expiry_every_s),
-        shutdown.clone(),
-    ));
-
-    // The daily seal, on the leader, by a node that holds the signing key.
-    let sealer = match seal_key {
-        Some(key) => Some(tokio::spawn(
-            seal::Sealer {
+        if let Some(l) = metrics_listener {
+            let m = Arc::new(metrics::Metrics::new(&services.stats.ingest, &services.throttle));
+            tracing::info!(addr = ?l.local_addr().ok(), "serving Prometheus metrics at /metrics");
+            let s = services.clone();
+            w.spawn(worker::task("metrics", move |stop| metrics::serve(l, s, m, stop)));
+        }
+        // Backup: the leader uploads queued blobs.
+        if let Some(cfg) = config.backup.clone() {
+            w.spawn(backup::BackupWorker {
+                cfg,
+                meta: meta.clone(),
+                store: self.store.clone(),
+                replicator: self.replicator.clone(),
+                keys: self.keys.clone(),
+                cluster_keys: self.cluster_keys.clone(),
+                state: services.backup_state.clone(),
+            });
+        }
+        // Retention: expiry on the leader, blob removal from receipts everywhere.
+        let (m, h, st) = (meta.clone(), health.clone(), self.store.clone());
+        let (cursor, every) = (config.data_dir.join("expiry.cursor"), Duration::from_secs(config.expiry_every_s));
+        w.spawn(worker::task("expiry", move |s| expiry::run(m, h, st, cursor, every, s)));
+        // The daily seal, on the leader, by a node that holds the signing key.
+        if let Some(key) = services.cluster.signing.clone() {
+            w.spawn(seal::Sealer {
                 meta: meta.clone(),
                 health: health.clone(),
                 key,
                 every: Duration::from_secs(config.seal_every_s),
                 settle_ms: config.alarms.camera_down_after_ms(config.segment_target_ms),
-            }
-            .run(shutdown.clone()),
-        )),
-        None => None,
-    };
+            });
+        }
+        w
+    }
 
-    let served = server.await.map_err(|e| Error::Internal(e.to_string()))?;
-    tracing::info!("shutting down: API closed");
+    /// The write path: a sealer per camera → replicas → the committer; the supervisor
+    /// thread owns the GStreamer pipelines, and the assigner tells it which cameras to run.
+    fn start_recording(&self, shutdown: Shutdown) -> Result<Recording> {
+        let (config, stats) = (&self.config, &self.services.stats);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (commit_tx, commit_rx) = mpsc::channel(recorder::COMMIT_QUEUE);
+        let committer = tokio::spawn(recorder::run_committer(
+            commit_rx,
+            self.meta.clone(),
+            self.pending.clone(),
+            stopping.clone(),
+            stats.clone(),
+            Some(recorder::SkewCheck { health: self.health.clone(), bound_ms: config.alarms.clock_skew_ms }),
+        ));
+        let seal_ctx = Arc::new(SealContext {
+            node_id: config.node_id,
+            keys: self.keys.clone(),
+            store: self.store.clone(),
+            pending: self.pending.clone(),
+        });
+        let handle = tokio::runtime::Handle::current();
+        let (stats2, replicator) = (stats.clone(), self.replicator.clone());
+        let on_new_camera = Box::new(move |_camera: &str| {
+            let (tx, rx) = mpsc::channel(ingest::SEGMENT_QUEUE_PER_CAMERA);
+            handle.spawn(recorder::run_sealer(
+                rx,
+                seal_ctx.clone(),
+                Some(replicator.clone()),
+                commit_tx.clone(),
+                stats2.clone(),
+            ));
+            tx
+        });
+        let mut supervisor = ingest::Supervisor::new(
+            config.segment_target_ms,
+            self.services.states.clone(),
+            on_new_camera,
+            self.clock.clone(),
+            config.allow_test_sources,
+        )
+        .map_err(Error::Internal)?;
+        let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
+        let supervisor = std::thread::Builder::new()
+            .name("ingest-supervisor".into())
+            .spawn(move || {
+                while let Ok(Some(wanted)) = assign_rx.recv() {
+                    supervisor.reconcile(&wanted);
+                }
+                supervisor.stop_all();
+            })
+            .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
+        let assigner = tokio::spawn(
+            assign_cameras(self.meta.clone(), assign_tx, self.services.cameras_changed.clone(), shutdown)
+                .instrument(tracing::info_span!("worker", name = "camera-assigner")),
+        );
+        Ok(Recording { assigner, supervisor, committer, stopping })
+    }
+}
 
-    // Reverse order: stop cameras (their last segments flow on), drain, stop Raft.
-    let _ = assigner.await;
-    let _ = expiry.await;
-    if let Some(s) = sealer {
-        let _ = s.await;
+/// The running write path.
+struct Recording {
+    assigner: tokio::task::JoinHandle<()>,
+    supervisor: std::thread::JoinHandle<()>,
+    committer: tokio::task::JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Recording {
+    /// Waits for the cameras to stop (the assigner tells the supervisor on shutdown) and
+    /// their last segments to commit, up to [`DRAIN_TIMEOUT`]; what does not commit stays
+    /// pending for the next start.
+    async fn stop(self) {
+        let _ = self.assigner.await;
+        let supervisor = self.supervisor;
+        let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
+        tracing::info!("cameras stopped; committing the last segments");
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, self.committer).await.is_ok();
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !drained {
+            tracing::warn!("last segments did not commit in time; they stay pending and commit at next start");
+        }
     }
-    if let Some(b) = backup {
-        let _ = b.await;
-    }
-    let _ = clock_watch.await;
-    let _ = pinger.await;
-    let _ = leader_loop.await;
-    let _ = alarm_watch.await;
-    let _ = picture_checker.await;
-    let _ = scrubber.await;
-    let _ = summaries.await;
-    if let Some(p) = pinner {
-        let _ = p.await;
-    }
-    if let Some(m) = metrics_server {
-        let _ = m.await;
-    }
-    if let Some(w) = console_server {
-        let _ = w.await;
-    }
-    let _ = tokio::task::spawn_blocking(move || supervisor_thread.join()).await;
-    tracing::info!("cameras stopped; committing the last segments");
-    let drain = async {
-        let _ = committer.await;
-    };
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_ok();
-    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-    if !drained {
-        tracing::warn!("last segments did not commit in time; they stay pending and commit at next start");
-    }
-    meta.shutdown().await;
-    tracing::info!(
-        sealed = stats.segments_sealed.load(std::sync::atomic::Ordering::Relaxed),
-        committed = stats.segments_committed.load(std::sync::atomic::Ordering::Relaxed),
-        "custos-node stopped"
-    );
-    if let Some(e) = fatal.await.ok().flatten() {
-        return Err(e);
-    }
-    served.map_err(|e| Error::Internal(format!("API server: {e}")))
+}
+
+/// The listeners `open` bound, handed to their servers by `run`.
+struct Listeners {
+    api: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    web: Option<web::Listener>,
 }
 
 /// Fail-stop for the metadata store. When a Raft log or state-machine write fails (the

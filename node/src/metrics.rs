@@ -2,7 +2,7 @@
 //! format (`prometheus-client`).
 //!
 //! Counters that happen on the write path (segments and bytes ingested per camera,
-//! commit latency) are counted where they happen ([`Ingest`]). Everything else is a
+//! commit latency) are counted where they happen ([`Ingest`], in the recorder). Everything else is a
 //! gauge read from the node's state when Prometheus scrapes, so a scrape always shows
 //! the present: Raft role and term, disks, replication and repair backlogs, backup
 //! lag, camera state and open alarms.
@@ -16,48 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
 use prometheus_client::registry::Registry;
 
+use crate::recorder::{label, Ingest, Labels};
 use crate::server::Services;
-
-type Labels = Vec<(String, String)>;
-
-fn label(k: &str, v: &str) -> Labels {
-    vec![(k.to_string(), v.to_string())]
-}
-
-/// Write-path counters, kept by the recorder.
-#[derive(Debug, Clone)]
-pub struct Ingest {
-    pub segments: Family<Labels, Counter>,
-    pub bytes: Family<Labels, Counter>,
-    /// Seconds from proposing a batch of segments to its commit.
-    pub commit_latency: Histogram,
-}
-
-impl Default for Ingest {
-    fn default() -> Self {
-        Ingest {
-            segments: Family::default(),
-            bytes: Family::default(),
-            // 1 ms to about 33 s.
-            commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
-        }
-    }
-}
-
-impl Ingest {
-    /// One segment of `camera`, `bytes` of plaintext, sealed and stored.
-    pub fn segment(&self, camera: &str, bytes: u64) {
-        let l = label("camera", camera);
-        self.segments.get_or_create(&l).inc();
-        self.bytes.get_or_create(&l).inc_by(bytes);
-    }
-}
 
 /// Gauges refreshed on every scrape.
 #[derive(Default)]
@@ -90,6 +55,7 @@ struct Gauges {
     scrub_repaired: Gauge,
     scrub_unrepaired: Gauge,
     scrub_passes: Gauge,
+    worker_up: Family<Labels, Gauge>,
 }
 
 /// The registry and the gauges behind it.
@@ -193,6 +159,11 @@ impl Metrics {
             g.scrub_repaired.clone(),
         );
         r.register("scrub_unrepaired", "Damaged blobs with no verified copy found yet", g.scrub_unrepaired.clone());
+        r.register(
+            "worker_up",
+            "This node's long-running loops by worker: 1 running, 0 stopped or failed (a failure is logged)",
+            g.worker_up.clone(),
+        );
         Metrics { registry: r, gauges: g }
     }
 
@@ -249,7 +220,7 @@ impl Metrics {
             let n = open.iter().filter(|a| a.kind == kind).count();
             g.alarms_open.get_or_create(&label("kind", kind)).set(n as i64);
         }
-        let sc = &s.health.scrub;
+        let sc = &s.health.workers.scrub;
         g.scrub_passes.set(sc.passes.load(Ordering::Relaxed) as i64);
         g.scrub_segments.set(sc.segments.load(Ordering::Relaxed) as i64);
         g.scrub_bytes.set(sc.bytes.load(Ordering::Relaxed) as i64);
@@ -257,6 +228,11 @@ impl Metrics {
         g.scrub_found.get_or_create(&label("problem", "missing")).set(sc.missing.load(Ordering::Relaxed) as i64);
         g.scrub_repaired.set(sc.repaired.load(Ordering::Relaxed) as i64);
         g.scrub_unrepaired.set(sc.unrepaired_count() as i64);
+        for (name, state) in s.health.workers.states() {
+            g.worker_up
+                .get_or_create(&label("worker", name))
+                .set(i64::from(state == crate::worker::WorkerState::Running));
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).map_err(|e| crate::Error::Internal(e.to_string()))?;
         Ok(out)

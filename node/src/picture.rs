@@ -11,7 +11,7 @@
 //!
 //! [`Checker`] is the node's worker: every `picture_check_every_s` it checks each camera
 //! it records, one decode at a time, and keeps the latest finding per camera in a
-//! [`PictureWatch`] that pings report to the others; the leader's alarm evaluation raises
+//! [`PictureWatch`](crate::worker::PictureWatch) that pings report to the others; the leader's alarm evaluation raises
 //! `camera-picture` for a finding of a camera's current recorder, and clears it when a
 //! later check finds nothing. The reference still (`Command::SetPictureReference`, kept in
 //! the catalog) is the first healthy picture the recorder saw of the camera, and is
@@ -274,32 +274,6 @@ fn gray8_stride(caps: &gst::CapsRef) -> Option<usize> {
     Some(w.div_ceil(4) * 4)
 }
 
-/// The latest finding of this node's picture checks, per camera it records: what it
-/// reports to the others in pings, and the leader turns into `camera-picture` alarms.
-#[derive(Debug, Default)]
-pub struct PictureWatch {
-    findings: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-}
-
-impl PictureWatch {
-    /// (camera, detail) for every camera whose last check found something, by camera.
-    pub fn findings(&self) -> Vec<(String, String)> {
-        self.findings.lock().expect("picture findings").iter().map(|(c, d)| (c.clone(), d.clone())).collect()
-    }
-
-    fn set(&self, camera: &str, finding: Option<&Finding>) {
-        let mut f = self.findings.lock().expect("picture findings");
-        match finding {
-            Some(x) => f.insert(camera.to_string(), x.detail()),
-            None => f.remove(camera),
-        };
-    }
-
-    fn keep_only(&self, cameras: &std::collections::BTreeSet<String>) {
-        self.findings.lock().expect("picture findings").retain(|c, _| cameras.contains(c));
-    }
-}
-
 /// Checks the pictures of the cameras this node records, one decode at a time (the
 /// bound on its cost: one small GStreamer pipeline on a blocking thread), each camera at
 /// most once per `every`.
@@ -308,7 +282,7 @@ pub struct Checker {
     pub store: std::sync::Arc<crate::segment::BlobStore>,
     pub keys: std::sync::Arc<crate::segment::Keys>,
     pub replicator: crate::cluster::replicate::Replicator,
-    pub watch: std::sync::Arc<PictureWatch>,
+    pub watch: std::sync::Arc<crate::worker::PictureWatch>,
     pub every: std::time::Duration,
 }
 
@@ -373,7 +347,7 @@ impl Checker {
                 self.take_reference(&camera, &m).await;
             }
             tracing::debug!(camera = %camera, mean = m.mean, stddev = m.stddev, laplacian_var = m.laplacian_var, ?finding, "picture checked");
-            self.watch.set(&camera, finding.as_ref());
+            self.watch.set(&camera, finding.as_ref().map(Finding::detail));
         }
     }
 
@@ -396,12 +370,22 @@ impl Checker {
     }
 
     async fn measure(&self, seg: &crate::meta::SegmentRecord) -> Result<Measures, String> {
-        let plain = crate::server::open_segment(seg, &self.store, &self.keys, &self.replicator)
+        let plain = crate::segment::open_segment(seg, &self.store, &self.keys, &self.replicator)
             .await
             .map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || decode_first_frame(&plain).map(|f| measure(&f)))
             .await
             .map_err(|e| e.to_string())?
+    }
+}
+
+impl crate::worker::Worker for Checker {
+    fn name(&self) -> &'static str {
+        "picture"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        Checker::run(self, shutdown)
     }
 }
 

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::mpsc;
 
 use crate::cluster::replicate::Replicator;
@@ -39,6 +42,42 @@ pub struct SealContext {
     pub pending: Arc<PendingDir>,
 }
 
+/// Prometheus labels: (name, value) pairs.
+pub(crate) type Labels = Vec<(String, String)>;
+
+pub(crate) fn label(k: &str, v: &str) -> Labels {
+    vec![(k.to_string(), v.to_string())]
+}
+
+/// Write-path counters, kept by the recorder.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub segments: Family<Labels, Counter>,
+    pub bytes: Family<Labels, Counter>,
+    /// Seconds from proposing a batch of segments to its commit.
+    pub commit_latency: Histogram,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            segments: Family::default(),
+            bytes: Family::default(),
+            // 1 ms to about 33 s.
+            commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        }
+    }
+}
+
+impl Ingest {
+    /// One segment of `camera`, `bytes` of plaintext, sealed and stored.
+    pub fn segment(&self, camera: &str, bytes: u64) {
+        let l = label("camera", camera);
+        self.segments.get_or_create(&l).inc();
+        self.bytes.get_or_create(&l).inc_by(bytes);
+    }
+}
+
 /// Counters the status API reports.
 #[derive(Debug, Default)]
 pub struct RecorderStats {
@@ -49,7 +88,7 @@ pub struct RecorderStats {
     /// Segments committed with fewer copies than the replication factor.
     pub segments_under_replicated: AtomicU64,
     /// Per-camera counters and the commit latency, for the metrics endpoint.
-    pub ingest: crate::metrics::Ingest,
+    pub ingest: Ingest,
 }
 
 /// Seals a segment and makes it durable: pending record first, then the blob. Blocks.

@@ -4,7 +4,7 @@
 //! accessed. Everything comes from the catalog, so any node gives the same answer for
 //! the same applied index.
 
-use crate::alarms::AlarmsConfig;
+use crate::config::AlarmsConfig;
 use crate::meta::Catalog;
 
 const DAY_MS: i64 = 86_400_000;

@@ -9,78 +9,22 @@
 //! that found damage recently or still holds damage it could not repair. Progress and
 //! findings are in `custos status` and the metrics.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::cluster::replicate::Replicator;
-use crate::config::BackupConfig;
+use crate::config::{BackupConfig, ScrubConfig};
 use crate::error::{Error, Result};
 use crate::meta::{Command, Meta, SegmentRecord};
 use crate::segment::BlobStore;
+use crate::worker::ScrubStats;
 
 /// Segments read from the catalog per step.
 const SCAN_STEP: usize = 256;
 /// Shortest pause the rate limit sleeps; smaller debts accumulate.
 const MIN_SLEEP: Duration = Duration::from_millis(20);
-
-/// `[scrub]` in the node config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrubConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Most blob bytes read per second (bounds the disk time scrubbing takes from
-    /// recording and playback).
-    #[serde(default = "default_bytes_per_s")]
-    pub bytes_per_s: u64,
-    /// Pause between the end of one pass over every blob and the start of the next.
-    #[serde(default = "default_pass_pause_s")]
-    pub pass_pause_s: u64,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_bytes_per_s() -> u64 {
-    32 << 20
-}
-fn default_pass_pause_s() -> u64 {
-    3_600
-}
-
-impl Default for ScrubConfig {
-    fn default() -> Self {
-        ScrubConfig { enabled: true, bytes_per_s: default_bytes_per_s(), pass_pause_s: default_pass_pause_s() }
-    }
-}
-
-/// What this node's scrubber has done since it started.
-#[derive(Debug, Default)]
-pub struct ScrubStats {
-    pub passes: AtomicU64,
-    pub segments: AtomicU64,
-    pub bytes: AtomicU64,
-    pub corrupt: AtomicU64,
-    pub missing: AtomicU64,
-    pub repaired: AtomicU64,
-    /// Wall-clock ms of the last corrupt or missing blob found (0: none).
-    pub last_finding_ms: AtomicI64,
-    /// Wall-clock ms the last full pass ended (0: none yet).
-    pub last_pass_ms: AtomicI64,
-    /// `camera@start` → what is wrong, for damage not repaired yet.
-    pub unrepaired: Mutex<BTreeMap<String, String>>,
-}
-
-impl ScrubStats {
-    pub fn unrepaired_count(&self) -> u64 {
-        self.unrepaired.lock().expect("scrub stats").len() as u64
-    }
-}
 
 /// The scrubber of one node.
 pub struct Scrubber {
@@ -278,5 +222,15 @@ impl Scrubber {
             return Err(Error::Integrity(format!("{replica_err}; and the bucket's copy does not verify either")));
         }
         Ok((blob, format!("the backup bucket ({key})")))
+    }
+}
+
+impl crate::worker::Worker for Scrubber {
+    fn name(&self) -> &'static str {
+        "scrub"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        Scrubber::run(self, shutdown)
     }
 }

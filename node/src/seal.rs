@@ -189,3 +189,13 @@ impl Sealer {
         }
     }
 }
+
+impl crate::worker::Worker for Sealer {
+    fn name(&self) -> &'static str {
+        "seal"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        Sealer::run(self, shutdown)
+    }
+}

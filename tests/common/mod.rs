@@ -691,7 +691,8 @@ pub fn services(
         signing: None,
         signing_pkcs8: None,
     };
-    custos_node::server::Services::new(meta.clone(), (ctx.store.clone(), ctx.keys.clone()), clock, health, 1, cluster)
+    let replicator = custos_node::cluster::replicate::Replicator::alone(meta.clone(), health);
+    custos_node::server::Services::new(meta.clone(), (ctx.store.clone(), ctx.keys.clone()), clock, replicator, cluster)
 }
 
 /// Commits a user with a token valid until `expires_ms`; returns the token.

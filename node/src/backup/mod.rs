@@ -734,5 +734,15 @@ pub async fn list_snapshots(
     Ok(out)
 }
 
+impl crate::worker::Worker for BackupWorker {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        BackupWorker::run(self, shutdown)
+    }
+}
+
 #[cfg(test)]
 mod tests;

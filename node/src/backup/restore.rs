@@ -684,10 +684,7 @@ fn write_node_files(
     cfg.insecure_plaintext = false;
     // The restored cluster goes on backing up to the bucket it came from.
     cfg.backup = Some(backup);
-    crate::segment::store::write_file_atomic(
-        &dir.join(RESTORED_FILE),
-        b"founds a new group on the restored catalog\n",
-    )?;
+    crate::files::write_file_atomic(&dir.join(RESTORED_FILE), b"founds a new group on the restored catalog\n")?;
     write_config(dir, cfg)?;
     Ok(Some(dir.join(tls.ca_file)))
 }

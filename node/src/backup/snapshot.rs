@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use custos_evidence::export::{key_fingerprint, SigningKey};
 
 use crate::error::{Error, Result};
+use crate::meta::schema::{postcard, Record};
 use crate::meta::types::{decode, encode};
 use crate::segment::{Hash, Keys};
 
@@ -216,6 +217,43 @@ impl SnapshotFile {
     }
 }
 
+impl Record for SnapshotFile {
+    fn from_v1(bytes: &[u8]) -> std::result::Result<Self, String> {
+        postcard::<SnapshotFileV1>(bytes).map(SnapshotFileV1::v1_to_v2)
+    }
+}
+
+/// A backup snapshot in format 1: unsigned, not linked to the one before
+/// (`custos-backup-snapshot-v1`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotFileV1 {
+    pub format: String,
+    pub created_ms: i64,
+    pub made_by: u64,
+    pub applied_index: u64,
+    pub keys: ClusterKeys,
+    pub state_blake3: Hash,
+    pub state: Vec<u8>,
+}
+
+impl SnapshotFileV1 {
+    /// Format 2 with no signature and no previous snapshot: readers name it as a snapshot
+    /// of the release before and refuse it, since nothing says who made it.
+    pub fn v1_to_v2(self) -> SnapshotFile {
+        SnapshotFile {
+            format: self.format,
+            created_ms: self.created_ms,
+            made_by: self.made_by,
+            applied_index: self.applied_index,
+            previous_blake3: String::new(),
+            keys: self.keys,
+            state_blake3: self.state_blake3,
+            state: self.state,
+            signature: String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +378,7 @@ mod tests {
         let archive = crate::segment::seal::generate_identity();
         let keys = Keys::new(std::slice::from_ref(&archive.recipient), &archive.secret).unwrap();
         let state = b"catalog".to_vec();
-        let old = crate::meta::schema::v1::SnapshotFileV1 {
+        let old = SnapshotFileV1 {
             format: SNAPSHOT_FORMAT_V1.into(),
             created_ms: 1,
             made_by: 1,

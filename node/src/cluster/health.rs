@@ -84,12 +84,9 @@ pub struct Health {
     table: Arc<RwLock<HashMap<NodeId, PeerHealth>>>,
     /// When this node last accepted a Raft append or snapshot from the leader it follows.
     leader_contact: Arc<std::sync::Mutex<Option<Instant>>>,
-    /// This node's scrubber figures, reported to the others in pings.
-    pub scrub: Arc<crate::scrub::ScrubStats>,
-    /// This node's unconfirmed clock jump, reported to the others in pings.
-    pub clock_jump: Arc<crate::clock_jump::ClockWatch>,
-    /// This node's picture check findings, reported to the others in pings.
-    pub picture: Arc<crate::picture::PictureWatch>,
+    /// This node's workers, and what they observed (scrubbing, picture checks, clock
+    /// jumps), reported to the others in pings.
+    pub workers: Arc<crate::worker::Registry>,
     /// This node's clock against the cluster's median as the leader last measured it
     /// (ms, and when it said so).
     skew_by_leader: Arc<std::sync::Mutex<Option<(i64, Instant)>>>,
@@ -121,9 +118,7 @@ impl Health {
             limits: None,
             table: Arc::default(),
             leader_contact: Arc::default(),
-            scrub: Arc::default(),
-            clock_jump: Arc::default(),
-            picture: Arc::default(),
+            workers: Arc::default(),
             skew_by_leader: Arc::default(),
         }
     }
@@ -207,12 +202,12 @@ impl Health {
                 disk_total,
                 disk_floor,
                 under_replicated: u64::MAX,
-                scrub_unrepaired: self.scrub.unrepaired_count(),
-                scrub_last_finding_ms: self.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
+                scrub_unrepaired: self.workers.scrub.unrepaired_count(),
+                scrub_last_finding_ms: self.workers.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
                 clock_read: None,
                 format_max: crate::meta::types::FORMAT_CURRENT.into(),
-                clock_jump_ms: self.clock_jump.jump_ms(),
-                picture_findings: self.picture.findings(),
+                clock_jump_ms: self.workers.clock_jump.jump_ms(),
+                picture_findings: self.workers.picture.findings(),
             };
         }
         self.table.read().expect("health table poisoned").get(&id).cloned().unwrap_or_default()

@@ -266,3 +266,13 @@ impl LeaderDuties {
         }
     }
 }
+
+impl crate::worker::Worker for LeaderDuties {
+    fn name(&self) -> &'static str {
+        "leader-duties"
+    }
+
+    fn run(self, shutdown: crate::Shutdown) -> impl std::future::Future<Output = ()> + Send {
+        LeaderDuties::run(self, shutdown)
+    }
+}

@@ -16,5 +16,4 @@ pub mod peers;
 pub mod placement;
 pub mod replicate;
 
-/// Replicas every segment should have (counting the recorder's own copy).
-pub const REPLICATION_FACTOR_DEFAULT: usize = 2;
+pub use crate::config::REPLICATION_FACTOR_DEFAULT;

@@ -2,6 +2,9 @@
 //! mutual TLS. A call that cannot reach the peer is reported `Unreachable` (openraft backs
 //! off); an error the peer's Raft returned is passed back as a remote error.
 
+use std::time::Duration;
+
+use futures::future::BoxFuture;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -13,13 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::peers::Peers;
+use crate::meta::network::{Forwarder, KIND_APPEND, KIND_SNAPSHOT, KIND_VOTE};
 use crate::meta::schema::decode_message;
 use crate::meta::types::{encode, NodeId, TypeConfig};
-
-/// RPC kinds carried in `RaftMessage.kind`.
-pub const KIND_APPEND: &str = "append";
-pub const KIND_VOTE: &str = "vote";
-pub const KIND_SNAPSHOT: &str = "snapshot";
 
 /// Creates a [`PeerNetwork`] per target.
 #[derive(Debug, Clone)]
@@ -118,76 +117,15 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     }
 }
 
-/// Serves one `Peer.Raft` call on this node's Raft.
-pub async fn serve(raft: &openraft::Raft<TypeConfig>, kind: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-    serve_from(raft, kind, payload, None).await.map(|(reply, _)| reply).map_err(|e| e.to_string())
-}
-
-/// Why a Raft message was not served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServeError {
-    /// Not a Raft message this node can read.
-    Malformed(String),
-    /// The message names another sender (the vote's candidate or leader) than the
-    /// node whose certificate carried it.
-    WrongSender { claimed: NodeId, certified: NodeId },
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Malformed(e) => f.write_str(e),
-            ServeError::WrongSender { claimed, certified } => write!(
-                f,
-                "this Raft message claims to come from node {claimed}, but the caller's certificate is node \
-                 {certified}'s; a node speaks only for itself"
-            ),
-        }
+impl Forwarder for NetworkFactory {
+    fn forward(&self, addr: &str, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let client = self.peers.client(addr);
+        Box::pin(async move {
+            let mut client = client.map_err(|e| e.to_string())?;
+            let mut r = tonic::Request::new(custos_proto::v1::ProposeRequest { payload });
+            r.set_timeout(timeout);
+            let reply = client.propose(r).await.map_err(|s| s.message().to_string())?;
+            Ok(reply.into_inner().payload)
+        })
     }
-}
-
-/// The node a Raft request speaks for: the candidate of a vote request, the leader of
-/// an append or a snapshot.
-fn sender(vote: &openraft::Vote<NodeId>) -> Option<NodeId> {
-    vote.leader_id().voted_for()
-}
-
-/// Like [`serve`], refusing a message whose sender is not `from` (the node id of the
-/// caller's certificate) when given. Also says whether the message came from the leader
-/// this node follows (an append or a snapshot it accepted, not one refused for a higher
-/// vote): that is how a follower knows it is still in touch with its leader.
-pub async fn serve_from(
-    raft: &openraft::Raft<TypeConfig>,
-    kind: &str,
-    payload: &[u8],
-    from: Option<NodeId>,
-) -> Result<(Vec<u8>, bool), ServeError> {
-    let check = |vote: &openraft::Vote<NodeId>| match (from, sender(vote)) {
-        (Some(certified), claimed) if claimed != Some(certified) => {
-            Err(ServeError::WrongSender { claimed: claimed.unwrap_or(0), certified })
-        }
-        _ => Ok(()),
-    };
-    Ok(match kind {
-        KIND_APPEND => {
-            let req: AppendEntriesRequest<TypeConfig> = decode_message(payload).map_err(ServeError::Malformed)?;
-            check(&req.vote)?;
-            let r = raft.append_entries(req).await;
-            let from_leader = matches!(&r, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)));
-            (encode(&r), from_leader)
-        }
-        KIND_VOTE => {
-            let req: VoteRequest<NodeId> = decode_message(payload).map_err(ServeError::Malformed)?;
-            check(&req.vote)?;
-            (encode(&raft.vote(req).await), false)
-        }
-        KIND_SNAPSHOT => {
-            let req: InstallSnapshotRequest<TypeConfig> = decode_message(payload).map_err(ServeError::Malformed)?;
-            check(&req.vote)?;
-            let r = raft.install_snapshot(req).await;
-            let from_leader = r.is_ok();
-            (encode(&r), from_leader)
-        }
-        other => return Err(ServeError::Malformed(format!("unknown Raft RPC kind {other:?}"))),
-    })
 }

@@ -185,3 +185,21 @@ impl Replicator {
         }))
     }
 }
+
+impl Replicator {
+    /// The replicator of a node with no peers, keeping one copy (in-process tests, tools
+    /// and benchmarks).
+    pub fn alone(meta: Meta, health: Health) -> Replicator {
+        Replicator { meta, peers: Peers::new(None), health, factor: 1 }
+    }
+}
+
+impl crate::segment::OtherCopies for Replicator {
+    fn me(&self) -> NodeId {
+        self.health.me()
+    }
+
+    fn fetch_remote(&self, seg: &SegmentRecord) -> impl std::future::Future<Output = Result<Vec<u8>>> + Send {
+        Replicator::fetch_remote(self, seg)
+    }
+}

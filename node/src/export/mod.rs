@@ -21,8 +21,7 @@ use custos_evidence::export::{
 
 use crate::meta::{ExportRecord, SegmentRecord};
 
-/// How long an approval stays valid for running the export.
-pub const APPROVAL_VALID_MS: i64 = 7 * 86_400_000;
+pub use crate::meta::types::APPROVAL_VALID_MS;
 /// Most segments one export may hold (about 22 hours of 4-second segments).
 pub const EXPORT_SEGMENTS_MAX: usize = 20_000;
 /// Most camera ranges one export may name.

@@ -11,6 +11,7 @@
 
 pub mod db;
 pub mod log_store;
+pub mod network;
 pub mod offline;
 pub mod schema;
 pub mod state;
@@ -33,7 +34,6 @@ pub use types::{
 
 use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
-use crate::cluster::peers::Peers;
 use crate::error::{Error, Result};
 
 /// Raft entries between snapshots. The state machine lives in RocksDB, so a snapshot is
@@ -57,7 +57,7 @@ pub struct Meta {
     pub catalog: Catalog,
     pub node_id: NodeId,
     clock: SharedClock,
-    peers: Peers,
+    forwarder: Arc<dyn network::Forwarder>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -67,15 +67,19 @@ impl std::fmt::Debug for Meta {
 }
 
 impl Meta {
-    /// Opens the catalog under `dir` and starts Raft. Does not wait for a leader.
+    /// Opens the catalog under `dir` and starts Raft over `network` (the cluster's
+    /// mutual-TLS peers, or [`network::NoPeers`]). Does not wait for a leader.
     /// `snapshot_every`: Raft entries between snapshots (0: [`SNAPSHOT_EVERY_ENTRIES`]).
-    pub async fn open(
+    pub async fn open<N>(
         node_id: NodeId,
         dir: &Path,
         clock: SharedClock,
-        peers: Peers,
+        network: N,
         snapshot_every: u64,
-    ) -> Result<Meta> {
+    ) -> Result<Meta>
+    where
+        N: openraft::network::RaftNetworkFactory<TypeConfig> + network::Forwarder + Clone,
+    {
         let snapshot_every = if snapshot_every == 0 { SNAPSHOT_EVERY_ENTRIES } else { snapshot_every };
         let db_path = dir.join("catalog");
         let db = tokio::task::spawn_blocking(move || db::open(&db_path))
@@ -98,17 +102,17 @@ impl Meta {
         }
         .validate()
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
-        let network = crate::cluster::network::NetworkFactory { peers: peers.clone() };
+        let forwarder = Arc::new(network.clone());
         let raft = Raft::new(node_id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| Error::Internal(format!("starting raft: {e}")))?;
-        Ok(Meta { raft, catalog, node_id, clock, peers })
+        Ok(Meta { raft, catalog, node_id, clock, forwarder })
     }
 
     /// Opens, founds and leads a single-node group with no peers: for in-process tests,
     /// tools and benchmarks.
     pub async fn start(node_id: NodeId, dir: &Path, advertise: String, clock: SharedClock) -> Result<Meta> {
-        let meta = Meta::open(node_id, dir, clock, Peers::new(None), 0).await?;
+        let meta = Meta::open(node_id, dir, clock, network::NoPeers, 0).await?;
         meta.bootstrap(advertise).await?;
         meta.raft
             .wait(Some(Duration::from_secs(20)))
@@ -251,16 +255,14 @@ impl Meta {
 
     /// Sends a write to the leader at `addr`, which stamps it with its own clock.
     async fn forward(&self, addr: &str, req: &Request) -> Result<Response> {
-        let mut client = self.peers.client(addr)?;
         let body = types::encode(&(&req.command, &req.audit));
-        let mut r = tonic::Request::new(custos_proto::v1::ProposeRequest { payload: body });
-        r.set_timeout(FORWARD_TIMEOUT);
-        let reply = tokio::time::timeout(FORWARD_TIMEOUT + COMMIT_TIMEOUT, client.propose(r))
-            .await
-            .map_err(|_| Error::Unavailable(format!("forwarding a write to the leader at {addr}: no answer")))?
-            .map_err(|s| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {}", s.message())))?;
+        let reply =
+            tokio::time::timeout(FORWARD_TIMEOUT + COMMIT_TIMEOUT, self.forwarder.forward(addr, body, FORWARD_TIMEOUT))
+                .await
+                .map_err(|_| Error::Unavailable(format!("forwarding a write to the leader at {addr}: no answer")))?
+                .map_err(|e| Error::Unavailable(format!("forwarding a write to the leader at {addr}: {e}")))?;
         let res: std::result::Result<(Response, u64), String> =
-            schema::decode_message(&reply.into_inner().payload).map_err(Error::Internal)?;
+            schema::decode_message(&reply).map_err(Error::Internal)?;
         let (resp, index) = res.map_err(Error::Unavailable)?;
         // Read-your-writes: a caller that reads this node's catalog next must see it.
         let wait = self.raft.wait(Some(FORWARD_TIMEOUT));
@@ -336,8 +338,8 @@ impl Meta {
         kind: &str,
         payload: &[u8],
         from: Option<NodeId>,
-    ) -> std::result::Result<(Vec<u8>, bool), crate::cluster::network::ServeError> {
-        crate::cluster::network::serve_from(&self.raft, kind, payload, from).await
+    ) -> std::result::Result<(Vec<u8>, bool), network::ServeError> {
+        network::serve_from(&self.raft, kind, payload, from).await
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -347,11 +349,6 @@ impl Meta {
     /// The clock itself, for tasks that read it on their own.
     pub fn clock(&self) -> SharedClock {
         self.clock.clone()
-    }
-
-    /// The peer channels this node uses.
-    pub fn peers(&self) -> &Peers {
-        &self.peers
     }
 
     /// True while this node leads the metadata group.

@@ -18,7 +18,7 @@ use super::types::{decode, encode, BackupLocation, Camera, NodeRecord, SegmentRe
 use super::Catalog;
 use crate::audit::{seal_entry, AuditEvent, GENESIS};
 use crate::error::{Error, Result};
-use crate::segment::Hash;
+use crate::meta::types::Hash;
 
 impl Catalog {
     /// A consistent dump of the whole state machine and the log index it reflects.

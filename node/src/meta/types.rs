@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 use crate::audit::AuditEvent;
-use crate::segment::Hash;
+
+/// A 32-byte BLAKE3 digest: what names a blob, a segment's content, a token.
+pub type Hash = [u8; 32];
 
 /// Raft node id.
 pub type NodeId = u64;
@@ -161,6 +163,9 @@ impl ExportStatus {
         }
     }
 }
+
+/// How long an approval stays valid for running the export.
+pub const APPROVAL_VALID_MS: i64 = 7 * 86_400_000;
 
 /// An evidence export: the request, the second person's decision and, once run, the
 /// signed manifest of the package (the archived copy).

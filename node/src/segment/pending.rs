@@ -10,8 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::seal::Hash;
-use super::store::{sync_dir, write_file_atomic};
 use crate::error::{Error, Result};
+use crate::files::{sync_dir, write_file_atomic};
 use crate::meta::types::{decode, encode, SegmentRecord};
 
 /// The directory of pending records.

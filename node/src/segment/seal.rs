@@ -11,8 +11,7 @@ use age::secrecy::ExposeSecret;
 
 use crate::error::{Error, Result};
 
-/// A 32-byte BLAKE3 digest.
-pub type Hash = [u8; 32];
+pub use crate::meta::types::Hash;
 
 /// The keys a node seals and opens blobs with.
 pub struct Keys {

@@ -5,14 +5,15 @@
 //! made read-only once in place; nothing here overwrites a blob. Whatever a crash left in
 //! `tmp/` is swept when the store opens. Every function blocks on the filesystem.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::seal::Hash;
 use crate::error::{Error, Result};
+use crate::files::sync_dir;
 
 /// Blobs on this node's disk.
 #[derive(Debug)]
@@ -22,31 +23,6 @@ pub struct BlobStore {
     next_tmp: AtomicU64,
     /// Bytes of blobs stored, counted at open and kept up to date.
     bytes: AtomicU64,
-}
-
-/// fsyncs a directory so a rename or create inside it survives a crash.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
-}
-
-/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync dir.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::Internal(format!("{} has no parent", path.display())))?;
-    let tmp = path.with_extension("tmp");
-    {
-        // Owner-only whatever the umask: config files, certificates, cursors.
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
-    sync_dir(dir)
 }
 
 /// Where the scrubber moves blobs that failed verification, kept for investigation.

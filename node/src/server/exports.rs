@@ -12,12 +12,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::guard::Caller;
-use super::{open_segment, validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
+use super::{validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
 use crate::access::{authorize, Action, FootageScope, Role};
 use crate::export::{file_names, mp4, BuiltFile, Derived, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
 use crate::meta::types::ExportRedaction;
 use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
 use crate::retention::Hold;
+use crate::segment::open_segment;
 use crate::zones::Zone;
 
 /// Where a remux takes its input: segment plaintexts in order, or why it must stop.

@@ -29,7 +29,6 @@ use crate::clock::SharedClock;
 use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
 use crate::cluster::replicate::Replicator;
-use crate::error::Error;
 use crate::ingest::{validate_camera_id, CameraStates, Source};
 use crate::meta::{Camera, Command, Meta, SegmentRecord};
 use crate::recorder::RecorderStats;
@@ -68,7 +67,7 @@ pub struct Services {
     pub backup: Option<crate::config::BackupConfig>,
     pub backup_state: crate::backup::SharedBackupState,
     /// When conditions become alarms.
-    pub alarms: crate::alarms::AlarmsConfig,
+    pub alarms: crate::config::AlarmsConfig,
     /// Shifts' time zone and the patrols each needs.
     pub duty: crate::shifts::DutyConfig,
     /// Whether cameras may be added with `file://` and `test://` sources (trials only).
@@ -118,11 +117,10 @@ impl Services {
         meta: Meta,
         (store, keys): (Arc<BlobStore>, Arc<Keys>),
         clock: SharedClock,
-        health: Health,
-        factor: usize,
+        replicator: Replicator,
         cluster: ClusterInfo,
     ) -> Services {
-        let replicator = Replicator { meta: meta.clone(), peers: meta.peers().clone(), health: health.clone(), factor };
+        let health = replicator.health.clone();
         Services {
             cameras_changed: meta.catalog.cameras_changed(),
             meta,
@@ -436,7 +434,7 @@ impl Footage for Services {
             .collect();
         let backup_pending = seen.backup.as_ref().map_or(0, |b| b.waiting);
         let backup = self.backup_state.lock().expect("backup state").clone();
-        let sc = &self.health.scrub;
+        let sc = &self.health.workers.scrub;
         Ok(Response::new(pb::StatusResponse {
             node_id,
             raft_role: format!("{:?}", m.state).to_lowercase(),
@@ -528,60 +526,6 @@ fn with_clocks(
     Ok((out, truncated))
 }
 
-/// Reads and verifies one segment's plaintext: from this node's copy, or, when that is
-/// missing or fails verification, from another replica.
-pub(crate) async fn open_segment(
-    seg: &SegmentRecord,
-    store: &Arc<BlobStore>,
-    keys: &Arc<Keys>,
-    replicator: &Replicator,
-) -> Result<Vec<u8>, Error> {
-    let (store2, keys2, seg2) = (store.clone(), keys.clone(), seg.clone());
-    let local = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Error> {
-        let blob = store2.get(&seg2.content_hash)?.ok_or_else(|| Error::MissingBlob {
-            camera: seg2.camera.clone(),
-            start_ms: seg2.start_ms,
-            hash: hex::encode(seg2.content_hash),
-        })?;
-        keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
-            camera: seg2.camera.clone(),
-            start_ms: seg2.start_ms,
-            detail,
-        })
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    let local_err = match local {
-        Ok(p) => return Ok(p),
-        Err(e @ Error::CorruptBlob { .. }) => {
-            tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "local copy failed verification; reading another replica");
-            e
-        }
-        Err(e @ Error::MissingBlob { .. }) => e,
-        Err(e) => return Err(e),
-    };
-    if !seg.replicas.iter().any(|&r| r != replicator.health.me()) {
-        return Err(local_err);
-    }
-    let blob = match replicator.fetch_remote(seg).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "no replica could serve the segment");
-            return Err(local_err);
-        }
-    };
-    let (keys2, seg2) = (keys.clone(), seg.clone());
-    tokio::task::spawn_blocking(move || {
-        keys2.open(&blob, &seg2.blob_hash, &seg2.content_hash).map_err(|detail| Error::CorruptBlob {
-            camera: seg2.camera.clone(),
-            start_ms: seg2.start_ms,
-            detail,
-        })
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
-}
-
 impl Services {
     /// Reads, verifies and streams segments in order. A segment that fails verification
     /// ends the stream with DataLoss naming it; none of its bytes are sent. Before each
@@ -611,7 +555,7 @@ impl Services {
                 let _ = tx.send(Err(status)).await;
                 return;
             }
-            let plain = match open_segment(&seg, &self.store, &self.keys, &self.replicator).await {
+            let plain = match crate::segment::open_segment(&seg, &self.store, &self.keys, &self.replicator).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, error = %e, "fetch stopped: segment failed verification");

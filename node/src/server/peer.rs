@@ -13,8 +13,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::Services;
 use crate::audit::AuditEvent;
-use crate::cluster::network;
 use crate::cluster::replicate::BLOB_CHUNK;
+use crate::meta::network;
 use crate::meta::schema::decode_message;
 use crate::meta::types::encode;
 use crate::meta::{Command, NodeId, Response as MetaResponse};
@@ -310,9 +310,10 @@ impl Peer for Services {
         }
         let (free, total, floor) = self.health.own_disk();
         Ok(Response::new(pb::PingReply {
-            clock_jump_ms: self.health.clock_jump.jump_ms(),
+            clock_jump_ms: self.health.workers.clock_jump.jump_ms(),
             picture_findings: self
                 .health
+                .workers
                 .picture
                 .findings()
                 .into_iter()
@@ -325,8 +326,8 @@ impl Peer for Services {
             campus: self.cluster.campus.clone(),
             wall_clock_ms: self.clock.now_ms(),
             format_max: crate::meta::types::FORMAT_CURRENT.into(),
-            scrub_unrepaired: self.health.scrub.unrepaired_count(),
-            scrub_last_finding_ms: self.health.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
+            scrub_unrepaired: self.health.workers.scrub.unrepaired_count(),
+            scrub_last_finding_ms: self.health.workers.scrub.last_finding_ms.load(std::sync::atomic::Ordering::Relaxed),
             under_replicated: if self.meta.is_leader() {
                 self.repair_stats.under_replicated.load(std::sync::atomic::Ordering::Relaxed)
             } else {

@@ -8,7 +8,7 @@
 //! through the node's authentication again (leader lease, revocation, disabled user) and
 //! must carry the session's CSRF token in a header, which only the console's own player
 //! sends: a link opened in a tab, a download manager or another site gets nothing. Each
-//! segment is read through `server::open_segment`, which checks its BLAKE3 against the
+//! segment is read through `segment::open_segment`, which checks its BLAKE3 against the
 //! catalog before a byte leaves the node. The console offers no download of footage; the
 //! browser receives the 4-second MPEG-TS pieces it plays, as any player must.
 
@@ -191,7 +191,7 @@ pub(super) async fn media(
         .filter(|s| s.end_ms > from_ms && s.start_ms < to_ms)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "that segment is not in this review"))?;
     let s = &c.services;
-    let plain = crate::server::open_segment(&seg, &s.store, &s.keys, &s.replicator).await.map_err(|e| {
+    let plain = crate::segment::open_segment(&seg, &s.store, &s.keys, &s.replicator).await.map_err(|e| {
         tracing::error!(camera = %seg.camera, start_ms = seg.start_ms, user = %caller.who.name, error = %e, "console playback: segment failed verification");
         ApiError::from(e)
     })?;

@@ -37,7 +37,7 @@ use super::types::{
     TokenRecord, TypeConfig, User,
 };
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::segment::Hash;
+use crate::meta::types::Hash;
 
 /// The format the previous release wrote: no token issuers, no audited token, no change
 /// queue. Read through the frozen types in [`v1`].
@@ -84,7 +84,8 @@ pub fn decode_message<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Str
     }
 }
 
-fn postcard<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+/// Reads one record's postcard bytes (after the format byte).
+pub fn postcard<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     postcard::from_bytes(b).map_err(|e| e.to_string())
 }
 
@@ -155,12 +156,6 @@ unchanged!(
     StoredMembership<NodeId, BasicNode>,
     SnapshotMeta<NodeId, BasicNode>,
 );
-
-impl Record for crate::backup::snapshot::SnapshotFile {
-    fn from_v1(bytes: &[u8]) -> Result<Self, String> {
-        postcard::<v1::SnapshotFileV1>(bytes).map(v1::SnapshotFileV1::v1_to_v2)
-    }
-}
 
 impl Record for TokenRecord {
     fn from_v1(bytes: &[u8]) -> Result<Self, String> {

@@ -13,11 +13,11 @@ use openraft::{BasicNode, Entry, EntryPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
+use crate::meta::types::Hash;
 use crate::meta::types::{
     AlarmChange, Camera, Command, DutyRecord, ExportRecord, JoinTokenRecord, NodeId, Request, Response, SegmentRecord,
     StoredPack, TokenRecord, TypeConfig, User,
 };
-use crate::segment::Hash;
 
 /// Encodes `v` as the previous release did (format 1). For tests that build an old catalog:
 /// nothing in the node writes format 1.
@@ -352,36 +352,5 @@ mod tests {
         // A format-2 token read as format 1 would silently drop its issuer; the byte says which.
         let t = TokenRecord { issued_by: "init".into(), ..token().v1_to_v2() };
         assert_eq!(decode::<TokenRecord>(&crate::meta::schema::encode(&t)).unwrap().issued_by, "init");
-    }
-}
-
-/// A backup snapshot in format 1: unsigned, not linked to the one before
-/// (`custos-backup-snapshot-v1`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SnapshotFileV1 {
-    pub format: String,
-    pub created_ms: i64,
-    pub made_by: u64,
-    pub applied_index: u64,
-    pub keys: crate::backup::snapshot::ClusterKeys,
-    pub state_blake3: Hash,
-    pub state: Vec<u8>,
-}
-
-impl SnapshotFileV1 {
-    /// Format 2 with no signature and no previous snapshot: readers name it as a snapshot
-    /// of the release before and refuse it, since nothing says who made it.
-    pub fn v1_to_v2(self) -> crate::backup::snapshot::SnapshotFile {
-        crate::backup::snapshot::SnapshotFile {
-            format: self.format,
-            created_ms: self.created_ms,
-            made_by: self.made_by,
-            applied_index: self.applied_index,
-            previous_blake3: String::new(),
-            keys: self.keys,
-            state_blake3: self.state_blake3,
-            state: self.state,
-            signature: String::new(),
-        }
     }
 }

@@ -6,8 +6,8 @@ use super::{get_decoded, KEY_BACKED_UP, KEY_BACKUP_OBJECTS, KEY_TRASH_SEQ};
 use crate::meta::db::{
     cf, segment_key, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH, CF_SEGMENTS, CF_SM,
 };
+use crate::meta::types::Hash;
 use crate::meta::types::{encode, BackupLocation, PackRecord, Response, SegmentRecord, StoredPack};
-use crate::segment::Hash;
 
 /// Pack records changed by one command, written back together: a pack whose last live
 /// member goes is deleted and its object put in the bucket's trash.

@@ -15,12 +15,12 @@ use crate::meta::db::{
     CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SHIFTS, CF_SIGNOFFS,
     CF_SM, CF_TOKENS, CF_USERS,
 };
+use crate::meta::types::Hash;
 use crate::meta::types::{
     decode, AlarmRecord, BackupLocation, Camera, ChangeRecord, Command, DeletionReceipt, DutyRecord, ExportRecord,
     FaultRecord, HandoverAcceptance, JoinTokenRecord, NodeId, NodeRecord, PackRecord, SegmentRecord, SensitivePeriod,
     TokenRecord, User,
 };
-use crate::segment::Hash;
 
 /// Read access to the applied catalog. Cheap to clone; every method blocks briefly on
 /// RocksDB, so async callers wrap calls in `spawn_blocking`.

@@ -13,10 +13,10 @@ use super::{apply_command, get_decoded};
 use crate::access::Role;
 use crate::audit::AuditEvent;
 use crate::meta::db::{cf, CF_CHANGES, CF_SM, CF_USERS};
+use crate::meta::types::Hash;
 use crate::meta::types::{
     encode, ChangeRecord, ChangeState, Command, RejectKind, Request, Response, TokenRecord, User,
 };
-use crate::segment::Hash;
 
 /// The last change id given (in `sm_meta`).
 const KEY_CHANGE_SEQ: &[u8] = b"change_seq";

@@ -65,12 +65,12 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
                     format!("export {id} is {}, not approved", e.status.as_str()),
                 );
             }
-            if e.decided_ms.is_some_and(|d| now_ms > d + crate::export::APPROVAL_VALID_MS) {
+            if e.decided_ms.is_some_and(|d| now_ms > d + crate::meta::types::APPROVAL_VALID_MS) {
                 return Response::Rejected(
                     RejectKind::FailedPrecondition,
                     format!(
                         "the approval of export {id} has expired ({} days); request it again",
-                        crate::export::APPROVAL_VALID_MS / 86_400_000
+                        crate::meta::types::APPROVAL_VALID_MS / 86_400_000
                     ),
                 );
             }

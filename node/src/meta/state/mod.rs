@@ -29,7 +29,7 @@ use super::db::{cf, CF_AUDIT, CF_SM, STATE_CFS};
 use super::schema;
 use super::types::{decode, encode, Command, NodeId, RejectKind, Request, Response, TypeConfig, FORMAT_V1};
 use crate::audit::{seal_entry, GENESIS};
-use crate::segment::Hash;
+use crate::meta::types::Hash;
 
 mod alarms;
 mod backup;
@@ -429,7 +429,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let path2 = path.clone();
         blocking(move || -> std::io::Result<()> {
             std::fs::rename(&tmp, &path2)?;
-            crate::segment::store::write_file_atomic(&dir2.join(SNAPSHOT_META_FILE), &meta_bytes)
+            crate::files::write_file_atomic(&dir2.join(SNAPSHOT_META_FILE), &meta_bytes)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             // Keep only the current snapshot.
             for e in std::fs::read_dir(&dir2)?.flatten() {
@@ -532,8 +532,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             b.put_cf(cf(&db, CF_SM), KEY_MEMBERSHIP, encode(&meta2.last_membership));
             db.write(b).map_err(|e| e.to_string())?;
             std::fs::rename(dir.join("receiving.tmp"), &dest).map_err(|e| e.to_string())?;
-            crate::segment::store::write_file_atomic(&dir.join(SNAPSHOT_META_FILE), &encode(&meta2))
-                .map_err(|e| e.to_string())
+            crate::files::write_file_atomic(&dir.join(SNAPSHOT_META_FILE), &encode(&meta2)).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)))?;

@@ -5,8 +5,8 @@ use rocksdb::{WriteBatch, DB};
 
 use super::{cluster_version, get_decoded, node_key_key, read_all, KEY_CLUSTER_VERSION};
 use crate::meta::db::{cf, CF_JOIN_TOKENS, CF_NODES, CF_SM};
+use crate::meta::types::Hash;
 use crate::meta::types::{encode, JoinTokenRecord, NodeId, NodeRecord, RejectKind, Request, Response};
-use crate::segment::Hash;
 
 /// Records a join token an administrator created.
 pub(super) fn create_join_token(

@@ -4,8 +4,8 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::get_decoded;
 use crate::meta::db::{cf, CF_CREDENTIALS, CF_TOKENS, CF_USERS};
+use crate::meta::types::Hash;
 use crate::meta::types::{decode, encode, Credential, RejectKind, Request, Response, TokenRecord, User};
-use crate::segment::Hash;
 
 /// Reads a user for a command that modifies it.
 pub(super) fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
