@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::config::BackupConfig;
 use crate::meta::{Command, Meta};
 
@@ -249,8 +249,8 @@ impl Watcher {
                         let ev = AuditEvent {
                             user: "-".into(),
                             role: "system".into(),
-                            action: "clock-confirm".into(),
-                            outcome: "ok".into(),
+                            action: AuditAction::ClockConfirm,
+                            outcome: Outcome::Ok,
                             detail: detail.clone(),
                             ..Default::default()
                         };
