@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent};
 use crate::segment::Hash;
 
 /// Raft node id.
@@ -493,8 +493,9 @@ pub struct ChangeRecord {
     pub id: u64,
     pub requested_by: String,
     pub requested_ms: i64,
-    /// The action it performs (`user-add`, `policy-set`, …) and what it changes.
-    pub action: String,
+    /// The action it performs (`user-add`, `policy-set`, …), the one its audit entries
+    /// name (stored as that name), and what it changes.
+    pub action: AuditAction,
     pub detail: String,
     /// Why it needs a second person.
     pub why: String,
@@ -784,6 +785,60 @@ mod tests {
         let open = SensitivePeriod { from_ms: 1_000, to_ms: None };
         assert!(open.overlaps(i64::MAX - 1, i64::MAX));
         assert!(!open.overlaps(0, 999));
+    }
+
+    /// A change record as it was stored before its action became an enum.
+    #[derive(Serialize)]
+    struct PlainChange {
+        id: u64,
+        requested_by: String,
+        requested_ms: i64,
+        action: String,
+        detail: String,
+        why: String,
+        effect: Command,
+        effect_audit: AuditEvent,
+        state: ChangeState,
+        decided_by: Option<String>,
+        decided_ms: Option<i64>,
+        note: String,
+    }
+
+    #[test]
+    fn a_change_stores_its_action_as_the_name_it_always_had() {
+        for action in [AuditAction::UserAdd, AuditAction::PolicySet, AuditAction::Other("camera-rename".into())] {
+            let rec = ChangeRecord {
+                id: 4,
+                requested_by: "ann".into(),
+                requested_ms: 1_000,
+                action: action.clone(),
+                detail: "user bob role=security".into(),
+                why: "a security user may view footage".into(),
+                effect: Command::DisableUser { name: "bob".into() },
+                effect_audit: AuditEvent { user: "ann".into(), action: action.clone(), ..Default::default() },
+                state: ChangeState::Pending,
+                decided_by: None,
+                decided_ms: None,
+                note: String::new(),
+            };
+            let plain = PlainChange {
+                id: 4,
+                requested_by: "ann".into(),
+                requested_ms: 1_000,
+                action: action.to_string(),
+                detail: rec.detail.clone(),
+                why: rec.why.clone(),
+                effect: rec.effect.clone(),
+                effect_audit: rec.effect_audit.clone(),
+                state: ChangeState::Pending,
+                decided_by: None,
+                decided_ms: None,
+                note: String::new(),
+            };
+            let bytes = postcard::to_allocvec(&rec).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap(), "{action}");
+            assert_eq!(decode::<ChangeRecord>(&encode(&rec)).unwrap(), rec);
+        }
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl Services {
             id: 0,
             requested_by: caller.who.name.clone(),
             requested_ms: 0,
-            action: action.to_string(),
+            action: action.clone(),
             detail: detail.clone(),
             why: why.clone(),
             effect: without_secret(command),
