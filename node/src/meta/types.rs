@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
+use crate::alarms::AlarmKind;
 use crate::audit::{AuditAction, AuditEvent};
 use crate::segment::Hash;
 
@@ -531,8 +532,9 @@ impl ChangeRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmChange {
     pub raise: bool,
-    /// `camera-down`, `node-down`, `disk-low`, `under-replicated`, `backup-lag`, …
-    pub kind: String,
+    /// `camera-down`, `node-down`, `disk-low`, `under-replicated`, `backup-lag`, …;
+    /// stored as its name.
+    pub kind: AlarmKind,
     /// What it is about: a camera id, `node 3`, `cluster`, `bucket`.
     pub subject: String,
     /// What was seen, in words (only kept when raising).
@@ -543,7 +545,8 @@ pub struct AlarmChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmRecord {
     pub id: u64,
-    pub kind: String,
+    /// Stored as its name.
+    pub kind: AlarmKind,
     pub subject: String,
     pub detail: String,
     /// Leader time of the evaluation that raised it.
@@ -838,6 +841,51 @@ mod tests {
             let bytes = postcard::to_allocvec(&rec).unwrap();
             assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap(), "{action}");
             assert_eq!(decode::<ChangeRecord>(&encode(&rec)).unwrap(), rec);
+        }
+    }
+
+    /// An alarm record as it was stored before its kind became an enum.
+    #[derive(Serialize)]
+    struct PlainAlarm {
+        id: u64,
+        kind: String,
+        subject: String,
+        detail: String,
+        raised_ms: i64,
+        cleared_ms: Option<i64>,
+        acks: Vec<AlarmAck>,
+    }
+
+    #[test]
+    fn alarms_store_their_kind_as_the_name_it_always_had() {
+        let kinds = AlarmKind::ALL.iter().cloned().chain([AlarmKind::Other("roof-leak".into())]);
+        for kind in kinds {
+            let rec = AlarmRecord {
+                id: 9,
+                kind: kind.clone(),
+                subject: "node 2".into(),
+                detail: "it is not answering".into(),
+                raised_ms: 5,
+                cleared_ms: Some(8),
+                acks: vec![AlarmAck { user: "ann".into(), time_ms: 6, note: "on it".into() }],
+            };
+            let plain = PlainAlarm {
+                id: 9,
+                kind: kind.to_string(),
+                subject: rec.subject.clone(),
+                detail: rec.detail.clone(),
+                raised_ms: 5,
+                cleared_ms: Some(8),
+                acks: rec.acks.clone(),
+            };
+            let bytes = postcard::to_allocvec(&rec).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap(), "{kind}");
+            assert_eq!(postcard::from_bytes::<AlarmRecord>(&bytes).unwrap(), rec);
+
+            let change = AlarmChange { raise: true, kind: kind.clone(), subject: "x".into(), detail: "y".into() };
+            let plain = (true, kind.to_string(), "x", "y");
+            assert_eq!(postcard::to_allocvec(&change).unwrap(), postcard::to_allocvec(&plain).unwrap(), "{kind}");
+            assert_eq!(AlarmKind::from(kind.as_str()), kind);
         }
     }
 

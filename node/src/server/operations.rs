@@ -19,7 +19,7 @@ pub const REPORT_DAYS_MAX: u32 = 366;
 fn alarm_pb(a: &AlarmRecord) -> pb::Alarm {
     pb::Alarm {
         id: a.id,
-        kind: a.kind.clone(),
+        kind: a.kind.to_string(),
         subject: a.subject.clone(),
         detail: a.detail.clone(),
         raised_ms: a.raised_ms,
