@@ -31,7 +31,7 @@ use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
 use crate::cluster::replicate::Replicator;
 use crate::error::Error;
-use crate::ingest::{validate_camera_id, CameraStates, Source};
+use crate::ingest::{validate_camera_id, CameraStates, Source, State};
 use crate::meta::{Camera, Command, Meta, SegmentRecord};
 use crate::recorder::RecorderStats;
 use crate::segment::{BlobStore, Keys};
@@ -422,16 +422,13 @@ impl Footage for Services {
                 let last_end = c.last_end_ms;
                 let (state, err) = if c.recorder != node_id {
                     let fresh = last_end.is_some_and(|t| seen.now_ms - t <= down_after);
-                    (if fresh { "recording" } else { "not-recording" }.to_string(), None)
+                    (if fresh { State::Recording } else { State::NotRecording }, None)
                 } else {
-                    match self.states.get(&c.id) {
-                        Some((s, e)) => (s.as_str().to_string(), e),
-                        None => ("connecting".to_string(), None),
-                    }
+                    self.states.get(&c.id).unwrap_or((State::Connecting, None))
                 };
                 pb::CameraState {
                     id: c.id.clone(),
-                    state,
+                    state: state.as_str().to_string(),
                     last_segment_end_ms: last_end.unwrap_or(0),
                     last_error: err.unwrap_or_default(),
                     recorder: c.recorder,
