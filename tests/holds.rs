@@ -74,8 +74,8 @@ async fn holds_are_placed_at_once_and_released_only_by_two_people() {
         .collect();
     let steps: Vec<(String, String, String)> = log
         .iter()
-        .filter(|b| b.event.action.starts_with("hold-"))
-        .map(|b| (b.event.user.clone(), b.event.action.clone(), b.event.outcome.clone()))
+        .filter(|b| b.event.action.as_str().starts_with("hold-"))
+        .map(|b| (b.event.user.clone(), b.event.action.to_string(), b.event.outcome.to_string()))
         .collect();
     let s = |u: &str, a: &str, o: &str| (u.to_string(), a.to_string(), o.to_string());
     assert_eq!(

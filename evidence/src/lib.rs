@@ -16,8 +16,18 @@ pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod seal;
+pub mod vocabulary;
+
+pub use vocabulary::{AuditAction, Outcome};
 
 use serde::{Deserialize, Serialize};
+
+/// What [`stable_names!`] needs from this crate, so a crate using it needs no serde of
+/// its own.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 
 /// A 32-byte BLAKE3 digest.
 pub type Hash = [u8; 32];
@@ -33,10 +43,10 @@ pub struct AuditEvent {
     /// User name, or "-" when the caller could not be authenticated.
     pub user: String,
     pub role: String,
-    /// `search`, `fetch`, `user-add`, …
-    pub action: String,
-    /// `allowed`, `denied`, `unauthenticated`, `ok` or `rejected`.
-    pub outcome: String,
+    /// `search`, `fetch`, `user-add`, …; stored as its name, like the string it once was.
+    pub action: AuditAction,
+    /// `allowed`, `denied`, `unauthenticated`, `ok`, `rejected`, …; stored as its name.
+    pub outcome: Outcome,
     /// Why it was denied or rejected.
     pub reason: String,
     pub purpose: String,
@@ -128,8 +138,8 @@ impl<'a> BodyWithoutToken<'a> {
             time_ms,
             user: &e.user,
             role: &e.role,
-            action: &e.action,
-            outcome: &e.outcome,
+            action: e.action.as_str(),
+            outcome: e.outcome.as_str(),
             reason: &e.reason,
             purpose: &e.purpose,
             cameras: &e.cameras,

@@ -19,40 +19,12 @@ use crate::backup::SharedBackupState;
 use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
 use crate::config::AlarmsConfig;
+pub use crate::meta::types::AlarmKind;
 use crate::meta::{AlarmChange, AlarmRecord, Command, Meta, NodeRecord};
 use custos_formats::fields::{fmt_ms, fmt_skew};
 
 /// How often the leader evaluates.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
-
-pub const CAMERA_DOWN: &str = "camera-down";
-pub const NODE_DOWN: &str = "node-down";
-pub const DISK_LOW: &str = "disk-low";
-pub const UNDER_REPLICATED: &str = "under-replicated";
-pub const BACKUP_LAG: &str = "backup-lag";
-pub const BACKUP_FAILING: &str = "backup-failing";
-pub const SCRUB_FAILURE: &str = "scrub-failure";
-pub const CLOCK_SKEW: &str = "clock-skew";
-pub const HANDOVER_UNACCEPTED: &str = "handover-unaccepted";
-pub const PATROL_QUOTA: &str = "patrol-quota";
-pub const CLOCK_JUMP: &str = "clock-jump";
-pub const CAMERA_PICTURE: &str = "camera-picture";
-
-/// Every alarm kind, for documentation and the metrics.
-pub const KINDS: [&str; 12] = [
-    CAMERA_DOWN,
-    NODE_DOWN,
-    DISK_LOW,
-    UNDER_REPLICATED,
-    BACKUP_LAG,
-    BACKUP_FAILING,
-    SCRUB_FAILURE,
-    CLOCK_SKEW,
-    HANDOVER_UNACCEPTED,
-    PATROL_QUOTA,
-    CLOCK_JUMP,
-    CAMERA_PICTURE,
-];
 
 /// Handovers the evaluation looks back over for unaccepted ones.
 const HANDOVERS_CHECKED: usize = 200;
@@ -123,8 +95,8 @@ pub struct Observed {
 /// The conditions that are alarms now, as `raise` changes, in a stable order.
 pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
     let mut out = Vec::new();
-    let mut raise = |kind: &str, subject: String, detail: String| {
-        out.push(AlarmChange { raise: true, kind: kind.into(), subject, detail });
+    let mut raise = |kind: AlarmKind, subject: String, detail: String| {
+        out.push(AlarmChange { raise: true, kind, subject, detail });
     };
     let down_after = cfg.camera_down_after_ms(o.segment_target_ms);
     for c in &o.cameras {
@@ -142,7 +114,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                     fmt_ms(c.added_ms)
                 ),
             };
-            raise(CAMERA_DOWN, c.id.clone(), detail);
+            raise(AlarmKind::CameraDown, c.id.clone(), detail);
             continue;
         }
         // Only the camera's recorder decodes its footage; a node that recorded it before
@@ -154,16 +126,20 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
             .flat_map(|n| n.picture_findings.iter())
             .find(|(cam, _)| *cam == c.id);
         if let Some((_, detail)) = finding {
-            raise(CAMERA_PICTURE, c.id.clone(), detail.clone());
+            raise(AlarmKind::CameraPicture, c.id.clone(), detail.clone());
         }
     }
     for n in o.nodes.iter().filter(|n| !n.node.retired) {
         let (id, addr, campus) = (n.node.id, &n.node.addr, &n.node.campus);
         if !n.alive {
-            raise(NODE_DOWN, format!("node {id}"), format!("node {id} ({addr}, campus {campus}) is not answering"));
+            raise(
+                AlarmKind::NodeDown,
+                format!("node {id}"),
+                format!("node {id} ({addr}, campus {campus}) is not answering"),
+            );
         } else if n.disk_low {
             raise(
-                DISK_LOW,
+                AlarmKind::DiskLow,
                 format!("node {id}"),
                 format!(
                     "node {id} ({addr}, campus {campus}) is below its free-space floor: {} MiB free, floor {} MiB; \
@@ -189,13 +165,13 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
                     fmt_ms(n.scrub_last_finding_ms)
                 )
             };
-            raise(SCRUB_FAILURE, format!("node {id}"), detail);
+            raise(AlarmKind::ScrubFailure, format!("node {id}"), detail);
         }
     }
     for (s, patrols, needed) in &o.ended_shifts {
         if patrols < needed {
             raise(
-                PATROL_QUOTA,
+                AlarmKind::PatrolQuota,
                 format!("shift {} {}", s.name, s.day),
                 format!(
                     "the {} shift of {} ({} to {}) ended with {patrols} patrols of the {needed} required",
@@ -211,7 +187,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
     for (seq, from, to, at) in &o.pending_handovers {
         if o.now_ms - at > accept_ms {
             raise(
-                HANDOVER_UNACCEPTED,
+                AlarmKind::HandoverUnaccepted,
                 format!("handover {seq}"),
                 format!(
                     "{from} handed the shift to {to} at {} and {to} has not accepted it (custos shift accept {seq}): \
@@ -228,7 +204,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
             if skew.unsigned_abs() > cfg.clock_skew_ms {
                 let id = n.node.id;
                 raise(
-                    CLOCK_SKEW,
+                    AlarmKind::ClockSkew,
                     format!("node {id}"),
                     format!(
                         "node {id}'s clock is {} {} the cluster's median clock (limit {} ms): timestamps it gives \
@@ -245,7 +221,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
     for n in o.nodes.iter().filter(|n| !n.node.retired && n.clock_jump_ms > 0) {
         let id = n.node.id;
         raise(
-            CLOCK_JUMP,
+            AlarmKind::ClockJump,
             format!("node {id}"),
             format!(
                 "node {id}'s clock jumped {} forward while it ran: it expires nothing (and proposes no expiry as \
@@ -258,7 +234,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
     if let Some((count, since)) = o.under_replicated {
         if count > 0 && o.now_ms - since >= cfg.under_replicated_s as i64 * 1000 {
             raise(
-                UNDER_REPLICATED,
+                AlarmKind::UnderReplicated,
                 "cluster".into(),
                 format!(
                     "{count} segments have had fewer copies than the replication factor since {}: repair cannot \
@@ -270,12 +246,12 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
     }
     if let Some(b) = &o.backup {
         if let Some(e) = &b.last_error {
-            raise(BACKUP_FAILING, "bucket".into(), format!("backup is failing and retrying: {e}"));
+            raise(AlarmKind::BackupFailing, "bucket".into(), format!("backup is failing and retrying: {e}"));
         }
         if let Some(oldest) = b.oldest_waiting_end_ms {
             if o.now_ms - oldest > cfg.backup_lag_s as i64 * 1000 {
                 raise(
-                    BACKUP_LAG,
+                    AlarmKind::BackupLag,
                     "bucket".into(),
                     format!(
                         "backup is {} min behind: {} segments wait, the oldest ended {}",
@@ -293,7 +269,7 @@ pub fn evaluate(o: &Observed, cfg: &AlarmsConfig) -> Vec<AlarmChange> {
 /// What to propose so the open alarms match `now`: raises for new conditions, clears for
 /// conditions gone.
 pub fn diff(open: &[AlarmRecord], now: Vec<AlarmChange>) -> Vec<AlarmChange> {
-    let is_open = |kind: &str, subject: &str| open.iter().any(|a| a.kind == kind && a.subject == subject);
+    let is_open = |kind: &AlarmKind, subject: &str| open.iter().any(|a| a.kind == *kind && a.subject == subject);
     let mut changes: Vec<AlarmChange> = open
         .iter()
         .filter(|a| !now.iter().any(|c| c.kind == a.kind && c.subject == a.subject))
@@ -515,12 +491,12 @@ mod tests {
         o.nodes[0].picture_findings.push(("door".into(), "the picture is black".into()));
         let a = evaluate(&o, &cfg);
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CAMERA_PICTURE, "ward"));
+        assert_eq!((a[0].kind.clone(), a[0].subject.as_str()), (AlarmKind::CameraPicture, "ward"));
         assert!(a[0].detail.contains("black"));
         // A down camera is camera-down only.
         o.cameras[0].last_end_ms = Some(900_000);
         let a = evaluate(&o, &cfg);
-        assert_eq!(a.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), [CAMERA_DOWN]);
+        assert_eq!(a.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(), [AlarmKind::CameraDown]);
     }
 
     #[test]
@@ -531,7 +507,7 @@ mod tests {
         o.nodes[1].clock_jump_ms = 2 * 86_400_000 + 5_000;
         let a = evaluate(&o, &cfg);
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CLOCK_JUMP, "node 2"));
+        assert_eq!((a[0].kind.clone(), a[0].subject.as_str()), (AlarmKind::ClockJump, "node 2"));
         assert!(a[0].detail.contains("jumped 2 d 0 h forward"), "{}", a[0].detail);
         assert!(a[0].detail.contains("custos node confirm-clock 2"), "{}", a[0].detail);
     }
@@ -548,7 +524,7 @@ mod tests {
         assert_eq!(median_offset(&o.nodes), Some(300));
         let a = evaluate(&o, &cfg);
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (CLOCK_SKEW, "node 3"));
+        assert_eq!((a[0].kind.clone(), a[0].subject.as_str()), (AlarmKind::ClockSkew, "node 3"));
         assert!(a[0].detail.contains("40 d 0 h ahead of"), "{}", a[0].detail);
         // Measured by the fast node itself: the others look 40 days behind it, so it is
         // still node 3 that is off the median.
@@ -583,8 +559,8 @@ mod tests {
             CameraSeen { recorder: 1, id: "never".into(), added_ms: 900_000, last_end_ms: None },
         ];
         let a = evaluate(&o, &cfg);
-        let subjects: Vec<_> = a.iter().map(|c| (c.kind.as_str(), c.subject.as_str())).collect();
-        assert_eq!(subjects, vec![(CAMERA_DOWN, "stale"), (CAMERA_DOWN, "never")]);
+        let subjects: Vec<_> = a.iter().map(|c| (c.kind.clone(), c.subject.as_str())).collect();
+        assert_eq!(subjects, vec![(AlarmKind::CameraDown, "stale"), (AlarmKind::CameraDown, "never")]);
         assert!(a[0].detail.contains("17 s"), "{}", a[0].detail);
         assert!(a[1].detail.contains("since it was added"), "{}", a[1].detail);
     }
@@ -601,14 +577,19 @@ mod tests {
             last_error: Some("storing x: refused".into()),
         });
         let kinds: Vec<_> = evaluate(&o, &cfg).into_iter().map(|c| (c.kind, c.subject)).collect();
-        let want = [(NODE_DOWN, "node 2"), (DISK_LOW, "node 3"), (BACKUP_FAILING, "bucket"), (BACKUP_LAG, "bucket")];
-        assert_eq!(kinds, want.map(|(k, s)| (k.to_string(), s.to_string())));
+        let want = [
+            (AlarmKind::NodeDown, "node 2"),
+            (AlarmKind::DiskLow, "node 3"),
+            (AlarmKind::BackupFailing, "bucket"),
+            (AlarmKind::BackupLag, "bucket"),
+        ];
+        assert_eq!(kinds, want.map(|(k, s)| (k, s.to_string())));
         // Under-replication is an alarm only once it lasts.
         o.under_replicated = Some((12, 10_000_000 - 300_000));
-        assert!(evaluate(&o, &cfg).iter().any(|c| c.kind == UNDER_REPLICATED));
+        assert!(evaluate(&o, &cfg).iter().any(|c| c.kind == AlarmKind::UnderReplicated));
         // A retired node is never down.
         o.nodes[1].node.retired = true;
-        assert!(!evaluate(&o, &cfg).iter().any(|c| c.kind == NODE_DOWN));
+        assert!(!evaluate(&o, &cfg).iter().any(|c| c.kind == AlarmKind::NodeDown));
     }
 
     #[test]
@@ -618,7 +599,7 @@ mod tests {
         o.nodes = vec![node(1, true, false)];
         o.nodes[0].scrub_last_finding_ms = 10_000_000 - 599_000;
         let a = evaluate(&o, &cfg);
-        assert_eq!((a[0].kind.as_str(), a[0].subject.as_str()), (SCRUB_FAILURE, "node 1"));
+        assert_eq!((a[0].kind.clone(), a[0].subject.as_str()), (AlarmKind::ScrubFailure, "node 1"));
         assert!(a[0].detail.contains("repaired it"), "{}", a[0].detail);
         o.nodes[0].scrub_last_finding_ms = 10_000_000 - 601_000;
         assert!(evaluate(&o, &cfg).is_empty(), "a repaired finding clears after the hold");
@@ -631,7 +612,7 @@ mod tests {
         let open = vec![
             AlarmRecord {
                 id: 1,
-                kind: CAMERA_DOWN.into(),
+                kind: AlarmKind::CameraDown,
                 subject: "a".into(),
                 detail: String::new(),
                 raised_ms: 0,
@@ -640,7 +621,7 @@ mod tests {
             },
             AlarmRecord {
                 id: 2,
-                kind: CAMERA_DOWN.into(),
+                kind: AlarmKind::CameraDown,
                 subject: "b".into(),
                 detail: String::new(),
                 raised_ms: 0,
@@ -649,7 +630,7 @@ mod tests {
             },
         ];
         let now =
-            |s: &str| AlarmChange { raise: true, kind: CAMERA_DOWN.into(), subject: s.into(), detail: "x".into() };
+            |s: &str| AlarmChange { raise: true, kind: AlarmKind::CameraDown, subject: s.into(), detail: "x".into() };
         let d = diff(&open, vec![now("b"), now("c")]);
         let got: Vec<_> = d.iter().map(|c| (c.raise, c.subject.as_str())).collect();
         assert_eq!(got, vec![(false, "a"), (true, "c")]);

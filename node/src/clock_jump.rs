@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::config::BackupConfig;
 use crate::meta::{Command, Meta};
 use crate::worker::{ClockWatch, Jump};
@@ -214,8 +214,8 @@ impl Watcher {
                         let ev = AuditEvent {
                             user: "-".into(),
                             role: "system".into(),
-                            action: "clock-confirm".into(),
-                            outcome: "ok".into(),
+                            action: AuditAction::ClockConfirm,
+                            outcome: Outcome::Ok,
                             detail: detail.clone(),
                             ..Default::default()
                         };

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::error::{Error, Result};
 use crate::files::write_file_atomic;
 use crate::meta::{Catalog, Command, Meta, Response};
@@ -32,8 +32,8 @@ pub async fn expire_once(meta: &Meta, now: i64) -> Result<u64> {
         let ev = AuditEvent {
             user: "retention".into(),
             role: "system".into(),
-            action: "expire".into(),
-            outcome: "ok".into(),
+            action: AuditAction::Expire,
+            outcome: Outcome::Ok,
             cameras: nominated
                 .iter()
                 .map(|(c, _)| c.clone())

@@ -769,8 +769,8 @@ async fn bootstrap_admin(meta: &Meta, data: &std::path::Path, clock: &clock::Sha
         ];
         let ev = audit::AuditEvent {
             user: "-".into(),
-            action: "found".into(),
-            outcome: "ok".into(),
+            action: audit::AuditAction::Found,
+            outcome: audit::Outcome::Ok,
             detail: format!(
                 "cluster founded by custos-node init: administrator {}, approver {}",
                 boot.name, boot.approver
@@ -812,8 +812,8 @@ async fn seed_cameras(meta: &Meta, config: &NodeConfig) -> Result<()> {
         }
         let ev = audit::AuditEvent {
             user: "-".into(),
-            action: "camera-add".into(),
-            outcome: "ok".into(),
+            action: audit::AuditAction::CameraAdd,
+            outcome: audit::Outcome::Ok,
             cameras: vec![seed.id.clone()],
             client: format!("node {}", meta.node_id),
             detail: format!(

@@ -216,9 +216,9 @@ impl Metrics {
             g.backup_lag.set(lag as f64 / 1000.0);
             g.backup_failing.set(i64::from(b.last_error.is_some()));
         }
-        for kind in crate::alarms::KINDS {
-            let n = open.iter().filter(|a| a.kind == kind).count();
-            g.alarms_open.get_or_create(&label("kind", kind)).set(n as i64);
+        for kind in crate::alarms::AlarmKind::ALL {
+            let n = open.iter().filter(|a| a.kind == *kind).count();
+            g.alarms_open.get_or_create(&label("kind", kind.as_str())).set(n as i64);
         }
         let sc = &s.health.workers.scrub;
         g.scrub_passes.set(sc.passes.load(Ordering::Relaxed) as i64);

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::cluster::replicate::Replicator;
 use crate::config::{BackupConfig, ScrubConfig};
 use crate::error::{Error, Result};
@@ -168,7 +168,7 @@ impl Scrubber {
                 self.stats.repaired.fetch_add(1, Ordering::Relaxed);
                 self.stats.unrepaired.lock().expect("scrub stats").remove(&name);
                 tracing::info!(segment = %name, from = %from, "scrub repaired the blob");
-                ("ok", format!("{problem}; repaired on node {} from {from}", self.meta.node_id))
+                (Outcome::Ok, format!("{problem}; repaired on node {} from {from}", self.meta.node_id))
             }
             Err(e) => {
                 let why = format!("{problem}; no verified copy found ({e})");
@@ -178,14 +178,14 @@ impl Scrubber {
                 if !first {
                     return Ok(0); // audited once, on the first failure
                 }
-                ("failed", format!("{why}; node {}", self.meta.node_id))
+                (Outcome::Failed, format!("{why}; node {}", self.meta.node_id))
             }
         };
         let ev = AuditEvent {
             user: "-".into(),
             role: "system".into(),
-            action: "scrub-repair".into(),
-            outcome: outcome.into(),
+            action: AuditAction::ScrubRepair,
+            outcome,
             cameras: vec![rec.camera.clone()],
             from_ms: Some(rec.start_ms),
             to_ms: Some(rec.end_ms),

@@ -148,8 +148,8 @@ impl Sealer {
         let st: SealStatement = serde_json::from_str(&file.statement).map_err(|e| e.to_string())?;
         let ev = crate::audit::AuditEvent {
             user: "-".into(),
-            action: "seal".into(),
-            outcome: "ok".into(),
+            action: crate::audit::AuditAction::Seal,
+            outcome: crate::audit::Outcome::Ok,
             client: format!("node {}", self.meta.node_id),
             detail: format!(
                 "seal {} of {}: hash {}, {} cameras, {} deletions, audit head {}",

@@ -224,8 +224,8 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
                 format_ms(b.time_ms),
                 ev.user.clone(),
                 ev.role.clone(),
-                ev.action.clone(),
-                ev.outcome.clone(),
+                ev.action.to_string(),
+                ev.outcome.to_string(),
                 ev.reason.clone(),
                 ev.purpose.clone(),
                 ev.cameras.join(" "),
@@ -266,8 +266,8 @@ fn print_entries(entries: &[AuditEntry], as_json: bool, csv: bool) -> anyhow::Re
                 format_ms(b.time_ms),
                 terminal(&ev.user),
                 terminal(&ev.role),
-                terminal(&ev.action),
-                terminal(&ev.outcome),
+                terminal(ev.action.as_str()),
+                terminal(ev.outcome.as_str()),
                 details.join("; ")
             );
         }

@@ -17,7 +17,7 @@ use openraft::{BasicNode, ChangeMembers};
 use super::health::Health;
 use super::placement;
 use super::replicate::{push_blob, Replicator};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::meta::{Camera, Command, Meta, NodeId, NodeRecord};
 use crate::segment::BlobStore;
 
@@ -171,8 +171,8 @@ impl LeaderDuties {
             };
             let ev = AuditEvent {
                 user: "-".into(),
-                action: "camera-failover".into(),
-                outcome: "ok".into(),
+                action: AuditAction::CameraFailover,
+                outcome: Outcome::Ok,
                 cameras: vec![cam.id.clone()],
                 detail: format!("recorder {} {why}; camera moved to node {target}", cam.recorder),
                 ..Default::default()

@@ -98,7 +98,7 @@ pub struct RawSegment {
     pub data: Vec<u8>,
 }
 
-/// Recording state of a camera on this node.
+/// Recording state of a camera, as the status RPC shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Connecting,
@@ -106,16 +106,22 @@ pub enum State {
     Down,
     /// A file source reached its end.
     Ended,
+    /// Recorded by another node, which has committed no segment of it lately. Only a node
+    /// that does not record the camera says so, from the catalog; this node's own
+    /// cameras are never in this state.
+    NotRecording,
 }
 
 impl State {
-    /// Name used in the API.
+    /// The name the status RPC, `custos status` and the console show: the only place a
+    /// state becomes a string.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Connecting => "connecting",
             State::Recording => "recording",
             State::Down => "down",
             State::Ended => "ended",
+            State::NotRecording => "not-recording",
         }
     }
 }

@@ -32,7 +32,7 @@ pub use types::{
     SegmentClock, SegmentRecord, StoredPack, TokenRecord, TypeConfig, User,
 };
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 
@@ -179,7 +179,7 @@ impl Meta {
         let version = self.read(|c| c.cluster_version()).await?;
         let Some(why) = schema::too_new(&req.command, version) else { return Ok(None) };
         let instead = req.audit.clone().map(|mut ev| {
-            ev.outcome = "rejected".into();
+            ev.outcome = Outcome::Rejected;
             ev.reason = why.clone();
             Request { time_ms: req.time_ms, command: Command::Audit, audit: Some(ev) }
         });
@@ -203,8 +203,8 @@ impl Meta {
         let Some(version) = schema::raise_to(current, formats.iter().map(|&(_, f)| f)) else { return Ok(None) };
         let ev = AuditEvent {
             user: "-".into(),
-            action: "cluster-version".into(),
-            outcome: "ok".into(),
+            action: AuditAction::ClusterVersion,
+            outcome: Outcome::Ok,
             detail: format!(
                 "format {current} -> {version}: every voter decodes it ({})",
                 formats.iter().map(|(id, f)| format!("node {id}: {f}")).collect::<Vec<_>>().join(", ")

@@ -16,7 +16,7 @@ use super::state::{
 };
 use super::types::{decode, encode, BackupLocation, Camera, NodeRecord, SegmentRecord};
 use super::Catalog;
-use crate::audit::{seal_entry, AuditEvent, GENESIS};
+use crate::audit::{seal_entry, AuditAction, AuditEvent, Outcome, GENESIS};
 use crate::error::{Error, Result};
 use crate::meta::types::Hash;
 
@@ -179,8 +179,8 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
     let head: (u64, Hash) = get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(err)?.unwrap_or((0, GENESIS));
     let ev = AuditEvent {
         user: "-".into(),
-        action: "cluster-restore".into(),
-        outcome: "ok".into(),
+        action: AuditAction::ClusterRestore,
+        outcome: Outcome::Ok,
         detail: format!(
             "cluster restored by custos-node restore from {} as node {new_id} (campus {}): {} segments restored and verified, {} missing from the bucket, {} old nodes retired",
             a.source, a.node.campus, out.segments_restored, out.segments_missing, out.nodes_retired

@@ -10,10 +10,42 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent};
 
 /// A 32-byte BLAKE3 digest: what names a blob, a segment's content, a token.
 pub type Hash = [u8; 32];
+
+custos_evidence::stable_names! {
+    /// What an alarm is about. Stored by name in the catalog (`AlarmRecord`) and in the
+    /// Raft entries that raise and clear alarms, shown by name in `custos status`, the
+    /// metrics' `kind` label and the webhooks' `alertname`: a name is never changed.
+    pub enum AlarmKind {
+        /// No segment of a camera committed for too long: a blind spot.
+        CameraDown = "camera-down",
+        /// A node does not answer.
+        NodeDown = "node-down",
+        /// A node is below its free-space floor.
+        DiskLow = "disk-low",
+        /// Segments have had fewer copies than the replication factor for too long.
+        UnderReplicated = "under-replicated",
+        /// The oldest segment waiting for the bucket ended too long ago.
+        BackupLag = "backup-lag",
+        /// Uploads to the bucket fail and are retried.
+        BackupFailing = "backup-failing",
+        /// A node's scrubber found damage, lately or still unrepaired.
+        ScrubFailure = "scrub-failure",
+        /// A node's clock is too far from the cluster's median clock.
+        ClockSkew = "clock-skew",
+        /// A shift handover was not accepted in time.
+        HandoverUnaccepted = "handover-unaccepted",
+        /// A shift ended with fewer patrols than required.
+        PatrolQuota = "patrol-quota",
+        /// A node's clock jumped forward while it ran; it expires nothing until confirmed.
+        ClockJump = "clock-jump",
+        /// A camera's picture is black, covered, blurred or turned away.
+        CameraPicture = "camera-picture",
+    }
+}
 
 /// Raft node id.
 pub type NodeId = u64;
@@ -498,8 +530,9 @@ pub struct ChangeRecord {
     pub id: u64,
     pub requested_by: String,
     pub requested_ms: i64,
-    /// The action it performs (`user-add`, `policy-set`, …) and what it changes.
-    pub action: String,
+    /// The action it performs (`user-add`, `policy-set`, …), the one its audit entries
+    /// name (stored as that name), and what it changes.
+    pub action: AuditAction,
     pub detail: String,
     /// Why it needs a second person.
     pub why: String,
@@ -535,8 +568,9 @@ impl ChangeRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmChange {
     pub raise: bool,
-    /// `camera-down`, `node-down`, `disk-low`, `under-replicated`, `backup-lag`, …
-    pub kind: String,
+    /// `camera-down`, `node-down`, `disk-low`, `under-replicated`, `backup-lag`, …;
+    /// stored as its name.
+    pub kind: AlarmKind,
     /// What it is about: a camera id, `node 3`, `cluster`, `bucket`.
     pub subject: String,
     /// What was seen, in words (only kept when raising).
@@ -547,7 +581,8 @@ pub struct AlarmChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmRecord {
     pub id: u64,
-    pub kind: String,
+    /// Stored as its name.
+    pub kind: AlarmKind,
     pub subject: String,
     pub detail: String,
     /// Leader time of the evaluation that raised it.
@@ -789,6 +824,105 @@ mod tests {
         let open = SensitivePeriod { from_ms: 1_000, to_ms: None };
         assert!(open.overlaps(i64::MAX - 1, i64::MAX));
         assert!(!open.overlaps(0, 999));
+    }
+
+    /// A change record as it was stored before its action became an enum.
+    #[derive(Serialize)]
+    struct PlainChange {
+        id: u64,
+        requested_by: String,
+        requested_ms: i64,
+        action: String,
+        detail: String,
+        why: String,
+        effect: Command,
+        effect_audit: AuditEvent,
+        state: ChangeState,
+        decided_by: Option<String>,
+        decided_ms: Option<i64>,
+        note: String,
+    }
+
+    #[test]
+    fn a_change_stores_its_action_as_the_name_it_always_had() {
+        for action in [AuditAction::UserAdd, AuditAction::PolicySet, AuditAction::Other("camera-rename".into())] {
+            let rec = ChangeRecord {
+                id: 4,
+                requested_by: "ann".into(),
+                requested_ms: 1_000,
+                action: action.clone(),
+                detail: "user bob role=security".into(),
+                why: "a security user may view footage".into(),
+                effect: Command::DisableUser { name: "bob".into() },
+                effect_audit: AuditEvent { user: "ann".into(), action: action.clone(), ..Default::default() },
+                state: ChangeState::Pending,
+                decided_by: None,
+                decided_ms: None,
+                note: String::new(),
+            };
+            let plain = PlainChange {
+                id: 4,
+                requested_by: "ann".into(),
+                requested_ms: 1_000,
+                action: action.to_string(),
+                detail: rec.detail.clone(),
+                why: rec.why.clone(),
+                effect: rec.effect.clone(),
+                effect_audit: rec.effect_audit.clone(),
+                state: ChangeState::Pending,
+                decided_by: None,
+                decided_ms: None,
+                note: String::new(),
+            };
+            let bytes = postcard::to_allocvec(&rec).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap(), "{action}");
+            assert_eq!(decode::<ChangeRecord>(&encode(&rec)).unwrap(), rec);
+        }
+    }
+
+    /// An alarm record as it was stored before its kind became an enum.
+    #[derive(Serialize)]
+    struct PlainAlarm {
+        id: u64,
+        kind: String,
+        subject: String,
+        detail: String,
+        raised_ms: i64,
+        cleared_ms: Option<i64>,
+        acks: Vec<AlarmAck>,
+    }
+
+    #[test]
+    fn alarms_store_their_kind_as_the_name_it_always_had() {
+        let kinds = AlarmKind::ALL.iter().cloned().chain([AlarmKind::Other("roof-leak".into())]);
+        for kind in kinds {
+            let rec = AlarmRecord {
+                id: 9,
+                kind: kind.clone(),
+                subject: "node 2".into(),
+                detail: "it is not answering".into(),
+                raised_ms: 5,
+                cleared_ms: Some(8),
+                acks: vec![AlarmAck { user: "ann".into(), time_ms: 6, note: "on it".into() }],
+            };
+            let plain = PlainAlarm {
+                id: 9,
+                kind: kind.to_string(),
+                subject: rec.subject.clone(),
+                detail: rec.detail.clone(),
+                raised_ms: 5,
+                cleared_ms: Some(8),
+                acks: rec.acks.clone(),
+            };
+            let bytes = postcard::to_allocvec(&rec).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap(), "{kind}");
+            assert_eq!(postcard::from_bytes::<AlarmRecord>(&bytes).unwrap(), rec);
+
+            let change = AlarmChange { raise: true, kind: kind.clone(), subject: "x".into(), detail: "y".into() };
+            let plain = (true, kind.to_string(), "x", "y");
+            assert_eq!(postcard::to_allocvec(&change).unwrap(), postcard::to_allocvec(&plain).unwrap(), "{kind}");
+            assert_eq!(AlarmKind::from(kind.as_str()), kind);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, Services};
 use crate::access::{Action, Role, TOKEN_TTL_DEFAULT_MS, TOKEN_TTL_MAX_MS};
+use crate::audit::{AuditAction, Outcome};
 use crate::meta::{Command, TokenRecord, User};
 use crate::retention::Policy;
 
@@ -59,7 +60,7 @@ impl Admin for Services {
         let cmd = Command::CreateUser { user, token_hash: hash, token };
         // A role that may view footage or decide waits for an approver, who receives the
         // token; the secret made here is then dropped unseen.
-        if let Some(change_id) = self.admin_change(&caller, "user-add", detail, cmd).await? {
+        if let Some(change_id) = self.admin_change(&caller, AuditAction::UserAdd, detail, cmd).await? {
             return Ok(Response::new(pending_token(r.name, expires_ms, change_id)));
         }
         Ok(Response::new(pb::TokenIssued { user: r.name, token_id, token: secret, expires_ms, change_id: 0 }))
@@ -81,7 +82,8 @@ impl Admin for Services {
         if name == caller.who.name {
             return Err(Status::failed_precondition("you cannot disable yourself; ask another administrator"));
         }
-        self.admin_change(&caller, "user-disable", format!("user {name}"), Command::DisableUser { name }).await?;
+        self.admin_change(&caller, AuditAction::UserDisable, format!("user {name}"), Command::DisableUser { name })
+            .await?;
         Ok(Response::new(pb::DisableUserResponse {}))
     }
 
@@ -96,7 +98,7 @@ impl Admin for Services {
         let (secret, hash, token) = self.new_token(&r.user, r.ttl_days, &caller.who.name)?;
         let (expires_ms, token_id) = (token.expires_ms, token.id.clone());
         if own {
-            let mut ev = caller.event("token-renew", "ok");
+            let mut ev = caller.event(AuditAction::TokenRenew, Outcome::Ok);
             ev.detail = format!("token {token_id} for {} (renewed with token {})", r.user, caller.token_id);
             if let crate::meta::Response::Rejected(kind, why) =
                 self.meta.propose_audited(Command::IssueToken { token_hash: hash, token }, ev).await?
@@ -113,7 +115,7 @@ impl Admin for Services {
         }
         let detail = format!("new token for {}", r.user);
         let cmd = Command::IssueToken { token_hash: hash, token };
-        match self.admin_change(&caller, "token-issue", detail, cmd).await? {
+        match self.admin_change(&caller, AuditAction::TokenIssue, detail, cmd).await? {
             Some(change_id) => Ok(Response::new(pending_token(r.user, expires_ms, change_id))),
             None => Err(Status::internal("a token for another user was issued without an approver")),
         }
@@ -131,7 +133,7 @@ impl Admin for Services {
         let expires_ms = token.expires_ms;
         let detail = format!("console password of {user} cleared; a new enrolment token for them");
         let cmd = Command::ResetPassword { user: user.clone(), token_hash: hash, token };
-        match self.admin_change(&caller, "password-reset", detail, cmd).await? {
+        match self.admin_change(&caller, AuditAction::PasswordReset, detail, cmd).await? {
             Some(change_id) => Ok(Response::new(pending_token(user, expires_ms, change_id))),
             None => Err(Status::internal("a password reset took effect without an approver")),
         }
@@ -163,7 +165,8 @@ impl Admin for Services {
         if id.len() != 12 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Status::invalid_argument("a token id is 12 hex digits, as `custos token list` shows"));
         }
-        self.admin_change(&caller, "token-revoke", format!("token {id}"), Command::RevokeToken { id }).await?;
+        self.admin_change(&caller, AuditAction::TokenRevoke, format!("token {id}"), Command::RevokeToken { id })
+            .await?;
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
@@ -177,7 +180,7 @@ impl Admin for Services {
         crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
         let detail = format!("user {} camera {} grant={}", r.user, r.camera, r.grant);
         let cmd = Command::GrantCamera { user: r.user, camera: r.camera, grant: r.grant };
-        let change_id = self.admin_change(&caller, "camera-grant", detail, cmd).await?.unwrap_or(0);
+        let change_id = self.admin_change(&caller, AuditAction::CameraGrant, detail, cmd).await?.unwrap_or(0);
         Ok(Response::new(pb::GrantCameraResponse { change_id }))
     }
 
@@ -190,7 +193,7 @@ impl Admin for Services {
         crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
         let detail = format!("camera {} sensitive={}", r.camera, r.sensitive);
         let cmd = Command::SetSensitive { camera: r.camera, sensitive: r.sensitive };
-        let change_id = self.admin_change(&caller, "camera-sensitive", detail, cmd).await?.unwrap_or(0);
+        let change_id = self.admin_change(&caller, AuditAction::CameraSensitive, detail, cmd).await?.unwrap_or(0);
         Ok(Response::new(pb::SetCameraSensitiveResponse { change_id }))
     }
 
@@ -211,7 +214,7 @@ impl Admin for Services {
             if listed.is_empty() { "none".into() } else { listed.join(" ") }
         );
         let cmd = Command::SetPrivacyZones { camera: r.camera, zones };
-        let change_id = self.admin_change(&caller, "camera-privacy-zones", detail, cmd).await?.unwrap_or(0);
+        let change_id = self.admin_change(&caller, AuditAction::CameraPrivacyZones, detail, cmd).await?.unwrap_or(0);
         Ok(Response::new(pb::SetPrivacyZonesResponse { change_id }))
     }
 
@@ -242,7 +245,7 @@ impl Admin for Services {
         let scope = camera.as_deref().map(|c| format!("camera {c}")).unwrap_or_else(|| "default".into());
         let detail = format!("{scope} min_days={} max_days={}", policy.min_days, policy.max_days);
         let cmd = Command::SetPolicy { camera, policy };
-        let change_id = self.admin_change(&caller, Action::ManagePolicies.as_str(), detail, cmd).await?.unwrap_or(0);
+        let change_id = self.admin_change(&caller, AuditAction::PolicySet, detail, cmd).await?.unwrap_or(0);
         Ok(Response::new(pb::SetPolicyResponse { change_id }))
     }
 

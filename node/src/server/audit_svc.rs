@@ -19,7 +19,7 @@ fn matches(r: &pb::AuditLogRequest, body: &AuditBody) -> bool {
     let e = &body.event;
     (r.user.is_empty() || e.user == r.user)
         && (r.camera.is_empty() || e.cameras.iter().any(|c| c == &r.camera))
-        && (r.action.is_empty() || e.action == r.action)
+        && (r.action.is_empty() || e.action == r.action.as_str())
         && (r.from_ms == 0 || body.time_ms >= r.from_ms)
         && (r.to_ms == 0 || body.time_ms < r.to_ms)
 }

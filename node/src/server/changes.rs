@@ -15,6 +15,7 @@ use tonic::Status;
 use super::guard::Caller;
 use super::Services;
 use crate::access::{Role, TOKEN_TTL_DEFAULT_MS, TOKEN_TTL_MAX_MS};
+use crate::audit::{AuditAction, Outcome};
 use crate::meta::{Catalog, ChangeRecord, ChangeState, Command, Response, TokenRecord};
 
 /// Why `command` needs a second person, or `None` if an administrator may do it alone.
@@ -100,7 +101,7 @@ pub(super) fn change(c: &ChangeRecord, now_ms: i64) -> pb::Change {
         requested_by: c.requested_by.clone(),
         requested_ms: c.requested_ms,
         expires_ms: c.expires_ms(),
-        action: c.action.clone(),
+        action: c.action.to_string(),
         detail: c.detail.clone(),
         why: c.why.clone(),
         decided_by: c.decided_by.clone().unwrap_or_default(),
@@ -132,7 +133,7 @@ impl Services {
     pub(super) async fn admin_change(
         &self,
         caller: &Caller,
-        action: &str,
+        action: AuditAction,
         detail: String,
         command: Command,
     ) -> Result<Option<u64>, Status> {
@@ -140,7 +141,7 @@ impl Services {
         if let Some(why) = self.meta.read(move |c| needs_approval(&probe, c)).await? {
             return self.request_change(caller, action, detail, why, command).await.map(Some);
         }
-        let mut ev = caller.event(action, "ok");
+        let mut ev = caller.event(action, Outcome::Ok);
         ev.detail = detail;
         match self.meta.propose_audited(command, ev).await? {
             Response::Rejected(kind, why) => Err(super::rejected(kind, why)),
@@ -151,18 +152,18 @@ impl Services {
     async fn request_change(
         &self,
         caller: &Caller,
-        action: &str,
+        action: AuditAction,
         detail: String,
         why: String,
         command: Command,
     ) -> Result<u64, Status> {
-        let mut effect_audit = caller.event(action, "ok");
+        let mut effect_audit = caller.event(action.clone(), Outcome::Ok);
         effect_audit.detail = detail.clone();
         let rec = ChangeRecord {
             id: 0,
             requested_by: caller.who.name.clone(),
             requested_ms: 0,
-            action: action.to_string(),
+            action: action.clone(),
             detail: detail.clone(),
             why: why.clone(),
             effect: without_secret(command),
@@ -172,11 +173,12 @@ impl Services {
             decided_ms: None,
             note: String::new(),
         };
-        let mut ev = caller.event(action, "pending");
+        let mut ev = caller.event(action.clone(), Outcome::Pending);
         ev.detail = format!("{detail}; waits for an approver: {why}");
         match self.meta.propose_audited(Command::RequestChange(Box::new(rec)), ev).await? {
             Response::Created(id) => {
                 let id = id.parse().map_err(|_| Status::internal("bad change id"))?;
+                let action = action.as_str();
                 tracing::info!(change = id, user = %caller.who.name, action, "change queued for an approver");
                 Ok(id)
             }
@@ -243,8 +245,8 @@ impl Services {
             }
             _ => None,
         };
-        let verb = if r.approve { "change-approve" } else { "change-reject" };
-        let mut ev = caller.event(verb, "ok");
+        let verb = if r.approve { AuditAction::ChangeApprove } else { AuditAction::ChangeReject };
+        let mut ev = caller.event(verb, Outcome::Ok);
         ev.detail = format!("change {id} by {}: {} {}", rec.requested_by, rec.action, rec.detail);
         if !note.is_empty() {
             ev.detail = format!("{}; {}: {note}", ev.detail, if r.approve { "note" } else { "reason" });

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::Services;
 use crate::access::Action;
+use crate::audit::AuditAction;
 use crate::meta::{Command, JoinTokenRecord, NodeId};
 
 /// Default lifetime of a join token.
@@ -117,7 +118,7 @@ impl Cluster for Services {
         let change_id = self
             .admin_change(
                 &caller,
-                "join-token",
+                AuditAction::JoinToken,
                 format!("single-use join token {} valid {ttl} s", &hex::encode(hash)[..12]),
                 Command::CreateJoinToken { token_hash: hash, token: rec },
             )
@@ -133,7 +134,9 @@ impl Cluster for Services {
         let caller = self.guard(&req, Action::ManageNodes, false).await?;
         let id = req.get_ref().id;
         let cmd = Command::RetireNode { id };
-        if let Some(change_id) = self.admin_change(&caller, "node-remove", format!("node {id} retired"), cmd).await? {
+        if let Some(change_id) =
+            self.admin_change(&caller, AuditAction::NodeRemove, format!("node {id} retired"), cmd).await?
+        {
             return Ok(Response::new(pb::RemoveNodeResponse { change_id }));
         }
         tracing::warn!(node = id, user = %caller.who.name, "node retired: it leaves the group, its cameras and copies move");
@@ -149,7 +152,7 @@ impl Cluster for Services {
         let cmd = Command::ConfirmClock { node: id };
         let detail = format!("node {id}'s clock jump confirmed: it expires footage again at its new time");
         let change_id = self
-            .admin_change(&caller, "clock-confirm", detail, cmd)
+            .admin_change(&caller, AuditAction::ClockConfirm, detail, cmd)
             .await?
             .ok_or_else(|| Status::internal("a clock confirmation must wait for an approver, but it was not queued"))?;
         Ok(Response::new(pb::ConfirmClockResponse { change_id }))

@@ -119,11 +119,11 @@ impl Services {
     pub(super) async fn duty_change(
         &self,
         caller: &super::guard::Caller,
-        action: &str,
+        action: crate::audit::AuditAction,
         detail: String,
         command: Command,
     ) -> Result<Applied, Status> {
-        let mut ev = caller.event(action, "ok");
+        let mut ev = caller.event(action, crate::audit::Outcome::Ok);
         ev.detail = detail;
         match self.meta.propose_audited(command, ev).await? {
             Applied::Rejected(kind, why) => Err(super::rejected(kind, why)),

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::guard::Caller;
 use super::{validate_range, Services, FETCH_CHUNK_BYTES, FETCH_QUEUE};
 use crate::access::{authorize, Action, FootageScope, Role};
+use crate::audit::{AuditAction, Outcome};
 use crate::export::{file_names, mp4, BuiltFile, Derived, EXPORT_RANGES_MAX, EXPORT_SEGMENTS_MAX};
 use crate::meta::types::ExportRedaction;
 use crate::meta::{Command, ExportRecord, ExportStatus, Response as Applied};
@@ -121,7 +122,7 @@ impl Services {
 
     /// Audits a refusal concerning export `rec` and returns the PermissionDenied to send.
     async fn deny(&self, caller: &Caller, action: Action, rec: &ExportRecord, why: String) -> Status {
-        let mut ev = caller.event(action.as_str(), "denied");
+        let mut ev = caller.event(action.into(), Outcome::Denied);
         ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
         ev.detail = format!("export {} (case {})", rec.id, rec.case_id);
         ev.reason = why.clone();
@@ -356,7 +357,7 @@ impl Exports for Services {
             }
             let scope = FootageScope { camera: &g.camera, sensitive, from_ms: g.from_ms };
             if let Err(why) = authorize(&caller.who, Action::RequestExport, Some(&scope), now) {
-                let mut ev = caller.event(Action::RequestExport.as_str(), "denied");
+                let mut ev = caller.event(AuditAction::ExportRequest, Outcome::Denied);
                 ev.cameras = vec![g.camera.clone()];
                 ev.from_ms = Some(g.from_ms);
                 ev.to_ms = Some(g.to_ms);
@@ -392,7 +393,7 @@ impl Exports for Services {
                 }
             }
         }
-        let mut ev = caller.event(Action::RequestExport.as_str(), "ok");
+        let mut ev = caller.event(AuditAction::ExportRequest, Outcome::Ok);
         ev.cameras = r.ranges.iter().map(|g| g.camera.clone()).collect();
         ev.from_ms = r.ranges.iter().map(|g| g.from_ms).min();
         ev.to_ms = r.ranges.iter().map(|g| g.to_ms).max();
@@ -430,7 +431,7 @@ impl Exports for Services {
                 r.id
             )));
         }
-        let mut ev = caller.event(Action::DecideExport.as_str(), "ok");
+        let mut ev = caller.event(AuditAction::ExportDecide, Outcome::Ok);
         ev.detail = format!(
             "export {} {verdict}{}{}",
             r.id,
@@ -507,7 +508,7 @@ impl Exports for Services {
             release_approvals: vec![],
             released_ms: None,
         };
-        let mut ev = caller.event(Action::RunExport.as_str(), "ok");
+        let mut ev = caller.event(AuditAction::ExportRun, Outcome::Ok);
         ev.cameras = cameras;
         ev.purpose = rec.purpose.clone();
         ev.detail = format!(
@@ -599,7 +600,7 @@ impl Exports for Services {
             _ if entry.is_some() => None,
             (other, _) => return Err(Status::not_found(format!("export {} has no file {other:?}", r.id))),
         };
-        let mut ev = caller.event(Action::DownloadExport.as_str(), "ok");
+        let mut ev = caller.event(AuditAction::ExportDownload, Outcome::Ok);
         ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
         ev.purpose = rec.purpose.clone();
         ev.detail = format!("export {} file {} from byte {} (case {})", r.id, r.file, r.offset, rec.case_id);

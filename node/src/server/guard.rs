@@ -7,7 +7,7 @@ use tonic::{Request, Status};
 
 use super::Services;
 use crate::access::{authorize, Action, FootageScope, Principal};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::error::Error;
 use crate::meta::Command;
 
@@ -31,12 +31,12 @@ pub struct Caller {
 
 impl Caller {
     /// An audit event for this caller.
-    pub fn event(&self, action: &str, outcome: &str) -> AuditEvent {
+    pub fn event(&self, action: AuditAction, outcome: Outcome) -> AuditEvent {
         AuditEvent {
             user: self.who.name.clone(),
             role: self.who.role.as_str().into(),
-            action: action.into(),
-            outcome: outcome.into(),
+            action,
+            outcome,
             client: self.client.clone(),
             token_id: self.token_id.clone(),
             token_issued_by: self.token_issued_by.clone(),
@@ -80,7 +80,7 @@ impl Services {
                 Ok(Caller { who, client, token_hash, token_id: tok.id, token_issued_by: tok.issued_by })
             }
             // Rate-limited: see `throttle` (only a few are audited one by one).
-            Err(reason) => Err(self.refuse_authentication(action.as_str(), client, reason).await),
+            Err(reason) => Err(self.refuse_authentication(action.into(), client, reason).await),
         }
     }
 
@@ -174,13 +174,13 @@ impl Services {
         audit_allowed: bool,
     ) -> Result<(), Status> {
         if let Err(why) = authorize(&caller.who, action, None, self.clock.now_ms()) {
-            let mut ev = caller.event(action.as_str(), "denied");
+            let mut ev = caller.event(action.into(), Outcome::Denied);
             ev.reason = why.clone();
             self.audit(ev).await?;
             return Err(Status::permission_denied(why));
         }
         if audit_allowed {
-            self.audit(caller.event(action.as_str(), "allowed")).await?;
+            self.audit(caller.event(action.into(), Outcome::Allowed)).await?;
         }
         Ok(())
     }
@@ -205,14 +205,14 @@ impl Services {
                 Ok((known, c.footage_sensitive(&cam_id, from, to)?))
             })
             .await?;
-        let mut ev = caller.event(action.as_str(), "allowed");
+        let mut ev = caller.event(action.into(), Outcome::Allowed);
         ev.purpose = f.purpose.trim().to_string();
         ev.cameras = vec![f.camera.to_string()];
         ev.from_ms = Some(f.from_ms);
         ev.to_ms = Some(f.to_ms);
         let scope = FootageScope { camera: f.camera, sensitive, from_ms: f.from_ms };
         if let Err(why) = authorize(&caller.who, action, Some(&scope), self.clock.now_ms()) {
-            ev.outcome = "denied".into();
+            ev.outcome = Outcome::Denied;
             ev.reason = why.clone();
             self.audit(ev).await?;
             return Err(Status::permission_denied(why));
@@ -242,7 +242,7 @@ impl Services {
             .read(move |c| c.export(&key))
             .await?
             .ok_or_else(|| Status::not_found(format!("export {id} does not exist")))?;
-        let mut ev = caller.event(Action::ReviewExport.as_str(), "allowed");
+        let mut ev = caller.event(AuditAction::ExportReview, Outcome::Allowed);
         ev.purpose = format!("approval review of export {id}");
         ev.cameras = rec.ranges.iter().map(|(c, _, _)| c.clone()).collect();
         ev.cameras.dedup();
@@ -273,7 +273,7 @@ impl Services {
             None
         };
         if let Some(status) = refused {
-            ev.outcome = "denied".into();
+            ev.outcome = Outcome::Denied;
             ev.reason = status.message().to_string();
             self.audit(ev).await?;
             return Err(status);

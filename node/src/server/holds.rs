@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::Services;
 use crate::access::Action;
+use crate::audit::{AuditAction, Outcome};
 use crate::meta::{Command, Response as Applied};
 use crate::retention::hold::HOLD_CAMERAS_MAX;
 use crate::retention::Hold;
@@ -91,7 +92,7 @@ impl Holds for Services {
             release_approvals: vec![],
             released_ms: None,
         };
-        let mut ev = caller.event(Action::PlaceHold.as_str(), "ok");
+        let mut ev = caller.event(AuditAction::HoldPlace, Outcome::Ok);
         ev.cameras = r.cameras;
         ev.from_ms = Some(r.from_ms);
         ev.to_ms = hold.to_ms;
@@ -121,7 +122,7 @@ impl Holds for Services {
             return Err(Status::invalid_argument("a hold id looks like H-000012, as `custos hold list` shows"));
         }
         let cmd = Command::ApproveHoldRelease { id: id.clone(), user: caller.who.name.clone() };
-        self.admin_change(&caller, Action::ApproveHoldRelease.as_str(), format!("hold {id}"), cmd).await?;
+        self.admin_change(&caller, AuditAction::HoldRelease, format!("hold {id}"), cmd).await?;
         Ok(Response::new(to_pb(&self.hold_by_id(id).await?)))
     }
 }

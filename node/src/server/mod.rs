@@ -25,11 +25,12 @@ use tonic::{Request, Response, Status};
 
 pub(crate) use self::guard::FootageRequest;
 use crate::access::Action;
+use crate::audit::{AuditAction, Outcome};
 use crate::clock::SharedClock;
 use crate::cluster::health::Health;
 use crate::cluster::leader::RepairStats;
 use crate::cluster::replicate::Replicator;
-use crate::ingest::{validate_camera_id, CameraStates, Source};
+use crate::ingest::{validate_camera_id, CameraStates, Source, State};
 use crate::meta::{Camera, Command, Meta, SegmentRecord};
 use crate::recorder::RecorderStats;
 use crate::segment::{BlobStore, Keys};
@@ -281,7 +282,7 @@ impl Footage for Services {
         if let Err(why) = crate::ingest::check_allowed(&source, self.allow_test_sources) {
             // Footage that no camera saw would be archived as if one had: refused, and
             // the attempt is audited.
-            let mut ev = caller.event("camera-add", "rejected");
+            let mut ev = caller.event(AuditAction::CameraAdd, Outcome::Rejected);
             ev.reason = why.clone();
             ev.detail = detail;
             ev.cameras = vec![r.id.clone()];
@@ -298,7 +299,7 @@ impl Footage for Services {
             sensitive: r.sensitive,
         };
         // Adding a camera never waits for a second person.
-        self.admin_change(&caller, "camera-add", detail, Command::AddCamera(cam)).await?;
+        self.admin_change(&caller, AuditAction::CameraAdd, detail, Command::AddCamera(cam)).await?;
         tracing::info!(camera = %r.id, user = %caller.who.name, "camera added");
         self.cameras_changed.notify_one();
         let id = r.id.clone();
@@ -318,7 +319,9 @@ impl Footage for Services {
         let id = req.into_inner().id;
         validate_camera_id(&id).map_err(Status::invalid_argument)?;
         let cmd = Command::RemoveCamera { id: id.clone() };
-        if let Some(change_id) = self.admin_change(&caller, "camera-remove", format!("camera {id}"), cmd).await? {
+        if let Some(change_id) =
+            self.admin_change(&caller, AuditAction::CameraRemove, format!("camera {id}"), cmd).await?
+        {
             return Ok(Response::new(pb::RemoveCameraResponse { change_id }));
         }
         tracing::info!(camera = %id, user = %caller.who.name, "camera removed; its footage stays under retention");
@@ -335,9 +338,10 @@ impl Footage for Services {
         validate_camera_id(&id).map_err(Status::invalid_argument)?;
         let cmd = Command::SetPictureReference { camera: id.clone(), still: None };
         let detail = format!("camera {id}'s next healthy picture becomes its reference still");
-        let change_id = self.admin_change(&caller, "camera-confirm", detail, cmd).await?.ok_or_else(|| {
-            Status::internal("a camera confirmation must wait for an approver, but it was not queued")
-        })?;
+        let change_id =
+            self.admin_change(&caller, AuditAction::CameraConfirm, detail, cmd).await?.ok_or_else(|| {
+                Status::internal("a camera confirmation must wait for an approver, but it was not queued")
+            })?;
         Ok(Response::new(pb::ConfirmCameraResponse { change_id }))
     }
 
@@ -416,16 +420,13 @@ impl Footage for Services {
                 let last_end = c.last_end_ms;
                 let (state, err) = if c.recorder != node_id {
                     let fresh = last_end.is_some_and(|t| seen.now_ms - t <= down_after);
-                    (if fresh { "recording" } else { "not-recording" }.to_string(), None)
+                    (if fresh { State::Recording } else { State::NotRecording }, None)
                 } else {
-                    match self.states.get(&c.id) {
-                        Some((s, e)) => (s.as_str().to_string(), e),
-                        None => ("connecting".to_string(), None),
-                    }
+                    self.states.get(&c.id).unwrap_or((State::Connecting, None))
                 };
                 pb::CameraState {
                     id: c.id.clone(),
-                    state,
+                    state: state.as_str().to_string(),
                     last_segment_end_ms: last_end.unwrap_or(0),
                     last_error: err.unwrap_or_default(),
                     recorder: c.recorder,

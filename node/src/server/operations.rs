@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{fmt_ms, Services};
 use crate::access::Action;
+use crate::audit::{AuditAction, Outcome};
 use crate::meta::{AlarmRecord, Command, DutyKind, DutyRecord, Response as Applied};
 
 /// Longest note or handover text accepted.
@@ -18,7 +19,7 @@ pub const REPORT_DAYS_MAX: u32 = 366;
 fn alarm_pb(a: &AlarmRecord) -> pb::Alarm {
     pb::Alarm {
         id: a.id,
-        kind: a.kind.clone(),
+        kind: a.kind.to_string(),
         subject: a.subject.clone(),
         detail: a.detail.clone(),
         raised_ms: a.raised_ms,
@@ -108,7 +109,8 @@ impl Services {
 
     /// Records a patrol or handover with its audit entry and returns it as stored.
     async fn record_duty(&self, caller: &super::guard::Caller, d: DutyRecord) -> Result<DutyRecord, Status> {
-        let mut ev = caller.event(if d.kind == DutyKind::Patrol { "patrol" } else { "shift-handover" }, "ok");
+        let action = if d.kind == DutyKind::Patrol { AuditAction::Patrol } else { AuditAction::ShiftHandover };
+        let mut ev = caller.event(action, Outcome::Ok);
         ev.detail = match d.kind {
             DutyKind::Patrol => format!("{} findings, {} problems", d.findings.len(), d.problems),
             DutyKind::Handover => format!("to {}", d.to),
@@ -145,7 +147,7 @@ impl Operations for Services {
         let r = req.into_inner();
         let note = check_text("--note", &r.note, true)?;
         let cmd = Command::AckAlarm { id: r.id, user: caller.who.name.clone(), note: note.clone() };
-        self.admin_change(&caller, Action::AckAlarm.as_str(), format!("alarm {}: {note}", r.id), cmd).await?;
+        self.admin_change(&caller, AuditAction::AlarmAck, format!("alarm {}: {note}", r.id), cmd).await?;
         let id = r.id;
         let a = self.meta.read(move |c| c.alarm(id)).await?.ok_or_else(|| Status::not_found("alarm"))?;
         Ok(Response::new(alarm_pb(&a)))
@@ -326,7 +328,7 @@ impl Operations for Services {
         };
         let detail = format!("shift {} {} to {} ({})", r.name, r.from, r.to, self.duty.time_zone);
         let change_id =
-            self.admin_change(&caller, "shift-define", detail, Command::DefineShift(def)).await?.unwrap_or(0);
+            self.admin_change(&caller, AuditAction::ShiftDefine, detail, Command::DefineShift(def)).await?.unwrap_or(0);
         Ok(Response::new(pb::DefineShiftResponse { change_id }))
     }
 
@@ -373,7 +375,7 @@ impl Operations for Services {
             note,
         };
         let detail = format!("duty log {} to {}", fmt_ms(r.from_ms), fmt_ms(r.to_ms));
-        let seq: u64 = match self.duty_change(&caller, "duty-sign", detail, Command::SignDuty(s)).await? {
+        let seq: u64 = match self.duty_change(&caller, AuditAction::DutySign, detail, Command::SignDuty(s)).await? {
             Applied::Created(n) => n.parse().map_err(|_| Status::internal("sign-off number"))?,
             other => return Err(Status::internal(format!("unexpected answer {other:?}"))),
         };
@@ -390,7 +392,7 @@ impl Operations for Services {
         let r = req.into_inner();
         let note = check_text("--note", &r.note, false)?;
         let cmd = Command::AcceptHandover { seq: r.seq, user: caller.who.name.clone(), note };
-        self.duty_change(&caller, "shift-accept", format!("handover {}", r.seq), cmd).await?;
+        self.duty_change(&caller, AuditAction::ShiftAccept, format!("handover {}", r.seq), cmd).await?;
         let seq = r.seq;
         let (d, a) = self.meta.read(move |c| Ok((c.duty(seq)?, c.handover_acceptance(seq)?))).await?;
         let d = d.ok_or_else(|| Status::internal("the handover vanished"))?;
@@ -426,7 +428,7 @@ impl Operations for Services {
             cameras.push(c.clone());
         }
         let detail = format!("{subject}: {}", f.note);
-        let id = match self.duty_change(&caller, "fault-report", detail, Command::ReportFault(f)).await? {
+        let id = match self.duty_change(&caller, AuditAction::FaultReport, detail, Command::ReportFault(f)).await? {
             Applied::Created(id) => id.parse().map_err(|_| Status::internal("fault number"))?,
             other => return Err(Status::internal(format!("unexpected answer {other:?}"))),
         };
@@ -450,7 +452,7 @@ impl Operations for Services {
         let r = req.into_inner();
         let note = check_text("--note", &r.note, true)?;
         let cmd = Command::ResolveFault { id: r.id, user: caller.who.name.clone(), note: note.clone() };
-        self.duty_change(&caller, "fault-resolve", format!("fault {}: {note}", r.id), cmd).await?;
+        self.duty_change(&caller, AuditAction::FaultResolve, format!("fault {}: {note}", r.id), cmd).await?;
         let f = self.fault_by_id(r.id).await?;
         tracing::info!(fault = r.id, user = %caller.who.name, "fault resolved");
         Ok(Response::new(fault_pb(&f)))

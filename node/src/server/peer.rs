@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Services;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::cluster::replicate::BLOB_CHUNK;
 use crate::meta::network;
 use crate::meta::schema::decode_message;
@@ -387,12 +387,12 @@ impl Join for Services {
             Some(_) => None,
         };
         if let Some(why) = refused {
-            return Err(self.refuse_authentication("node-join", client, why).await);
+            return Err(self.refuse_authentication(AuditAction::NodeJoin, client, why).await);
         }
         let ev = AuditEvent {
             user: "-".into(),
-            action: "node-join".into(),
-            outcome: "ok".into(),
+            action: AuditAction::NodeJoin,
+            outcome: Outcome::Ok,
             client,
             detail: format!("node at {} in campus {} joined with a join token", r.addr, r.campus),
             ..Default::default()
@@ -441,7 +441,12 @@ mod tests {
     use super::*;
 
     fn ev(user: &str) -> AuditEvent {
-        AuditEvent { user: user.into(), role: "approver".into(), action: "hold-release".into(), ..Default::default() }
+        AuditEvent {
+            user: user.into(),
+            role: "approver".into(),
+            action: AuditAction::HoldRelease,
+            ..Default::default()
+        }
     }
 
     #[test]

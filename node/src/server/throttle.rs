@@ -250,13 +250,18 @@ impl super::Services {
     /// The answer to a refused authentication from `client` (`ip:port`) attempting
     /// `action` for `reason`: audited on its own while the address and the node are
     /// within their budgets, otherwise counted for the next summary.
-    pub(crate) async fn refuse_authentication(&self, action: &str, client: String, reason: String) -> tonic::Status {
+    pub(crate) async fn refuse_authentication(
+        &self,
+        action: crate::audit::AuditAction,
+        client: String,
+        reason: String,
+    ) -> tonic::Status {
         match self.throttle.on_failure(&client, Instant::now()) {
             Verdict::Audit => {
                 let ev = crate::audit::AuditEvent {
                     user: "-".into(),
-                    action: action.into(),
-                    outcome: "unauthenticated".into(),
+                    action,
+                    outcome: crate::audit::Outcome::Unauthenticated,
                     reason: reason.clone(),
                     client,
                     ..Default::default()
@@ -291,8 +296,8 @@ pub async fn run_summaries(services: super::Services, shutdown: crate::Shutdown)
             tracing::warn!(refused = s.total, addresses = s.addresses, top = %s.detail(), "refused authentications suppressed from the audit log (summarised)");
             let ev = crate::audit::AuditEvent {
                 user: "-".into(),
-                action: "authenticate-summary".into(),
-                outcome: "unauthenticated".into(),
+                action: crate::audit::AuditAction::AuthenticateSummary,
+                outcome: crate::audit::Outcome::Unauthenticated,
                 reason: s.reason(),
                 client: if s.top.len() == 1 { s.top[0].0.clone() } else { "-".into() },
                 detail: s.detail(),

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{no_store, password, session, ApiError, Authed, ClientAddr, Console};
+use crate::audit::{AuditAction, Outcome};
 use crate::meta::{Command, Response as Reply};
 
 type Api = Result<Response, ApiError>;
@@ -147,7 +148,7 @@ async fn sign_in(State(c): Shared, Extension(ClientAddr(addr)): Extension<Client
     if let Some(why) = refused {
         c.failed(addr.ip(), &name);
         tracing::info!(user = %name, client, "console sign-in refused: {why}");
-        let _ = s.refuse_authentication("console-sign-in", client, why).await;
+        let _ = s.refuse_authentication(AuditAction::ConsoleSignIn, client, why).await;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong name or password. A new user first sets a password with the enrolment code they were given",
@@ -163,8 +164,8 @@ async fn sign_in(State(c): Shared, Extension(ClientAddr(addr)): Extension<Client
     let ev = crate::audit::AuditEvent {
         user: user.name.clone(),
         role: user.role.as_str().into(),
-        action: "console-sign-in".into(),
-        outcome: "ok".into(),
+        action: AuditAction::ConsoleSignIn,
+        outcome: Outcome::Ok,
         client: client.clone(),
         token_id: token_id.clone(),
         token_issued_by: token.issued_by.clone(),
@@ -227,7 +228,7 @@ async fn enrol(State(c): Shared, Extension(ClientAddr(addr)): Extension<ClientAd
         _ => {
             c.failed(addr.ip(), &name);
             let why = format!("enrolment code for {name:?} not recognised");
-            let _ = s.refuse_authentication("console-enrol", client, why).await;
+            let _ = s.refuse_authentication(AuditAction::ConsoleEnrol, client, why).await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "that enrolment code is not valid for that name: check both, or ask an administrator for a new one \
@@ -242,8 +243,8 @@ async fn enrol(State(c): Shared, Extension(ClientAddr(addr)): Extension<ClientAd
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let ev = crate::audit::AuditEvent {
         user: name.clone(),
-        action: "password-set".into(),
-        outcome: "ok".into(),
+        action: AuditAction::PasswordSet,
+        outcome: Outcome::Ok,
         client,
         token_id: tok.id.clone(),
         token_issued_by: tok.issued_by.clone(),

@@ -129,8 +129,8 @@ impl Console {
         tokio::spawn(async move {
             let ev = crate::audit::AuditEvent {
                 user: user.clone(),
-                action: "console-sign-out".into(),
-                outcome: "ok".into(),
+                action: crate::audit::AuditAction::ConsoleSignOut,
+                outcome: crate::audit::Outcome::Ok,
                 detail: format!("session token {token_id} revoked ({why})"),
                 token_id: token_id.clone(),
                 ..Default::default()

@@ -73,8 +73,8 @@ impl AuditEventV1 {
         AuditEvent {
             user,
             role,
-            action,
-            outcome,
+            action: action.into(),
+            outcome: outcome.into(),
             reason,
             purpose,
             cameras,
@@ -315,6 +315,7 @@ mod tests {
     fn a_format_1_audit_event_reads_without_a_token() {
         let e: AuditEvent = decode(&encode(&event())).unwrap();
         assert_eq!((e.user.as_str(), e.detail.as_str(), e.from_ms), ("ann", "role=security", Some(1)));
+        assert_eq!((e.action, e.outcome), (crate::audit::AuditAction::UserAdd, crate::audit::Outcome::Ok));
         assert_eq!((e.token_id.as_str(), e.token_issued_by.as_str()), ("", ""));
     }
 

@@ -15,7 +15,7 @@ pub(super) fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes
     let (mut changed, mut unchanged) = (0u32, 0u32);
     let mut touched = std::collections::HashSet::new();
     for c in changes {
-        let mut key = c.kind.as_bytes().to_vec();
+        let mut key = c.kind.as_str().as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(c.subject.as_bytes());
         if !touched.insert(key.clone()) {

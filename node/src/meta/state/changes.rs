@@ -11,7 +11,7 @@ use rocksdb::{WriteBatch, DB};
 
 use super::{apply_command, get_decoded};
 use crate::access::Role;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Outcome};
 use crate::meta::db::{cf, CF_CHANGES, CF_SM, CF_USERS};
 use crate::meta::types::Hash;
 use crate::meta::types::{
@@ -186,7 +186,7 @@ pub(super) fn effect_audit(db: &DB, req: &Request, resp: &Response) -> Option<Au
     // Read before this entry's batch is written: the record is still pending here.
     let rec = load(db, *id).ok()?;
     let mut ev = rec.effect_audit;
-    ev.outcome = "ok".into();
+    ev.outcome = Outcome::Ok;
     ev.detail = format!("{} (change {id}, approved by {user})", ev.detail);
     Some(ev)
 }

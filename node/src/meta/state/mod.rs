@@ -28,7 +28,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 use super::db::{cf, CF_AUDIT, CF_SM, STATE_CFS};
 use super::schema;
 use super::types::{decode, encode, Command, NodeId, RejectKind, Request, Response, TypeConfig, FORMAT_V1};
-use crate::audit::{seal_entry, GENESIS};
+use crate::audit::{seal_entry, Outcome, GENESIS};
 use crate::meta::types::Hash;
 
 mod alarms;
@@ -238,7 +238,7 @@ fn apply_audit(
     let Some(ev) = &req.audit else { return };
     let mut ev = ev.clone();
     if let Response::Rejected(_, why) = resp {
-        ev.outcome = "rejected".into();
+        ev.outcome = Outcome::Rejected;
         ev.reason = why.clone();
     }
     if let (Command::ExpireSegments { .. }, Response::Committed { new, duplicate }) = (&req.command, resp) {
