@@ -48,3 +48,12 @@ impl Clock for ManualClock {
 
 /// Shared handle to the node's clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The boot clock (ms): monotonic, and unlike `Instant` it counts time suspended, so a
+/// machine resumed after two days is not taken for a jump.
+pub fn boot_ms() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::audit::{AuditAction, AuditEvent, Outcome};
+use crate::clock::boot_ms;
 use crate::config::BackupConfig;
 use crate::meta::{Command, Meta};
 use crate::worker::{ClockWatch, Jump};
@@ -60,15 +61,6 @@ pub fn step(jumped_ms: Option<i64>, drift_ms: i64) -> Step {
         Some(j) if j + drift_ms <= JUMP_MIN_MS => Step::Undone,
         Some(j) => Step::Still(j + drift_ms),
     }
-}
-
-/// The boot clock (ms): monotonic, and unlike `Instant` it counts time suspended, so a
-/// machine resumed after two days is not taken for a jump.
-fn boot_ms() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// Parses an HTTP `Date` header (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`) to ms.
@@ -141,6 +133,7 @@ impl Watcher {
         }
         let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
         let (mut wall, mut boot) = (self.meta.now_ms(), boot_ms());
+        self.watch.checked(wall, boot);
         let mut last_reference: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
@@ -150,6 +143,7 @@ impl Watcher {
             let (w, b) = (self.meta.now_ms(), boot_ms());
             let drift = (w - wall) - (b - boot);
             (wall, boot) = (w, b);
+            self.watch.checked(w, b);
             let current = self.watch.jump();
             match step(current.as_ref().map(|j| j.jump_ms), drift) {
                 Step::Steady => continue,

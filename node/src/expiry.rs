@@ -111,6 +111,22 @@ pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std:
     Ok(now + median)
 }
 
+/// Refuses the pass when this node's wall clock gained more than a jump on its boot clock
+/// since the clock watch last compared them: a jump in the second before a pass, which the
+/// watch has not flagged yet, must not reach it. Read after the pass's time, so that time
+/// is covered.
+fn vouched(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<(), String> {
+    let watch = &health.workers.clock_jump;
+    match watch.drift_since_check(meta.now_ms(), crate::clock::boot_ms()) {
+        None => Err("the clock watch has not compared this node's clocks yet".into()),
+        Some(d) if d > crate::clock_jump::JUMP_MIN_MS => Err(format!(
+            "this node's clock gained {} on its boot clock since the clock watch last looked: a jump",
+            custos_formats::fields::fmt_skew(d)
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Runs expiry passes (on the leader) and local blob removal (everywhere) until shutdown.
 pub async fn run(
     meta: Meta,
@@ -132,7 +148,7 @@ pub async fn run(
             );
             None
         } else {
-            match agreed_time(&meta, &health) {
+            match agreed_time(&meta, &health).and_then(|t| vouched(&meta, &health).map(|()| t)) {
                 Ok(t) => {
                     let ahead = meta.now_ms() - t;
                     if ahead > CLOCK_AHEAD_WARN_MS {

@@ -217,6 +217,8 @@ pub struct Jump {
 #[derive(Debug, Default)]
 pub struct ClockWatch {
     jump: Mutex<Option<Jump>>,
+    /// The (wall, boot) clock readings of the watch's last comparison.
+    checked: Mutex<Option<(i64, i64)>>,
 }
 
 impl ClockWatch {
@@ -233,5 +235,63 @@ impl ClockWatch {
     /// Sets or clears the unconfirmed jump (the watch, and tests).
     pub fn set(&self, j: Option<Jump>) {
         *self.jump.lock().expect("clock watch") = j;
+    }
+
+    /// The watch compared the clocks at these readings (ms).
+    pub fn checked(&self, wall_ms: i64, boot_ms: i64) {
+        *self.checked.lock().expect("clock watch") = Some((wall_ms, boot_ms));
+    }
+
+    /// How much more the wall clock moved than the boot clock since the watch last
+    /// compared them, for readings taken now (ms); `None` before its first comparison.
+    /// A jump the watch has not seen yet shows here at once.
+    pub fn drift_since_check(&self, wall_ms: i64, boot_ms: i64) -> Option<i64> {
+        self.checked.lock().expect("clock watch").map(|(w, b)| (wall_ms - w) - (boot_ms - b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_since_the_last_comparison_shows_before_the_watch_sees_it() {
+        let w = ClockWatch::default();
+        assert_eq!(w.drift_since_check(1_000, 50), None, "nothing vouched before the first comparison");
+        w.checked(1_000, 50);
+        // One second on both clocks: no drift.
+        assert_eq!(w.drift_since_check(2_000, 1_050), Some(0));
+        // The wall clock leapt two days within that second.
+        assert_eq!(w.drift_since_check(2_000 + 2 * 86_400_000, 1_050), Some(2 * 86_400_000));
+        // A machine suspended for a day: both clocks moved.
+        assert_eq!(w.drift_since_check(1_000 + 86_400_000, 50 + 86_400_000), Some(0));
+    }
+
+    #[tokio::test]
+    async fn stop_waits_for_every_worker_and_a_panic_is_recorded() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let registry = Arc::new(Registry::default());
+        let mut w = Workers::new(registry.clone(), rx);
+        for name in ["first", "second"] {
+            let order = order.clone();
+            w.spawn(task(name, move |s| async move {
+                crate::wait_shutdown(s).await;
+                // The later worker takes longer to stop; `stop` still waits for it.
+                if name == "second" {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                order.lock().unwrap().push(name);
+            }));
+        }
+        w.spawn(task("broken", |_| async { panic!("a bug") }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let states: BTreeMap<_, _> = registry.states().into_iter().collect();
+        assert_eq!(states["first"], WorkerState::Running);
+        assert_eq!(states["broken"], WorkerState::Failed);
+        tx.send(true).unwrap();
+        w.stop().await;
+        assert_eq!(registry.states().iter().filter(|(_, s)| *s == WorkerState::Stopped).count(), 2);
+        assert_eq!(*order.lock().unwrap(), ["first", "second"]);
     }
 }
