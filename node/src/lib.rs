@@ -52,6 +52,9 @@ pub mod webhooks;
 pub mod worker;
 pub mod zones;
 
+#[cfg(test)]
+mod layers;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

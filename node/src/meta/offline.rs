@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::db::{cf, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_CAMERAS, CF_NODES, CF_SEGMENTS, CF_SM};
-use super::state::{
-    get_decoded, read_all, StateMachine, KEY_APPLIED, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_MEMBERSHIP, KEY_TRASH_SEQ,
-};
-use super::types::{decode, encode, BackupLocation, Camera, NodeRecord, SegmentRecord};
+use super::state::table::*;
+use super::state::{StateMachine, KEY_APPLIED, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_MEMBERSHIP, KEY_TRASH_SEQ};
+use super::types::{decode, encode, BackupLocation, NodeRecord, SegmentRecord};
 use super::Catalog;
 use crate::audit::{seal_entry, AuditAction, AuditEvent, Outcome, GENESIS};
 use crate::error::{Error, Result};
@@ -50,7 +49,7 @@ impl Catalog {
                     _ => continue,
                 }
             };
-            let Some(rec) = get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k).map_err(Error::Internal)? else {
+            let Some(rec) = SEGMENTS.get(db, &k).map_err(Error::Internal)? else {
                 continue;
             };
             let item = (rec, decode(&v).map_err(Error::Internal)?);
@@ -80,7 +79,7 @@ pub fn segments(db: &DB) -> Result<Vec<(SegmentRecord, Option<BackupLocation>)>>
     let mut out = Vec::new();
     for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
         let (k, v) = kv.map_err(|e| Error::Internal(e.to_string()))?;
-        let loc = get_decoded(db, CF_BACKUP_LOCS, &k).map_err(Error::Internal)?;
+        let loc = BACKUP_LOCS.get(db, &k).map_err(Error::Internal)?;
         out.push((decode(&v).map_err(Error::Internal)?, loc));
     }
     Ok(out)
@@ -118,7 +117,7 @@ pub struct Adopted {
 
 /// The id the restored node takes: above every id the old cluster used.
 pub fn next_node_id(db: &DB) -> Result<u64> {
-    let nodes: Vec<NodeRecord> = read_all(db, CF_NODES).map_err(Error::Internal)?;
+    let nodes: Vec<NodeRecord> = NODES.all(db).map_err(Error::Internal)?;
     Ok(nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1)
 }
 
@@ -130,7 +129,7 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
     let mut out = Adopted::default();
     let mut b = WriteBatch::default();
     let new_id = a.node.id;
-    for mut n in read_all::<NodeRecord>(db, CF_NODES).map_err(err)? {
+    for mut n in NODES.all(db).map_err(err)? {
         if !n.retired {
             n.retired = true;
             out.nodes_retired += 1;
@@ -138,7 +137,7 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
         }
     }
     b.put_cf(cf(db, CF_NODES), new_id.to_be_bytes(), encode(&a.node));
-    for mut c in read_all::<Camera>(db, CF_CAMERAS).map_err(err)? {
+    for mut c in CAMERAS.all(db).map_err(err)? {
         c.recorder = new_id;
         out.cameras_moved += 1;
         b.put_cf(cf(db, CF_CAMERAS), c.id.as_bytes(), encode(&c));
@@ -173,10 +172,10 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
         b.delete_cf(cf(db, CF_BACKUP_QUEUE), k);
     }
     b.put_cf(cf(db, CF_SM), KEY_BACKED_UP, encode(&(out.segments_restored, restored_bytes)));
-    let trash_seq: u64 = get_decoded(db, CF_SM, KEY_TRASH_SEQ).map_err(err)?.unwrap_or(0);
+    let trash_seq: u64 = TRASH_SEQ.get(db).map_err(err)?.unwrap_or(0);
     b.put_cf(cf(db, CF_SM), KEY_TRASH_SEQ, encode(&trash_seq.max(a.trash_applied)));
 
-    let head: (u64, Hash) = get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(err)?.unwrap_or((0, GENESIS));
+    let head: (u64, Hash) = AUDIT_HEAD.get(db).map_err(err)?.unwrap_or((0, GENESIS));
     let ev = AuditEvent {
         user: "-".into(),
         action: AuditAction::ClusterRestore,
@@ -200,8 +199,7 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
 
 /// The hash of audit entry `seq`, if the catalog holds it.
 pub fn audit_hash_at(db: &DB, seq: u64) -> Result<Option<Hash>> {
-    let rec: Option<crate::audit::AuditRecord> =
-        get_decoded(db, super::db::CF_AUDIT, &seq.to_be_bytes()).map_err(Error::Internal)?;
+    let rec: Option<crate::audit::AuditRecord> = AUDIT.get(db, &seq).map_err(Error::Internal)?;
     Ok(rec.map(|r| r.hash))
 }
 
@@ -215,8 +213,7 @@ pub fn verify_audit(db: &DB) -> Result<u64> {
     }
     let (n, head) = crate::audit::verify_chain(records.iter().map(|r| (r.body.as_slice(), &r.hash)))
         .map_err(|b| Error::Integrity(format!("the audit chain breaks at entry {}: {}", b.seq, b.problem)))?;
-    let recorded: (u64, Hash) =
-        get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(Error::Internal)?.unwrap_or((0, GENESIS));
+    let recorded: (u64, Hash) = AUDIT_HEAD.get(db).map_err(Error::Internal)?.unwrap_or((0, GENESIS));
     if recorded != (n, head) {
         return Err(Error::Integrity(format!(
             "the audit chain holds {n} entries but the catalog's head says {}: entries are missing",

@@ -2,13 +2,13 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{get_decoded, KEY_ALARM_SEQ, KEY_DUTY_SEQ};
-use crate::meta::db::{cf, CF_ALARMS, CF_ALARMS_OPEN, CF_DUTY, CF_SM};
-use crate::meta::types::{encode, AlarmAck, AlarmChange, AlarmRecord, DutyRecord, RejectKind, Request, Response};
+use super::table::*;
+use crate::meta::db::{cf, CF_ALARMS_OPEN};
+use crate::meta::types::{AlarmAck, AlarmChange, AlarmRecord, DutyRecord, RejectKind, Request, Response};
 
 /// Raises alarms not open yet and clears open ones; anything else changes nothing.
 pub(super) fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes: &[AlarmChange]) -> Response {
-    let mut seq: u64 = match get_decoded(db, CF_SM, KEY_ALARM_SEQ) {
+    let mut seq: u64 = match ALARM_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
@@ -38,15 +38,15 @@ pub(super) fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes
                     cleared_ms: None,
                     acks: Vec::new(),
                 };
-                batch.put_cf(cf(db, CF_ALARMS), seq.to_be_bytes(), encode(&a));
+                ALARMS.put(db, batch, &seq.to_be_bytes(), &a);
                 batch.put_cf(cf(db, CF_ALARMS_OPEN), &key, seq.to_be_bytes());
                 changed += 1;
             }
             (false, Some(id)) => {
-                match get_decoded::<AlarmRecord>(db, CF_ALARMS, &id) {
+                match ALARMS.get(db, &id) {
                     Ok(Some(mut a)) => {
                         a.cleared_ms = Some(now_ms);
-                        batch.put_cf(cf(db, CF_ALARMS), &id, encode(&a));
+                        ALARMS.put(db, batch, &id, &a);
                     }
                     Ok(None) => {}
                     Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -57,7 +57,7 @@ pub(super) fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes
             _ => unchanged += 1,
         }
     }
-    batch.put_cf(cf(db, CF_SM), KEY_ALARM_SEQ, encode(&seq));
+    ALARM_SEQ.put(db, batch, &seq);
     Response::Committed { new: changed, duplicate: unchanged }
 }
 
@@ -69,10 +69,10 @@ pub(super) fn ack_alarm(db: &DB, batch: &mut WriteBatch, req: &Request, id: u64,
             "an acknowledgement needs a note saying what was done".into(),
         );
     }
-    match get_decoded::<AlarmRecord>(db, CF_ALARMS, &id.to_be_bytes()) {
+    match ALARMS.get(db, &id.to_be_bytes()) {
         Ok(Some(mut a)) => {
             a.acks.push(AlarmAck { user: user.to_string(), time_ms: req.time_ms, note: note.trim().to_string() });
-            batch.put_cf(cf(db, CF_ALARMS), id.to_be_bytes(), encode(&a));
+            ALARMS.put(db, batch, &id.to_be_bytes(), &a);
             Response::Ok
         }
         Ok(None) => Response::Rejected(RejectKind::NotFound, format!("alarm {id} does not exist")),
@@ -82,12 +82,12 @@ pub(super) fn ack_alarm(db: &DB, batch: &mut WriteBatch, req: &Request, id: u64,
 
 /// Records a patrol or a shift handover under the next number.
 pub(super) fn record_duty(db: &DB, batch: &mut WriteBatch, req: &Request, d: &DutyRecord) -> Response {
-    let seq: u64 = match get_decoded(db, CF_SM, KEY_DUTY_SEQ) {
+    let seq: u64 = match DUTY_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
     let d = DutyRecord { seq, time_ms: req.time_ms, ..d.clone() };
-    batch.put_cf(cf(db, CF_DUTY), seq.to_be_bytes(), encode(&d));
-    batch.put_cf(cf(db, CF_SM), KEY_DUTY_SEQ, encode(&seq));
+    DUTY.put(db, batch, &seq, &d);
+    DUTY_SEQ.put(db, batch, &seq);
     Response::Created(seq.to_string())
 }

@@ -2,12 +2,10 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{get_decoded, KEY_BACKED_UP, KEY_BACKUP_OBJECTS, KEY_TRASH_SEQ};
-use crate::meta::db::{
-    cf, segment_key, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH, CF_SEGMENTS, CF_SM,
-};
+use super::table::*;
+use crate::meta::db::{cf, segment_key, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH};
 use crate::meta::types::Hash;
-use crate::meta::types::{encode, BackupLocation, PackRecord, Response, SegmentRecord, StoredPack};
+use crate::meta::types::{encode, BackupLocation, PackRecord, Response, StoredPack};
 
 /// Pack records changed by one command, written back together: a pack whose last live
 /// member goes is deleted and its object put in the bucket's trash.
@@ -28,7 +26,7 @@ impl Packs {
         self.segments.1 -= blob_bytes as i64;
         let rec = match self.changed.get_mut(pack) {
             Some(r) => r,
-            None => match get_decoded::<PackRecord>(db, CF_BACKUP_PACKS, pack)? {
+            None => match BACKUP_PACKS.get(db, pack)? {
                 Some(r) => self.changed.entry(*pack).or_insert(r),
                 None => return Ok(()), // already trashed
             },
@@ -42,28 +40,28 @@ impl Packs {
         let mut trash = self.trashed;
         for (hash, rec) in self.changed {
             if rec.live == 0 {
-                batch.delete_cf(cf(db, CF_BACKUP_PACKS), hash);
+                BACKUP_PACKS.delete(db, batch, &hash);
                 objects.0 -= 1;
                 objects.1 -= rec.bytes as i64;
                 trash.push(hash);
             } else {
-                batch.put_cf(cf(db, CF_BACKUP_PACKS), hash, encode(&rec));
+                BACKUP_PACKS.put(db, batch, &hash, &rec);
             }
         }
         if !trash.is_empty() {
-            let mut seq: u64 = get_decoded(db, CF_SM, KEY_TRASH_SEQ)?.unwrap_or(0);
+            let mut seq: u64 = TRASH_SEQ.get(db)?.unwrap_or(0);
             for h in trash {
                 seq += 1;
                 batch.put_cf(cf(db, CF_BACKUP_TRASH), seq.to_be_bytes(), encode(&h));
             }
-            batch.put_cf(cf(db, CF_SM), KEY_TRASH_SEQ, encode(&seq));
+            TRASH_SEQ.put(db, batch, &seq);
         }
-        for (key, delta) in [(KEY_BACKUP_OBJECTS, objects), (KEY_BACKED_UP, self.segments)] {
+        for (counter, delta) in [(&BACKUP_OBJECTS, objects), (&BACKED_UP, self.segments)] {
             if delta != (0, 0) {
-                let (n, b): (u64, u64) = get_decoded(db, CF_SM, key)?.unwrap_or((0, 0));
+                let (n, b) = counter.get(db)?.unwrap_or((0, 0));
                 let n = n.saturating_add_signed(delta.0);
                 let b = b.saturating_add_signed(delta.1);
-                batch.put_cf(cf(db, CF_SM), key, encode(&(n, b)));
+                counter.put(db, batch, &(n, b));
             }
         }
         Ok(())
@@ -87,11 +85,11 @@ pub(super) fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, store
         for m in &p.members {
             let k = segment_key(&m.camera, m.start_ms);
             let queued = matches!(db.get_pinned_cf(cf(db, CF_BACKUP_QUEUE), &k), Ok(Some(_)));
-            match get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k) {
+            match SEGMENTS.get(db, &k) {
                 Ok(Some(rec)) if queued && rec.blob_bytes == m.len && seen.insert(k.clone()) => {
                     batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &k);
                     let loc = BackupLocation { pack: p.hash, offset: m.offset, len: m.len };
-                    batch.put_cf(cf(db, CF_BACKUP_LOCS), &k, encode(&loc));
+                    BACKUP_LOCS.put(db, batch, &k, &loc);
                     packs.segments.0 += 1;
                     packs.segments.1 += rec.blob_bytes as i64;
                     new += 1;

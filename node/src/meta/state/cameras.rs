@@ -3,13 +3,14 @@
 
 use rocksdb::{WriteBatch, DB};
 
+use super::seeded_camera_key;
+use super::table::*;
 use super::users::user_for_update;
-use super::{get_decoded, seeded_camera_key};
-use crate::meta::db::{cf, CF_CAMERAS, CF_NODES, CF_SENSITIVITY, CF_SM, CF_USERS};
-use crate::meta::types::{encode, Camera, NodeId, NodeRecord, RejectKind, Request, Response, SensitivePeriod};
+use crate::meta::db::{cf, CF_CAMERAS, CF_SM};
+use crate::meta::types::{encode, Camera, NodeId, RejectKind, Request, Response, SensitivePeriod};
 
 pub(super) fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
-    match get_decoded::<Camera>(db, CF_CAMERAS, id.as_bytes()) {
+    match CAMERAS.get(db, id) {
         Ok(Some(c)) => Ok(c),
         Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("camera {id:?} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
@@ -28,7 +29,8 @@ fn record_sensitivity(
     time_ms: i64,
 ) -> Result<(), Response> {
     use crate::meta::types::SENSITIVITY_MARGIN_MS as M;
-    let mut periods: Vec<SensitivePeriod> = get_decoded(db, CF_SENSITIVITY, camera.as_bytes())
+    let mut periods: Vec<SensitivePeriod> = SENSITIVITY
+        .get(db, camera)
         .map_err(|e| Response::StorageFailed(format!("catalog read failed: {e}")))?
         .unwrap_or_default();
     let open = periods.last_mut().filter(|p| p.to_ms.is_none());
@@ -41,7 +43,7 @@ fn record_sensitivity(
         }
         (false, None) => return Ok(()),
     }
-    batch.put_cf(cf(db, CF_SENSITIVITY), camera.as_bytes(), encode(&periods));
+    SENSITIVITY.put(db, batch, camera, &periods);
     Ok(())
 }
 
@@ -99,10 +101,10 @@ pub(super) fn remove_camera(db: &DB, batch: &mut WriteBatch, req: &Request, id: 
                     return r;
                 }
             }
-            batch.delete_cf(cf(db, CF_CAMERAS), id.as_bytes());
+            CAMERAS.delete(db, batch, id);
             // Its reference still goes with it: a camera re-added under the id is a new
             // view, whose first healthy picture becomes its reference.
-            batch.delete_cf(cf(db, crate::meta::db::CF_PICTURE_REFS), id.as_bytes());
+            PICTURE_REFS.delete(db, batch, id);
             Response::Ok
         }
         Err(r) => r,
@@ -121,7 +123,7 @@ pub(super) fn grant_camera(db: &DB, batch: &mut WriteBatch, user: &str, camera: 
                 u.grants.push(camera.to_string());
                 u.grants.sort();
             }
-            batch.put_cf(cf(db, CF_USERS), user.as_bytes(), encode(&u));
+            USERS.put(db, batch, user, &u);
             Response::Ok
         }
         Err(r) => r,
@@ -136,7 +138,7 @@ pub(super) fn set_sensitive(db: &DB, batch: &mut WriteBatch, req: &Request, came
                 return r;
             }
             c.sensitive = sensitive;
-            batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+            CAMERAS.put(db, batch, camera, &c);
             Response::Ok
         }
         Err(r) => r,
@@ -167,7 +169,7 @@ pub(super) fn set_privacy_zones(
 
 /// Moves a camera to another recorder, which must be an active node.
 pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recorder: NodeId) -> Response {
-    match get_decoded::<NodeRecord>(db, CF_NODES, &recorder.to_be_bytes()) {
+    match NODES.get(db, &recorder) {
         Ok(Some(n)) if !n.retired => {}
         _ => {
             return Response::Rejected(
@@ -179,7 +181,7 @@ pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recor
     match camera_for_update(db, camera) {
         Ok(mut c) => {
             c.recorder = recorder;
-            batch.put_cf(cf(db, CF_CAMERAS), camera.as_bytes(), encode(&c));
+            CAMERAS.put(db, batch, camera, &c);
             Response::Ok
         }
         Err(r) => r,

@@ -5,15 +5,12 @@ use std::sync::Arc;
 use rocksdb::{IteratorMode, ReadOptions, DB};
 
 use super::retention::policy_of;
-use super::{
-    node_key_key, read_all, seeded_camera_key, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_BACKUP_OBJECTS, KEY_SEGMENT_COUNT,
-};
+use super::table::*;
+use super::{node_key_key, seeded_camera_key};
 use crate::audit::{AuditRecord, GENESIS};
 use crate::meta::db::{
-    cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_LOCS, CF_BACKUP_PACKS, CF_BACKUP_QUEUE,
-    CF_BACKUP_TRASH, CF_CAMERAS, CF_CHANGES, CF_DUTY, CF_EXPORTS, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_HOLDS,
-    CF_JOIN_TOKENS, CF_NODES, CF_POLICIES, CF_RECEIPTS, CF_SEALS, CF_SEGMENTS, CF_SENSITIVITY, CF_SHIFTS, CF_SIGNOFFS,
-    CF_SM, CF_TOKENS, CF_USERS,
+    cf, segment_key, time_key, CF_ALARMS, CF_ALARMS_OPEN, CF_AUDIT, CF_BACKUP_QUEUE, CF_BACKUP_TRASH, CF_DUTY,
+    CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM, CF_USERS,
 };
 use crate::meta::types::Hash;
 use crate::meta::types::{
@@ -37,16 +34,23 @@ impl Catalog {
         self.cameras_changed.clone()
     }
 
-    fn get<T: crate::meta::schema::Record>(&self, cf_name: &str, key: &[u8]) -> crate::Result<Option<T>> {
-        match self.db.get_cf(cf(&self.db, cf_name), key)? {
-            None => Ok(None),
-            Some(b) => decode(&b).map(Some).map_err(crate::Error::Internal),
-        }
+    /// The record under `key` in table `t`.
+    fn read<K: Key + ?Sized, V: crate::meta::schema::Record + serde::Serialize>(
+        &self,
+        t: &Table<K, V>,
+        key: &K,
+    ) -> crate::Result<Option<V>> {
+        t.get(&self.db, key).map_err(crate::Error::Internal)
+    }
+
+    /// The value of cell `c`.
+    fn cell<V: crate::meta::schema::Record + serde::Serialize>(&self, c: &Cell<V>) -> crate::Result<Option<V>> {
+        c.get(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Every camera, active or retired, in id order.
     pub fn cameras(&self) -> crate::Result<Vec<Camera>> {
-        read_all(&self.db, CF_CAMERAS).map_err(crate::Error::Internal)
+        CAMERAS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Whether a camera with this id was ever registered from a config file.
@@ -56,7 +60,7 @@ impl Catalog {
 
     /// A camera by id.
     pub fn camera(&self, id: &str) -> crate::Result<Option<Camera>> {
-        self.get(CF_CAMERAS, id.as_bytes())
+        self.read(&CAMERAS, id)
     }
 
     /// Whether footage of `camera` between `from_ms` and `to_ms` needs a grant: the camera
@@ -67,13 +71,13 @@ impl Catalog {
         if self.camera(camera)?.is_some_and(|c| c.sensitive) {
             return Ok(true);
         }
-        let periods: Vec<SensitivePeriod> = self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default();
+        let periods: Vec<SensitivePeriod> = self.read(&SENSITIVITY, camera)?.unwrap_or_default();
         Ok(periods.iter().any(|p| p.overlaps(from_ms, to_ms)))
     }
 
     /// The periods during which `camera` was marked sensitive, oldest first.
     pub fn sensitive_periods(&self, camera: &str) -> crate::Result<Vec<SensitivePeriod>> {
-        Ok(self.get(CF_SENSITIVITY, camera.as_bytes())?.unwrap_or_default())
+        Ok(self.read(&SENSITIVITY, camera)?.unwrap_or_default())
     }
 
     /// Segments of `camera` overlapping `[from_ms, to_ms)`, in time order, at most
@@ -117,13 +121,13 @@ impl Catalog {
 
     /// The segment of `camera` starting at `start_ms`.
     pub fn segment(&self, camera: &str, start_ms: i64) -> crate::Result<Option<SegmentRecord>> {
-        self.get(CF_SEGMENTS, &segment_key(camera, start_ms))
+        self.read(&SEGMENTS, &segment_key(camera, start_ms))
     }
 
     /// The clock flag of the segment of `camera` starting at `start_ms`, if it was
     /// recorded while its recorder's clock was skewed.
     pub fn segment_clock(&self, camera: &str, start_ms: i64) -> crate::Result<Option<crate::meta::SegmentClock>> {
-        self.get(crate::meta::db::CF_SEGMENT_CLOCKS, &segment_key(camera, start_ms))
+        self.read(&SEGMENT_CLOCKS, &segment_key(camera, start_ms))
     }
 
     /// Segments of `camera` overlapping `[from_ms, to_ms)` whose footage is lost for good:
@@ -152,28 +156,28 @@ impl Catalog {
 
     /// How many clock-jump confirmations of node `id` were accepted.
     pub fn clock_confirmations(&self, id: NodeId) -> crate::Result<u64> {
-        Ok(self.get(CF_SM, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))
+        Ok(self.read(&CLOCK_CONFIRMS, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))
     }
 
     /// The reference still of `camera` for picture checks, if one is stored.
     pub fn picture_reference(&self, camera: &str) -> crate::Result<Option<crate::meta::types::PictureStill>> {
-        self.get(crate::meta::db::CF_PICTURE_REFS, camera.as_bytes())
+        self.read(&PICTURE_REFS, camera)
     }
 
     /// `camera`'s privacy zones (none if it has none).
     pub fn privacy_zones(&self, camera: &str) -> crate::Result<Vec<crate::zones::Zone>> {
-        Ok(self.get(crate::meta::db::CF_PRIVACY_ZONES, camera.as_bytes())?.unwrap_or_default())
+        Ok(self.read(&PRIVACY_ZONES, camera)?.unwrap_or_default())
     }
 
     /// What redacted export `id` asked for and its approver decided; `None` for an export
     /// that asked for no redaction.
     pub fn export_redaction(&self, id: &str) -> crate::Result<Option<crate::meta::types::ExportRedaction>> {
-        self.get(crate::meta::db::CF_REDACTIONS, id.as_bytes())
+        self.read(&REDACTIONS, id)
     }
 
     /// `user`'s console password, if they enrolled one.
     pub fn credential(&self, user: &str) -> crate::Result<Option<crate::meta::types::Credential>> {
-        self.get(crate::meta::db::CF_CREDENTIALS, user.as_bytes())
+        self.read(&CREDENTIALS, user)
     }
 
     /// True if the catalog has a segment of `camera` starting at `start_ms`.
@@ -202,28 +206,28 @@ impl Catalog {
 
     /// Number of committed segments.
     pub fn segment_count(&self) -> crate::Result<u64> {
-        Ok(self.get::<u64>(CF_SM, KEY_SEGMENT_COUNT)?.unwrap_or(0))
+        Ok(self.cell(&SEGMENT_COUNT)?.unwrap_or(0))
     }
 
     /// The token stored under `token_hash` and its user.
     pub fn token(&self, token_hash: &Hash) -> crate::Result<Option<(TokenRecord, User)>> {
-        let Some(t) = self.get::<TokenRecord>(CF_TOKENS, token_hash)? else { return Ok(None) };
+        let Some(t) = self.read(&TOKENS, token_hash)? else { return Ok(None) };
         Ok(self.user(&t.user)?.map(|u| (t, u)))
     }
 
     /// One user.
     pub fn user(&self, name: &str) -> crate::Result<Option<User>> {
-        self.get(CF_USERS, name.as_bytes())
+        self.read(&USERS, name)
     }
 
     /// Every user, by name.
     pub fn users(&self) -> crate::Result<Vec<User>> {
-        read_all(&self.db, CF_USERS).map_err(crate::Error::Internal)
+        USERS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Every token record (never the secrets, which are not stored).
     pub fn tokens(&self) -> crate::Result<Vec<TokenRecord>> {
-        read_all(&self.db, CF_TOKENS).map_err(crate::Error::Internal)
+        TOKENS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// The cluster version: the newest format every voter decodes, and so the newest
@@ -255,12 +259,12 @@ impl Catalog {
 
     /// Every hold, oldest first.
     pub fn holds(&self) -> crate::Result<Vec<crate::retention::Hold>> {
-        read_all(&self.db, CF_HOLDS).map_err(crate::Error::Internal)
+        HOLDS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// One hold.
     pub fn hold(&self, id: &str) -> crate::Result<Option<crate::retention::Hold>> {
-        self.get(CF_HOLDS, id.as_bytes())
+        self.read(&HOLDS, id)
     }
 
     /// The policy that governs a camera: its own, or the default.
@@ -359,7 +363,7 @@ impl Catalog {
                 if !k.starts_with(&camera) || k.get(camera.len()) != Some(&0) {
                     break;
                 }
-                if let Some(rec) = self.get::<SegmentRecord>(CF_SEGMENTS, k)? {
+                if let Some(rec) = self.read(&SEGMENTS, k)? {
                     run.push(rec);
                 }
                 it.next();
@@ -380,7 +384,7 @@ impl Catalog {
 
     /// Segments and blob bytes the backup store has confirmed.
     pub fn backed_up(&self) -> crate::Result<(u64, u64)> {
-        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKED_UP)?.unwrap_or((0, 0)))
+        Ok(self.cell(&BACKED_UP)?.unwrap_or((0, 0)))
     }
 
     /// Open alarms, oldest first.
@@ -388,7 +392,7 @@ impl Catalog {
         let mut out = Vec::new();
         for kv in self.db.iterator_cf(cf(&self.db, CF_ALARMS_OPEN), IteratorMode::Start) {
             let (_, id) = kv?;
-            if let Some(a) = self.get::<AlarmRecord>(CF_ALARMS, &id)? {
+            if let Some(a) = self.read(&ALARMS, &id)? {
                 out.push(a);
             }
         }
@@ -414,7 +418,7 @@ impl Catalog {
 
     /// One alarm by id.
     pub fn alarm(&self, id: u64) -> crate::Result<Option<AlarmRecord>> {
-        self.get(CF_ALARMS, &id.to_be_bytes())
+        self.read(&ALARMS, &id.to_be_bytes())
     }
 
     /// Patrols and handovers, newest first, at most `limit`.
@@ -429,17 +433,17 @@ impl Catalog {
 
     /// Pack objects in the bucket that hold live footage, and their bytes.
     pub fn backup_objects(&self) -> crate::Result<(u64, u64)> {
-        Ok(self.get::<(u64, u64)>(CF_SM, KEY_BACKUP_OBJECTS)?.unwrap_or((0, 0)))
+        Ok(self.cell(&BACKUP_OBJECTS)?.unwrap_or((0, 0)))
     }
 
     /// Where a segment is in the backup bucket, once backed up.
     pub fn backup_location(&self, camera: &str, start_ms: i64) -> crate::Result<Option<BackupLocation>> {
-        self.get(CF_BACKUP_LOCS, &segment_key(camera, start_ms))
+        self.read(&BACKUP_LOCS, &segment_key(camera, start_ms))
     }
 
     /// A pack that still holds live footage.
     pub fn backup_pack(&self, hash: &Hash) -> crate::Result<Option<PackRecord>> {
-        self.get(CF_BACKUP_PACKS, hash)
+        self.read(&BACKUP_PACKS, hash)
     }
 
     /// The packs in the bucket that hold footage an active hold covers, at most `limit`;
@@ -488,45 +492,45 @@ impl Catalog {
 
     /// Every export, oldest first.
     pub fn exports(&self) -> crate::Result<Vec<ExportRecord>> {
-        read_all(&self.db, CF_EXPORTS).map_err(crate::Error::Internal)
+        EXPORTS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// One export.
     pub fn export(&self, id: &str) -> crate::Result<Option<ExportRecord>> {
-        self.get(CF_EXPORTS, id.as_bytes())
+        self.read(&EXPORTS, id)
     }
 
     /// Every node, active or retired, by id.
     pub fn nodes(&self) -> crate::Result<Vec<NodeRecord>> {
-        read_all(&self.db, CF_NODES).map_err(crate::Error::Internal)
+        NODES.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// One node.
     pub fn node(&self, id: NodeId) -> crate::Result<Option<NodeRecord>> {
-        self.get(CF_NODES, &id.to_be_bytes())
+        self.read(&NODES, &id)
     }
 
     /// The pinned key hash of node `id`'s certificate, if pinned.
     pub fn node_key(&self, id: NodeId) -> crate::Result<Option<Hash>> {
-        self.get(CF_SM, &node_key_key(id))
+        self.read(&NODE_KEYS, &node_key_key(id))
     }
 
     /// The join token stored under the BLAKE3 of its secret.
     /// Changes, newest first: every one with `all`, else those still pending at `now_ms`.
     pub fn changes(&self, all: bool, now_ms: i64) -> crate::Result<Vec<ChangeRecord>> {
-        let mut v: Vec<ChangeRecord> = read_all(&self.db, CF_CHANGES).map_err(crate::Error::Internal)?;
+        let mut v: Vec<ChangeRecord> = CHANGES.all(&self.db).map_err(crate::Error::Internal)?;
         v.retain(|c| all || c.state_at(now_ms) == "pending");
         v.reverse();
         Ok(v)
     }
 
     pub fn change(&self, id: u64) -> crate::Result<Option<ChangeRecord>> {
-        self.get(CF_CHANGES, &id.to_be_bytes())
+        self.read(&CHANGES, &id)
     }
 
     /// Faults, newest first: every one with `all`, else the open ones.
     pub fn faults(&self, all: bool) -> crate::Result<Vec<FaultRecord>> {
-        let mut v: Vec<FaultRecord> = read_all(&self.db, CF_FAULTS).map_err(crate::Error::Internal)?;
+        let mut v: Vec<FaultRecord> = FAULTS.all(&self.db).map_err(crate::Error::Internal)?;
         v.retain(|f| all || f.resolved_ms.is_none());
         v.reverse();
         Ok(v)
@@ -534,48 +538,48 @@ impl Catalog {
 
     /// Shift definitions, by name.
     pub fn shifts(&self) -> crate::Result<Vec<crate::shifts::ShiftDef>> {
-        read_all(&self.db, CF_SHIFTS).map_err(crate::Error::Internal)
+        SHIFTS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Duty sign-offs, oldest first.
     pub fn signoffs(&self) -> crate::Result<Vec<crate::meta::types::DutySignoff>> {
-        read_all(&self.db, CF_SIGNOFFS).map_err(crate::Error::Internal)
+        SIGNOFFS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     /// Who accepted handover `seq`, if anyone has.
     pub fn handover_acceptance(&self, seq: u64) -> crate::Result<Option<HandoverAcceptance>> {
-        self.get(CF_HANDOVER_ACCEPTS, &seq.to_be_bytes())
+        self.read(&HANDOVER_ACCEPTS, &seq)
     }
 
     /// Seals, oldest first.
     pub fn seals(&self) -> crate::Result<Vec<custos_evidence::seal::SealFile>> {
-        read_all(&self.db, CF_SEALS).map_err(crate::Error::Internal)
+        SEALS.all(&self.db).map_err(crate::Error::Internal)
     }
 
     pub fn seal(&self, seq: u64) -> crate::Result<Option<custos_evidence::seal::SealFile>> {
-        self.get(CF_SEALS, &seq.to_be_bytes())
+        self.read(&SEALS, &seq)
     }
 
     /// The newest seal's number, hash and last receipt (zeros before the first).
     pub fn seal_head(&self) -> crate::Result<(u64, Hash, u64)> {
-        Ok(self.get(CF_SM, super::seals::KEY_SEAL_HEAD)?.unwrap_or((0, [0; 32], 0)))
+        Ok(self.cell(&SEAL_HEAD)?.unwrap_or((0, [0; 32], 0)))
     }
 
     /// The last deletion receipt's number (0 before the first).
     pub fn receipt_head(&self) -> crate::Result<u64> {
-        Ok(self.get(CF_SM, super::KEY_RECEIPT_SEQ)?.unwrap_or(0))
+        Ok(self.cell(&RECEIPT_SEQ)?.unwrap_or(0))
     }
 
     /// The change that asked for the join token hashing to `hash`, if there is one.
     pub fn join_token_change(&self, hash: &Hash) -> crate::Result<Option<ChangeRecord>> {
-        let v: Vec<ChangeRecord> = read_all(&self.db, CF_CHANGES).map_err(crate::Error::Internal)?;
+        let v: Vec<ChangeRecord> = CHANGES.all(&self.db).map_err(crate::Error::Internal)?;
         Ok(v.into_iter()
             .rev()
             .find(|c| matches!(&c.effect, Command::CreateJoinToken { token_hash, .. } if token_hash == hash)))
     }
 
     pub fn join_token(&self, hash: &Hash) -> crate::Result<Option<JoinTokenRecord>> {
-        self.get(CF_JOIN_TOKENS, hash)
+        self.read(&JOIN_TOKENS, hash)
     }
 
     /// Segments whose replica list does not hold `factor` of the `healthy` nodes, in key
@@ -706,12 +710,12 @@ impl Catalog {
 
     /// One patrol or handover.
     pub fn duty(&self, seq: u64) -> crate::Result<Option<DutyRecord>> {
-        self.get(CF_DUTY, &seq.to_be_bytes())
+        self.read(&DUTY, &seq)
     }
 
     /// Sequence number and hash of the newest audit entry (0 and zeros when empty).
     pub fn audit_head(&self) -> crate::Result<(u64, Hash)> {
-        Ok(self.get::<(u64, Hash)>(CF_SM, KEY_AUDIT_HEAD)?.unwrap_or((0, GENESIS)))
+        Ok(self.cell(&AUDIT_HEAD)?.unwrap_or((0, GENESIS)))
     }
 
     /// Audit entries with `seq > after_seq`, oldest first, at most `limit`.

@@ -9,17 +9,15 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{apply_command, get_decoded};
+use super::apply_command;
+use super::table::*;
 use crate::access::Role;
 use crate::audit::{AuditEvent, Outcome};
-use crate::meta::db::{cf, CF_CHANGES, CF_SM, CF_USERS};
 use crate::meta::types::Hash;
-use crate::meta::types::{
-    encode, ChangeRecord, ChangeState, Command, RejectKind, Request, Response, TokenRecord, User,
-};
+use crate::meta::types::{ChangeRecord, ChangeState, Command, RejectKind, Request, Response, TokenRecord};
 
 /// The last change id given (in `sm_meta`).
-const KEY_CHANGE_SEQ: &[u8] = b"change_seq";
+pub(super) const KEY_CHANGE_SEQ: &[u8] = b"change_seq";
 
 fn read_failed(e: String) -> Response {
     Response::StorageFailed(format!("catalog read failed: {e}"))
@@ -40,7 +38,7 @@ pub(super) fn request(db: &DB, batch: &mut WriteBatch, now_ms: i64, rec: &Change
     if matches!(r, Response::Rejected(..) | Response::StorageFailed(_)) {
         return r;
     }
-    let seq: u64 = match get_decoded(db, CF_SM, KEY_CHANGE_SEQ) {
+    let seq: u64 = match CHANGE_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return read_failed(e),
     };
@@ -49,14 +47,14 @@ pub(super) fn request(db: &DB, batch: &mut WriteBatch, now_ms: i64, rec: &Change
     rec.requested_ms = now_ms;
     rec.state = ChangeState::Pending;
     (rec.decided_by, rec.decided_ms, rec.note) = (None, None, String::new());
-    batch.put_cf(cf(db, CF_SM), KEY_CHANGE_SEQ, encode(&seq));
-    batch.put_cf(cf(db, CF_CHANGES), seq.to_be_bytes(), encode(&rec));
+    CHANGE_SEQ.put(db, batch, &seq);
+    CHANGES.put(db, batch, &seq, &rec);
     Response::Created(seq.to_string())
 }
 
 /// Reads change `id`.
 pub(super) fn load(db: &DB, id: u64) -> Result<ChangeRecord, Response> {
-    match get_decoded::<ChangeRecord>(db, CF_CHANGES, &id.to_be_bytes()) {
+    match CHANGES.get(db, &id) {
         Ok(Some(c)) => Ok(c),
         Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("change {id} does not exist"))),
         Err(e) => Err(read_failed(e)),
@@ -133,7 +131,7 @@ pub(super) fn decide(db: &DB, batch: &mut WriteBatch, req: &Request, segment_cou
             format!("{user} requested change {id} and cannot also decide it: a second person must"),
         );
     }
-    match get_decoded::<User>(db, CF_USERS, user.as_bytes()) {
+    match USERS.get(db, user) {
         Ok(Some(u)) if u.role == Role::Approver && !u.disabled => {}
         Ok(_) => {
             return Response::Rejected(
@@ -172,7 +170,7 @@ pub(super) fn decide(db: &DB, batch: &mut WriteBatch, req: &Request, segment_cou
     rec.decided_by = Some(user.clone());
     rec.decided_ms = Some(req.time_ms);
     rec.note = note.trim().to_string();
-    batch.put_cf(cf(db, CF_CHANGES), id.to_be_bytes(), encode(&rec));
+    CHANGES.put(db, batch, id, &rec);
     out
 }
 

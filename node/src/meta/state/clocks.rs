@@ -6,9 +6,10 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{cluster_version, get_decoded};
-use crate::meta::db::{cf, segment_key, CF_NODES, CF_SEGMENT_CLOCKS, CF_SM};
-use crate::meta::types::{encode, NodeId, NodeRecord, RejectKind, Response, SegmentClock, FORMAT_V2};
+use super::cluster_version;
+use super::table::*;
+use crate::meta::db::segment_key;
+use crate::meta::types::{NodeId, RejectKind, Response, SegmentClock, FORMAT_V2};
 
 /// How far an expiry's time may run ahead of the previous expiry's time beyond the
 /// leader-stamped time elapsed between the two entries. Expiry passes run every minute or
@@ -22,7 +23,7 @@ pub const SEGMENT_CLOCKS_MAX: usize = 512;
 
 /// The previous committed expiry: its effective time, its leader-stamped time, and the
 /// term of the leader that stamped it (in `sm_meta`).
-const KEY_LAST_EXPIRY: &[u8] = b"last_expiry";
+pub(super) const KEY_LAST_EXPIRY: &[u8] = b"last_expiry";
 
 fn read_failed(e: String) -> Response {
     Response::StorageFailed(format!("catalog read failed: {e}"))
@@ -46,7 +47,7 @@ pub(super) fn check_expiry_time(db: &DB, at_ms: i64, time_ms: i64, term: u64) ->
         Ok(_) => return None,
         Err(e) => return Some(read_failed(e)),
     }
-    let (prev_at, prev_time, prev_term) = match get_decoded::<(i64, i64, u64)>(db, CF_SM, KEY_LAST_EXPIRY) {
+    let (prev_at, prev_time, prev_term) = match LAST_EXPIRY.get(db) {
         Ok(Some(p)) => p,
         Ok(None) => return None,
         Err(e) => return Some(read_failed(e)),
@@ -73,22 +74,22 @@ pub(super) fn check_expiry_time(db: &DB, at_ms: i64, time_ms: i64, term: u64) ->
 
 /// Records the expiry just applied as the reference for the next one.
 pub(super) fn note_expiry(db: &DB, batch: &mut WriteBatch, at_ms: i64, time_ms: i64, term: u64) {
-    batch.put_cf(cf(db, CF_SM), KEY_LAST_EXPIRY, encode(&(at_ms, time_ms, term)));
+    LAST_EXPIRY.put(db, batch, &(at_ms, time_ms, term));
 }
 
 /// Counts one more accepted confirmation of node `node`'s clock.
 pub(super) fn confirm_clock(db: &DB, batch: &mut WriteBatch, node: NodeId) -> Response {
-    match get_decoded::<NodeRecord>(db, CF_NODES, &node.to_be_bytes()) {
+    match NODES.get(db, &node) {
         Ok(Some(n)) if !n.retired => {}
         Ok(Some(_)) => return Response::Rejected(RejectKind::FailedPrecondition, format!("node {node} is retired")),
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("node {node} does not exist")),
         Err(e) => return read_failed(e),
     }
-    let n: u64 = match get_decoded(db, CF_SM, &clock_confirm_key(node)) {
+    let n: u64 = match CLOCK_CONFIRMS.get(db, &clock_confirm_key(node)) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return read_failed(e),
     };
-    batch.put_cf(cf(db, CF_SM), clock_confirm_key(node), encode(&n));
+    CLOCK_CONFIRMS.put(db, batch, &clock_confirm_key(node), &n);
     Response::Ok
 }
 
@@ -102,7 +103,7 @@ pub(super) fn mark_segment_clocks(db: &DB, batch: &mut WriteBatch, flags: &[Segm
         );
     }
     for f in flags {
-        batch.put_cf(cf(db, CF_SEGMENT_CLOCKS), segment_key(&f.camera, f.start_ms), encode(f));
+        SEGMENT_CLOCKS.put(db, batch, &segment_key(&f.camera, f.start_ms), f);
     }
     Response::Ok
 }

@@ -3,19 +3,16 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::get_decoded;
-use crate::meta::db::{
-    cf, CF_CAMERAS, CF_DUTY, CF_FAULTS, CF_HANDOVER_ACCEPTS, CF_NODES, CF_SHIFTS, CF_SIGNOFFS, CF_SM, CF_USERS,
-};
+use super::table::*;
+use crate::meta::db::{cf, CF_CAMERAS, CF_NODES};
 use crate::meta::types::{
-    encode, DutyKind, DutyRecord, DutySignoff, FaultRecord, FaultSubject, HandoverAcceptance, RejectKind, Request,
-    Response, User,
+    DutyKind, DutyRecord, DutySignoff, FaultRecord, FaultSubject, HandoverAcceptance, RejectKind, Request, Response,
 };
 
 /// The last fault number given (in `sm_meta`).
-const KEY_FAULT_SEQ: &[u8] = b"fault_seq";
+pub(super) const KEY_FAULT_SEQ: &[u8] = b"fault_seq";
 /// The last duty sign-off number given (in `sm_meta`).
-const KEY_SIGNOFF_SEQ: &[u8] = b"signoff_seq";
+pub(super) const KEY_SIGNOFF_SEQ: &[u8] = b"signoff_seq";
 
 /// Stores a shift definition under its name (replacing one of the same name).
 pub(super) fn define_shift(db: &DB, batch: &mut WriteBatch, req: &Request, s: &crate::shifts::ShiftDef) -> Response {
@@ -26,13 +23,13 @@ pub(super) fn define_shift(db: &DB, batch: &mut WriteBatch, req: &Request, s: &c
         return Response::Rejected(RejectKind::InvalidArgument, "a shift's times are minutes of one day".into());
     }
     let s = crate::shifts::ShiftDef { defined_ms: req.time_ms, ..s.clone() };
-    batch.put_cf(cf(db, CF_SHIFTS), s.name.as_bytes(), encode(&s));
+    SHIFTS.put(db, batch, &s.name, &s);
     Response::Ok
 }
 
 /// An approver signs off the duty log of a period that has ended.
 pub(super) fn sign_duty(db: &DB, batch: &mut WriteBatch, req: &Request, s: &DutySignoff) -> Response {
-    match get_decoded::<User>(db, CF_USERS, s.user.as_bytes()) {
+    match USERS.get(db, &s.user) {
         Ok(Some(u)) if u.role == crate::access::Role::Approver && !u.disabled => {}
         Ok(_) => {
             return Response::Rejected(
@@ -48,13 +45,13 @@ pub(super) fn sign_duty(db: &DB, batch: &mut WriteBatch, req: &Request, s: &Duty
             "a sign-off covers a period that has ended: --from before --to, --to not in the future".into(),
         );
     }
-    let seq: u64 = match get_decoded(db, CF_SM, KEY_SIGNOFF_SEQ) {
+    let seq: u64 = match SIGNOFF_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return read_failed(e),
     };
     let s = DutySignoff { seq, time_ms: req.time_ms, ..s.clone() };
-    batch.put_cf(cf(db, CF_SIGNOFFS), seq.to_be_bytes(), encode(&s));
-    batch.put_cf(cf(db, CF_SM), KEY_SIGNOFF_SEQ, encode(&seq));
+    SIGNOFFS.put(db, batch, &seq, &s);
+    SIGNOFF_SEQ.put(db, batch, &seq);
     Response::Created(seq.to_string())
 }
 
@@ -76,7 +73,7 @@ pub(super) fn report_fault(db: &DB, batch: &mut WriteBatch, req: &Request, f: &F
     if f.note.trim().is_empty() {
         return Response::Rejected(RejectKind::InvalidArgument, "a fault needs a note saying what is wrong".into());
     }
-    let seq: u64 = match get_decoded(db, CF_SM, KEY_FAULT_SEQ) {
+    let seq: u64 = match FAULT_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return read_failed(e),
     };
@@ -88,8 +85,8 @@ pub(super) fn report_fault(db: &DB, batch: &mut WriteBatch, req: &Request, f: &F
         resolution: String::new(),
         ..f.clone()
     };
-    batch.put_cf(cf(db, CF_FAULTS), seq.to_be_bytes(), encode(&f));
-    batch.put_cf(cf(db, CF_SM), KEY_FAULT_SEQ, encode(&seq));
+    FAULTS.put(db, batch, &seq, &f);
+    FAULT_SEQ.put(db, batch, &seq);
     Response::Created(seq.to_string())
 }
 
@@ -102,7 +99,7 @@ pub(super) fn resolve_fault(
     user: &str,
     note: &str,
 ) -> Response {
-    let mut f: FaultRecord = match get_decoded(db, CF_FAULTS, &id.to_be_bytes()) {
+    let mut f: FaultRecord = match FAULTS.get(db, &id) {
         Ok(Some(f)) => f,
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("fault {id} does not exist")),
         Err(e) => return read_failed(e),
@@ -117,7 +114,7 @@ pub(super) fn resolve_fault(
         );
     }
     (f.resolved_by, f.resolved_ms, f.resolution) = (Some(user.to_string()), Some(req.time_ms), note.trim().to_string());
-    batch.put_cf(cf(db, CF_FAULTS), id.to_be_bytes(), encode(&f));
+    FAULTS.put(db, batch, &id, &f);
     Response::Ok
 }
 
@@ -130,7 +127,7 @@ pub(super) fn accept_handover(
     user: &str,
     note: &str,
 ) -> Response {
-    let d: DutyRecord = match get_decoded::<DutyRecord>(db, CF_DUTY, &seq.to_be_bytes()) {
+    let d: DutyRecord = match DUTY.get(db, &seq) {
         Ok(Some(d)) if d.kind == DutyKind::Handover => d,
         Ok(_) => return Response::Rejected(RejectKind::NotFound, format!("handover {seq} does not exist")),
         Err(e) => return read_failed(e),
@@ -141,7 +138,7 @@ pub(super) fn accept_handover(
             format!("handover {seq} was handed to {}; only they can accept it", d.to),
         );
     }
-    match get_decoded::<HandoverAcceptance>(db, CF_HANDOVER_ACCEPTS, &seq.to_be_bytes()) {
+    match HANDOVER_ACCEPTS.get(db, &seq) {
         Ok(Some(a)) => {
             return Response::Rejected(
                 RejectKind::FailedPrecondition,
@@ -152,6 +149,6 @@ pub(super) fn accept_handover(
         Err(e) => return read_failed(e),
     }
     let a = HandoverAcceptance { user: user.to_string(), time_ms: req.time_ms, note: note.trim().to_string() };
-    batch.put_cf(cf(db, CF_HANDOVER_ACCEPTS), seq.to_be_bytes(), encode(&a));
+    HANDOVER_ACCEPTS.put(db, batch, &seq, &a);
     Response::Ok
 }

@@ -3,20 +3,19 @@
 use rocksdb::{WriteBatch, DB};
 
 use super::retention::place_hold;
-use super::{get_decoded, KEY_EXPORT_SEQ};
-use crate::meta::db::{cf, CF_EXPORTS, CF_REDACTIONS, CF_SM};
-use crate::meta::types::{encode, Command, ExportRecord, ExportRedaction, ExportStatus, RejectKind, Response};
+use super::table::*;
+use crate::meta::types::{Command, ExportRedaction, ExportStatus, RejectKind, Response};
 
 /// Applies the export workflow's commands.
 pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command: &Command) -> Response {
-    let load = |id: &str| match get_decoded::<ExportRecord>(db, CF_EXPORTS, id.as_bytes()) {
+    let load = |id: &str| match EXPORTS.get(db, id) {
         Ok(Some(e)) => Ok(e),
         Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("export {id} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     };
     match command {
         Command::RequestExport(e) => {
-            let seq: u64 = match get_decoded(db, CF_SM, KEY_EXPORT_SEQ) {
+            let seq: u64 = match EXPORT_SEQ.get(db) {
                 Ok(v) => v.unwrap_or(0) + 1,
                 Err(err) => return Response::StorageFailed(format!("catalog read failed: {err}")),
             };
@@ -26,8 +25,8 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             e.status = ExportStatus::Requested;
             (e.decided_by, e.decided_ms, e.manifest, e.signature, e.merkle_root, e.hold_id, e.completed_ms) =
                 (None, None, None, None, None, None, None);
-            batch.put_cf(cf(db, CF_SM), KEY_EXPORT_SEQ, encode(&seq));
-            batch.put_cf(cf(db, CF_EXPORTS), e.id.as_bytes(), encode(&e));
+            EXPORT_SEQ.put(db, batch, &seq);
+            EXPORTS.put(db, batch, &e.id, &e);
             Response::Created(e.id)
         }
         Command::DecideExport { id, user, approve, reason } => {
@@ -51,7 +50,7 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             e.decided_by = Some(user.clone());
             e.decided_ms = Some(now_ms);
             e.reason = reason.clone();
-            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            EXPORTS.put(db, batch, id, &e);
             Response::Ok
         }
         Command::CompleteExport { id, manifest, signature, merkle_root, hold } => {
@@ -84,7 +83,7 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             e.merkle_root = Some(merkle_root.clone());
             e.hold_id = Some(hold_id);
             e.completed_ms = Some(now_ms);
-            batch.put_cf(cf(db, CF_EXPORTS), id.as_bytes(), encode(&e));
+            EXPORTS.put(db, batch, id, &e);
             Response::Ok
         }
         Command::RequestRedactedExport { export, extra } => {
@@ -103,12 +102,12 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             let r = apply_export(db, batch, now_ms, &Command::RequestExport(export.clone()));
             if let Response::Created(id) = &r {
                 let red = ExportRedaction { extra: extra.clone(), include_original: None };
-                batch.put_cf(cf(db, CF_REDACTIONS), id.as_bytes(), encode(&red));
+                REDACTIONS.put(db, batch, id, &red);
             }
             r
         }
         Command::DecideRedactedExport { id, user, approve, reason, include_original } => {
-            let mut red = match get_decoded::<ExportRedaction>(db, CF_REDACTIONS, id.as_bytes()) {
+            let mut red = match REDACTIONS.get(db, id) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     return Response::Rejected(
@@ -123,7 +122,7 @@ pub(super) fn apply_export(db: &DB, batch: &mut WriteBatch, now_ms: i64, command
             let r = apply_export(db, batch, now_ms, &decide);
             if r == Response::Ok && *approve {
                 red.include_original = Some(*include_original);
-                batch.put_cf(cf(db, CF_REDACTIONS), id.as_bytes(), encode(&red));
+                REDACTIONS.put(db, batch, id, &red);
             }
             r
         }

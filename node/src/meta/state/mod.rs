@@ -25,11 +25,12 @@ use openraft::{
 };
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
-use super::db::{cf, CF_AUDIT, CF_SM, STATE_CFS};
+use super::db::{cf, CF_SM, STATE_CFS};
 use super::schema;
 use super::types::{decode, encode, Command, NodeId, RejectKind, Request, Response, TypeConfig, FORMAT_V1};
 use crate::audit::{seal_entry, Outcome, GENESIS};
 use crate::meta::types::Hash;
+use table::*;
 
 mod alarms;
 mod backup;
@@ -44,6 +45,7 @@ mod pictures;
 mod retention;
 mod seals;
 mod segments;
+pub(crate) mod table;
 mod users;
 
 pub use catalog::Catalog;
@@ -120,25 +122,9 @@ fn io_err(e: impl std::fmt::Display) -> StorageIOError<NodeId> {
     StorageIOError::write_state_machine(AnyError::error(e.to_string()))
 }
 
-pub(super) fn get_decoded<T: schema::Record>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<T>, String> {
-    match db.get_cf(cf(db, cf_name), key).map_err(|e| e.to_string())? {
-        None => Ok(None),
-        Some(b) => decode(&b).map(Some),
-    }
-}
-
-pub(super) fn read_all<T: schema::Record>(db: &DB, cf_name: &str) -> Result<Vec<T>, String> {
-    let mut out = Vec::new();
-    for kv in db.iterator_cf(cf(db, cf_name), IteratorMode::Start) {
-        let (_, v) = kv.map_err(|e| e.to_string())?;
-        out.push(decode(&v)?);
-    }
-    Ok(out)
-}
-
 /// The cluster version the catalog records.
 pub(super) fn cluster_version(db: &DB) -> Result<u32, String> {
-    Ok(get_decoded(db, CF_SM, KEY_CLUSTER_VERSION)?.unwrap_or(FORMAT_V1.into()))
+    Ok(CLUSTER_VERSION.get(db)?.unwrap_or(FORMAT_V1.into()))
 }
 
 /// Applies one command into `batch`. Pure with respect to the database state it reads.
@@ -250,10 +236,10 @@ fn apply_audit(
     for ev in std::iter::once(ev).chain(more) {
         let seq = head.0 + 1;
         let rec = seal_entry(seq, req.time_ms, ev, &head.1);
-        batch.put_cf(cf(db, CF_AUDIT), seq.to_be_bytes(), encode(&rec));
+        AUDIT.put(db, batch, &seq, &rec);
         *head = (seq, rec.hash);
     }
-    batch.put_cf(cf(db, CF_SM), KEY_AUDIT_HEAD, encode(&*head));
+    AUDIT_HEAD.put(db, batch, &*head);
 }
 
 /// The Raft state machine over the catalog column families.
@@ -291,8 +277,8 @@ impl StateMachine {
 
     fn apply_blocking(db: &DB, entries: Vec<Entry<TypeConfig>>) -> StorageResult<Vec<Response>> {
         let mut out = Vec::with_capacity(entries.len());
-        let mut count: u64 = get_decoded(db, CF_SM, KEY_SEGMENT_COUNT).map_err(io_err)?.unwrap_or(0);
-        let mut head: (u64, Hash) = get_decoded(db, CF_SM, KEY_AUDIT_HEAD).map_err(io_err)?.unwrap_or((0, GENESIS));
+        let mut count: u64 = SEGMENT_COUNT.get(db).map_err(io_err)?.unwrap_or(0);
+        let mut head: (u64, Hash) = AUDIT_HEAD.get(db).map_err(io_err)?.unwrap_or((0, GENESIS));
         for e in entries {
             let mut batch = WriteBatch::default();
             let sm = cf(db, CF_SM);

@@ -3,10 +3,10 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::{cluster_version, get_decoded, node_key_key, read_all, KEY_CLUSTER_VERSION};
-use crate::meta::db::{cf, CF_JOIN_TOKENS, CF_NODES, CF_SM};
+use super::table::*;
+use super::{cluster_version, node_key_key};
 use crate::meta::types::Hash;
-use crate::meta::types::{encode, JoinTokenRecord, NodeId, NodeRecord, RejectKind, Request, Response};
+use crate::meta::types::{JoinTokenRecord, NodeId, NodeRecord, RejectKind, Request, Response};
 
 /// Records a join token an administrator created.
 pub(super) fn create_join_token(
@@ -19,7 +19,7 @@ pub(super) fn create_join_token(
     let mut t = token.clone();
     t.created_ms = req.time_ms;
     t.used_by = None;
-    batch.put_cf(cf(db, CF_JOIN_TOKENS), token_hash, encode(&t));
+    JOIN_TOKENS.put(db, batch, token_hash, &t);
     Response::Ok
 }
 
@@ -32,7 +32,7 @@ pub(super) fn register_node(
     token_hash: &Option<Hash>,
     founder: Option<NodeId>,
 ) -> Response {
-    let nodes: Vec<NodeRecord> = match read_all(db, CF_NODES) {
+    let nodes: Vec<NodeRecord> = match NODES.all(db) {
         Ok(n) => n,
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
@@ -57,7 +57,7 @@ pub(super) fn register_node(
         None => {
             return Response::Rejected(RejectKind::FailedPrecondition, "a join token is required to add a node".into())
         }
-        Some(h) => match get_decoded::<JoinTokenRecord>(db, CF_JOIN_TOKENS, h) {
+        Some(h) => match JOIN_TOKENS.get(db, h) {
             Ok(Some(t)) if t.used_by.is_some() => {
                 return Response::Rejected(
                     RejectKind::FailedPrecondition,
@@ -72,7 +72,7 @@ pub(super) fn register_node(
             }
             Ok(Some(mut t)) => {
                 t.used_by = Some(next);
-                batch.put_cf(cf(db, CF_JOIN_TOKENS), h, encode(&t));
+                JOIN_TOKENS.put(db, batch, h, &t);
             }
             Ok(None) => return Response::Rejected(RejectKind::FailedPrecondition, "unknown join token".into()),
             Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -80,15 +80,15 @@ pub(super) fn register_node(
     }
     let id = next;
     let rec = NodeRecord { id, campus: campus.to_string(), addr: addr.to_string(), joined_ms: now_ms, retired: false };
-    batch.put_cf(cf(db, CF_NODES), id.to_be_bytes(), encode(&rec));
+    NODES.put(db, batch, &id, &rec);
     Response::Created(id.to_string())
 }
 
 /// Retires a node; the last active node cannot be retired.
 pub(super) fn retire_node(db: &DB, batch: &mut WriteBatch, id: NodeId) -> Response {
-    match get_decoded::<NodeRecord>(db, CF_NODES, &id.to_be_bytes()) {
+    match NODES.get(db, &id) {
         Ok(Some(mut n)) if !n.retired => {
-            let active = read_all::<NodeRecord>(db, CF_NODES).map(|v| v.iter().filter(|n| !n.retired).count());
+            let active = NODES.all(db).map(|v| v.iter().filter(|n| !n.retired).count());
             if active.unwrap_or(0) <= 1 {
                 return Response::Rejected(
                     RejectKind::FailedPrecondition,
@@ -96,7 +96,7 @@ pub(super) fn retire_node(db: &DB, batch: &mut WriteBatch, id: NodeId) -> Respon
                 );
             }
             n.retired = true;
-            batch.put_cf(cf(db, CF_NODES), id.to_be_bytes(), encode(&n));
+            NODES.put(db, batch, &id, &n);
             Response::Ok
         }
         Ok(Some(_)) => Response::Rejected(RejectKind::FailedPrecondition, format!("node {id} is already retired")),
@@ -107,13 +107,13 @@ pub(super) fn retire_node(db: &DB, batch: &mut WriteBatch, id: NodeId) -> Respon
 
 /// Pins the key of node `id`'s certificate; the first pin stands.
 pub(super) fn pin_node_key(db: &DB, batch: &mut WriteBatch, id: NodeId, key_hash: &Hash) -> Response {
-    match get_decoded::<NodeRecord>(db, CF_NODES, &id.to_be_bytes()) {
+    match NODES.get(db, &id) {
         Ok(Some(n)) if !n.retired => {}
         Ok(Some(_)) => return Response::Rejected(RejectKind::FailedPrecondition, format!("node {id} is retired")),
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("node {id} does not exist")),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     }
-    match get_decoded::<Hash>(db, CF_SM, &node_key_key(id)) {
+    match NODE_KEYS.get(db, &node_key_key(id)) {
         Ok(Some(h)) if h == *key_hash => Response::Ok,
         Ok(Some(_)) => Response::Rejected(
             RejectKind::FailedPrecondition,
@@ -122,7 +122,7 @@ pub(super) fn pin_node_key(db: &DB, batch: &mut WriteBatch, id: NodeId, key_hash
             ),
         ),
         Ok(None) => {
-            batch.put_cf(cf(db, CF_SM), node_key_key(id), encode(key_hash));
+            NODE_KEYS.put(db, batch, &node_key_key(id), key_hash);
             Response::Ok
         }
         Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -139,7 +139,7 @@ pub(super) fn set_cluster_version(db: &DB, batch: &mut WriteBatch, version: u32)
         ),
         Ok(v) if version == v => Response::Ok,
         Ok(_) => {
-            batch.put_cf(cf(db, CF_SM), KEY_CLUSTER_VERSION, encode(&version));
+            CLUSTER_VERSION.put(db, batch, &version);
             Response::Ok
         }
         Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),

@@ -2,9 +2,8 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::get_decoded;
-use crate::meta::db::{cf, CF_CAMERAS, CF_PICTURE_REFS};
-use crate::meta::types::{encode, Camera, PictureStill, RejectKind, Response};
+use super::table::*;
+use crate::meta::types::{PictureStill, RejectKind, Response};
 
 /// Largest thumbnail a still may carry (bytes): the picture module's 32×18, with room.
 pub const STILL_BYTES_MAX: usize = 4096;
@@ -12,13 +11,13 @@ pub const STILL_BYTES_MAX: usize = 4096;
 /// Stores a camera's first reference still, or drops its reference (`None`, a confirmed
 /// change) so its recorder takes a new one.
 pub(super) fn set_reference(db: &DB, batch: &mut WriteBatch, camera: &str, still: Option<&PictureStill>) -> Response {
-    match get_decoded::<Camera>(db, CF_CAMERAS, camera.as_bytes()) {
+    match CAMERAS.get(db, camera) {
         Ok(Some(_)) => {}
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("camera {camera} does not exist")),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     }
     let Some(still) = still else {
-        batch.delete_cf(cf(db, CF_PICTURE_REFS), camera.as_bytes());
+        PICTURE_REFS.delete(db, batch, camera);
         return Response::Ok;
     };
     if still.thumb.is_empty() || still.thumb.len() > STILL_BYTES_MAX {
@@ -27,7 +26,7 @@ pub(super) fn set_reference(db: &DB, batch: &mut WriteBatch, camera: &str, still
             format!("a reference still holds 1 to {STILL_BYTES_MAX} bytes"),
         );
     }
-    match get_decoded::<PictureStill>(db, CF_PICTURE_REFS, camera.as_bytes()) {
+    match PICTURE_REFS.get(db, camera) {
         Ok(None) => {}
         Ok(Some(_)) => {
             return Response::Rejected(
@@ -37,6 +36,6 @@ pub(super) fn set_reference(db: &DB, batch: &mut WriteBatch, camera: &str, still
         }
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     }
-    batch.put_cf(cf(db, CF_PICTURE_REFS), camera.as_bytes(), encode(still));
+    PICTURE_REFS.put(db, batch, camera, still);
     Response::Ok
 }

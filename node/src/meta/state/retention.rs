@@ -4,11 +4,9 @@ use rocksdb::{WriteBatch, DB};
 
 use super::backup::Packs;
 use super::cameras::camera_for_update;
-use super::{get_decoded, read_all, KEY_HOLD_SEQ, KEY_RECEIPT_SEQ};
-use crate::meta::db::{
-    cf, segment_key, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_HOLDS, CF_POLICIES, CF_RECEIPTS, CF_SEGMENTS, CF_SM,
-};
-use crate::meta::types::{encode, BackupLocation, DeletionReceipt, RejectKind, Request, Response, SegmentRecord};
+use super::table::*;
+use crate::meta::db::{cf, segment_key, CF_BACKUP_QUEUE, CF_RECEIPTS};
+use crate::meta::types::{encode, DeletionReceipt, RejectKind, Request, Response, SegmentRecord};
 
 /// Sets the retention policy of one camera, or the default (`camera: None`).
 pub(super) fn set_policy(
@@ -26,7 +24,7 @@ pub(super) fn set_policy(
             return r;
         }
     }
-    batch.put_cf(cf(db, CF_POLICIES), camera.as_deref().unwrap_or("").as_bytes(), encode(policy));
+    POLICIES.put(db, batch, camera.as_deref().unwrap_or(""), policy);
     Response::Ok
 }
 
@@ -37,7 +35,7 @@ pub(super) fn place_hold(
     now_ms: i64,
     h: &crate::retention::Hold,
 ) -> Result<String, Response> {
-    let seq: u64 = match get_decoded(db, CF_SM, KEY_HOLD_SEQ) {
+    let seq: u64 = match HOLD_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0) + 1,
         Err(e) => return Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
     };
@@ -46,14 +44,14 @@ pub(super) fn place_hold(
     h.placed_ms = now_ms;
     h.release_approvals.clear();
     h.released_ms = None;
-    batch.put_cf(cf(db, CF_SM), KEY_HOLD_SEQ, encode(&seq));
-    batch.put_cf(cf(db, CF_HOLDS), h.id.as_bytes(), encode(&h));
+    HOLD_SEQ.put(db, batch, &seq);
+    HOLDS.put(db, batch, &h.id, &h);
     Ok(h.id)
 }
 
 /// Records one user's approval to release a hold.
 pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Request, id: &str, user: &str) -> Response {
-    let mut h: crate::retention::Hold = match get_decoded(db, CF_HOLDS, id.as_bytes()) {
+    let mut h: crate::retention::Hold = match HOLDS.get(db, id) {
         Ok(Some(h)) => h,
         Ok(None) => return Response::Rejected(RejectKind::NotFound, format!("hold {id} does not exist")),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -68,7 +66,7 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
     if !v2 {
         return match h.approve_release(user, req.time_ms, true) {
             Ok(_) => {
-                batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
+                HOLDS.put(db, batch, id, &h);
                 Response::Ok
             }
             Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
@@ -76,7 +74,7 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
     }
     // The person who asked for an export may not help release the hold that keeps the
     // hospital's copy of it.
-    let exports: Vec<crate::meta::types::ExportRecord> = match read_all(db, crate::meta::db::CF_EXPORTS) {
+    let exports: Vec<crate::meta::types::ExportRecord> = match EXPORTS.all(db) {
         Ok(v) => v,
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
@@ -92,8 +90,7 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
     // Leadership must be among the two: is an approver among those who approved so far,
     // or the one approving now?
     let is_approver = |name: &str| -> Result<bool, String> {
-        Ok(get_decoded::<crate::meta::types::User>(db, crate::meta::db::CF_USERS, name.as_bytes())?
-            .is_some_and(|u| u.role == crate::access::Role::Approver))
+        Ok(USERS.get(db, name)?.is_some_and(|u| u.role == crate::access::Role::Approver))
     };
     let mut with_approver = false;
     for name in h.release_approvals.iter().map(|(u, _)| u.as_str()).chain([user]) {
@@ -105,7 +102,7 @@ pub(super) fn approve_hold_release(db: &DB, batch: &mut WriteBatch, req: &Reques
     }
     match h.approve_release(user, req.time_ms, with_approver) {
         Ok(_) => {
-            batch.put_cf(cf(db, CF_HOLDS), id.as_bytes(), encode(&h));
+            HOLDS.put(db, batch, id, &h);
             Response::Ok
         }
         Err(why) => Response::Rejected(RejectKind::FailedPrecondition, why),
@@ -121,11 +118,11 @@ pub(super) fn expire_segments(
     keys: &[(String, i64)],
     segment_count: &mut u64,
 ) -> Response {
-    let holds: Vec<crate::retention::Hold> = match read_all(db, CF_HOLDS) {
+    let holds: Vec<crate::retention::Hold> = match HOLDS.all(db) {
         Ok(h) => h,
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
-    let mut seq: u64 = match get_decoded(db, CF_SM, KEY_RECEIPT_SEQ) {
+    let mut seq: u64 = match RECEIPT_SEQ.get(db) {
         Ok(v) => v.unwrap_or(0),
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
@@ -135,7 +132,7 @@ pub(super) fn expire_segments(
     let mut packs = Packs::default();
     for (camera, start_ms) in keys {
         let key = segment_key(camera, *start_ms);
-        let rec: SegmentRecord = match get_decoded(db, CF_SEGMENTS, &key) {
+        let rec: SegmentRecord = match SEGMENTS.get(db, &key) {
             Ok(Some(r)) if seen.insert(key.clone()) => r,
             Ok(_) => {
                 skipped += 1;
@@ -170,11 +167,11 @@ pub(super) fn expire_segments(
         };
         batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
         batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
-        batch.delete_cf(cf(db, crate::meta::db::CF_SEGMENT_CLOCKS), &key);
+        SEGMENT_CLOCKS.delete(db, batch, &key);
         batch.delete_cf(cf(db, crate::meta::db::CF_LOST), &key);
-        match get_decoded::<BackupLocation>(db, CF_BACKUP_LOCS, &key) {
+        match BACKUP_LOCS.get(db, &key) {
             Ok(Some(loc)) => {
-                batch.delete_cf(cf(db, CF_BACKUP_LOCS), &key);
+                BACKUP_LOCS.delete(db, batch, &key);
                 if let Err(e) = packs.release(db, &loc.pack, loc.len) {
                     return Response::StorageFailed(format!("catalog read failed: {e}"));
                 }
@@ -182,22 +179,22 @@ pub(super) fn expire_segments(
             Ok(None) => {}
             Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
         }
-        batch.delete_cf(cf(db, CF_SEGMENTS), key);
+        SEGMENTS.delete(db, batch, &key);
         deleted += 1;
     }
     if let Err(e) = packs.write(db, batch) {
         return Response::StorageFailed(format!("catalog read failed: {e}"));
     }
     if deleted > 0 {
-        batch.put_cf(cf(db, CF_SM), KEY_RECEIPT_SEQ, encode(&seq));
+        RECEIPT_SEQ.put(db, batch, &seq);
         *segment_count = segment_count.saturating_sub(u64::from(deleted));
     }
     Response::Committed { new: deleted, duplicate: skipped }
 }
 
 pub(super) fn policy_of(db: &DB, camera: &str) -> Result<crate::retention::Policy, String> {
-    match get_decoded(db, CF_POLICIES, camera.as_bytes())? {
+    match POLICIES.get(db, camera)? {
         Some(p) => Ok(p),
-        None => Ok(get_decoded(db, CF_POLICIES, b"")?.unwrap_or_default()),
+        None => Ok(POLICIES.get(db, "")?.unwrap_or_default()),
     }
 }

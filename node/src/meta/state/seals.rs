@@ -4,16 +4,14 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::get_decoded;
-use crate::audit::AuditRecord;
-use crate::meta::db::{cf, CF_AUDIT, CF_SEALS, CF_SM};
-use crate::meta::types::{encode, RejectKind, Response};
+use super::table::*;
+use crate::meta::types::{RejectKind, Response};
 use custos_evidence::seal::{SealFile, SealStatement};
 
 /// The newest seal: its number, hash and last receipt (in `sm_meta`).
 pub(super) const KEY_SEAL_HEAD: &[u8] = b"seal_head";
 /// The hex public key seals are signed with, pinned by the first seal.
-const KEY_SEAL_KEY: &[u8] = b"seal_key";
+pub(super) const KEY_SEAL_KEY: &[u8] = b"seal_key";
 
 /// The newest seal's (seq, hash, last receipt), or zeros before the first.
 pub(super) type SealHead = (u64, [u8; 32], u64);
@@ -32,7 +30,7 @@ pub(super) fn store_seal(db: &DB, batch: &mut WriteBatch, file: &SealFile) -> Re
     if hex::encode(hash) != file.hash {
         return Response::Rejected(RejectKind::InvalidArgument, "the seal's hash does not match its statement".into());
     }
-    let head: SealHead = match get_decoded(db, CF_SM, KEY_SEAL_HEAD) {
+    let head: SealHead = match SEAL_HEAD.get(db) {
         Ok(h) => h.unwrap_or((0, [0; 32], 0)),
         Err(e) => return read(e),
     };
@@ -42,7 +40,7 @@ pub(super) fn store_seal(db: &DB, batch: &mut WriteBatch, file: &SealFile) -> Re
             statement.seq, head.0
         ));
     }
-    let pinned: Option<String> = match get_decoded(db, CF_SM, KEY_SEAL_KEY) {
+    let pinned: Option<String> = match SEAL_KEY.get(db) {
         Ok(k) => k,
         Err(e) => return read(e),
     };
@@ -55,7 +53,7 @@ pub(super) fn store_seal(db: &DB, batch: &mut WriteBatch, file: &SealFile) -> Re
     // Entry 0 is the chain's start, whose hash is the genesis value.
     let held = match statement.audit_seq {
         0 => Some(crate::audit::GENESIS),
-        seq => match get_decoded::<AuditRecord>(db, CF_AUDIT, &seq.to_be_bytes()) {
+        seq => match AUDIT.get(db, &seq) {
             Ok(r) => r.map(|r| r.hash),
             Err(e) => return read(e),
         },
@@ -67,10 +65,10 @@ pub(super) fn store_seal(db: &DB, batch: &mut WriteBatch, file: &SealFile) -> Re
         ));
     }
     if pinned.is_none() {
-        batch.put_cf(cf(db, CF_SM), KEY_SEAL_KEY, encode(&statement.signing_key));
+        SEAL_KEY.put(db, batch, &statement.signing_key);
     }
-    batch.put_cf(cf(db, CF_SEALS), statement.seq.to_be_bytes(), encode(file));
+    SEALS.put(db, batch, &statement.seq, file);
     let head: SealHead = (statement.seq, hash, statement.deletions.last_receipt.max(head.2));
-    batch.put_cf(cf(db, CF_SM), KEY_SEAL_HEAD, encode(&head));
+    SEAL_HEAD.put(db, batch, &head);
     Response::Created(statement.seq.to_string())
 }

@@ -2,7 +2,7 @@
 
 use rocksdb::{WriteBatch, DB};
 
-use super::get_decoded;
+use super::table::*;
 use crate::meta::db::{cf, segment_key, CF_BACKUP_QUEUE, CF_SEGMENTS};
 use crate::meta::types::{encode, NodeId, Response, SegmentRecord};
 
@@ -44,7 +44,7 @@ pub(super) fn add_replicas(db: &DB, batch: &mut WriteBatch, adds: &[(String, i64
         let k = segment_key(camera, *start_ms);
         let rec = match updated.remove(&k) {
             Some(r) => Some(r),
-            None => get_decoded::<SegmentRecord>(db, CF_SEGMENTS, &k).ok().flatten(),
+            None => SEGMENTS.get(db, &k).ok().flatten(),
         };
         let Some(mut rec) = rec else {
             skipped += 1; // expired meanwhile

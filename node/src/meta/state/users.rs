@@ -2,14 +2,14 @@
 
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
-use super::get_decoded;
-use crate::meta::db::{cf, CF_CREDENTIALS, CF_TOKENS, CF_USERS};
+use super::table::*;
+use crate::meta::db::{cf, CF_TOKENS, CF_USERS};
 use crate::meta::types::Hash;
 use crate::meta::types::{decode, encode, Credential, RejectKind, Request, Response, TokenRecord, User};
 
 /// Reads a user for a command that modifies it.
 pub(super) fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
-    match get_decoded::<User>(db, CF_USERS, name.as_bytes()) {
+    match USERS.get(db, name) {
         Ok(Some(u)) => Ok(u),
         Ok(None) => Err(Response::Rejected(RejectKind::NotFound, format!("user {name:?} does not exist"))),
         Err(e) => Err(Response::StorageFailed(format!("catalog read failed: {e}"))),
@@ -25,7 +25,7 @@ pub(super) fn create_user(
     token_hash: &Hash,
     token: &TokenRecord,
 ) -> Response {
-    match get_decoded::<User>(db, CF_USERS, user.name.as_bytes()) {
+    match USERS.get(db, &user.name) {
         Ok(Some(_)) => {
             return Response::Rejected(RejectKind::AlreadyExists, format!("user {:?} already exists", user.name))
         }
@@ -36,8 +36,8 @@ pub(super) fn create_user(
     u.created_ms = req.time_ms;
     let mut t = token.clone();
     t.created_ms = req.time_ms;
-    batch.put_cf(cf(db, CF_USERS), u.name.as_bytes(), encode(&u));
-    batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
+    USERS.put(db, batch, &u.name, &u);
+    TOKENS.put(db, batch, token_hash, &t);
     Response::Ok
 }
 
@@ -61,8 +61,8 @@ pub(super) fn found_cluster(
     for (user, token_hash, token) in founders {
         let u = User { created_ms: req.time_ms, ..user.clone() };
         let t = TokenRecord { created_ms: req.time_ms, ..token.clone() };
-        batch.put_cf(cf(db, CF_USERS), u.name.as_bytes(), encode(&u));
-        batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
+        USERS.put(db, batch, &u.name, &u);
+        TOKENS.put(db, batch, token_hash, &t);
     }
     Response::Ok
 }
@@ -72,7 +72,7 @@ pub(super) fn disable_user(db: &DB, batch: &mut WriteBatch, name: &str) -> Respo
     match user_for_update(db, name) {
         Ok(mut u) => {
             u.disabled = true;
-            batch.put_cf(cf(db, CF_USERS), name.as_bytes(), encode(&u));
+            USERS.put(db, batch, name, &u);
             Response::Ok
         }
         Err(r) => r,
@@ -94,7 +94,7 @@ pub(super) fn issue_token(
         Ok(_) => {
             let mut t = token.clone();
             t.created_ms = req.time_ms;
-            batch.put_cf(cf(db, CF_TOKENS), token_hash, encode(&t));
+            TOKENS.put(db, batch, token_hash, &t);
             Response::Ok
         }
         Err(r) => r,
@@ -142,7 +142,7 @@ pub(super) fn set_password(
             format!("a password is stored as an argon2id PHC string of at most {PHC_MAX} bytes"),
         );
     }
-    let token = match get_decoded::<TokenRecord>(db, CF_TOKENS, token_hash) {
+    let token = match TOKENS.get(db, token_hash) {
         Ok(Some(t)) if t.user == user && !t.revoked && t.expires_ms > req.time_ms => t,
         Ok(_) => {
             return Response::Rejected(
@@ -152,7 +152,7 @@ pub(super) fn set_password(
         }
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     };
-    match get_decoded::<Credential>(db, CF_CREDENTIALS, user.as_bytes()) {
+    match CREDENTIALS.get(db, user) {
         Ok(None) => {}
         Ok(Some(_)) => {
             return Response::Rejected(
@@ -166,7 +166,7 @@ pub(super) fn set_password(
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     }
     let cred = Credential { phc: phc.to_string(), set_ms: req.time_ms, enrolled_with: token.id };
-    batch.put_cf(cf(db, CF_CREDENTIALS), user.as_bytes(), encode(&cred));
+    CREDENTIALS.put(db, batch, user, &cred);
     Response::Ok
 }
 
@@ -199,7 +199,7 @@ pub(super) fn reset_password(
             batch.put_cf(c, k, encode(&t));
         }
     }
-    batch.delete_cf(cf(db, CF_CREDENTIALS), user.as_bytes());
+    CREDENTIALS.delete(db, batch, user);
     let t = TokenRecord { created_ms: req.time_ms, ..token.clone() };
     batch.put_cf(c, token_hash, encode(&t));
     Response::Ok
