@@ -85,6 +85,8 @@ async fn metrics_alarms_and_the_compliance_report_follow_a_camera_that_goes_away
         assert_eq!(m.get(&format!("custos_worker_up{{worker=\"{w}\"}}")), Some(&1.0), "worker {w} in {m:?}");
     }
     assert!(!m.keys().any(|k| k.contains("worker=\"backup\"")), "no backup worker without [backup]");
+    let failed: Vec<f64> = m.iter().filter(|(k, _)| k.starts_with("custos_worker_failed{")).map(|(_, v)| *v).collect();
+    assert!(failed.len() >= 9 && failed.iter().all(|v| *v == 0.0), "no worker failed: {m:?}");
 
     // The camera's RTSP server goes away: a camera-down alarm is raised and recorded.
     cam.kill();
@@ -283,7 +285,13 @@ async fn patrols_and_handovers_are_recorded_listed_and_audited() {
 fn prometheus_alert_rules_pass_promtool() {
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/prometheus/custos-alerts.yml");
     let text = std::fs::read_to_string(&rules).unwrap();
-    for metric in ["custos_camera_up", "custos_nodes_down", "custos_disk_free_bytes", "custos_backup_lag_seconds"] {
+    for metric in [
+        "custos_camera_up",
+        "custos_nodes_down",
+        "custos_disk_free_bytes",
+        "custos_backup_lag_seconds",
+        "custos_worker_failed",
+    ] {
         assert!(text.contains(metric), "the rules watch {metric}");
     }
     match Command::new("promtool").arg("check").arg("rules").arg(&rules).output() {

@@ -92,7 +92,7 @@ pub fn fmt_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// "3 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
+/// "3.0 s", "2 h 5 min", "40 d 0 h": a clock difference in words.
 pub fn fmt_skew(ms: i64) -> String {
     let a = ms.unsigned_abs();
     // Whole minutes, rounded: a clock 40 days ahead measures a few ms short of it.

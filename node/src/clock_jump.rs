@@ -143,10 +143,14 @@ impl Watcher {
             let (w, b) = (self.meta.now_ms(), boot_ms());
             let drift = (w - wall) - (b - boot);
             (wall, boot) = (w, b);
-            self.watch.checked(w, b);
             let current = self.watch.jump();
+            // The readings are recorded as compared only once any jump they show is
+            // set, so a reader that sees them sees the jump too (`expiry::vouched`).
             match step(current.as_ref().map(|j| j.jump_ms), drift) {
-                Step::Steady => continue,
+                Step::Steady => {
+                    self.watch.checked(w, b);
+                    continue;
+                }
                 Step::Jumped(ms) => {
                     let me = self.meta.node_id;
                     let confirmations = self.meta.read(move |c| c.clock_confirmations(me)).await.unwrap_or(0);
@@ -159,6 +163,7 @@ impl Watcher {
                     );
                     store(&path, Some(&j));
                     self.watch.set(Some(j));
+                    self.watch.checked(w, b);
                     last_reference = None;
                 }
                 Step::Still(ms) => {
@@ -170,6 +175,7 @@ impl Watcher {
                         j.jump_ms = ms;
                         self.watch.set(Some(j));
                     }
+                    self.watch.checked(w, b);
                 }
                 Step::Undone => {
                     tracing::info!(
@@ -177,6 +183,7 @@ impl Watcher {
                     );
                     self.watch.set(None);
                     store(&path, None);
+                    self.watch.checked(w, b);
                     continue;
                 }
             }

@@ -111,23 +111,35 @@ pub fn agreed_time(meta: &Meta, health: &crate::cluster::health::Health) -> std:
     Ok(now + median)
 }
 
-/// Refuses the pass when this node's wall clock gained more than a jump on its boot clock
-/// since the clock watch last compared them: a jump in the second before a pass, which the
-/// watch has not flagged yet, must not reach it. Read after the pass's time, so that time
-/// is covered.
+/// Refuses the pass when this node's clock jumped at any point up to now: called after the
+/// pass read its time, so that time is covered. A jump the clock watch has not compared
+/// yet shows as the wall clock's gain on the boot clock since the watch's last readings;
+/// one it has compared is flagged by then (it records readings only after flagging what
+/// they show), so the flag is read second.
 fn vouched(meta: &Meta, health: &crate::cluster::health::Health) -> std::result::Result<(), String> {
     let watch = &health.workers.clock_jump;
     match watch.drift_since_check(meta.now_ms(), crate::clock::boot_ms()) {
-        None => Err("the clock watch has not compared this node's clocks yet".into()),
-        Some(d) if d > crate::clock_jump::JUMP_MIN_MS => Err(format!(
-            "this node's clock gained {} on its boot clock since the clock watch last looked: a jump",
-            custos_formats::fields::fmt_skew(d)
+        None => return Err("the clock watch has not compared this node's clocks yet".into()),
+        Some(d) if d > crate::clock_jump::JUMP_MIN_MS => {
+            return Err(format!(
+                "this node's clock gained {} on its boot clock since the clock watch last looked: a jump",
+                custos_formats::fields::fmt_skew(d)
+            ))
+        }
+        Some(_) => {}
+    }
+    match watch.jump() {
+        Some(j) => Err(format!(
+            "this node's clock jumped {} forward and the jump is not confirmed (alarm clock-jump)",
+            custos_formats::fields::fmt_skew(j.jump_ms)
         )),
-        Some(_) => Ok(()),
+        None => Ok(()),
     }
 }
 
 /// Runs expiry passes (on the leader) and local blob removal (everywhere) until shutdown.
+/// Passes run only while a [`crate::clock_jump::Watcher`] compares the clocks of the same
+/// `health` (see `vouched`).
 pub async fn run(
     meta: Meta,
     health: crate::cluster::health::Health,

@@ -59,6 +59,45 @@ fn modules(src: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// The top-level modules `text` names through `crate::`, also inside `crate::{a, b::c}`.
+fn used_modules(text: &str) -> Vec<String> {
+    let ident =
+        |s: &str| -> String { s.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut out = vec![];
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level items of the group: split at commas outside nested braces.
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, ch) in group.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(&group[start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&group[start..i]));
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_grouped_use_names_each_module() {
+    let found = used_modules("use crate::{meta::{Meta, Camera}, segment::BlobStore};\nlet x = crate::cluster::X;");
+    assert_eq!(found, ["meta", "segment", "cluster"]);
+}
+
 #[test]
 fn every_module_uses_only_lower_layers() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -70,9 +109,7 @@ fn every_module_uses_only_lower_layers() {
     }
     let mut wrong = vec![];
     for (m, text) in &mods {
-        for (used, _) in text.match_indices("crate::") {
-            let rest = &text[used + "crate::".len()..];
-            let target: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        for target in used_modules(text) {
             if target == *m || !layer_of.contains_key(target.as_str()) {
                 continue;
             }

@@ -119,7 +119,8 @@ pub struct Node {
 impl Node {
     /// Opens everything `config` names. Every step that can fail on a bad config, a busy
     /// port or a missing file comes before the catalog opens, so a refused start leaves
-    /// nothing running.
+    /// nothing running. Raft runs from here on: call [`Node::run`], which stops it on
+    /// every path.
     pub async fn open(config: NodeConfig, clock: clock::SharedClock) -> Result<Node> {
         let data = config.data_dir.clone();
         tracing::info!(node_id = config.node_id, campus = %config.campus, data_dir = %data.display(), listen = %config.listen, "custos-node starting");
@@ -296,6 +297,8 @@ impl Node {
         };
 
         let served = server.await.map_err(|e| Error::Internal(e.to_string()));
+        // The API may also have ended on its own (an error): everything else stops too.
+        let _ = stop_tx.send(true);
         tracing::info!("shutting down: API closed");
         // Reverse order: the workers and the cameras stop, the last segments commit, then Raft.
         workers.stop().await;
@@ -336,6 +339,8 @@ impl Node {
         }
         let services = &self.services;
         Ok(builder
+            // Every log line a call causes names the call.
+            .trace_fn(|req| tracing::info_span!("request", method = %req.uri().path()))
             // Bounds: requests at once per connection (queued) and client requests at once
             // on the node (refused past it; peer calls exempt). See `server/throttle.rs`.
             .concurrency_limit_per_connection(server::throttle::PER_CONNECTION_MAX)
@@ -370,6 +375,8 @@ impl Node {
                     tracing::info!(leader, term = meta.metrics().current_term, "metadata group ready");
                     break;
                 }
+                // Raft's core stopped (the metadata store failed): the node is stopping.
+                Err(e) if meta.metrics().running_state.is_err() => return Err(e),
                 Err(_) => {
                     waited += 10;
                     tracing::warn!(waited_s = waited, "no leader yet: waiting for the cluster to reach this node (is it a member? are most nodes up?)");
@@ -522,15 +529,11 @@ impl Node {
         });
         let handle = tokio::runtime::Handle::current();
         let (stats2, replicator) = (stats.clone(), self.replicator.clone());
-        let on_new_camera = Box::new(move |_camera: &str| {
+        let on_new_camera = Box::new(move |camera: &str| {
             let (tx, rx) = mpsc::channel(ingest::SEGMENT_QUEUE_PER_CAMERA);
-            handle.spawn(recorder::run_sealer(
-                rx,
-                seal_ctx.clone(),
-                Some(replicator.clone()),
-                commit_tx.clone(),
-                stats2.clone(),
-            ));
+            let sealer =
+                recorder::run_sealer(rx, seal_ctx.clone(), Some(replicator.clone()), commit_tx.clone(), stats2.clone());
+            handle.spawn(sealer.instrument(tracing::info_span!("camera", id = %camera)));
             tx
         });
         let mut supervisor = ingest::Supervisor::new(

@@ -56,6 +56,7 @@ struct Gauges {
     scrub_unrepaired: Gauge,
     scrub_passes: Gauge,
     worker_up: Family<Labels, Gauge>,
+    worker_failed: Family<Labels, Gauge>,
 }
 
 /// The registry and the gauges behind it.
@@ -161,8 +162,13 @@ impl Metrics {
         r.register("scrub_unrepaired", "Damaged blobs with no verified copy found yet", g.scrub_unrepaired.clone());
         r.register(
             "worker_up",
-            "This node's long-running loops by worker: 1 running, 0 stopped or failed (a failure is logged)",
+            "This node's long-running loops by worker: 1 running, 0 not (stopped, finished or failed)",
             g.worker_up.clone(),
+        );
+        r.register(
+            "worker_failed",
+            "1 for a worker that failed (panicked): a bug; the node runs on without it until restarted",
+            g.worker_failed.clone(),
         );
         Metrics { registry: r, gauges: g }
     }
@@ -229,9 +235,9 @@ impl Metrics {
         g.scrub_repaired.set(sc.repaired.load(Ordering::Relaxed) as i64);
         g.scrub_unrepaired.set(sc.unrepaired_count() as i64);
         for (name, state) in s.health.workers.states() {
-            g.worker_up
-                .get_or_create(&label("worker", name))
-                .set(i64::from(state == crate::worker::WorkerState::Running));
+            let l = label("worker", name);
+            g.worker_up.get_or_create(&l).set(i64::from(state == crate::worker::WorkerState::Running));
+            g.worker_failed.get_or_create(&l).set(i64::from(state == crate::worker::WorkerState::Failed));
         }
         let mut out = String::new();
         encode(&mut out, &self.registry).map_err(|e| crate::Error::Internal(e.to_string()))?;

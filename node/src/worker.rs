@@ -3,8 +3,8 @@
 //! they run.
 //!
 //! Each loop is a [`Worker`]: a name and a `run` that returns when the shutdown signal
-//! fires. [`Workers`] starts them, each in a span named after it, and stops them in the
-//! reverse order. [`Registry`] is the one place that says which workers run and holds
+//! fires. [`Workers`] starts them, each in a span named after it; they all see the signal
+//! at once, and [`Workers::stop`] waits for them the last started first. [`Registry`] is the one place that says which workers run and holds
 //! what those whose findings leave the node observe (the scrubber, the picture checks,
 //! the clock-jump watch): pings, `custos status`, the metrics and the leader's alarms all
 //! read it from there.

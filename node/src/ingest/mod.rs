@@ -258,7 +258,10 @@ impl Supervisor {
             tracing::info!(camera = %id, source = %redact(source), "starting camera");
             let thread = std::thread::Builder::new()
                 .name(format!("cam-{id}"))
-                .spawn(move || pipeline::supervise(task))
+                .spawn({
+                    let span = tracing::info_span!("camera", id = %id);
+                    move || span.in_scope(|| pipeline::supervise(task))
+                })
                 .expect("spawning a camera thread");
             self.running.insert(id.clone(), Running { source: source.clone(), stop, thread });
         }

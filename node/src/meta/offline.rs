@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
-use super::db::{cf, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_CAMERAS, CF_NODES, CF_SEGMENTS, CF_SM};
+use super::db::{cf, CF_BACKUP_LOCS, CF_BACKUP_QUEUE, CF_SEGMENTS, CF_SM};
 use super::state::table::*;
-use super::state::{StateMachine, KEY_APPLIED, KEY_AUDIT_HEAD, KEY_BACKED_UP, KEY_MEMBERSHIP, KEY_TRASH_SEQ};
-use super::types::{decode, encode, BackupLocation, NodeRecord, SegmentRecord};
+use super::state::{StateMachine, KEY_APPLIED, KEY_MEMBERSHIP};
+use super::types::{decode, BackupLocation, NodeRecord, SegmentRecord};
 use super::Catalog;
 use crate::audit::{seal_entry, AuditAction, AuditEvent, Outcome, GENESIS};
 use crate::error::{Error, Result};
@@ -133,14 +133,14 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
         if !n.retired {
             n.retired = true;
             out.nodes_retired += 1;
-            b.put_cf(cf(db, CF_NODES), n.id.to_be_bytes(), encode(&n));
+            NODES.put(db, &mut b, &n.id, &n);
         }
     }
-    b.put_cf(cf(db, CF_NODES), new_id.to_be_bytes(), encode(&a.node));
+    NODES.put(db, &mut b, &new_id, &a.node);
     for mut c in CAMERAS.all(db).map_err(err)? {
         c.recorder = new_id;
         out.cameras_moved += 1;
-        b.put_cf(cf(db, CF_CAMERAS), c.id.as_bytes(), encode(&c));
+        CAMERAS.put(db, &mut b, &c.id, &c);
     }
     let mut restored_bytes = 0u64;
     for kv in db.iterator_cf(cf(db, CF_SEGMENTS), IteratorMode::Start) {
@@ -162,18 +162,18 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
                 .cloned()
                 .unwrap_or_else(|| "its blob was not in the backup bucket at the restore".into());
             let lost = super::types::LostSegment { end_ms: rec.end_ms, reason, since_ms: a.time_ms };
-            b.put_cf(cf(db, super::db::CF_LOST), &k, encode(&lost));
+            LOST.put(db, &mut b, &k, &lost);
         }
-        b.put_cf(cf(db, CF_SEGMENTS), &k, encode(&rec));
+        SEGMENTS.put(db, &mut b, &k, &rec);
     }
     // Everything restored came from the bucket; what is missing can never be uploaded.
     for kv in db.iterator_cf(cf(db, CF_BACKUP_QUEUE), IteratorMode::Start) {
         let (k, _) = kv.map_err(|e| err(e.to_string()))?;
         b.delete_cf(cf(db, CF_BACKUP_QUEUE), k);
     }
-    b.put_cf(cf(db, CF_SM), KEY_BACKED_UP, encode(&(out.segments_restored, restored_bytes)));
+    BACKED_UP.put(db, &mut b, &(out.segments_restored, restored_bytes));
     let trash_seq: u64 = TRASH_SEQ.get(db).map_err(err)?.unwrap_or(0);
-    b.put_cf(cf(db, CF_SM), KEY_TRASH_SEQ, encode(&trash_seq.max(a.trash_applied)));
+    TRASH_SEQ.put(db, &mut b, &trash_seq.max(a.trash_applied));
 
     let head: (u64, Hash) = AUDIT_HEAD.get(db).map_err(err)?.unwrap_or((0, GENESIS));
     let ev = AuditEvent {
@@ -188,8 +188,8 @@ pub fn adopt(db: &DB, a: &Adoption) -> Result<Adopted> {
     };
     let seq = head.0 + 1;
     let rec = seal_entry(seq, a.time_ms, ev, &head.1);
-    b.put_cf(cf(db, super::db::CF_AUDIT), seq.to_be_bytes(), encode(&rec));
-    b.put_cf(cf(db, CF_SM), KEY_AUDIT_HEAD, encode(&(seq, rec.hash)));
+    AUDIT.put(db, &mut b, &seq, &rec);
+    AUDIT_HEAD.put(db, &mut b, &(seq, rec.hash));
     out.audit_head = seq;
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);

@@ -3,9 +3,9 @@
 use rocksdb::{WriteBatch, DB};
 
 use super::table::*;
-use crate::meta::db::{cf, segment_key, CF_BACKUP_PACKS, CF_BACKUP_QUEUE, CF_BACKUP_TRASH};
+use crate::meta::db::{cf, segment_key, CF_BACKUP_PACKS, CF_BACKUP_QUEUE};
 use crate::meta::types::Hash;
-use crate::meta::types::{encode, BackupLocation, PackRecord, Response, StoredPack};
+use crate::meta::types::{BackupLocation, PackRecord, Response, StoredPack};
 
 /// Pack records changed by one command, written back together: a pack whose last live
 /// member goes is deleted and its object put in the bucket's trash.
@@ -52,7 +52,7 @@ impl Packs {
             let mut seq: u64 = TRASH_SEQ.get(db)?.unwrap_or(0);
             for h in trash {
                 seq += 1;
-                batch.put_cf(cf(db, CF_BACKUP_TRASH), seq.to_be_bytes(), encode(&h));
+                BACKUP_TRASH.put(db, batch, &seq, &h);
             }
             TRASH_SEQ.put(db, batch, &seq);
         }

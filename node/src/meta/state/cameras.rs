@@ -7,7 +7,7 @@ use super::seeded_camera_key;
 use super::table::*;
 use super::users::user_for_update;
 use crate::meta::db::{cf, CF_CAMERAS, CF_SM};
-use crate::meta::types::{encode, Camera, NodeId, RejectKind, Request, Response, SensitivePeriod};
+use crate::meta::types::{Camera, NodeId, RejectKind, Request, Response, SensitivePeriod};
 
 pub(super) fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
     match CAMERAS.get(db, id) {
@@ -48,8 +48,7 @@ fn record_sensitivity(
 }
 
 pub(super) fn add_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &Camera) -> Response {
-    let c = cf(db, CF_CAMERAS);
-    match db.get_cf(c, cam.id.as_bytes()) {
+    match CAMERAS.get(db, &cam.id) {
         Ok(Some(_)) => Response::Rejected(RejectKind::AlreadyExists, format!("camera {:?} already exists", cam.id)),
         Ok(None) => {
             let mut cam = cam.clone();
@@ -59,7 +58,7 @@ pub(super) fn add_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &C
                     return r;
                 }
             }
-            batch.put_cf(c, cam.id.as_bytes(), encode(&cam));
+            CAMERAS.put(db, batch, &cam.id, &cam);
             Response::Ok
         }
         Err(e) => Response::StorageFailed(format!("catalog read failed: {e}")),
@@ -83,7 +82,7 @@ pub(super) fn seed_camera(db: &DB, batch: &mut WriteBatch, req: &Request, cam: &
         Ok(None) => {}
         Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
     }
-    batch.put_cf(cf(db, CF_SM), key, encode(&req.time_ms));
+    SEEDED_CAMERAS.put(db, batch, &key, &req.time_ms);
     match db.get_pinned_cf(cf(db, CF_CAMERAS), cam.id.as_bytes()) {
         // Registered before seeds were recorded: the mark is all that is new.
         Ok(Some(_)) => Response::Ok,
@@ -158,11 +157,10 @@ pub(super) fn set_privacy_zones(
     if let Err(why) = crate::zones::validate_all(zones) {
         return Response::Rejected(RejectKind::InvalidArgument, format!("camera {camera}: {why}"));
     }
-    let family = cf(db, crate::meta::db::CF_PRIVACY_ZONES);
     if zones.is_empty() {
-        batch.delete_cf(family, camera.as_bytes());
+        PRIVACY_ZONES.delete(db, batch, camera);
     } else {
-        batch.put_cf(family, camera.as_bytes(), encode(&zones.to_vec()));
+        PRIVACY_ZONES.put(db, batch, camera, &zones.to_vec());
     }
     Response::Ok
 }

@@ -156,7 +156,10 @@ impl Catalog {
 
     /// How many clock-jump confirmations of node `id` were accepted.
     pub fn clock_confirmations(&self, id: NodeId) -> crate::Result<u64> {
-        Ok(self.read(&CLOCK_CONFIRMS, &super::clocks::clock_confirm_key(id))?.unwrap_or(0))
+        Ok(CLOCK_CONFIRMS
+            .get(&self.db, &super::clocks::clock_confirm_key(id))
+            .map_err(crate::Error::Internal)?
+            .unwrap_or(0))
     }
 
     /// The reference still of `camera` for picture checks, if one is stored.
@@ -512,7 +515,7 @@ impl Catalog {
 
     /// The pinned key hash of node `id`'s certificate, if pinned.
     pub fn node_key(&self, id: NodeId) -> crate::Result<Option<Hash>> {
-        self.read(&NODE_KEYS, &node_key_key(id))
+        NODE_KEYS.get(&self.db, &node_key_key(id)).map_err(crate::Error::Internal)
     }
 
     /// The join token stored under the BLAKE3 of its secret.

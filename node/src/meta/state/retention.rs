@@ -5,8 +5,8 @@ use rocksdb::{WriteBatch, DB};
 use super::backup::Packs;
 use super::cameras::camera_for_update;
 use super::table::*;
-use crate::meta::db::{cf, segment_key, CF_BACKUP_QUEUE, CF_RECEIPTS};
-use crate::meta::types::{encode, DeletionReceipt, RejectKind, Request, Response, SegmentRecord};
+use crate::meta::db::{cf, segment_key, CF_BACKUP_QUEUE};
+use crate::meta::types::{DeletionReceipt, RejectKind, Request, Response, SegmentRecord};
 
 /// Sets the retention policy of one camera, or the default (`camera: None`).
 pub(super) fn set_policy(
@@ -165,10 +165,10 @@ pub(super) fn expire_segments(
             max_days: policy.max_days,
             deleted_ms: now_ms,
         };
-        batch.put_cf(cf(db, CF_RECEIPTS), seq.to_be_bytes(), encode(&receipt));
+        RECEIPTS.put(db, batch, &seq, &receipt);
         batch.delete_cf(cf(db, CF_BACKUP_QUEUE), &key);
         SEGMENT_CLOCKS.delete(db, batch, &key);
-        batch.delete_cf(cf(db, crate::meta::db::CF_LOST), &key);
+        LOST.delete(db, batch, &key);
         match BACKUP_LOCS.get(db, &key) {
             Ok(Some(loc)) => {
                 BACKUP_LOCS.delete(db, batch, &key);

@@ -4,7 +4,7 @@ use rocksdb::{WriteBatch, DB};
 
 use super::table::*;
 use crate::meta::db::{cf, segment_key, CF_BACKUP_QUEUE, CF_SEGMENTS};
-use crate::meta::types::{encode, NodeId, Response, SegmentRecord};
+use crate::meta::types::{NodeId, Response, SegmentRecord};
 
 /// Catalogs a batch of durable segments, skipping those already present, and queues
 /// them for the backup store.
@@ -27,7 +27,7 @@ pub(super) fn commit_segments(
             duplicate += 1;
         } else {
             batch.put_cf(cf(db, CF_BACKUP_QUEUE), &k, []);
-            batch.put_cf(c, k, encode(s));
+            SEGMENTS.put(db, batch, &k, s);
             new += 1;
         }
     }
@@ -37,7 +37,7 @@ pub(super) fn commit_segments(
 
 /// Adds replicas to committed segments (repair); segments gone meanwhile are skipped.
 pub(super) fn add_replicas(db: &DB, batch: &mut WriteBatch, adds: &[(String, i64, NodeId)]) -> Response {
-    let c = cf(db, CF_SEGMENTS);
+    let _c = cf(db, CF_SEGMENTS);
     let mut updated: std::collections::HashMap<Vec<u8>, SegmentRecord> = std::collections::HashMap::new();
     let (mut new, mut skipped) = (0u32, 0u32);
     for (camera, start_ms, node) in adds {
@@ -59,7 +59,7 @@ pub(super) fn add_replicas(db: &DB, batch: &mut WriteBatch, adds: &[(String, i64
         updated.insert(k, rec);
     }
     for (k, rec) in updated {
-        batch.put_cf(c, k, encode(&rec));
+        SEGMENTS.put(db, batch, &k, &rec);
     }
     Response::Committed { new, duplicate: skipped }
 }

@@ -84,6 +84,29 @@ impl<K: Key + ?Sized, V: schema::Record + Serialize> Table<K, V> {
     }
 }
 
+/// Values of type `V` in `sm_meta`, each under a key made for its item (a node, a
+/// camera). Unlike a [`Table`] it has no `all`: `sm_meta` holds values of many types.
+pub struct Keyed<V> {
+    _type: PhantomData<fn() -> V>,
+}
+
+impl<V: schema::Record + Serialize> Keyed<V> {
+    pub const fn new() -> Self {
+        Keyed { _type: PhantomData }
+    }
+
+    pub fn get(&self, db: &DB, key: &[u8]) -> Result<Option<V>, String> {
+        match db.get_cf(cf(db, CF_SM), key).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(b) => decode(&b).map(Some),
+        }
+    }
+
+    pub fn put(&self, db: &DB, batch: &mut WriteBatch, key: &[u8], value: &V) {
+        batch.put_cf(cf(db, CF_SM), key, encode(value));
+    }
+}
+
 /// One value of type `V` under a fixed key of `sm_meta`.
 pub struct Cell<V> {
     key: &'static [u8],
@@ -134,10 +157,21 @@ pub const USERS: Table<str, User> = Table::new(CF_USERS);
 pub const SHIFTS: Table<str, crate::shifts::ShiftDef> = Table::new(CF_SHIFTS);
 pub const SIGNOFFS: Table<u64, DutySignoff> = Table::new(CF_SIGNOFFS);
 pub const SEALS: Table<u64, custos_evidence::seal::SealFile> = Table::new(CF_SEALS);
-/// Pinned certificate key hashes, under `node_key_key(id)` in `sm_meta`.
-pub const NODE_KEYS: Table<[u8], Hash> = Table::new(CF_SM);
-/// Accepted clock confirmations per node, under `clock_confirm_key(id)` in `sm_meta`.
-pub const CLOCK_CONFIRMS: Table<[u8], u64> = Table::new(CF_SM);
+pub const RECEIPTS: Table<u64, DeletionReceipt> = Table::new(CF_RECEIPTS);
+pub const BACKUP_TRASH: Table<u64, Hash> = Table::new(CF_BACKUP_TRASH);
+pub const LOST: Table<[u8], LostSegment> = Table::new(CF_LOST);
+// Two column families are indexes of bare keys, not records: `alarms_open` (kind and
+// subject to the open alarm's id) and `backup_queue` (segments waiting for the bucket).
+// Raft's own bookkeeping in `sm_meta` (applied log id, membership) is written by the
+// openraft glue in `state/mod.rs`.
+
+// Values in `sm_meta` under keys made per item.
+/// Pinned certificate key hashes, under `node_key_key(id)`.
+pub const NODE_KEYS: Keyed<Hash> = Keyed::new();
+/// Accepted clock confirmations per node, under `clock_confirm_key(id)`.
+pub const CLOCK_CONFIRMS: Keyed<u64> = Keyed::new();
+/// When each seed camera was registered from a config file, under `seeded_camera_key(id)`.
+pub const SEEDED_CAMERAS: Keyed<i64> = Keyed::new();
 
 // Single values in `sm_meta`.
 pub const ALARM_SEQ: Cell<u64> = Cell::new(super::KEY_ALARM_SEQ);

@@ -5,7 +5,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 use super::table::*;
 use crate::meta::db::{cf, CF_TOKENS, CF_USERS};
 use crate::meta::types::Hash;
-use crate::meta::types::{decode, encode, Credential, RejectKind, Request, Response, TokenRecord, User};
+use crate::meta::types::{decode, Credential, RejectKind, Request, Response, TokenRecord, User};
 
 /// Reads a user for a command that modifies it.
 pub(super) fn user_for_update(db: &DB, name: &str) -> Result<User, Response> {
@@ -109,7 +109,7 @@ pub(super) fn revoke_token(db: &DB, batch: &mut WriteBatch, id: &str) -> Respons
         let Ok(mut t) = decode::<TokenRecord>(&v) else { continue };
         if t.id == *id {
             t.revoked = true;
-            batch.put_cf(c, k, encode(&t));
+            TOKENS.put(db, batch, &k, &t);
             return Response::Ok;
         }
     }
@@ -196,12 +196,12 @@ pub(super) fn reset_password(
         let Ok(mut t) = decode::<TokenRecord>(&v) else { continue };
         if t.user == user && !t.revoked && t.issued_by.starts_with(CONSOLE_SESSION) {
             t.revoked = true;
-            batch.put_cf(c, k, encode(&t));
+            TOKENS.put(db, batch, &k, &t);
         }
     }
     CREDENTIALS.delete(db, batch, user);
     let t = TokenRecord { created_ms: req.time_ms, ..token.clone() };
-    batch.put_cf(c, token_hash, encode(&t));
+    TOKENS.put(db, batch, token_hash, &t);
     Response::Ok
 }
 
