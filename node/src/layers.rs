@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["backup"],
     &["alarms", "scrub"],
     &["server"],
-    &["web", "metrics", "seal"],
+    &["web", "metrics", "seal", "start"],
 ];
 
 /// The source of each top-level module, without comments and test modules.

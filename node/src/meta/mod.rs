@@ -9,6 +9,7 @@
 //! reaches the log ([`schema`]); the leader raises that version once every voter decodes
 //! the newer format ([`Meta::raise_cluster_version`]).
 
+pub mod command;
 pub mod db;
 pub mod log_store;
 pub mod network;

@@ -7,6 +7,7 @@ mod changes;
 mod cluster_svc;
 mod convert;
 mod duty;
+mod export_files;
 mod exports;
 mod guard;
 mod holds;
