@@ -135,10 +135,13 @@ if want p2; then
   echo "== P2: CPU of a node recording many RTSP cameras vs FFmpeg segment muxers and GStreamer splitmuxsink recording the same streams"
   cams=16 secs=40 warm=10 rounds=3
   is_smoke && { cams=2 secs=8 warm=6 rounds=1; }
-  start_camera 4000
   ratios=() ratios_ff=() ours=() theirs=() ffs=()
   for round in $(seq 1 "$rounds"); do
+    # Each side gets a fresh test camera: gst-rtsp-server 1.22 aborts (an assertion in
+    # gst_rtsp_media_get_rates) when a client PLAYs while the shared media is still being
+    # torn down after the last side's clients left.
     # Custos: the whole node as deployed (recording, sealing, Raft, scrubber, alarms).
+    start_camera 4000
     start_node "$cams" "p2-custos-$round"
     sleep "$warm"
     c0=$(cpu_seconds "$node_pid")
@@ -147,6 +150,8 @@ if want p2; then
     c1=$(cpu_seconds "$node_pid")
     s1=$(segments_committed)
     stop_node
+    stop_camera
+    start_camera 4000
     # Baseline: one gst-launch process, one rtspsrc → depay → parse → splitmuxsink
     # per camera, the same RTSP options as the node's pipeline, MPEG-TS files cut at the
     # keyframe before 4.5 s (so 4 s files with 2 s GOPs, as the node's 4 s segments).
@@ -169,6 +174,8 @@ if want p2; then
     g1=$(cpu_seconds "$gst_pid")
     f1=$(find "$dir" -name '*.ts' | wc -l)
     kill -INT "$gst_pid"; wait "$gst_pid" 2>/dev/null || true
+    stop_camera
+    start_camera 4000
     # Baseline 2: what Frigate and ZoneMinder run, FFmpeg's segment muxer, one process per
     # camera: RTSP over TCP, stream copy, 4 s MPEG-TS files (cut at the next keyframe).
     dir="$work/p2-ffmpeg-$round"
@@ -195,6 +202,7 @@ if want p2; then
     m1=$(ff_cpu)
     n1=$(find "$dir" -name '*.ts' | wc -l)
     kill -INT "${ff_pids[@]}"; wait "${ff_pids[@]}" 2>/dev/null || true
+    stop_camera
     ours+=("$(calc "$c1 - $c0")")
     theirs+=("$(calc "$g1 - $g0")")
     ffs+=("$(calc "$m1 - $m0")")
@@ -204,7 +212,6 @@ if want p2; then
     ratios_ff+=("$ratio_ff")
     echo "  round $round: custos $(calc "round($c1 - $c0, 2)") CPU s ($((s1 - s0)) segments committed), splitmuxsink $(calc "round($g1 - $g0, 2)") CPU s ($((f1 - f0)) files started), ffmpeg segment $(calc "round($m1 - $m0, 2)") CPU s ($((n1 - n0)) files started) over ${secs} s; ratios $ratio_ff (ffmpeg), $ratio (splitmuxsink)"
   done
-  stop_camera
   med=$(median "${ratios[@]}")
   med_ff=$(median "${ratios_ff[@]}")
   per_cam=$(calc "'%.2f' % (100 * $(median "${ours[@]}") / $secs / $cams)")
