@@ -150,14 +150,8 @@ pub async fn run(
 ) {
     let mut stop = std::pin::pin!(crate::wait_shutdown(shutdown));
     loop {
-        let jumped = health.workers.clock_jump.jump();
+        // A clock jump, flagged or not yet, stops the pass in `vouched`.
         let now = if !meta.is_leader() {
-            None
-        } else if let Some(j) = jumped {
-            tracing::warn!(
-                jump = %custos_formats::fields::fmt_skew(j.jump_ms),
-                "expiry pass skipped: this node's clock jumped forward and the jump is not confirmed (alarm clock-jump)"
-            );
             None
         } else {
             match agreed_time(&meta, &health).and_then(|t| vouched(&meta, &health).map(|()| t)) {
@@ -169,7 +163,7 @@ pub async fn run(
                     Some(t)
                 }
                 Err(why) => {
-                    tracing::warn!(%why, "expiry pass skipped: the time could not be confirmed");
+                    tracing::warn!(%why, "expiry pass skipped: the time could not be vouched for");
                     None
                 }
             }
