@@ -10,7 +10,9 @@
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
 #
 # Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras picture console evidence (p3 and p4 are one benchmark).
-# Raw output of each part is kept in target/bench/.
+# Raw output of each part is kept in target/bench/. Parts p5, p6, catalog, memory and
+# cameras also measure a growth curve (target/bench/series/NAME.tsv); at the end every
+# curve there is drawn to docs/bench/NAME.svg by ops/plot.py (--smoke: target/bench/smoke/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,7 @@ parts=()
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=--smoke ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     p[1-8] | catalog | memory | cameras | picture | console | evidence) parts+=("$a") ;;
     *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, picture, console, evidence (or --smoke)" >&2; exit 2 ;;
   esac
@@ -38,6 +40,27 @@ out=target/bench
 mkdir -p "$out"
 results="$out/results.tsv"
 : > "$results"
+# Growth curves: the parts that measure one write it here, with the date and commit; the
+# Rust benchmarks read both variables (benches/report).
+series_dir="$out/series"
+is_smoke && series_dir="$out/smoke/series"
+mkdir -p "$series_dir"
+stamp="$(date +%F) at $(git rev-parse --short HEAD)"
+# As in ops/bench_report.py: changes under docs/ do not change what runs.
+if git status --porcelain --untracked-files=no | grep -qv '^.. docs/'; then stamp+="+changes"; fi
+export CUSTOS_BENCH_SERIES="$series_dir" CUSTOS_BENCH_STAMP="$stamp"
+# series_start NAME COLUMN… starts a curve (replacing the last one); series_point NAME
+# VALUE… adds a point to it.
+series_start() {
+  local name="$1"
+  shift
+  { echo "# measured $stamp"; (IFS=$'\t'; echo "$*"); } > "$series_dir/$name.tsv"
+}
+series_point() {
+  local name="$1"
+  shift
+  (IFS=$'\t'; echo "$*") >> "$series_dir/$name.tsv"
+}
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -284,15 +307,18 @@ if want evidence; then
 fi
 
 if want catalog; then
-  echo "== Catalog scale: commit rate, bytes per record and search latency at 1 M and 10 M records"
+  echo "== Catalog scale: commit rate, bytes per record and search latency at 10 k, 100 k, 1 M and 10 M records"
   bench catalog_scale
 fi
 
 if want memory; then
-  echo "== Memory per recorded camera: one node recording 4, then 16 RTSP cameras (one shared stream at 1 and at 4 Mbit/s)"
+  # Rows for 1 and 4 Mbit/s; the curve `memory` has every bitrate.
+  bitrates=(1000 2000 4000 8000)
   secs=60
-  is_smoke && secs=10
-  for kbps in 1000 4000; do
+  is_smoke && { secs=10; bitrates=(1000 4000); }
+  echo "== Memory per recorded camera: one node recording 4, then 16 RTSP cameras (one shared stream at $(printf '%s ' "${bitrates[@]}")kbit/s)"
+  series_start memory bitrate_mbit_s mib_per_camera peak_rss_4_mib peak_rss_16_mib
+  for kbps in "${bitrates[@]}"; do
     start_camera "$kbps"
     declare -A peak
     for n in 4 16; do
@@ -308,8 +334,13 @@ if want memory; then
     stop_camera
     per=$(calc "round((${peak[16]} - ${peak[4]}) / 12 / 1024, 1)")
     echo "  ${kbps} kbit/s: memory per recorded camera (peak RSS, 16 cameras minus 4, over 12): $per MiB"
-    result "memory $((kbps / 1000)) Mbit/s" "memory per recorded camera at $((kbps / 1000)) Mbit/s (peak RSS: 16 cameras − 4, ÷ 12)" \
-      "$per MiB" "" - "peak RSS $((peak[4] / 1024)) MiB with 4 cameras, $((peak[16] / 1024)) MiB with 16; ${secs} s each; 4 s segments"
+    series_point memory "$(calc "$kbps / 1000")" "$per" "$(calc "round(${peak[4]} / 1024, 1)")" "$(calc "round(${peak[16]} / 1024, 1)")"
+    case "$kbps" in
+      1000 | 4000)
+        result "memory $((kbps / 1000)) Mbit/s" "memory per recorded camera at $((kbps / 1000)) Mbit/s (peak RSS: 16 cameras − 4, ÷ 12)" \
+          "$per MiB" "" - "peak RSS $((peak[4] / 1024)) MiB with 4 cameras, $((peak[16] / 1024)) MiB with 16; ${secs} s each; 4 s segments"
+        ;;
+    esac
   done
 fi
 
@@ -321,6 +352,10 @@ if want cameras; then
   start_camera 4000
   best=0
   stop="every step passed; the ramp ends there, so that is not the limit"
+  # The curve: per step the node's and the camera's CPU, what the node stored (segments
+  # and blob bytes committed by the end of the window, over its length), its peak RSS,
+  # and whether the step kept every segment (1) or not (0).
+  series_start cameras cameras node_cpu_pct camera_cpu_pct segments_per_s mbit_s peak_rss_mib complete
   for n in "${steps[@]}"; do
     start_node "$n" "cameras-$n"
     t0=$(date +%s%3N)
@@ -329,12 +364,21 @@ if want cameras; then
     t1=$(date +%s%3N)
     cpu=$(cpu_seconds "$node_pid")
     k1=$(cpu_seconds "$cam_pid")
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$node_pid/status")
+    segs=$(segments_committed)
+    stored=$(du -sb "$node_data/blobs" | cut -f1)
     ( umask 077; viewer_token > "$work/viewer.token" )
     # Every camera's footage must be one unbroken run of segments from its first keyframe
     # to within two segments of the end, and the node must report no loss.
     verdict=$(CUSTOS_TOKEN="$(cat "$work/viewer.token")" python3 ops/bench_cameras.py "$n" "$t0" "$t1" "$node_data.log")
     stop_node
-    echo "  $n cameras × 4 Mbit/s for ${secs} s: $verdict; CPU: node $(calc "round($cpu / ($secs + 2) * 100)") % of a core, test camera $(calc "round(($k1 - $k0) / $secs * 100)") %"
+    node_pct=$(calc "round($cpu / ($secs + 2) * 100)")
+    cam_pct=$(calc "round(($k1 - $k0) / $secs * 100)")
+    echo "  $n cameras × 4 Mbit/s for ${secs} s: $verdict; CPU: node $node_pct % of a core, test camera $cam_pct %; stored $(calc "round($stored * 8 / 1e6 / $secs)") Mbit/s; peak RSS $((hwm / 1024)) MiB"
+    complete=0
+    case "$verdict" in complete*) complete=1 ;; esac
+    series_point cameras "$n" "$node_pct" "$cam_pct" "$(calc "round($segs / $secs, 2)")" \
+      "$(calc "round($stored * 8 / 1e6 / $secs, 1)")" "$(calc "round($hwm / 1024, 1)")" "$complete"
     case "$verdict" in
       complete*) best=$n ;;
       *) stop="$n lost footage (${verdict#incomplete: })"; break ;;
@@ -417,3 +461,14 @@ fi
 
 echo
 python3 ops/bench_report.py $smoke "$results"
+
+# The growth curves, from every series there is (a part not run this time keeps its last
+# curve, with the date it was measured). Debian's python3 has matplotlib.
+echo
+plots=docs/bench
+is_smoke && plots="$out/smoke/plots"
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  /usr/bin/python3 ops/plot.py "$series_dir" "$plots"
+else
+  echo "plots: matplotlib is missing (ops/setup.sh installs python3-matplotlib); no curves drawn"
+fi

@@ -17,6 +17,8 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
   # The backup benchmark's baseline (ops/bench.sh).
   restic
+  # matplotlib for Debian's python3, which draws the benchmarks' growth curves (ops/plot.py).
+  python3-matplotlib
   # promtool, which checks ops/prometheus/custos-alerts.yml in the tests.
   prometheus
   # `ip netns`/veth for the partitions in tests/chaos.rs (mount, for its tmpfs disks, is
