@@ -25,27 +25,10 @@ mod report;
 
 use common::median;
 use custos_node::export::mp4;
-use gstreamer as gst;
-use gstreamer::prelude::*;
 
-/// An MPEG-TS of `frames` frames of 720p H.264 of a test pattern (`snow`: every pixel
-/// changes every frame, the worst case for a decoder and an encoder).
+/// An MPEG-TS of `frames` frames of 720p H.264 at 4 Mbit/s of a test pattern.
 fn footage(pattern: &str, frames: u32) -> Vec<u8> {
-    gst::init().unwrap();
-    let desc = format!(
-        "videotestsrc pattern={pattern} num-buffers={frames} ! video/x-raw,width=1280,height=720,framerate=25/1 ! \
-         x264enc bitrate=4000 key-int-max=50 speed-preset=ultrafast tune=zerolatency ! h264parse ! mpegtsmux ! \
-         appsink name=sink sync=false"
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut ts = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        ts.extend_from_slice(s.buffer().unwrap().map_readable().unwrap().as_slice());
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    ts
+    common::footage_ts(pattern, 1280, 720, 4000, frames)
 }
 
 /// Seconds to remux `pieces` into `out`.
