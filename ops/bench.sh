@@ -259,7 +259,7 @@ if want p5; then
 fi
 
 if want p6; then
-  echo "== P6: backup to loopback S3 (custos worker) vs restic backup of the same blobs to the same server"
+  echo "== P6: backup to loopback S3 (custos worker) vs rclone copy and restic backup of the same blobs to the same server, 101 MB and 1 GiB"
   bench backup
 fi
 

@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 
-ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
+ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P6 1 GiB", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
          "memory 4 Mbit/s", "cameras", "picture", "W1", "W2", "E2", "E3"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
@@ -26,6 +26,7 @@ COMMANDS = {
     "P4": "cargo bench --bench cluster",
     "P5": "cargo bench --bench export",
     "P6": "cargo bench --bench backup",
+    "P6 1 GiB": "cargo bench --bench backup",
     "P7": "cargo bench --bench scrub",
     "P8": "ops/bench.sh p8",
     "catalog 1 M": "cargo bench --bench catalog_scale",
@@ -73,6 +74,7 @@ def machine():
         "rustc": run("rustc", "--version"),
         "gstreamer": gst[0] if gst else "?",
         "restic": run("restic", "version"),
+        "rclone": run("rclone", "version"),
     }
 
 
@@ -164,7 +166,7 @@ def render(saved):
     for m in used:
         d = saved["machines"][m]
         described.append(f"- CPU {d['cpu']}; memory {d['memory']}; disk {d['disk']}; {d['os']}; {d['rustc']}; "
-                         f"{d['gstreamer']}; {d['restic']}.")
+                         f"{d['gstreamer']}; {d['restic']}" + (f"; {d['rclone']}" if "rclone" in d else "") + ".")
     block = "\n".join([
         BEGIN,
         "## Summary",

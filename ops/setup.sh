@@ -15,8 +15,9 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
-  # The backup benchmark's baseline (ops/bench.sh).
-  restic
+  # The backup benchmark's baselines (ops/bench.sh p6): what an operator would run instead,
+  # a deduplicating backup tool and a plain uploader.
+  restic rclone
   # matplotlib for Debian's python3, which draws the benchmarks' growth curves (ops/plot.py).
   python3-matplotlib
   # promtool, which checks ops/prometheus/custos-alerts.yml in the tests.
