@@ -254,7 +254,7 @@ if want p3 || want p4; then
 fi
 
 if want p5; then
-  echo "== P5: export run (read, decrypt, verify, hash, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3; playback first byte"
+  echo "== P5: export run (read, decrypt, verify, hash, MP4 remux, sign, archive) vs raw ChaCha20-Poly1305 + BLAKE3; playback first byte"
   bench export
 fi
 
