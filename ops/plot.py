@@ -30,8 +30,28 @@ plt.rcParams.update({
     "axes.spines.right": False,
 })
 
-# Each series: title, the command that measures it, the column across (with its label and
-# scale: "log", "log2" or "linear"), and panels of columns drawn up, each with its label.
+
+def number(v, _pos=None):
+    """1000 as 1 k, 10000000 as 10 M, 0.5 as 0.5."""
+    for div, unit in ((1e6, " M"), (1e3, " k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{unit}"
+    return f"{v:g}"
+
+
+def kib(v, _pos=None):
+    """256 as 256 KiB, 2048 as 2 MiB."""
+    return f"{v / 1024:g} MiB" if v >= 1024 else f"{v:g} KiB"
+
+
+def plain(v, _pos=None):
+    return f"{v:g}"
+
+
+# Each series: title, the command that measures it, the column across (with its label,
+# scale: "log", "log2" or "linear", and optionally how to write its values), and panels of
+# columns drawn up, each with its label ("dashed": a dashed line in the colour of the line
+# before, such as a p99 after its p50).
 # A panel's scale is "auto": logarithmic when its values span more than 30 times.
 SPECS = {
     "catalog": {
@@ -42,14 +62,14 @@ SPECS = {
             ("records committed per second\n(over the step up to this size)",
              [("commits_per_s", "512 records per Raft entry, 4 proposers")]),
             ("search latency (ms)",
-             [("hour_p50_ms", "one camera, one hour: p50"), ("hour_p99_ms", "one camera, one hour: p99"),
-              ("ten_p50_ms", "one camera, ten records: p50"), ("ten_p99_ms", "one camera, ten records: p99")]),
+             [("hour_p50_ms", "one camera, one hour: p50"), ("hour_p99_ms", "p99", "dashed"),
+              ("ten_p50_ms", "one camera, ten records: p50"), ("ten_p99_ms", "p99", "dashed")]),
         ],
     },
     "backup_segment_size": {
         "title": "Backup to loopback S3 against segment size (about 100 MB)",
         "command": "cargo bench --bench backup",
-        "x": ("segment_kib", "segment size (KiB)", "log2"),
+        "x": ("segment_kib", "segment size (4 s segments at 0.5 to 16 Mbit/s)", "log2", kib),
         "panels": [
             ("throughput (MB/s)",
              [("custos_mb_s", "Custos backup worker"), ("rclone_mb_s", "rclone copy"),
@@ -59,10 +79,10 @@ SPECS = {
     "export_segment_size": {
         "title": "Export against segment size (about 100 MB)",
         "command": "cargo bench --bench export",
-        "x": ("segment_kib", "segment size (KiB)", "log2"),
+        "x": ("segment_kib", "segment size (4 s segments at 0.5 to 16 Mbit/s)", "log2", kib),
         "panels": [
             ("throughput (MB/s)",
-             [("custos_mb_s", "Custos export (read, verify, decrypt, hash, sign, commit)"),
+             [("custos_mb_s", "Custos export (read, verify, decrypt, hash, MP4 remux, sign, commit)"),
               ("baseline_mb_s", "ChaCha20-Poly1305 decrypt + BLAKE3, from memory")]),
         ],
     },
@@ -111,19 +131,12 @@ def read(path):
     return measured, header, rows
 
 
-def number(v, _pos=None):
-    """1000 as 1 k, 10000000 as 10 M, 0.5 as 0.5."""
-    for div, unit in ((1e6, " M"), (1e3, " k")):
-        if abs(v) >= div:
-            return f"{v / div:g}{unit}"
-    return f"{v:g}"
-
-
 def plot(name, spec, measured, header, rows, out):
     col = {h: i for i, h in enumerate(header)}
-    xname, xlabel, xscale = spec["x"]
+    xname, xlabel, xscale = spec["x"][:3]
+    xfmt = spec["x"][3] if len(spec["x"]) > 3 else number
     xs = [r[col[xname]] for r in rows]
-    panels = [(label, [(c, text) for c, text in lines if c in col]) for label, lines in spec["panels"]]
+    panels = [(label, [line for line in lines if line[0] in col]) for label, lines in spec["panels"]]
     panels = [p for p in panels if p[1]]
     if not panels:
         raise ValueError("none of the expected columns")
@@ -131,10 +144,14 @@ def plot(name, spec, measured, header, rows, out):
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.2 + 2.4 * len(panels)), sharex=True, squeeze=False)
     for k, (ax, (ylabel, lines)) in enumerate(zip(axes[:, 0], panels)):
         values = []
-        for c, text in lines:
+        colour = None
+        for c, text, *style in lines:
             ys = [r[col[c]] for r in rows]
             values += ys
-            ax.plot(xs, ys, marker="o", markersize=4, label=text)
+            if style == ["dashed"] and colour:
+                ax.plot(xs, ys, marker="o", markersize=3, label=text, color=colour, linestyle="--")
+            else:
+                colour = ax.plot(xs, ys, marker="o", markersize=4, label=text)[0].get_color()
             bad = [(x, y) for x, y, f in zip(xs, ys, failed) if f]
             if bad:
                 ax.plot(*zip(*bad), linestyle="none", marker="x", markersize=9, color="tab:red",
@@ -143,10 +160,10 @@ def plot(name, spec, measured, header, rows, out):
         positive = [v for v in values if v > 0]
         if positive and len(positive) == len(values) and max(positive) / min(positive) > 30:
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
         else:
             ax.set_ylim(bottom=0)
-        if max(values) >= 1e4:
-            ax.yaxis.set_major_formatter(FuncFormatter(number))
+        ax.yaxis.set_major_formatter(FuncFormatter(number if max(values) >= 1e4 else plain))
         ax.legend(fontsize=8, frameon=False)
     ax = axes[-1, 0]
     if xscale == "log2":
@@ -155,7 +172,7 @@ def plot(name, spec, measured, header, rows, out):
     elif xscale == "log":
         ax.set_xscale("log")
         ax.set_xticks(xs)
-    ax.xaxis.set_major_formatter(FuncFormatter(number))
+    ax.xaxis.set_major_formatter(FuncFormatter(xfmt))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
     ax.set_xlabel(xlabel)
     axes[0, 0].set_title(spec["title"], fontsize=11)

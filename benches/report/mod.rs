@@ -44,7 +44,9 @@ pub fn series(name: &str, header: &[&str], rows: &[Vec<f64>]) {
     let mut text = format!("# measured {stamp}\n{}\n", header.join("\t"));
     for row in rows {
         assert_eq!(row.len(), header.len(), "a row of series {name} does not match its header");
-        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        // Four decimals at most: 0.0609, 132338, 2.5.
+        let cells: Vec<String> =
+            row.iter().map(|v| format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()).collect();
         text.push_str(&cells.join("\t"));
         text.push('\n');
     }
