@@ -181,7 +181,7 @@ def render(saved):
         "",
         notes(rows),
         "",
-        "`ops/bench.sh` runs every row (about 40 minutes here); `ops/bench.sh p2 cameras` runs only those "
+        "`ops/bench.sh` runs every row (about 50 minutes here); `ops/bench.sh p2 cameras` runs only those "
         "parts and leaves the other rows as they were. The sections below explain each figure, its "
         "history, and for every missed target why (with a profile) and what would close it.",
         END,
