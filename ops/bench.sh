@@ -4,7 +4,7 @@
 # full run, rewrites the table at the top of docs/benchmarks.md (docs/benchmarks.json
 # keeps each row with the date, commit and machine it was measured on).
 #
-#   ops/bench.sh                  every part (about 40 minutes on 2 cores)
+#   ops/bench.sh                  every part (about 50 minutes on 2 cores)
 #   ops/bench.sh --smoke          a quick pass that only checks every part still runs;
 #                                 prints the table, writes nothing under docs/
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
