@@ -39,6 +39,12 @@ struct Args {
     /// videotestsrc pattern.
     #[arg(long, default_value = "ball")]
     pattern: String,
+    /// Require RTSP digest authentication with this user (and --password), as most IP
+    /// cameras do.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +72,18 @@ fn main() -> anyhow::Result<()> {
     factory.set_launch(&launch);
     // One encoder shared by every client, as a camera has.
     factory.set_shared(true);
+    if let (Some(user), Some(password)) = (&a.user, &a.password) {
+        let auth = rtsp::RTSPAuth::new();
+        auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+        let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer").build();
+        auth.add_digest(user, password, &token);
+        server.set_auth(Some(&auth));
+        let role = gst::Structure::builder("viewer")
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build();
+        factory.add_role_from_structure(&role);
+    }
     server.mount_points().context("RTSP server has no mount points")?.add_factory(&a.path, factory);
     let main_loop = glib::MainLoop::new(None, false);
     server.attach(None).with_context(|| format!("cannot listen on {}:{}", a.address, a.port))?;
