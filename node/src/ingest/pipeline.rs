@@ -55,8 +55,11 @@ pub(super) struct Session {
     camera: String,
     segmenter: Segmenter,
     codec: Option<Codec>,
-    /// (wall-clock ns, pipeline PTS ns) of the first frame of this run.
+    /// (wall-clock ns, pipeline PTS ns) of the first frame of this run (or of this
+    /// timeline, after [`Session::new_timeline`]).
     anchor: Option<(u64, u64)>,
+    /// Wall-clock end of the last segment packaged, in ns: a new timeline starts no earlier.
+    last_end_ns: u64,
     tx: mpsc::Sender<RawSegment>,
     clock: crate::clock::SharedClock,
 }
@@ -69,6 +72,7 @@ impl Session {
             segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
             codec: None,
             anchor: None,
+            last_end_ns: 0,
             tx: task.tx.clone(),
             clock: task.clock.clone(),
         }
@@ -80,7 +84,7 @@ impl Session {
         self.codec.get_or_insert(codec);
         if self.anchor.is_none() {
             let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
-            self.anchor = Some((wall_ns, au.pts_ns));
+            self.anchor = Some((wall_ns.max(self.last_end_ns), au.pts_ns));
         }
         let cut = self.segmenter.push(au)?;
         if cut.forced {
@@ -95,6 +99,15 @@ impl Session {
         self.package(cut)
     }
 
+    /// The camera's timestamps broke (leapt back, or far ahead): closes what the
+    /// segmenter holds, and anchors the next keyframe afresh to the wall clock, no earlier
+    /// than the end of the segment just closed, so segments never overlap.
+    pub(super) fn new_timeline(&mut self) -> Option<RawSegment> {
+        let tail = self.finish();
+        self.anchor = None;
+        tail
+    }
+
     fn wall_ns(&self, pts_ns: u64) -> u64 {
         let (wall, pts0) = self.anchor.expect("anchored before the first cut");
         if pts_ns >= pts0 {
@@ -105,8 +118,9 @@ impl Session {
     }
 
     /// Muxes a cut into a [`RawSegment`]; `None` for an empty one.
-    fn package(&self, cut: Cut) -> Option<RawSegment> {
+    fn package(&mut self, cut: Cut) -> Option<RawSegment> {
         let codec = self.codec?;
+        self.last_end_ns = self.last_end_ns.max(self.wall_ns(cut.end_ns));
         let frames = frames_of(&cut.units, |ns| self.wall_ns(ns));
         let st = match codec {
             Codec::H264 => StreamType::H264,
