@@ -141,3 +141,46 @@ async fn every_slice_of_every_keyframe_is_archived() {
         );
     }
 }
+
+/// Most IP cameras ask for RTSP digest authentication. With the right credentials in its
+/// URL (a password typed with an unencoded `@`, as people type them) a camera records,
+/// through either receiver; with the wrong ones it is down with the camera's own answer
+/// in the error, and neither password reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_auth_cameras_record_with_their_credentials_and_say_when_refused() {
+    const PASSWORD: &str = "s3cr@t-Ward7";
+    const WRONG: &str = "not-the-one";
+    let cam = TestCamera::start_with(0, &["--user", "custos", "--password", PASSWORD]);
+    let authed = cam.url.replacen("rtsp://", &format!("rtsp://custos:{PASSWORD}@"), 1);
+    let wrong = cam.url.replacen("rtsp://", &format!("rtsp://custos:{WRONG}@"), 1);
+    for receiver in ["native", "gstreamer"] {
+        let mut node = Node::init(&[format!("door={authed}"), format!("locked={wrong}")], 1_000);
+        node.configure(&format!("rtsp_receiver = \"{receiver}\""));
+        let c = node.start_as_security().await;
+        let t0 = now_ms() - 1_000;
+        wait_for(60, "segments from the camera with the right credentials", || async {
+            let (s, _) = c.search("door", t0, now_ms() + 60_000, PURPOSE).await.ok()?;
+            (s.len() >= 2).then_some(())
+        })
+        .await;
+        let st = wait_for(30, "the camera with the wrong password down", || async {
+            let s = c.status().await.ok()?;
+            s.cameras.into_iter().find(|x| x.id == "locked" && x.state == "down" && !x.last_error.is_empty())
+        })
+        .await;
+        assert!(
+            st.last_error.contains("401") || st.last_error.contains("Unauthorized"),
+            "{receiver}: {}",
+            st.last_error
+        );
+        let (s, _) = c.search("locked", t0, now_ms() + 60_000, PURPOSE).await.unwrap();
+        assert!(s.is_empty(), "{receiver}: nothing recorded without the right password");
+        let log = node.log();
+        assert!(log.contains("camera down") && log.contains("camera=locked"), "{receiver}:\n{log}");
+        for secret in [PASSWORD, WRONG] {
+            assert!(!log.contains(secret), "{receiver}: the log shows a password:\n{log}");
+            assert!(!st.last_error.contains(secret), "{receiver}: the status shows a password: {}", st.last_error);
+        }
+        node.stop();
+    }
+}

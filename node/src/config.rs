@@ -131,6 +131,9 @@ pub struct NodeConfig {
     /// and trials only: such a source puts footage no camera saw into the archive.
     #[serde(default)]
     pub allow_test_sources: bool,
+    /// Which receiver takes `rtsp://` cameras: `native` (default) or `gstreamer`.
+    #[serde(default)]
+    pub rtsp_receiver: crate::ingest::RtspReceiver,
     /// The hospital's name as export packages print it on their custody receipt
     /// (`receipt.pdf`). Set the same on every node.
     #[serde(default)]
@@ -513,6 +516,7 @@ impl NodeConfig {
             scrub: ScrubConfig::default(),
             backup: None,
             allow_test_sources: false,
+            rtsp_receiver: Default::default(),
             hospital: String::new(),
             cameras: vec![],
         }

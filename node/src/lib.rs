@@ -543,6 +543,7 @@ impl Node {
             on_new_camera,
             self.clock.clone(),
             config.allow_test_sources,
+            config.rtsp_receiver,
         )
         .map_err(Error::Internal)?;
         let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();

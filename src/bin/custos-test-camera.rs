@@ -2,6 +2,9 @@
 //! GStreamer's RTSP server library. It serves a live test pattern encoded as H.264 or
 //! H.265 and prints `ready rtsp://…` on stdout once it accepts connections.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
 use gstreamer as gst;
@@ -39,6 +42,12 @@ struct Args {
     /// videotestsrc pattern.
     #[arg(long, default_value = "ball")]
     pattern: String,
+    /// Require RTSP digest authentication with this user (and --password), as most IP
+    /// cameras do.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,12 +75,69 @@ fn main() -> anyhow::Result<()> {
     factory.set_launch(&launch);
     // One encoder shared by every client, as a camera has.
     factory.set_shared(true);
+    if let (Some(user), Some(password)) = (&a.user, &a.password) {
+        let auth = rtsp::RTSPAuth::new();
+        auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+        let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer").build();
+        auth.add_digest(user, password, &token);
+        server.set_auth(Some(&auth));
+        let role = gst::Structure::builder("viewer")
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build();
+        factory.add_role_from_structure(&role);
+    }
     server.mount_points().context("RTSP server has no mount points")?.add_factory(&a.path, factory);
     let main_loop = glib::MainLoop::new(None, false);
     server.attach(None).with_context(|| format!("cannot listen on {}:{}", a.address, a.port))?;
-    println!("ready rtsp://{}:{}{}", a.address, server.bound_port(), a.path);
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    let url = format!("rtsp://{}:{}{}", a.address, server.bound_port(), a.path);
+    // gst-rtsp-server 1.22 aborts (an assertion in gst_rtsp_media_get_rates) when a client
+    // PLAYs the shared media before its first buffer has flowed, or while it is being torn
+    // down after the last client left; a fast client meets both. A client of our own
+    // keeps the media prepared and flowing for the camera's whole life, and "ready" is
+    // printed only once video flows through it.
+    let flowing = Arc::new(AtomicBool::new(false));
+    let warm = warm_up_client(&url, a.user.as_deref().zip(a.password.as_deref()), flowing.clone())?;
+    glib::timeout_add_local(std::time::Duration::from_millis(20), move || {
+        if !flowing.load(Ordering::Relaxed) {
+            return glib::ControlFlow::Continue;
+        }
+        use std::io::Write;
+        println!("ready {url}");
+        let _ = std::io::stdout().flush();
+        glib::ControlFlow::Break
+    });
     main_loop.run();
+    let _ = warm.set_state(gst::State::Null);
     Ok(())
+}
+
+/// A GStreamer RTSP client of the camera itself that throws the video away; sets
+/// `flowing` at its first buffer.
+fn warm_up_client(url: &str, creds: Option<(&str, &str)>, flowing: Arc<AtomicBool>) -> anyhow::Result<gst::Pipeline> {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("rtspsrc")
+        .property("location", url)
+        .property("latency", 0u32)
+        .build()
+        .context("GStreamer element rtspsrc (ops/setup.sh installs it)")?;
+    src.set_property_from_str("protocols", "tcp");
+    if let Some((user, password)) = creds {
+        src.set_property("user-id", user);
+        src.set_property("user-pw", password);
+    }
+    let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
+    pipeline.add_many([&src, &sink])?;
+    let sink_pad = sink.static_pad("sink").context("fakesink without a pad")?;
+    sink_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        flowing.store(true, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    src.connect_pad_added(move |_, pad| {
+        if !sink_pad.is_linked() {
+            let _ = pad.link(&sink_pad);
+        }
+    });
+    pipeline.set_state(gst::State::Playing).context("starting the camera's own client")?;
+    Ok(pipeline)
 }

@@ -5,6 +5,7 @@
 //! bounded channel per camera ([`SEGMENT_QUEUE_PER_CAMERA`]).
 
 pub mod pipeline;
+mod rtsp;
 
 pub use custos_formats::fields::{validate_camera_id, CAMERA_ID_MAX_LEN};
 pub use custos_formats::{mpegts, segmenter};
@@ -21,6 +22,17 @@ use crate::meta::Codec;
 /// Closed segments a camera may have waiting to be sealed before its pipeline blocks.
 /// Bounds memory at a few segments per camera.
 pub const SEGMENT_QUEUE_PER_CAMERA: usize = 3;
+
+/// Which receiver takes `rtsp://` cameras (`rtsp_receiver` in custos.toml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspReceiver {
+    /// RTSP over TCP received in Rust on the camera's thread ([`rtsp`]): the default.
+    #[default]
+    Native,
+    /// GStreamer's `rtspsrc` with its depayloader and parser, as before.
+    Gstreamer,
+}
 
 /// Where a camera's video comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +180,8 @@ pub struct Supervisor {
     clock: crate::clock::SharedClock,
     /// Whether `file://` and `test://` sources may be recorded (trials only).
     allow_test_sources: bool,
+    /// Which receiver takes `rtsp://` cameras.
+    receiver: RtspReceiver,
     /// Cameras refused for their source (id → source), so each refusal is logged once.
     refused: BTreeMap<String, String>,
 }
@@ -182,6 +196,7 @@ impl Supervisor {
         on_new_camera: SegmentSink,
         clock: crate::clock::SharedClock,
         allow_test_sources: bool,
+        receiver: RtspReceiver,
     ) -> Result<Supervisor, String> {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
         Ok(Supervisor {
@@ -191,6 +206,7 @@ impl Supervisor {
             on_new_camera,
             clock,
             allow_test_sources,
+            receiver,
             refused: BTreeMap::new(),
         })
     }
@@ -246,6 +262,7 @@ impl Supervisor {
             }
             let stop = Arc::new(AtomicBool::new(false));
             let task = pipeline::CameraTask {
+                receiver: self.receiver,
                 camera: id.clone(),
                 source: parsed,
                 source_text: source.clone(),
@@ -292,6 +309,19 @@ fn userinfo_end(rest: &str) -> Option<usize> {
         !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_%".contains(c))
     };
     rest.match_indices('@').map(|(i, _)| i).rev().find(|&i| hostlike(rest[i + 1..].split('/').next().unwrap_or("")))
+}
+
+/// A camera URL without its userinfo, and the user and password that were in it
+/// (percent-decoded). The userinfo ends at the last `@` before the host, as [`redact`]
+/// reads it, so a password typed with `@`, `/` or `#` unencoded stays whole.
+pub fn split_userinfo(source: &str) -> (String, Option<(String, String)>) {
+    let Some(s) = source.find("://") else { return (source.to_string(), None) };
+    let rest = &source[s + 3..];
+    let Some(at) = userinfo_end(rest) else { return (source.to_string(), None) };
+    let info = &rest[..at];
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    (format!("{}{}", &source[..s + 3], &rest[at + 1..]), Some((decode(user), decode(password))))
 }
 
 /// The parts of `source` that are secret: the userinfo (user and password), the password
@@ -464,6 +494,12 @@ mod tests {
         assert_eq!(clean, "Could not resolve '***@cam' (user 'user')");
         assert_eq!(redact_text("no secrets here: rtsp://cam/x", "rtsp://cam/x"), "no secrets here: rtsp://cam/x");
         assert!(!Source::parse("rtsp://u:se cret@cam/x").unwrap_err().contains("se cret"));
+        assert_eq!(
+            split_userinfo("rtsp://admin:p@ss/w#rd@cam.example:554/live?ch=1"),
+            ("rtsp://cam.example:554/live?ch=1".to_string(), Some(("admin".into(), "p@ss/w#rd".into())))
+        );
+        assert_eq!(split_userinfo("rtsp://u:p%40ss@cam/x").1, Some(("u".into(), "p@ss".into())));
+        assert_eq!(split_userinfo("rtsp://cam/x"), ("rtsp://cam/x".to_string(), None));
     }
 
     #[test]

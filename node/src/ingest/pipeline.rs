@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::mpegts::{frames_of, mux_segment, StreamType};
 use super::segmenter::starts_picture;
 use super::segmenter::{AccessUnit, Cut, Segmenter};
-use super::{CameraStates, RawSegment, Source, State};
+use super::{CameraStates, RawSegment, RtspReceiver, Source, State};
 use crate::meta::Codec;
 
 /// A pipeline that has produced no frame for this long after starting is given up.
@@ -30,12 +30,14 @@ pub const STALL_TIMEOUT_MIN: Duration = Duration::from_secs(8);
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// A run longer than this resets the back-off.
-const HEALTHY_RUN: Duration = Duration::from_secs(30);
+pub(super) const HEALTHY_RUN: Duration = Duration::from_secs(30);
 /// A camera without a keyframe for this many targets gets a forced cut.
 const MAX_SEGMENT_TARGETS: u64 = 8;
 
 /// Everything a camera's supervisor needs.
 pub struct CameraTask {
+    /// Which receiver takes `rtsp://` sources.
+    pub receiver: RtspReceiver,
     pub camera: String,
     pub source: Source,
     /// The source as configured, to take out of error messages (see [`super::redact_text`]).
@@ -47,18 +49,65 @@ pub struct CameraTask {
     pub clock: crate::clock::SharedClock,
 }
 
-/// State shared between the appsink callback and the supervisor for one run.
-struct Session {
+/// One run's recording state: the segmenter and what turns its cuts into segments.
+/// GStreamer's appsink callback shares it with the supervisor; the native receiver owns it.
+pub(super) struct Session {
     camera: String,
     segmenter: Segmenter,
     codec: Option<Codec>,
-    /// (wall-clock ns, pipeline PTS ns) of the first frame of this run.
+    /// (wall-clock ns, pipeline PTS ns) of the first frame of this run (or of this
+    /// timeline, after [`Session::new_timeline`]).
     anchor: Option<(u64, u64)>,
+    /// Wall-clock end of the last segment packaged, in ns: a new timeline starts no earlier.
+    last_end_ns: u64,
     tx: mpsc::Sender<RawSegment>,
     clock: crate::clock::SharedClock,
 }
 
 impl Session {
+    pub(super) fn new(task: &CameraTask) -> Session {
+        let target_ns = task.segment_target_ms * 1_000_000;
+        Session {
+            camera: task.camera.clone(),
+            segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
+            codec: None,
+            anchor: None,
+            last_end_ns: 0,
+            tx: task.tx.clone(),
+            clock: task.clock.clone(),
+        }
+    }
+
+    /// Takes the next access unit; returns the segment it closed, if any. The first
+    /// unit of a run anchors the run's timestamps to the wall clock.
+    pub(super) fn push(&mut self, codec: Codec, au: AccessUnit) -> Option<RawSegment> {
+        self.codec.get_or_insert(codec);
+        if self.anchor.is_none() {
+            let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
+            self.anchor = Some((wall_ns.max(self.last_end_ns), au.pts_ns));
+        }
+        let cut = self.segmenter.push(au)?;
+        if cut.forced {
+            tracing::warn!(camera = %self.camera, "segment cut without a keyframe: none within {MAX_SEGMENT_TARGETS} segment targets, or it outgrew the segment size limit (check the camera's GOP setting and timestamps)");
+        }
+        self.package(cut)
+    }
+
+    /// The tail of a run: whatever the segmenter still holds, as a segment.
+    pub(super) fn finish(&mut self) -> Option<RawSegment> {
+        let cut = self.segmenter.finish()?;
+        self.package(cut)
+    }
+
+    /// The camera's timestamps broke (leapt back, or far ahead): closes what the
+    /// segmenter holds, and anchors the next keyframe afresh to the wall clock, no earlier
+    /// than the end of the segment just closed, so segments never overlap.
+    pub(super) fn new_timeline(&mut self) -> Option<RawSegment> {
+        let tail = self.finish();
+        self.anchor = None;
+        tail
+    }
+
     fn wall_ns(&self, pts_ns: u64) -> u64 {
         let (wall, pts0) = self.anchor.expect("anchored before the first cut");
         if pts_ns >= pts0 {
@@ -68,9 +117,10 @@ impl Session {
         }
     }
 
-    /// Muxes a cut into a [`RawSegment`].
-    fn package(&self, cut: Cut) -> Option<RawSegment> {
+    /// Muxes a cut into a [`RawSegment`]; `None` for an empty one.
+    fn package(&mut self, cut: Cut) -> Option<RawSegment> {
         let codec = self.codec?;
+        self.last_end_ns = self.last_end_ns.max(self.wall_ns(cut.end_ns));
         let frames = frames_of(&cut.units, |ns| self.wall_ns(ns));
         let st = match codec {
             Codec::H264 => StreamType::H264,
@@ -84,16 +134,24 @@ impl Session {
             forced_cut: cut.forced,
             data: mux_segment(st, &self.camera, &frames),
         })
+        .filter(|seg| seg.end_ms > seg.start_ms)
     }
 
-    /// Sends a segment downstream, blocking while the channel is full.
-    fn emit(&self, cut: Cut) -> Result<(), gst::FlowError> {
-        if let Some(seg) = self.package(cut) {
-            if seg.end_ms > seg.start_ms {
-                self.tx.blocking_send(seg).map_err(|_| gst::FlowError::Flushing)?;
-            }
+    /// Sends a segment downstream from a streaming thread, blocking while the channel is full.
+    fn emit(&self, seg: Option<RawSegment>) -> Result<(), gst::FlowError> {
+        if let Some(seg) = seg {
+            self.tx.blocking_send(seg).map_err(|_| gst::FlowError::Flushing)?;
         }
         Ok(())
+    }
+
+    /// Sends a segment downstream from async code, waiting while the channel is full.
+    /// False once the recorder has gone.
+    pub(super) async fn send(&self, seg: Option<RawSegment>) -> bool {
+        match seg {
+            Some(seg) => self.tx.send(seg).await.is_ok(),
+            None => true,
+        }
     }
 }
 
@@ -162,12 +220,19 @@ fn build(source: &Source) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
     let sink_el: gst::Element = appsink.clone().upcast();
     match source {
         Source::Rtsp(url) => {
+            // The credentials go in their own properties: rtspsrc cuts a URL at the first
+            // '@', so a password typed with one would reach the camera cut short.
+            let (location, creds) = super::split_userinfo(url);
             let src = gst::ElementFactory::make("rtspsrc")
-                .property("location", url.as_str())
+                .property("location", location.as_str())
                 .property("latency", 200u32)
                 .property("tcp-timeout", 5_000_000u64)
                 .build()
                 .map_err(|_| "GStreamer element rtspsrc is missing; run ops/setup.sh".to_string())?;
+            if let Some((user, password)) = creds {
+                src.set_property("user-id", user);
+                src.set_property("user-pw", password);
+            }
             src.set_property_from_str("protocols", "tcp");
             pipeline.add(&src).map_err(|e| e.to_string())?;
             let (p, s) = (pipeline.downgrade(), sink_el.clone());
@@ -248,23 +313,16 @@ fn install_callbacks(
                 };
                 last_frame.store(epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
                 let mut s = session.lock().expect("session lock");
-                if s.codec.is_none() {
-                    s.codec = sample.caps().and_then(|c| c.structure(0)).and_then(|st| match st.name().as_str() {
-                        "video/x-h264" => Some(Codec::H264),
-                        "video/x-h265" => Some(Codec::H265),
-                        _ => None,
-                    });
-                }
-                if s.anchor.is_none() {
-                    let wall_ns = (s.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
-                    s.anchor = Some((wall_ns, au.pts_ns));
-                }
-                if let Some(cut) = s.segmenter.push(au) {
-                    if cut.forced {
-                        tracing::warn!(camera = %s.camera, "segment cut without a keyframe: none within {MAX_SEGMENT_TARGETS} segment targets, or it outgrew the segment size limit (check the camera's GOP setting and timestamps)");
-                    }
-                    s.emit(cut)?;
-                }
+                let codec = match s.codec {
+                    Some(c) => c,
+                    None => match sample.caps().and_then(|c| c.structure(0)).map(|st| st.name().as_str()) {
+                        Some("video/x-h264") => Codec::H264,
+                        Some("video/x-h265") => Codec::H265,
+                        _ => return Ok(gst::FlowSuccess::Ok),
+                    },
+                };
+                let seg = s.push(codec, au);
+                s.emit(seg)?;
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -272,26 +330,19 @@ fn install_callbacks(
 }
 
 /// How one run of a pipeline ended.
-enum RunEnd {
+pub(super) enum RunEnd {
     Stopped,
     EndOfStream,
     Failed(String),
 }
 
+/// One run of a GStreamer pipeline.
 fn run_once(task: &CameraTask, healthy: &mut bool) -> RunEnd {
     let (pipeline, appsink) = match build(&task.source) {
         Ok(p) => p,
         Err(e) => return RunEnd::Failed(e),
     };
-    let target_ns = task.segment_target_ms * 1_000_000;
-    let session = Arc::new(Mutex::new(Session {
-        camera: task.camera.clone(),
-        segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
-        codec: None,
-        anchor: None,
-        tx: task.tx.clone(),
-        clock: task.clock.clone(),
-    }));
+    let session = Arc::new(Mutex::new(Session::new(task)));
     let epoch = Instant::now();
     let last_frame = Arc::new(AtomicU64::new(0));
     install_callbacks(&appsink, session.clone(), last_frame.clone(), epoch);
@@ -342,22 +393,39 @@ fn run_once(task: &CameraTask, healthy: &mut bool) -> RunEnd {
     let _ = pipeline.set_state(gst::State::Null);
     // Streaming threads have stopped: whatever the segmenter holds is the tail of this run.
     let mut s = session.lock().expect("session lock");
-    if let Some(cut) = s.segmenter.finish() {
-        let _ = s.emit(cut);
-    }
+    let tail = s.finish();
+    let _ = s.emit(tail);
     end
 }
 
 /// The supervisor loop for one camera; returns when `task.stop` is set or a file ends.
 pub fn supervise(task: CameraTask) {
     let mut backoff = BACKOFF_MIN;
+    // The native receiver runs on a runtime of this camera's own thread, so a camera
+    // never waits on another and nothing here touches the node's reactor.
+    let native = match &task.source {
+        Source::Rtsp(url) if task.receiver == RtspReceiver::Native && super::rtsp::handles(url) => {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => Some(rt),
+                Err(e) => {
+                    tracing::warn!(camera = %task.camera, error = %e, "cannot start the native RTSP receiver; using GStreamer's");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     loop {
         if task.stop.load(Ordering::Relaxed) {
             break;
         }
         task.states.set(&task.camera, State::Connecting, None);
         let mut healthy = false;
-        match run_once(&task, &mut healthy) {
+        let end = match (&native, &task.source) {
+            (Some(rt), Source::Rtsp(url)) => rt.block_on(super::rtsp::run_once(&task, url, &mut healthy)),
+            _ => run_once(&task, &mut healthy),
+        };
+        match end {
             RunEnd::Stopped => break,
             RunEnd::EndOfStream if matches!(task.source, Source::File(_)) => {
                 tracing::info!(camera = %task.camera, "file source ended");
