@@ -75,6 +75,25 @@ fn main() -> anyhow::Result<()> {
     factory.set_launch(&launch);
     // One encoder shared by every client, as a camera has.
     factory.set_shared(true);
+    // Live, as a camera is: not seekable. Clients such as retina PLAY with `Range:
+    // npt=0.000-`; videotestsrc would take that as a seek and restart every client's
+    // timestamps, with a pause, whenever one joins.
+    factory.connect_media_configure(|_, media| {
+        let Some(pay) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name("pay0")) else {
+            return;
+        };
+        if let Some(pad) = pay.static_pad("src") {
+            pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, |_, info| {
+                if let Some(gst::PadProbeData::Query(q)) = info.data.as_mut() {
+                    if let gst::QueryViewMut::Seeking(s) = q.view_mut() {
+                        s.set(false, gst::ClockTime::ZERO, gst::ClockTime::NONE);
+                        return gst::PadProbeReturn::Handled;
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    });
     if let (Some(user), Some(password)) = (&a.user, &a.password) {
         let auth = rtsp::RTSPAuth::new();
         auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);

@@ -101,6 +101,34 @@ impl Timeline {
     }
 }
 
+/// Whether an H.265 access unit (Annex B) holds an IRAP picture (BLA, IDR or CRA, NAL
+/// types 16–23). retina flags only IDR pictures as random access points, but encoders
+/// such as x265 (open GOP, its default) put CRA pictures at every keyframe after the
+/// first, and a decoder starts at either, as GStreamer's parser and FFmpeg do.
+fn h265_irap(data: &[u8]) -> bool {
+    super::segmenter::nal_units(data).into_iter().any(|(s, _)| (16..=23).contains(&((data[s] >> 1) & 0x3F)))
+}
+
+/// An access unit with the stream's parameter sets (VPS, SPS, PPS) in front, in Annex B,
+/// so a segment that starts with it decodes on its own. retina adds them only before the
+/// pictures it flags.
+fn with_parameter_sets(params: retina::codec::ParametersRef<'_>, data: Vec<u8>) -> Vec<u8> {
+    use retina::codec::{ParametersRef, VideoParametersCodec};
+    let ParametersRef::Video(v) = params else { return data };
+    let sets: Vec<&[u8]> = match v.codec_params() {
+        VideoParametersCodec::H265 { vps, sps, pps } => vec![&vps[..], &sps[..], &pps[..]],
+        VideoParametersCodec::H264 { sps, pps } => vec![&sps[..], &pps[..]],
+        _ => return data,
+    };
+    let mut out = Vec::with_capacity(data.len() + sets.iter().map(|s| s.len() + 4).sum::<usize>());
+    for set in sets {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(set);
+    }
+    out.extend_from_slice(&data);
+    out
+}
+
 /// How often a run looks at the stop flag and the silence timer.
 const TICK: Duration = Duration::from_millis(200);
 /// Added to every timestamp so that a picture presented before the first one received (a
@@ -234,12 +262,17 @@ async fn receive(task: &CameraTask, url: &str, session: &mut Session, healthy: &
                         tracing::info!(camera = %task.camera, codec = ?codec, "camera recording");
                     }
                     last_frame = Some(Instant::now());
-                    let au = AccessUnit {
-                        pts_ns: pts_ns(frame.timestamp()),
-                        dts_ns: None,
-                        keyframe: frame.is_random_access_point(),
-                        data: frame.into_data(),
-                    };
+                    let pts = pts_ns(frame.timestamp());
+                    let flagged = frame.is_random_access_point();
+                    let mut data = frame.into_data();
+                    let mut keyframe = flagged;
+                    if !flagged && codec == Codec::H265 && h265_irap(&data) {
+                        keyframe = true;
+                        if let Some(params) = stream.streams().get(video).and_then(|s| s.parameters()) {
+                            data = with_parameter_sets(params, data);
+                        }
+                    }
+                    let au = AccessUnit { pts_ns: pts, dts_ns: None, keyframe, data };
                     let mut this = Some(au);
                     for act in timeline.stamp(this.as_ref().map_or(0, |a| a.pts_ns)) {
                         let (unit, at) = match act {
@@ -382,6 +415,17 @@ mod tests {
         }
         assert_eq!(out[0].start_ms, 1_000_000);
         assert!(rx.try_recv().is_err(), "nothing was sent behind the caller's back");
+    }
+
+    #[test]
+    fn h265_cra_and_bla_pictures_are_keyframes_and_others_are_not() {
+        let au = |t: u8| [&[0u8, 0, 0, 1, 0x40, 1, 0xC0][..], &[0, 0, 0, 1, t << 1, 1, 0xAF, 0x80]].concat();
+        for t in [16, 19, 20, 21] {
+            assert!(h265_irap(&au(t)), "NAL type {t}");
+        }
+        for t in [0, 1, 8, 9, 32, 35] {
+            assert!(!h265_irap(&au(t)), "NAL type {t}");
+        }
     }
 
     #[test]
