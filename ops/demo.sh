@@ -102,6 +102,7 @@ start_node() {
   stop
 }
 
+demo_started=$(date +%s)
 start_node 1
 for n in 2 3; do
   if [ ! -f "$data/n$n/custos.toml" ]; then
@@ -150,6 +151,13 @@ if grep -q '^web_listen' "$data/n1/custos.toml"; then
   for who in security auditor operator; do console_enrol "demo-$who" "$(cat "$data/demo-$who.token")"; done
 fi
 
+# The commands below export the lobby from 60 to 30 s ago, recorded since node 1 started:
+# wait until then, so they work when pasted at once.
+while [ $(($(date +%s) - demo_started)) -lt 72 ]; do
+  [ -n "${said_wait:-}" ] || { echo "demo: waiting until the cameras have recorded a minute, so every command below finds footage"; said_wait=1; }
+  sleep 1
+done
+
 cat <<EOT
 
 ================================================================================
@@ -169,7 +177,7 @@ cat <<EOT
 
    # an export for the police: requested by security, approved by a second person, verified offline
    $bin/custos export request --case demo-1 --org "City Police Station 3" --letter L-2026-1 \
-       --purpose "demo: evidence for case demo-1" --camera lobby --from -2m --to -1m
+       --purpose "demo: evidence for case demo-1" --camera lobby --from -60s --to -30s
    CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000001
    $bin/custos export run E-000001 && $bin/custos export download E-000001 -o demo-export
    $bin/custos export verify demo-export --pubkey \$($bin/custos export pubkey 2>/dev/null)
@@ -177,7 +185,7 @@ cat <<EOT
 
    # a redacted copy: the right half of the lobby filled in; the approver keeps the original back
    $bin/custos export request --case demo-1 --org "City Police Station 3" --letter L-2026-1 \
-       --purpose "demo: evidence without bystanders" --camera lobby --from -2m --to -1m --redact --redact-box lobby:0.5,0,0.5,1
+       --purpose "demo: evidence without bystanders" --camera lobby --from -60s --to -30s --redact --redact-box lobby:0.5,0,0.5,1
    CUSTOS_TOKEN=\$(cat $data/demo-approver.token) $bin/custos export approve E-000002
    $bin/custos export run E-000002 && $bin/custos export download E-000002 -o demo-redacted
    ls demo-redacted        # lobby-redacted.mp4 and the receipt only: the original stays in the hospital
