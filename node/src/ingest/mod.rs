@@ -337,6 +337,11 @@ pub fn source_secrets(source: &str) -> Vec<String> {
             if let Some((_, pw)) = info.split_once(':') {
                 out.push(pw.to_string());
             }
+            // The receivers are given the decoded password (`split_userinfo`): hide that
+            // form too, should a library quote it.
+            if let Some((_, pw)) = split_userinfo(source).1 {
+                out.push(pw);
+            }
             at + 1
         }
         None => 0,
@@ -499,6 +504,7 @@ mod tests {
             ("rtsp://cam.example:554/live?ch=1".to_string(), Some(("admin".into(), "p@ss/w#rd".into())))
         );
         assert_eq!(split_userinfo("rtsp://u:p%40ss@cam/x").1, Some(("u".into(), "p@ss".into())));
+        assert_eq!(redact_text("auth failed for p!ss", "rtsp://u:p%21ss@cam/x"), "auth failed for ***");
         assert_eq!(split_userinfo("rtsp://cam/x"), ("rtsp://cam/x".to_string(), None));
     }
 
