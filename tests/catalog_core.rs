@@ -598,6 +598,93 @@ mod commands {
         assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
     }
 
+    fn recorded(camera: &str, from: i64, to: i64, by: u64) -> custos_node::meta::SegmentRecord {
+        use custos_node::meta::{Codec, SegmentRecord};
+        SegmentRecord {
+            camera: camera.into(),
+            start_ms: NOW + from,
+            end_ms: NOW + to,
+            bytes: 1_000,
+            blob_bytes: 1_100,
+            content_hash: *blake3::hash(format!("{camera}{from}{by}").as_bytes()).as_bytes(),
+            blob_hash: [3; 32],
+            codec: Codec::H264,
+            replicas: vec![by],
+        }
+    }
+
+    /// Hot standby (issue 23): who may stand by, when a takeover applies, where its seam
+    /// lies, and which late segments of a node that no longer records the camera are
+    /// superseded instead of catalogued, so no two segments cover one instant.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takeovers_apply_once_and_a_former_recorder_cannot_overlap_the_new_one() {
+        use RejectKind::*;
+        let mut s = Store::new();
+        let standby = |node: Option<u64>| Command::AssignStandby { camera: "lobby".into(), node };
+        let take = |from: u64, to: u64| Command::TakeOver { camera: "lobby".into(), from, to };
+        let commit = Command::CommitSegments;
+        s.refused(standby(Some(2)), FailedPrecondition, "needs format 4").await;
+        s.ok(Command::SetClusterVersion(4)).await;
+        for (i, campus) in ["east", "west", "north"].iter().enumerate() {
+            let founder = (i == 0).then_some(1);
+            let token_hash = (i > 0).then_some([i as u8; 32]);
+            if let Some(h) = token_hash {
+                let token = custos_node::meta::types::JoinTokenRecord {
+                    created_by: "admin".into(),
+                    created_ms: 0,
+                    expires_ms: NOW + 3_600_000,
+                    used_by: None,
+                };
+                s.ok(Command::CreateJoinToken { token_hash: h, token }).await;
+            }
+            let addr = format!("10.0.0.{}:7400", i + 1);
+            s.ok(Command::RegisterNode { campus: campus.to_string(), addr, token_hash, founder }).await;
+        }
+        s.ok(Command::AddCamera(camera("lobby", false))).await; // recorded by node 1
+        s.refused(standby(Some(1)), InvalidArgument, "its standby must be another node").await;
+        s.refused(standby(Some(9)), FailedPrecondition, "not an active member").await;
+        s.ok(Command::SetStandby { camera: "lobby".into(), wanted: true }).await;
+        s.ok(standby(Some(2))).await;
+        let r = s.ok(commit(vec![recorded("lobby", 0, 1_000, 1), recorded("lobby", 1_000, 2_000, 1)])).await;
+        assert_eq!(r, Response::Committed { new: 2, duplicate: 0, superseded: 0 });
+
+        // Only the camera's standby takes over, and only from its recorder.
+        s.refused(take(3, 2), FailedPrecondition, "another takeover or reassignment came first").await;
+        s.refused(take(1, 3), FailedPrecondition, "another takeover or reassignment came first").await;
+        assert_eq!(s.ok(take(1, 2)).await, Response::TookOver { seam_ms: Some(NOW + 2_000) });
+        s.refused(take(1, 2), FailedPrecondition, "recorded by node 2").await;
+
+        // The former recorder's late footage after the seam is superseded; the new
+        // recorder's is catalogued; the former's footage before the seam that overlaps
+        // nothing still fills a gap, and what overlaps is superseded.
+        let late = s.ok(commit(vec![recorded("lobby", 2_000, 3_000, 1)])).await;
+        assert_eq!(late, Response::Committed { new: 0, duplicate: 0, superseded: 1 });
+        let new = s.ok(commit(vec![recorded("lobby", 2_000, 3_000, 2)])).await;
+        assert_eq!(new, Response::Committed { new: 1, duplicate: 0, superseded: 0 });
+        let early = s.ok(commit(vec![recorded("lobby", -1_000, 0, 1), recorded("lobby", 500, 1_500, 1)])).await;
+        assert_eq!(early, Response::Committed { new: 1, duplicate: 0, superseded: 1 });
+        // The recorder's own footage is catalogued as ever (a clock stepped back).
+        let own = s.ok(commit(vec![recorded("lobby", 2_500, 3_500, 2)])).await;
+        assert_eq!(own, Response::Committed { new: 1, duplicate: 0, superseded: 0 });
+
+        // A standby made recorder by the leader sets the seam as a takeover does.
+        s.ok(standby(Some(3))).await;
+        s.ok(Command::AssignCamera { camera: "lobby".into(), recorder: 3 }).await;
+        let late = s.ok(commit(vec![recorded("lobby", 3_500, 4_000, 2)])).await;
+        assert_eq!(late, Response::Committed { new: 0, duplicate: 0, superseded: 1 });
+        let cat = s.sm.catalog();
+        let sb = cat.standbys_of("lobby").unwrap().unwrap();
+        assert_eq!(
+            (sb.node, sb.seam_ms, sb.last_takeover.map(|t| (t.1, t.2))),
+            (None, Some(NOW + 3_500), Some((2, 3)))
+        );
+        // Unmarked, a camera keeps no standby; removed, its record goes.
+        s.ok(standby(Some(1))).await;
+        s.ok(Command::SetStandby { camera: "lobby".into(), wanted: false }).await;
+        assert_eq!(cat.standbys_of("lobby").unwrap().unwrap().node, None);
+        s.refused(Command::SetStandby { camera: "nope".into(), wanted: true }, NotFound, "does not exist").await;
+    }
+
     /// Issue 18, item 1: the state machine refuses an expiry whose time runs ahead of the
     /// previous expiry's by more than the leader's clock moved between the two entries
     /// (stamps of the same term) plus `EXPIRY_TIME_AHEAD_MAX_MS`, with FailedPrecondition,

@@ -71,9 +71,9 @@ async fn snapshot_installs_an_identical_catalog_and_commits_are_idempotent() {
         ])
         .await
         .unwrap();
-    assert_eq!(resp[1], custos_node::meta::Response::Committed { new: 50, duplicate: 0 });
-    assert_eq!(resp[2], custos_node::meta::Response::Committed { new: 0, duplicate: 10 });
-    assert_eq!(resp[3], custos_node::meta::Response::Committed { new: 1, duplicate: 1 });
+    assert_eq!(resp[1], custos_node::meta::Response::Committed { new: 50, duplicate: 0, superseded: 0 });
+    assert_eq!(resp[2], custos_node::meta::Response::Committed { new: 0, duplicate: 10, superseded: 0 });
+    assert_eq!(resp[3], custos_node::meta::Response::Committed { new: 1, duplicate: 1, superseded: 0 });
     assert_eq!(a.catalog().segment_count().unwrap(), 51);
     // Added time comes from the command, not the applying node's clock.
     assert_eq!(a.catalog().camera("ward-3").unwrap().unwrap().added_ms, 1_700_000_000_000);
@@ -184,8 +184,8 @@ async fn packs_are_trashed_only_when_their_last_member_goes() {
         ])
         .await
         .unwrap();
-    assert_eq!(resp[3], Response::Committed { new: 5, duplicate: 0 });
-    assert_eq!(resp[4], Response::Committed { new: 0, duplicate: 5 });
+    assert_eq!(resp[3], Response::Committed { new: 5, duplicate: 0, superseded: 0 });
+    assert_eq!(resp[4], Response::Committed { new: 0, duplicate: 5, superseded: 0 });
     let c = sm.catalog();
     assert_eq!(c.backed_up().unwrap(), (5, 5 * 1200));
     assert_eq!(c.backup_objects().unwrap(), (2, 200_003));
@@ -197,7 +197,7 @@ async fn packs_are_trashed_only_when_their_last_member_goes() {
     // Everything is past its retention; the held segment stays, and with it pack 1.
     let all = segs.iter().map(|s| (s.camera.clone(), s.start_ms)).collect();
     let resp = sm.apply(vec![entry(6, Command::ExpireSegments { at_ms: i64::MAX, segments: all })]).await.unwrap();
-    assert_eq!(resp[0], Response::Committed { new: 5, duplicate: 1 });
+    assert_eq!(resp[0], Response::Committed { new: 5, duplicate: 1, superseded: 0 });
     let c = sm.catalog();
     assert_eq!(c.trash_after(2, 10).unwrap(), vec![(3, [2; 32])], "pack 2 lost its last member");
     let p1 = c.backup_pack(&[1; 32]).unwrap().expect("pack 1 holds held footage");

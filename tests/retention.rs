@@ -97,7 +97,7 @@ async fn expiry_respects_policies_holds_and_two_person_release() {
     let r = meta.propose(Command::ExpireSegments { at_ms: i64::MAX, segments: all }).await.unwrap();
     assert_eq!(
         r,
-        Response::Committed { new: 0, duplicate: 6 },
+        Response::Committed { new: 0, duplicate: 6, superseded: 0 },
         "inside max_days, inside min_days, held or already gone"
     );
 

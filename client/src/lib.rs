@@ -170,8 +170,29 @@ impl Client {
         name: &str,
         sensitive: bool,
     ) -> Result<Camera, ClientError> {
-        let r = pb::AddCameraRequest { id: id.into(), source: source.into(), name: name.into(), sensitive };
+        self.add_camera_full(id, source, name, sensitive, false).await
+    }
+
+    /// Registers a camera, possibly sensitive, possibly with a hot standby (which first
+    /// checks that the camera serves a second session).
+    pub async fn add_camera_full(
+        &self,
+        id: &str,
+        source: &str,
+        name: &str,
+        sensitive: bool,
+        standby: bool,
+    ) -> Result<Camera, ClientError> {
+        let r = pb::AddCameraRequest { id: id.into(), source: source.into(), name: name.into(), sensitive, standby };
         Ok(self.inner.clone().add_camera(self.req(r)).await?.into_inner())
+    }
+
+    /// Marks a camera for a hot standby on another node, or unmarks it. A camera that does
+    /// not serve a second RTSP session is refused (FAILED_PRECONDITION, saying so).
+    pub async fn set_camera_standby(&self, camera: &str, standby: bool) -> Result<(), ClientError> {
+        let r = pb::SetCameraStandbyRequest { camera: camera.into(), standby };
+        self.admin.clone().set_camera_standby(self.req(r)).await?;
+        Ok(())
     }
 
     /// Stops recording a camera.

@@ -216,7 +216,8 @@ stable_names! {
         NodeJoin = "node-join",
         NodeRemove = "node-remove",
         JoinToken = "join-token",
-        /// The leader moved a camera to another recorder.
+        /// A camera moved to another recorder: the leader moved it, or its standby took it
+        /// over.
         CameraFailover = "camera-failover",
         /// A node's clock, after a jump, accepted as right (by an approver, or because the
         /// backup endpoint's clock agrees).
@@ -227,6 +228,8 @@ stable_names! {
         CameraGrant = "camera-grant",
         CameraSensitive = "camera-sensitive",
         CameraPrivacyZones = "camera-privacy-zones",
+        /// A camera marked for a hot standby, or unmarked.
+        CameraStandby = "camera-standby",
         UserAdd = "user-add",
         UserDisable = "user-disable",
         TokenIssue = "token-issue",

@@ -134,6 +134,11 @@ pub struct NodeConfig {
     /// Which receiver takes `rtsp://` cameras: `native` (default) or `gstreamer`.
     #[serde(default)]
     pub rtsp_receiver: crate::ingest::RtspReceiver,
+    /// Give every camera a hot standby, not only those marked with `--standby`. The
+    /// leader applies it: set the same on every node. Doubles each camera's RTSP sessions
+    /// and network (docs/operations.md, "Hot standby").
+    #[serde(default)]
+    pub standby_all_cameras: bool,
     /// The hospital's name as export packages print it on their custody receipt
     /// (`receipt.pdf`). Set the same on every node.
     #[serde(default)]
@@ -517,6 +522,7 @@ impl NodeConfig {
             backup: None,
             allow_test_sources: false,
             rtsp_receiver: Default::default(),
+            standby_all_cameras: false,
             hospital: String::new(),
             cameras: vec![],
         }

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["segment", "ingest", "export", "webhooks"],
     &["config"],
     &["cluster", "clock_jump", "report"],
-    &["recorder", "expiry", "picture", "init"],
+    &["recorder", "expiry", "picture", "init", "standby"],
     &["backup"],
     &["alarms", "scrub"],
     &["server"],

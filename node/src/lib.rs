@@ -46,6 +46,7 @@ pub mod seal;
 pub mod segment;
 pub mod server;
 pub mod shifts;
+pub mod standby;
 pub mod start;
 pub mod tls;
 pub mod web;
@@ -448,6 +449,7 @@ impl Node {
             stats: services.repair_stats.clone(),
             repair_after_down: Duration::from_secs(config.repair_after_down_s),
             cameras_changed: services.cameras_changed.clone(),
+            standby_all: config.standby_all_cameras,
         });
         let notifier = webhooks::Notifier::start(config.alarms.webhooks.clone(), w.shutdown());
         w.spawn(alarms::AlarmWatch { sources: services.alarm_sources(), cfg: config.alarms.clone(), notifier });
@@ -546,7 +548,8 @@ impl Node {
             config.rtsp_receiver,
         )
         .map_err(Error::Internal)?;
-        let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, String>>>();
+        let standing = self.services.states.standing.clone();
+        let (assign_tx, assign_rx) = std::sync::mpsc::channel::<Option<BTreeMap<String, ingest::Assignment>>>();
         let supervisor = std::thread::Builder::new()
             .name("ingest-supervisor".into())
             .spawn(move || {
@@ -557,8 +560,18 @@ impl Node {
             })
             .map_err(|e| Error::Internal(format!("spawning the ingest supervisor: {e}")))?;
         let assigner = tokio::spawn(
-            assign_cameras(self.meta.clone(), assign_tx, self.services.cameras_changed.clone(), shutdown)
-                .instrument(tracing::info_span!("worker", name = "camera-assigner")),
+            assign_cameras(
+                self.meta.clone(),
+                assign_tx,
+                self.services.cameras_changed.clone(),
+                standing.clone(),
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("worker", name = "camera-assigner")),
+        );
+        tokio::spawn(
+            standby::watch(self.meta.clone(), self.health.clone(), self.services.states.clone(), standing, shutdown)
+                .instrument(tracing::info_span!("worker", name = "standby-watch")),
         );
         Ok(Recording { assigner, supervisor, committer, stopping })
     }
@@ -652,21 +665,51 @@ pub fn exit_after_stop(rt: tokio::runtime::Runtime, result: Result<()>) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Sends the set of cameras this node should record to the supervisor whenever it may
-/// have changed; sends `None` at shutdown.
+/// Sends the set of cameras this node should record or stand by for to the supervisor
+/// whenever it may have changed; sends `None` at shutdown.
 async fn assign_cameras(
     meta: Meta,
-    tx: std::sync::mpsc::Sender<Option<BTreeMap<String, String>>>,
+    tx: std::sync::mpsc::Sender<Option<BTreeMap<String, ingest::Assignment>>>,
     changed: Arc<Notify>,
+    standing: ingest::Standing,
     shutdown: Shutdown,
 ) {
     let node = meta.node_id;
     let mut stop = std::pin::pin!(wait_shutdown(shutdown));
     loop {
-        match meta.read(|c| c.cameras()).await {
-            Ok(cams) => {
-                let wanted: BTreeMap<String, String> =
-                    cams.into_iter().filter(|c| c.recorder == node).map(|c| (c.id, c.source)).collect();
+        // Cameras this node held pictures for and now records: their footage resumes
+        // where the catalog's ends (the takeover's seam).
+        let held: Vec<String> = standing
+            .lock()
+            .expect("standing")
+            .iter()
+            .filter(|(_, c)| c.is_standby())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let read = meta
+            .read(move |c| {
+                let cams = c.cameras()?;
+                let standbys = c.standbys()?;
+                let mut wanted = BTreeMap::new();
+                for cam in cams {
+                    let standby = standbys.get(&cam.id).and_then(|s| s.node) == Some(node);
+                    if cam.recorder != node && !standby {
+                        continue;
+                    }
+                    let resume_ms = match cam.recorder == node && held.contains(&cam.id) {
+                        true => c.last_segment(&cam.id)?.map(|s| s.end_ms),
+                        false => None,
+                    };
+                    wanted.insert(
+                        cam.id,
+                        ingest::Assignment { source: cam.source, standby: standby && cam.recorder != node, resume_ms },
+                    );
+                }
+                Ok(wanted)
+            })
+            .await;
+        match read {
+            Ok(wanted) => {
                 // Sent even when unchanged: reconciling also restarts a dead pipeline thread.
                 if tx.send(Some(wanted)).is_err() {
                     return;

@@ -29,6 +29,8 @@ use crate::server::Services;
 struct Gauges {
     camera_up: Family<Labels, Gauge>,
     camera_last_segment_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    standby_lag: Family<Labels, Gauge<f64, AtomicU64>>,
+    standby_held_bytes: Family<Labels, Gauge>,
     raft_leader: Gauge,
     raft_term: Gauge,
     raft_applied: Gauge,
@@ -101,6 +103,17 @@ impl Metrics {
             "camera_last_segment_age_seconds",
             "Seconds since the camera's newest committed segment ended",
             g.camera_last_segment_age.clone(),
+        );
+        r.register(
+            "standby_lag_seconds",
+            "On a camera's standby node: seconds of pictures held past the recorder's committed footage (what a \
+             takeover now would commit; grows while the recorder stops committing)",
+            g.standby_lag.clone(),
+        );
+        r.register(
+            "standby_held_bytes",
+            "On a camera's standby node: bytes of pictures held in memory for a takeover",
+            g.standby_held_bytes.clone(),
         );
         r.register("raft_leader", "1 on the node that leads the metadata group", g.raft_leader.clone());
         r.register("raft_term", "Current Raft term", g.raft_term.clone());
@@ -189,6 +202,17 @@ impl Metrics {
             let l = label("camera", &c.id);
             g.camera_up.get_or_create(&l).set(i64::from(age_ms <= down_after));
             g.camera_last_segment_age.get_or_create(&l).set(age_ms.max(0) as f64 / 1000.0);
+        }
+        g.standby_lag.clear();
+        g.standby_held_bytes.clear();
+        let standing: Vec<_> =
+            s.states.standing.lock().expect("standing").iter().map(|(id, c)| (id.clone(), c.clone())).collect();
+        for (id, ctl) in standing.iter().filter(|(_, c)| c.is_standby()) {
+            let l = label("camera", id);
+            g.standby_held_bytes.get_or_create(&l).set(ctl.held().0 as i64);
+            if let Some(lag) = ctl.lag_ms() {
+                g.standby_lag.get_or_create(&l).set(lag as f64 / 1000.0);
+            }
         }
         let members: Vec<_> = seen.nodes.iter().filter(|n| !n.node.retired).collect();
         g.nodes_up.set(members.iter().filter(|n| n.alive).count() as i64);

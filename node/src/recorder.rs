@@ -191,11 +191,19 @@ async fn commit_batch(
     loop {
         let started = std::time::Instant::now();
         match meta.propose(Command::CommitSegments(batch.clone())).await {
-            Ok(Response::Committed { new, duplicate }) => {
+            Ok(Response::Committed { new, duplicate, superseded }) => {
                 stats.ingest.commit_latency.observe(started.elapsed().as_secs_f64());
                 stats.segments_committed.fetch_add(u64::from(new), Ordering::Relaxed);
                 stats.commit_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(new, duplicate, "segment batch committed");
+                if superseded > 0 {
+                    // This node was paused or cut off while its standby took the camera
+                    // over: that node's segments cover this time.
+                    tracing::warn!(
+                        superseded,
+                        "segments not catalogued: another node took these cameras over and covers their time"
+                    );
+                }
                 let p = pending.clone();
                 let hashes: Vec<_> = batch.iter().map(|r| r.content_hash).collect();
                 match tokio::task::spawn_blocking(move || p.remove_all(hashes.iter())).await {

@@ -48,6 +48,10 @@ struct Args {
     user: Option<String>,
     #[arg(long, requires = "user")]
     password: Option<String>,
+    /// Serve at most this many clients at once, as cameras with a session limit do
+    /// (further SETUPs are answered 503 Service Unavailable).
+    #[arg(long)]
+    max_clients: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +73,12 @@ fn main() -> anyhow::Result<()> {
         a.pattern, a.width, a.height, a.fps
     );
     let server = rtsp::RTSPServer::new();
+    if let Some(n) = a.max_clients {
+        // One more for the camera's own warm-up client below.
+        if let Some(pool) = server.session_pool() {
+            pool.set_max_sessions(n + 1);
+        }
+    }
     server.set_address(&a.address);
     server.set_service(&a.port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();

@@ -1,4 +1,4 @@
-//! `custos camera add|list|remove|confirm`.
+//! `custos camera add|list|remove|confirm|standby`.
 
 use clap::Subcommand;
 use custos_client::time::format_ms;
@@ -20,6 +20,18 @@ pub enum CameraCmd {
         /// Sensitive zone (operating theatre, ward): viewing needs an explicit grant.
         #[arg(long)]
         sensitive: bool,
+        /// Give the camera a hot standby: a node on another campus receives it too and
+        /// takes over, losing under a second, if the recorder fails. Costs a second RTSP
+        /// session and the camera's bitrate again on the network; a camera that serves
+        /// only one session is refused.
+        #[arg(long)]
+        standby: bool,
+    },
+    /// Give a camera a hot standby on another node (--off to remove it).
+    Standby {
+        id: String,
+        #[arg(long)]
+        off: bool,
     },
     /// Mark a camera as in a sensitive zone (--off to clear).
     Sensitive {
@@ -56,7 +68,7 @@ pub enum ZoneCmd {
 }
 
 pub fn camera_json(c: &Camera) -> serde_json::Value {
-    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "added": format_ms(c.added_ms), "sensitive": c.sensitive, "privacy_zones": c.privacy_zones})
+    json!({"id": c.id, "name": c.name, "source": c.source, "recorder": c.recorder, "standby": (c.standby != 0).then_some(c.standby), "standby_wanted": c.standby_wanted, "added": format_ms(c.added_ms), "sensitive": c.sensitive, "privacy_zones": c.privacy_zones})
 }
 
 async fn zones(client: &Client, cmd: ZoneCmd, as_json: bool) -> anyhow::Result<()> {
@@ -135,12 +147,29 @@ pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Resu
                 println!("camera {id} is sensitive: only users granted it may view it");
             }
         }
-        CameraCmd::Add { id, source, name, sensitive } => {
-            let c = client.add_camera_with(&id, &source, &name, sensitive).await?;
+        CameraCmd::Add { id, source, name, sensitive, standby } => {
+            let c = client.add_camera_full(&id, &source, &name, sensitive, standby).await?;
             if as_json {
-                super::print_json(&camera_json(&c));
+                let mut j = camera_json(&c);
+                j["standby_wanted"] = json!(standby);
+                super::print_json(&j);
             } else {
                 println!("camera {} added; node {} records it", c.id, c.recorder);
+                if standby {
+                    println!("the leader chooses its standby within a second: see `custos camera list`");
+                }
+            }
+        }
+        CameraCmd::Standby { id, off } => {
+            client.set_camera_standby(&id, !off).await?;
+            if as_json {
+                super::print_json(&json!({"camera": id, "standby_wanted": !off}));
+            } else if off {
+                println!(
+                    "camera {id} has no standby any more: a failed recorder costs the seconds a cold failover takes"
+                );
+            } else {
+                println!("camera {id} gets a standby on another node within a second: see `custos camera list`");
             }
         }
         CameraCmd::List => {
@@ -150,12 +179,18 @@ pub async fn run(client: &Client, cmd: CameraCmd, as_json: bool) -> anyhow::Resu
             } else if cams.is_empty() {
                 println!("no cameras; add one with `custos camera add ID --source URL`");
             } else {
-                println!("{:<24} {:<8} {:<24} {:<24} SOURCE", "ID", "RECORDER", "NAME", "ADDED");
+                println!("{:<24} {:<8} {:<8} {:<24} {:<24} SOURCE", "ID", "RECORDER", "STANDBY", "NAME", "ADDED");
                 for c in &cams {
+                    let standby = match (c.standby, c.standby_wanted) {
+                        (0, true) => "choosing".to_string(),
+                        (0, false) => "-".to_string(),
+                        (n, _) => n.to_string(),
+                    };
                     println!(
-                        "{:<24} {:<8} {:<24} {:<24} {}",
+                        "{:<24} {:<8} {:<8} {:<24} {:<24} {}",
                         c.id,
                         c.recorder,
+                        standby,
                         custos_client::text::terminal(&c.name),
                         format_ms(c.added_ms),
                         custos_client::text::terminal(&c.source)

@@ -25,6 +25,9 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
             "cameras": s.cameras.iter().map(|c| json!({
                 "id": c.id, "state": c.state, "recorder": c.recorder,
+                "standby": (c.standby != 0).then_some(c.standby),
+                "standby_state": (!c.standby_state.is_empty()).then_some(&c.standby_state),
+                "standby_lag_ms": (!c.standby_state.is_empty()).then_some(c.standby_lag_ms),
                 "last_segment_end": (c.last_segment_end_ms > 0).then(|| format_ms(c.last_segment_end_ms)),
                 "last_error": (!c.last_error.is_empty()).then_some(&c.last_error),
             })).collect::<Vec<_>>(),
@@ -96,14 +99,25 @@ pub async fn run(client: &Client, as_json: bool) -> anyhow::Result<()> {
         );
     }
     println!();
-    println!("{:<24} {:<13} {:<8} {:<26} LAST ERROR", "CAMERA", "STATE", "RECORDER", "LAST SEGMENT END");
+    println!(
+        "{:<24} {:<13} {:<8} {:<20} {:<26} LAST ERROR",
+        "CAMERA", "STATE", "RECORDER", "STANDBY", "LAST SEGMENT END"
+    );
     for c in &s.cameras {
         let last = if c.last_segment_end_ms > 0 { format_ms(c.last_segment_end_ms) } else { "-".into() };
+        // On the standby node itself: how it stands and how far it holds past the
+        // recorder's committed footage.
+        let standby = match (c.standby, c.standby_state.as_str()) {
+            (0, _) => "-".to_string(),
+            (n, "") => n.to_string(),
+            (n, st) => format!("{n} {st} +{:.1}s", c.standby_lag_ms as f64 / 1000.0),
+        };
         println!(
-            "{:<24} {:<13} {:<8} {:<26} {}",
+            "{:<24} {:<13} {:<8} {:<20} {:<26} {}",
             c.id,
             c.state,
             c.recorder,
+            standby,
             last,
             custos_client::text::terminal(&c.last_error)
         );

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers};
 
-use super::health::Health;
+use super::health::{Health, DOWN_AFTER};
 use super::placement;
 use super::replicate::{push_blob, Replicator};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
+use crate::meta::types::Standby;
 use crate::meta::{Camera, Command, Meta, NodeId, NodeRecord};
 use crate::segment::BlobStore;
 
@@ -57,7 +58,13 @@ pub struct LeaderDuties {
     /// Down this long, a node's copies no longer count and are replaced.
     pub repair_after_down: Duration,
     pub cameras_changed: Arc<tokio::sync::Notify>,
+    /// Every camera gets a standby, marked or not (`standby_all_cameras`).
+    pub standby_all: bool,
 }
+
+/// How long the leader leaves a camera with a live standby to that standby's takeover
+/// after its recorder stopped answering, before moving it itself.
+pub const STANDBY_GRACE: Duration = Duration::from_secs(10);
 
 impl LeaderDuties {
     pub async fn run(self, shutdown: crate::Shutdown) {
@@ -82,7 +89,13 @@ impl LeaderDuties {
             };
             self.reconcile_membership(&nodes).await;
             self.raise_cluster_version().await;
-            self.fail_over_cameras(&nodes).await;
+            if let Ok((cams, standbys)) = self.meta.read(|c| Ok((c.cameras()?, c.standbys()?))).await {
+                self.fail_over_cameras(&nodes, &cams, &standbys).await;
+                // Standbys are chosen from the catalog as the failovers left it.
+                if let Ok((cams, standbys)) = self.meta.read(|c| Ok((c.cameras()?, c.standbys()?))).await {
+                    self.assign_standbys(&nodes, &cams, &standbys).await;
+                }
+            }
             if last_repair.elapsed() >= REPAIR_EVERY {
                 last_repair = tokio::time::Instant::now();
                 self.repair_tick(&nodes, &mut cursor, &mut pass_count).await;
@@ -136,24 +149,92 @@ impl LeaderDuties {
         }
     }
 
-    async fn fail_over_cameras(&self, nodes: &[NodeRecord]) {
-        let cams: Vec<Camera> = match self.meta.read(|c| c.cameras()).await {
-            Ok(c) => c,
-            Err(_) => return,
-        };
-        // A recorder must be up and have room: a node under its free-space floor hands
-        // its cameras to nodes with room (its footage stays where it is).
-        let fit = |id: NodeId| self.health.alive(id) && !self.health.get(id).disk_low();
-        let live: Vec<&NodeRecord> = nodes.iter().filter(|n| !n.retired && fit(n.id)).collect();
-        let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (n.id, 0)).collect();
-        for c in &cams {
-            if let Some(l) = load.get_mut(&c.recorder) {
-                *l += 1;
+    /// Gives each camera that wants a standby a live node of another campus (the least
+    /// loaded), replacing a standby that is down, retired or became the recorder; drops
+    /// the standby of a camera that no longer wants one.
+    async fn assign_standbys(&self, nodes: &[NodeRecord], cams: &[Camera], standbys: &BTreeMap<String, Standby>) {
+        let (live, mut load) = self.live_and_load(nodes, cams, Some(standbys));
+        for cam in cams {
+            let sb = standbys.get(&cam.id).cloned().unwrap_or_default();
+            let wanted = sb.wanted || self.standby_all;
+            let current = sb.node;
+            let keep = current.is_some_and(|n| {
+                n != cam.recorder && nodes.iter().any(|r| r.id == n && !r.retired) && self.health.alive(n)
+            });
+            let choice = if !wanted {
+                None
+            } else if keep {
+                current
+            } else {
+                let campus = nodes.iter().find(|n| n.id == cam.recorder).map(|n| n.campus.as_str()).unwrap_or("");
+                live.iter()
+                    .filter(|n| n.id != cam.recorder)
+                    .min_by_key(|n| (n.campus == campus, load.get(&n.id).copied().unwrap_or(0), n.id))
+                    .map(|n| n.id)
+                    // Nobody else is up: keep the one it had, which may come back.
+                    .or(current.filter(|&n| n != cam.recorder))
+            };
+            if choice == current {
+                continue;
+            }
+            match self.meta.propose(Command::AssignStandby { camera: cam.id.clone(), node: choice }).await {
+                Ok(crate::meta::Response::Ok) => {
+                    if let Some(n) = choice {
+                        *load.entry(n).or_default() += 1;
+                    }
+                    tracing::info!(camera = %cam.id, standby = ?choice, was = ?current, "camera standby assigned");
+                    self.cameras_changed.notify_one();
+                }
+                Ok(other) => tracing::warn!(camera = %cam.id, response = ?other, "could not assign a standby"),
+                Err(e) => tracing::warn!(camera = %cam.id, error = %e, "could not assign a standby"),
             }
         }
+    }
+
+    /// A recorder or standby must be up and have room: a node under its free-space floor
+    /// hands its cameras to nodes with room (its footage stays where it is).
+    fn fit(&self, id: NodeId) -> bool {
+        self.health.alive(id) && !self.health.get(id).disk_low()
+    }
+
+    /// The active nodes fit to take a camera, and how many cameras each records (and,
+    /// given `standbys`, stands by for).
+    fn live_and_load<'a>(
+        &self,
+        nodes: &'a [NodeRecord],
+        cams: &[Camera],
+        standbys: Option<&BTreeMap<String, Standby>>,
+    ) -> (Vec<&'a NodeRecord>, BTreeMap<NodeId, usize>) {
+        let live: Vec<&NodeRecord> = nodes.iter().filter(|n| !n.retired && self.fit(n.id)).collect();
+        let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (n.id, 0)).collect();
+        for c in cams {
+            let standby = standbys.and_then(|s| s.get(&c.id)).and_then(|s| s.node);
+            for n in [Some(c.recorder), standby].into_iter().flatten() {
+                if let Some(l) = load.get_mut(&n) {
+                    *l += 1;
+                }
+            }
+        }
+        (live, load)
+    }
+
+    async fn fail_over_cameras(&self, nodes: &[NodeRecord], cams: &[Camera], standbys: &BTreeMap<String, Standby>) {
+        let (live, mut load) = self.live_and_load(nodes, cams, None);
+        let fit = |id: NodeId| self.fit(id);
         for cam in cams {
             let old = nodes.iter().find(|n| n.id == cam.recorder);
             if old.is_some_and(|n| !n.retired) && fit(cam.recorder) {
+                continue;
+            }
+            // A live standby takes a failed recorder's camera over by itself, from the
+            // pictures it holds; moving the camera elsewhere would only lose them.
+            let standby = standbys.get(&cam.id).and_then(|s| s.node).filter(|&n| n != cam.recorder && fit(n));
+            let failed = old.is_none_or(|n| n.retired) || !self.health.alive(cam.recorder);
+            if standby.is_some()
+                && failed
+                && self.health.alive_within(cam.recorder, DOWN_AFTER + STANDBY_GRACE)
+                && old.is_some_and(|n| !n.retired)
+            {
                 continue;
             }
             let why = if !self.health.alive(cam.recorder) || old.is_none_or(|n| n.retired) {
@@ -162,11 +243,11 @@ impl LeaderDuties {
                 "is below its free-space floor"
             };
             let campus = old.map(|n| n.campus.as_str()).unwrap_or("");
-            let Some(target) = live
-                .iter()
-                .min_by_key(|n| (n.campus != campus, load.get(&n.id).copied().unwrap_or(0), n.id))
-                .map(|n| n.id)
-            else {
+            let Some(target) = standby.or_else(|| {
+                live.iter()
+                    .min_by_key(|n| (n.campus != campus, load.get(&n.id).copied().unwrap_or(0), n.id))
+                    .map(|n| n.id)
+            }) else {
                 return; // nobody alive to take it
             };
             let ev = AuditEvent {

@@ -5,7 +5,8 @@
 //! bounded channel per camera ([`SEGMENT_QUEUE_PER_CAMERA`]).
 
 pub mod pipeline;
-mod rtsp;
+pub mod rtsp;
+pub mod standby;
 
 pub use custos_formats::fields::{validate_camera_id, CAMERA_ID_MAX_LEN};
 pub use custos_formats::{mpegts, segmenter};
@@ -144,22 +145,27 @@ type StateMap = BTreeMap<String, (State, Option<String>)>;
 /// Gives the channel a newly started camera's segments go to.
 pub type SegmentSink = Box<dyn Fn(&str) -> mpsc::Sender<RawSegment> + Send>;
 
-/// Live state of every camera this node records, shared with the API.
+/// Live state of every camera this node records, shared with the API, and the cameras it
+/// stands by for.
 #[derive(Debug, Clone, Default)]
-pub struct CameraStates(Arc<Mutex<StateMap>>);
+pub struct CameraStates {
+    map: Arc<Mutex<StateMap>>,
+    /// The cameras this node stands by for.
+    pub standing: Standing,
+}
 
 impl CameraStates {
     fn set(&self, camera: &str, state: State, error: Option<String>) {
-        let mut m = self.0.lock().expect("camera states lock");
+        let mut m = self.map.lock().expect("camera states lock");
         let prev_err = m.get(camera).and_then(|(_, e)| e.clone());
         m.insert(camera.to_string(), (state, error.or(if state == State::Recording { None } else { prev_err })));
     }
     fn remove(&self, camera: &str) {
-        self.0.lock().expect("camera states lock").remove(camera);
+        self.map.lock().expect("camera states lock").remove(camera);
     }
     /// State and last error of a camera, if this node runs it.
     pub fn get(&self, camera: &str) -> Option<(State, Option<String>)> {
-        self.0.lock().expect("camera states lock").get(camera).cloned()
+        self.map.lock().expect("camera states lock").get(camera).cloned()
     }
 }
 
@@ -167,7 +173,23 @@ struct Running {
     source: String,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
+    /// Set while started as a standby (it stays set after the takeover).
+    standby: Option<Arc<standby::StandbyCtl>>,
 }
+
+/// What this node should do with one camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub source: String,
+    /// Stand by for the camera's recorder instead of recording it.
+    pub standby: bool,
+    /// Recording a camera this node stood by for: where the footage committed so far
+    /// ends (the takeover's seam), for a takeover the standby watcher has not asked for.
+    pub resume_ms: Option<i64>,
+}
+
+/// The cameras this node stands by for, shared with the node's standby watcher.
+pub type Standing = Arc<Mutex<BTreeMap<String, Arc<standby::StandbyCtl>>>>;
 
 /// Starts and stops camera pipelines to match the set of cameras assigned to this node.
 pub struct Supervisor {
@@ -184,6 +206,8 @@ pub struct Supervisor {
     receiver: RtspReceiver,
     /// Cameras refused for their source (id → source), so each refusal is logged once.
     refused: BTreeMap<String, String>,
+    /// Cameras started as standbys.
+    standing: Standing,
 }
 
 impl Supervisor {
@@ -201,22 +225,24 @@ impl Supervisor {
         gstreamer::init().map_err(|e| format!("cannot initialise GStreamer: {e}; run ops/setup.sh"))?;
         Ok(Supervisor {
             segment_target_ms,
-            states,
             running: BTreeMap::new(),
             on_new_camera,
             clock,
             allow_test_sources,
             receiver,
             refused: BTreeMap::new(),
+            standing: states.standing.clone(),
+            states,
         })
     }
 
-    /// Makes the running set equal `wanted` (camera id → source URL). Cameras whose source
-    /// changed are restarted.
-    pub fn reconcile(&mut self, wanted: &BTreeMap<String, String>) {
+    /// Makes the running set equal `wanted` (camera id → what to do). Cameras whose
+    /// source changed, or that this node recorded and now only stands by for, are
+    /// restarted; a standby made recorder takes over without reconnecting.
+    pub fn reconcile(&mut self, wanted: &BTreeMap<String, Assignment>) {
         let states = &self.states;
         self.refused.retain(|id, source| {
-            let keep = wanted.get(id) == Some(source);
+            let keep = wanted.get(id).map(|a| &a.source) == Some(source);
             if !keep {
                 states.remove(id);
             }
@@ -225,12 +251,15 @@ impl Supervisor {
         let stale: Vec<String> = self
             .running
             .iter()
-            .filter(|(id, r)| wanted.get(*id) != Some(&r.source) || r.thread.is_finished())
+            .filter(|(id, r)| match wanted.get(*id) {
+                None => true,
+                Some(a) => a.source != r.source || r.thread.is_finished() || (a.standby && r.standby.is_none()),
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
             if let Some(r) = self.running.remove(&id) {
-                if r.thread.is_finished() && wanted.get(&id) == Some(&r.source) {
+                if r.thread.is_finished() && wanted.get(&id).map(|a| &a.source) == Some(&r.source) {
                     // A file source that ended: keep it ended, do not replay it.
                     self.running.insert(id, r);
                     continue;
@@ -238,12 +267,20 @@ impl Supervisor {
                 r.stop.store(true, Ordering::Relaxed);
                 tracing::info!(camera = %id, "stopping camera");
                 let _ = r.thread.join();
+                self.standing.lock().expect("standing").remove(&id);
             }
         }
-        for (id, source) in wanted {
-            if self.running.contains_key(id) {
+        for (id, a) in wanted {
+            if let Some(r) = self.running.get(id) {
+                if let (false, Some(ctl)) = (a.standby, &r.standby) {
+                    if ctl.is_standby() {
+                        tracing::warn!(camera = %id, resume_ms = a.resume_ms, "this node records the camera now: taking over from the pictures it held");
+                        ctl.take_over(a.resume_ms);
+                    }
+                }
                 continue;
             }
+            let source = &a.source;
             let parsed = match Source::parse(source) {
                 Ok(s) => s,
                 Err(e) => {
@@ -261,6 +298,10 @@ impl Supervisor {
                 continue;
             }
             let stop = Arc::new(AtomicBool::new(false));
+            let standby = a.standby.then(|| Arc::new(standby::StandbyCtl::standby()));
+            if let Some(ctl) = &standby {
+                self.standing.lock().expect("standing").insert(id.clone(), ctl.clone());
+            }
             let task = pipeline::CameraTask {
                 receiver: self.receiver,
                 camera: id.clone(),
@@ -271,8 +312,10 @@ impl Supervisor {
                 states: self.states.clone(),
                 stop: stop.clone(),
                 clock: self.clock.clone(),
+                standby: standby.clone(),
             };
-            tracing::info!(camera = %id, source = %redact(source), "starting camera");
+            let role = if a.standby { "standing by for camera" } else { "starting camera" };
+            tracing::info!(camera = %id, source = %redact(source), "{role}");
             let thread = std::thread::Builder::new()
                 .name(format!("cam-{id}"))
                 .spawn({
@@ -280,7 +323,7 @@ impl Supervisor {
                     move || span.in_scope(|| pipeline::supervise(task))
                 })
                 .expect("spawning a camera thread");
-            self.running.insert(id.clone(), Running { source: source.clone(), stop, thread });
+            self.running.insert(id.clone(), Running { source: source.clone(), stop, thread, standby });
         }
     }
 
@@ -292,6 +335,7 @@ impl Supervisor {
         for (_, r) in std::mem::take(&mut self.running) {
             let _ = r.thread.join();
         }
+        self.standing.lock().expect("standing").clear();
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::mpegts::{frames_of, mux_segment, StreamType};
 use super::segmenter::starts_picture;
 use super::segmenter::{AccessUnit, Cut, Segmenter};
+use super::standby::{FrameBuffer, Poll, StandbyCtl};
 use super::{CameraStates, RawSegment, RtspReceiver, Source, State};
 use crate::meta::Codec;
 
@@ -47,6 +48,9 @@ pub struct CameraTask {
     pub states: CameraStates,
     pub stop: Arc<AtomicBool>,
     pub clock: crate::clock::SharedClock,
+    /// Set when this node stands by for the camera: pictures are held, not recorded,
+    /// until a takeover (see [`super::standby`]).
+    pub standby: Option<Arc<StandbyCtl>>,
 }
 
 /// One run's recording state: the segmenter and what turns its cuts into segments.
@@ -62,7 +66,12 @@ pub(super) struct Session {
     last_end_ns: u64,
     tx: mpsc::Sender<RawSegment>,
     clock: crate::clock::SharedClock,
+    /// Standing by: what the node's watcher asks, and the pictures held meanwhile.
+    standby: Option<(Arc<StandbyCtl>, FrameBuffer)>,
 }
+
+/// The segments one picture closed: none, one, or (on a takeover) several.
+pub(super) type Closed = Vec<RawSegment>;
 
 impl Session {
     pub(super) fn new(task: &CameraTask) -> Session {
@@ -75,22 +84,94 @@ impl Session {
             last_end_ns: 0,
             tx: task.tx.clone(),
             clock: task.clock.clone(),
+            standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::default())),
         }
     }
 
-    /// Takes the next access unit; returns the segment it closed, if any. The first
-    /// unit of a run anchors the run's timestamps to the wall clock.
-    pub(super) fn push(&mut self, codec: Codec, au: AccessUnit) -> Option<RawSegment> {
+    /// Takes the next access unit; returns the segments it closed. The first unit of a
+    /// run anchors the run's timestamps to the wall clock. Standing by, the unit is held
+    /// instead, until a takeover commits the held pictures from the seam on.
+    pub(super) fn push(&mut self, codec: Codec, au: AccessUnit) -> Closed {
         self.codec.get_or_insert(codec);
         if self.anchor.is_none() {
             let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
             self.anchor = Some((wall_ns.max(self.last_end_ns), au.pts_ns));
         }
+        let mut out = Closed::new();
+        if let Some((ctl, buf)) = &mut self.standby {
+            match ctl.poll() {
+                Poll::Hold => {
+                    let wall = wall_at(self.anchor, au.pts_ns);
+                    buf.push(ctl, wall, au);
+                    return out;
+                }
+                Poll::TakeOver(seam_ms) => out = self.take_over(seam_ms),
+                Poll::Record => {}
+            }
+            self.standby = None;
+        }
+        out.extend(self.record(au));
+        out
+    }
+
+    /// The PTS of the newest picture, recorded or held.
+    fn last_pts_ns(&self) -> Option<u64> {
+        match &self.standby {
+            Some((_, buf)) => buf.last_pts_ns(),
+            None => self.segmenter.last_pts_ns(),
+        }
+    }
+
+    /// Adds the rest of the newest picture, which the parser split off.
+    fn extend_last(&mut self, more: &[u8], h265: bool) {
+        match &mut self.standby {
+            Some((_, buf)) => buf.extend_last(more, h265),
+            None => {
+                self.segmenter.extend_last(more, h265);
+            }
+        }
+    }
+
+    fn record(&mut self, au: AccessUnit) -> Option<RawSegment> {
         let cut = self.segmenter.push(au)?;
         if cut.forced {
             tracing::warn!(camera = %self.camera, "segment cut without a keyframe: none within {MAX_SEGMENT_TARGETS} segment targets, or it outgrew the segment size limit (check the camera's GOP setting and timestamps)");
         }
         self.package(cut)
+    }
+
+    /// Starts recording from the held pictures: from the keyframe closest to the seam,
+    /// stamped no earlier than the seam, so the footage continues the failed recorder's
+    /// without overlapping it.
+    fn take_over(&mut self, seam_ms: Option<i64>) -> Closed {
+        let Some((_, mut buf)) = self.standby.take() else { return Closed::new() };
+        let seam_ns = seam_ms.map(|ms| ms.max(0) as u64 * 1_000_000);
+        self.last_end_ns = self.last_end_ns.max(seam_ns.unwrap_or(0));
+        let held = buf.take_from(seam_ns);
+        let Some(first) = held.first() else {
+            tracing::warn!(camera = %self.camera, seam_ms, "took the camera over with no picture held: footage resumes at the next keyframe");
+            // Anchored afresh at the next picture, no earlier than the seam.
+            self.anchor = None;
+            return Closed::new();
+        };
+        let start = seam_ns.map_or(first.wall_ns, |s| first.wall_ns.max(s));
+        let gap_ms = seam_ns.map_or(0, |s| (first.wall_ns.saturating_sub(s) / 1_000_000) as i64);
+        let shift_ms = seam_ns.map_or(0, |s| (s.saturating_sub(first.wall_ns) / 1_000_000) as i64);
+        self.anchor = Some((start, first.au.pts_ns));
+        tracing::warn!(
+            camera = %self.camera,
+            seam_ms,
+            pictures = held.len(),
+            held_ms = (held.last().map_or(0, |l| l.wall_ns) - first.wall_ns) / 1_000_000,
+            gap_ms,
+            shift_ms,
+            "took the camera over: committing the pictures held from the recorder's last keyframe"
+        );
+        let mut out = Closed::new();
+        for h in held {
+            out.extend(self.record(h.au));
+        }
+        out
     }
 
     /// The tail of a run: whatever the segmenter still holds, as a segment.
@@ -101,20 +182,19 @@ impl Session {
 
     /// The camera's timestamps broke (leapt back, or far ahead): closes what the
     /// segmenter holds, and anchors the next keyframe afresh to the wall clock, no earlier
-    /// than the end of the segment just closed, so segments never overlap.
+    /// than the end of the segment just closed, so segments never overlap. Standing by,
+    /// the held pictures no longer line up with the new ones and are let go.
     pub(super) fn new_timeline(&mut self) -> Option<RawSegment> {
+        if let Some((ctl, buf)) = &mut self.standby {
+            buf.clear(ctl);
+        }
         let tail = self.finish();
         self.anchor = None;
         tail
     }
 
     fn wall_ns(&self, pts_ns: u64) -> u64 {
-        let (wall, pts0) = self.anchor.expect("anchored before the first cut");
-        if pts_ns >= pts0 {
-            wall + (pts_ns - pts0)
-        } else {
-            wall.saturating_sub(pts0 - pts_ns)
-        }
+        wall_at(self.anchor, pts_ns)
     }
 
     /// Muxes a cut into a [`RawSegment`]; `None` for an empty one.
@@ -137,21 +217,33 @@ impl Session {
         .filter(|seg| seg.end_ms > seg.start_ms)
     }
 
-    /// Sends a segment downstream from a streaming thread, blocking while the channel is full.
-    fn emit(&self, seg: Option<RawSegment>) -> Result<(), gst::FlowError> {
-        if let Some(seg) = seg {
+    /// Sends segments downstream from a streaming thread, blocking while the channel is full.
+    fn emit(&self, segs: impl IntoIterator<Item = RawSegment>) -> Result<(), gst::FlowError> {
+        for seg in segs {
             self.tx.blocking_send(seg).map_err(|_| gst::FlowError::Flushing)?;
         }
         Ok(())
     }
 
-    /// Sends a segment downstream from async code, waiting while the channel is full.
+    /// Sends segments downstream from async code, waiting while the channel is full.
     /// False once the recorder has gone.
-    pub(super) async fn send(&self, seg: Option<RawSegment>) -> bool {
-        match seg {
-            Some(seg) => self.tx.send(seg).await.is_ok(),
-            None => true,
+    pub(super) async fn send(&self, segs: impl IntoIterator<Item = RawSegment>) -> bool {
+        for seg in segs {
+            if self.tx.send(seg).await.is_err() {
+                return false;
+            }
         }
+        true
+    }
+}
+
+/// The wall-clock time of `pts_ns` under `anchor` (wall ns, PTS ns).
+fn wall_at(anchor: Option<(u64, u64)>, pts_ns: u64) -> u64 {
+    let (wall, pts0) = anchor.expect("anchored before the first cut");
+    if pts_ns >= pts0 {
+        wall + (pts_ns - pts0)
+    } else {
+        wall.saturating_sub(pts0 - pts_ns)
     }
 }
 
@@ -296,10 +388,10 @@ fn install_callbacks(
                     let h265 = s.codec == Some(Codec::H265);
                     let same = match buffer.pts() {
                         None => true,
-                        Some(p) => s.segmenter.last_pts_ns() == Some(p.nseconds()),
+                        Some(p) => s.last_pts_ns() == Some(p.nseconds()),
                     };
                     if same && !starts_picture(h265, map.as_slice()) {
-                        s.segmenter.extend_last(map.as_slice(), h265);
+                        s.extend_last(map.as_slice(), h265);
                         return Ok(gst::FlowSuccess::Ok);
                     }
                 }

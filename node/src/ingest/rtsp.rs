@@ -205,6 +205,26 @@ async fn connect(url: &str) -> Result<(retina::client::Demuxed, usize, Codec), S
     Ok((demuxed, stream, codec))
 }
 
+/// Opens a session of its own to `url` and waits for its first picture: whether the
+/// camera serves one more client beside those it has (a standby needs a second session).
+pub async fn probe_session(url: &str, within: Duration) -> Result<(), String> {
+    let first_picture = async {
+        let (mut stream, video, _) = connect(url).await?;
+        loop {
+            match stream.next().await {
+                None => return Err("the camera ended the stream before its first picture".to_string()),
+                Some(Err(e)) => return Err(brief(&e)),
+                Some(Ok(CodecItem::VideoFrame(f))) if f.stream_id() == video => return Ok(()),
+                Some(Ok(_)) => {}
+            }
+        }
+    };
+    match tokio::time::timeout(within, first_picture).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no picture within {} s", within.as_secs())),
+    }
+}
+
 /// A picture's presentation time in nanoseconds on the run's timeline.
 fn pts_ns(ts: retina::Timestamp) -> u64 {
     let ns = i128::from(ts.elapsed()) * 1_000_000_000 / i128::from(ts.clock_rate().get()) + PTS_BIAS_NS;
@@ -367,14 +387,13 @@ mod tests {
         assert_eq!(t.stamp(60_040 * MS), vec![This(60_040 * MS)]);
     }
 
-    /// When the camera's clock resets, the open segment closes and the next timeline
-    /// starts no earlier than its end, even if the wall clock has not moved.
-    #[test]
-    fn a_new_timeline_closes_the_segment_and_the_next_one_does_not_overlap() {
-        use crate::clock::ManualClock;
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let clock = ManualClock::new(1_000_000);
-        let task = CameraTask {
+    /// A camera task for `Session`s of 2-second segments.
+    fn task(
+        tx: tokio::sync::mpsc::Sender<crate::ingest::RawSegment>,
+        clock: crate::clock::SharedClock,
+        standby: Option<std::sync::Arc<crate::ingest::standby::StandbyCtl>>,
+    ) -> CameraTask {
+        CameraTask {
             receiver: super::super::RtspReceiver::Native,
             camera: "cam".into(),
             source: super::super::Source::Rtsp("rtsp://cam/x".into()),
@@ -383,8 +402,18 @@ mod tests {
             tx,
             states: Default::default(),
             stop: Default::default(),
-            clock: clock.clone(),
-        };
+            clock,
+            standby,
+        }
+    }
+
+    /// When the camera's clock resets, the open segment closes and the next timeline
+    /// starts no earlier than its end, even if the wall clock has not moved.
+    #[test]
+    fn a_new_timeline_closes_the_segment_and_the_next_one_does_not_overlap() {
+        use crate::clock::ManualClock;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let task = task(tx, ManualClock::new(1_000_000), None);
         let mut s = Session::new(&task);
         let frame = |ms: u64, key: bool| AccessUnit {
             pts_ns: ms * 1_000_000,
@@ -415,6 +444,47 @@ mod tests {
         }
         assert_eq!(out[0].start_ms, 1_000_000);
         assert!(rx.try_recv().is_err(), "nothing was sent behind the caller's back");
+    }
+
+    /// A standby holds pictures and commits nothing; taking over, it commits from the
+    /// keyframe at the recorder's seam, stamped no earlier than the seam, in contiguous
+    /// segments, and records live pictures after them.
+    #[test]
+    fn a_standby_commits_from_the_seam_on_takeover_and_never_before_it() {
+        use crate::clock::ManualClock;
+        use crate::ingest::standby::StandbyCtl;
+        for (seam, first_start) in [(1_004_030, 1_004_030), (1_003_970, 1_004_000)] {
+            let (tx, _rx) = tokio::sync::mpsc::channel(16);
+            let ctl = std::sync::Arc::new(StandbyCtl::standby());
+            let task = task(tx, ManualClock::new(1_000_000), Some(ctl.clone()));
+            let mut s = Session::new(&task);
+            let frame = |ms: u64| AccessUnit {
+                pts_ns: ms * 1_000_000,
+                dts_ns: None,
+                keyframe: ms.is_multiple_of(1_000),
+                data: vec![0, 0, 0, 1, if ms.is_multiple_of(1_000) { 0x65 } else { 0x41 }, 0x88],
+            };
+            let mut out = Vec::new();
+            for ms in (0..10_000).step_by(40) {
+                out.extend(s.push(Codec::H264, frame(ms)));
+                if ms == 5_000 {
+                    ctl.set_primary_end(seam);
+                }
+            }
+            assert!(out.is_empty(), "a standby commits nothing");
+            let (bytes, oldest, newest) = ctl.held();
+            let kept_from = (seam - 1_000) / 1_000 * 1_000; // the keyframe a margin before the seam
+            assert!(bytes > 0 && oldest == kept_from && newest == 1_009_960, "{bytes} {oldest} {newest}");
+            ctl.take_over(Some(seam));
+            for ms in (10_000..13_000).step_by(40) {
+                out.extend(s.push(Codec::H264, frame(ms)));
+            }
+            assert!(out.len() >= 4, "{} segments", out.len());
+            assert_eq!(out[0].start_ms, first_start);
+            for w in out.windows(2) {
+                assert_eq!(w[0].end_ms, w[1].start_ms, "contiguous from the seam on");
+            }
+        }
     }
 
     #[test]

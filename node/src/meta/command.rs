@@ -155,6 +155,17 @@ pub enum Command {
     /// originals (the MPEG-TS and its MP4) go into the package too, or stay in the
     /// hospital's archived copy only. Format 3.
     DecideRedactedExport { id: String, user: String, approve: bool, reason: String, include_original: bool },
+    /// Marks a camera for a hot standby, or unmarks it (the standby, if any, stops).
+    /// Format 4.
+    SetStandby { camera: String, wanted: bool },
+    /// The leader chooses (or drops, `None`) a camera's standby node: never its recorder,
+    /// never a retired node. Format 4.
+    AssignStandby { camera: String, node: Option<NodeId> },
+    /// The standby `to` takes a camera over from its failed recorder `from`: applied only
+    /// while `from` still records it and `to` is still its standby. The camera's seam
+    /// becomes the end of its committed footage, which the reply gives (`TookOver`), so the
+    /// new recorder commits from there. Format 4.
+    TakeOver { camera: String, from: NodeId, to: NodeId },
 }
 
 /// A Raft entry's payload: a command stamped with the leader's clock.
@@ -189,8 +200,13 @@ pub enum RejectKind {
 pub enum Response {
     #[default]
     Ok,
-    /// Segments newly committed and those that were already present.
-    Committed { new: u32, duplicate: u32 },
+    /// Segments newly committed and those that were already present. `superseded`:
+    /// segments refused because a node that no longer records the camera sent them for
+    /// time another node covers (after a takeover, or overlapping committed footage).
+    Committed { new: u32, duplicate: u32, superseded: u32 },
+    /// A takeover was applied: the end of the camera's committed footage at that moment
+    /// (`None`: it had none), from which the new recorder commits.
+    TookOver { seam_ms: Option<i64> },
     /// The command was valid Raft input but the state refused it (e.g. a duplicate id):
     /// what kind of refusal, and why in words. Nothing but the applied id and the audit
     /// entry is written.
@@ -255,6 +271,10 @@ impl std::fmt::Display for Request {
             Command::DecideRedactedExport { id, user, approve, include_original, .. } => {
                 write!(f, "decide-redacted-export {id} by {user}: {approve}, originals {include_original}")
             }
+            Command::SetStandby { camera, wanted } => write!(f, "set-standby {camera} {wanted}"),
+            Command::AssignStandby { camera, node: Some(n) } => write!(f, "assign-standby {camera} to {n}"),
+            Command::AssignStandby { camera, node: None } => write!(f, "assign-standby {camera} to none"),
+            Command::TakeOver { camera, from, to } => write!(f, "take-over {camera} from {from} by {to}"),
             Command::PinNodeKey { id, key_hash } => write!(f, "pin-node-key {id} {}", hex::encode(&key_hash[..8])),
             Command::MarkBackedUp(p) => {
                 write!(f, "mark-backed-up {} packs x{}", p.len(), p.iter().map(|p| p.members.len()).sum::<usize>())

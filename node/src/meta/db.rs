@@ -93,6 +93,9 @@ pub const CF_PRIVACY_ZONES: &str = "privacy_zones";
 /// Export id → what a redacted export asked for and its approver decided
 /// (`ExportRedaction`). Format 3.
 pub const CF_REDACTIONS: &str = "redactions";
+/// Camera id → its hot standby (`Standby`): wanted or not, which node, the last seam.
+/// Format 4.
+pub const CF_STANDBY: &str = "standby";
 
 /// Column families that make up the state machine (and so its snapshots). Snapshots name
 /// a family by its place in this list: add new ones at the end.
@@ -129,6 +132,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_CREDENTIALS,
     CF_PRIVACY_ZONES,
     CF_REDACTIONS,
+    CF_STANDBY,
 ];
 
 /// Opens (creating if needed) the database. Blocks.

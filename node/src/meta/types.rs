@@ -81,6 +81,25 @@ pub struct Camera {
     pub sensitive: bool,
 }
 
+/// A camera's hot standby (format 4; kept beside the camera, so camera records keep
+/// their shape). The standby node receives the camera's stream too, keeps the last
+/// seconds in memory and commits nothing until the recorder fails; then it takes over
+/// from the end of the recorder's committed footage (`Command::TakeOver`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standby {
+    /// The camera is marked for a standby (`custos camera add --standby`,
+    /// `custos camera standby`).
+    pub wanted: bool,
+    /// The node that stands by; `None` while the leader has not chosen one.
+    pub node: Option<NodeId>,
+    /// The end of the camera's committed footage at its last takeover. Footage from a node
+    /// that is not the camera's recorder and ends after it is superseded: the node that
+    /// took over covers that time.
+    pub seam_ms: Option<i64>,
+    /// The last takeover: leader time, the recorder that failed and the node that took over.
+    pub last_takeover: Option<(i64, NodeId, NodeId)>,
+}
+
 /// How far a sensitivity period reaches beyond the command that opened or closed it: a
 /// recorder's clock may differ from the leader's by seconds, and a segment is committed
 /// seconds after it was recorded. Erring wide keeps sensitive footage behind its grant.

@@ -197,6 +197,17 @@ impl Admin for Services {
         Ok(Response::new(pb::SetCameraSensitiveResponse { change_id }))
     }
 
+    async fn set_camera_standby(
+        &self,
+        req: Request<pb::SetCameraStandbyRequest>,
+    ) -> Result<Response<pb::SetCameraStandbyResponse>, Status> {
+        let caller = self.guard(&req, Action::ManageCameras, false).await?;
+        let r = req.into_inner();
+        crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
+        self.set_standby(&caller, &r.camera, r.standby).await?;
+        Ok(Response::new(pb::SetCameraStandbyResponse {}))
+    }
+
     async fn set_privacy_zones(
         &self,
         req: Request<pb::SetPrivacyZonesRequest>,

@@ -14,6 +14,8 @@ pub fn camera(c: &Camera) -> pb::Camera {
         added_ms: c.added_ms,
         sensitive: c.sensitive,
         privacy_zones: vec![],
+        standby: 0,
+        standby_wanted: false,
     }
 }
 

@@ -255,16 +255,19 @@ impl Footage for Services {
         let cams = self
             .meta
             .read(|c| {
+                let standbys = c.standbys()?;
                 c.cameras()?
                     .into_iter()
-                    .map(|cam| Ok((c.privacy_zones(&cam.id)?, cam)))
+                    .map(|cam| Ok((c.privacy_zones(&cam.id)?, standbys.get(&cam.id).cloned().unwrap_or_default(), cam)))
                     .collect::<crate::Result<Vec<_>>>()
             })
             .await?;
         let cameras = cams
             .iter()
-            .map(|(zones, cam)| pb::Camera {
+            .map(|(zones, sb, cam)| pb::Camera {
                 privacy_zones: zones.iter().map(ToString::to_string).collect(),
+                standby: sb.node.unwrap_or(0),
+                standby_wanted: sb.wanted,
                 ..convert::camera(cam)
             })
             .collect();
@@ -302,6 +305,9 @@ impl Footage for Services {
         // Adding a camera never waits for a second person.
         self.admin_change(&caller, AuditAction::CameraAdd, detail, Command::AddCamera(cam)).await?;
         tracing::info!(camera = %r.id, user = %caller.who.name, "camera added");
+        if r.standby {
+            self.set_standby(&caller, &r.id, true).await?;
+        }
         self.cameras_changed.notify_one();
         let id = r.id.clone();
         let cam = self
@@ -414,10 +420,24 @@ impl Footage for Services {
         let faults = self.meta.read(|c| c.faults(false)).await?;
         let current_shift = self.current_shift_line().await?;
         let down_after = self.alarms.camera_down_after_ms(seen.segment_target_ms);
+        let standbys = self.meta.read(|c| c.standbys()).await?;
+        let standing = self.states.standing.lock().expect("standing").clone();
         let cameras = seen
             .cameras
             .iter()
             .map(|c| {
+                let standby = standbys.get(&c.id).and_then(|s| s.node);
+                let (standby_state, standby_lag_ms) = match (standby == Some(node_id), standing.get(&c.id)) {
+                    (true, Some(ctl)) if ctl.is_standby() => {
+                        let st = match self.states.get(&c.id).map(|(s, _)| s) {
+                            Some(State::Recording) => "standing-by",
+                            Some(State::Down) => "down",
+                            _ => "connecting",
+                        };
+                        (st.to_string(), ctl.lag_ms().unwrap_or(0))
+                    }
+                    _ => (String::new(), 0),
+                };
                 let last_end = c.last_end_ms;
                 let (state, err) = if c.recorder != node_id {
                     let fresh = last_end.is_some_and(|t| seen.now_ms - t <= down_after);
@@ -431,6 +451,9 @@ impl Footage for Services {
                     last_segment_end_ms: last_end.unwrap_or(0),
                     last_error: err.unwrap_or_default(),
                     recorder: c.recorder,
+                    standby: standby.unwrap_or(0),
+                    standby_state,
+                    standby_lag_ms,
                 }
             })
             .collect();
@@ -529,6 +552,41 @@ fn with_clocks(
 }
 
 impl Services {
+    /// Marks `camera` for a hot standby, or unmarks it, audited. Marking an `rtsp://`
+    /// camera first opens a second session to it from this node: a camera that serves only
+    /// one client cannot have a standby, and is refused saying so.
+    async fn set_standby(&self, caller: &guard::Caller, camera: &str, on: bool) -> Result<(), Status> {
+        let id = camera.to_string();
+        let cam = self
+            .meta
+            .read(move |c| c.camera(&id))
+            .await?
+            .ok_or_else(|| Status::not_found(format!("camera {camera:?} does not exist")))?;
+        if on && cam.source.starts_with("rtsp://") {
+            let within = std::time::Duration::from_secs(10);
+            if let Err(e) = crate::ingest::rtsp::probe_session(&cam.source, within).await {
+                let e = crate::ingest::redact_text(&e, &cam.source);
+                let why = format!(
+                    "camera {camera:?} did not serve a second RTSP session beside its recorder's ({e}): a standby \
+                     receives the camera's stream too, so the camera must allow two sessions at once (raise its \
+                     session or client limit, or use a stream URL that allows more), then try again"
+                );
+                let mut ev = caller.event(AuditAction::CameraStandby, Outcome::Rejected);
+                ev.reason = why.clone();
+                ev.cameras = vec![camera.to_string()];
+                self.audit(ev).await?;
+                tracing::warn!(camera, user = %caller.who.name, "standby refused: {why}");
+                return Err(Status::failed_precondition(why));
+            }
+        }
+        let detail = format!("camera {camera} standby={on}");
+        let cmd = Command::SetStandby { camera: camera.to_string(), wanted: on };
+        self.admin_change(caller, AuditAction::CameraStandby, detail, cmd).await?;
+        tracing::info!(camera, standby = on, user = %caller.who.name, "camera standby set");
+        self.cameras_changed.notify_one();
+        Ok(())
+    }
+
     /// Reads, verifies and streams segments in order. A segment that fails verification
     /// ends the stream with DataLoss naming it; none of its bytes are sent. Before each
     /// segment the caller's token is checked again, so revoking it or disabling the user

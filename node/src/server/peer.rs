@@ -29,6 +29,7 @@ pub const BLOB_MAX_BYTES: u64 = 1 << 30;
 pub fn leader_only(command: &Command) -> Option<&'static str> {
     Some(match command {
         Command::AssignCamera { .. } => "camera assignments",
+        Command::AssignStandby { .. } => "standby assignments",
         Command::AddReplicas(_) => "replica additions",
         Command::ExpireSegments { .. } => "expiry",
         Command::Alarms(_) => "alarm changes",

@@ -48,8 +48,11 @@ pub const FORMAT_V2: u8 = 2;
 /// Privacy zones and redacted exports: commands appended to `Command` (older entries
 /// read unchanged) and a column family of their own; no record changed shape.
 pub const FORMAT_V3: u8 = 3;
+/// Hot standby: commands appended to `Command` and the `standby` column family; no record
+/// changed shape.
+pub const FORMAT_V4: u8 = 4;
 /// The format this binary writes, and the newest it reads (reported to the leader in pings).
-pub const FORMAT_CURRENT: u8 = FORMAT_V3;
+pub const FORMAT_CURRENT: u8 = FORMAT_V4;
 
 /// Encodes a value behind the current format byte.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -63,6 +66,7 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 /// current type.
 pub fn decode<T: Record>(b: &[u8]) -> Result<T, String> {
     match b.split_first() {
+        Some((&FORMAT_V4, rest)) => T::from_v4(rest),
         Some((&FORMAT_V3, rest)) => T::from_v3(rest),
         Some((&FORMAT_V2, rest)) => T::from_v2(rest),
         Some((&FORMAT_V1, rest)) => T::from_v1(rest),
@@ -103,8 +107,14 @@ pub trait Record: serde::de::DeserializeOwned {
         Self::from_v3(bytes)
     }
 
-    /// Reads what format 3 (the current format) wrote.
+    /// Reads what format 3 wrote. The default: format 4 only appended enum variants and a
+    /// column family, so the bytes are format 4's.
     fn from_v3(bytes: &[u8]) -> Result<Self, String> {
+        Self::from_v4(bytes)
+    }
+
+    /// Reads what format 4 (the current format) wrote.
+    fn from_v4(bytes: &[u8]) -> Result<Self, String> {
         postcard(bytes)
     }
 }
@@ -149,6 +159,7 @@ unchanged!(
     crate::meta::types::PictureStill,
     crate::meta::types::Credential,
     crate::meta::types::ExportRedaction,
+    crate::meta::types::Standby,
     Vec<crate::zones::Zone>,
     Vote<NodeId>,
     LogId<NodeId>,
@@ -213,6 +224,9 @@ pub fn introduced_in(command: &Command) -> Option<(u32, &'static str)> {
         Command::SetPrivacyZones { .. } => Some((FORMAT_V3.into(), "privacy zones")),
         Command::RequestRedactedExport { .. } | Command::DecideRedactedExport { .. } => {
             Some((FORMAT_V3.into(), "redacted exports"))
+        }
+        Command::SetStandby { .. } | Command::AssignStandby { .. } | Command::TakeOver { .. } => {
+            Some((FORMAT_V4.into(), "hot standby"))
         }
         _ => None,
     }

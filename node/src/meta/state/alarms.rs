@@ -58,7 +58,7 @@ pub(super) fn apply_alarms(db: &DB, batch: &mut WriteBatch, now_ms: i64, changes
         }
     }
     ALARM_SEQ.put(db, batch, &seq);
-    Response::Committed { new: changed, duplicate: unchanged }
+    Response::Committed { new: changed, duplicate: unchanged, superseded: 0 }
 }
 
 /// An operator acknowledges an alarm with a note, which must say something.

@@ -110,5 +110,5 @@ pub(super) fn mark_backed_up(db: &DB, batch: &mut WriteBatch, now_ms: i64, store
     if let Err(e) = packs.write(db, batch) {
         return Response::StorageFailed(format!("catalog read failed: {e}"));
     }
-    Response::Committed { new, duplicate: skipped }
+    Response::Committed { new, duplicate: skipped, superseded: 0 }
 }

@@ -7,7 +7,7 @@ use super::seeded_camera_key;
 use super::table::*;
 use super::users::user_for_update;
 use crate::meta::db::{cf, CF_CAMERAS, CF_SM};
-use crate::meta::types::{Camera, NodeId, RejectKind, Request, Response, SensitivePeriod};
+use crate::meta::types::{Camera, NodeId, RejectKind, Request, Response, SensitivePeriod, Standby};
 
 pub(super) fn camera_for_update(db: &DB, id: &str) -> Result<Camera, Response> {
     match CAMERAS.get(db, id) {
@@ -101,6 +101,7 @@ pub(super) fn remove_camera(db: &DB, batch: &mut WriteBatch, req: &Request, id: 
                 }
             }
             CAMERAS.delete(db, batch, id);
+            STANDBY.delete(db, batch, id);
             // Its reference still goes with it: a camera re-added under the id is a new
             // view, whose first healthy picture becomes its reference.
             PICTURE_REFS.delete(db, batch, id);
@@ -166,7 +167,13 @@ pub(super) fn set_privacy_zones(
 }
 
 /// Moves a camera to another recorder, which must be an active node.
-pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recorder: NodeId) -> Response {
+pub(super) fn assign_camera(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    camera: &str,
+    recorder: NodeId,
+) -> Response {
     match NODES.get(db, &recorder) {
         Ok(Some(n)) if !n.retired => {}
         _ => {
@@ -178,10 +185,125 @@ pub(super) fn assign_camera(db: &DB, batch: &mut WriteBatch, camera: &str, recor
     }
     match camera_for_update(db, camera) {
         Ok(mut c) => {
+            let from = c.recorder;
             c.recorder = recorder;
             CAMERAS.put(db, batch, camera, &c);
+            // A standby made recorder stands by no more (the leader chooses another), and
+            // resumes from the pictures it held: as with a takeover, the footage committed
+            // so far ends at the seam.
+            match standby_of(db, camera) {
+                Ok(mut sb) if sb.node == Some(recorder) => {
+                    let seam = match super::segments::last_end(db, camera) {
+                        Ok(e) => e,
+                        Err(r) => return r,
+                    };
+                    sb.node = None;
+                    sb.seam_ms = seam.or(sb.seam_ms);
+                    sb.last_takeover = Some((req.time_ms, from, recorder));
+                    STANDBY.put(db, batch, camera, &sb);
+                }
+                Ok(_) => {}
+                Err(r) => return r,
+            }
             Response::Ok
         }
         Err(r) => r,
     }
+}
+
+fn standby_of(db: &DB, camera: &str) -> Result<Standby, Response> {
+    STANDBY
+        .get(db, camera)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| Response::StorageFailed(format!("catalog read failed: {e}")))
+}
+
+/// Marks a camera for a hot standby or unmarks it (`Command::SetStandby`).
+pub(super) fn set_standby(db: &DB, batch: &mut WriteBatch, camera: &str, wanted: bool) -> Response {
+    if let Err(r) = camera_for_update(db, camera) {
+        return r;
+    }
+    let mut sb = match standby_of(db, camera) {
+        Ok(sb) => sb,
+        Err(r) => return r,
+    };
+    sb.wanted = wanted;
+    if !wanted {
+        sb.node = None;
+    }
+    STANDBY.put(db, batch, camera, &sb);
+    Response::Ok
+}
+
+/// The leader's choice of a camera's standby (`Command::AssignStandby`).
+pub(super) fn assign_standby(db: &DB, batch: &mut WriteBatch, camera: &str, node: Option<NodeId>) -> Response {
+    let cam = match camera_for_update(db, camera) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut sb = match standby_of(db, camera) {
+        Ok(sb) => sb,
+        Err(r) => return r,
+    };
+    // The leader gives standbys to marked cameras, or to every camera when its
+    // configuration says so (`standby_all_cameras`): the mark is not checked here.
+    if let Some(n) = node {
+        if n == cam.recorder {
+            return Response::Rejected(
+                RejectKind::InvalidArgument,
+                format!("node {n} records camera {camera:?}; its standby must be another node"),
+            );
+        }
+        match NODES.get(db, &n) {
+            Ok(Some(rec)) if !rec.retired => {}
+            Ok(_) => {
+                return Response::Rejected(RejectKind::FailedPrecondition, format!("node {n} is not an active member"))
+            }
+            Err(e) => return Response::StorageFailed(format!("catalog read failed: {e}")),
+        }
+    }
+    sb.node = node;
+    STANDBY.put(db, batch, camera, &sb);
+    Response::Ok
+}
+
+/// A standby takes its camera over from the failed recorder (`Command::TakeOver`).
+pub(super) fn take_over(
+    db: &DB,
+    batch: &mut WriteBatch,
+    req: &Request,
+    camera: &str,
+    from: NodeId,
+    to: NodeId,
+) -> Response {
+    let mut cam = match camera_for_update(db, camera) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut sb = match standby_of(db, camera) {
+        Ok(sb) => sb,
+        Err(r) => return r,
+    };
+    if cam.recorder != from || sb.node != Some(to) {
+        return Response::Rejected(
+            RejectKind::FailedPrecondition,
+            format!(
+                "camera {camera:?} is recorded by node {} with standby {}, not by {from} with standby {to}: \
+                 another takeover or reassignment came first",
+                cam.recorder,
+                sb.node.map_or("none".to_string(), |n| n.to_string())
+            ),
+        );
+    }
+    let seam = match super::segments::last_end(db, camera) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    cam.recorder = to;
+    CAMERAS.put(db, batch, camera, &cam);
+    sb.node = None;
+    sb.seam_ms = seam.or(sb.seam_ms);
+    sb.last_takeover = Some((req.time_ms, from, to));
+    STANDBY.put(db, batch, camera, &sb);
+    Response::TookOver { seam_ms: seam }
 }

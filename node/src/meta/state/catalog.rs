@@ -53,6 +53,22 @@ impl Catalog {
         CAMERAS.all(&self.db).map_err(crate::Error::Internal)
     }
 
+    /// Every camera's standby record (cameras never marked have none).
+    pub fn standbys(&self) -> crate::Result<std::collections::BTreeMap<String, crate::meta::types::Standby>> {
+        let mut out = std::collections::BTreeMap::new();
+        for cam in self.cameras()? {
+            if let Some(sb) = self.read(&STANDBY, &cam.id)? {
+                out.insert(cam.id, sb);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One camera's standby record, if it was ever marked.
+    pub fn standbys_of(&self, camera: &str) -> crate::Result<Option<crate::meta::types::Standby>> {
+        self.read(&STANDBY, camera)
+    }
+
     /// Whether a camera with this id was ever registered from a config file.
     pub fn camera_seeded(&self, id: &str) -> crate::Result<bool> {
         Ok(self.db.get_pinned_cf(cf(&self.db, CF_SM), seeded_camera_key(id))?.is_some())

@@ -179,7 +179,7 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segm
             nodes::register_node(db, batch, req.time_ms, (campus, addr), token_hash, *founder)
         }
         Command::RetireNode { id } => nodes::retire_node(db, batch, *id),
-        Command::AssignCamera { camera, recorder } => cameras::assign_camera(db, batch, camera, *recorder),
+        Command::AssignCamera { camera, recorder } => cameras::assign_camera(db, batch, req, camera, *recorder),
         Command::MarkBackedUp(packs) => backup::mark_backed_up(db, batch, req.time_ms, packs),
         Command::PinNodeKey { id, key_hash } => nodes::pin_node_key(db, batch, *id, key_hash),
         Command::Alarms(changes) => alarms::apply_alarms(db, batch, req.time_ms, changes),
@@ -208,6 +208,9 @@ fn apply_command(db: &DB, batch: &mut WriteBatch, req: &Request, term: u64, segm
         Command::ResetPassword { user, token_hash, token } => {
             users::reset_password(db, batch, req, user, token_hash, token)
         }
+        Command::SetStandby { camera, wanted } => cameras::set_standby(db, batch, camera, *wanted),
+        Command::AssignStandby { camera, node } => cameras::assign_standby(db, batch, camera, *node),
+        Command::TakeOver { camera, from, to } => cameras::take_over(db, batch, req, camera, *from, *to),
     }
 }
 
@@ -227,7 +230,7 @@ fn apply_audit(
         ev.outcome = Outcome::Rejected;
         ev.reason = why.clone();
     }
-    if let (Command::ExpireSegments { .. }, Response::Committed { new, duplicate }) = (&req.command, resp) {
+    if let (Command::ExpireSegments { .. }, Response::Committed { new, duplicate, .. }) = (&req.command, resp) {
         ev.detail = format!("{new} segments deleted with receipts, {duplicate} kept (protected or gone)");
     }
     if let (Command::RequestChange(_), Response::Created(id)) = (&req.command, resp) {
@@ -459,6 +462,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         | Command::SeedCamera(_)
                         | Command::RemoveCamera { .. }
                         | Command::AssignCamera { .. }
+                        | Command::SetStandby { .. }
+                        | Command::AssignStandby { .. }
+                        | Command::TakeOver { .. }
                         | Command::DecideChange { approve: true, .. },
                     ..
                 })

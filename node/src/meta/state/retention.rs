@@ -189,7 +189,7 @@ pub(super) fn expire_segments(
         RECEIPT_SEQ.put(db, batch, &seq);
         *segment_count = segment_count.saturating_sub(u64::from(deleted));
     }
-    Response::Committed { new: deleted, duplicate: skipped }
+    Response::Committed { new: deleted, duplicate: skipped, superseded: 0 }
 }
 
 pub(super) fn policy_of(db: &DB, camera: &str) -> Result<crate::retention::Policy, String> {

@@ -149,6 +149,7 @@ pub const PICTURE_REFS: Table<str, PictureStill> = Table::new(CF_PICTURE_REFS);
 pub const POLICIES: Table<str, crate::retention::Policy> = Table::new(CF_POLICIES);
 pub const PRIVACY_ZONES: Table<str, Vec<crate::zones::Zone>> = Table::new(CF_PRIVACY_ZONES);
 pub const REDACTIONS: Table<str, ExportRedaction> = Table::new(CF_REDACTIONS);
+pub const STANDBY: Table<str, Standby> = Table::new(CF_STANDBY);
 pub const SEGMENTS: Table<[u8], SegmentRecord> = Table::new(CF_SEGMENTS);
 pub const SEGMENT_CLOCKS: Table<[u8], SegmentClock> = Table::new(CF_SEGMENT_CLOCKS);
 pub const SENSITIVITY: Table<str, Vec<SensitivePeriod>> = Table::new(CF_SENSITIVITY);
