@@ -17,8 +17,11 @@ import re
 import subprocess
 import sys
 
-ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P6 1 GiB", "P7", "P8", "catalog 1 M", "catalog 10 M", "memory 1 Mbit/s",
-         "memory 4 Mbit/s", "cameras", "picture", "W1", "W2", "E2", "E3"]
+P8_CASES = ["P8 recorder, no standby", "P8 recorder, hot standby", "P8 leader-and-recorder, no standby",
+            "P8 leader-and-recorder, hot standby"]
+ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P6 1 GiB", "P7", *P8_CASES, "catalog 1 M", "catalog 10 M",
+         "memory 1 Mbit/s", "memory 4 Mbit/s", "cameras", "standby CPU", "standby memory", "picture", "W1", "W2", "E2",
+         "E3"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
     "P2": "ops/bench.sh p2",
@@ -28,7 +31,7 @@ COMMANDS = {
     "P6": "cargo bench --bench backup",
     "P6 1 GiB": "cargo bench --bench backup",
     "P7": "cargo bench --bench scrub",
-    "P8": "ops/bench.sh p8",
+    **{case: "ops/bench.sh p8" for case in P8_CASES},
     "catalog 1 M": "cargo bench --bench catalog_scale",
     "catalog 10 M": "cargo bench --bench catalog_scale",
     "memory 1 Mbit/s": "ops/bench.sh memory",
@@ -37,6 +40,8 @@ COMMANDS = {
     "W1": "cargo bench --bench console",
     "W2": "cargo bench --bench console",
     "picture": "ops/bench.sh picture",
+    "standby CPU": "ops/bench.sh standby",
+    "standby memory": "ops/bench.sh standby",
     "E2": "cargo bench --bench evidence",
     "E3": "cargo bench --bench evidence",
 }

@@ -93,10 +93,7 @@ impl Session {
     /// instead, until a takeover commits the held pictures from the seam on.
     pub(super) fn push(&mut self, codec: Codec, au: AccessUnit) -> Closed {
         self.codec.get_or_insert(codec);
-        if self.anchor.is_none() {
-            let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
-            self.anchor = Some((wall_ns.max(self.last_end_ns), au.pts_ns));
-        }
+        self.anchor_at(au.pts_ns);
         let mut out = Closed::new();
         if let Some((ctl, buf)) = &mut self.standby {
             match ctl.poll() {
@@ -105,13 +102,25 @@ impl Session {
                     buf.push(ctl, wall, au);
                     return out;
                 }
-                Poll::TakeOver(seam_ms) => out = self.take_over(seam_ms),
+                Poll::TakeOver(seam_ms) => {
+                    out = self.take_over(seam_ms);
+                    self.anchor_at(au.pts_ns);
+                }
                 Poll::Record => {}
             }
             self.standby = None;
         }
         out.extend(self.record(au));
         out
+    }
+
+    /// Anchors the timeline at `pts_ns` to the wall clock now, no earlier than the end of
+    /// the last segment, unless it is anchored already.
+    fn anchor_at(&mut self, pts_ns: u64) {
+        if self.anchor.is_none() {
+            let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
+            self.anchor = Some((wall_ns.max(self.last_end_ns), pts_ns));
+        }
     }
 
     /// The PTS of the newest picture, recorded or held.
@@ -150,7 +159,7 @@ impl Session {
         let held = buf.take_from(seam_ns);
         let Some(first) = held.first() else {
             tracing::warn!(camera = %self.camera, seam_ms, "took the camera over with no picture held: footage resumes at the next keyframe");
-            // Anchored afresh at the next picture, no earlier than the seam.
+            // Anchored afresh at this picture, no earlier than the seam.
             self.anchor = None;
             return Closed::new();
         };

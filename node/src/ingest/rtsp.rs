@@ -487,6 +487,28 @@ mod tests {
         }
     }
 
+    /// A takeover asked before anything was held (a standby that had just reconnected)
+    /// records from the next picture, stamped no earlier than the seam.
+    #[test]
+    fn a_takeover_with_nothing_held_records_on_from_the_seam() {
+        use crate::clock::ManualClock;
+        use crate::ingest::standby::StandbyCtl;
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let ctl = std::sync::Arc::new(StandbyCtl::standby());
+        let mut s = Session::new(&task(tx, ManualClock::new(1_000_000), Some(ctl.clone())));
+        ctl.take_over(Some(1_000_500));
+        let mut out = Vec::new();
+        for ms in (0..5_000u64).step_by(40) {
+            let key = ms.is_multiple_of(1_000);
+            let data = vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }, 0x88];
+            out.extend(s.push(Codec::H264, AccessUnit { pts_ns: ms * 1_000_000, dts_ns: None, keyframe: key, data }));
+        }
+        out.extend(s.finish());
+        assert!(out.len() >= 2, "{} segments", out.len());
+        assert_eq!(out[0].start_ms, 1_000_500);
+        assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms));
+    }
+
     #[test]
     fn h265_cra_and_bla_pictures_are_keyframes_and_others_are_not() {
         let au = |t: u8| [&[0u8, 0, 0, 1, 0x40, 1, 0xC0][..], &[0, 0, 0, 1, t << 1, 1, 0xAF, 0x80]].concat();
