@@ -654,15 +654,15 @@ mod commands {
         assert_eq!(s.ok(take(1, 2)).await, Response::TookOver { seam_ms: Some(NOW + 2_000) });
         s.refused(take(1, 2), FailedPrecondition, "recorded by node 2").await;
 
-        // The former recorder's late footage after the seam is superseded; the new
-        // recorder's is catalogued; the former's footage before the seam that overlaps
-        // nothing still fills a gap, and what overlaps is superseded.
+        // The replaced recorder's late footage after the seam is superseded; the new
+        // recorder's is catalogued, and so is the replaced one's before the seam (a gap
+        // it fills) and any other node's.
         let late = s.ok(commit(vec![recorded("lobby", 2_000, 3_000, 1)])).await;
         assert_eq!(late, Response::Committed { new: 0, duplicate: 0, superseded: 1 });
         let new = s.ok(commit(vec![recorded("lobby", 2_000, 3_000, 2)])).await;
         assert_eq!(new, Response::Committed { new: 1, duplicate: 0, superseded: 0 });
-        let early = s.ok(commit(vec![recorded("lobby", -1_000, 0, 1), recorded("lobby", 500, 1_500, 1)])).await;
-        assert_eq!(early, Response::Committed { new: 1, duplicate: 0, superseded: 1 });
+        let early = s.ok(commit(vec![recorded("lobby", -1_000, 0, 1), recorded("lobby", 3_000, 3_500, 3)])).await;
+        assert_eq!(early, Response::Committed { new: 2, duplicate: 0, superseded: 0 });
         // The recorder's own footage is catalogued as ever (a clock stepped back).
         let own = s.ok(commit(vec![recorded("lobby", 2_500, 3_500, 2)])).await;
         assert_eq!(own, Response::Committed { new: 1, duplicate: 0, superseded: 0 });
@@ -678,8 +678,13 @@ mod commands {
             (sb.node, sb.seam_ms, sb.last_takeover.map(|t| (t.1, t.2))),
             (None, Some(NOW + 3_500), Some((2, 3)))
         );
+        // A cold move (onto a node that was not standing by) lifts the seam: the former
+        // recorder's late segments are then the only footage of their time.
+        s.ok(Command::AssignCamera { camera: "lobby".into(), recorder: 1 }).await;
+        let late = s.ok(commit(vec![recorded("lobby", 4_000, 4_500, 2)])).await;
+        assert_eq!(late, Response::Committed { new: 1, duplicate: 0, superseded: 0 });
         // Unmarked, a camera keeps no standby; removed, its record goes.
-        s.ok(standby(Some(1))).await;
+        s.ok(standby(Some(2))).await;
         s.ok(Command::SetStandby { camera: "lobby".into(), wanted: false }).await;
         assert_eq!(cat.standbys_of("lobby").unwrap().unwrap().node, None);
         s.refused(Command::SetStandby { camera: "nope".into(), wanted: true }, NotFound, "does not exist").await;

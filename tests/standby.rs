@@ -21,6 +21,20 @@ enum Fault {
     Kill,
     Pause,
     Cut,
+    /// The recorder loses the camera (its route to it blackholed) but still answers its
+    /// peers: it commits nothing, and its standby takes over after three segments.
+    LoseCamera,
+}
+
+/// Blackholes (or restores) the route from host `i` to the test's own address, where the
+/// camera and the test's clients live.
+fn camera_route(net: &TestNet, i: usize, add: bool) {
+    let gw = format!("{}/32", net.gateway());
+    let out = std::process::Command::new("ip")
+        .args(["-n", &net.ns(i), "route", if add { "add" } else { "del" }, "blackhole", &gw])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 async fn segments(c: &Client, camera: &str, from: i64, to: i64) -> Vec<Segment> {
@@ -121,6 +135,7 @@ async fn fail_over(fault: Fault, net: Option<&TestNet>, case: Case) -> i64 {
                 net.cut(li, j);
             }
         }
+        Fault::LoseCamera => camera_route(net.expect("a network"), li, true),
     }
     let new_recorder = wait_for(60, "another node recording the camera", || async {
         let cams = sec.list_cameras().await.ok()?;
@@ -146,6 +161,7 @@ async fn fail_over(fault: Fault, net: Option<&TestNet>, case: Case) -> i64 {
                 net.mend(li, j);
             }
         }
+        Fault::LoseCamera => camera_route(net.expect("a network"), li, false),
     }
     if fault != Fault::Kill {
         let old = &nodes[li];
@@ -207,6 +223,14 @@ async fn cut_off_leader_and_recorder_loses_under_a_second_and_its_late_footage_i
     fail_over(Fault::Cut, Some(&net), HOT).await;
 }
 
+/// A recorder that still answers its peers but no longer receives the camera (and so
+/// commits nothing) is taken over by its standby, from the pictures it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_that_loses_the_camera_is_taken_over_by_its_standby() {
+    let Some(net) = TestNet::try_new(3) else { return };
+    fail_over(Fault::LoseCamera, Some(&net), Case { leader: false, standby: true }).await;
+}
+
 /// The same when the recorder does not lead Raft (no election in the way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_recorder_with_a_standby_loses_under_a_second() {
@@ -239,10 +263,24 @@ async fn a_camera_with_one_session_is_refused_a_standby() {
     let cams = admin.list_cameras().await.unwrap();
     let w = cams.iter().find(|c| c.id == "ward").unwrap();
     assert!(!w.standby_wanted && w.standby == 0);
+    // Added with --standby before its recorder connects: two sessions at once are asked
+    // for, so the camera is refused its standby (the camera itself is added).
+    let cam3 =
+        TestCamera::start_with(0, &["--keyint", "12", "--width", "320", "--height", "180", "--max-clients", "1"]);
+    let e = admin.add_camera_full("gate", &cam3.url, "Gate", false, true).await.unwrap_err().to_string();
+    assert!(e.contains("was added without a standby") && e.contains("custos camera standby gate"), "{e}");
+    let cams = admin.list_cameras().await.unwrap();
+    assert!(cams.iter().any(|c| c.id == "gate" && !c.standby_wanted));
     // A camera that serves two is accepted.
     let cam2 =
         TestCamera::start_with(0, &["--keyint", "12", "--width", "320", "--height", "180", "--max-clients", "2"]);
     admin.add_camera("door", &cam2.url, "Door").await.unwrap();
+    // Once its recorder commits footage, one more session is all a standby needs.
+    wait_for(60, "door's footage committed", || async {
+        let s = admin.status().await.ok()?;
+        s.cameras.iter().any(|c| c.id == "door" && c.last_segment_end_ms > 0).then_some(())
+    })
+    .await;
     admin.set_camera_standby("door", true).await.unwrap();
     let out = n1.cli(&n1.token, &["camera", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);

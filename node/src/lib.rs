@@ -570,8 +570,15 @@ impl Node {
             .instrument(tracing::info_span!("worker", name = "camera-assigner")),
         );
         tokio::spawn(
-            standby::watch(self.meta.clone(), self.health.clone(), self.services.states.clone(), standing, shutdown)
-                .instrument(tracing::info_span!("worker", name = "standby-watch")),
+            standby::watch(
+                self.meta.clone(),
+                self.health.clone(),
+                self.services.states.clone(),
+                standing,
+                config.segment_target_ms,
+                shutdown,
+            )
+            .instrument(tracing::info_span!("worker", name = "standby-watch")),
         );
         Ok(Recording { assigner, supervisor, committer, stopping })
     }

@@ -344,7 +344,13 @@ pub async fn recover(meta: &Meta, store: Arc<BlobStore>, pending: Arc<PendingDir
     .map_err(|e| crate::Error::Internal(e.to_string()))??;
     for chunk in todo.chunks(COMMIT_BATCH_MAX) {
         match meta.propose(Command::CommitSegments(chunk.to_vec())).await? {
-            Response::Committed { .. } => {
+            Response::Committed { superseded, .. } => {
+                if superseded > 0 {
+                    tracing::warn!(
+                        superseded,
+                        "recovered segments not catalogued: a standby took their cameras over and covers their time"
+                    );
+                }
                 rec.recommitted += chunk.len();
                 let p = pending.clone();
                 let hashes: Vec<_> = chunk.iter().map(|r| r.content_hash).collect();

@@ -4,7 +4,9 @@
 //!
 //! Failure detection is this node's own: its pings to the recorder (`cluster::health`),
 //! not the leader's loop, so losing a recorder that also led Raft does not wait for a new
-//! leader to notice. The takeover itself is a Raft command (`Command::TakeOver`), applied
+//! leader to notice; and a recorder that answers but has committed nothing of the camera
+//! for three segments while this node receives it (it lost the stream, or its commits
+//! hang) is taken over too. The takeover itself is a Raft command (`Command::TakeOver`), applied
 //! only while the failed node still records the camera and this node still stands by
 //! for it, so two nodes never both take one camera over; while no leader is elected it
 //! waits, and the held pictures cover the wait (`ingest::standby::WINDOW`).
@@ -29,8 +31,21 @@ struct Seen {
     committed_end_ms: Option<i64>,
 }
 
-/// Runs until shutdown.
-pub async fn watch(meta: Meta, health: Health, states: CameraStates, standing: Standing, shutdown: crate::Shutdown) {
+/// How long a recorder that still answers pings may commit nothing of a camera the
+/// standby receives before the standby takes it over: three segments, at least 15 s.
+pub fn stalled_after_ms(segment_target_ms: u64) -> i64 {
+    (3 * segment_target_ms).max(15_000) as i64
+}
+
+/// Runs until shutdown. `segment_target_ms` is the cluster's segment length.
+pub async fn watch(
+    meta: Meta,
+    health: Health,
+    states: CameraStates,
+    standing: Standing,
+    segment_target_ms: u64,
+    shutdown: crate::Shutdown,
+) {
     let me = meta.node_id;
     let in_flight: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     // Cameras whose recorder this node has found down, and since when (logged once).
@@ -77,16 +92,30 @@ pub async fn watch(meta: Meta, health: Health, states: CameraStates, standing: S
                 ctl.set_primary_end(end);
             }
             // Reconciling handles a camera this node already records.
-            if s.standby != Some(me) || s.recorder == me || health.alive(s.recorder) {
+            if s.standby != Some(me) || s.recorder == me {
                 down.remove(&id);
                 continue;
             }
+            // Only a standby that receives the camera can cover for its recorder.
+            let receiving = states.get(&id).map(|(st, _)| st) == Some(State::Recording);
+            // The recorder is down (its pings), or up but committing nothing of a camera
+            // this node receives (it lost the camera's stream, or its disk or commits hang).
+            let stalled_ms = s.committed_end_ms.map(|e| meta.now_ms() - e).filter(|&age| {
+                receiving && age > stalled_after_ms(segment_target_ms) && ctl.held().2 > s.committed_end_ms.unwrap_or(0)
+            });
+            let why = match (health.alive(s.recorder), stalled_ms) {
+                (false, _) => "stopped answering".to_string(),
+                (true, Some(age)) => format!("has committed nothing of it for {} s", age / 1000),
+                (true, None) => {
+                    down.remove(&id);
+                    continue;
+                }
+            };
             let first = down.insert(id.clone(), s.recorder) != Some(s.recorder);
             if first {
-                tracing::warn!(camera = %id, recorder = s.recorder, "standby: the camera's recorder stopped answering; taking the camera over");
+                tracing::warn!(camera = %id, recorder = s.recorder, "standby: the camera's recorder {why}; taking the camera over");
             }
-            // Only a standby that receives the camera can cover for its recorder.
-            if states.get(&id).map(|(st, _)| st) != Some(State::Recording) {
+            if !receiving {
                 continue;
             }
             if !in_flight.lock().expect("in flight").insert(id.clone()) {
@@ -94,7 +123,7 @@ pub async fn watch(meta: Meta, health: Health, states: CameraStates, standing: S
             }
             let (meta, in_flight, from) = (meta.clone(), in_flight.clone(), s.recorder);
             tokio::spawn(async move {
-                take_over(&meta, &id, from, me, &ctl, first).await;
+                take_over(&meta, &id, (from, &why), me, &ctl, first).await;
                 in_flight.lock().expect("in flight").remove(&id);
             });
         }
@@ -103,15 +132,14 @@ pub async fn watch(meta: Meta, health: Health, states: CameraStates, standing: S
 
 /// Proposes the takeover of `camera` from `from`, and on success tells the camera's
 /// thread where to start.
-async fn take_over(meta: &Meta, camera: &str, from: NodeId, me: NodeId, ctl: &StandbyCtl, first: bool) {
+async fn take_over(meta: &Meta, camera: &str, (from, why): (NodeId, &str), me: NodeId, ctl: &StandbyCtl, first: bool) {
     let ev = AuditEvent {
         user: "-".into(),
         action: AuditAction::CameraFailover,
         outcome: Outcome::Ok,
         cameras: vec![camera.to_string()],
         detail: format!(
-            "recorder {from} stopped answering; its standby, node {me}, took the camera over from the end of its \
-             committed footage"
+            "recorder {from} {why}; its standby, node {me}, took the camera over from the end of its committed footage"
         ),
         ..Default::default()
     };

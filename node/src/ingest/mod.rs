@@ -253,7 +253,11 @@ impl Supervisor {
             .iter()
             .filter(|(id, r)| match wanted.get(*id) {
                 None => true,
-                Some(a) => a.source != r.source || r.thread.is_finished() || (a.standby && r.standby.is_none()),
+                Some(a) => {
+                    // Recording (from the start, or since a takeover) and now only to stand by.
+                    let recording = !r.standby.as_ref().is_some_and(|c| c.is_standby());
+                    a.source != r.source || r.thread.is_finished() || (a.standby && recording)
+                }
             })
             .map(|(id, _)| id.clone())
             .collect();

@@ -84,7 +84,7 @@ impl Session {
             last_end_ns: 0,
             tx: task.tx.clone(),
             clock: task.clock.clone(),
-            standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::default())),
+            standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::new(task.segment_target_ms))),
         }
     }
 
@@ -171,7 +171,7 @@ impl Session {
             camera = %self.camera,
             seam_ms,
             pictures = held.len(),
-            held_ms = (held.last().map_or(0, |l| l.wall_ns) - first.wall_ns) / 1_000_000,
+            held_ms = held.last().map_or(0, |l| l.wall_ns).saturating_sub(first.wall_ns) / 1_000_000,
             gap_ms,
             shift_ms,
             "took the camera over: committing the pictures held from the recorder's last keyframe"

@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use super::segmenter::AccessUnit;
 
-/// The most a standby keeps of a camera, however long ago its recorder last committed.
+/// The least a standby keeps of a camera, however long ago its recorder last committed:
+/// detection, an election and the takeover's commit fit in it. With long segments the
+/// window grows to two segments more ([`FrameBuffer::new`]).
 pub const WINDOW: Duration = Duration::from_secs(30);
-/// The most bytes a standby keeps of one camera (30 s at 12 Mbit/s).
-pub const MAX_BYTES: usize = 48 << 20;
+/// The most bytes a standby keeps of one camera (a minute at 16 Mbit/s).
+pub const MAX_BYTES: usize = 128 << 20;
 /// Pictures kept from before the recorder's committed end: the keyframe at the seam is
 /// stamped by two nodes, whose stamps differ by their clocks and network paths.
 const SEAM_MARGIN_NS: u64 = 1_000_000_000;
@@ -137,14 +139,23 @@ pub(super) struct Held {
 }
 
 /// The pictures a standby holds: from a keyframe at or before the recorder's committed
-/// end (less a margin) to the newest, within [`WINDOW`] and [`MAX_BYTES`].
+/// end (less a margin) to the newest, within its window and [`MAX_BYTES`].
 #[derive(Debug, Default)]
 pub(super) struct FrameBuffer {
     frames: VecDeque<Held>,
     bytes: usize,
+    window_ns: u64,
 }
 
 impl FrameBuffer {
+    /// A buffer for a camera cut into segments of `segment_target_ms`: it holds at least
+    /// [`WINDOW`], and two segments more than half of it for long segments (the recorder's
+    /// committed end trails the live picture by up to a segment and a commit).
+    pub fn new(segment_target_ms: u64) -> FrameBuffer {
+        let window = WINDOW.as_nanos() as u64;
+        FrameBuffer { window_ns: window.max(window / 2 + 2 * segment_target_ms * 1_000_000), ..Default::default() }
+    }
+
     /// Holds a picture and lets go of what is no longer needed.
     pub fn push(&mut self, ctl: &StandbyCtl, wall_ns: u64, au: AccessUnit) {
         if self.frames.is_empty() && !au.keyframe {
@@ -179,12 +190,19 @@ impl FrameBuffer {
 
     fn trim(&mut self, primary_end_ns: Option<u64>) {
         let newest = self.frames.back().map_or(0, |f| f.wall_ns);
-        let window = WINDOW.as_nanos() as u64;
-        // Over the window or the byte cap: drop whole groups of pictures from the front.
-        while self.frames.len() > 1
-            && (newest.saturating_sub(self.frames[0].wall_ns) > window || self.bytes > MAX_BYTES)
+        // Over the window or the byte cap: drop whole groups of pictures from the front,
+        // never the newest group (a camera whose keyframes are further apart than the
+        // window keeps its latest keyframe and what follows it).
+        while (newest.saturating_sub(self.frames[0].wall_ns) > self.window_ns || self.bytes > MAX_BYTES)
+            && self.frames.iter().skip(1).any(|f| f.au.keyframe)
         {
             self.drop_front_group();
+        }
+        // One group alone over the byte cap (a camera that sends no keyframe): memory stays
+        // bounded, and the standby holds again from the next keyframe.
+        if self.bytes > MAX_BYTES {
+            self.frames.clear();
+            self.bytes = 0;
         }
         // What the recorder committed is safe: keep from the last keyframe before its end.
         if let Some(end) = primary_end_ns {
@@ -252,7 +270,7 @@ mod tests {
     #[test]
     fn holds_from_the_keyframe_before_the_recorders_committed_end() {
         let ctl = StandbyCtl::standby();
-        let mut buf = FrameBuffer::default();
+        let mut buf = FrameBuffer::new(4_000);
         // Nothing committed yet: everything from the first keyframe is held.
         feed(&mut buf, &ctl, 0, 250, 25); // 10 s, a keyframe each second
         assert_eq!(buf.frames.len(), 250);
@@ -269,20 +287,30 @@ mod tests {
     #[test]
     fn never_more_than_the_window_or_the_byte_cap() {
         let ctl = StandbyCtl::standby();
-        let mut buf = FrameBuffer::default();
+        let mut buf = FrameBuffer::new(4_000);
         feed(&mut buf, &ctl, 0, 25 * 60, 25); // 60 s, recorder never committed
         let span = buf.frames.back().unwrap().wall_ns - buf.frames[0].wall_ns;
         assert!(span <= WINDOW.as_nanos() as u64, "{span}");
         assert!(span >= WINDOW.as_nanos() as u64 - 1_000 * MS, "{span}");
         assert!(buf.frames[0].au.keyframe);
-        let mut big = FrameBuffer::default();
+        let mut big = FrameBuffer::new(4_000);
         for i in 0..100u64 {
-            big.push(&ctl, i * 40 * MS, au(i * 40, i % 10 == 0, 1 << 20));
+            big.push(&ctl, i * 40 * MS, au(i * 40, i % 10 == 0, 2 << 20));
         }
         assert!(big.bytes <= MAX_BYTES, "{}", big.bytes);
         assert!(big.frames[0].au.keyframe);
+        // Keyframes further apart than the window: the newest group stays whole.
+        let mut sparse = FrameBuffer::new(4_000);
+        for i in 0..25 * 80u64 {
+            sparse.push(&ctl, i * 40 * MS, au(i * 40, i % (25 * 45) == 0, 100));
+        }
+        assert_eq!(sparse.frames[0].wall_ns, 25 * 45 * 40 * MS, "the keyframe at 45 s and all after it");
+        assert_eq!(sparse.frames.len(), 25 * 80 - 25 * 45);
+        // Long segments hold two segments more than half the window.
+        assert_eq!(FrameBuffer::new(60_000).window_ns, (15 + 120) * 1_000 * MS);
+        assert_eq!(FrameBuffer::new(4_000).window_ns, WINDOW.as_nanos() as u64);
         // Pictures before the first keyframe are never held.
-        let mut b = FrameBuffer::default();
+        let mut b = FrameBuffer::new(4_000);
         b.push(&ctl, 0, au(0, false, 10));
         assert!(b.frames.is_empty());
     }
@@ -290,7 +318,7 @@ mod tests {
     #[test]
     fn takeover_starts_at_the_keyframe_closest_to_the_seam() {
         let ctl = StandbyCtl::standby();
-        let mut buf = FrameBuffer::default();
+        let mut buf = FrameBuffer::new(4_000);
         feed(&mut buf, &ctl, 0, 250, 25);
         // The recorder stamped its last keyframe 30 ms later than this node did.
         let seam = (1_000_000 + 4_000 + 30) * MS;
@@ -299,11 +327,11 @@ mod tests {
         assert_eq!(frames.len(), 250 - 100);
         assert!(buf.frames.is_empty() && buf.bytes == 0);
         // 30 ms earlier instead: the same keyframe.
-        let mut buf = FrameBuffer::default();
+        let mut buf = FrameBuffer::new(4_000);
         feed(&mut buf, &ctl, 0, 250, 25);
         assert_eq!(buf.take_from(Some((1_000_000 + 3_970) * MS))[0].wall_ns, (1_000_000 + 4_000) * MS);
         // No committed footage: from the first keyframe.
-        let mut buf = FrameBuffer::default();
+        let mut buf = FrameBuffer::new(4_000);
         feed(&mut buf, &ctl, 0, 50, 25);
         assert_eq!(buf.take_from(None).len(), 50);
     }

@@ -204,7 +204,7 @@ impl Admin for Services {
         let caller = self.guard(&req, Action::ManageCameras, false).await?;
         let r = req.into_inner();
         crate::ingest::validate_camera_id(&r.camera).map_err(Status::invalid_argument)?;
-        self.set_standby(&caller, &r.camera, r.standby).await?;
+        self.set_standby(&caller, &r.camera, r.standby, false).await?;
         Ok(Response::new(pb::SetCameraStandbyResponse {}))
     }
 

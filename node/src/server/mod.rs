@@ -306,7 +306,7 @@ impl Footage for Services {
         self.admin_change(&caller, AuditAction::CameraAdd, detail, Command::AddCamera(cam)).await?;
         tracing::info!(camera = %r.id, user = %caller.who.name, "camera added");
         if r.standby {
-            self.set_standby(&caller, &r.id, true).await?;
+            self.set_standby(&caller, &r.id, true, true).await?;
         }
         self.cameras_changed.notify_one();
         let id = r.id.clone();
@@ -555,21 +555,37 @@ impl Services {
     /// Marks `camera` for a hot standby, or unmarks it, audited. Marking an `rtsp://`
     /// camera first opens a second session to it from this node: a camera that serves only
     /// one client cannot have a standby, and is refused saying so.
-    async fn set_standby(&self, caller: &guard::Caller, camera: &str, on: bool) -> Result<(), Status> {
+    async fn set_standby(&self, caller: &guard::Caller, camera: &str, on: bool, adding: bool) -> Result<(), Status> {
         let id = camera.to_string();
-        let cam = self
-            .meta
-            .read(move |c| c.camera(&id))
-            .await?
-            .ok_or_else(|| Status::not_found(format!("camera {camera:?} does not exist")))?;
+        let (cam, last_end) =
+            self.meta.read(move |c| Ok((c.camera(&id)?, c.last_segment(&id)?.map(|s| s.end_ms)))).await?;
+        let cam = cam.ok_or_else(|| Status::not_found(format!("camera {camera:?} does not exist")))?;
         if on && cam.source.starts_with("rtsp://") {
+            // Beside a recorder that is receiving, one more session; else two at once, so a
+            // camera that serves one client is found out before its recorder connects.
+            let down_after = self.alarms.camera_down_after_ms(self.cluster.segment_target_ms);
+            let recording = last_end.is_some_and(|e| self.meta.now_ms() - e <= down_after);
             let within = std::time::Duration::from_secs(10);
-            if let Err(e) = crate::ingest::rtsp::probe_session(&cam.source, within).await {
+            let probe = || crate::ingest::rtsp::probe_session(&cam.source, within);
+            let probed = match recording {
+                true => probe().await,
+                false => {
+                    let (a, b) = tokio::join!(probe(), probe());
+                    a.and(b)
+                }
+            };
+            if let Err(e) = probed {
                 let e = crate::ingest::redact_text(&e, &cam.source);
+                let then = match adding {
+                    true => format!(
+                        "; the camera was added without a standby: give it one with `custos camera standby {camera}`"
+                    ),
+                    false => ", then try again".to_string(),
+                };
                 let why = format!(
                     "camera {camera:?} did not serve a second RTSP session beside its recorder's ({e}): a standby \
                      receives the camera's stream too, so the camera must allow two sessions at once (raise its \
-                     session or client limit, or use a stream URL that allows more), then try again"
+                     session or client limit, or use a stream URL that allows more){then}"
                 );
                 let mut ev = caller.event(AuditAction::CameraStandby, Outcome::Rejected);
                 ev.reason = why.clone();

@@ -202,6 +202,12 @@ pub(super) fn assign_camera(
                     sb.last_takeover = Some((req.time_ms, from, recorder));
                     STANDBY.put(db, batch, camera, &sb);
                 }
+                // A cold move: the new recorder starts afresh, so the former one's late
+                // segments are its only footage of that time; no seam holds them back.
+                Ok(mut sb) if sb.seam_ms.is_some() => {
+                    sb.seam_ms = None;
+                    STANDBY.put(db, batch, camera, &sb);
+                }
                 Ok(_) => {}
                 Err(r) => return r,
             }

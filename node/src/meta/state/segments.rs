@@ -9,12 +9,11 @@ use crate::meta::types::{NodeId, Response, SegmentRecord};
 /// Catalogs a batch of durable segments, skipping those already present, and queues
 /// them for the backup store.
 ///
-/// A segment sealed by a node that is not the camera's recorder (its first replica) is
-/// superseded, not catalogued, when it ends after the camera's last takeover seam or
-/// overlaps committed footage: the node that took over covers that time, and search and
-/// fetch never meet two segments for one instant. Such segments come from a recorder that
-/// was paused, cut off or restarted after a takeover. The recorder's own segments are
-/// always catalogued, as before.
+/// A segment sealed (first replica) by the node the camera's last takeover replaced, and
+/// ending after that takeover's seam, is superseded, not catalogued: the standby that took
+/// over covers that time from its held pictures, so search and fetch never meet two
+/// versions of it. Such segments come from a recorder that was paused or cut off, or that
+/// restarted, while its standby took over. Every other segment is catalogued as before.
 pub(super) fn commit_segments(
     db: &DB,
     batch: &mut WriteBatch,
@@ -24,8 +23,8 @@ pub(super) fn commit_segments(
     let c = cf(db, CF_SEGMENTS);
     let (mut new, mut duplicate, mut superseded) = (0u32, 0u32, 0u32);
     let mut in_batch = std::collections::HashSet::new();
-    // Camera id → (its recorder, its seam), read once per batch.
-    let mut owners: std::collections::HashMap<&str, Option<(NodeId, Option<i64>)>> = Default::default();
+    // Camera id → its recorder and last takeover, read once per batch.
+    let mut owners: std::collections::HashMap<&str, Option<Owner>> = Default::default();
     for s in segs {
         let k = segment_key(&s.camera, s.start_ms);
         let present = match db.get_pinned_cf(c, &k) {
@@ -47,17 +46,10 @@ pub(super) fn commit_segments(
                 o
             }
         };
-        if let (Some((recorder, seam)), Some(&sealer)) = (owner, s.replicas.first()) {
-            if sealer != recorder {
-                let after_seam = seam.is_some_and(|seam| s.end_ms > seam);
-                let overlaps = match overlaps_committed(db, s) {
-                    Ok(o) => o,
-                    Err(r) => return r,
-                };
-                if after_seam || overlaps {
-                    superseded += 1;
-                    continue;
-                }
+        if let (Some(o), Some(&sealer)) = (owner, s.replicas.first()) {
+            if sealer != o.recorder && Some(sealer) == o.replaced && o.seam.is_some_and(|seam| s.end_ms > seam) {
+                superseded += 1;
+                continue;
             }
         }
         batch.put_cf(cf(db, CF_BACKUP_QUEUE), &k, []);
@@ -82,40 +74,22 @@ pub(super) fn last_end(db: &DB, camera: &str) -> Result<Option<i64>, Response> {
     }
 }
 
-/// A camera's recorder and takeover seam; `None` for a camera no longer registered.
-fn owner_of(db: &DB, camera: &str) -> Result<Option<(NodeId, Option<i64>)>, Response> {
-    let read = |e: String| Response::StorageFailed(format!("catalog read failed: {e}"));
-    let Some(cam) = CAMERAS.get(db, camera).map_err(read)? else { return Ok(None) };
-    let seam = STANDBY.get(db, camera).map_err(read)?.and_then(|s| s.seam_ms);
-    Ok(Some((cam.recorder, seam)))
+/// Who records a camera, and what its last takeover left.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    recorder: NodeId,
+    /// The end of the committed footage at the last takeover.
+    seam: Option<i64>,
+    /// The node that takeover replaced.
+    replaced: Option<NodeId>,
 }
 
-/// One entry of a RocksDB iterator.
-type KeyValue = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>;
-
-/// True if committed footage of `s`'s camera overlaps `s`: the segment starting before it
-/// ends after its start, or the one starting after it starts before its end.
-fn overlaps_committed(db: &DB, s: &SegmentRecord) -> Result<bool, Response> {
+/// A camera's owner; `None` for a camera no longer registered.
+fn owner_of(db: &DB, camera: &str) -> Result<Option<Owner>, Response> {
     let read = |e: String| Response::StorageFailed(format!("catalog read failed: {e}"));
-    let c = cf(db, CF_SEGMENTS);
-    let mut prefix = s.camera.as_bytes().to_vec();
-    prefix.push(0);
-    let key = segment_key(&s.camera, s.start_ms);
-    let decode_at = |kv: Option<KeyValue>| -> Result<Option<SegmentRecord>, Response> {
-        match kv {
-            Some(Ok((k, v))) if k.starts_with(&prefix) => {
-                crate::meta::types::decode::<SegmentRecord>(&v).map(Some).map_err(read)
-            }
-            Some(Err(e)) => Err(read(e.to_string())),
-            _ => Ok(None),
-        }
-    };
-    let before = decode_at(db.iterator_cf(c, rocksdb::IteratorMode::From(&key, rocksdb::Direction::Reverse)).next())?;
-    if before.is_some_and(|b| b.start_ms < s.start_ms && b.end_ms > s.start_ms) {
-        return Ok(true);
-    }
-    let after = decode_at(db.iterator_cf(c, rocksdb::IteratorMode::From(&key, rocksdb::Direction::Forward)).next())?;
-    Ok(after.is_some_and(|a| a.start_ms > s.start_ms && a.start_ms < s.end_ms))
+    let Some(cam) = CAMERAS.get(db, camera).map_err(read)? else { return Ok(None) };
+    let sb = STANDBY.get(db, camera).map_err(read)?.unwrap_or_default();
+    Ok(Some(Owner { recorder: cam.recorder, seam: sb.seam_ms, replaced: sb.last_takeover.map(|t| t.1) }))
 }
 
 /// Adds replicas to committed segments (repair); segments gone meanwhile are skipped.
