@@ -214,7 +214,7 @@ cat <<EOT
    # lose everything but the bucket: rebuild from it and the recovery key (docs/backup.md)
    AWS_ACCESS_KEY_ID=custos-demo AWS_SECRET_ACCESS_KEY=custos-demo-secret $bin/custos-node restore \
        --from s3://footage/demo --endpoint http://127.0.0.1:$s3_port --allow-http \
-       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data /tmp/custos-restored --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499 --web-listen off --allow-test-sources
+       --recovery-identity $data/n1/keys/RECOVERY-move-offline.age --data $data/restored-\$(date +%s) --listen 127.0.0.1:7499 --metrics-listen 127.0.0.1:9499 --web-listen off --allow-test-sources
 
    # as an auditor: who looked at what, and is the log intact
    CUSTOS_TOKEN=\$(cat $data/demo-auditor.token) $bin/custos audit log
