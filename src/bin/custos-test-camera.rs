@@ -1,6 +1,7 @@
 //! `custos-test-camera`: a real RTSP camera for tests, benchmarks and demos, built on
 //! GStreamer's RTSP server library. It serves a live test pattern encoded as H.264 or
-//! H.265 and prints `ready rtsp://…` on stdout once it accepts connections.
+//! H.265 (or, with `--replay`, a clip of it encoded once and served in a loop) and prints
+//! `ready rtsp://…` on stdout once it accepts connections.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,6 +49,11 @@ struct Args {
     user: Option<String>,
     #[arg(long, requires = "user")]
     password: Option<String>,
+    /// Encode the pattern once (five keyframe intervals) and serve that clip in a loop,
+    /// one picture per frame interval, stamped as it is sent: a camera that costs no
+    /// encoder CPU, so benchmarks of many sessions measure the recorder, not the camera.
+    #[arg(long)]
+    replay: bool,
     /// Serve at most this many clients at once, as cameras with a session limit do
     /// (further SETUPs are answered 503 Service Unavailable).
     #[arg(long)]
@@ -57,21 +63,26 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     gst::init().context("initialising GStreamer")?;
-    let enc = match a.codec.as_str() {
-        "h264" => format!(
-            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} ! rtph264pay name=pay0 pt=96 config-interval=-1",
-            a.keyint, a.bitrate_kbps
-        ),
-        "h265" => format!(
-            "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} ! rtph265pay name=pay0 pt=96 config-interval=-1",
-            a.keyint, a.bitrate_kbps
-        ),
+    let (encoder, pay) = match a.codec.as_str() {
+        "h264" => ("x264enc", "rtph264pay"),
+        "h265" => ("x265enc", "rtph265pay"),
         other => anyhow::bail!("--codec {other:?}: use h264 or h265"),
     };
-    let launch = format!(
-        "( videotestsrc is-live=true pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! {enc} )",
-        a.pattern, a.width, a.height, a.fps
+    let raw = format!("video/x-raw,format=I420,width={},height={},framerate={}/1", a.width, a.height, a.fps);
+    let enc = format!(
+        "{encoder} tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={}",
+        a.keyint, a.bitrate_kbps
     );
+    let pay = format!("{pay} name=pay0 pt=96 config-interval=-1");
+    let (launch, clip) = if a.replay {
+        let frames = a.keyint * 5;
+        let desc = format!("videotestsrc num-buffers={frames} pattern={} ! {raw} ! {enc}", a.pattern);
+        let clip = Arc::new(pre_encode(&desc, a.fps)?);
+        let caps = format!("video/x-{},stream-format=byte-stream,alignment=au", a.codec);
+        (format!("( appsrc name=clip is-live=true do-timestamp=true format=time caps={caps} ! {pay} )"), Some(clip))
+    } else {
+        (format!("( videotestsrc is-live=true pattern={} ! {raw} ! {enc} ! {pay} )", a.pattern), None)
+    };
     let server = rtsp::RTSPServer::new();
     if let Some(n) = a.max_clients {
         // One more for the camera's own warm-up client below.
@@ -88,8 +99,12 @@ fn main() -> anyhow::Result<()> {
     // Live, as a camera is: not seekable. Clients such as retina PLAY with `Range:
     // npt=0.000-`; videotestsrc would take that as a seek and restart every client's
     // timestamps, with a pause, whenever one joins.
-    factory.connect_media_configure(|_, media| {
-        let Some(pay) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name("pay0")) else {
+    factory.connect_media_configure(move |_, media| {
+        let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
+        if let (Some(clip), Some(src)) = (&clip, bin.by_name("clip")) {
+            feed_in_a_loop(src, clip.clone());
+        }
+        let Some(pay) = bin.by_name("pay0") else {
             return;
         };
         if let Some(pad) = pay.static_pad("src") {
@@ -139,6 +154,59 @@ fn main() -> anyhow::Result<()> {
     main_loop.run();
     let _ = warm.set_state(gst::State::Null);
     Ok(())
+}
+
+/// An encoded clip: its access units (timestamps from 0) and its length in ns.
+struct Clip {
+    units: Vec<gst::Buffer>,
+    duration_ns: u64,
+}
+
+/// Encodes `desc` (a finite source and an encoder) to access units in memory.
+fn pre_encode(desc: &str, fps: u32) -> anyhow::Result<Clip> {
+    let desc = format!("{desc} ! appsink name=out sync=false");
+    let pipeline = gst::parse::launch(&desc)
+        .context("encoding the replay clip (ops/setup.sh installs the plugins)")?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow::anyhow!("the replay clip's description is not a pipeline"))?;
+    let sink = pipeline
+        .by_name("out")
+        .and_then(|e| e.downcast::<gstreamer_app::AppSink>().ok())
+        .context("the replay clip's appsink")?;
+    pipeline.set_state(gst::State::Playing)?;
+    let mut units = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        if let Some(b) = sample.buffer_owned() {
+            units.push(b);
+        }
+    }
+    pipeline.set_state(gst::State::Null)?;
+    anyhow::ensure!(!units.is_empty(), "the replay clip came out empty");
+    let duration_ns = units.len() as u64 * 1_000_000_000 / u64::from(fps.max(1));
+    Ok(Clip { units, duration_ns })
+}
+
+/// Feeds `clip` to `src` for ever from a thread of its own, one picture per frame interval
+/// by the monotonic clock, each stamped by appsrc with the pipeline's running time as it
+/// is pushed (`do-timestamp`): the stream runs on like a camera's whatever the media does.
+fn feed_in_a_loop(src: gst::Element, clip: Arc<Clip>) {
+    let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
+    let interval = std::time::Duration::from_nanos(clip.duration_ns / clip.units.len().max(1) as u64);
+    std::thread::spawn(move || {
+        let mut next = std::time::Instant::now();
+        for i in (0..clip.units.len()).cycle() {
+            let mut b = clip.units[i].copy();
+            if let Some(b) = b.get_mut() {
+                b.set_pts(gst::ClockTime::NONE);
+                b.set_dts(gst::ClockTime::NONE);
+            }
+            if src.push_buffer(b) == Err(gst::FlowError::Eos) {
+                return;
+            }
+            next += interval;
+            std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+        }
+    });
 }
 
 /// A GStreamer RTSP client of the camera itself that throws the video away; sets
