@@ -57,6 +57,27 @@ fn worst_gap(all: &[Segment]) -> i64 {
     all.windows(2).map(|w| w[1].start_ms - w[0].end_ms).max().unwrap_or(0)
 }
 
+/// Applies `fault` to node `node` (host `i`), or with `on` false ends it (a killed node
+/// stays dead).
+fn inflict(fault: Fault, node: &mut Node, i: usize, net: Option<&TestNet>, on: bool) {
+    match fault {
+        Fault::Kill if on => node.kill9(),
+        Fault::Kill => {}
+        Fault::Pause => node.signal(if on { libc::SIGSTOP } else { libc::SIGCONT }),
+        Fault::Cut => {
+            let net = net.expect("a network for cuts");
+            for j in (0..3).filter(|&j| j != i) {
+                if on {
+                    net.cut(i, j)
+                } else {
+                    net.mend(i, j)
+                }
+            }
+        }
+        Fault::LoseCamera => camera_route(net.expect("a network"), i, on),
+    }
+}
+
 /// Which node records the camera, and whether it has a standby.
 #[derive(Debug, Clone, Copy)]
 struct Case {
@@ -126,17 +147,7 @@ async fn fail_over(fault: Fault, net: Option<&TestNet>, case: Case) -> i64 {
     }
 
     let fault_at = now_ms();
-    match fault {
-        Fault::Kill => nodes[li].kill9(),
-        Fault::Pause => nodes[li].signal(libc::SIGSTOP),
-        Fault::Cut => {
-            let net = net.expect("a network for cuts");
-            for j in (0..3).filter(|&j| j != li) {
-                net.cut(li, j);
-            }
-        }
-        Fault::LoseCamera => camera_route(net.expect("a network"), li, true),
-    }
+    inflict(fault, &mut nodes[li], li, net, true);
     let new_recorder = wait_for(60, "another node recording the camera", || async {
         let cams = sec.list_cameras().await.ok()?;
         cams.into_iter().find(|c| c.id == "ward" && c.recorder != recorder).map(|c| c.recorder)
@@ -152,17 +163,7 @@ async fn fail_over(fault: Fault, net: Option<&TestNet>, case: Case) -> i64 {
     .await;
     // The old recorder comes back and commits what it recorded meanwhile: the catalog
     // must refuse what the new recorder covers.
-    match fault {
-        Fault::Kill => {}
-        Fault::Pause => nodes[li].signal(libc::SIGCONT),
-        Fault::Cut => {
-            let net = net.expect("a network for cuts");
-            for j in (0..3).filter(|&j| j != li) {
-                net.mend(li, j);
-            }
-        }
-        Fault::LoseCamera => camera_route(net.expect("a network"), li, false),
-    }
+    inflict(fault, &mut nodes[li], li, net, false);
     if fault != Fault::Kill {
         let old = &nodes[li];
         wait_for(60, "the old recorder stops recording the camera", || async {
