@@ -242,6 +242,58 @@ async fn a_single_node_whose_clock_jumps_two_days_stops_expiring_until_the_jump_
     drop(n1);
 }
 
+/// A camera records while its node's clock is stepped 32 days forward, past the policy's
+/// 31 days. Once the jump is confirmed the footage from before it expires, but what the
+/// camera records from the step on is stamped by the new time and kept. (The run used to
+/// go on stamping from its start, 32 days back by the new clock, where retention deleted
+/// each segment as soon as it was committed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_recorded_after_a_confirmed_clock_step_is_stamped_by_the_new_time_and_kept() {
+    const WHY: &str = "stamps across a clock step";
+    let clocks = tempfile::tempdir().unwrap();
+    let clock = clocks.path().join("clock");
+    std::fs::write(&clock, "0").unwrap();
+    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
+    n1.configure("expiry_every_s = 1");
+    n1.start_sim(&clock).await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    let sec = n1.connect(Some(&n1.user_token("guard", "security", None, 366).await)).await.unwrap();
+    let aud = n1.connect(Some(&n1.user_token("aud", "auditor", None, 366).await)).await.unwrap();
+    admin.add_camera("lobby", "test://ball", "Lobby").await.unwrap();
+    n1.approved(admin.set_policy(None, 30, 31).await).await.unwrap();
+    let t0 = common::now_ms() - 10_000;
+    wait_for(60, "footage", || async {
+        let s = sec.search("lobby", t0, common::now_ms(), WHY).await.ok()?.0;
+        (s.len() >= 3).then_some(())
+    })
+    .await;
+
+    std::fs::write(&clock, (32 * DAY_MS).to_string()).unwrap();
+    let step = common::now_ms() + 32 * DAY_MS;
+    n1.confirm_clock_jumps(&[n1.node_id()]).await;
+    wait_for(60, "the footage from before the step expired", || async {
+        let s = sec.search("lobby", t0, step - 31 * DAY_MS, WHY).await.ok()?.0;
+        s.is_empty().then_some(())
+    })
+    .await;
+    let after = |min: usize| {
+        let sec = &sec;
+        async move {
+            let s = sec.search("lobby", step, step + DAY_MS, WHY).await.ok()?.0;
+            (s.len() >= min).then_some(s.len())
+        }
+    };
+    let kept = wait_for(60, "footage stamped by the new time", || after(3)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await; // ten expiry passes, five segments
+    let later = after(kept + 3).await;
+    assert!(later.is_some(), "what was recorded after the step is kept, and more follows: {kept} then {later:?}");
+    let receipts = aud.receipts(Some("lobby")).await.unwrap();
+    assert!(!receipts.is_empty());
+    assert!(receipts.iter().all(|r| r.start_ms < step - 31 * DAY_MS), "nothing recorded after the step was deleted");
+    assert!(n1.log().contains("the camera's timestamps fell behind this node's clock"), "{}", n1.log());
+    drop(n1);
+}
+
 /// Issue 18, item 3: footage a recorder records while its clock is 10 s off the cluster's
 /// median is flagged: `custos search` marks it with the offset, `custos fetch` warns on
 /// stderr naming the segments.

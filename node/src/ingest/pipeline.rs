@@ -34,6 +34,10 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
 pub(super) const HEALTHY_RUN: Duration = Duration::from_secs(30);
 /// A camera without a keyframe for this many targets gets a forced cut.
 const MAX_SEGMENT_TARGETS: u64 = 8;
+/// Stamps that stay this far behind the node's clock for a whole segment (the clock was
+/// stepped forward, or the camera's clock runs slow) start a new timeline at the next
+/// cut, stamped by the clock again. Far above network jitter and the 2 s skew bound.
+pub(super) const RESTAMP_BEHIND_NS: i64 = 10_000_000_000;
 
 /// Everything a camera's supervisor needs.
 pub struct CameraTask {
@@ -68,6 +72,12 @@ pub(super) struct Session {
     clock: crate::clock::SharedClock,
     /// Standing by: what the node's watcher asks, and the pictures held meanwhile.
     standby: Option<(Arc<StandbyCtl>, FrameBuffer)>,
+    /// (least, greatest) of `clock now − stamp` (ns) over the live pictures recorded
+    /// since the last cut. Arrival delays only add to it, so the least is the clock's
+    /// true distance from the stamps (plus the anchor picture's own delay).
+    lag_ns: Option<(i64, i64)>,
+    /// Stamps running ahead of the clock were reported once this run.
+    said_ahead: bool,
 }
 
 /// The segments one picture closed: none, one, or (on a takeover) several.
@@ -85,6 +95,8 @@ impl Session {
             tx: task.tx.clone(),
             clock: task.clock.clone(),
             standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::new(task.segment_target_ms))),
+            lag_ns: None,
+            said_ahead: false,
         }
     }
 
@@ -110,8 +122,49 @@ impl Session {
             }
             self.standby = None;
         }
-        out.extend(self.record(au));
+        let pts_ns = au.pts_ns;
+        let lag = self.clock_ns() - wall_at(self.anchor, pts_ns) as i64;
+        self.lag_ns = Some(self.lag_ns.map_or((lag, lag), |(lo, hi)| (lo.min(lag), hi.max(lag))));
+        let closed = self.record(au);
+        if closed.is_some() {
+            self.follow_clock(pts_ns);
+        }
+        out.extend(closed);
         out
+    }
+
+    fn clock_ns(&self) -> i64 {
+        self.clock.now_ms().max(0).saturating_mul(1_000_000)
+    }
+
+    /// At a cut, with `pts_ns` the first picture of the new segment: when every live
+    /// picture of the segment just closed was stamped more than [`RESTAMP_BEHIND_NS`]
+    /// behind the clock, the new segment starts a new timeline at the clock's time. The
+    /// timeline leaves a gap in time (not in footage) and never moves back: stamps
+    /// running ahead (the clock stepped back) go on from the last segment's end, so
+    /// segments never overlap, and are reported once. Without this, a run that began
+    /// before the clock stepped forward by weeks would keep stamping its footage weeks
+    /// in the past, where retention deletes it as soon as it is committed.
+    fn follow_clock(&mut self, pts_ns: u64) {
+        let Some((least, most)) = self.lag_ns.take() else { return };
+        if least > RESTAMP_BEHIND_NS {
+            let start = (self.clock_ns().max(0) as u64).max(self.last_end_ns);
+            tracing::warn!(
+                camera = %self.camera,
+                behind_ms = least / 1_000_000,
+                "the camera's timestamps fell behind this node's clock (the clock stepped forward, or the camera's \
+                 clock runs slow): the next segment is stamped by the clock again, leaving a gap in time, not in footage"
+            );
+            self.anchor = Some((start, pts_ns));
+        } else if most < -RESTAMP_BEHIND_NS && !self.said_ahead {
+            self.said_ahead = true;
+            tracing::warn!(
+                camera = %self.camera,
+                ahead_ms = -most / 1_000_000,
+                "the camera's timestamps run ahead of this node's clock (the clock stepped back, or the camera's clock \
+                 runs fast): segments go on from the last one's end so none overlaps, until the clock catches up"
+            );
+        }
     }
 
     /// Anchors the timeline at `pts_ns` to the wall clock now, no earlier than the end of
@@ -199,6 +252,7 @@ impl Session {
         }
         let tail = self.finish();
         self.anchor = None;
+        self.lag_ns = None;
         tail
     }
 

@@ -446,6 +446,56 @@ mod tests {
         assert!(rx.try_recv().is_err(), "nothing was sent behind the caller's back");
     }
 
+    /// A clock stepped forward under a running camera: the segment after the next cut is
+    /// stamped by the clock again (a gap in time, not in footage). A clock stepped back
+    /// never makes segments overlap, and a burst of late pictures moves nothing.
+    #[test]
+    fn stamps_follow_a_clock_stepped_forward_and_never_overlap_when_it_steps_back() {
+        use crate::clock::{Clock, ManualClock};
+        const START: i64 = 1_000_000_000;
+        let (tx, _rx) = tokio::sync::mpsc::channel(64);
+        let clock = ManualClock::new(START);
+        let task = task(tx, clock.clone(), None);
+        let mut s = Session::new(&task);
+        let mut out = Vec::new();
+        // 25 pictures a second, a keyframe every second; `late` pictures arrive 12 s late.
+        let run = |s: &mut Session, from_ms: u64, to_ms: u64, late: &[u64]| {
+            let mut out = Vec::new();
+            for ms in (from_ms..to_ms).step_by(40) {
+                let delay = if late.contains(&ms) { 12_000 } else { 0 };
+                clock.advance_ms(40 + delay);
+                out.extend(s.push(Codec::H264, frame(ms, ms % 1_000 == 0)));
+                clock.advance_ms(-delay);
+            }
+            out
+        };
+        out.extend(run(&mut s, 0, 6_000, &[3_000, 3_040, 3_080]));
+        assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms), "late pictures moved nothing: {out:?}");
+        // The clock steps 30 days forward.
+        clock.advance_ms(30 * 86_400_000);
+        out.extend(run(&mut s, 6_000, 12_000, &[]));
+        let stepped = out.iter().position(|g| g.start_ms > START + 86_400_000).expect("a segment on the new time");
+        let now = clock.now_ms();
+        assert!((now - out.last().unwrap().end_ms).abs() < 3_000, "stamped by the clock again");
+        assert!(out[stepped - 1].end_ms < out[stepped].start_ms, "a gap in time, no overlap");
+        assert!(stepped <= 4, "within a segment or two of the step: {stepped}");
+        // The clock steps back a day: segments go on from the last end, never overlapping.
+        clock.advance_ms(-86_400_000);
+        let n = out.len();
+        out.extend(run(&mut s, 12_000, 18_000, &[]));
+        assert!(out.len() > n + 1);
+        assert!(out[n - 1..].windows(2).all(|w| w[0].end_ms == w[1].start_ms), "contiguous after a step back");
+    }
+
+    fn frame(ms: u64, key: bool) -> AccessUnit {
+        AccessUnit {
+            pts_ns: ms * 1_000_000,
+            dts_ns: None,
+            keyframe: key,
+            data: vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }, 0x88],
+        }
+    }
+
     /// A standby holds pictures and commits nothing; taking over, it commits from the
     /// keyframe at the recorder's seam, stamped no earlier than the seam, in contiguous
     /// segments, and records live pictures after them.
