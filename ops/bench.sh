@@ -34,7 +34,17 @@ want() {
 }
 is_smoke() { [ -n "$smoke" ]; }
 
-ops/setup.sh --release
+# The figures come from the release build. A smoke pass only checks that every part still
+# runs, so it uses the test build (ops/test.sh has made it; CI runs the smoke pass there).
+if is_smoke; then
+  ops/setup.sh
+  bin=target/debug
+  profile=(--profile dev)
+else
+  ops/setup.sh --release
+  bin=target/release
+  profile=()
+fi
 
 out=target/bench
 mkdir -p "$out"
@@ -82,7 +92,7 @@ result() {
 bench() {
   local name="$1"
   shift
-  cargo bench --locked --bench "$name" -- $smoke "$@" | tee "$out/$name.log"
+  cargo bench --locked "${profile[@]}" --bench "$name" -- $smoke "$@" | tee "$out/$name.log"
   grep '^RESULT' "$out/$name.log" >> "$results" || true
 }
 # User + system CPU seconds a process has used so far.
@@ -100,7 +110,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_camera() {
   local kbps="$1"
   shift
-  target/release/custos-test-camera --port 0 --path /cam --width 1280 --height 720 \
+  $bin/custos-test-camera --port 0 --path /cam --width 1280 --height 720 \
     --bitrate-kbps "$kbps" --keyint 50 --pattern snow "$@" > "$work/camera-$kbps.out" &
   cam_pid=$!
   pids+=("$cam_pid")
@@ -130,7 +140,7 @@ init_node() {
   local port
   port=$(free_port)
   node_data="$work/$name"
-  target/release/custos-node init --data "$node_data" --listen "127.0.0.1:$port" --metrics-listen off --web-listen off \
+  $bin/custos-node init --data "$node_data" --listen "127.0.0.1:$port" --metrics-listen off --web-listen off \
     --segment-target-ms 4000 "${sources[@]}" --json > "$node_data.json"
   export CUSTOS_ADDR="127.0.0.1:$port" CUSTOS_CA="$node_data/keys/ca.pem"
   CUSTOS_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$node_data.json")
@@ -138,7 +148,7 @@ init_node() {
 }
 # Runs the node init_node made; its log (RUST_LOG=$1, warn by default) goes to $node_data.log.
 run_node() {
-  RUST_LOG="${1:-warn}" target/release/custos-node run --data "$node_data" 2> "$node_data.log" &
+  RUST_LOG="${1:-warn}" $bin/custos-node run --data "$node_data" 2> "$node_data.log" &
   node_pid=$!
   pids+=("$node_pid")
 }
@@ -151,14 +161,14 @@ set_node_config() {
 # accepts (four eyes) and receives the token, which this prints.
 viewer_token() {
   local asked change
-  asked=$(target/release/custos --json user add bench-viewer --role security)
+  asked=$($bin/custos --json user add bench-viewer --role security)
   change=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["change_id"])' <<< "$asked")
   CUSTOS_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["approver_token"])' "$node_data.json") \
-    target/release/custos --json change approve "$change" |
+    $bin/custos --json change approve "$change" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"]["token"])'
 }
 stop_node() { kill -INT "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; }
-segments_committed() { target/release/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])'; }
+segments_committed() { $bin/custos status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"])'; }
 
 if want p1; then
   echo "== P1: seal + store + commit vs raw BLAKE3 + ChaCha20-Poly1305 + write + fsync"
@@ -355,17 +365,17 @@ if want standby; then
   approver=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["approver_token"])' "$a_data.json")
   run_node
   a_pid=$node_pid
-  for _ in $(seq 1 100); do target/release/custos status > /dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 1 100); do $bin/custos status > /dev/null 2>&1 && break; sleep 0.2; done
   # A second node, on another campus, joins (the founding approver accepts it).
-  asked=$(target/release/custos --json node join-token)
+  asked=$($bin/custos --json node join-token)
   join_token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<< "$asked")
   change=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("change_id", ""))' <<< "$asked")
-  [ -z "$change" ] || CUSTOS_TOKEN="$approver" target/release/custos --json change approve "$change" > /dev/null
+  [ -z "$change" ] || CUSTOS_TOKEN="$approver" $bin/custos --json change approve "$change" > /dev/null
   b_port=$(free_port)
   b_data="$work/standby-b"
-  target/release/custos-node join --data "$b_data" --campus west --listen "127.0.0.1:$b_port" --metrics-listen off \
+  $bin/custos-node join --data "$b_data" --campus west --listen "127.0.0.1:$b_port" --metrics-listen off \
     --web-listen off --cluster "$a_addr" --token "$join_token" > /dev/null
-  RUST_LOG=warn target/release/custos-node run --data "$b_data" 2> "$b_data.log" &
+  RUST_LOG=warn $bin/custos-node run --data "$b_data" 2> "$b_data.log" &
   b_pid=$!
   pids+=("$b_pid")
   # Both nodes' CPU over one window, and node B's resident memory at its end.
@@ -382,10 +392,10 @@ if want standby; then
   # Window 1: B follows Raft and holds a copy of every segment, standing by for nothing.
   window
   a1=$a_cpu b1=$b_cpu r1=$b_rss
-  for i in $(seq 1 "$cams"); do target/release/custos camera standby "cam$i" > /dev/null; done
+  for i in $(seq 1 "$cams"); do $bin/custos camera standby "cam$i" > /dev/null; done
   standing=0
   for _ in $(seq 1 120); do
-    standing=$(CUSTOS_ADDR="127.0.0.1:$b_port" target/release/custos --json status 2> /dev/null |
+    standing=$(CUSTOS_ADDR="127.0.0.1:$b_port" $bin/custos --json status 2> /dev/null |
       python3 -c 'import json,sys; print(sum(c.get("standby_state") == "standing-by" for c in json.load(sys.stdin)["cameras"]))' || echo 0)
     [ "$standing" = "$cams" ] && break
     sleep 0.5
@@ -394,7 +404,7 @@ if want standby; then
   # Window 2: B also stands by for every camera.
   window
   a2=$a_cpu b2=$b_cpu r2=$b_rss
-  lag=$(CUSTOS_ADDR="127.0.0.1:$b_port" target/release/custos --json status |
+  lag=$(CUSTOS_ADDR="127.0.0.1:$b_port" $bin/custos --json status |
     python3 -c 'import json,sys; l=[c["standby_lag_ms"] for c in json.load(sys.stdin)["cameras"] if c.get("standby_lag_ms") is not None]; print(round(sum(l)/max(len(l),1)/1000, 1))')
   kill -INT "$b_pid" 2> /dev/null || true
   wait "$b_pid" 2> /dev/null || true
