@@ -344,3 +344,51 @@ async fn footage_recorded_by_a_recorder_ten_seconds_off_is_flagged_in_search_and
     assert!(err.lines().any(|l| l.trim_start().starts_with("ward@") && l.contains("CLOCK+")), "{err}");
     drop((n1, n2, n3));
 }
+
+/// A recorder whose clock is 40 days slow (a dead BIOS battery, before NTP) stamps its
+/// footage 40 days back, past the policy's 31 days. The leader's clock is right, so by the
+/// stamps the footage would be expired as soon as it was committed. What the recorder
+/// records once its skew is known is flagged, and expiry ages it by the corrected time:
+/// it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_from_a_recorder_forty_days_slow_is_flagged_and_not_expired() {
+    const WHY: &str = "slow recorder check";
+    let mut n1 = Node::init_with(&[], 1_000, &["--campus", "east"]);
+    n1.configure("expiry_every_s = 1");
+    n1.start().await;
+    let mut n2 = Node::join(&n1, "west").await;
+    n2.configure("expiry_every_s = 1");
+    n2.start().await;
+    let mut n3 = Node::join(&n2, "north").await;
+    let clock_file = n3.data().join("sim-clock");
+    std::fs::write(&clock_file, (-40 * DAY_MS).to_string()).unwrap();
+    n3.configure("expiry_every_s = 1");
+    n3.start_sim(&clock_file).await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    n1.approved(admin.set_policy(None, 30, 31).await).await.unwrap();
+    let sec = n1.connect(Some(&n1.user_token("guard", "security", None, 366).await)).await.unwrap();
+    let aud = n1.connect(Some(&n1.user_token("aud", "auditor", None, 366).await)).await.unwrap();
+    // Node 3 registers the camera, so node 3 records it.
+    let via3 = n3.connect(Some(&n1.token)).await.unwrap();
+    via3.add_camera("ward", "test://ball", "Ward").await.unwrap();
+    let (from, to) = (common::now_ms() - 40 * DAY_MS - 60_000, common::now_ms() - 39 * DAY_MS);
+    let flagged = || async {
+        let s = sec.search("ward", from, to, WHY).await.ok()?.0;
+        Some(s.into_iter().filter(|s| s.clock_skewed).collect::<Vec<_>>())
+    };
+    let first = wait_for(60, "four flagged segments", || async { flagged().await.filter(|f| f.len() >= 4) }).await;
+    let offset = first[0].clock_offset_ms;
+    assert!((offset + 40 * DAY_MS).abs() < 5_000, "flagged with the recorder's offset: {offset}");
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await; // eight expiry passes on the leader
+    let now = flagged().await.unwrap();
+    for s in &first {
+        assert!(now.iter().any(|n| n.start_ms == s.start_ms), "flagged segment ward@{} was expired", s.start_ms);
+    }
+    assert!(now.len() > first.len(), "and recording goes on");
+    let receipts = aud.receipts(Some("ward")).await.unwrap();
+    assert!(
+        receipts.iter().all(|r| !first.iter().any(|s| s.start_ms == r.start_ms)),
+        "no deletion receipt for a flagged segment"
+    );
+    drop((n1, n2, n3));
+}

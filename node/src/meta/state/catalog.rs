@@ -314,7 +314,8 @@ impl Catalog {
                 }
             };
             if policy.expired(rec.end_ms, now_ms) {
-                if !holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms)) {
+                let held = holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms));
+                if !held && !self.younger_than_stamped(&rec, policy, now_ms)? {
                     out.push((rec.camera.clone(), rec.start_ms));
                 }
                 it.next();
@@ -327,6 +328,24 @@ impl Catalog {
         }
         it.status()?;
         Ok(out)
+    }
+
+    /// Whether `rec` was recorded while its recorder's clock was behind the cluster's
+    /// (flagged, see [`Self::segment_clock`]) by so much that, aged by the corrected time,
+    /// it is not past its policy yet. Its stamps make it look older than it is: a
+    /// recorder whose clock is weeks slow (a dead BIOS battery before NTP) would
+    /// otherwise have its footage nominated for expiry as soon as it is committed. A clock
+    /// ahead never makes footage expire earlier than its stamps say.
+    fn younger_than_stamped(
+        &self,
+        rec: &SegmentRecord,
+        policy: crate::retention::Policy,
+        now_ms: i64,
+    ) -> crate::Result<bool> {
+        Ok(match self.segment_clock(&rec.camera, rec.start_ms)? {
+            Some(flag) if flag.offset_ms < 0 => !policy.expired(rec.end_ms.saturating_sub(flag.offset_ms), now_ms),
+            _ => false,
+        })
     }
 
     /// Deletion receipts with `seq > after_seq`, oldest first, at most `limit`.
