@@ -9,7 +9,8 @@
 #                                 prints the table, writes nothing under docs/
 #   ops/bench.sh p2 cameras       only these parts; their rows are replaced, the others kept
 #
-# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras standby picture console evidence (p3 and p4 are one benchmark).
+# Parts: p1 p2 p3 p4 p5 p6 p7 p8 catalog memory cameras cameras-pinned standby picture console evidence
+# (p3 and p4 are one benchmark).
 # Raw output of each part is kept in target/bench/. Parts p5, p6, catalog, memory and
 # cameras also measure a growth curve (target/bench/series/NAME.tsv); at the end every
 # curve there is drawn to docs/bench/NAME.svg by ops/plot.py (--smoke: target/bench/smoke/).
@@ -21,9 +22,9 @@ parts=()
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=--smoke ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    p[1-8] | catalog | memory | cameras | standby | picture | console | evidence) parts+=("$a") ;;
-    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, standby, picture, console, evidence (or --smoke)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    p[1-8] | catalog | memory | cameras | cameras-pinned | standby | picture | console | evidence) parts+=("$a") ;;
+    *) echo "ops/bench.sh: unknown part '$a'; parts are p1 … p8, catalog, memory, cameras, cameras-pinned, standby, picture, console, evidence (or --smoke)" >&2; exit 2 ;;
   esac
 done
 want() {
@@ -103,6 +104,9 @@ calc() { python3 -c "print($1)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Commands the node and the camera are started under (taskset, for the pinned ramp).
+node_pin=()
+cam_pin=()
 # One test camera: 1280×720 at 25 fps, H.264, a keyframe every 2 s, the `snow` pattern so
 # the encoder really spends its bitrate. Its RTSP server shares one encoder among every
 # session, so N recorded "cameras" cost one encoder. Further arguments go to the camera
@@ -110,7 +114,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_camera() {
   local kbps="$1"
   shift
-  $bin/custos-test-camera --port 0 --path /cam --width 1280 --height 720 \
+  "${cam_pin[@]}" $bin/custos-test-camera --port 0 --path /cam --width 1280 --height 720 \
     --bitrate-kbps "$kbps" --keyint 50 --pattern snow "$@" > "$work/camera-$kbps.out" &
   cam_pid=$!
   pids+=("$cam_pid")
@@ -148,7 +152,7 @@ init_node() {
 }
 # Runs the node init_node made; its log (RUST_LOG=$1, warn by default) goes to $node_data.log.
 run_node() {
-  RUST_LOG="${1:-warn}" $bin/custos-node run --data "$node_data" 2> "$node_data.log" &
+  RUST_LOG="${1:-warn}" "${node_pin[@]}" $bin/custos-node run --data "$node_data" 2> "$node_data.log" &
   node_pid=$!
   pids+=("$node_pid")
 }
@@ -469,25 +473,36 @@ if want memory; then
   done
 fi
 
-if want cameras; then
-  echo "== Cameras per node: the most real RTSP cameras (4 Mbit/s each) one node records without losing a segment"
-  secs=60
-  steps=(16 64 128 192 256 320 384 448 512)
-  is_smoke && { secs=12; steps=(2 4); }
+# Jiffies the whole machine has spent so far: busy (user, nice, system, irq, softirq,
+# steal), softirq alone, and everything (idle and iowait too).
+machine_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
+# cameras_ramp ID WHAT NODE-CPUS CAMERA-CPUS STEP…: one node recording N cameras of the
+# replay camera for $secs per step, until a step loses footage. NODE-CPUS and CAMERA-CPUS
+# pin the node and the camera with taskset ("" leaves them free). The `cameras` ramp also
+# writes the curve.
+cameras_ramp() {
+  local id="$1" what="$2" ncpu="$3" ccpu="$4"
+  shift 4
+  local steps=("$@") n best=0 stop="every step passed; the ramp ends there, so that is not the limit"
+  node_pin=()
+  cam_pin=()
+  [ -z "$ncpu" ] || node_pin=(taskset -c "$ncpu")
+  [ -z "$ccpu" ] || cam_pin=(taskset -c "$ccpu")
   # The camera replays a clip it encoded at start, so its encoder takes no CPU from the
   # node: what remains of its cost is serving the sessions.
   start_camera 4000 --replay
-  best=0
-  stop="every step passed; the ramp ends there, so that is not the limit"
   # The curve: per step the node's and the camera's CPU, what the node stored (segments
   # and blob bytes committed by the end of the window, over its length), its peak RSS,
   # and whether the step kept every segment (1) or not (0).
-  series_start cameras cameras node_cpu_pct camera_cpu_pct segments_per_s mbit_s peak_rss_mib complete
+  [ "$id" != cameras ] || series_start cameras cameras node_cpu_pct camera_cpu_pct segments_per_s mbit_s peak_rss_mib complete
   for n in "${steps[@]}"; do
-    start_node "$n" "cameras-$n"
+    start_node "$n" "$id-$n"
     t0=$(date +%s%3N)
     k0=$(cpu_seconds "$cam_pid")
+    read -r busy0 soft0 all0 <<< "$(machine_jiffies)"
     sleep "$secs"
+    read -r busy1 soft1 all1 <<< "$(machine_jiffies)"
     t1=$(date +%s%3N)
     cpu=$(cpu_seconds "$node_pid")
     k1=$(cpu_seconds "$cam_pid")
@@ -504,10 +519,14 @@ if want cameras; then
     rm -rf "$node_data"
     node_pct=$(calc "round($cpu / ($secs + 2) * 100)")
     cam_pct=$(calc "round(($k1 - $k0) / $secs * 100)")
-    echo "  $n cameras × 4 Mbit/s for ${secs} s: $verdict; CPU: node $node_pct % of a core, test camera $cam_pct %; stored $(calc "round($stored * 8 / 1e6 / $secs)") Mbit/s; peak RSS $((hwm / 1024)) MiB"
+    # The machine's two cores as one 200 %: how busy, and how much of it softirq (the
+    # kernel's network receive work, charged to no process).
+    busy_pct=$(calc "round(($busy1 - $busy0) / ($all1 - $all0) * 200)")
+    soft_pct=$(calc "round(($soft1 - $soft0) / ($all1 - $all0) * 200)")
+    echo "  $n cameras × 4 Mbit/s for ${secs} s: $verdict; CPU: node $node_pct % of a core, test camera $cam_pct %, machine $busy_pct % of 200 % (softirq $soft_pct %); stored $(calc "round($stored * 8 / 1e6 / $secs)") Mbit/s; peak RSS $((hwm / 1024)) MiB"
     complete=0
     case "$verdict" in complete*) complete=1 ;; esac
-    series_point cameras "$n" "$node_pct" "$cam_pct" "$(calc "round($segs / $secs, 2)")" \
+    [ "$id" != cameras ] || series_point cameras "$n" "$node_pct" "$cam_pct" "$(calc "round($segs / $secs, 2)")" \
       "$(calc "round($stored * 8 / 1e6 / $secs, 1)")" "$(calc "round($hwm / 1024, 1)")" "$complete"
     case "$verdict" in
       complete*) best=$n ;;
@@ -515,8 +534,29 @@ if want cameras; then
     esac
   done
   stop_camera
-  result cameras "most real RTSP cameras (H.264 4 Mbit/s) one node records without losing a segment" \
-    "$best" "" - "steps of ${steps[*]} cameras, ${secs} s each, the test camera (a clip encoded once, served in a loop by its RTSP server) on the same 2 cores; $stop"
+  node_pin=()
+  cam_pin=()
+  result "$id" "$what" "$best" "" - "steps of ${steps[*]} cameras, ${secs} s each, the test camera (a clip encoded once, served in a loop by its RTSP server) on the same 2 cores${ncpu:+ (node on CPU $ncpu, camera on CPU $ccpu)}; $stop"
+}
+
+if want cameras; then
+  echo "== Cameras per node: the most real RTSP cameras (4 Mbit/s each) one node records without losing a segment"
+  secs=60
+  steps=(16 64 128 192 256 320 384 448 512)
+  is_smoke && { secs=12; steps=(2 4); }
+  cameras_ramp cameras "most real RTSP cameras (H.264 4 Mbit/s) one node records without losing a segment" "" "" "${steps[@]}"
+fi
+
+if want cameras-pinned; then
+  # The node alone on one core and the camera on the other: how many cameras one core of
+  # node work records, with the camera's serving and sending off the node's core.
+  echo "== Cameras per node core: the same ramp with the node pinned to CPU 0 and the camera to CPU 1"
+  secs=60
+  steps=(64 128 160 192 224 256 288)
+  is_smoke && { secs=12; steps=(2 4); }
+  cameras_ramp "cameras, node on one core" \
+    "most real RTSP cameras (H.264 4 Mbit/s) one node pinned to one core records without losing a segment, the camera on the other core" \
+    0 1 "${steps[@]}"
 fi
 
 if want picture; then

@@ -20,7 +20,7 @@ import sys
 P8_CASES = ["P8 recorder, no standby", "P8 recorder, hot standby", "P8 leader-and-recorder, no standby",
             "P8 leader-and-recorder, hot standby"]
 ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P6 1 GiB", "P7", *P8_CASES, "catalog 1 M", "catalog 10 M",
-         "memory 1 Mbit/s", "memory 4 Mbit/s", "cameras", "standby CPU", "standby memory", "picture", "W1", "W2", "E2",
+         "memory 1 Mbit/s", "memory 4 Mbit/s", "cameras", "cameras, node on one core", "standby CPU", "standby memory", "picture", "W1", "W2", "E2",
          "E3"]
 COMMANDS = {
     "P1": "cargo bench --bench seal_store_commit",
@@ -37,6 +37,7 @@ COMMANDS = {
     "memory 1 Mbit/s": "ops/bench.sh memory",
     "memory 4 Mbit/s": "ops/bench.sh memory",
     "cameras": "ops/bench.sh cameras",
+    "cameras, node on one core": "ops/bench.sh cameras-pinned",
     "W1": "cargo bench --bench console",
     "W2": "cargo bench --bench console",
     "picture": "ops/bench.sh picture",
