@@ -9,6 +9,12 @@ use std::sync::Arc;
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// How far the clock has been stepped (or slewed) since boot, in ms: its time minus
+    /// the boot clock's. Constant while the clock only runs; a step moves it by the step.
+    fn stepped_ms(&self) -> i64 {
+        self.now_ms() - boot_ms()
+    }
 }
 
 /// The operating system's clock.
@@ -26,23 +32,35 @@ impl Clock for SystemClock {
 #[derive(Debug, Default)]
 pub struct ManualClock {
     now_ms: AtomicI64,
+    /// [`Clock::stepped_ms`]: moved by [`ManualClock::step_ms`] only.
+    stepped_ms: AtomicI64,
 }
 
 impl ManualClock {
     /// A clock standing at `now_ms`.
     pub fn new(now_ms: i64) -> Arc<Self> {
-        Arc::new(Self { now_ms: AtomicI64::new(now_ms) })
+        Arc::new(Self { now_ms: AtomicI64::new(now_ms), stepped_ms: AtomicI64::new(0) })
     }
 
-    /// Moves the clock forward (or back) by `delta_ms`.
+    /// Lets `delta_ms` of time pass (or go back, for a test's convenience).
     pub fn advance_ms(&self, delta_ms: i64) {
         self.now_ms.fetch_add(delta_ms, Ordering::SeqCst);
+    }
+
+    /// Steps the clock by `delta_ms`, as NTP or a person setting it would.
+    pub fn step_ms(&self, delta_ms: i64) {
+        self.now_ms.fetch_add(delta_ms, Ordering::SeqCst);
+        self.stepped_ms.fetch_add(delta_ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.now_ms.load(Ordering::SeqCst)
+    }
+
+    fn stepped_ms(&self) -> i64 {
+        self.stepped_ms.load(Ordering::SeqCst)
     }
 }
 

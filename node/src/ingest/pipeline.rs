@@ -34,10 +34,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
 pub(super) const HEALTHY_RUN: Duration = Duration::from_secs(30);
 /// A camera without a keyframe for this many targets gets a forced cut.
 const MAX_SEGMENT_TARGETS: u64 = 8;
-/// Stamps that stay this far behind the node's clock for a whole segment (the clock was
-/// stepped forward, or the camera's clock runs slow) start a new timeline at the next
-/// cut, stamped by the clock again. Far above network jitter and the 2 s skew bound.
-pub(super) const RESTAMP_BEHIND_NS: i64 = 10_000_000_000;
+/// A step of the node's clock this large (ms, either way) is followed by the stamps: see
+/// [`Session::follow_clock`]. The default `clock_skew_ms`.
+pub(super) const CLOCK_STEP_MS: i64 = 2_000;
 
 /// Everything a camera's supervisor needs.
 pub struct CameraTask {
@@ -72,12 +71,9 @@ pub(super) struct Session {
     clock: crate::clock::SharedClock,
     /// Standing by: what the node's watcher asks, and the pictures held meanwhile.
     standby: Option<(Arc<StandbyCtl>, FrameBuffer)>,
-    /// (least, greatest) of `clock now − stamp` (ns) over the live pictures recorded
-    /// since the last cut. Arrival delays only add to it, so the least is the clock's
-    /// true distance from the stamps (plus the anchor picture's own delay).
-    lag_ns: Option<(i64, i64)>,
-    /// Stamps running ahead of the clock were reported once this run.
-    said_ahead: bool,
+    /// [`crate::clock::Clock::stepped_ms`] when the anchor was set or last followed the
+    /// clock.
+    stepped_ms: i64,
 }
 
 /// The segments one picture closed: none, one, or (on a takeover) several.
@@ -95,8 +91,7 @@ impl Session {
             tx: task.tx.clone(),
             clock: task.clock.clone(),
             standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::new(task.segment_target_ms))),
-            lag_ns: None,
-            said_ahead: false,
+            stepped_ms: 0,
         }
     }
 
@@ -107,11 +102,18 @@ impl Session {
         self.codec.get_or_insert(codec);
         self.anchor_at(au.pts_ns);
         let mut out = Closed::new();
-        if let Some((ctl, buf)) = &mut self.standby {
-            match ctl.poll() {
+        if let Some(poll) = self.standby.as_ref().map(|(ctl, _)| ctl.poll()) {
+            match poll {
                 Poll::Hold => {
+                    // Held pictures follow the clock as recorded ones do, so they line up
+                    // with the recorder's stamps when both clocks were stepped.
+                    if au.keyframe {
+                        self.follow_clock();
+                    }
                     let wall = wall_at(self.anchor, au.pts_ns);
-                    buf.push(ctl, wall, au);
+                    if let Some((ctl, buf)) = &mut self.standby {
+                        buf.push(ctl, wall, au);
+                    }
                     return out;
                 }
                 Poll::TakeOver(seam_ms) => {
@@ -122,47 +124,42 @@ impl Session {
             }
             self.standby = None;
         }
-        let pts_ns = au.pts_ns;
-        let lag = self.clock_ns() - wall_at(self.anchor, pts_ns) as i64;
-        self.lag_ns = Some(self.lag_ns.map_or((lag, lag), |(lo, hi)| (lo.min(lag), hi.max(lag))));
-        let closed = self.record(au);
-        if closed.is_some() {
-            self.follow_clock(pts_ns);
-        }
-        out.extend(closed);
+        out.extend(self.record(au));
         out
     }
 
-    fn clock_ns(&self) -> i64 {
-        self.clock.now_ms().max(0).saturating_mul(1_000_000)
-    }
-
-    /// At a cut, with `pts_ns` the first picture of the new segment: when every live
-    /// picture of the segment just closed was stamped more than [`RESTAMP_BEHIND_NS`]
-    /// behind the clock, the new segment starts a new timeline at the clock's time. The
-    /// timeline leaves a gap in time (not in footage) and never moves back: stamps
-    /// running ahead (the clock stepped back) go on from the last segment's end, so
-    /// segments never overlap, and are reported once. Without this, a run that began
-    /// before the clock stepped forward by weeks would keep stamping its footage weeks
-    /// in the past, where retention deletes it as soon as it is committed.
-    fn follow_clock(&mut self, pts_ns: u64) {
-        let Some((least, most)) = self.lag_ns.take() else { return };
-        if least > RESTAMP_BEHIND_NS {
-            let start = (self.clock_ns().max(0) as u64).max(self.last_end_ns);
+    /// Follows a step of the node's clock (NTP stepping it, a person setting it) of over
+    /// [`CLOCK_STEP_MS`] since the timeline was anchored: stepped forward, every stamp from
+    /// the segment being closed on moves forward by the step, leaving a gap in time, none
+    /// in footage; stepped back, nothing moves, so no segment can overlap one already
+    /// recorded, and the stamps stay ahead of the clock by the step until the camera's
+    /// next connection. Without it a run that began before the clock was stepped weeks
+    /// forward (a node that ran slow, then corrected) went on stamping its footage weeks
+    /// in the past, where retention deleted it as soon as the jump was confirmed. The
+    /// camera's own clock drifting against the node's is not followed (a run keeps the
+    /// camera's timing); a reconnect anchors it again.
+    fn follow_clock(&mut self) {
+        let Some((wall_ns, pts0)) = self.anchor else { return };
+        let now = self.clock.stepped_ms();
+        let step = now - self.stepped_ms;
+        if step.abs() < CLOCK_STEP_MS {
+            return;
+        }
+        self.stepped_ms = now;
+        if step > 0 {
+            self.anchor = Some((wall_ns.saturating_add(step as u64 * 1_000_000), pts0));
             tracing::warn!(
                 camera = %self.camera,
-                behind_ms = least / 1_000_000,
-                "the camera's timestamps fell behind this node's clock (the clock stepped forward, or the camera's \
-                 clock runs slow): the next segment is stamped by the clock again, leaving a gap in time, not in footage"
+                step_ms = step,
+                "this node's clock was stepped forward: the camera's footage is stamped by the new time from the \
+                 segment being closed on (a gap in time, none in footage)"
             );
-            self.anchor = Some((start, pts_ns));
-        } else if most < -RESTAMP_BEHIND_NS && !self.said_ahead {
-            self.said_ahead = true;
+        } else {
             tracing::warn!(
                 camera = %self.camera,
-                ahead_ms = -most / 1_000_000,
-                "the camera's timestamps run ahead of this node's clock (the clock stepped back, or the camera's clock \
-                 runs fast): segments go on from the last one's end so none overlaps, until the clock catches up"
+                step_ms = step,
+                "this node's clock was stepped back: the camera's segments go on from the last one's end, so none \
+                 overlaps, stamped ahead of the clock by the step until the camera connects again"
             );
         }
     }
@@ -173,6 +170,7 @@ impl Session {
         if self.anchor.is_none() {
             let wall_ns = (self.clock.now_ms().max(0) as u64).saturating_mul(1_000_000);
             self.anchor = Some((wall_ns.max(self.last_end_ns), pts_ns));
+            self.stepped_ms = self.clock.stepped_ms();
         }
     }
 
@@ -196,6 +194,7 @@ impl Session {
 
     fn record(&mut self, au: AccessUnit) -> Option<RawSegment> {
         let cut = self.segmenter.push(au)?;
+        self.follow_clock();
         if cut.forced {
             tracing::warn!(camera = %self.camera, "segment cut without a keyframe: none within {MAX_SEGMENT_TARGETS} segment targets, or it outgrew the segment size limit (check the camera's GOP setting and timestamps)");
         }
@@ -220,6 +219,7 @@ impl Session {
         let gap_ms = seam_ns.map_or(0, |s| (first.wall_ns.saturating_sub(s) / 1_000_000) as i64);
         let shift_ms = seam_ns.map_or(0, |s| (s.saturating_sub(first.wall_ns) / 1_000_000) as i64);
         self.anchor = Some((start, first.au.pts_ns));
+        self.stepped_ms = self.clock.stepped_ms();
         tracing::warn!(
             camera = %self.camera,
             seam_ms,
@@ -252,7 +252,6 @@ impl Session {
         }
         let tail = self.finish();
         self.anchor = None;
-        self.lag_ns = None;
         tail
     }
 

@@ -446,9 +446,9 @@ mod tests {
         assert!(rx.try_recv().is_err(), "nothing was sent behind the caller's back");
     }
 
-    /// A clock stepped forward under a running camera: the segment after the next cut is
-    /// stamped by the clock again (a gap in time, not in footage). A clock stepped back
-    /// never makes segments overlap, and a burst of late pictures moves nothing.
+    /// A clock stepped forward under a running camera: from the segment being closed at the
+    /// step on, footage is stamped by the new time (a gap in time, not in footage). A clock
+    /// stepped back never makes segments overlap, and late pictures move nothing.
     #[test]
     fn stamps_follow_a_clock_stepped_forward_and_never_overlap_when_it_steps_back() {
         use crate::clock::{Clock, ManualClock};
@@ -472,15 +472,16 @@ mod tests {
         out.extend(run(&mut s, 0, 6_000, &[3_000, 3_040, 3_080]));
         assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms), "late pictures moved nothing: {out:?}");
         // The clock steps 30 days forward.
-        clock.advance_ms(30 * 86_400_000);
+        let n_before = out.len();
+        clock.step_ms(30 * 86_400_000);
         out.extend(run(&mut s, 6_000, 12_000, &[]));
         let stepped = out.iter().position(|g| g.start_ms > START + 86_400_000).expect("a segment on the new time");
         let now = clock.now_ms();
         assert!((now - out.last().unwrap().end_ms).abs() < 3_000, "stamped by the clock again");
         assert!(out[stepped - 1].end_ms < out[stepped].start_ms, "a gap in time, no overlap");
-        assert!(stepped <= 4, "within a segment or two of the step: {stepped}");
+        assert_eq!(stepped, n_before, "the segment being closed at the step is stamped by the new time");
         // The clock steps back a day: segments go on from the last end, never overlapping.
-        clock.advance_ms(-86_400_000);
+        clock.step_ms(-86_400_000);
         let n = out.len();
         out.extend(run(&mut s, 12_000, 18_000, &[]));
         assert!(out.len() > n + 1);
@@ -535,6 +536,41 @@ mod tests {
                 assert_eq!(w[0].end_ms, w[1].start_ms, "contiguous from the seam on");
             }
         }
+    }
+
+    /// Both nodes' clocks are stepped a minute forward while the standby holds pictures: the
+    /// held pictures follow the step as the recorder's stamps do, so the standby still
+    /// keeps the keyframe before the recorder's seam and takes over from it.
+    #[test]
+    fn held_pictures_follow_a_clock_step_and_still_meet_the_recorders_seam() {
+        use crate::clock::ManualClock;
+        use crate::ingest::standby::StandbyCtl;
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let ctl = std::sync::Arc::new(StandbyCtl::standby());
+        let clock = ManualClock::new(1_000_000);
+        let mut s = Session::new(&task(tx, clock.clone(), Some(ctl.clone())));
+        let key = |ms: u64| ms.is_multiple_of(1_000);
+        let seam = 1_068_030; // 8.03 s into the stream, a minute on
+        let mut out = Vec::new();
+        for ms in (0..10_000).step_by(40) {
+            if ms == 5_000 {
+                clock.step_ms(60_000);
+            }
+            out.extend(s.push(Codec::H264, frame(ms, key(ms))));
+            if ms == 8_520 {
+                ctl.set_primary_end(seam);
+            }
+        }
+        assert!(out.is_empty(), "a standby commits nothing");
+        let (_, oldest, newest) = ctl.held();
+        assert_eq!((oldest, newest), (1_067_000, 1_069_960), "held from the keyframe before the seam, on the new time");
+        ctl.take_over(Some(seam));
+        for ms in (10_000..13_000).step_by(40) {
+            out.extend(s.push(Codec::H264, frame(ms, key(ms))));
+        }
+        assert!(out.len() >= 2, "{} segments", out.len());
+        assert_eq!(out[0].start_ms, seam);
+        assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms), "contiguous from the seam on");
     }
 
     /// A takeover asked before anything was held (a standby that had just reconnected)

@@ -313,9 +313,13 @@ impl Catalog {
                     p
                 }
             };
-            if policy.expired(rec.end_ms, now_ms) {
-                let held = holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms));
-                if !held && !self.younger_than_stamped(&rec, policy, now_ms)? {
+            // A segment kept because its recorder's clock was slow ends the camera's scan
+            // as a young one does: the segments after it were recorded later, so this pass
+            // leaves them too (at worst they are kept a little longer), and a slow
+            // recorder's weeks of flagged footage are not read again on every pass.
+            let expired = policy.expired(rec.end_ms, now_ms) && !self.younger_than_stamped(&rec, policy, now_ms)?;
+            if expired {
+                if !holds.iter().any(|h| h.covers(&rec.camera, rec.start_ms, rec.end_ms)) {
                     out.push((rec.camera.clone(), rec.start_ms));
                 }
                 it.next();
