@@ -16,6 +16,5 @@ cargo nextest run --locked --workspace --no-fail-fast "$@"
 if [ $# -eq 0 ]; then
   ops/bench.sh --smoke > target/bench-smoke.log 2>&1 ||
     { tail -n 60 target/bench-smoke.log; echo "ops/bench.sh --smoke failed (log: target/bench-smoke.log)" >&2; exit 1; }
-  grep '^RESULT' target/bench-smoke.log | cut -f2 | tr '\n' ' ' | sed 's/^/benchmarks: every smoke pass ran: /'
-  echo
+  echo "benchmarks: every smoke pass ran ($(grep -c '^RESULT' target/bench-smoke.log || true) rows; log: target/bench-smoke.log)"
 fi
