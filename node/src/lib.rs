@@ -703,13 +703,19 @@ async fn assign_cameras(
                     if cam.recorder != node && !standby {
                         continue;
                     }
-                    let resume_ms = match cam.recorder == node && held.contains(&cam.id) {
+                    let last_end_ms = match cam.recorder == node {
                         true => c.last_segment(&cam.id)?.map(|s| s.end_ms),
                         false => None,
                     };
+                    let resume_ms = last_end_ms.filter(|_| held.contains(&cam.id));
                     wanted.insert(
                         cam.id,
-                        ingest::Assignment { source: cam.source, standby: standby && cam.recorder != node, resume_ms },
+                        ingest::Assignment {
+                            source: cam.source,
+                            standby: standby && cam.recorder != node,
+                            resume_ms,
+                            last_end_ms,
+                        },
                     );
                 }
                 Ok(wanted)

@@ -13,7 +13,7 @@ pub use custos_formats::{mpegts, segmenter};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -186,6 +186,9 @@ pub struct Assignment {
     /// Recording a camera this node stood by for: where the footage committed so far
     /// ends (the takeover's seam), for a takeover the standby watcher has not asked for.
     pub resume_ms: Option<i64>,
+    /// Recording: where the camera's catalogued footage ends. A new run stamps nothing
+    /// before it (see [`pipeline::CameraTask::floor_ns`]).
+    pub last_end_ms: Option<i64>,
 }
 
 /// The cameras this node stands by for, shared with the node's standby watcher.
@@ -317,6 +320,7 @@ impl Supervisor {
                 stop: stop.clone(),
                 clock: self.clock.clone(),
                 standby: standby.clone(),
+                floor_ns: Arc::new(AtomicU64::new(pipeline::floor_ns(a.last_end_ms, self.clock.now_ms()))),
             };
             let role = if a.standby { "standing by for camera" } else { "starting camera" };
             tracing::info!(camera = %id, source = %redact(source), "{role}");

@@ -54,6 +54,38 @@ pub struct CameraTask {
     /// Set when this node stands by for the camera: pictures are held, not recorded,
     /// until a takeover (see [`super::standby`]).
     pub standby: Option<Arc<StandbyCtl>>,
+    /// Wall-clock ns no run of this camera stamps a picture before: where its footage
+    /// ends, in the catalog when the task began and as each run packages segments (see
+    /// [`floor_ns`]). A run after a reconnect, a restart or a move to a node whose clock is
+    /// a little behind therefore does not overlap footage already recorded.
+    pub floor_ns: Arc<AtomicU64>,
+}
+
+/// How far ahead of this node's clock (ms) the camera's footage may end and still be a
+/// floor for new stamps: commit delays and the clock differences between healthy nodes
+/// (a camera moved to a node a little behind). Further ahead, the footage was stamped by
+/// a clock since stepped back, or by a node whose clock runs ahead: new footage is
+/// stamped by this clock, as it would be after any step, even where that overlaps it in
+/// time (those stamps were the wrong ones; following them would keep every later stamp of
+/// the camera wrong by as much).
+const FLOOR_AHEAD_MAX_MS: i64 = 10_000;
+
+/// The floor (ns) for a camera whose footage ends at `last_end_ms`, on a node whose clock
+/// says `now_ms`.
+pub fn floor_ns(last_end_ms: Option<i64>, now_ms: i64) -> u64 {
+    match last_end_ms {
+        Some(end) if end - now_ms > FLOOR_AHEAD_MAX_MS => {
+            tracing::warn!(
+                last_end_ms = end,
+                ahead_ms = end - now_ms,
+                "the camera's footage ends ahead of this node's clock (the clock was stepped back, or the node that \
+                 recorded it runs ahead): new footage is stamped by this clock and may overlap it in time"
+            );
+            0
+        }
+        Some(end) => (end.max(0) as u64).saturating_mul(1_000_000),
+        None => 0,
+    }
 }
 
 /// One run's recording state: the segmenter and what turns its cuts into segments.
@@ -65,8 +97,11 @@ pub(super) struct Session {
     /// (wall-clock ns, pipeline PTS ns) of the first frame of this run (or of this
     /// timeline, after [`Session::new_timeline`]).
     anchor: Option<(u64, u64)>,
-    /// Wall-clock end of the last segment packaged, in ns: a new timeline starts no earlier.
+    /// Wall-clock end of the last segment packaged, in ns (at first the task's floor): a
+    /// new timeline starts no earlier.
     last_end_ns: u64,
+    /// The task's floor, raised as segments are packaged, for the next run.
+    floor: Arc<AtomicU64>,
     tx: mpsc::Sender<RawSegment>,
     clock: crate::clock::SharedClock,
     /// Standing by: what the node's watcher asks, and the pictures held meanwhile.
@@ -87,7 +122,8 @@ impl Session {
             segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
             codec: None,
             anchor: None,
-            last_end_ns: 0,
+            last_end_ns: task.floor_ns.load(Ordering::Relaxed),
+            floor: task.floor_ns.clone(),
             tx: task.tx.clone(),
             clock: task.clock.clone(),
             standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::new(task.segment_target_ms))),
@@ -263,6 +299,7 @@ impl Session {
     fn package(&mut self, cut: Cut) -> Option<RawSegment> {
         let codec = self.codec?;
         self.last_end_ns = self.last_end_ns.max(self.wall_ns(cut.end_ns));
+        self.floor.fetch_max(self.last_end_ns, Ordering::Relaxed);
         let frames = frames_of(&cut.units, |ns| self.wall_ns(ns));
         let st = match codec {
             Codec::H264 => StreamType::H264,

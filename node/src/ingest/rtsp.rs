@@ -404,6 +404,7 @@ mod tests {
             stop: Default::default(),
             clock,
             standby,
+            floor_ns: Default::default(),
         }
     }
 
@@ -495,6 +496,39 @@ mod tests {
             keyframe: key,
             data: vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }, 0x88],
         }
+    }
+
+    /// A run never stamps footage before where the camera's footage ends a little ahead of
+    /// its clock: not the first (the catalog's end, from a node whose clock runs 5 s
+    /// ahead), and not the next one after a reconnect. Footage ending far ahead (a clock
+    /// since stepped back) is no floor.
+    #[test]
+    fn a_new_run_starts_after_the_cameras_last_segment_even_when_the_clock_is_behind_it() {
+        use crate::clock::{Clock, ManualClock};
+        let (tx, _rx) = tokio::sync::mpsc::channel(64);
+        let clock = ManualClock::new(1_000_000);
+        let t = task(tx, clock.clone(), None);
+        // The catalog's footage ends 5 s ahead of this clock.
+        t.floor_ns.store(
+            super::super::pipeline::floor_ns(Some(1_005_000), clock.now_ms()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let mut s = Session::new(&t);
+            let mut out = Vec::new();
+            for ms in (0..5_000).step_by(40) {
+                clock.advance_ms(40);
+                out.extend(s.push(Codec::H264, frame(ms, ms % 1_000 == 0)));
+            }
+            out.extend(s.finish());
+            runs.push(out);
+        }
+        assert_eq!(runs[0][0].start_ms, 1_005_000, "the first run starts at the catalog's end");
+        let end = runs[0].last().unwrap().end_ms;
+        assert_eq!(runs[1][0].start_ms, end, "the run after a reconnect starts where the first ended");
+        // Footage ending an hour ahead of the clock is no floor.
+        assert_eq!(super::super::pipeline::floor_ns(Some(1_000_000 + 3_600_000), 1_000_000), 0);
     }
 
     /// A standby holds pictures and commits nothing; taking over, it commits from the
