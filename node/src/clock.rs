@@ -10,8 +10,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
 
-    /// How far the clock has been stepped (or slewed) since boot, in ms: its time minus
-    /// the boot clock's. Constant while the clock only runs; a step moves it by the step.
+    /// How far the clock has been stepped since boot, in ms: its time minus the boot
+    /// clock's. Constant while the clock only runs; a step moves it by the step.
     fn stepped_ms(&self) -> i64 {
         self.now_ms() - boot_ms()
     }

@@ -320,7 +320,7 @@ impl Supervisor {
                 stop: stop.clone(),
                 clock: self.clock.clone(),
                 standby: standby.clone(),
-                floor_ns: Arc::new(AtomicU64::new(pipeline::floor_ns(a.last_end_ms, self.clock.now_ms()))),
+                floor_ns: Arc::new(AtomicU64::new(a.last_end_ms.map_or(0, |ms| (ms.max(0) as u64) * 1_000_000))),
             };
             let role = if a.standby { "standing by for camera" } else { "starting camera" };
             tracing::info!(camera = %id, source = %redact(source), "{role}");

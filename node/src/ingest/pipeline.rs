@@ -54,10 +54,11 @@ pub struct CameraTask {
     /// Set when this node stands by for the camera: pictures are held, not recorded,
     /// until a takeover (see [`super::standby`]).
     pub standby: Option<Arc<StandbyCtl>>,
-    /// Wall-clock ns no run of this camera stamps a picture before: where its footage
-    /// ends, in the catalog when the task began and as each run packages segments (see
-    /// [`floor_ns`]). A run after a reconnect, a restart or a move to a node whose clock is
-    /// a little behind therefore does not overlap footage already recorded.
+    /// Wall-clock ns no run of this camera stamps a picture before, unless it is more than
+    /// [`FLOOR_AHEAD_MAX_MS`] ahead of the clock: where its footage ends, in the catalog
+    /// when the task began and as each run packages segments. A run after a reconnect, a
+    /// restart or a move to a node whose clock is a little behind therefore does not
+    /// overlap footage already recorded.
     pub floor_ns: Arc<AtomicU64>,
 }
 
@@ -70,22 +71,20 @@ pub struct CameraTask {
 /// the camera wrong by as much).
 const FLOOR_AHEAD_MAX_MS: i64 = 10_000;
 
-/// The floor (ns) for a camera whose footage ends at `last_end_ms`, on a node whose clock
-/// says `now_ms`.
-pub fn floor_ns(last_end_ms: Option<i64>, now_ms: i64) -> u64 {
-    match last_end_ms {
-        Some(end) if end - now_ms > FLOOR_AHEAD_MAX_MS => {
-            tracing::warn!(
-                last_end_ms = end,
-                ahead_ms = end - now_ms,
-                "the camera's footage ends ahead of this node's clock (the clock was stepped back, or the node that \
-                 recorded it runs ahead): new footage is stamped by this clock and may overlap it in time"
-            );
-            0
-        }
-        Some(end) => (end.max(0) as u64).saturating_mul(1_000_000),
-        None => 0,
+/// The floor (ns) a new run of `camera` keeps to, given the task's floor (ns) and this
+/// node's clock: the floor itself, or 0 when it is more than [`FLOOR_AHEAD_MAX_MS`] ahead.
+fn usable_floor(camera: &str, floor_ns: u64, now_ms: i64) -> u64 {
+    let ahead_ms = (floor_ns / 1_000_000) as i64 - now_ms;
+    if ahead_ms <= FLOOR_AHEAD_MAX_MS {
+        return floor_ns;
     }
+    tracing::warn!(
+        camera = %camera,
+        ahead_ms,
+        "the camera's footage ends ahead of this node's clock (the clock was stepped back, or the node that \
+         recorded it runs ahead): new footage is stamped by this clock and may overlap it in time"
+    );
+    0
 }
 
 /// One run's recording state: the segmenter and what turns its cuts into segments.
@@ -107,8 +106,11 @@ pub(super) struct Session {
     /// Standing by: what the node's watcher asks, and the pictures held meanwhile.
     standby: Option<(Arc<StandbyCtl>, FrameBuffer)>,
     /// [`crate::clock::Clock::stepped_ms`] when the anchor was set or last followed the
-    /// clock.
+    /// clock forward (a step back leaves it, so a later step forward that only undoes it
+    /// moves nothing).
     stepped_ms: i64,
+    /// A step back was reported this run.
+    said_back: bool,
 }
 
 /// The segments one picture closed: none, one, or (on a takeover) several.
@@ -122,12 +124,13 @@ impl Session {
             segmenter: Segmenter::new(target_ns, target_ns * MAX_SEGMENT_TARGETS),
             codec: None,
             anchor: None,
-            last_end_ns: task.floor_ns.load(Ordering::Relaxed),
+            last_end_ns: usable_floor(&task.camera, task.floor_ns.load(Ordering::Relaxed), task.clock.now_ms()),
             floor: task.floor_ns.clone(),
             tx: task.tx.clone(),
             clock: task.clock.clone(),
             standby: task.standby.clone().map(|ctl| (ctl, FrameBuffer::new(task.segment_target_ms))),
             stepped_ms: 0,
+            said_back: false,
         }
     }
 
@@ -178,11 +181,9 @@ impl Session {
         let Some((wall_ns, pts0)) = self.anchor else { return };
         let now = self.clock.stepped_ms();
         let step = now - self.stepped_ms;
-        if step.abs() < CLOCK_STEP_MS {
-            return;
-        }
-        self.stepped_ms = now;
-        if step > 0 {
+        if step >= CLOCK_STEP_MS {
+            self.stepped_ms = now;
+            self.said_back = false;
             self.anchor = Some((wall_ns.saturating_add(step as u64 * 1_000_000), pts0));
             tracing::warn!(
                 camera = %self.camera,
@@ -190,7 +191,10 @@ impl Session {
                 "this node's clock was stepped forward: the camera's footage is stamped by the new time from the \
                  segment being closed on (a gap in time, none in footage)"
             );
-        } else {
+        } else if step <= -CLOCK_STEP_MS && !self.said_back {
+            // The baseline stays where the stamps are: a step forward that only undoes
+            // this one moves nothing.
+            self.said_back = true;
             tracing::warn!(
                 camera = %self.camera,
                 step_ms = step,
@@ -244,6 +248,7 @@ impl Session {
         let Some((_, mut buf)) = self.standby.take() else { return Closed::new() };
         let seam_ns = seam_ms.map(|ms| ms.max(0) as u64 * 1_000_000);
         self.last_end_ns = self.last_end_ns.max(seam_ns.unwrap_or(0));
+        self.floor.fetch_max(self.last_end_ns, Ordering::Relaxed);
         let held = buf.take_from(seam_ns);
         let Some(first) = held.first() else {
             tracing::warn!(camera = %self.camera, seam_ms, "took the camera over with no picture held: footage resumes at the next keyframe");

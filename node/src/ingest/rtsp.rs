@@ -487,6 +487,12 @@ mod tests {
         out.extend(run(&mut s, 12_000, 18_000, &[]));
         assert!(out.len() > n + 1);
         assert!(out[n - 1..].windows(2).all(|w| w[0].end_ms == w[1].start_ms), "contiguous after a step back");
+        // The clock is stepped forward again by as much: that only undoes the step back,
+        // so nothing moves.
+        clock.step_ms(86_400_000);
+        let n = out.len();
+        out.extend(run(&mut s, 18_000, 24_000, &[]));
+        assert!(out[n - 1..].windows(2).all(|w| w[0].end_ms == w[1].start_ms), "undoing a step back moves nothing");
     }
 
     fn frame(ms: u64, key: bool) -> AccessUnit {
@@ -509,10 +515,7 @@ mod tests {
         let clock = ManualClock::new(1_000_000);
         let t = task(tx, clock.clone(), None);
         // The catalog's footage ends 5 s ahead of this clock.
-        t.floor_ns.store(
-            super::super::pipeline::floor_ns(Some(1_005_000), clock.now_ms()),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        t.floor_ns.store(1_005_000 * 1_000_000, std::sync::atomic::Ordering::Relaxed);
         let mut runs = Vec::new();
         for _ in 0..2 {
             let mut s = Session::new(&t);
@@ -527,8 +530,17 @@ mod tests {
         assert_eq!(runs[0][0].start_ms, 1_005_000, "the first run starts at the catalog's end");
         let end = runs[0].last().unwrap().end_ms;
         assert_eq!(runs[1][0].start_ms, end, "the run after a reconnect starts where the first ended");
-        // Footage ending an hour ahead of the clock is no floor.
-        assert_eq!(super::super::pipeline::floor_ns(Some(1_000_000 + 3_600_000), 1_000_000), 0);
+        // Footage ending an hour ahead of the clock (stepped back since) is no floor: the
+        // next run is stamped by the clock.
+        t.floor_ns.store((clock.now_ms() as u64 + 3_600_000) * 1_000_000, std::sync::atomic::Ordering::Relaxed);
+        let now = clock.now_ms();
+        let mut s = Session::new(&t);
+        let mut out = Vec::new();
+        for ms in (0..3_000).step_by(40) {
+            out.extend(s.push(Codec::H264, frame(ms, ms % 1_000 == 0)));
+        }
+        out.extend(s.finish());
+        assert_eq!(out[0].start_ms, now);
     }
 
     /// A standby holds pictures and commits nothing; taking over, it commits from the
