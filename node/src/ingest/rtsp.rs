@@ -416,12 +416,6 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let task = task(tx, ManualClock::new(1_000_000), None);
         let mut s = Session::new(&task);
-        let frame = |ms: u64, key: bool| AccessUnit {
-            pts_ns: ms * 1_000_000,
-            dts_ns: None,
-            keyframe: key,
-            data: vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }, 0x88],
-        };
         let mut out = Vec::new();
         for ms in (0..900).step_by(40) {
             out.extend(s.push(Codec::H264, frame(60_000 + ms, ms == 0)));
