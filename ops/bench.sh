@@ -514,7 +514,8 @@ cameras_ramp() {
     ( umask 077; viewer_token > "$work/viewer.token" )
     # Every camera's footage must be one unbroken run of segments from its first keyframe
     # to within two segments of the end, and the node must report no loss.
-    verdict=$(CUSTOS_TOKEN="$(cat "$work/viewer.token")" python3 ops/bench_cameras.py "$n" "$t0" "$t1" "$node_data.log")
+    verdict=$(CUSTOS_TOKEN="$(cat "$work/viewer.token")" CUSTOS_CLIENT="$bin/custos" \
+      python3 ops/bench_cameras.py "$n" "$t0" "$t1" "$node_data.log")
     stop_node
     # A step stores tens of GB at the top of the ramp: each step's footage goes once it is
     # checked (its log stays), so the ramp never runs the machine's disk full.

@@ -3,13 +3,15 @@
 
 Used by `ops/bench.sh cameras`. Arguments: the number of cameras (cam1…camN), the wall
 clock in ms when the node started and when the run ended, and the node's log. Reads each
-camera's segments with `custos search` (CUSTOS_ADDR, CUSTOS_CA and CUSTOS_TOKEN of a user
-allowed to search) and prints one line: `complete: …` when every camera has one unbroken
-run of segments from soon after the start to near the end and the log reports no loss,
-else `incomplete: …` with the first problems found.
+camera's segments with `custos search`, run as CUSTOS_CLIENT (the build bench.sh chose:
+release, or the test build in a smoke pass) with CUSTOS_ADDR, CUSTOS_CA and CUSTOS_TOKEN of
+a user allowed to search. Prints one line: `complete: …` when every camera has one
+unbroken run of segments from soon after the start to near the end and the log reports no
+loss, else `incomplete: …` with the first problems found.
 """
 import datetime
 import json
+import os
 import subprocess
 import sys
 
@@ -30,11 +32,14 @@ def rfc3339(ms):
 
 def main():
     n, t0, t1, log = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    client = os.environ.get("CUSTOS_CLIENT", "target/release/custos")
+    if not os.access(client, os.X_OK):
+        sys.exit(f"bench_cameras: no client at {client}; build it (cargo build --bins) or set CUSTOS_CLIENT")
     problems, total = [], 0
     for i in range(1, n + 1):
         cam = f"cam{i}"
         out = subprocess.run(
-            ["target/release/custos", "search", "--camera", cam, "--from", rfc3339(t0 - 5_000),
+            [client, "search", "--camera", cam, "--from", rfc3339(t0 - 5_000),
              "--to", rfc3339(t1 + 5_000), "--purpose", "benchmark: cameras per node", "--json"],
             capture_output=True, text=True)
         if out.returncode != 0:
