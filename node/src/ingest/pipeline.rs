@@ -151,7 +151,7 @@ impl Session {
                     }
                     let wall = wall_at(self.anchor, au.pts_ns);
                     if let Some((ctl, buf)) = &mut self.standby {
-                        buf.push(ctl, wall, au);
+                        buf.push(ctl, wall, self.stepped_ms, au);
                     }
                     return out;
                 }
@@ -260,7 +260,10 @@ impl Session {
         let gap_ms = seam_ns.map_or(0, |s| (first.wall_ns.saturating_sub(s) / 1_000_000) as i64);
         let shift_ms = seam_ns.map_or(0, |s| (s.saturating_sub(first.wall_ns) / 1_000_000) as i64);
         self.anchor = Some((start, first.au.pts_ns));
-        self.stepped_ms = self.clock.stepped_ms();
+        // The baseline the first picture was stamped under: a step since then (the clock
+        // stepped while the pictures were held) moves the stamps from the first segment
+        // closed on, as it would have on the recorder.
+        self.stepped_ms = first.stepped_ms;
         tracing::warn!(
             camera = %self.camera,
             seam_ms,

@@ -613,6 +613,41 @@ mod tests {
         assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms), "contiguous from the seam on");
     }
 
+    /// The clock is stepped while the standby holds pictures, after the recorder's last
+    /// commit: the footage from the takeover on is stamped by the new time, as the
+    /// recorder's would have been, not left behind the clock by the step for the rest of
+    /// the run.
+    #[test]
+    fn a_takeover_after_a_clock_step_while_holding_stamps_by_the_new_time() {
+        use crate::clock::ManualClock;
+        use crate::ingest::standby::StandbyCtl;
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let ctl = std::sync::Arc::new(StandbyCtl::standby());
+        let clock = ManualClock::new(1_000_000);
+        let mut s = Session::new(&task(tx, clock.clone(), Some(ctl.clone())));
+        let key = |ms: u64| ms.is_multiple_of(1_000);
+        let seam = 1_006_030; // the recorder committed up to 6.03 s into the stream
+        let mut out = Vec::new();
+        for ms in (0..14_000).step_by(40) {
+            match ms {
+                6_520 => ctl.set_primary_end(seam),
+                7_520 => clock.step_ms(60_000),
+                8_000 => ctl.take_over(Some(seam)),
+                _ => {}
+            }
+            out.extend(s.push(Codec::H264, frame(ms, key(ms))));
+        }
+        assert!(out.len() >= 3, "{} segments", out.len());
+        assert_eq!(out[0].start_ms, seam + 60_000, "the first segment closed after the step is on the new time");
+        assert!(out.windows(2).all(|w| w[0].end_ms == w[1].start_ms), "contiguous after the seam");
+        let spans: Vec<_> = out.iter().map(|seg| (seg.start_ms, seg.end_ms)).collect();
+        assert_eq!(
+            out.last().unwrap().end_ms,
+            1_072_030,
+            "the run goes on by the new time (the stream's 12 s keyframe, plus the step): {spans:?}"
+        );
+    }
+
     /// A takeover asked before anything was held (a standby that had just reconnected)
     /// records from the next picture, stamped no earlier than the seam.
     #[test]

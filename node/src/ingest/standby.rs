@@ -135,6 +135,10 @@ impl StandbyCtl {
 #[derive(Debug)]
 pub(super) struct Held {
     pub wall_ns: u64,
+    /// The clock baseline the stamp was made under ([`crate::clock::Clock::stepped_ms`]
+    /// as the session last followed it): a takeover re-stamps from here, so a clock step
+    /// after this picture still moves the footage recorded after it.
+    pub stepped_ms: i64,
     pub au: AccessUnit,
 }
 
@@ -157,12 +161,12 @@ impl FrameBuffer {
     }
 
     /// Holds a picture and lets go of what is no longer needed.
-    pub fn push(&mut self, ctl: &StandbyCtl, wall_ns: u64, au: AccessUnit) {
+    pub fn push(&mut self, ctl: &StandbyCtl, wall_ns: u64, stepped_ms: i64, au: AccessUnit) {
         if self.frames.is_empty() && !au.keyframe {
             return; // Nothing decodes before the first keyframe.
         }
         self.bytes += au.data.len();
-        self.frames.push_back(Held { wall_ns, au });
+        self.frames.push_back(Held { wall_ns, stepped_ms, au });
         self.trim(ctl.primary_end_ns());
         ctl.note(self);
     }
@@ -263,7 +267,7 @@ mod tests {
     fn feed(buf: &mut FrameBuffer, ctl: &StandbyCtl, from: u64, to: u64, gop: u64) {
         for i in from..to {
             let pts = i * 40;
-            buf.push(ctl, 1_000_000 * MS + pts * MS, au(pts, i % gop == 0, 1000));
+            buf.push(ctl, 1_000_000 * MS + pts * MS, 0, au(pts, i % gop == 0, 1000));
         }
     }
 
@@ -295,14 +299,14 @@ mod tests {
         assert!(buf.frames[0].au.keyframe);
         let mut big = FrameBuffer::new(4_000);
         for i in 0..100u64 {
-            big.push(&ctl, i * 40 * MS, au(i * 40, i % 10 == 0, 2 << 20));
+            big.push(&ctl, i * 40 * MS, 0, au(i * 40, i % 10 == 0, 2 << 20));
         }
         assert!(big.bytes <= MAX_BYTES, "{}", big.bytes);
         assert!(big.frames[0].au.keyframe);
         // Keyframes further apart than the window: the newest group stays whole.
         let mut sparse = FrameBuffer::new(4_000);
         for i in 0..25 * 80u64 {
-            sparse.push(&ctl, i * 40 * MS, au(i * 40, i % (25 * 45) == 0, 100));
+            sparse.push(&ctl, i * 40 * MS, 0, au(i * 40, i % (25 * 45) == 0, 100));
         }
         assert_eq!(sparse.frames[0].wall_ns, 25 * 45 * 40 * MS, "the keyframe at 45 s and all after it");
         assert_eq!(sparse.frames.len(), 25 * 80 - 25 * 45);
@@ -311,7 +315,7 @@ mod tests {
         assert_eq!(FrameBuffer::new(4_000).window_ns, WINDOW.as_nanos() as u64);
         // Pictures before the first keyframe are never held.
         let mut b = FrameBuffer::new(4_000);
-        b.push(&ctl, 0, au(0, false, 10));
+        b.push(&ctl, 0, 0, au(0, false, 10));
         assert!(b.frames.is_empty());
     }
 
