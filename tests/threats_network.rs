@@ -342,3 +342,63 @@ async fn removed_node_loses_peer_rights_and_no_node_speaks_for_another() {
     let ok = p.propose(propose_request(Command::Audit, Some(audit_as("-", "")))).await;
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// A node (or whoever holds its disk: its certificate and key) could forward a
+/// `CommitSegments` naming another node as the segment's sealer, so footage of its own
+/// making would show as sealed by the camera's real recorder. Now the leader refuses a
+/// forwarded commit unless it names the sender as the sealer of every segment, and a
+/// recorder that does not lead still commits its own footage, with its copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_commit_footage_in_another_nodes_name() {
+    use custos_node::meta::types::{Codec, SegmentRecord};
+    use custos_node::meta::Command;
+    let (n1, n2, n3) = common::three_node_cluster().await;
+    let admin = n1.connect(Some(&n1.token)).await.unwrap();
+    let leader = admin.list_nodes().await.unwrap().leader;
+    let nodes = [&n1, &n2, &n3];
+    let by_id = |id: u64| *nodes.iter().find(|n| n.node_id() == id).unwrap();
+    // The camera is recorded by the node whose API added it: here one that does not lead,
+    // so its commits are forwarded.
+    let recorder = *nodes.iter().find(|n| n.node_id() != leader).unwrap();
+    let thief = *nodes.iter().find(|n| n.node_id() != leader && n.node_id() != recorder.node_id()).unwrap();
+    let (rid, tid) = (recorder.node_id(), thief.node_id());
+    let via = recorder.connect(Some(&recorder.token)).await.unwrap();
+    assert_eq!(via.add_camera("ward", "test://ball", "Ward 3").await.unwrap().recorder, rid);
+    let guard = n1.user("guard", "security", None).await;
+    let t0 = now_ms();
+    let first = wait_for(60, "the ward camera's footage, committed through the leader", || async {
+        let (segs, _) = guard.search("ward", t0 - 60_000, now_ms() + 60_000, "threat test").await.ok()?;
+        segs.into_iter().find(|s| s.replicas.len() >= 2)
+    })
+    .await;
+    assert_eq!(first.replicas[0], rid, "sealed by its recorder, with its copies: {:?}", first.replicas);
+    println!("ward is recorded by node {rid}; node {tid}'s keys forward to the leader, node {leader}");
+
+    let ca = std::fs::read_to_string(&n1.ca_file).unwrap();
+    let mut p = peer_as(&by_id(leader).addr, &ca, &node_keys(thief)).await;
+    // An hour before the camera existed: a gap nobody recorded.
+    let start = first.start_ms - 3_600_000;
+    let forged = |replicas: Vec<u64>| SegmentRecord {
+        camera: "ward".into(),
+        start_ms: start,
+        end_ms: start + 1_000,
+        bytes: 188,
+        blob_bytes: 400,
+        content_hash: [7; 32],
+        blob_hash: [8; 32],
+        codec: Codec::H264,
+        replicas,
+    };
+    denied(
+        p.propose(propose_request(Command::CommitSegments(vec![forged(vec![rid])]), None)).await,
+        "footage in the recorder's name",
+        &format!("names node {rid} as its sealer"),
+    );
+    denied(
+        p.propose(propose_request(Command::CommitSegments(vec![forged(vec![rid, tid])]), None)).await,
+        "footage in the recorder's name, with a copy on the sender",
+        "commits only segments it sealed itself",
+    );
+    let (segs, _) = guard.search("ward", start - 1_000, start + 2_000, "threat test").await.unwrap();
+    assert!(segs.is_empty(), "nothing forged is in the catalog: {segs:?}");
+}

@@ -111,6 +111,24 @@ pub fn check_forwarded(command: &Command, audit: Option<&AuditEvent>) -> Result<
     Ok(())
 }
 
+/// A forwarded commit names its sender as the node that sealed each segment (the first
+/// of its copies; the recorder lists the nodes it replicated to after itself). Checked on
+/// the command alone, so a recorder's own commits never depend on what the receiving node
+/// has applied. Without it, any node's certificate and key (a stolen disk holds them)
+/// could commit footage of its making as sealed by the camera's real recorder.
+pub fn sealed_by_sender(from: NodeId, command: &Command) -> Result<(), String> {
+    let Command::CommitSegments(segs) = command else { return Ok(()) };
+    match segs.iter().find(|s| s.replicas.first() != Some(&from)) {
+        Some(s) => Err(format!(
+            "segment of camera {:?} at {} names node {} as its sealer; a node commits only segments it sealed itself",
+            s.camera,
+            s.start_ms,
+            s.replicas.first().map_or("none".to_string(), |n| n.to_string())
+        )),
+        None => Ok(()),
+    }
+}
+
 fn hash32(b: &[u8], what: &str) -> Result<Hash, Status> {
     b.try_into().map_err(|_| Status::invalid_argument(format!("{what} must be 32 bytes")))
 }
@@ -198,6 +216,7 @@ impl Peer for Services {
             Status::permission_denied(format!("forwarded write from node {from} refused: {why}"))
         };
         check_forwarded(&command, audit.as_ref()).map_err(refuse)?;
+        sealed_by_sender(from, &command).map_err(refuse)?;
         // An entry in a user's name must name a user who exists, is enabled and has
         // that role ("-" is an unauthenticated caller or the system).
         if let Some(ev) = audit.as_ref().filter(|ev| ev.user != "-") {
@@ -440,6 +459,26 @@ impl Join for Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_commit_names_its_sender_as_the_sealer() {
+        let seg = |replicas: Vec<NodeId>| crate::meta::SegmentRecord {
+            camera: "ward".into(),
+            start_ms: 1_000,
+            end_ms: 2_000,
+            bytes: 188,
+            blob_bytes: 400,
+            content_hash: [1; 32],
+            blob_hash: [2; 32],
+            codec: crate::meta::Codec::H264,
+            replicas,
+        };
+        let commit = |segs| Command::CommitSegments(segs);
+        assert_eq!(sealed_by_sender(3, &commit(vec![seg(vec![3]), seg(vec![3, 1, 2])])), Ok(()));
+        assert!(sealed_by_sender(3, &commit(vec![seg(vec![3]), seg(vec![1, 3])])).unwrap_err().contains("node 1"));
+        assert!(sealed_by_sender(3, &commit(vec![seg(vec![])])).unwrap_err().contains("none"));
+        assert_eq!(sealed_by_sender(3, &Command::Audit), Ok(()));
+    }
 
     fn ev(user: &str) -> AuditEvent {
         AuditEvent {
