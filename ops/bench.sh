@@ -325,9 +325,12 @@ if want p8; then
   cargo build --locked --workspace --bins
   # p8_case NAME WHAT TEST-BINARY TEST TARGET-MS (or - for a reference without a target)
   p8_case() {
-    local name="$1" what="$2" binary="$3" filter="$4" target="$5" gaps=() line gap
+    local name="$1" what="$2" binary="$3" filter="$4" target="$5" gaps=() out line gap
     for _ in $(seq 1 "$runs"); do
-      line=$(cargo nextest run --locked --test "$binary" --no-capture "$filter" 2>&1 | grep -m 1 'failover gap' || true)
+      # The whole output first: a grep that stops at the first match closes the pipe, and
+      # the test, killed by SIGPIPE mid-run, would leave its nodes and camera running.
+      out=$(cargo nextest run --locked --test "$binary" --no-capture "$filter" 2>&1 || true)
+      line=$(grep -m 1 'failover gap' <<< "$out" || true)
       echo "  $name: ${line:-the test failed}"
       gap=$(sed -n 's/.*failover gap: \([0-9]*\) ms.*/\1/p' <<< "$line")
       [ -n "$gap" ] && gaps+=("$gap")
